@@ -1,0 +1,165 @@
+//! Error codes: stable, machine-readable, the same over HTTP and on the socket.
+
+use serde::{Deserialize, Serialize};
+
+/// Every error the server reports. The `snake_case` name is the stable wire code;
+/// [`ErrorCode::http_status`] is the status used when the error answers an HTTP request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request body or query is not valid for this endpoint.
+    BadRequest,
+    /// A socket frame is not valid JSON or misses required fields.
+    MalformedFrame,
+    /// A socket frame has a `type` the server does not know.
+    UnknownFrame,
+    /// A binary socket frame; the protocol is JSON text only.
+    BinaryNotSupported,
+    /// A body or message exceeds the configured size limit.
+    PayloadTooLarge,
+    /// The username breaks the rules (see `validate::username`).
+    InvalidUsername,
+    /// The password breaks the rules (see `validate::password`).
+    InvalidPassword,
+    /// The room name breaks the rules (see `validate::room_name`).
+    InvalidRoomName,
+    /// The message text is empty or contains forbidden characters.
+    InvalidMessage,
+    /// The client message id breaks the rules (see `validate::client_id`).
+    InvalidClientId,
+    /// Another account already has this username (compared case-insensitively).
+    UsernameTaken,
+    /// Wrong username or password.
+    InvalidCredentials,
+    /// No token, or the token is invalid, expired or revoked.
+    Unauthorized,
+    /// A socket frame other than `hello` arrived before authentication.
+    AuthRequired,
+    /// A second `hello` on an authenticated socket.
+    AlreadyAuthenticated,
+    /// The caller is not a member of the room (also for rooms that do not exist, so
+    /// non-members learn nothing about private rooms).
+    NotAMember,
+    /// The room does not exist or is private and the caller was not invited.
+    RoomNotFound,
+    /// The user does not exist.
+    UserNotFound,
+    /// The message (by seq) does not exist in the room, or is not a message.
+    MessageNotFound,
+    /// The message was deleted; it can no longer be edited.
+    MessageDeleted,
+    /// Only the author may edit or delete a message.
+    NotAuthor,
+    /// Only the room owner may do this.
+    NotOwner,
+    /// The operation does not apply to direct-message rooms (invite, leave, remove).
+    DirectRoom,
+    /// The session id does not belong to the caller.
+    SessionNotFound,
+    /// Too many requests or frames; slow down. `retry_after_ms` says when to retry.
+    RateLimited,
+    /// The browser Origin is not in the server's allowlist.
+    OriginNotAllowed,
+    /// The server is overloaded (e.g. too many password hashes in flight); retry later.
+    ServerBusy,
+    /// The backing store is unreachable; retry later. Nothing was changed.
+    StoreUnavailable,
+    /// An unexpected server error. Details are in the server log, never in the response.
+    Internal,
+}
+
+impl ErrorCode {
+    /// HTTP status for this code.
+    pub fn http_status(self) -> u16 {
+        use ErrorCode::*;
+        match self {
+            BadRequest | MalformedFrame | UnknownFrame | BinaryNotSupported | InvalidUsername
+            | InvalidPassword | InvalidRoomName | InvalidMessage | InvalidClientId | DirectRoom => 400,
+            InvalidCredentials | Unauthorized | AuthRequired => 401,
+            NotAMember | NotAuthor | NotOwner | OriginNotAllowed => 403,
+            RoomNotFound | UserNotFound | MessageNotFound | SessionNotFound => 404,
+            UsernameTaken | MessageDeleted | AlreadyAuthenticated => 409,
+            PayloadTooLarge => 413,
+            RateLimited => 429,
+            Internal => 500,
+            ServerBusy | StoreUnavailable => 503,
+        }
+    }
+
+    /// The wire name of the code, e.g. `"not_a_member"`.
+    pub fn as_str(self) -> &'static str {
+        // Kept equal to the serde names by the `every_code_has_matching_wire_name` test.
+        ERROR_NAMES
+            .iter()
+            .find(|(code, _)| *code == self)
+            .map(|(_, name)| *name)
+            .unwrap_or("internal")
+    }
+}
+
+const ERROR_NAMES: &[(ErrorCode, &str)] = {
+    use ErrorCode::*;
+    &[
+        (BadRequest, "bad_request"),
+        (MalformedFrame, "malformed_frame"),
+        (UnknownFrame, "unknown_frame"),
+        (BinaryNotSupported, "binary_not_supported"),
+        (PayloadTooLarge, "payload_too_large"),
+        (InvalidUsername, "invalid_username"),
+        (InvalidPassword, "invalid_password"),
+        (InvalidRoomName, "invalid_room_name"),
+        (InvalidMessage, "invalid_message"),
+        (InvalidClientId, "invalid_client_id"),
+        (UsernameTaken, "username_taken"),
+        (InvalidCredentials, "invalid_credentials"),
+        (Unauthorized, "unauthorized"),
+        (AuthRequired, "auth_required"),
+        (AlreadyAuthenticated, "already_authenticated"),
+        (NotAMember, "not_a_member"),
+        (RoomNotFound, "room_not_found"),
+        (UserNotFound, "user_not_found"),
+        (MessageNotFound, "message_not_found"),
+        (MessageDeleted, "message_deleted"),
+        (NotAuthor, "not_author"),
+        (NotOwner, "not_owner"),
+        (DirectRoom, "direct_room"),
+        (SessionNotFound, "session_not_found"),
+        (RateLimited, "rate_limited"),
+        (OriginNotAllowed, "origin_not_allowed"),
+        (ServerBusy, "server_busy"),
+        (StoreUnavailable, "store_unavailable"),
+        (Internal, "internal"),
+    ]
+};
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The JSON body of every HTTP error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    /// A human-readable explanation, in English.
+    pub message: String,
+    /// For `rate_limited`: how long to wait before retrying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_matching_wire_name() {
+        for (code, name) in ERROR_NAMES {
+            assert_eq!(serde_json::to_value(code).unwrap(), *name);
+            assert_eq!(code.as_str(), *name);
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The room event stream: everything that happens in a room is an event with a per-room `seq`.
+//!
+//! Messages, edits, deletes and membership changes all take the next `seq` of their room, so a
+//! client that knows "I have everything up to seq N" can ask for exactly what it missed.
+//! History keeps the events; a stored `message` also reflects later edits and deletes
+//! (`edited_ts`, `deleted`), so paging back shows current text without replaying edits.
+
+use crate::ids::{RoomId, UserId};
+use serde::{Deserialize, Serialize};
+
+/// One event of a room's stream, as stored in history and as sent on the socket
+/// (inside a `{"type":"event", ...}` frame).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RoomEvent {
+    pub room: RoomId,
+    /// Per-room sequence number: 1, 2, 3, ... with no holes.
+    pub seq: u64,
+    /// Server time when the event was accepted, milliseconds since the Unix epoch.
+    pub ts: i64,
+    pub event: EventBody,
+}
+
+/// What happened. Tagged by `kind`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventBody {
+    /// A new message.
+    Message {
+        /// The sender's client message id (idempotency key).
+        id: String,
+        sender: UserId,
+        sender_name: String,
+        /// Plain text. Empty when `deleted`.
+        #[serde(default)]
+        body: String,
+        /// Set when the message was edited (history shows the latest text).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        edited_ts: Option<i64>,
+        /// Set when the author deleted the message; `body` is then empty.
+        #[serde(default, skip_serializing_if = "is_false")]
+        deleted: bool,
+    },
+    /// The author changed the text of message `target`.
+    Edit {
+        target: u64,
+        sender: UserId,
+        body: String,
+    },
+    /// The author deleted message `target`.
+    Delete { target: u64, sender: UserId },
+    /// A user became a member (created the room, joined, was invited).
+    MemberJoined {
+        user: UserId,
+        username: String,
+        role: Role,
+        /// Who added them, when it was someone else (invite).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<UserId>,
+    },
+    /// A user stopped being a member (left, or was removed by the owner).
+    MemberLeft {
+        user: UserId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<UserId>,
+    },
+    /// Ownership moved to another member (the owner left).
+    OwnerChanged { user: UserId },
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A member's role in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Owner,
+    Member,
+}
+
+impl RoomEvent {
+    /// Whether this event is a message that counts toward `user`'s unread count.
+    pub fn is_unread_for(&self, user: UserId) -> bool {
+        matches!(&self.event, EventBody::Message { sender, deleted: false, .. } if *sender != user)
+    }
+}

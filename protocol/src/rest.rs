@@ -1,0 +1,209 @@
+//! Request and response bodies of the REST API (`/api/v1/...`).
+
+use crate::event::{RoomEvent, Role};
+use crate::ids::{RoomId, UserId};
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "openapi")]
+use utoipa::{IntoParams, ToSchema};
+
+/// `POST /api/v1/register` and `POST /api/v1/login`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+    /// A label for this session shown in the session list, e.g. "Laptop". At most 64 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+}
+
+/// A new session: the token authenticates HTTP (`Authorization: Bearer <token>`) and the socket (`hello`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AuthResponse {
+    /// Opaque secret. Keep it like a password; the server stores only its hash.
+    pub token: String,
+    pub session_id: String,
+    pub user: User,
+}
+
+/// A user account as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub created_ts: i64,
+}
+
+/// Another user as everyone sees them: name and presence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UserPublic {
+    pub id: UserId,
+    pub username: String,
+    pub online: bool,
+    /// When the user was last online (ms since epoch); absent if never, or online now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<i64>,
+}
+
+/// `GET /api/v1/users?q=` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams))]
+pub struct UserQuery {
+    /// Exact username (case-insensitive) or a prefix of it.
+    pub q: String,
+}
+
+/// One of the caller's sessions (`GET /api/v1/sessions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SessionInfo {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    pub created_ts: i64,
+    pub last_used_ts: i64,
+    /// True for the session that made this request.
+    pub current: bool,
+}
+
+/// Who can find and join a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// Listed in `GET /api/v1/rooms/public`; anyone may join.
+    Public,
+    /// Members only, by invitation.
+    Private,
+}
+
+/// Group room or direct message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RoomKind {
+    Group,
+    Direct,
+}
+
+/// `POST /api/v1/rooms`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreateRoom {
+    pub name: String,
+    pub visibility: Visibility,
+}
+
+/// A room as a member sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Room {
+    pub id: RoomId,
+    /// For direct rooms: the other user's name.
+    pub name: String,
+    pub kind: RoomKind,
+    pub visibility: Visibility,
+    pub member_count: u64,
+    /// Seq of the newest event (0 when empty).
+    pub last_seq: u64,
+    /// The caller's role; absent when the caller is not a member (public room listing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// The caller's read marker: last seq they have read.
+    #[serde(default)]
+    pub read_seq: u64,
+    /// Messages from others after `read_seq`, counted up to 100 (show "99+" beyond).
+    #[serde(default)]
+    pub unread: u64,
+    /// For direct rooms: the other member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<UserId>,
+}
+
+/// A member of a room, with presence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Member {
+    pub user: UserPublic,
+    pub role: Role,
+}
+
+/// `POST /api/v1/rooms/{room}/members`: invite a user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Invite {
+    pub user: UserId,
+}
+
+/// `POST /api/v1/dms`: open (or get) the direct room with a user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct OpenDm {
+    pub user: UserId,
+}
+
+/// `POST /api/v1/rooms/{room}/messages`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SendMessage {
+    /// Client message id: the idempotency key. Retrying with the same id never creates a second message.
+    pub id: String,
+    pub body: String,
+}
+
+/// The outcome of a send (HTTP response, or the `ack` frame).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SendAck {
+    pub room: RoomId,
+    pub id: String,
+    pub seq: u64,
+    pub ts: i64,
+    /// True when this id was already sent: `seq`/`ts` are the original message's.
+    pub duplicate: bool,
+}
+
+/// `PATCH /api/v1/rooms/{room}/messages/{seq}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EditMessage {
+    pub body: String,
+}
+
+/// `GET /api/v1/rooms/{room}/events` query. Give `before` to page backwards (newest first
+/// page when neither is given), or `after` to page forwards (gap filling).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams))]
+pub struct HistoryQuery {
+    /// Return events with seq < before, newest of them first in the window, sorted ascending.
+    pub before: Option<u64>,
+    /// Return events with seq > after, ascending.
+    pub after: Option<u64>,
+    /// Page size, 1..=max_history_page (default 50).
+    pub limit: Option<usize>,
+}
+
+/// A page of history, always sorted by ascending seq.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct HistoryPage {
+    pub room: RoomId,
+    pub events: Vec<RoomEvent>,
+    /// True when more events exist in the paging direction.
+    pub has_more: bool,
+    /// Oldest seq the server still keeps for this room (older ones fell out of retention).
+    pub first_seq: u64,
+    /// Newest seq of the room.
+    pub last_seq: u64,
+}
+
+/// `PUT /api/v1/rooms/{room}/read`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ReadMarker {
+    pub seq: u64,
+}

@@ -1,0 +1,119 @@
+//! Input rules shared by server and clients. The server enforces them; clients may check early.
+
+use crate::error::ErrorCode;
+
+/// A broken rule: the code to report and a human explanation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    pub code: ErrorCode,
+    pub message: &'static str,
+}
+
+fn fail(code: ErrorCode, message: &'static str) -> Result<(), RuleError> {
+    Err(RuleError { code, message })
+}
+
+/// Usernames: 3–32 characters from `a-z A-Z 0-9 _ . -`, starting with a letter or digit.
+/// Unique case-insensitively (`Alice` and `alice` are the same account name).
+pub fn username(name: &str) -> Result<(), RuleError> {
+    let code = ErrorCode::InvalidUsername;
+    if !(3..=32).contains(&name.len()) {
+        return fail(code, "username must be 3 to 32 characters");
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
+        return fail(code, "username may contain only letters a-z, digits, '_', '.' and '-'");
+    }
+    if !name.as_bytes()[0].is_ascii_alphanumeric() {
+        return fail(code, "username must start with a letter or digit");
+    }
+    Ok(())
+}
+
+/// Passwords: 8–256 bytes, anything else goes.
+pub fn password(password: &str) -> Result<(), RuleError> {
+    if password.chars().count() < 8 {
+        return fail(ErrorCode::InvalidPassword, "password must be at least 8 characters");
+    }
+    if password.len() > 256 {
+        return fail(ErrorCode::InvalidPassword, "password must be at most 256 bytes");
+    }
+    Ok(())
+}
+
+/// Room names: 1–64 characters after trimming, no control characters.
+pub fn room_name(name: &str) -> Result<(), RuleError> {
+    let code = ErrorCode::InvalidRoomName;
+    let trimmed = name.trim();
+    if trimmed.is_empty() || trimmed.len() != name.len() {
+        return fail(code, "room name must be non-empty without leading or trailing spaces");
+    }
+    if name.chars().count() > 64 {
+        return fail(code, "room name must be at most 64 characters");
+    }
+    if name.chars().any(char::is_control) {
+        return fail(code, "room name must not contain control characters");
+    }
+    Ok(())
+}
+
+/// Client message ids: 1–64 characters from `a-z A-Z 0-9 _ -` (a UUID fits).
+pub fn client_id(id: &str) -> Result<(), RuleError> {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return fail(ErrorCode::InvalidClientId, "message id must be 1 to 64 characters from a-z, A-Z, 0-9, '_' and '-'");
+    }
+    Ok(())
+}
+
+/// Message text: not blank, at most `max_bytes` bytes, no control characters other than
+/// newline and tab.
+pub fn message_body(body: &str, max_bytes: usize) -> Result<(), RuleError> {
+    if body.len() > max_bytes {
+        return fail(ErrorCode::PayloadTooLarge, "message is larger than the server's limit");
+    }
+    if body.trim().is_empty() {
+        return fail(ErrorCode::InvalidMessage, "message must not be empty");
+    }
+    if body.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return fail(ErrorCode::InvalidMessage, "message must not contain control characters");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        for ok in ["bob", "Alice_1", "a.b-c", "123"] {
+            assert!(username(ok).is_ok(), "{ok}");
+        }
+        for bad in ["ab", "_bob", "bob smith", "bób", "", &"x".repeat(33)] {
+            assert_eq!(username(bad).unwrap_err().code, ErrorCode::InvalidUsername, "{bad}");
+        }
+    }
+
+    #[test]
+    fn room_names() {
+        assert!(room_name("général 🎉").is_ok());
+        for bad in ["", " x", "x ", "a\u{7}b", &"x".repeat(65)] {
+            assert_eq!(room_name(bad).unwrap_err().code, ErrorCode::InvalidRoomName, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn message_bodies() {
+        assert!(message_body("hi\nthere\t!", 10).is_ok());
+        assert_eq!(message_body("   \n", 10).unwrap_err().code, ErrorCode::InvalidMessage);
+        assert_eq!(message_body("a\u{0}", 10).unwrap_err().code, ErrorCode::InvalidMessage);
+        assert_eq!(message_body("12345678901", 10).unwrap_err().code, ErrorCode::PayloadTooLarge);
+    }
+
+    #[test]
+    fn client_ids() {
+        assert!(client_id("0b7c1e2a-1f4e-4d1b-9a65-2f7d3c9e8a10").is_ok());
+        assert!(client_id("").is_err());
+        assert!(client_id("a b").is_err());
+        assert!(client_id(&"x".repeat(65)).is_err());
+    }
+}

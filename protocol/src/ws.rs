@@ -1,0 +1,189 @@
+//! WebSocket frames (`GET /ws`): JSON text frames tagged by `type`, one enum per direction.
+//!
+//! A session: the client opens the socket and sends `hello` with its token and, when resuming,
+//! the last seq it has per room. The server answers `welcome`, replays what was missed, sends
+//! `ready`, then streams live events. Every room event reaches each connection exactly once,
+//! in seq order.
+
+use crate::error::ErrorCode;
+use crate::event::RoomEvent;
+use crate::ids::{RoomId, UserId};
+use crate::limits::Limits;
+use crate::rest::{Room, SendAck, User};
+use serde::{Deserialize, Serialize};
+
+/// The last seq a client holds for a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    pub room: RoomId,
+    pub seq: u64,
+}
+
+/// Frames from client to server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// First frame: authenticate and, optionally, resume. Rooms missing from `resume` start at
+    /// their newest event (nothing is replayed for them).
+    Hello {
+        token: String,
+        #[serde(default)]
+        resume: Vec<Cursor>,
+    },
+    /// Send a message. Answered by `ack` (or `error` with the same `room` and `id`).
+    Send { room: RoomId, id: String, body: String },
+    /// Edit an own message. Answered by `ok` (or `error`) with `ref` when given.
+    Edit {
+        room: RoomId,
+        seq: u64,
+        body: String,
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    /// Delete an own message. Answered by `ok` (or `error`) with `ref` when given.
+    Delete {
+        room: RoomId,
+        seq: u64,
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    /// "I am typing in this room." Repeat every few seconds while typing; it expires by itself.
+    Typing { room: RoomId },
+    /// Move the read marker forward to `seq` (never backwards). Synced to the user's other devices.
+    Read { room: RoomId, seq: u64 },
+    /// Page history over the socket. Answered by `history` with the same `ref`.
+    History {
+        room: RoomId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    /// Keep-alive / latency probe. Answered by `pong` with the same `ref`.
+    Ping {
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+}
+
+/// Frames from server to client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// Authentication succeeded.
+    Welcome {
+        protocol: u32,
+        user: User,
+        session_id: String,
+        /// The user's rooms, with read markers and unread counts.
+        rooms: Vec<Room>,
+        limits: Limits,
+    },
+    /// Resume replay is complete: from here on, events are live.
+    Ready,
+    /// A room event (message, edit, delete, membership).
+    Event(RoomEvent),
+    /// The server will not replay events `after+1 ..= until` of `room` (too many, or no longer
+    /// kept). Page them with `history` if needed; live events continue after `until`.
+    Gap {
+        room: RoomId,
+        after: u64,
+        until: u64,
+        reason: GapReason,
+    },
+    /// A `send` was accepted (or was a duplicate of an accepted one).
+    Ack(SendAck),
+    /// An `edit` or `delete` with a `ref` was applied.
+    Ok {
+        #[serde(rename = "ref")]
+        reference: String,
+    },
+    /// Reply to `history`.
+    History {
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        room: RoomId,
+        events: Vec<RoomEvent>,
+        has_more: bool,
+        first_seq: u64,
+        last_seq: u64,
+    },
+    /// A user sharing a room with you came online or went offline.
+    Presence {
+        user: UserId,
+        online: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_seen: Option<i64>,
+    },
+    /// Someone is typing in a room. Hide it after `ttl_ms` unless refreshed.
+    Typing {
+        room: RoomId,
+        user: UserId,
+        username: String,
+        ttl_ms: u64,
+    },
+    /// Your read marker moved (from this or another of your devices).
+    ReadMarker { room: RoomId, seq: u64 },
+    /// Reply to `ping`.
+    Pong {
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    /// A frame failed. The socket stays open unless a close frame follows.
+    Error {
+        code: ErrorCode,
+        message: String,
+        /// The `ref` of the failed request, if it had one.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        /// For a failed `send`: its room and client message id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<RoomId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+}
+
+/// Why a `gap` frame was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GapReason {
+    /// More events were missed than the server replays (`limits.max_replay`).
+    TooLarge,
+    /// The events fell out of the room's history retention.
+    Truncated,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventBody;
+
+    #[test]
+    fn event_frame_is_flat() {
+        let frame = ServerFrame::Event(RoomEvent {
+            room: RoomId(7),
+            seq: 3,
+            ts: 1_700_000_000_000,
+            event: EventBody::Delete { target: 2, sender: UserId(1) },
+        });
+        let json = serde_json::to_string(&frame).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"event","room":7,"seq":3,"ts":1700000000000,"event":{"kind":"delete","target":2,"sender":1}}"#
+        );
+        assert_eq!(serde_json::from_str::<ServerFrame>(&json).unwrap(), frame);
+    }
+
+    #[test]
+    fn hello_resume_defaults_to_empty() {
+        let frame: ClientFrame = serde_json::from_str(r#"{"type":"hello","token":"t"}"#).unwrap();
+        assert_eq!(frame, ClientFrame::Hello { token: "t".into(), resume: vec![] });
+    }
+}
