@@ -41,6 +41,8 @@ pub enum ErrorCode {
     /// The caller is not a member of the room (also for rooms that do not exist, so
     /// non-members learn nothing about private rooms).
     NotAMember,
+    /// No such endpoint.
+    NotFound,
     /// The room does not exist or is private and the caller was not invited.
     RoomNotFound,
     /// The user does not exist.
@@ -75,10 +77,12 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             BadRequest | MalformedFrame | UnknownFrame | BinaryNotSupported | InvalidUsername
-            | InvalidPassword | InvalidRoomName | InvalidMessage | InvalidClientId | DirectRoom => 400,
+            | InvalidPassword | InvalidRoomName | InvalidMessage | InvalidClientId | DirectRoom => {
+                400
+            }
             InvalidCredentials | Unauthorized | AuthRequired => 401,
             NotAMember | NotAuthor | NotOwner | OriginNotAllowed => 403,
-            RoomNotFound | UserNotFound | MessageNotFound | SessionNotFound => 404,
+            NotFound | RoomNotFound | UserNotFound | MessageNotFound | SessionNotFound => 404,
             UsernameTaken | MessageDeleted | AlreadyAuthenticated => 409,
             PayloadTooLarge => 413,
             RateLimited => 429,
@@ -117,6 +121,7 @@ const ERROR_NAMES: &[(ErrorCode, &str)] = {
         (AuthRequired, "auth_required"),
         (AlreadyAuthenticated, "already_authenticated"),
         (NotAMember, "not_a_member"),
+        (NotFound, "not_found"),
         (RoomNotFound, "room_not_found"),
         (UserNotFound, "user_not_found"),
         (MessageNotFound, "message_not_found"),

@@ -1,6 +1,6 @@
 //! Request and response bodies of the REST API (`/api/v1/...`).
 
-use crate::event::{RoomEvent, Role};
+use crate::event::{Role, RoomEvent};
 use crate::ids::{RoomId, UserId};
 use serde::{Deserialize, Serialize};
 

@@ -20,8 +20,14 @@ pub fn username(name: &str) -> Result<(), RuleError> {
     if !(3..=32).contains(&name.len()) {
         return fail(code, "username must be 3 to 32 characters");
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
-        return fail(code, "username may contain only letters a-z, digits, '_', '.' and '-'");
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    {
+        return fail(
+            code,
+            "username may contain only letters a-z, digits, '_', '.' and '-'",
+        );
     }
     if !name.as_bytes()[0].is_ascii_alphanumeric() {
         return fail(code, "username must start with a letter or digit");
@@ -32,10 +38,16 @@ pub fn username(name: &str) -> Result<(), RuleError> {
 /// Passwords: 8–256 bytes, anything else goes.
 pub fn password(password: &str) -> Result<(), RuleError> {
     if password.chars().count() < 8 {
-        return fail(ErrorCode::InvalidPassword, "password must be at least 8 characters");
+        return fail(
+            ErrorCode::InvalidPassword,
+            "password must be at least 8 characters",
+        );
     }
     if password.len() > 256 {
-        return fail(ErrorCode::InvalidPassword, "password must be at most 256 bytes");
+        return fail(
+            ErrorCode::InvalidPassword,
+            "password must be at most 256 bytes",
+        );
     }
     Ok(())
 }
@@ -45,7 +57,10 @@ pub fn room_name(name: &str) -> Result<(), RuleError> {
     let code = ErrorCode::InvalidRoomName;
     let trimmed = name.trim();
     if trimmed.is_empty() || trimmed.len() != name.len() {
-        return fail(code, "room name must be non-empty without leading or trailing spaces");
+        return fail(
+            code,
+            "room name must be non-empty without leading or trailing spaces",
+        );
     }
     if name.chars().count() > 64 {
         return fail(code, "room name must be at most 64 characters");
@@ -58,8 +73,16 @@ pub fn room_name(name: &str) -> Result<(), RuleError> {
 
 /// Client message ids: 1–64 characters from `a-z A-Z 0-9 _ -` (a UUID fits).
 pub fn client_id(id: &str) -> Result<(), RuleError> {
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-        return fail(ErrorCode::InvalidClientId, "message id must be 1 to 64 characters from a-z, A-Z, 0-9, '_' and '-'");
+    if id.is_empty()
+        || id.len() > 64
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return fail(
+            ErrorCode::InvalidClientId,
+            "message id must be 1 to 64 characters from a-z, A-Z, 0-9, '_' and '-'",
+        );
     }
     Ok(())
 }
@@ -68,13 +91,22 @@ pub fn client_id(id: &str) -> Result<(), RuleError> {
 /// newline and tab.
 pub fn message_body(body: &str, max_bytes: usize) -> Result<(), RuleError> {
     if body.len() > max_bytes {
-        return fail(ErrorCode::PayloadTooLarge, "message is larger than the server's limit");
+        return fail(
+            ErrorCode::PayloadTooLarge,
+            "message is larger than the server's limit",
+        );
     }
     if body.trim().is_empty() {
         return fail(ErrorCode::InvalidMessage, "message must not be empty");
     }
-    if body.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return fail(ErrorCode::InvalidMessage, "message must not contain control characters");
+    if body
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return fail(
+            ErrorCode::InvalidMessage,
+            "message must not contain control characters",
+        );
     }
     Ok(())
 }
@@ -89,7 +121,11 @@ mod tests {
             assert!(username(ok).is_ok(), "{ok}");
         }
         for bad in ["ab", "_bob", "bob smith", "bób", "", &"x".repeat(33)] {
-            assert_eq!(username(bad).unwrap_err().code, ErrorCode::InvalidUsername, "{bad}");
+            assert_eq!(
+                username(bad).unwrap_err().code,
+                ErrorCode::InvalidUsername,
+                "{bad}"
+            );
         }
     }
 
@@ -97,16 +133,29 @@ mod tests {
     fn room_names() {
         assert!(room_name("général 🎉").is_ok());
         for bad in ["", " x", "x ", "a\u{7}b", &"x".repeat(65)] {
-            assert_eq!(room_name(bad).unwrap_err().code, ErrorCode::InvalidRoomName, "{bad:?}");
+            assert_eq!(
+                room_name(bad).unwrap_err().code,
+                ErrorCode::InvalidRoomName,
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn message_bodies() {
         assert!(message_body("hi\nthere\t!", 10).is_ok());
-        assert_eq!(message_body("   \n", 10).unwrap_err().code, ErrorCode::InvalidMessage);
-        assert_eq!(message_body("a\u{0}", 10).unwrap_err().code, ErrorCode::InvalidMessage);
-        assert_eq!(message_body("12345678901", 10).unwrap_err().code, ErrorCode::PayloadTooLarge);
+        assert_eq!(
+            message_body("   \n", 10).unwrap_err().code,
+            ErrorCode::InvalidMessage
+        );
+        assert_eq!(
+            message_body("a\u{0}", 10).unwrap_err().code,
+            ErrorCode::InvalidMessage
+        );
+        assert_eq!(
+            message_body("12345678901", 10).unwrap_err().code,
+            ErrorCode::PayloadTooLarge
+        );
     }
 
     #[test]

@@ -31,7 +31,11 @@ pub enum ClientFrame {
         resume: Vec<Cursor>,
     },
     /// Send a message. Answered by `ack` (or `error` with the same `room` and `id`).
-    Send { room: RoomId, id: String, body: String },
+    Send {
+        room: RoomId,
+        id: String,
+        body: String,
+    },
     /// Edit an own message. Answered by `ok` (or `error`) with `ref` when given.
     Edit {
         room: RoomId,
@@ -171,7 +175,10 @@ mod tests {
             room: RoomId(7),
             seq: 3,
             ts: 1_700_000_000_000,
-            event: EventBody::Delete { target: 2, sender: UserId(1) },
+            event: EventBody::Delete {
+                target: 2,
+                sender: UserId(1),
+            },
         });
         let json = serde_json::to_string(&frame).unwrap();
         assert_eq!(
@@ -184,6 +191,12 @@ mod tests {
     #[test]
     fn hello_resume_defaults_to_empty() {
         let frame: ClientFrame = serde_json::from_str(r#"{"type":"hello","token":"t"}"#).unwrap();
-        assert_eq!(frame, ClientFrame::Hello { token: "t".into(), resume: vec![] });
+        assert_eq!(
+            frame,
+            ClientFrame::Hello {
+                token: "t".into(),
+                resume: vec![]
+            }
+        );
     }
 }

@@ -1,0 +1,219 @@
+//! The chat server as a library: [`start`] binds, connects the store and serves until
+//! [`Running::shutdown`]. `main.rs` adds configuration loading, logging and signals.
+//!
+//! Layers, bottom up: [`store`] (Redis or embedded; the bus) → [`hub`] (this node's routing to
+//! connections) → [`chat`] (rules and operations) → [`http`] (REST) and [`ws`] (the socket).
+
+pub mod auth;
+pub mod chat;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod hub;
+pub mod limits;
+pub mod store;
+pub mod ws;
+
+pub use config::Config;
+pub use error::Error;
+
+use axum::routing::get;
+use axum::Router;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+/// Shared state of one server process (cheap to clone).
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<store::Store>,
+    pub hub: Arc<hub::Hub>,
+    pub hasher: Arc<auth::Hasher>,
+    pub limits: Arc<limits::RateLimits>,
+    /// Cancelled when the server shuts down; every connection watches it.
+    pub shutdown: CancellationToken,
+}
+
+/// The whole HTTP surface for `state`.
+pub fn app(state: AppState) -> Router {
+    let max_body = state.config.limits.max_frame_bytes;
+    http::router()
+        .route("/ws", get(ws::upgrade))
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                // The matched route, never the raw URI: no ids or query strings in logs.
+                let route = req
+                    .extensions()
+                    .get::<axum::extract::MatchedPath>()
+                    .map_or("unmatched", axum::extract::MatchedPath::as_str)
+                    .to_owned();
+                tracing::info_span!("request", method = %req.method(), route)
+            }),
+        )
+        .with_state(state)
+}
+
+/// A running server.
+pub struct Running {
+    addr: SocketAddr,
+    state: AppState,
+    server: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Connects the store, binds `config.listen` and starts serving.
+pub async fn start(config: Config) -> Result<Running, Error> {
+    config.validate()?;
+    let shutdown = CancellationToken::new();
+    let store = match &config.redis_url {
+        Some(url) => {
+            store::Store::Redis(store::redis::RedisStore::connect(url, shutdown.clone()).await?)
+        }
+        None => store::Store::Memory(store::memory::MemoryStore::new()),
+    };
+    store.ping().await?;
+    let store = Arc::new(store);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| Error::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let state = AppState {
+        hasher: Arc::new(auth::Hasher::new(config.max_concurrent_hashes)),
+        limits: Arc::new(limits::RateLimits::new(&config)),
+        config: Arc::new(config),
+        store: store.clone(),
+        hub: Arc::new(hub::Hub::default()),
+        shutdown: shutdown.clone(),
+    };
+    let bus = store.take_bus().ok_or_else(|| {
+        Error::Store(error::StoreError::Corrupt(
+            "bus receiver already taken".into(),
+        ))
+    })?;
+    // Register this node for presence before any socket can connect.
+    let ttl_ms = (state.config.presence_heartbeat_secs * 3000) as i64;
+    state
+        .store
+        .presence_heartbeat(auth::now_ms(), ttl_ms)
+        .await?;
+    let mut tasks = vec![tokio::spawn(state.hub.clone().run(
+        store.clone(),
+        bus,
+        shutdown.clone(),
+    ))];
+    tasks.push(tokio::spawn(heartbeat(state.clone())));
+    tasks.push(tokio::spawn(forget_idle_limits(state.clone())));
+    tracing::info!(%addr, store = state.store.kind(), "chat server listening");
+    if state.config.redis_url.is_none() {
+        tracing::warn!(
+            "no redis_url configured: using the embedded store (single node, data is lost on exit)"
+        );
+    }
+    let app = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let stop = shutdown.clone();
+    let server = tokio::spawn(async move {
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "server stopped with an error");
+        }
+    });
+    Ok(Running {
+        addr,
+        state,
+        server,
+        tasks,
+    })
+}
+
+impl Running {
+    /// The address the server listens on (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The server's shared state (for tests and embedding).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Graceful: stop accepting, close sockets with 1001 ("going away": reconnect elsewhere and
+    /// resume), wait up to `shutdown_grace_secs` for them to drain, mark this node's users offline.
+    pub async fn shutdown(self) {
+        tracing::info!(connections = self.state.hub.connections(), "shutting down");
+        self.state.shutdown.cancel();
+        self.state.hub.close_all(
+            protocol::close::GOING_AWAY,
+            "server shutting down; reconnect",
+        );
+        let grace = Duration::from_secs(self.state.config.shutdown_grace_secs);
+        let drained = tokio::time::timeout(grace, async {
+            while self.state.hub.connections() > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                left = self.state.hub.connections(),
+                "connections did not drain in time"
+            );
+        }
+        let _ = tokio::time::timeout(grace, self.server).await;
+        if let Err(e) = self.state.store.presence_node_down(auth::now_ms()).await {
+            tracing::warn!(error = %e, "could not mark this node's users offline");
+        }
+        for task in self.tasks {
+            task.abort();
+        }
+        tracing::info!("stopped");
+    }
+
+    /// Stops at once without any clean-up, as a crash would (for fault tests).
+    pub fn abort(self) {
+        self.state.shutdown.cancel();
+        self.server.abort();
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Presence heartbeat of this node; also reaps nodes that died without cleaning up.
+async fn heartbeat(state: AppState) {
+    let every = Duration::from_secs(state.config.presence_heartbeat_secs);
+    let ttl_ms = (every * 3).as_millis() as i64;
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = state.store.presence_heartbeat(auth::now_ms(), ttl_ms).await {
+            tracing::warn!(error = %e, "presence heartbeat failed");
+        }
+    }
+}
+
+async fn forget_idle_limits(state: AppState) {
+    let mut tick = tokio::time::interval(limits::FORGET_EVERY);
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = tick.tick() => state.limits.forget_idle(),
+        }
+    }
+}

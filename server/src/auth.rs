@@ -1,0 +1,216 @@
+//! Passwords, tokens and sessions.
+//!
+//! Passwords are hashed with argon2id at OWASP's minimum (19 MiB, 2 passes, 1 lane) on the
+//! blocking pool, at most `max_concurrent_hashes` at once, so a login flood queues instead of
+//! exhausting memory. Tokens are 256 random bits; the store keeps only their SHA-256.
+
+use crate::error::{ApiError, ApiResult, StoreResult};
+use crate::store::{SessionRecord, Store};
+use crate::AppState;
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::{Algorithm, Argon2, Params, Version};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use protocol::{ErrorCode, UserId};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Runs password hashing off the async threads, a bounded number at a time.
+pub struct Hasher {
+    permits: Arc<Semaphore>,
+}
+
+fn argon2() -> Argon2<'static> {
+    // OWASP minimum for argon2id: m = 19 MiB, t = 2, p = 1.
+    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// A PHC string that no password verifies against; used for unknown users so that a login for
+/// a missing account costs as much as one for an existing account.
+static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2()
+        .hash_password(b"not a password of anyone", &salt)
+        .map(|h| h.to_string())
+        .unwrap_or_default()
+});
+
+impl Hasher {
+    pub fn new(max_concurrent: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max_concurrent)),
+        }
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> ApiResult<T> {
+        let busy = || {
+            ApiError::new(
+                ErrorCode::ServerBusy,
+                "the server is busy; retry in a few seconds",
+            )
+        };
+        let permit =
+            tokio::time::timeout(Duration::from_secs(5), self.permits.clone().acquire_owned())
+                .await
+                .map_err(|_| busy())?
+                .map_err(|_| busy())?;
+        let result = tokio::task::spawn_blocking(move || {
+            let out = job();
+            drop(permit);
+            out
+        })
+        .await;
+        result.map_err(|e| {
+            tracing::error!(error = %e, "password hashing task failed");
+            ApiError::new(ErrorCode::Internal, "internal error")
+        })
+    }
+
+    pub async fn hash(&self, password: String) -> ApiResult<String> {
+        let hashed = self
+            .run(move || {
+                let salt = SaltString::generate(&mut OsRng);
+                argon2()
+                    .hash_password(password.as_bytes(), &salt)
+                    .map(|h| h.to_string())
+            })
+            .await?;
+        hashed.map_err(|e| {
+            tracing::error!(error = %e, "password hashing failed");
+            ApiError::new(ErrorCode::Internal, "internal error")
+        })
+    }
+
+    /// Verifies against `hash`, or against a dummy hash when the user does not exist.
+    pub async fn verify(&self, password: String, hash: Option<String>) -> ApiResult<bool> {
+        self.run(move || {
+            let known = hash.is_some();
+            let hash = hash.unwrap_or_else(|| DUMMY_HASH.clone());
+            let ok = PasswordHash::new(&hash).is_ok_and(|parsed| {
+                argon2()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            });
+            known && ok
+        })
+        .await
+    }
+}
+
+/// A new random token (256 bits, URL-safe base64).
+pub fn new_token() -> String {
+    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+}
+
+/// A new random session id (96 bits), safe to show: it cannot be used to authenticate.
+pub fn new_session_id() -> String {
+    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 12]>())
+}
+
+/// What the store keeps instead of the token.
+pub fn token_hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Looks a token up, sliding its expiry. `unauthorized` when unknown or expired.
+pub async fn authenticate(store: &Store, token: &str, ttl_secs: u64) -> ApiResult<SessionRecord> {
+    let unauthorized = || {
+        ApiError::new(
+            ErrorCode::Unauthorized,
+            "invalid or expired token; log in again",
+        )
+    };
+    if token.is_empty() || token.len() > 128 {
+        return Err(unauthorized());
+    }
+    let found: StoreResult<_> = store
+        .touch_session(&token_hash(token), now_ms(), ttl_secs)
+        .await;
+    found?.ok_or_else(unauthorized)
+}
+
+/// The authenticated caller of an HTTP request (`Authorization: Bearer <token>`).
+pub struct Caller {
+    pub user: UserId,
+    pub session: SessionRecord,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::Unauthorized,
+                    "missing Authorization: Bearer <token> header",
+                )
+            })?;
+        let session =
+            authenticate(&state.store, token.trim(), state.config.session_ttl_secs).await?;
+        Ok(Caller {
+            user: session.user,
+            session,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hashes_verify_and_unknown_users_fail() {
+        let hasher = Hasher::new(2);
+        let hash = hasher.hash("correct horse".into()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(hasher
+            .verify("correct horse".into(), Some(hash.clone()))
+            .await
+            .unwrap());
+        assert!(!hasher
+            .verify("wrong horse".into(), Some(hash))
+            .await
+            .unwrap());
+        assert!(!hasher
+            .verify("not a password of anyone".into(), None)
+            .await
+            .unwrap());
+    }
+
+    #[test]
+    fn tokens_are_long_and_hashed() {
+        let token = new_token();
+        assert_eq!(token.len(), 43);
+        assert_ne!(token, new_token());
+        assert_eq!(token_hash(&token).len(), 64);
+    }
+}

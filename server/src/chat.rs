@@ -1,0 +1,631 @@
+//! Chat operations, shared by the REST handlers and the socket: permission checks, validation,
+//! and the store calls that follow. Neither transport checks rules of its own.
+
+use crate::auth::{self, now_ms};
+use crate::error::{ApiError, ApiResult, StoreError};
+use crate::store::{
+    self, Change, MemberChange, NewMessage, Range, Retention, RoomMeta, SessionRecord, UserRecord,
+};
+use crate::AppState;
+use protocol::event::{EventBody, Role};
+use protocol::rest::{
+    AuthResponse, Credentials, HistoryPage, Member, Room, RoomKind, SendAck, SessionInfo, User,
+    UserPublic, Visibility,
+};
+use protocol::{validate, ErrorCode, RoomEvent, RoomId, UserId};
+
+fn user_view(u: &UserRecord) -> User {
+    User {
+        id: u.id,
+        username: u.username.clone(),
+        created_ts: u.created_ts,
+    }
+}
+
+fn check_device(device: &Option<String>) -> ApiResult<()> {
+    match device {
+        Some(d) if d.chars().count() > 64 || d.chars().any(char::is_control) => Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "device must be at most 64 characters without control characters",
+        )),
+        _ => Ok(()),
+    }
+}
+
+async fn new_session(
+    state: &AppState,
+    user: &UserRecord,
+    device: Option<String>,
+) -> ApiResult<AuthResponse> {
+    let token = auth::new_token();
+    let now = now_ms();
+    let session = SessionRecord {
+        id: auth::new_session_id(),
+        token_hash: auth::token_hash(&token),
+        user: user.id,
+        device,
+        created_ts: now,
+        last_used_ts: now,
+    };
+    state
+        .store
+        .create_session(&session, state.config.session_ttl_secs)
+        .await?;
+    Ok(AuthResponse {
+        token,
+        session_id: session.id,
+        user: user_view(user),
+    })
+}
+
+pub async fn register(state: &AppState, creds: Credentials) -> ApiResult<AuthResponse> {
+    validate::username(&creds.username)?;
+    validate::password(&creds.password)?;
+    check_device(&creds.device)?;
+    if state.store.user_by_name(&creds.username).await?.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::UsernameTaken,
+            "that username is taken",
+        ));
+    }
+    let hash = state.hasher.hash(creds.password).await?;
+    let user = state
+        .store
+        .create_user(&creds.username, &hash, now_ms())
+        .await?;
+    tracing::info!(user = %user.id, "registered");
+    new_session(state, &user, creds.device).await
+}
+
+pub async fn login(state: &AppState, creds: Credentials) -> ApiResult<AuthResponse> {
+    check_device(&creds.device)?;
+    let invalid = || ApiError::new(ErrorCode::InvalidCredentials, "wrong username or password");
+    if creds.password.len() > 256 || validate::username(&creds.username).is_err() {
+        return Err(invalid());
+    }
+    let user = state.store.user_by_name(&creds.username).await?;
+    let ok = state
+        .hasher
+        .verify(
+            creds.password,
+            user.as_ref().map(|u| u.password_hash.clone()),
+        )
+        .await?;
+    match user {
+        Some(user) if ok => new_session(state, &user, creds.device).await,
+        _ => Err(invalid()),
+    }
+}
+
+pub async fn sessions(state: &AppState, caller: &SessionRecord) -> ApiResult<Vec<SessionInfo>> {
+    let mut list: Vec<SessionInfo> = state
+        .store
+        .sessions(caller.user)
+        .await?
+        .into_iter()
+        .map(|s| SessionInfo {
+            current: s.id == caller.id,
+            id: s.id,
+            device: s.device,
+            created_ts: s.created_ts,
+            last_used_ts: s.last_used_ts,
+        })
+        .collect();
+    list.sort_by_key(|s| s.created_ts);
+    Ok(list)
+}
+
+pub async fn revoke(state: &AppState, user: UserId, session_id: &str) -> ApiResult<()> {
+    if state.store.revoke_session(user, session_id).await? {
+        Ok(())
+    } else {
+        Err(ApiError::new(ErrorCode::SessionNotFound, "no such session"))
+    }
+}
+
+pub async fn me(state: &AppState, user: UserId) -> ApiResult<User> {
+    let names = state.store.users(&[user]).await?;
+    let (_, username) = names
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "account gone"))?;
+    // created_ts is not needed on hot paths; read the full record by name.
+    let record = state
+        .store
+        .user_by_name(&username)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "account gone"))?;
+    Ok(user_view(&record))
+}
+
+/// Names and presence of users, in the order given (unknown users are left out).
+pub async fn public_users(state: &AppState, ids: &[UserId]) -> ApiResult<Vec<UserPublic>> {
+    let names = state.store.users(ids).await?;
+    let found: Vec<UserId> = names.iter().map(|(id, _)| *id).collect();
+    let presence = state.store.presence(&found, now_ms()).await?;
+    Ok(names
+        .into_iter()
+        .zip(presence)
+        .map(|((id, username), p)| UserPublic {
+            id,
+            username,
+            online: p.online,
+            last_seen: if p.online { None } else { p.last_seen },
+        })
+        .collect())
+}
+
+pub async fn search_users(state: &AppState, q: &str) -> ApiResult<Vec<UserPublic>> {
+    let q = q.trim().to_lowercase();
+    if q.is_empty() || q.len() > 32 {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "q must be 1 to 32 characters",
+        ));
+    }
+    let found = state.store.search_users(&q, 20).await?;
+    let ids: Vec<UserId> = found.into_iter().map(|(id, _)| id).collect();
+    public_users(state, &ids).await
+}
+
+pub async fn user(state: &AppState, id: UserId) -> ApiResult<UserPublic> {
+    public_users(state, &[id])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::new(ErrorCode::UserNotFound, "no such user"))
+}
+
+/// The caller's role in a room, or `not_a_member`.
+pub async fn require_member(state: &AppState, room: RoomId, user: UserId) -> ApiResult<Role> {
+    state
+        .store
+        .role(room, user)
+        .await?
+        .ok_or_else(ApiError::not_a_member)
+}
+
+/// Room views for `user`, with read markers and unread counts.
+pub async fn room_views(
+    state: &AppState,
+    user: UserId,
+    metas: Vec<RoomMeta>,
+    member: bool,
+) -> ApiResult<Vec<Room>> {
+    let ids: Vec<RoomId> = metas.iter().map(|m| m.id).collect();
+    let (reads, roles) = if member {
+        let reads = state.store.read_markers(user, &ids).await?;
+        let mut roles = Vec::with_capacity(ids.len());
+        for id in &ids {
+            roles.push(state.store.role(*id, user).await?);
+        }
+        (reads, roles)
+    } else {
+        (vec![0; ids.len()], vec![None; ids.len()])
+    };
+    // Direct rooms are named after the other member.
+    let peers: Vec<UserId> = metas
+        .iter()
+        .filter_map(|m| m.pair.map(|(a, b)| if a == user { b } else { a }))
+        .collect();
+    let peer_names = state.store.users(&peers).await?;
+    let mut views = Vec::with_capacity(metas.len());
+    for ((meta, read_seq), role) in metas.into_iter().zip(reads).zip(roles) {
+        let peer = meta.pair.map(|(a, b)| if a == user { b } else { a });
+        let name = match peer {
+            Some(p) => peer_names
+                .iter()
+                .find(|(id, _)| *id == p)
+                .map(|(_, n)| n.clone())
+                .unwrap_or_default(),
+            None => meta.name.clone(),
+        };
+        let unread = if member && meta.last_seq > read_seq {
+            unread_count(state, meta.id, user, read_seq).await?
+        } else {
+            0
+        };
+        views.push(Room {
+            id: meta.id,
+            name,
+            kind: meta.kind,
+            visibility: meta.visibility,
+            member_count: meta.member_count,
+            last_seq: meta.last_seq,
+            role,
+            read_seq,
+            unread,
+            peer,
+        });
+    }
+    Ok(views)
+}
+
+async fn unread_count(
+    state: &AppState,
+    room: RoomId,
+    user: UserId,
+    read_seq: u64,
+) -> ApiResult<u64> {
+    let page = state
+        .store
+        .history(room, Range::After(read_seq), store::UNREAD_CAP)
+        .await?;
+    let mut count = 0;
+    for frame in &page.events {
+        let event: RoomEvent =
+            serde_json::from_str(frame).map_err(|e| ApiError::from(StoreError::from(e)))?;
+        if event.is_unread_for(user) {
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
+pub async fn my_rooms(state: &AppState, user: UserId) -> ApiResult<Vec<Room>> {
+    let ids = state.store.user_rooms(user).await?;
+    let metas = state.store.rooms(&ids).await?;
+    room_views(state, user, metas, true).await
+}
+
+pub async fn public_rooms(state: &AppState, user: UserId) -> ApiResult<Vec<Room>> {
+    let ids = state.store.public_rooms().await?;
+    let metas = state.store.rooms(&ids).await?;
+    let mine = state.store.user_rooms(user).await?;
+    let mut views = room_views(state, user, metas, false).await?;
+    for view in &mut views {
+        if mine.contains(&view.id) {
+            view.role = state.store.role(view.id, user).await?;
+        }
+    }
+    Ok(views)
+}
+
+async fn room_view(state: &AppState, user: UserId, room: RoomId) -> ApiResult<Room> {
+    let meta = state
+        .store
+        .room(room)
+        .await?
+        .ok_or_else(ApiError::room_not_found)?;
+    room_views(state, user, vec![meta], true)
+        .await?
+        .pop()
+        .ok_or_else(ApiError::room_not_found)
+}
+
+/// A room as the caller sees it: members see everything; others only public rooms.
+pub async fn get_room(state: &AppState, user: UserId, room: RoomId) -> ApiResult<Room> {
+    if state.store.role(room, user).await?.is_some() {
+        return room_view(state, user, room).await;
+    }
+    match state.store.room(room).await? {
+        Some(meta) if meta.visibility == Visibility::Public && meta.kind == RoomKind::Group => {
+            room_views(state, user, vec![meta], false)
+                .await?
+                .pop()
+                .ok_or_else(ApiError::room_not_found)
+        }
+        _ => Err(ApiError::room_not_found()),
+    }
+}
+
+pub async fn create_room(
+    state: &AppState,
+    user: UserId,
+    name: &str,
+    visibility: Visibility,
+) -> ApiResult<Room> {
+    validate::room_name(name)?;
+    let username = username_of(state, user).await?;
+    let event = store::member_joined_json(user, &username, Role::Owner, None);
+    let room = state
+        .store
+        .create_room(user, name, visibility, &event, now_ms())
+        .await?;
+    room_view(state, user, room).await
+}
+
+async fn username_of(state: &AppState, user: UserId) -> ApiResult<String> {
+    state
+        .store
+        .users(&[user])
+        .await?
+        .pop()
+        .map(|(_, name)| name)
+        .ok_or_else(|| ApiError::new(ErrorCode::UserNotFound, "no such user"))
+}
+
+pub async fn join(state: &AppState, user: UserId, room: RoomId) -> ApiResult<Room> {
+    let meta = state
+        .store
+        .room(room)
+        .await?
+        .ok_or_else(ApiError::room_not_found)?;
+    let is_member = state.store.role(room, user).await?.is_some();
+    if !is_member && (meta.visibility != Visibility::Public || meta.kind != RoomKind::Group) {
+        return Err(ApiError::room_not_found());
+    }
+    let username = username_of(state, user).await?;
+    let event = store::member_joined_json(user, &username, Role::Member, None);
+    let change = MemberChange {
+        room,
+        user,
+        role: Some(Role::Member),
+        event_json: &event,
+    };
+    state.store.change_member(change, now_ms()).await?;
+    room_view(state, user, room).await
+}
+
+async fn group_room(state: &AppState, room: RoomId) -> ApiResult<RoomMeta> {
+    let meta = state
+        .store
+        .room(room)
+        .await?
+        .ok_or_else(ApiError::not_a_member)?;
+    if meta.kind == RoomKind::Direct {
+        return Err(ApiError::new(
+            ErrorCode::DirectRoom,
+            "direct rooms always have exactly their two members",
+        ));
+    }
+    Ok(meta)
+}
+
+pub async fn leave(state: &AppState, user: UserId, room: RoomId) -> ApiResult<()> {
+    require_member(state, room, user).await?;
+    group_room(state, room).await?;
+    let event =
+        serde_json::to_string(&EventBody::MemberLeft { user, by: None }).unwrap_or_default();
+    state
+        .store
+        .change_member(
+            MemberChange {
+                room,
+                user,
+                role: None,
+                event_json: &event,
+            },
+            now_ms(),
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn invite(state: &AppState, by: UserId, room: RoomId, user: UserId) -> ApiResult<()> {
+    let role = require_member(state, room, by).await?;
+    let meta = group_room(state, room).await?;
+    if meta.visibility == Visibility::Private && role != Role::Owner {
+        return Err(ApiError::new(
+            ErrorCode::NotOwner,
+            "only the owner can invite to a private room",
+        ));
+    }
+    let username = username_of(state, user).await?;
+    let event = store::member_joined_json(user, &username, Role::Member, Some(by));
+    state
+        .store
+        .change_member(
+            MemberChange {
+                room,
+                user,
+                role: Some(Role::Member),
+                event_json: &event,
+            },
+            now_ms(),
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn remove(state: &AppState, by: UserId, room: RoomId, user: UserId) -> ApiResult<()> {
+    let role = require_member(state, room, by).await?;
+    group_room(state, room).await?;
+    if by == user {
+        return leave(state, user, room).await;
+    }
+    if role != Role::Owner {
+        return Err(ApiError::new(
+            ErrorCode::NotOwner,
+            "only the owner can remove members",
+        ));
+    }
+    if state.store.role(room, user).await?.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::UserNotFound,
+            "that user is not a member",
+        ));
+    }
+    let event =
+        serde_json::to_string(&EventBody::MemberLeft { user, by: Some(by) }).unwrap_or_default();
+    state
+        .store
+        .change_member(
+            MemberChange {
+                room,
+                user,
+                role: None,
+                event_json: &event,
+            },
+            now_ms(),
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn members(state: &AppState, user: UserId, room: RoomId) -> ApiResult<Vec<Member>> {
+    require_member(state, room, user).await?;
+    let members = state.store.members(room).await?;
+    let ids: Vec<UserId> = members.iter().map(|(u, _)| *u).collect();
+    let users = public_users(state, &ids).await?;
+    Ok(users
+        .into_iter()
+        .filter_map(|u| {
+            members
+                .iter()
+                .find(|(id, _)| *id == u.id)
+                .map(|(_, role)| Member {
+                    user: u,
+                    role: *role,
+                })
+        })
+        .collect())
+}
+
+pub async fn open_dm(state: &AppState, user: UserId, peer: UserId) -> ApiResult<Room> {
+    if user == peer {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "a direct room needs another user",
+        ));
+    }
+    let names = state.store.users(&[user, peer]).await?;
+    let name = |id: UserId| {
+        names
+            .iter()
+            .find(|(u, _)| *u == id)
+            .map(|(_, n)| n.as_str())
+    };
+    let (Some(mine), Some(theirs)) = (name(user), name(peer)) else {
+        return Err(ApiError::new(ErrorCode::UserNotFound, "no such user"));
+    };
+    let room = state
+        .store
+        .open_dm((user, mine), (peer, theirs), now_ms())
+        .await?;
+    room_view(state, user, room).await
+}
+
+pub async fn send(
+    state: &AppState,
+    user: UserId,
+    room: RoomId,
+    client_id: &str,
+    body: &str,
+) -> ApiResult<SendAck> {
+    validate::client_id(client_id)?;
+    validate::message_body(body, state.config.limits.max_message_bytes)?;
+    let sender_name = username_of(state, user).await?;
+    let event = EventBody::Message {
+        id: client_id.to_owned(),
+        sender: user,
+        sender_name,
+        body: body.to_owned(),
+        edited_ts: None,
+        deleted: false,
+    };
+    let event_json =
+        serde_json::to_string(&event).map_err(|e| ApiError::from(StoreError::from(e)))?;
+    let retention = Retention {
+        max_events: state.config.retention_events,
+        max_age_ms: (state.config.retention_secs as i64).saturating_mul(1000),
+    };
+    let msg = NewMessage {
+        room,
+        sender: user,
+        client_id,
+        event_json: &event_json,
+    };
+    Ok(state
+        .store
+        .append_message(msg, now_ms(), state.config.dedupe_ttl_secs, retention)
+        .await?)
+}
+
+/// Edits (`Some(body)`) or deletes (`None`) an own message; returns the change event's seq.
+pub async fn change(
+    state: &AppState,
+    user: UserId,
+    room: RoomId,
+    target: u64,
+    body: Option<&str>,
+) -> ApiResult<u64> {
+    if let Some(body) = body {
+        validate::message_body(body, state.config.limits.max_message_bytes)?;
+    }
+    let event = match body {
+        Some(body) => EventBody::Edit {
+            target,
+            sender: user,
+            body: body.to_owned(),
+        },
+        None => EventBody::Delete {
+            target,
+            sender: user,
+        },
+    };
+    let event_json =
+        serde_json::to_string(&event).map_err(|e| ApiError::from(StoreError::from(e)))?;
+    let change = Change {
+        room,
+        target,
+        sender: user,
+        body,
+        event_json: &event_json,
+    };
+    Ok(state.store.change_message(change, now_ms()).await?)
+}
+
+/// A history page; events are raw frames, parsed here for the REST response.
+pub async fn history(
+    state: &AppState,
+    user: UserId,
+    room: RoomId,
+    before: Option<u64>,
+    after: Option<u64>,
+    limit: Option<usize>,
+) -> ApiResult<HistoryPage> {
+    require_member(state, room, user).await?;
+    let max = state.config.limits.max_history_page;
+    let limit = limit.unwrap_or(50.min(max));
+    if limit == 0 || limit > max {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("limit must be between 1 and {max}"),
+        ));
+    }
+    let range = match (before, after) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                "give before or after, not both",
+            ))
+        }
+        (before, None) => Range::Before(before),
+        (None, Some(after)) => Range::After(after),
+    };
+    let page = state.store.history(room, range, limit).await?;
+    let events = page
+        .events
+        .iter()
+        .map(|f| serde_json::from_str::<RoomEvent>(f))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::from(StoreError::from(e)))?;
+    Ok(HistoryPage {
+        room,
+        events,
+        has_more: page.has_more,
+        first_seq: page.first_seq,
+        last_seq: page.last_seq,
+    })
+}
+
+pub async fn set_read(state: &AppState, user: UserId, room: RoomId, seq: u64) -> ApiResult<u64> {
+    require_member(state, room, user).await?;
+    Ok(state.store.set_read(user, room, seq).await?)
+}
+
+/// Tells the room's other members that `user` is typing.
+pub async fn typing(state: &AppState, user: UserId, username: &str, room: RoomId) -> ApiResult<()> {
+    let frame = protocol::ServerFrame::Typing {
+        room,
+        user,
+        username: username.to_owned(),
+        ttl_ms: state.config.limits.typing_ttl_ms,
+    };
+    let frame = serde_json::to_string(&frame).unwrap_or_default();
+    state
+        .store
+        .publish(store::bus::typing_msg(room, user, &frame))
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! Server configuration: one struct, defaults here, overridden by an optional TOML file and then
+//! by `CHAT_*` environment variables (e.g. `CHAT_REDIS_URL`, `CHAT_LISTEN`). Validated at start.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use protocol::limits::Limits;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// Everything an operator can set. See `chat-server.example.toml` for a commented copy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Redis URL (`redis://host:port/db`). Unset: the embedded in-process store (one node only,
+    /// nothing survives a restart).
+    pub redis_url: Option<String>,
+    /// Browser Origins allowed to open `/ws` (e.g. `https://chat.example.org`). Requests without
+    /// an Origin header (native clients) are always allowed.
+    pub allowed_origins: Vec<String>,
+    /// Limits announced to clients.
+    pub limits: Limits,
+    /// Session lifetime in seconds; slides forward on every use.
+    pub session_ttl_secs: u64,
+    /// How long a client message id is remembered for idempotent sends, in seconds (≥ 24 h).
+    pub dedupe_ttl_secs: u64,
+    /// History kept per room: at most this many events (0 = unbounded).
+    pub retention_events: u64,
+    /// History kept per room: events younger than this many seconds (0 = unbounded).
+    pub retention_secs: u64,
+    /// Per-user message rate (messages, edits, deletes per second) and burst.
+    pub msgs_per_sec: u32,
+    pub msgs_burst: u32,
+    /// Per-connection frame rate (all frames) and burst.
+    pub frames_per_sec: u32,
+    pub frames_burst: u32,
+    /// Login/register attempts per client IP per minute.
+    pub logins_per_min: u32,
+    /// Outbound frames queued per connection before it is closed as a slow consumer (4008).
+    pub outbound_queue: usize,
+    /// Password hashes computed at once; more wait (up to 5 s) and then get `server_busy`.
+    pub max_concurrent_hashes: usize,
+    /// Presence heartbeat interval in seconds. A node that dies is considered gone after
+    /// 3 intervals, so its users show offline within about 4 intervals.
+    pub presence_heartbeat_secs: u64,
+    /// Seconds a client has to send `hello` after the socket opens.
+    pub hello_timeout_secs: u64,
+    /// Seconds to wait for connections to drain on shutdown.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            redis_url: None,
+            allowed_origins: Vec::new(),
+            limits: Limits::default(),
+            session_ttl_secs: 30 * 24 * 3600,
+            dedupe_ttl_secs: 24 * 3600,
+            retention_events: 100_000,
+            retention_secs: 0,
+            msgs_per_sec: 10,
+            msgs_burst: 20,
+            frames_per_sec: 50,
+            frames_burst: 100,
+            logins_per_min: 30,
+            outbound_queue: 1024,
+            max_concurrent_hashes: 4,
+            presence_heartbeat_secs: 5,
+            hello_timeout_secs: 10,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+/// A configuration that cannot be used, with the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults, then `file` (if given), then `CHAT_*` environment variables. Nested fields use
+    /// `__`, e.g. `CHAT_LIMITS__MAX_MESSAGE_BYTES=8192`; lists use TOML syntax,
+    /// e.g. `CHAT_ALLOWED_ORIGINS='["https://a.example"]'`.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("CHAT_").split("__"))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges and relations between fields.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |msg: &str| Err(ConfigError::Invalid(msg.to_owned()));
+        let l = &self.limits;
+        if l.max_message_bytes == 0 || l.max_message_bytes * 2 + 1024 > l.max_frame_bytes {
+            return bad("limits.max_frame_bytes must exceed 2 × limits.max_message_bytes + 1 KiB (JSON escaping)");
+        }
+        if l.max_frame_bytes > 16 * 1024 * 1024 {
+            return bad("limits.max_frame_bytes must be at most 16 MiB");
+        }
+        if l.max_history_page == 0 || l.max_replay == 0 {
+            return bad("limits.max_history_page and limits.max_replay must be positive");
+        }
+        if self.dedupe_ttl_secs < 24 * 3600 {
+            return bad("dedupe_ttl_secs must be at least 86400 (24 h)");
+        }
+        if self.session_ttl_secs < 60 {
+            return bad("session_ttl_secs must be at least 60");
+        }
+        if [
+            self.msgs_per_sec,
+            self.msgs_burst,
+            self.frames_per_sec,
+            self.frames_burst,
+            self.logins_per_min,
+        ]
+        .contains(&0)
+        {
+            return bad("rate limits must be positive");
+        }
+        if self.outbound_queue < 16 || self.max_concurrent_hashes == 0 {
+            return bad("outbound_queue must be at least 16 and max_concurrent_hashes positive");
+        }
+        if self.presence_heartbeat_secs == 0 || self.hello_timeout_secs == 0 {
+            return bad("presence_heartbeat_secs and hello_timeout_secs must be positive");
+        }
+        if let Some(url) = &self.redis_url {
+            if !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("unix://"))
+            {
+                return bad("redis_url must start with redis://, rediss:// or unix://");
+            }
+        }
+        for origin in &self.allowed_origins {
+            if !(origin.starts_with("http://") || origin.starts_with("https://"))
+                || origin.ends_with('/')
+            {
+                return bad("allowed_origins entries look like https://chat.example.org (scheme, host, optional port, no path)");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn rejects_short_dedupe_window() {
+        let config = Config {
+            dedupe_ttl_secs: 60,
+            ..Config::default()
+        };
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    fn file_then_env() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "listen = \"0.0.0.0:9000\"\n[limits]\nmax_message_bytes = 1000\n",
+            )?;
+            jail.set_env("CHAT_REDIS_URL", "redis://127.0.0.1:7777");
+            let config = Config::load(Some(Path::new("c.toml"))).unwrap();
+            assert_eq!(config.listen.port(), 9000);
+            assert_eq!(config.limits.max_message_bytes, 1000);
+            assert_eq!(config.redis_url.as_deref(), Some("redis://127.0.0.1:7777"));
+            Ok(())
+        });
+    }
+}

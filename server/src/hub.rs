@@ -1,0 +1,369 @@
+//! The hub: this node's routing table from rooms and users to live connections.
+//!
+//! One task reads the bus (every event of every node, in publish order) and hands each frame to
+//! the bounded queue of every local connection it concerns. Frames arrive serialized; the hub
+//! shares the same bytes with every recipient. A connection whose queue is full is closed as a
+//! slow consumer (it resumes on reconnect) instead of growing memory. The hub never awaits while
+//! holding its lock.
+
+use crate::store::bus::{self, MemberRoute, Route};
+use crate::store::{BusMsg, Store};
+use axum::extract::ws::Utf8Bytes;
+use protocol::{close, RoomId, UserId};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// What the hub hands a connection.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A room event; the connection delivers it if it is the next seq it expects.
+    Event {
+        room: RoomId,
+        seq: u64,
+        member: Option<MemberRoute>,
+        frame: Utf8Bytes,
+    },
+    /// Any other frame, sent as is.
+    Frame(Utf8Bytes),
+    /// The bus may have dropped events: the room's newest seq is `last_seq`; fill any gap.
+    Probe { room: RoomId, last_seq: u64 },
+}
+
+/// The hub's handle on one connection.
+pub struct ConnHandle {
+    pub id: u64,
+    pub user: UserId,
+    pub session: String,
+    tx: mpsc::Sender<Outbound>,
+    kill: CancellationToken,
+    reason: OnceLock<(u16, &'static str)>,
+}
+
+impl ConnHandle {
+    fn offer(&self, item: Outbound) {
+        match self.tx.try_send(item) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => self.kill(
+                close::SLOW_CONSUMER,
+                "outbound queue full; reconnect and resume",
+            ),
+        }
+    }
+
+    /// Asks the connection to close with `code`; the first reason given wins.
+    pub fn kill(&self, code: u16, reason: &'static str) {
+        let _ = self.reason.set((code, reason));
+        self.kill.cancel();
+    }
+
+    /// Resolves when the connection was asked to close; yields the close code and reason.
+    pub async fn killed(&self) -> (u16, &'static str) {
+        self.kill.cancelled().await;
+        self.reason
+            .get()
+            .copied()
+            .unwrap_or((close::GOING_AWAY, "closing"))
+    }
+}
+
+#[derive(Default)]
+struct Routes {
+    rooms: HashMap<RoomId, Vec<Arc<ConnHandle>>>,
+    users: HashMap<UserId, Vec<Arc<ConnHandle>>>,
+}
+
+/// This node's connections.
+#[derive(Default)]
+pub struct Hub {
+    routes: RwLock<Routes>,
+    next_id: AtomicU64,
+}
+
+fn remove_conn(list: &mut Vec<Arc<ConnHandle>>, id: u64) {
+    list.retain(|c| c.id != id);
+}
+
+impl Hub {
+    /// Adds a connection; returns its handle, its queue, and whether it is the user's first on
+    /// this node (presence goes online).
+    pub fn register(
+        &self,
+        user: UserId,
+        session: String,
+        queue: usize,
+    ) -> (Arc<ConnHandle>, mpsc::Receiver<Outbound>, bool) {
+        let (tx, rx) = mpsc::channel(queue);
+        let handle = Arc::new(ConnHandle {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            user,
+            session,
+            tx,
+            kill: CancellationToken::new(),
+            reason: OnceLock::new(),
+        });
+        let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        let conns = routes.users.entry(user).or_default();
+        conns.push(handle.clone());
+        let first = conns.len() == 1;
+        (handle, rx, first)
+    }
+
+    /// Removes a connection from every route; true if it was the user's last on this node.
+    pub fn unregister(&self, conn: &ConnHandle, rooms: impl Iterator<Item = RoomId>) -> bool {
+        let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        for room in rooms {
+            if let Some(list) = routes.rooms.get_mut(&room) {
+                remove_conn(list, conn.id);
+                if list.is_empty() {
+                    routes.rooms.remove(&room);
+                }
+            }
+        }
+        let Some(list) = routes.users.get_mut(&conn.user) else {
+            return false;
+        };
+        remove_conn(list, conn.id);
+        let last = list.is_empty();
+        if last {
+            routes.users.remove(&conn.user);
+        }
+        last
+    }
+
+    /// Routes a room's events to this connection.
+    pub fn join(&self, conn: &Arc<ConnHandle>, rooms: &[RoomId]) {
+        let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        for room in rooms {
+            let list = routes.rooms.entry(*room).or_default();
+            if !list.iter().any(|c| c.id == conn.id) {
+                list.push(conn.clone());
+            }
+        }
+    }
+
+    /// Number of live connections on this node.
+    pub fn connections(&self) -> usize {
+        let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
+        routes.users.values().map(Vec::len).sum()
+    }
+
+    /// Asks every connection to close (shutdown).
+    pub fn close_all(&self, code: u16, reason: &'static str) {
+        let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
+        for conn in routes.users.values().flatten() {
+            conn.kill(code, reason);
+        }
+    }
+
+    /// Routes one bus message to local connections.
+    pub fn dispatch(&self, msg: String) {
+        let Some((route, frame)) = bus::parse(&msg) else {
+            tracing::warn!(len = msg.len(), "malformed bus message dropped");
+            return;
+        };
+        let frame = Utf8Bytes::from(frame.to_owned());
+        match route {
+            Route::Room { room, seq, member } => {
+                if let Some(MemberRoute::Joined(user)) = member {
+                    let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+                    let joining: Vec<Arc<ConnHandle>> =
+                        routes.users.get(&user).cloned().unwrap_or_default();
+                    let list = routes.rooms.entry(room).or_default();
+                    for conn in joining {
+                        if !list.iter().any(|c| c.id == conn.id) {
+                            list.push(conn);
+                        }
+                    }
+                }
+                let item = Outbound::Event {
+                    room,
+                    seq,
+                    member,
+                    frame,
+                };
+                {
+                    let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
+                    for conn in routes.rooms.get(&room).into_iter().flatten() {
+                        conn.offer(item.clone());
+                    }
+                }
+                if let Some(MemberRoute::Left(user)) = member {
+                    let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+                    if let Some(list) = routes.rooms.get_mut(&room) {
+                        list.retain(|c| c.user != user);
+                        if list.is_empty() {
+                            routes.rooms.remove(&room);
+                        }
+                    }
+                }
+            }
+            Route::Typing { room, user } => {
+                let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
+                for conn in routes
+                    .rooms
+                    .get(&room)
+                    .into_iter()
+                    .flatten()
+                    .filter(|c| c.user != user)
+                {
+                    conn.offer(Outbound::Frame(frame.clone()));
+                }
+            }
+            Route::User { user } => {
+                let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
+                for conn in routes.users.get(&user).into_iter().flatten() {
+                    conn.offer(Outbound::Frame(frame.clone()));
+                }
+            }
+            Route::Presence { user, rooms } => {
+                let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
+                let mut seen = std::collections::HashSet::new();
+                for room in &rooms {
+                    for conn in routes.rooms.get(room).into_iter().flatten() {
+                        if conn.user != user && seen.insert(conn.id) {
+                            conn.offer(Outbound::Frame(frame.clone()));
+                        }
+                    }
+                }
+            }
+            Route::Revoke { user, session } => {
+                let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
+                for conn in routes
+                    .users
+                    .get(&user)
+                    .into_iter()
+                    .flatten()
+                    .filter(|c| c.session == session)
+                {
+                    conn.kill(close::UNAUTHORIZED, "session revoked");
+                }
+            }
+        }
+    }
+
+    /// Rooms with at least one local connection.
+    fn active_rooms(&self) -> Vec<RoomId> {
+        let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
+        routes.rooms.keys().copied().collect()
+    }
+
+    /// After a lost bus subscription: tell every connection each room's newest seq so it
+    /// fetches anything the bus dropped.
+    async fn resync(&self, store: &Store) {
+        let rooms = self.active_rooms();
+        for chunk in rooms.chunks(256) {
+            let metas = match store.rooms(chunk).await {
+                Ok(metas) => metas,
+                Err(e) => {
+                    tracing::warn!(error = %e, "resync: cannot read rooms; connections will catch up on the next event");
+                    return;
+                }
+            };
+            let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
+            for meta in metas {
+                for conn in routes.rooms.get(&meta.id).into_iter().flatten() {
+                    conn.offer(Outbound::Probe {
+                        room: meta.id,
+                        last_seq: meta.last_seq,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Reads the bus until it closes or shutdown.
+    pub async fn run(
+        self: Arc<Self>,
+        store: Arc<Store>,
+        mut bus: mpsc::UnboundedReceiver<BusMsg>,
+        stop: CancellationToken,
+    ) {
+        loop {
+            let msg = tokio::select! {
+                _ = stop.cancelled() => return,
+                msg = bus.recv() => msg,
+            };
+            match msg {
+                Some(BusMsg::Payload(payload)) => self.dispatch(payload),
+                Some(BusMsg::Resync) => self.resync(&store).await,
+                None => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(room: u64, seq: u64, member: Option<MemberRoute>) -> String {
+        let frame = bus::event_frame(
+            RoomId(room),
+            seq,
+            1,
+            r#"{"kind":"delete","target":1,"sender":1}"#,
+        );
+        bus::room_msg(RoomId(room), seq, member, &frame)
+    }
+
+    #[test]
+    fn routes_room_events_and_membership() {
+        let hub = Hub::default();
+        let (a, mut rx_a, first) = hub.register(UserId(1), "s1".into(), 16);
+        assert!(first);
+        let (_b, mut rx_b, _) = hub.register(UserId(2), "s2".into(), 16);
+        hub.join(&a, &[RoomId(10)]);
+
+        hub.dispatch(event(10, 1, None));
+        assert!(matches!(
+            rx_a.try_recv(),
+            Ok(Outbound::Event { seq: 1, .. })
+        ));
+        assert!(rx_b.try_recv().is_err());
+
+        // User 2 joins: the join event and later ones reach them; after leaving, nothing does.
+        hub.dispatch(event(10, 2, Some(MemberRoute::Joined(UserId(2)))));
+        assert!(matches!(
+            rx_b.try_recv(),
+            Ok(Outbound::Event { seq: 2, .. })
+        ));
+        hub.dispatch(event(10, 3, Some(MemberRoute::Left(UserId(2)))));
+        assert!(matches!(
+            rx_b.try_recv(),
+            Ok(Outbound::Event { seq: 3, .. })
+        ));
+        hub.dispatch(event(10, 4, None));
+        assert!(rx_b.try_recv().is_err());
+        assert_eq!((1..=4).filter(|_| rx_a.try_recv().is_ok()).count(), 3);
+    }
+
+    #[tokio::test]
+    async fn full_queue_kills_slow_consumer() {
+        let hub = Hub::default();
+        let (a, _rx, _) = hub.register(UserId(1), "s".into(), 2);
+        hub.join(&a, &[RoomId(1)]);
+        for seq in 1..=3 {
+            hub.dispatch(event(1, seq, None));
+        }
+        let killed = tokio::time::timeout(std::time::Duration::from_secs(1), a.killed())
+            .await
+            .unwrap();
+        assert_eq!(killed.0, close::SLOW_CONSUMER);
+    }
+
+    #[test]
+    fn revoke_kills_only_that_session() {
+        let hub = Hub::default();
+        let (a, _ra, _) = hub.register(UserId(1), "s1".into(), 4);
+        let (b, _rb, first) = hub.register(UserId(1), "s2".into(), 4);
+        assert!(!first);
+        hub.dispatch(bus::revoke_msg(UserId(1), "s2"));
+        assert!(b.kill.is_cancelled());
+        assert!(!a.kill.is_cancelled());
+        assert!(!hub.unregister(&a, std::iter::empty()));
+        assert!(hub.unregister(&b, std::iter::empty()));
+    }
+}

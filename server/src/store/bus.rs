@@ -1,0 +1,200 @@
+//! The bus format: what one node publishes and every node receives.
+//!
+//! A bus message is one routing line, a newline, then the frame to send to clients exactly as
+//! it goes on the wire (serialized once, forwarded as is):
+//!
+//! - `R <room> <seq>` room event; ` J <user>` / ` L <user>` appended for member joined / left
+//! - `T <room> <user>` typing: to the room's connections except the typer's
+//! - `U <user>` to all connections of a user (read markers)
+//! - `P <user> <room>,<room>,...` presence: to connections in any of those rooms
+//! - `S <user> <session>` session revoked: close its sockets (no frame)
+
+use protocol::{RoomId, UserId};
+
+/// What the store's subscriber hands to the hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusMsg {
+    Payload(String),
+    /// The subscription was lost and is back: events may have been missed, check every room.
+    Resync,
+}
+
+/// Where a bus message goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Room {
+        room: RoomId,
+        seq: u64,
+        member: Option<MemberRoute>,
+    },
+    Typing {
+        room: RoomId,
+        user: UserId,
+    },
+    User {
+        user: UserId,
+    },
+    Presence {
+        user: UserId,
+        rooms: Vec<RoomId>,
+    },
+    Revoke {
+        user: UserId,
+        session: String,
+    },
+}
+
+/// A membership change carried by a room event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberRoute {
+    Joined(UserId),
+    Left(UserId),
+}
+
+/// Splits a bus message into its route and frame. `None` for anything malformed.
+pub fn parse(msg: &str) -> Option<(Route, &str)> {
+    let (head, frame) = msg.split_once('\n').unwrap_or((msg, ""));
+    let mut parts = head.split(' ');
+    let kind = parts.next()?;
+    let mut num = || parts.next()?.parse::<u64>().ok();
+    let route = match kind {
+        "R" => {
+            let room = RoomId(num()?);
+            let seq = num()?;
+            let member = match parts.next() {
+                None => None,
+                Some("J") => Some(MemberRoute::Joined(UserId(parts.next()?.parse().ok()?))),
+                Some("L") => Some(MemberRoute::Left(UserId(parts.next()?.parse().ok()?))),
+                Some(_) => return None,
+            };
+            Route::Room { room, seq, member }
+        }
+        "T" => Route::Typing {
+            room: RoomId(num()?),
+            user: UserId(num()?),
+        },
+        "U" => Route::User {
+            user: UserId(num()?),
+        },
+        "P" => {
+            let user = UserId(num()?);
+            let rooms = match parts.next() {
+                None | Some("") => Vec::new(),
+                Some(list) => list
+                    .split(',')
+                    .map(|r| r.parse().map(RoomId))
+                    .collect::<Result<_, _>>()
+                    .ok()?,
+            };
+            Route::Presence { user, rooms }
+        }
+        "S" => Route::Revoke {
+            user: UserId(num()?),
+            session: parts.next()?.to_owned(),
+        },
+        _ => return None,
+    };
+    Some((route, frame))
+}
+
+/// The routing suffix of a membership event (`" J 12"`), empty for other events.
+pub fn member_suffix(member: Option<MemberRoute>) -> String {
+    match member {
+        None => String::new(),
+        Some(MemberRoute::Joined(u)) => format!(" J {u}"),
+        Some(MemberRoute::Left(u)) => format!(" L {u}"),
+    }
+}
+
+/// The `event` frame of a room event, built around an already serialized `event` object.
+/// The Redis scripts build the same string (see `redis.rs`); keep them in step.
+pub fn event_frame(room: RoomId, seq: u64, ts: i64, event_json: &str) -> String {
+    format!(r#"{{"type":"event","room":{room},"seq":{seq},"ts":{ts},"event":{event_json}}}"#)
+}
+
+/// A complete room-event bus message.
+pub fn room_msg(room: RoomId, seq: u64, member: Option<MemberRoute>, frame: &str) -> String {
+    format!("R {room} {seq}{}\n{frame}", member_suffix(member))
+}
+
+/// A typing bus message.
+pub fn typing_msg(room: RoomId, user: UserId, frame: &str) -> String {
+    format!("T {room} {user}\n{frame}")
+}
+
+/// A bus message to all of a user's connections.
+pub fn user_msg(user: UserId, frame: &str) -> String {
+    format!("U {user}\n{frame}")
+}
+
+/// A presence bus message.
+pub fn presence_msg(user: UserId, rooms: &[RoomId], frame: &str) -> String {
+    let rooms: Vec<String> = rooms.iter().map(ToString::to_string).collect();
+    format!("P {user} {}\n{frame}", rooms.join(","))
+}
+
+/// A session-revoked bus message.
+pub fn revoke_msg(user: UserId, session: &str) -> String {
+    format!("S {user} {session}\n")
+}
+
+/// The `presence` frame.
+pub fn presence_frame(user: UserId, online: bool, last_seen: Option<i64>) -> String {
+    let frame = protocol::ServerFrame::Presence {
+        user,
+        online,
+        last_seen,
+    };
+    serde_json::to_string(&frame).unwrap_or_default()
+}
+
+/// The `read_marker` frame.
+pub fn read_frame(room: RoomId, seq: u64) -> String {
+    serde_json::to_string(&protocol::ServerFrame::ReadMarker { room, seq }).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let frame = event_frame(RoomId(3), 9, 5, r#"{"kind":"member_left","user":4}"#);
+        let msg = room_msg(RoomId(3), 9, Some(MemberRoute::Left(UserId(4))), &frame);
+        let (route, body) = parse(&msg).unwrap();
+        assert_eq!(
+            route,
+            Route::Room {
+                room: RoomId(3),
+                seq: 9,
+                member: Some(MemberRoute::Left(UserId(4)))
+            }
+        );
+        assert_eq!(body, frame);
+        let parsed: protocol::ServerFrame = serde_json::from_str(body).unwrap();
+        assert!(matches!(parsed, protocol::ServerFrame::Event(e) if e.seq == 9));
+
+        let msg = presence_msg(UserId(1), &[RoomId(2), RoomId(5)], "{}");
+        assert_eq!(
+            parse(&msg).unwrap().0,
+            Route::Presence {
+                user: UserId(1),
+                rooms: vec![RoomId(2), RoomId(5)]
+            }
+        );
+        assert_eq!(
+            parse(&revoke_msg(UserId(1), "abc")).unwrap().0,
+            Route::Revoke {
+                user: UserId(1),
+                session: "abc".into()
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for bad in ["", "X 1", "R x 1", "R 1", "R 1 2 Q 3", "P a"] {
+            assert!(parse(bad).is_none(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The store: users, sessions, rooms, the room event log, read markers, presence, and the bus
+//! that carries events to every server node.
+//!
+//! Two backends with the same semantics: [`redis::RedisStore`] (shared by many nodes) and
+//! [`memory::MemoryStore`] (embedded, one node). Every operation that appends to a room's log
+//! assigns the seq, stores the event and publishes it on the bus in one atomic step, so bus
+//! order equals seq order on every node.
+
+pub mod bus;
+pub mod memory;
+pub mod redis;
+
+use crate::error::StoreResult;
+use protocol::event::Role;
+use protocol::rest::{RoomKind, SendAck, Visibility};
+use protocol::{RoomId, UserId};
+use tokio::sync::mpsc;
+
+pub use bus::BusMsg;
+
+/// A stored account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub username: String,
+    pub password_hash: String,
+    pub created_ts: i64,
+}
+
+/// A stored session. The token itself is never stored: only `token_hash` (SHA-256).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SessionRecord {
+    pub id: String,
+    pub token_hash: String,
+    pub user: UserId,
+    pub device: Option<String>,
+    pub created_ts: i64,
+    pub last_used_ts: i64,
+}
+
+/// A room's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomMeta {
+    pub id: RoomId,
+    pub name: String,
+    pub kind: RoomKind,
+    pub visibility: Visibility,
+    pub owner: Option<UserId>,
+    pub last_seq: u64,
+    pub member_count: u64,
+    /// Direct rooms: the two members.
+    pub pair: Option<(UserId, UserId)>,
+}
+
+/// How much history a room keeps. Zero means unbounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub max_events: u64,
+    pub max_age_ms: i64,
+}
+
+/// Which part of a room's log to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Range {
+    /// The newest `limit` events with seq < before (newest of the room when `None`).
+    Before(Option<u64>),
+    /// The oldest `limit` events with seq > after.
+    After(u64),
+}
+
+/// A slice of a room's log: raw event JSON (the `event` frame, as published), ascending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPage {
+    pub events: Vec<String>,
+    pub has_more: bool,
+    /// Oldest seq still kept (last_seq + 1 when the log is empty).
+    pub first_seq: u64,
+    pub last_seq: u64,
+}
+
+/// A message to append.
+#[derive(Debug, Clone)]
+pub struct NewMessage<'a> {
+    pub room: RoomId,
+    pub sender: UserId,
+    pub client_id: &'a str,
+    /// The `event` object (`{"kind":"message",...}`) serialized by the caller.
+    pub event_json: &'a str,
+}
+
+/// Edit or delete of message `target` by `sender`.
+#[derive(Debug, Clone)]
+pub struct Change<'a> {
+    pub room: RoomId,
+    pub target: u64,
+    pub sender: UserId,
+    /// New text; `None` deletes.
+    pub body: Option<&'a str>,
+    /// The `event` object of the edit/delete event.
+    pub event_json: &'a str,
+}
+
+/// A membership change to append to a room's log.
+#[derive(Debug, Clone)]
+pub struct MemberChange<'a> {
+    pub room: RoomId,
+    pub user: UserId,
+    /// `Some(role)` adds the user (no-op if already a member); `None` removes.
+    pub role: Option<Role>,
+    /// The `event` object of the membership event. When the owner is removed, the member with
+    /// the lowest id becomes owner (an `owner_changed` event follows).
+    pub event_json: &'a str,
+}
+
+/// Presence of one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Presence {
+    pub online: bool,
+    pub last_seen: Option<i64>,
+}
+
+/// Either backend. Methods are documented once, on this type.
+pub enum Store {
+    Memory(memory::MemoryStore),
+    Redis(redis::RedisStore),
+}
+
+macro_rules! delegate {
+    ($( $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident : $ty:ty)*) -> $ret:ty; )*) => {
+        impl Store {
+            $(
+                $(#[$doc])*
+                pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                    match self {
+                        Store::Memory(s) => s.$name($($arg),*).await,
+                        Store::Redis(s) => s.$name($($arg),*).await,
+                    }
+                }
+            )*
+        }
+    };
+}
+
+delegate! {
+    /// Whether the store answers.
+    fn ping(&self) -> StoreResult<()>;
+    /// Creates an account; `username_taken` if the lowercase name exists.
+    fn create_user(&self, username: &str, password_hash: &str, now: i64) -> StoreResult<UserRecord>;
+    /// Looks up an account by name, case-insensitively.
+    fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>>;
+    /// Names of users by id; missing ids are left out.
+    fn users(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, String)>>;
+    /// Users whose lowercase name starts with `prefix` (lowercase), at most `limit`.
+    fn search_users(&self, prefix: &str, limit: usize) -> StoreResult<Vec<(UserId, String)>>;
+    /// Stores a session for `ttl_secs`.
+    fn create_session(&self, session: &SessionRecord, ttl_secs: u64) -> StoreResult<()>;
+    /// The session for a token hash, sliding its expiry to `ttl_secs` from now.
+    fn touch_session(&self, token_hash: &str, now: i64, ttl_secs: u64) -> StoreResult<Option<SessionRecord>>;
+    /// All live sessions of a user.
+    fn sessions(&self, user: UserId) -> StoreResult<Vec<SessionRecord>>;
+    /// Revokes a session of `user` by id and tells every node to close its sockets. False if
+    /// the user has no such session.
+    fn revoke_session(&self, user: UserId, session_id: &str) -> StoreResult<bool>;
+    /// Creates a group room owned by `owner`, appending `event_json` (member_joined) as seq 1.
+    fn create_room(&self, owner: UserId, name: &str, visibility: Visibility, event_json: &str, now: i64) -> StoreResult<RoomId>;
+    /// The direct room of two users, created on first use with both as members.
+    fn open_dm(&self, a: (UserId, &str), b: (UserId, &str), now: i64) -> StoreResult<RoomId>;
+    /// A room's metadata.
+    fn room(&self, room: RoomId) -> StoreResult<Option<RoomMeta>>;
+    /// Metadata of several rooms, skipping missing ones.
+    fn rooms(&self, rooms: &[RoomId]) -> StoreResult<Vec<RoomMeta>>;
+    /// All public rooms.
+    fn public_rooms(&self) -> StoreResult<Vec<RoomId>>;
+    /// The rooms a user belongs to.
+    fn user_rooms(&self, user: UserId) -> StoreResult<Vec<RoomId>>;
+    /// A member's role, or `None` when not a member (or no such room).
+    fn role(&self, room: RoomId, user: UserId) -> StoreResult<Option<Role>>;
+    /// Members and roles.
+    fn members(&self, room: RoomId) -> StoreResult<Vec<(UserId, Role)>>;
+    /// Adds or removes a member and appends the event; the new seq, or `None` if nothing changed.
+    fn change_member(&self, change: MemberChange<'_>, now: i64) -> StoreResult<Option<u64>>;
+    /// Appends a message unless its client id was seen in the dedupe window (then returns the
+    /// original's seq with `duplicate`). `not_a_member` if the sender is not a member.
+    fn append_message(&self, msg: NewMessage<'_>, now: i64, dedupe_ttl_secs: u64, retention: Retention) -> StoreResult<SendAck>;
+    /// Edits or deletes a message and appends the change event; returns its seq.
+    fn change_message(&self, change: Change<'_>, now: i64) -> StoreResult<u64>;
+    /// Reads a slice of a room's log.
+    fn history(&self, room: RoomId, range: Range, limit: usize) -> StoreResult<LogPage>;
+    /// Moves a read marker forward (never back) and tells the user's connections; returns it.
+    fn set_read(&self, user: UserId, room: RoomId, seq: u64) -> StoreResult<u64>;
+    /// A user's read markers for the given rooms (0 when unset).
+    fn read_markers(&self, user: UserId, rooms: &[RoomId]) -> StoreResult<Vec<u64>>;
+    /// Publishes a bus message to all nodes (typing and other ephemeral frames).
+    fn publish(&self, msg: String) -> StoreResult<()>;
+    /// This node's first connection of `user` opened; announces "online" if no other node has one.
+    fn presence_up(&self, user: UserId, now: i64) -> StoreResult<()>;
+    /// This node's last connection of `user` closed; announces "offline" if no other node has one.
+    fn presence_down(&self, user: UserId, now: i64) -> StoreResult<()>;
+    /// Presence of several users.
+    fn presence(&self, users: &[UserId], now: i64) -> StoreResult<Vec<Presence>>;
+    /// Heartbeat of this node, and clean-up after nodes whose heartbeat expired.
+    fn presence_heartbeat(&self, now: i64, ttl_ms: i64) -> StoreResult<()>;
+    /// Marks all of this node's users offline (graceful shutdown).
+    fn presence_node_down(&self, now: i64) -> StoreResult<()>;
+}
+
+impl Store {
+    /// The receiving end of the bus for this node. Can be taken once.
+    pub fn take_bus(&self) -> Option<mpsc::UnboundedReceiver<BusMsg>> {
+        match self {
+            Store::Memory(s) => s.take_bus(),
+            Store::Redis(s) => s.take_bus(),
+        }
+    }
+
+    /// Which backend, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Store::Memory(_) => "embedded (in-process, single node)",
+            Store::Redis(_) => "redis",
+        }
+    }
+}
+
+/// The `member_joined` event object.
+pub fn member_joined_json(user: UserId, username: &str, role: Role, by: Option<UserId>) -> String {
+    let event = protocol::EventBody::MemberJoined {
+        user,
+        username: username.to_owned(),
+        role,
+        by,
+    };
+    serde_json::to_string(&event).unwrap_or_default()
+}
+
+/// The `owner_changed` event object.
+pub fn owner_changed_json(user: UserId) -> String {
+    serde_json::to_string(&protocol::EventBody::OwnerChanged { user }).unwrap_or_default()
+}
+
+/// `user_rooms` of many rooms' unread computation reads this many events at most.
+pub const UNREAD_CAP: usize = 100;

@@ -1,0 +1,1004 @@
+//! The Redis store, shared by any number of server nodes.
+//!
+//! Every write that must be atomic is one Lua script: Redis runs one script at a time, so a
+//! room's seq is taken, the event stored and published in one step, and the publish order of a
+//! room equals its seq order. History is a sorted set per room scored by seq (see
+//! `docs/protocol.md`, "Storage"): pages in both directions are one `ZRANGE ... BYSCORE`, count
+//! retention is one `ZREMRANGEBYRANK`, and a message's entry can be rewritten in place when it is
+//! edited or deleted. Keys (no prefix; give the server its own Redis database):
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `ids:user`, `ids:room` | string | last id handed out |
+//! | `user:{id}` | hash | `name`, `pw` (argon2 PHC string), `created` |
+//! | `uname:{lowercase name}` | string | user id |
+//! | `unames` | zset | `{lowercase name}:{id}`, score 0, for prefix search |
+//! | `sess:{sha256 of token}` | hash | `id`, `user`, `device`, `created`, `used`; expires |
+//! | `user:{id}:sess` | hash | session id → token hash |
+//! | `room:{id}` | hash | `name`, `kind`, `vis`, `owner`, `seq`, `ts`, `a`, `b` |
+//! | `room:{id}:m` | hash | member id → `owner` / `member` |
+//! | `room:{id}:log` | zset | event frames scored by seq |
+//! | `user:{id}:rooms` | set | room ids |
+//! | `rooms:public` | set | public room ids |
+//! | `dm:{a}:{b}` | string | direct room of users a < b |
+//! | `dd:{room}:{user}:{client id}` | string | `seq ts` of a sent message; expires (dedupe window) |
+//! | `user:{id}:read` | hash | room id → read seq |
+//! | `pres:nodes` | zset | node id scored by heartbeat expiry (ms) |
+//! | `pres:node:{node}` | set | users with a connection on that node |
+//! | `pres:seen` | hash | user id → last seen (ms) |
+//!
+//! The bus is the pub/sub channel `chat:bus`; each node holds one subscriber connection.
+
+use super::bus::{self, BusMsg};
+use super::{
+    Change, LogPage, MemberChange, NewMessage, Presence, Range, Retention, RoomMeta, SessionRecord,
+    UserRecord,
+};
+use crate::error::{ApiError, StoreError, StoreResult};
+use futures_util::StreamExt;
+use protocol::event::Role;
+use protocol::rest::{RoomKind, SendAck, Visibility};
+use protocol::{ErrorCode, RoomId, UserId};
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// The pub/sub channel every node subscribes to.
+pub const BUS_CHANNEL: &str = "chat:bus";
+
+pub struct RedisStore {
+    con: ConnectionManager,
+    node: String,
+    bus_rx: Mutex<Option<mpsc::UnboundedReceiver<BusMsg>>>,
+}
+
+macro_rules! lua_common {
+    () => {
+        r#"
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- The one append path: next seq, store, publish. Returns seq, ts.
+local function append(room, event_json, route_suffix)
+  local rkey = 'room:' .. room
+  local seq = redis.call('HINCRBY', rkey, 'seq', 1)
+  local ts = now_ms()
+  local last = tonumber(redis.call('HGET', rkey, 'ts') or '0')
+  if ts < last then ts = last end
+  redis.call('HSET', rkey, 'ts', ts)
+  local frame = '{"type":"event","room":' .. room .. ',"seq":' .. seq .. ',"ts":' .. ts .. ',"event":' .. event_json .. '}'
+  redis.call('ZADD', rkey .. ':log', seq, frame)
+  redis.call('PUBLISH', 'chat:bus', 'R ' .. room .. ' ' .. seq .. route_suffix .. '\n' .. frame)
+  return seq, ts
+end
+local function online_elsewhere(node, user, now)
+  local nodes = redis.call('ZRANGE', 'pres:nodes', now, '+inf', 'BYSCORE')
+  for _, n in ipairs(nodes) do
+    if n ~= node and redis.call('SISMEMBER', 'pres:node:' .. n, user) == 1 then return true end
+  end
+  return false
+end
+local function announce(user, online, seen)
+  local rooms = redis.call('SMEMBERS', 'user:' .. user .. ':rooms')
+  local frame
+  if online then
+    frame = '{"type":"presence","user":' .. user .. ',"online":true}'
+  else
+    frame = '{"type":"presence","user":' .. user .. ',"online":false,"last_seen":' .. seen .. '}'
+  end
+  redis.call('PUBLISH', 'chat:bus', 'P ' .. user .. ' ' .. table.concat(rooms, ',') .. '\n' .. frame)
+end
+"#
+    };
+}
+
+/// ARGV: lowercase name, name, password hash, now. Returns the new id, or 0 if taken.
+static CREATE_USER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('EXISTS', 'uname:' .. ARGV[1]) == 1 then return 0 end
+local id = redis.call('INCR', 'ids:user')
+redis.call('HSET', 'user:' .. id, 'name', ARGV[2], 'pw', ARGV[3], 'created', ARGV[4])
+redis.call('SET', 'uname:' .. ARGV[1], id)
+redis.call('ZADD', 'unames', 0, ARGV[1] .. ':' .. id)
+return id
+"#,
+    )
+});
+
+/// ARGV: token hash, now, ttl secs. Returns the session hash fields, or nil.
+static TOUCH_SESSION: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local key = 'sess:' .. ARGV[1]
+if redis.call('EXISTS', key) == 0 then return false end
+redis.call('HSET', key, 'used', ARGV[2])
+redis.call('EXPIRE', key, ARGV[3])
+return redis.call('HGETALL', key)
+"#,
+    )
+});
+
+/// ARGV: user, session id. Returns 1 if revoked.
+static REVOKE_SESSION: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local hash = redis.call('HGET', 'user:' .. ARGV[1] .. ':sess', ARGV[2])
+if not hash then return 0 end
+redis.call('HDEL', 'user:' .. ARGV[1] .. ':sess', ARGV[2])
+local existed = redis.call('DEL', 'sess:' .. hash)
+redis.call('PUBLISH', 'chat:bus', 'S ' .. ARGV[1] .. ' ' .. ARGV[2] .. '\n')
+return existed
+"#,
+    )
+});
+
+/// ARGV: owner, name, visibility, member_joined event. Returns the room id.
+static CREATE_ROOM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        lua_common!(),
+        r#"
+local id = redis.call('INCR', 'ids:room')
+redis.call('HSET', 'room:' .. id, 'name', ARGV[2], 'kind', 'group', 'vis', ARGV[3], 'owner', ARGV[1], 'seq', 0)
+if ARGV[3] == 'public' then redis.call('SADD', 'rooms:public', id) end
+redis.call('HSET', 'room:' .. id .. ':m', ARGV[1], 'owner')
+redis.call('SADD', 'user:' .. ARGV[1] .. ':rooms', id)
+append(id, ARGV[4], ' J ' .. ARGV[1])
+return id
+"#
+    ))
+});
+
+/// ARGV: a, b (a < b), joined event of a, joined event of b. Returns the room id.
+static OPEN_DM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        lua_common!(),
+        r#"
+local key = 'dm:' .. ARGV[1] .. ':' .. ARGV[2]
+local existing = redis.call('GET', key)
+if existing then return tonumber(existing) end
+local id = redis.call('INCR', 'ids:room')
+redis.call('HSET', 'room:' .. id, 'name', '', 'kind', 'direct', 'vis', 'private', 'seq', 0, 'a', ARGV[1], 'b', ARGV[2])
+redis.call('SET', key, id)
+for i = 1, 2 do
+  redis.call('HSET', 'room:' .. id .. ':m', ARGV[i], 'member')
+  redis.call('SADD', 'user:' .. ARGV[i] .. ':rooms', id)
+  append(id, ARGV[i + 2], ' J ' .. ARGV[i])
+end
+return id
+"#
+    ))
+});
+
+/// ARGV: room, user, role ('' removes), event. Returns the seq, 0 if nothing changed, -1 if no room.
+static CHANGE_MEMBER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        lua_common!(),
+        r#"
+local room, user, role = ARGV[1], ARGV[2], ARGV[3]
+local rkey = 'room:' .. room
+if redis.call('EXISTS', rkey) == 0 then return -1 end
+local current = redis.call('HGET', rkey .. ':m', user)
+if role ~= '' then
+  if current then return 0 end
+  redis.call('HSET', rkey .. ':m', user, role)
+  redis.call('SADD', 'user:' .. user .. ':rooms', room)
+  if role == 'owner' then redis.call('HSET', rkey, 'owner', user) end
+  return (append(room, ARGV[4], ' J ' .. user))
+end
+if not current then return 0 end
+redis.call('HDEL', rkey .. ':m', user)
+redis.call('SREM', 'user:' .. user .. ':rooms', room)
+local seq = append(room, ARGV[4], ' L ' .. user)
+if current == 'owner' then
+  redis.call('HDEL', rkey, 'owner')
+  local heir = nil
+  for _, id in ipairs(redis.call('HKEYS', rkey .. ':m')) do
+    if heir == nil or tonumber(id) < tonumber(heir) then heir = id end
+  end
+  if heir then
+    redis.call('HSET', rkey .. ':m', heir, 'owner')
+    redis.call('HSET', rkey, 'owner', heir)
+    append(room, '{"kind":"owner_changed","user":' .. heir .. '}', '')
+  end
+end
+return seq
+"#
+    ))
+});
+
+/// ARGV: room, sender, client id, event, dedupe ttl, max events, max age ms.
+/// Returns "ok seq ts", "dup seq ts" or "not_a_member".
+static APPEND_MESSAGE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        lua_common!(),
+        r#"
+local room, sender = ARGV[1], ARGV[2]
+local ddkey = 'dd:' .. room .. ':' .. sender .. ':' .. ARGV[3]
+local prev = redis.call('GET', ddkey)
+if prev then return 'dup ' .. prev end
+if redis.call('HEXISTS', 'room:' .. room .. ':m', sender) == 0 then return 'not_a_member' end
+local seq, ts = append(room, ARGV[4], '')
+redis.call('SET', ddkey, seq .. ' ' .. ts, 'EX', ARGV[5])
+local log = 'room:' .. room .. ':log'
+local max_events, max_age = tonumber(ARGV[6]), tonumber(ARGV[7])
+if max_events > 0 then
+  local n = redis.call('ZCARD', log)
+  if n > max_events then redis.call('ZREMRANGEBYRANK', log, 0, n - max_events - 1) end
+end
+if max_age > 0 then
+  -- Amortized: look at the 16 oldest events per append.
+  for _, frame in ipairs(redis.call('ZRANGE', log, 0, 15)) do
+    local ets = tonumber(string.match(frame, '"ts":(%d+)'))
+    if ets and ets < ts - max_age then redis.call('ZREM', log, frame) else break end
+  end
+end
+return 'ok ' .. seq .. ' ' .. ts
+"#
+    ))
+});
+
+/// ARGV: room, target seq, sender, new body ('' with ARGV[5]=='delete' deletes), mode, event.
+/// Returns "ok seq" or an error code.
+static CHANGE_MESSAGE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        lua_common!(),
+        r#"
+local room, target, sender, body, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local rkey = 'room:' .. room
+if redis.call('HEXISTS', rkey .. ':m', sender) == 0 then return 'not_a_member' end
+local found = redis.call('ZRANGE', rkey .. ':log', target, target, 'BYSCORE')
+if #found == 0 then return 'message_not_found' end
+local frame = found[1]
+local at = string.find(frame, ',"event":', 1, true)
+if not at then return 'message_not_found' end
+local ev = cjson.decode(string.sub(frame, at + 9, -2))
+if ev.kind ~= 'message' then return 'message_not_found' end
+if tostring(ev.sender) ~= sender then return 'not_author' end
+if ev.deleted == true then return 'message_deleted' end
+local ts = now_ms()
+if mode == 'delete' then
+  ev.body = ''
+  ev.deleted = true
+  ev.edited_ts = nil
+else
+  ev.body = body
+  ev.edited_ts = ts
+end
+redis.call('ZREM', rkey .. ':log', frame)
+redis.call('ZADD', rkey .. ':log', target, string.sub(frame, 1, at + 8) .. cjson.encode(ev) .. '}')
+local seq = append(room, ARGV[6], '')
+return 'ok ' .. seq
+"#
+    ))
+});
+
+/// ARGV: user, room, seq, read_marker frame. Returns the marker after the call.
+static SET_READ: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local key = 'user:' .. ARGV[1] .. ':read'
+local current = tonumber(redis.call('HGET', key, ARGV[2]) or '0')
+local seq = tonumber(ARGV[3])
+if seq <= current then return current end
+redis.call('HSET', key, ARGV[2], ARGV[3])
+redis.call('PUBLISH', 'chat:bus', 'U ' .. ARGV[1] .. '\n' .. ARGV[4])
+return seq
+"#,
+    )
+});
+
+/// ARGV: node, user, now, 'up' | 'down'.
+static PRESENCE_CHANGE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        lua_common!(),
+        r#"
+local node, user, now, dir = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if dir == 'up' then
+  redis.call('SADD', 'pres:node:' .. node, user)
+  if not online_elsewhere(node, user, now) then announce(user, true, nil) end
+else
+  redis.call('SREM', 'pres:node:' .. node, user)
+  if not online_elsewhere(node, user, now) then
+    redis.call('HSET', 'pres:seen', user, now)
+    announce(user, false, now)
+  end
+end
+return 1
+"#
+    ))
+});
+
+/// ARGV: now, users... Returns per user: online (0/1), last seen ('' when never).
+static PRESENCE_OF: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        lua_common!(),
+        r#"
+local out = {}
+for i = 2, #ARGV do
+  local online = online_elsewhere('', ARGV[i], ARGV[1])
+  out[#out + 1] = online and 1 or 0
+  out[#out + 1] = redis.call('HGET', 'pres:seen', ARGV[i]) or ''
+end
+return out
+"#
+    ))
+});
+
+/// ARGV: node, now, ttl ms. Refreshes this node; users of expired nodes go offline.
+static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        lua_common!(),
+        r#"
+local node, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZADD', 'pres:nodes', now + ttl, node)
+for _, dead in ipairs(redis.call('ZRANGE', 'pres:nodes', '-inf', '(' .. now, 'BYSCORE')) do
+  local seen = redis.call('ZSCORE', 'pres:nodes', dead)
+  redis.call('ZREM', 'pres:nodes', dead)
+  for _, user in ipairs(redis.call('SMEMBERS', 'pres:node:' .. dead)) do
+    if not online_elsewhere(dead, user, now) then
+      redis.call('HSET', 'pres:seen', user, seen)
+      announce(user, false, seen)
+    end
+  end
+  redis.call('DEL', 'pres:node:' .. dead)
+end
+return 1
+"#
+    ))
+});
+
+/// ARGV: node, now. This node leaves: its users go offline unless online elsewhere.
+static NODE_DOWN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        lua_common!(),
+        r#"
+local node, now = ARGV[1], ARGV[2]
+redis.call('ZREM', 'pres:nodes', node)
+for _, user in ipairs(redis.call('SMEMBERS', 'pres:node:' .. node)) do
+  if not online_elsewhere(node, user, now) then
+    redis.call('HSET', 'pres:seen', user, now)
+    announce(user, false, now)
+  end
+end
+redis.call('DEL', 'pres:node:' .. node)
+return 1
+"#
+    ))
+});
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Owner => "owner",
+        Role::Member => "member",
+    }
+}
+
+fn parse_role(s: &str) -> Role {
+    if s == "owner" {
+        Role::Owner
+    } else {
+        Role::Member
+    }
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(what.to_owned())
+}
+
+fn script_error(code: &str) -> StoreError {
+    let code = match code {
+        "not_a_member" => ErrorCode::NotAMember,
+        "message_not_found" => ErrorCode::MessageNotFound,
+        "not_author" => ErrorCode::NotAuthor,
+        "message_deleted" => ErrorCode::MessageDeleted,
+        other => return corrupt(&format!("unexpected script reply {other:?}")),
+    };
+    let message = match code {
+        ErrorCode::NotAMember => "you are not a member of this room",
+        ErrorCode::MessageNotFound => "no such message in this room",
+        ErrorCode::NotAuthor => "only the author can change a message",
+        _ => "the message was deleted",
+    };
+    ApiError::new(code, message).into()
+}
+
+impl RedisStore {
+    /// Connects (commands and the bus subscriber) and registers this node for presence.
+    pub async fn connect(
+        url: &str,
+        shutdown: CancellationToken,
+    ) -> Result<Self, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(3)))
+            .set_response_timeout(Some(Duration::from_secs(5)));
+        let con = ConnectionManager::new_with_config(client.clone(), config).await?;
+        let node = format!("{:016x}", rand::random::<u64>());
+        let (tx, rx) = mpsc::unbounded_channel();
+        // Subscribe before serving so no event published after start is missed.
+        let pubsub = subscribe(&client).await?;
+        tokio::spawn(run_subscriber(client, pubsub, tx, shutdown));
+        Ok(Self {
+            con,
+            node,
+            bus_rx: Mutex::new(Some(rx)),
+        })
+    }
+
+    pub fn take_bus(&self) -> Option<mpsc::UnboundedReceiver<BusMsg>> {
+        self.bus_rx.lock().ok()?.take()
+    }
+
+    fn con(&self) -> ConnectionManager {
+        self.con.clone()
+    }
+
+    pub async fn ping(&self) -> StoreResult<()> {
+        let _: String = redis::cmd("PING").query_async(&mut self.con()).await?;
+        Ok(())
+    }
+
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> StoreResult<UserRecord> {
+        let id: u64 = CREATE_USER
+            .arg(username.to_lowercase())
+            .arg(username)
+            .arg(password_hash)
+            .arg(now)
+            .invoke_async(&mut self.con())
+            .await?;
+        if id == 0 {
+            return Err(ApiError::new(ErrorCode::UsernameTaken, "that username is taken").into());
+        }
+        Ok(UserRecord {
+            id: UserId(id),
+            username: username.to_owned(),
+            password_hash: password_hash.to_owned(),
+            created_ts: now,
+        })
+    }
+
+    pub async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        let mut con = self.con();
+        let id: Option<u64> = con
+            .get(format!("uname:{}", username.to_lowercase()))
+            .await?;
+        let Some(id) = id else { return Ok(None) };
+        let fields: HashMap<String, String> = con.hgetall(format!("user:{id}")).await?;
+        let get = |k: &str| {
+            fields
+                .get(k)
+                .cloned()
+                .ok_or_else(|| corrupt("user hash incomplete"))
+        };
+        Ok(Some(UserRecord {
+            id: UserId(id),
+            username: get("name")?,
+            password_hash: get("pw")?,
+            created_ts: get("created")?
+                .parse()
+                .map_err(|_| corrupt("user created"))?,
+        }))
+    }
+
+    pub async fn users(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, String)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hget(format!("user:{id}"), "name");
+        }
+        let names: Vec<Option<String>> = pipe.query_async(&mut self.con()).await?;
+        Ok(ids
+            .iter()
+            .zip(names)
+            .filter_map(|(id, name)| Some((*id, name?)))
+            .collect())
+    }
+
+    pub async fn search_users(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<(UserId, String)>> {
+        let mut con = self.con();
+        let min = format!("[{prefix}");
+        let max = format!("[{prefix}\u{ff}");
+        let found: Vec<String> = redis::cmd("ZRANGE")
+            .arg("unames")
+            .arg(min)
+            .arg(max)
+            .arg("BYLEX")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut con)
+            .await?;
+        let ids: Vec<UserId> = found
+            .iter()
+            .filter_map(|entry| {
+                entry
+                    .rsplit_once(':')
+                    .and_then(|(_, id)| id.parse().ok())
+                    .map(UserId)
+            })
+            .collect();
+        self.users(&ids).await
+    }
+
+    pub async fn create_session(&self, session: &SessionRecord, ttl_secs: u64) -> StoreResult<()> {
+        let key = format!("sess:{}", session.token_hash);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset_multiple(
+                &key,
+                &[
+                    ("id", session.id.clone()),
+                    ("user", session.user.to_string()),
+                    ("device", session.device.clone().unwrap_or_default()),
+                    ("created", session.created_ts.to_string()),
+                    ("used", session.last_used_ts.to_string()),
+                ],
+            )
+            .ignore()
+            .expire(&key, ttl_secs as i64)
+            .ignore()
+            .hset(
+                format!("user:{}:sess", session.user),
+                &session.id,
+                &session.token_hash,
+            )
+            .ignore();
+        let () = pipe.query_async(&mut self.con()).await?;
+        Ok(())
+    }
+
+    pub async fn touch_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+        ttl_secs: u64,
+    ) -> StoreResult<Option<SessionRecord>> {
+        let fields: Option<HashMap<String, String>> = TOUCH_SESSION
+            .arg(token_hash)
+            .arg(now)
+            .arg(ttl_secs)
+            .invoke_async(&mut self.con())
+            .await?;
+        fields
+            .map(|f| session_from_fields(token_hash, &f))
+            .transpose()
+    }
+
+    pub async fn sessions(&self, user: UserId) -> StoreResult<Vec<SessionRecord>> {
+        let mut con = self.con();
+        let index: HashMap<String, String> = con.hgetall(format!("user:{user}:sess")).await?;
+        let mut pipe = redis::pipe();
+        let entries: Vec<(String, String)> = index.into_iter().collect();
+        for (_, hash) in &entries {
+            pipe.hgetall(format!("sess:{hash}"));
+        }
+        let all: Vec<HashMap<String, String>> = pipe.query_async(&mut con).await?;
+        let mut out = Vec::new();
+        for ((id, hash), fields) in entries.iter().zip(all) {
+            if fields.is_empty() {
+                // Expired: drop it from the index.
+                let _: i64 = con.hdel(format!("user:{user}:sess"), id).await?;
+                continue;
+            }
+            out.push(session_from_fields(hash, &fields)?);
+        }
+        Ok(out)
+    }
+
+    pub async fn revoke_session(&self, user: UserId, session_id: &str) -> StoreResult<bool> {
+        let revoked: i64 = REVOKE_SESSION
+            .arg(user.0)
+            .arg(session_id)
+            .invoke_async(&mut self.con())
+            .await?;
+        Ok(revoked == 1)
+    }
+
+    pub async fn create_room(
+        &self,
+        owner: UserId,
+        name: &str,
+        visibility: Visibility,
+        event_json: &str,
+        _now: i64,
+    ) -> StoreResult<RoomId> {
+        let vis = if visibility == Visibility::Public {
+            "public"
+        } else {
+            "private"
+        };
+        let id: u64 = CREATE_ROOM
+            .arg(owner.0)
+            .arg(name)
+            .arg(vis)
+            .arg(event_json)
+            .invoke_async(&mut self.con())
+            .await?;
+        Ok(RoomId(id))
+    }
+
+    pub async fn open_dm(
+        &self,
+        a: (UserId, &str),
+        b: (UserId, &str),
+        _now: i64,
+    ) -> StoreResult<RoomId> {
+        let (a, b) = if a.0 <= b.0 { (a, b) } else { (b, a) };
+        let id: u64 = OPEN_DM
+            .arg(a.0 .0)
+            .arg(b.0 .0)
+            .arg(super::member_joined_json(a.0, a.1, Role::Member, None))
+            .arg(super::member_joined_json(b.0, b.1, Role::Member, None))
+            .invoke_async(&mut self.con())
+            .await?;
+        Ok(RoomId(id))
+    }
+
+    pub async fn room(&self, room: RoomId) -> StoreResult<Option<RoomMeta>> {
+        Ok(self.rooms(&[room]).await?.pop())
+    }
+
+    pub async fn rooms(&self, rooms: &[RoomId]) -> StoreResult<Vec<RoomMeta>> {
+        if rooms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for room in rooms {
+            pipe.hgetall(format!("room:{room}"))
+                .hlen(format!("room:{room}:m"));
+        }
+        let replies: Vec<redis::Value> = pipe.query_async(&mut self.con()).await?;
+        let mut out = Vec::with_capacity(rooms.len());
+        for (room, pair) in rooms.iter().zip(replies.chunks(2)) {
+            let fields: HashMap<String, String> = redis::from_redis_value(pair[0].clone())?;
+            if fields.is_empty() {
+                continue;
+            }
+            let members: u64 = redis::from_redis_value(pair[1].clone())?;
+            let num = |k: &str| fields.get(k).and_then(|v| v.parse::<u64>().ok());
+            let direct = fields.get("kind").map(String::as_str) == Some("direct");
+            out.push(RoomMeta {
+                id: *room,
+                name: fields.get("name").cloned().unwrap_or_default(),
+                kind: if direct {
+                    RoomKind::Direct
+                } else {
+                    RoomKind::Group
+                },
+                visibility: if fields.get("vis").map(String::as_str) == Some("public") {
+                    Visibility::Public
+                } else {
+                    Visibility::Private
+                },
+                owner: num("owner").map(UserId),
+                last_seq: num("seq").unwrap_or(0),
+                member_count: members,
+                pair: num("a").zip(num("b")).map(|(a, b)| (UserId(a), UserId(b))),
+            });
+        }
+        Ok(out)
+    }
+
+    pub async fn public_rooms(&self) -> StoreResult<Vec<RoomId>> {
+        let ids: Vec<u64> = self.con().smembers("rooms:public").await?;
+        let mut ids: Vec<RoomId> = ids.into_iter().map(RoomId).collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    pub async fn user_rooms(&self, user: UserId) -> StoreResult<Vec<RoomId>> {
+        let ids: Vec<u64> = self.con().smembers(format!("user:{user}:rooms")).await?;
+        let mut ids: Vec<RoomId> = ids.into_iter().map(RoomId).collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    pub async fn role(&self, room: RoomId, user: UserId) -> StoreResult<Option<Role>> {
+        let role: Option<String> = self.con().hget(format!("room:{room}:m"), user.0).await?;
+        Ok(role.as_deref().map(parse_role))
+    }
+
+    pub async fn members(&self, room: RoomId) -> StoreResult<Vec<(UserId, Role)>> {
+        let all: HashMap<u64, String> = self.con().hgetall(format!("room:{room}:m")).await?;
+        let mut members: Vec<(UserId, Role)> = all
+            .into_iter()
+            .map(|(u, r)| (UserId(u), parse_role(&r)))
+            .collect();
+        members.sort_by_key(|(u, _)| *u);
+        Ok(members)
+    }
+
+    pub async fn change_member(
+        &self,
+        change: MemberChange<'_>,
+        _now: i64,
+    ) -> StoreResult<Option<u64>> {
+        let seq: i64 = CHANGE_MEMBER
+            .arg(change.room.0)
+            .arg(change.user.0)
+            .arg(change.role.map_or("", role_name))
+            .arg(change.event_json)
+            .invoke_async(&mut self.con())
+            .await?;
+        match seq {
+            -1 => Err(ApiError::room_not_found().into()),
+            0 => Ok(None),
+            seq => Ok(Some(seq as u64)),
+        }
+    }
+
+    pub async fn append_message(
+        &self,
+        msg: NewMessage<'_>,
+        _now: i64,
+        dedupe_ttl_secs: u64,
+        retention: Retention,
+    ) -> StoreResult<SendAck> {
+        let reply: String = APPEND_MESSAGE
+            .arg(msg.room.0)
+            .arg(msg.sender.0)
+            .arg(msg.client_id)
+            .arg(msg.event_json)
+            .arg(dedupe_ttl_secs)
+            .arg(retention.max_events)
+            .arg(retention.max_age_ms)
+            .invoke_async(&mut self.con())
+            .await?;
+        let mut parts = reply.split(' ');
+        let status = parts.next().unwrap_or_default();
+        let duplicate = match status {
+            "ok" => false,
+            "dup" => true,
+            other => return Err(script_error(other)),
+        };
+        let seq = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| corrupt("append seq"))?;
+        let ts = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| corrupt("append ts"))?;
+        Ok(SendAck {
+            room: msg.room,
+            id: msg.client_id.to_owned(),
+            seq,
+            ts,
+            duplicate,
+        })
+    }
+
+    pub async fn change_message(&self, change: Change<'_>, _now: i64) -> StoreResult<u64> {
+        let reply: String = CHANGE_MESSAGE
+            .arg(change.room.0)
+            .arg(change.target)
+            .arg(change.sender.0)
+            .arg(change.body.unwrap_or_default())
+            .arg(if change.body.is_some() {
+                "edit"
+            } else {
+                "delete"
+            })
+            .arg(change.event_json)
+            .invoke_async(&mut self.con())
+            .await?;
+        match reply.split_once(' ') {
+            Some(("ok", seq)) => seq.parse().map_err(|_| corrupt("change seq")),
+            _ => Err(script_error(&reply)),
+        }
+    }
+
+    pub async fn history(&self, room: RoomId, range: Range, limit: usize) -> StoreResult<LogPage> {
+        let log = format!("room:{room}:log");
+        let mut zrange = redis::cmd("ZRANGE");
+        zrange.arg(&log);
+        match range {
+            Range::After(after) => zrange.arg(format!("({after}")).arg("+inf").arg("BYSCORE"),
+            Range::Before(before) => {
+                let max = before.map_or_else(|| "+inf".to_owned(), |b| format!("({b}"));
+                zrange.arg(max).arg("-inf").arg("BYSCORE").arg("REV")
+            }
+        };
+        zrange.arg("LIMIT").arg(0).arg(limit + 1);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .add_command(zrange)
+            .cmd("ZRANGE")
+            .arg(&log)
+            .arg(0)
+            .arg(0)
+            .arg("WITHSCORES")
+            .hget(format!("room:{room}"), "seq");
+        let (mut events, first, last): (Vec<String>, Vec<(String, u64)>, Option<u64>) =
+            pipe.query_async(&mut self.con()).await?;
+        let has_more = events.len() > limit;
+        events.truncate(limit);
+        if matches!(range, Range::Before(_)) {
+            events.reverse();
+        }
+        let last_seq = last.unwrap_or(0);
+        let first_seq = first.first().map_or(last_seq + 1, |(_, seq)| *seq);
+        Ok(LogPage {
+            events,
+            has_more,
+            first_seq,
+            last_seq,
+        })
+    }
+
+    pub async fn set_read(&self, user: UserId, room: RoomId, seq: u64) -> StoreResult<u64> {
+        let marker: u64 = SET_READ
+            .arg(user.0)
+            .arg(room.0)
+            .arg(seq)
+            .arg(bus::read_frame(room, seq))
+            .invoke_async(&mut self.con())
+            .await?;
+        Ok(marker)
+    }
+
+    pub async fn read_markers(&self, user: UserId, rooms: &[RoomId]) -> StoreResult<Vec<u64>> {
+        if rooms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fields: Vec<u64> = rooms.iter().map(|r| r.0).collect();
+        let values: Vec<Option<u64>> = redis::cmd("HMGET")
+            .arg(format!("user:{user}:read"))
+            .arg(fields)
+            .query_async(&mut self.con())
+            .await?;
+        Ok(values.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    pub async fn publish(&self, msg: String) -> StoreResult<()> {
+        let _: i64 = self.con().publish(BUS_CHANNEL, msg).await?;
+        Ok(())
+    }
+
+    pub async fn presence_up(&self, user: UserId, now: i64) -> StoreResult<()> {
+        self.presence_change(user, now, "up").await
+    }
+
+    pub async fn presence_down(&self, user: UserId, now: i64) -> StoreResult<()> {
+        self.presence_change(user, now, "down").await
+    }
+
+    async fn presence_change(&self, user: UserId, now: i64, dir: &str) -> StoreResult<()> {
+        let _: i64 = PRESENCE_CHANGE
+            .arg(&self.node)
+            .arg(user.0)
+            .arg(now)
+            .arg(dir)
+            .invoke_async(&mut self.con())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn presence(&self, users: &[UserId], now: i64) -> StoreResult<Vec<Presence>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = PRESENCE_OF.arg(now);
+        for user in users {
+            invocation.arg(user.0);
+        }
+        let flat: Vec<String> = invocation.invoke_async(&mut self.con()).await?;
+        Ok(flat
+            .chunks(2)
+            .map(|pair| Presence {
+                online: pair[0] == "1",
+                last_seen: pair.get(1).and_then(|s| s.parse().ok()),
+            })
+            .collect())
+    }
+
+    pub async fn presence_heartbeat(&self, now: i64, ttl_ms: i64) -> StoreResult<()> {
+        let _: i64 = HEARTBEAT
+            .arg(&self.node)
+            .arg(now)
+            .arg(ttl_ms)
+            .invoke_async(&mut self.con())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn presence_node_down(&self, now: i64) -> StoreResult<()> {
+        let _: i64 = NODE_DOWN
+            .arg(&self.node)
+            .arg(now)
+            .invoke_async(&mut self.con())
+            .await?;
+        Ok(())
+    }
+}
+
+fn session_from_fields(
+    token_hash: &str,
+    f: &HashMap<String, String>,
+) -> StoreResult<SessionRecord> {
+    let num = |k: &str| {
+        f.get(k)
+            .and_then(|v| v.parse::<i64>().ok())
+            .ok_or_else(|| corrupt("session hash"))
+    };
+    Ok(SessionRecord {
+        id: f.get("id").cloned().ok_or_else(|| corrupt("session id"))?,
+        token_hash: token_hash.to_owned(),
+        user: UserId(num("user")? as u64),
+        device: f.get("device").filter(|d| !d.is_empty()).cloned(),
+        created_ts: num("created")?,
+        last_used_ts: num("used")?,
+    })
+}
+
+async fn subscribe(client: &redis::Client) -> redis::RedisResult<redis::aio::PubSub> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(BUS_CHANNEL).await?;
+    Ok(pubsub)
+}
+
+/// Forwards bus messages to the hub; on a lost subscription, reconnects with backoff and
+/// sends `Resync` so the hub re-checks every room for missed events.
+async fn run_subscriber(
+    client: redis::Client,
+    mut pubsub: redis::aio::PubSub,
+    tx: mpsc::UnboundedSender<BusMsg>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        {
+            let mut stream = pubsub.into_on_message();
+            loop {
+                let msg = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    msg = stream.next() => msg,
+                };
+                let Some(msg) = msg else { break };
+                match msg.get_payload::<String>() {
+                    Ok(payload) => {
+                        if tx.send(BusMsg::Payload(payload)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "unreadable bus message"),
+                }
+            }
+        }
+        tracing::warn!("bus subscription lost; reconnecting");
+        let mut delay = Duration::from_millis(100);
+        pubsub = loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            match subscribe(&client).await {
+                Ok(p) => break p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "bus resubscribe failed");
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        tracing::info!("bus subscription restored");
+        if tx.send(BusMsg::Resync).is_err() {
+            return;
+        }
+    }
+}

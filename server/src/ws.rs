@@ -1,0 +1,568 @@
+//! One WebSocket connection: authentication, resume, then frames both ways until it closes.
+//!
+//! The connection keeps, per room, the last seq it delivered (its cursor). Every room event —
+//! replayed or live, from the hub or fetched from history — goes through [`Connection::deliver`]:
+//! at or below the cursor it is dropped (never twice), one above it is sent, further above it
+//! the missing events are fetched from the store first (never a gap). So a connection sees each
+//! room's stream exactly once and in order, whatever the bus did.
+
+use crate::auth::{self, now_ms};
+use crate::chat;
+use crate::error::{ApiError, ApiResult};
+use crate::hub::{ConnHandle, Outbound};
+use crate::limits::FrameBucket;
+use crate::store::bus::MemberRoute;
+use crate::store::Range;
+use crate::AppState;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use protocol::ws::{ClientFrame, Cursor, GapReason, ServerFrame};
+use protocol::{close, ErrorCode, RoomEvent, RoomId, UserId};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Consecutive rate-limited frames after which the socket is closed.
+const MAX_STRIKES: u32 = 100;
+/// Events fetched per store read when filling a gap.
+const FILL_CHUNK: usize = 200;
+
+/// `GET /ws`: checks the Origin, then upgrades with small buffers (a 4 KiB read buffer and no
+/// write buffer cost a few KB per idle socket instead of ~130 KB).
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let allowed = origin
+            .to_str()
+            .is_ok_and(|o| state.config.allowed_origins.iter().any(|a| a == o));
+        if !allowed {
+            return ApiError::new(
+                ErrorCode::OriginNotAllowed,
+                "this Origin may not open a socket",
+            )
+            .into_response();
+        }
+    }
+    let max_frame = state.config.limits.max_frame_bytes;
+    ws.read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(max_frame * 4)
+        .max_message_size(max_frame)
+        .max_frame_size(max_frame)
+        .on_upgrade(move |socket| run(state, socket))
+}
+
+/// Why a connection ended, for the close frame.
+struct Closing(u16, &'static str);
+
+fn text(frame: &ServerFrame) -> Message {
+    Message::Text(Utf8Bytes::from(
+        serde_json::to_string(frame).unwrap_or_default(),
+    ))
+}
+
+fn error_frame(
+    e: &ApiError,
+    reference: Option<String>,
+    room: Option<RoomId>,
+    id: Option<String>,
+) -> ServerFrame {
+    ServerFrame::Error {
+        code: e.code,
+        message: e.message.to_string(),
+        reference,
+        room,
+        id,
+        retry_after_ms: e.retry_after_ms,
+    }
+}
+
+/// Parses a client frame, telling unknown types apart from malformed JSON.
+fn parse(text: &str) -> Result<ClientFrame, ApiError> {
+    serde_json::from_str(text).map_err(|e| {
+        if e.is_data() && e.to_string().starts_with("unknown variant") {
+            ApiError::new(ErrorCode::UnknownFrame, "unknown frame type")
+        } else {
+            ApiError::new(ErrorCode::MalformedFrame, format!("malformed frame: {e}"))
+        }
+    })
+}
+
+async fn close_with(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+async fn run(state: AppState, mut socket: WebSocket) {
+    let Some((session, resume)) = await_hello(&state, &mut socket).await else {
+        return;
+    };
+    let user = session.user;
+    let (handle, rx, first) =
+        state
+            .hub
+            .register(user, session.id.clone(), state.config.outbound_queue);
+    if first {
+        if let Err(e) = state.store.presence_up(user, now_ms()).await {
+            tracing::warn!(error = %e, "presence update failed");
+        }
+    }
+    let mut conn = Connection {
+        state: state.clone(),
+        socket,
+        handle: handle.clone(),
+        user,
+        username: String::new(),
+        cursors: HashMap::new(),
+        frames: state.limits.frame_bucket(),
+        strikes: 0,
+        last_typing: HashMap::new(),
+    };
+    let closing = match conn.start(&session.id, resume).await {
+        Ok(()) => conn.serve(rx, &session.token_hash).await,
+        Err(e) => {
+            let _ = conn
+                .socket
+                .send(text(&error_frame(&e, None, None, None)))
+                .await;
+            Closing(1011, "server error; reconnect and resume")
+        }
+    };
+    close_with(&mut conn.socket, closing.0, closing.1).await;
+    let last = state.hub.unregister(&handle, conn.cursors.keys().copied());
+    if last {
+        if let Err(e) = state.store.presence_down(user, now_ms()).await {
+            tracing::warn!(error = %e, "presence update failed");
+        }
+    }
+}
+
+/// Waits for `hello`, answering anything else with `auth_required`. `None` when the socket
+/// closed, timed out or the token was refused (the client has been told).
+async fn await_hello(
+    state: &AppState,
+    socket: &mut WebSocket,
+) -> Option<(crate::store::SessionRecord, Vec<Cursor>)> {
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(state.config.hello_timeout_secs);
+    loop {
+        let msg = match tokio::time::timeout_at(deadline, socket.recv()).await {
+            Err(_) => {
+                close_with(socket, close::AUTH_TIMEOUT, "no hello in time").await;
+                return None;
+            }
+            Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return None,
+            Ok(Some(Ok(msg))) => msg,
+        };
+        let frame = match msg {
+            Message::Text(t) => parse(t.as_str()),
+            Message::Binary(_) => Err(ApiError::new(
+                ErrorCode::BinaryNotSupported,
+                "frames are JSON text",
+            )),
+            _ => continue,
+        };
+        match frame {
+            Ok(ClientFrame::Hello { token, resume }) => {
+                match auth::authenticate(&state.store, &token, state.config.session_ttl_secs).await
+                {
+                    Ok(session) => return Some((session, resume)),
+                    Err(e) => {
+                        let _ = socket.send(text(&error_frame(&e, None, None, None))).await;
+                        let code = if e.code == ErrorCode::Unauthorized {
+                            close::UNAUTHORIZED
+                        } else {
+                            1011
+                        };
+                        close_with(socket, code, "authentication failed").await;
+                        return None;
+                    }
+                }
+            }
+            Ok(_) => {
+                let e = ApiError::new(ErrorCode::AuthRequired, "send hello first");
+                let _ = socket.send(text(&error_frame(&e, None, None, None))).await;
+            }
+            Err(e) => {
+                let _ = socket.send(text(&error_frame(&e, None, None, None))).await;
+            }
+        }
+    }
+}
+
+struct Connection {
+    state: AppState,
+    socket: WebSocket,
+    handle: Arc<ConnHandle>,
+    user: UserId,
+    username: String,
+    /// Per room: the last seq delivered to this client.
+    cursors: HashMap<RoomId, u64>,
+    frames: FrameBucket,
+    strikes: u32,
+    last_typing: HashMap<RoomId, Instant>,
+}
+
+/// The socket failed; the connection ends.
+struct SocketGone;
+
+impl Connection {
+    async fn send(&mut self, frame: &ServerFrame) -> Result<(), SocketGone> {
+        self.socket.send(text(frame)).await.map_err(|_| SocketGone)
+    }
+
+    /// Sends `welcome`, replays what the client missed, sends `ready`.
+    async fn start(&mut self, session_id: &str, resume: Vec<Cursor>) -> ApiResult<()> {
+        let me = chat::me(&self.state, self.user).await?;
+        self.username = me.username.clone();
+        let rooms = self.state.store.user_rooms(self.user).await?;
+        // Route live events first, then read where each room stands: nothing falls in between.
+        self.state.hub.join(&self.handle, &rooms);
+        let metas = self.state.store.rooms(&rooms).await?;
+        let resume: HashMap<RoomId, u64> = resume.into_iter().map(|c| (c.room, c.seq)).collect();
+        let mut replay = Vec::new();
+        for meta in &metas {
+            let cursor = match resume.get(&meta.id) {
+                Some(&seq) if seq < meta.last_seq => {
+                    replay.push((meta.id, meta.last_seq));
+                    seq
+                }
+                _ => meta.last_seq,
+            };
+            self.cursors.insert(meta.id, cursor);
+        }
+        let views = chat::room_views(&self.state, self.user, metas, true).await?;
+        let welcome = ServerFrame::Welcome {
+            protocol: protocol::PROTOCOL_VERSION,
+            user: me,
+            session_id: session_id.to_owned(),
+            rooms: views,
+            limits: self.state.config.limits.clone(),
+        };
+        if self.send(&welcome).await.is_err() {
+            return Ok(());
+        }
+        for (room, last_seq) in replay {
+            let cursor = self.cursors.get(&room).copied().unwrap_or(last_seq);
+            if last_seq - cursor > self.state.config.limits.max_replay as u64 {
+                let gap = ServerFrame::Gap {
+                    room,
+                    after: cursor,
+                    until: last_seq,
+                    reason: GapReason::TooLarge,
+                };
+                if self.send(&gap).await.is_err() {
+                    return Ok(());
+                }
+                self.cursors.insert(room, last_seq);
+                continue;
+            }
+            if self.fill(room, last_seq).await.is_err() {
+                return Ok(());
+            }
+        }
+        let _ = self.send(&ServerFrame::Ready).await;
+        Ok(())
+    }
+
+    /// Delivers events of `room` from the cursor up to `until` from the store. Reports events
+    /// that fell out of retention with a `gap` frame.
+    async fn fill(&mut self, room: RoomId, until: u64) -> Result<(), FillError> {
+        while let Some(&cursor) = self.cursors.get(&room) {
+            if cursor >= until {
+                break;
+            }
+            let page = self
+                .state
+                .store
+                .history(room, Range::After(cursor), FILL_CHUNK)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "gap fill failed");
+                    FillError::Store
+                })?;
+            if page.first_seq > cursor + 1 {
+                let lost_until = (page.first_seq - 1).min(until);
+                let gap = ServerFrame::Gap {
+                    room,
+                    after: cursor,
+                    until: lost_until,
+                    reason: GapReason::Truncated,
+                };
+                self.send(&gap).await.map_err(|_| FillError::Socket)?;
+                self.cursors.insert(room, lost_until);
+                continue;
+            }
+            if page.events.is_empty() {
+                break;
+            }
+            for frame in page.events {
+                let event: RoomEvent = match serde_json::from_str(&frame) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        tracing::error!(error = %e, "unreadable stored event");
+                        return Err(FillError::Store);
+                    }
+                };
+                if event.seq > until {
+                    break;
+                }
+                let member = match &event.event {
+                    protocol::EventBody::MemberJoined { user, .. } => {
+                        Some(MemberRoute::Joined(*user))
+                    }
+                    protocol::EventBody::MemberLeft { user, .. } => Some(MemberRoute::Left(*user)),
+                    _ => None,
+                };
+                self.emit(room, event.seq, member, Utf8Bytes::from(frame))
+                    .await
+                    .map_err(|_| FillError::Socket)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends an event known to be the next one, and moves the cursor.
+    async fn emit(
+        &mut self,
+        room: RoomId,
+        seq: u64,
+        member: Option<MemberRoute>,
+        frame: Utf8Bytes,
+    ) -> Result<(), SocketGone> {
+        self.socket
+            .send(Message::Text(frame))
+            .await
+            .map_err(|_| SocketGone)?;
+        if member == Some(MemberRoute::Left(self.user)) {
+            self.cursors.remove(&room);
+        } else {
+            self.cursors.insert(room, seq);
+        }
+        Ok(())
+    }
+
+    /// The one path for room events: dedupe, fill gaps, keep order.
+    async fn deliver(
+        &mut self,
+        room: RoomId,
+        seq: u64,
+        member: Option<MemberRoute>,
+        frame: Utf8Bytes,
+    ) -> Result<(), FillError> {
+        let cursor = match self.cursors.get(&room) {
+            Some(&c) => c,
+            // Not tracking this room: only our own joining starts it.
+            None if member == Some(MemberRoute::Joined(self.user)) => {
+                self.cursors.insert(room, seq - 1);
+                seq - 1
+            }
+            None => return Ok(()),
+        };
+        if seq <= cursor {
+            return Ok(());
+        }
+        if seq > cursor + 1 {
+            self.fill(room, seq - 1).await?;
+            if self.cursors.get(&room).is_none_or(|&c| c >= seq) {
+                return Ok(());
+            }
+        }
+        self.emit(room, seq, member, frame)
+            .await
+            .map_err(|_| FillError::Socket)
+    }
+
+    /// The main loop: live events out, client frames in, until something ends it.
+    async fn serve(&mut self, mut rx: mpsc::Receiver<Outbound>, token_hash: &str) -> Closing {
+        let shutdown = self.state.shutdown.clone();
+        let handle = self.handle.clone();
+        let refresh_every =
+            Duration::from_secs((self.state.config.session_ttl_secs / 4).clamp(30, 3600));
+        let mut refresh =
+            tokio::time::interval_at(tokio::time::Instant::now() + refresh_every, refresh_every);
+        loop {
+            tokio::select! {
+                biased;
+                (code, reason) = handle.killed() => return Closing(code, reason),
+                _ = shutdown.cancelled() => return Closing(close::GOING_AWAY, "server shutting down; reconnect"),
+                item = rx.recv() => {
+                    let Some(item) = item else { return Closing(close::GOING_AWAY, "closing") };
+                    let result = match item {
+                        Outbound::Event { room, seq, member, frame } => self.deliver(room, seq, member, frame).await,
+                        Outbound::Frame(frame) => self.socket.send(Message::Text(frame)).await.map_err(|_| FillError::Socket),
+                        Outbound::Probe { room, last_seq } => self.fill(room, last_seq).await,
+                    };
+                    match result {
+                        Ok(()) => {}
+                        Err(FillError::Socket) => return Closing(close::GOING_AWAY, "socket failed"),
+                        Err(FillError::Store) => return Closing(1011, "store unavailable; reconnect and resume"),
+                    }
+                }
+                msg = self.socket.recv() => {
+                    let msg = match msg {
+                        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Closing(1000, "bye"),
+                        Some(Ok(msg)) => msg,
+                    };
+                    let reply = match msg {
+                        Message::Text(t) => self.on_text(t.as_str()).await,
+                        Message::Binary(_) => {
+                            Some(error_frame(&ApiError::new(ErrorCode::BinaryNotSupported, "frames are JSON text"), None, None, None))
+                        }
+                        _ => None,
+                    };
+                    if let Some(reply) = reply {
+                        if self.send(&reply).await.is_err() {
+                            return Closing(close::GOING_AWAY, "socket failed");
+                        }
+                    }
+                    if self.strikes > MAX_STRIKES {
+                        return Closing(close::RATE_LIMITED, "too many frames after being rate limited");
+                    }
+                }
+                _ = refresh.tick() => {
+                    match self.state.store.touch_session(token_hash, now_ms(), self.state.config.session_ttl_secs).await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => return Closing(close::UNAUTHORIZED, "session expired or revoked"),
+                        Err(e) => tracing::warn!(error = %e, "session refresh failed"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one client frame; returns the reply, if any.
+    async fn on_text(&mut self, text: &str) -> Option<ServerFrame> {
+        if let Err(e) = self.frames.check() {
+            self.strikes += 1;
+            return Some(error_frame(&e, None, None, None));
+        }
+        self.strikes = 0;
+        let frame = match parse(text) {
+            Ok(frame) => frame,
+            Err(e) => return Some(error_frame(&e, None, None, None)),
+        };
+        let state = self.state.clone();
+        let user = self.user;
+        match frame {
+            ClientFrame::Hello { .. } => Some(error_frame(
+                &ApiError::new(
+                    ErrorCode::AlreadyAuthenticated,
+                    "this socket is already authenticated",
+                ),
+                None,
+                None,
+                None,
+            )),
+            ClientFrame::Send { room, id, body } => {
+                let result = match state.limits.message(user) {
+                    Ok(()) => chat::send(&state, user, room, &id, &body).await,
+                    Err(e) => Err(e),
+                };
+                Some(match result {
+                    Ok(ack) => ServerFrame::Ack(ack),
+                    Err(e) => error_frame(&e, None, Some(room), Some(id)),
+                })
+            }
+            ClientFrame::Edit {
+                room,
+                seq,
+                body,
+                reference,
+            } => {
+                let result = match state.limits.message(user) {
+                    Ok(()) => chat::change(&state, user, room, seq, Some(&body)).await,
+                    Err(e) => Err(e),
+                };
+                reply_ok(result, reference)
+            }
+            ClientFrame::Delete {
+                room,
+                seq,
+                reference,
+            } => {
+                let result = match state.limits.message(user) {
+                    Ok(()) => chat::change(&state, user, room, seq, None).await,
+                    Err(e) => Err(e),
+                };
+                reply_ok(result, reference)
+            }
+            ClientFrame::Typing { room } => {
+                if !self.cursors.contains_key(&room) {
+                    return Some(error_frame(
+                        &ApiError::not_a_member(),
+                        None,
+                        Some(room),
+                        None,
+                    ));
+                }
+                // Repeats within a third of the indicator's lifetime add nothing.
+                let min_gap = Duration::from_millis(state.config.limits.typing_ttl_ms / 3);
+                let now = Instant::now();
+                if self
+                    .last_typing
+                    .get(&room)
+                    .is_some_and(|t| now.duration_since(*t) < min_gap)
+                {
+                    return None;
+                }
+                self.last_typing.insert(room, now);
+                chat::typing(&state, user, &self.username, room)
+                    .await
+                    .err()
+                    .map(|e| error_frame(&e, None, Some(room), None))
+            }
+            ClientFrame::Read { room, seq } => chat::set_read(&state, user, room, seq)
+                .await
+                .err()
+                .map(|e| error_frame(&e, None, Some(room), None)),
+            ClientFrame::History {
+                room,
+                before,
+                after,
+                limit,
+                reference,
+            } => Some(
+                match chat::history(&state, user, room, before, after, limit).await {
+                    Ok(page) => ServerFrame::History {
+                        reference,
+                        room,
+                        events: page.events,
+                        has_more: page.has_more,
+                        first_seq: page.first_seq,
+                        last_seq: page.last_seq,
+                    },
+                    Err(e) => error_frame(&e, reference, Some(room), None),
+                },
+            ),
+            ClientFrame::Ping { reference } => Some(ServerFrame::Pong { reference }),
+        }
+    }
+}
+
+fn reply_ok(result: ApiResult<u64>, reference: Option<String>) -> Option<ServerFrame> {
+    match result {
+        Ok(_) => reference.map(|reference| ServerFrame::Ok { reference }),
+        Err(e) => Some(error_frame(&e, reference, None, None)),
+    }
+}
+
+enum FillError {
+    Socket,
+    Store,
+}
+
+impl From<SocketGone> for FillError {
+    fn from(_: SocketGone) -> Self {
+        FillError::Socket
+    }
+}
