@@ -11,6 +11,7 @@
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod ipc;
 pub mod limits;
 pub mod rest;
 pub mod validate;

@@ -1,0 +1,230 @@
+//! The desktop app's IPC: Tauri commands the Yew UI invokes and events the Rust backend emits.
+//!
+//! The backend owns the socket, the SQLite cache, the outbox and the token (which never reaches
+//! the web view); the UI only sees these views. Command names are the `snake_case` function
+//! names listed on [`Command`]; every command fails with an [`AppError`].
+
+use crate::error::ErrorCode;
+use crate::ids::{RoomId, UserId};
+use crate::rest::{Room, User, Visibility};
+use serde::{Deserialize, Serialize};
+
+/// The one event name the backend emits; its payload is an [`AppEvent`].
+pub const EVENT: &str = "chat";
+
+/// Every command, with its arguments (as a JSON object, camelCase keys per Tauri's convention)
+/// and result. Kept as documentation and as the UI's typed call list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Command {
+    /// → [`Snapshot`]. Where the app stands: server, account, connection.
+    Snapshot,
+    /// `{url}` → `()`. Checks the URL and that a chat server answers there, then remembers it.
+    SetServer { url: String },
+    /// `{username, password}` → [`User`]. Registers, stores the token in the keychain, connects.
+    Register { username: String, password: String },
+    /// `{username, password}` → [`User`]. Logs in, stores the token in the keychain, connects.
+    Login { username: String, password: String },
+    /// → `()`. Revokes the token on the server, deletes it from the keychain, clears the cache.
+    Logout,
+    /// → `Vec<`[`RoomView`]`>` from the cache (instant), sorted by latest activity.
+    Rooms,
+    /// `{room, before, limit}` → [`MessagePage`]: cached first, then older pages from the server.
+    Messages { room: RoomId, before: Option<u64>, limit: Option<u32> },
+    /// `{room, body}` → [`MessageView`] (pending). Stored in the outbox first, sent when online.
+    Send { room: RoomId, body: String },
+    /// `{clientId}` → `()`. Sends a failed outbox message again.
+    Retry { client_id: String },
+    /// `{clientId}` → `()`. Drops a failed or pending outbox message.
+    Discard { client_id: String },
+    /// `{room, seq, body}` → `()`.
+    Edit { room: RoomId, seq: u64, body: String },
+    /// `{room, seq}` → `()`.
+    Delete { room: RoomId, seq: u64 },
+    /// `{room, seq}` → `()`. Moves the read marker (never back).
+    MarkRead { room: RoomId, seq: u64 },
+    /// `{room}` → `()`. Tells others the user is typing (throttled by the backend).
+    Typing { room: RoomId },
+    /// `{name, visibility}` → [`Room`].
+    CreateRoom { name: String, visibility: Visibility },
+    /// → `Vec<`[`Room`]`>`.
+    PublicRooms,
+    /// `{room}` → [`Room`].
+    JoinRoom { room: RoomId },
+    /// `{room}` → `()`.
+    LeaveRoom { room: RoomId },
+    /// `{room}` → `Vec<`[`MemberView`]`>`.
+    Members { room: RoomId },
+    /// `{query}` → `Vec<`[`UserView`]`>`.
+    SearchUsers { query: String },
+    /// `{user}` → [`Room`]: the direct room with that user.
+    OpenDm { user: UserId },
+    /// `{query}` → `Vec<`[`SearchHit`]`>`: full-text search over cached messages.
+    Search { query: String },
+    /// `{room}` → `String`: the unsent draft of a room ("" when none).
+    GetDraft { room: RoomId },
+    /// `{room, text}` → `()`.
+    SetDraft { room: RoomId, text: String },
+    /// `{room}` → `()`: which room the user is looking at (`null` for none); no notifications
+    /// for it while the window has focus.
+    SetFocus { room: Option<RoomId> },
+    /// → [`Settings`].
+    GetSettings,
+    /// `{settings}` → `()`.
+    SetSettings { settings: Settings },
+}
+
+/// Where the app stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub server_url: Option<String>,
+    /// The last username used on this server (prefilled on the login form).
+    pub username: Option<String>,
+    /// The logged-in user, when a token is in the keychain.
+    pub user: Option<User>,
+    pub connection: ConnectionState,
+}
+
+/// The socket's state, shown as a banner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ConnectionState {
+    /// Not logged in, or logged out.
+    Offline,
+    Connecting,
+    Online,
+    /// Lost the connection; trying again in `retry_in_ms` (attempt number `attempt`).
+    Reconnecting { attempt: u32, retry_in_ms: u64, reason: String },
+}
+
+/// A room in the side bar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomView {
+    pub room: Room,
+    /// The newest message, for the preview line.
+    pub last_message: Option<MessageView>,
+    /// For direct rooms: whether the other user is online.
+    pub peer_online: Option<bool>,
+}
+
+/// Delivery state of a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum MessageStatus {
+    /// Accepted by the server (has a seq).
+    Sent,
+    /// In the outbox, not yet acknowledged.
+    Pending,
+    /// The server refused it; `reason` says why. Retry or discard.
+    Failed { code: ErrorCode, reason: String },
+}
+
+/// A message as the UI shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageView {
+    pub room: RoomId,
+    /// The server's seq; `None` while pending or failed.
+    pub seq: Option<u64>,
+    pub client_id: String,
+    pub sender: UserId,
+    pub sender_name: String,
+    /// Plain text, to be rendered as text (never as HTML).
+    pub body: String,
+    pub ts: i64,
+    pub edited: bool,
+    pub deleted: bool,
+    pub status: MessageStatus,
+}
+
+/// A page of messages, ascending.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessagePage {
+    pub messages: Vec<MessageView>,
+    /// More, older messages exist (in the cache or on the server).
+    pub has_more: bool,
+}
+
+/// A user with presence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserView {
+    pub id: UserId,
+    pub username: String,
+    pub online: bool,
+    pub last_seen: Option<i64>,
+}
+
+/// A member of a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberView {
+    pub user: UserView,
+    pub owner: bool,
+}
+
+/// A local search result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchHit {
+    pub room: RoomId,
+    pub room_name: String,
+    pub seq: u64,
+    pub sender_name: String,
+    /// The message text (plain; the UI highlights matches itself).
+    pub body: String,
+    pub ts: i64,
+}
+
+/// App settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Start hidden in the tray.
+    pub start_minimized: bool,
+    /// Show desktop notifications for new messages in rooms not in view.
+    pub notifications: bool,
+}
+
+/// Events from the backend (event name [`EVENT`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AppEvent {
+    Connection { state: ConnectionState },
+    /// A message appeared or changed (sent, edited, deleted, pending → sent/failed).
+    Message { message: MessageView },
+    /// The room list changed (joined, left, unread counts, new room): call `rooms` again.
+    RoomsChanged,
+    Presence { user: UserId, online: bool, last_seen: Option<i64> },
+    Typing { room: RoomId, user: UserId, username: String, ttl_ms: u64 },
+    /// The session ended (logged out elsewhere, revoked): show the login screen.
+    SessionEnded { reason: String },
+}
+
+/// Why a command failed: a stable code and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppError {
+    pub code: AppErrorCode,
+    pub message: String,
+}
+
+/// App-level error codes; server refusals carry the server's code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "server", rename_all = "snake_case")]
+pub enum AppErrorCode {
+    /// The server URL is not a valid http(s) URL.
+    BadUrl,
+    /// No chat server answered at the URL.
+    ServerUnreachable,
+    /// No server chosen or not logged in.
+    NotLoggedIn,
+    /// The server refused the request with this code.
+    Server(ErrorCode),
+    /// The local cache failed.
+    Storage,
+    /// The OS keychain failed.
+    Keychain,
+    /// Bad arguments from the UI.
+    Invalid,
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}

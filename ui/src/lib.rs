@@ -1,0 +1,1 @@
+//! The Yew UI (being built).
