@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian/Ubuntu machine lacks to build, test and run the project:
+# system packages (Redis, WebKitGTK for Tauri, Xvfb and WebKitWebDriver for the end-to-end test,
+# a keyring for tests), the wasm32 target, and the UI/test tools from crates.io.
+# Idempotent: installs only what is missing. Tools go to $CHAT_TOOLS (default /var/cache/chat/tools).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TOOLS=${CHAT_TOOLS:-/var/cache/chat/tools}
+export PATH="$TOOLS/bin:$HOME/.cargo/bin:$PATH"
+
+APT_PACKAGES=(
+  redis-server                                     # store for tests and multi-node servers
+  libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libsoup-3.0-dev  # Tauri
+  xvfb webkit2gtk-driver imagemagick               # end-to-end test in a real window, screenshots
+  dbus gnome-keyring keyutils libsecret-1-dev      # a real keychain (Secret Service) for tests
+  pkg-config build-essential curl
+)
+
+if command -v apt-get >/dev/null 2>&1; then
+  missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+else
+  echo "setup: not a Debian/Ubuntu system. Install these (or your distribution's equivalents) yourself:" >&2
+  echo "  ${APT_PACKAGES[*]}" >&2
+fi
+
+command -v rustup >/dev/null 2>&1 && rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
+
+mkdir -p "$TOOLS"
+install_tool() { # name version binary [--locked]
+  local name=$1 version=$2 bin=$3 locked=${4:-}
+  if ! "$TOOLS/bin/$bin" --version 2>/dev/null | grep -q "$version"; then
+    echo "setup: cargo install $name $version"
+    CARGO_TARGET_DIR="${CHAT_INSTALL_TARGET:-/var/cache/chat/install-target}" \
+      cargo install "$name" --version "$version" $locked --root "$TOOLS" -j"$(nproc)" --quiet
+  fi
+}
+if [ -f ui/Trunk.toml ]; then
+  install_tool trunk 0.21.14 trunk --locked
+  # The wasm-bindgen CLI must match the library version in Cargo.lock exactly.
+  wb=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)
+  [ -n "$wb" ] && install_tool wasm-bindgen-cli "$wb" wasm-bindgen
+fi
+if [ -f tauri.conf.json ]; then
+  install_tool tauri-driver 2.0.6 tauri-driver --locked
+fi
+echo "setup: ok"

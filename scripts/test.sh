@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The project's one test command: formatting, lints, then every test of the workspace.
+# Integration tests start their own redis-server on a free port and their own chat servers on
+# 127.0.0.1:0; nothing needs to be running. Run scripts/setup.sh first on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/chat/target}
+export PATH="${CHAT_TOOLS:-/var/cache/chat/tools}/bin:$HOME/.cargo/bin:$PATH"
+JOBS=${JOBS:-$(nproc)}
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -j"$JOBS" -- -D warnings
+
+echo "== cargo test"
+cargo test --workspace --locked -j"$JOBS" -- --test-threads=4
