@@ -83,6 +83,16 @@ pub enum Role {
 }
 
 impl RoomEvent {
+    /// Whether `user` wrote this message or this is `user` joining: everything before it
+    /// counts as read for them.
+    pub fn is_own_activity(&self, user: UserId) -> bool {
+        match &self.event {
+            EventBody::Message { sender, .. } => *sender == user,
+            EventBody::MemberJoined { user: joined, .. } => *joined == user,
+            _ => false,
+        }
+    }
+
     /// Whether this event is a message that counts toward `user`'s unread count.
     pub fn is_unread_for(&self, user: UserId) -> bool {
         matches!(&self.event, EventBody::Message { sender, deleted: false, .. } if *sender != user)

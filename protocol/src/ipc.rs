@@ -30,7 +30,11 @@ pub enum Command {
     /// → `Vec<`[`RoomView`]`>` from the cache (instant), sorted by latest activity.
     Rooms,
     /// `{room, before, limit}` → [`MessagePage`]: cached first, then older pages from the server.
-    Messages { room: RoomId, before: Option<u64>, limit: Option<u32> },
+    Messages {
+        room: RoomId,
+        before: Option<u64>,
+        limit: Option<u32>,
+    },
     /// `{room, body}` → [`MessageView`] (pending). Stored in the outbox first, sent when online.
     Send { room: RoomId, body: String },
     /// `{clientId}` → `()`. Sends a failed outbox message again.
@@ -38,7 +42,11 @@ pub enum Command {
     /// `{clientId}` → `()`. Drops a failed or pending outbox message.
     Discard { client_id: String },
     /// `{room, seq, body}` → `()`.
-    Edit { room: RoomId, seq: u64, body: String },
+    Edit {
+        room: RoomId,
+        seq: u64,
+        body: String,
+    },
     /// `{room, seq}` → `()`.
     Delete { room: RoomId, seq: u64 },
     /// `{room, seq}` → `()`. Moves the read marker (never back).
@@ -46,7 +54,10 @@ pub enum Command {
     /// `{room}` → `()`. Tells others the user is typing (throttled by the backend).
     Typing { room: RoomId },
     /// `{name, visibility}` → [`Room`].
-    CreateRoom { name: String, visibility: Visibility },
+    CreateRoom {
+        name: String,
+        visibility: Visibility,
+    },
     /// → `Vec<`[`Room`]`>`.
     PublicRooms,
     /// `{room}` → [`Room`].
@@ -94,7 +105,11 @@ pub enum ConnectionState {
     Connecting,
     Online,
     /// Lost the connection; trying again in `retry_in_ms` (attempt number `attempt`).
-    Reconnecting { attempt: u32, retry_in_ms: u64, reason: String },
+    Reconnecting {
+        attempt: u32,
+        retry_in_ms: u64,
+        reason: String,
+    },
 }
 
 /// A room in the side bar.
@@ -185,15 +200,30 @@ pub struct Settings {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AppEvent {
-    Connection { state: ConnectionState },
+    Connection {
+        state: ConnectionState,
+    },
     /// A message appeared or changed (sent, edited, deleted, pending → sent/failed).
-    Message { message: MessageView },
+    Message {
+        message: MessageView,
+    },
     /// The room list changed (joined, left, unread counts, new room): call `rooms` again.
     RoomsChanged,
-    Presence { user: UserId, online: bool, last_seen: Option<i64> },
-    Typing { room: RoomId, user: UserId, username: String, ttl_ms: u64 },
+    Presence {
+        user: UserId,
+        online: bool,
+        last_seen: Option<i64>,
+    },
+    Typing {
+        room: RoomId,
+        user: UserId,
+        username: String,
+        ttl_ms: u64,
+    },
     /// The session ended (logged out elsewhere, revoked): show the login screen.
-    SessionEnded { reason: String },
+    SessionEnded {
+        reason: String,
+    },
 }
 
 /// Why a command failed: a stable code and a message for people.

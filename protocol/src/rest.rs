@@ -116,7 +116,8 @@ pub struct Room {
     /// The caller's read marker: last seq they have read.
     #[serde(default)]
     pub read_seq: u64,
-    /// Messages from others after `read_seq`, counted up to 100 (show "99+" beyond).
+    /// Messages from others after `read_seq` and after the caller's own latest message or join
+    /// (among the newest 500 events), counted up to 100 (show "99+" at 100).
     #[serde(default)]
     pub unread: u64,
     /// For direct rooms: the other member.

@@ -246,16 +246,24 @@ async fn unread_count(
     user: UserId,
     read_seq: u64,
 ) -> ApiResult<u64> {
+    // Newest first: messages from others after the read marker, stopping at the user's own
+    // latest message or join (having written or joined implies having read what came before).
     let page = state
         .store
-        .history(room, Range::After(read_seq), store::UNREAD_CAP)
+        .history(room, Range::Before(None), store::UNREAD_SCAN)
         .await?;
     let mut count = 0;
-    for frame in &page.events {
+    for frame in page.events.iter().rev() {
         let event: RoomEvent =
             serde_json::from_str(frame).map_err(|e| ApiError::from(StoreError::from(e)))?;
+        if event.seq <= read_seq || event.is_own_activity(user) {
+            break;
+        }
         if event.is_unread_for(user) {
             count += 1;
+            if count == store::UNREAD_CAP {
+                break;
+            }
         }
     }
     Ok(count)
@@ -495,16 +503,21 @@ pub async fn open_dm(state: &AppState, user: UserId, peer: UserId) -> ApiResult<
     room_view(state, user, room).await
 }
 
+/// Sends a message as `user`. `sender_name` saves a lookup when the caller knows it (sockets do).
 pub async fn send(
     state: &AppState,
     user: UserId,
+    sender_name: Option<&str>,
     room: RoomId,
     client_id: &str,
     body: &str,
 ) -> ApiResult<SendAck> {
     validate::client_id(client_id)?;
     validate::message_body(body, state.config.limits.max_message_bytes)?;
-    let sender_name = username_of(state, user).await?;
+    let sender_name = match sender_name {
+        Some(name) => name.to_owned(),
+        None => username_of(state, user).await?,
+    };
     let event = EventBody::Message {
         id: client_id.to_owned(),
         sender: user,
@@ -611,7 +624,9 @@ pub async fn history(
 
 pub async fn set_read(state: &AppState, user: UserId, room: RoomId, seq: u64) -> ApiResult<u64> {
     require_member(state, room, user).await?;
-    Ok(state.store.set_read(user, room, seq).await?)
+    // A marker past the end would hide every future message's unread count.
+    let last_seq = state.store.room(room).await?.map_or(0, |m| m.last_seq);
+    Ok(state.store.set_read(user, room, seq.min(last_seq)).await?)
 }
 
 /// Tells the room's other members that `user` is typing.

@@ -95,7 +95,8 @@ impl Config {
             figment = figment.merge(Toml::file_exact(file));
         }
         let config: Config = figment
-            .merge(Env::prefixed("CHAT_").split("__"))
+            // CHAT_CONFIG names the file itself (see main.rs); it is not a setting.
+            .merge(Env::prefixed("CHAT_").ignore(&["config"]).split("__"))
             .extract()
             .map_err(Box::new)?;
         config.validate()?;

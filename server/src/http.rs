@@ -279,7 +279,7 @@ async fn send_message(
 ) -> ApiResult<Json<SendAck>> {
     state.limits.message(caller.user)?;
     Ok(Json(
-        chat::send(&state, caller.user, RoomId(room), &req.id, &req.body).await?,
+        chat::send(&state, caller.user, None, RoomId(room), &req.id, &req.body).await?,
     ))
 }
 
@@ -343,6 +343,13 @@ async fn fallback() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "no such endpoint")
 }
 
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::BadRequest,
+        "this endpoint does not take that method",
+    )
+}
+
 struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
@@ -397,4 +404,5 @@ pub fn router() -> Router<AppState> {
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi))
         .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
 }

@@ -73,6 +73,30 @@ impl ConnHandle {
 struct Routes {
     rooms: HashMap<RoomId, Vec<Arc<ConnHandle>>>,
     users: HashMap<UserId, Vec<Arc<ConnHandle>>>,
+    /// Per connection id: the rooms it is routed in, so unregistering finds them all.
+    joined: HashMap<u64, Vec<RoomId>>,
+}
+
+impl Routes {
+    fn add(&mut self, room: RoomId, conn: &Arc<ConnHandle>) {
+        let list = self.rooms.entry(room).or_default();
+        if !list.iter().any(|c| c.id == conn.id) {
+            list.push(conn.clone());
+            self.joined.entry(conn.id).or_default().push(room);
+        }
+    }
+
+    fn remove(&mut self, room: RoomId, conn: u64) {
+        if let Some(list) = self.rooms.get_mut(&room) {
+            remove_conn(list, conn);
+            if list.is_empty() {
+                self.rooms.remove(&room);
+            }
+        }
+        if let Some(rooms) = self.joined.get_mut(&conn) {
+            rooms.retain(|r| *r != room);
+        }
+    }
 }
 
 /// This node's connections.
@@ -112,9 +136,9 @@ impl Hub {
     }
 
     /// Removes a connection from every route; true if it was the user's last on this node.
-    pub fn unregister(&self, conn: &ConnHandle, rooms: impl Iterator<Item = RoomId>) -> bool {
+    pub fn unregister(&self, conn: &ConnHandle) -> bool {
         let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
-        for room in rooms {
+        for room in routes.joined.remove(&conn.id).unwrap_or_default() {
             if let Some(list) = routes.rooms.get_mut(&room) {
                 remove_conn(list, conn.id);
                 if list.is_empty() {
@@ -137,11 +161,14 @@ impl Hub {
     pub fn join(&self, conn: &Arc<ConnHandle>, rooms: &[RoomId]) {
         let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
         for room in rooms {
-            let list = routes.rooms.entry(*room).or_default();
-            if !list.iter().any(|c| c.id == conn.id) {
-                list.push(conn.clone());
-            }
+            routes.add(*room, conn);
         }
+    }
+
+    /// Users with at least one connection on this node.
+    pub fn users(&self) -> Vec<UserId> {
+        let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
+        routes.users.keys().copied().collect()
     }
 
     /// Number of live connections on this node.
@@ -171,11 +198,8 @@ impl Hub {
                     let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
                     let joining: Vec<Arc<ConnHandle>> =
                         routes.users.get(&user).cloned().unwrap_or_default();
-                    let list = routes.rooms.entry(room).or_default();
                     for conn in joining {
-                        if !list.iter().any(|c| c.id == conn.id) {
-                            list.push(conn);
-                        }
+                        routes.add(room, &conn);
                     }
                 }
                 let item = Outbound::Event {
@@ -192,11 +216,15 @@ impl Hub {
                 }
                 if let Some(MemberRoute::Left(user)) = member {
                     let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
-                    if let Some(list) = routes.rooms.get_mut(&room) {
-                        list.retain(|c| c.user != user);
-                        if list.is_empty() {
-                            routes.rooms.remove(&room);
-                        }
+                    let leaving: Vec<u64> = routes
+                        .users
+                        .get(&user)
+                        .into_iter()
+                        .flatten()
+                        .map(|c| c.id)
+                        .collect();
+                    for conn in leaving {
+                        routes.remove(room, conn);
                     }
                 }
             }
@@ -363,7 +391,7 @@ mod tests {
         hub.dispatch(bus::revoke_msg(UserId(1), "s2"));
         assert!(b.kill.is_cancelled());
         assert!(!a.kill.is_cancelled());
-        assert!(!hub.unregister(&a, std::iter::empty()));
-        assert!(hub.unregister(&b, std::iter::empty()));
+        assert!(!hub.unregister(&a));
+        assert!(hub.unregister(&b));
     }
 }

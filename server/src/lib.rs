@@ -11,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod hub;
 pub mod limits;
+pub mod presence;
 pub mod store;
 pub mod ws;
 
@@ -24,7 +25,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 /// Shared state of one server process (cheap to clone).
@@ -37,6 +37,8 @@ pub struct AppState {
     pub limits: Arc<limits::RateLimits>,
     /// Cancelled when the server shuts down; every connection watches it.
     pub shutdown: CancellationToken,
+    /// This node's presence changes, applied in order by [`presence::run`].
+    pub presence: tokio::sync::mpsc::UnboundedSender<presence::Change>,
 }
 
 /// The whole HTTP surface for `state`.
@@ -44,7 +46,8 @@ pub fn app(state: AppState) -> Router {
     let max_body = state.config.limits.max_frame_bytes;
     http::router()
         .route("/ws", get(ws::upgrade))
-        .layer(RequestBodyLimitLayer::new(max_body))
+        // Enforced by the body extractors, so an oversized body gets the typed 413 error.
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                 // The matched route, never the raw URI: no ids or query strings in logs.
@@ -89,6 +92,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         addr: config.listen,
         source,
     })?;
+    let (presence_tx, presence_rx) = tokio::sync::mpsc::unbounded_channel();
     let state = AppState {
         hasher: Arc::new(auth::Hasher::new(config.max_concurrent_hashes)),
         limits: Arc::new(limits::RateLimits::new(&config)),
@@ -96,6 +100,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         store: store.clone(),
         hub: Arc::new(hub::Hub::default()),
         shutdown: shutdown.clone(),
+        presence: presence_tx,
     };
     let bus = store.take_bus().ok_or_else(|| {
         Error::Store(error::StoreError::Corrupt(
@@ -113,7 +118,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         bus,
         shutdown.clone(),
     ))];
-    tasks.push(tokio::spawn(heartbeat(state.clone())));
+    tasks.push(tokio::spawn(presence::run(state.clone(), presence_rx)));
     tasks.push(tokio::spawn(forget_idle_limits(state.clone())));
     tracing::info!(%addr, store = state.store.kind(), "chat server listening");
     if state.config.redis_url.is_none() {
@@ -188,22 +193,6 @@ impl Running {
         self.server.abort();
         for task in self.tasks {
             task.abort();
-        }
-    }
-}
-
-/// Presence heartbeat of this node; also reaps nodes that died without cleaning up.
-async fn heartbeat(state: AppState) {
-    let every = Duration::from_secs(state.config.presence_heartbeat_secs);
-    let ttl_ms = (every * 3).as_millis() as i64;
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tokio::select! {
-            _ = state.shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        if let Err(e) = state.store.presence_heartbeat(auth::now_ms(), ttl_ms).await {
-            tracing::warn!(error = %e, "presence heartbeat failed");
         }
     }
 }

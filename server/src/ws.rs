@@ -14,6 +14,7 @@ use crate::limits::FrameBucket;
 use crate::store::bus::MemberRoute;
 use crate::store::Range;
 use crate::AppState;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
@@ -29,14 +30,26 @@ use tokio::sync::mpsc;
 const MAX_STRIKES: u32 = 100;
 /// Events fetched per store read when filling a gap.
 const FILL_CHUNK: usize = 200;
+/// The server pings this often; a client silent for three intervals is disconnected.
+const PING_EVERY: Duration = Duration::from_secs(30);
 
 /// `GET /ws`: checks the Origin, then upgrades with small buffers (a 4 KiB read buffer and no
 /// write buffer cost a few KB per idle socket instead of ~130 KB).
 pub async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(_) => {
+            return ApiError::new(
+                ErrorCode::BadRequest,
+                "this endpoint takes a WebSocket upgrade",
+            )
+            .into_response()
+        }
+    };
     if let Some(origin) = headers.get(header::ORIGIN) {
         let allowed = origin
             .to_str()
@@ -94,6 +107,19 @@ fn parse(text: &str) -> Result<ClientFrame, ApiError> {
     })
 }
 
+/// The close for a failed read: 1009 when the peer sent a frame over the size limit.
+fn read_failure(e: axum::Error) -> Closing {
+    let too_big = e
+        .into_inner()
+        .downcast_ref::<tungstenite::Error>()
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)));
+    if too_big {
+        Closing(close::TOO_BIG, "frame larger than limits.max_frame_bytes")
+    } else {
+        Closing(close::GOING_AWAY, "read failed")
+    }
+}
+
 async fn close_with(socket: &mut WebSocket, code: u16, reason: &'static str) {
     let frame = CloseFrame {
         code,
@@ -112,9 +138,7 @@ async fn run(state: AppState, mut socket: WebSocket) {
             .hub
             .register(user, session.id.clone(), state.config.outbound_queue);
     if first {
-        if let Err(e) = state.store.presence_up(user, now_ms()).await {
-            tracing::warn!(error = %e, "presence update failed");
-        }
+        let _ = state.presence.send(crate::presence::Change::Up(user));
     }
     let mut conn = Connection {
         state: state.clone(),
@@ -129,7 +153,8 @@ async fn run(state: AppState, mut socket: WebSocket) {
     };
     let closing = match conn.start(&session.id, resume).await {
         Ok(()) => conn.serve(rx, &session.token_hash).await,
-        Err(e) => {
+        Err(StartError::Socket) => Closing(close::GOING_AWAY, "socket failed"),
+        Err(StartError::Api(e)) => {
             let _ = conn
                 .socket
                 .send(text(&error_frame(&e, None, None, None)))
@@ -138,11 +163,9 @@ async fn run(state: AppState, mut socket: WebSocket) {
         }
     };
     close_with(&mut conn.socket, closing.0, closing.1).await;
-    let last = state.hub.unregister(&handle, conn.cursors.keys().copied());
+    let last = state.hub.unregister(&handle);
     if last {
-        if let Err(e) = state.store.presence_down(user, now_ms()).await {
-            tracing::warn!(error = %e, "presence update failed");
-        }
+        let _ = state.presence.send(crate::presence::Change::Down(user));
     }
 }
 
@@ -155,12 +178,24 @@ async fn await_hello(
     let deadline =
         tokio::time::Instant::now() + Duration::from_secs(state.config.hello_timeout_secs);
     loop {
-        let msg = match tokio::time::timeout_at(deadline, socket.recv()).await {
+        let received = tokio::select! {
+            _ = state.shutdown.cancelled() => {
+                close_with(socket, close::GOING_AWAY, "server shutting down; reconnect").await;
+                return None;
+            }
+            received = tokio::time::timeout_at(deadline, socket.recv()) => received,
+        };
+        let msg = match received {
             Err(_) => {
                 close_with(socket, close::AUTH_TIMEOUT, "no hello in time").await;
                 return None;
             }
-            Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return None,
+            Ok(Some(Err(e))) => {
+                let Closing(code, reason) = read_failure(e);
+                close_with(socket, code, reason).await;
+                return None;
+            }
+            Ok(None | Some(Ok(Message::Close(_)))) => return None,
             Ok(Some(Ok(msg))) => msg,
         };
         let frame = match msg {
@@ -221,7 +256,7 @@ impl Connection {
     }
 
     /// Sends `welcome`, replays what the client missed, sends `ready`.
-    async fn start(&mut self, session_id: &str, resume: Vec<Cursor>) -> ApiResult<()> {
+    async fn start(&mut self, session_id: &str, resume: Vec<Cursor>) -> Result<(), StartError> {
         let me = chat::me(&self.state, self.user).await?;
         self.username = me.username.clone();
         let rooms = self.state.store.user_rooms(self.user).await?;
@@ -248,9 +283,7 @@ impl Connection {
             rooms: views,
             limits: self.state.config.limits.clone(),
         };
-        if self.send(&welcome).await.is_err() {
-            return Ok(());
-        }
+        self.send(&welcome).await?;
         for (room, last_seq) in replay {
             let cursor = self.cursors.get(&room).copied().unwrap_or(last_seq);
             if last_seq - cursor > self.state.config.limits.max_replay as u64 {
@@ -260,17 +293,13 @@ impl Connection {
                     until: last_seq,
                     reason: GapReason::TooLarge,
                 };
-                if self.send(&gap).await.is_err() {
-                    return Ok(());
-                }
+                self.send(&gap).await?;
                 self.cursors.insert(room, last_seq);
                 continue;
             }
-            if self.fill(room, last_seq).await.is_err() {
-                return Ok(());
-            }
+            self.fill(room, last_seq).await?;
         }
-        let _ = self.send(&ServerFrame::Ready).await;
+        self.send(&ServerFrame::Ready).await?;
         Ok(())
     }
 
@@ -390,6 +419,9 @@ impl Connection {
             Duration::from_secs((self.state.config.session_ttl_secs / 4).clamp(30, 3600));
         let mut refresh =
             tokio::time::interval_at(tokio::time::Instant::now() + refresh_every, refresh_every);
+        let mut keepalive =
+            tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+        let mut last_heard = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 biased;
@@ -410,14 +442,22 @@ impl Connection {
                 }
                 msg = self.socket.recv() => {
                     let msg = match msg {
-                        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Closing(1000, "bye"),
+                        None | Some(Ok(Message::Close(_))) => return Closing(1000, "bye"),
+                        Some(Err(e)) => return read_failure(e),
                         Some(Ok(msg)) => msg,
                     };
+                    last_heard = tokio::time::Instant::now();
                     let reply = match msg {
                         Message::Text(t) => self.on_text(t.as_str()).await,
-                        Message::Binary(_) => {
-                            Some(error_frame(&ApiError::new(ErrorCode::BinaryNotSupported, "frames are JSON text"), None, None, None))
-                        }
+                        Message::Binary(_) => match self.check_rate() {
+                            Err(e) => Some(e),
+                            Ok(()) => Some(error_frame(
+                                &ApiError::new(ErrorCode::BinaryNotSupported, "frames are JSON text"),
+                                None,
+                                None,
+                                None,
+                            )),
+                        },
                         _ => None,
                     };
                     if let Some(reply) = reply {
@@ -427,6 +467,15 @@ impl Connection {
                     }
                     if self.strikes > MAX_STRIKES {
                         return Closing(close::RATE_LIMITED, "too many frames after being rate limited");
+                    }
+                }
+                _ = keepalive.tick() => {
+                    // Half-open TCP connections would otherwise look online forever.
+                    if last_heard.elapsed() > PING_EVERY * 3 {
+                        return Closing(close::GOING_AWAY, "no traffic; reconnect");
+                    }
+                    if self.socket.send(Message::Ping(Default::default())).await.is_err() {
+                        return Closing(close::GOING_AWAY, "socket failed");
                     }
                 }
                 _ = refresh.tick() => {
@@ -440,13 +489,21 @@ impl Connection {
         }
     }
 
-    /// Handles one client frame; returns the reply, if any.
-    async fn on_text(&mut self, text: &str) -> Option<ServerFrame> {
+    /// The per-connection frame bucket; an `error` frame when empty.
+    fn check_rate(&mut self) -> Result<(), ServerFrame> {
         if let Err(e) = self.frames.check() {
             self.strikes += 1;
-            return Some(error_frame(&e, None, None, None));
+            return Err(error_frame(&e, None, None, None));
         }
         self.strikes = 0;
+        Ok(())
+    }
+
+    /// Handles one client frame; returns the reply, if any.
+    async fn on_text(&mut self, text: &str) -> Option<ServerFrame> {
+        if let Err(e) = self.check_rate() {
+            return Some(e);
+        }
         let frame = match parse(text) {
             Ok(frame) => frame,
             Err(e) => return Some(error_frame(&e, None, None, None)),
@@ -465,7 +522,9 @@ impl Connection {
             )),
             ClientFrame::Send { room, id, body } => {
                 let result = match state.limits.message(user) {
-                    Ok(()) => chat::send(&state, user, room, &id, &body).await,
+                    Ok(()) => {
+                        chat::send(&state, user, Some(&self.username), room, &id, &body).await
+                    }
                     Err(e) => Err(e),
                 };
                 Some(match result {
@@ -559,6 +618,42 @@ fn reply_ok(result: ApiResult<u64>, reference: Option<String>) -> Option<ServerF
 enum FillError {
     Socket,
     Store,
+}
+
+/// Why `start` failed.
+enum StartError {
+    Socket,
+    Api(ApiError),
+}
+
+impl From<ApiError> for StartError {
+    fn from(e: ApiError) -> Self {
+        StartError::Api(e)
+    }
+}
+
+impl From<crate::error::StoreError> for StartError {
+    fn from(e: crate::error::StoreError) -> Self {
+        StartError::Api(e.into())
+    }
+}
+
+impl From<SocketGone> for StartError {
+    fn from(_: SocketGone) -> Self {
+        StartError::Socket
+    }
+}
+
+impl From<FillError> for StartError {
+    fn from(e: FillError) -> Self {
+        match e {
+            FillError::Socket => StartError::Socket,
+            FillError::Store => StartError::Api(ApiError::new(
+                ErrorCode::StoreUnavailable,
+                "the message store is unreachable; reconnect and resume",
+            )),
+        }
+    }
 }
 
 impl From<SocketGone> for FillError {

@@ -181,9 +181,10 @@ impl MemoryStore {
 
     pub async fn sessions(&self, user: UserId) -> StoreResult<Vec<SessionRecord>> {
         self.with(|s| {
+            let now = crate::auth::now_ms();
             Ok(s.sessions
                 .values()
-                .filter(|(session, _)| session.user == user)
+                .filter(|(session, expires)| session.user == user && *expires > now)
                 .map(|(session, _)| session.clone())
                 .collect())
         })
@@ -191,10 +192,13 @@ impl MemoryStore {
 
     pub async fn revoke_session(&self, user: UserId, session_id: &str) -> StoreResult<bool> {
         self.with(|s| {
-            let before = s.sessions.len();
-            s.sessions
-                .retain(|_, (session, _)| !(session.user == user && session.id == session_id));
-            let revoked = s.sessions.len() != before;
+            let now = crate::auth::now_ms();
+            let mut revoked = false;
+            s.sessions.retain(|_, (session, expires)| {
+                let hit = session.user == user && session.id == session_id;
+                revoked |= hit && *expires > now;
+                !hit
+            });
             if revoked {
                 s.send(bus::revoke_msg(user, session_id));
             }
@@ -308,9 +312,27 @@ impl MemoryStore {
             let is_member = room.members.contains_key(&change.user);
             match change.role {
                 Some(_) if is_member => Ok(None),
-                Some(role) => s
-                    .add_member(change.room, change.user, role, change.event_json, now)
-                    .map(Some),
+                Some(role) => {
+                    let orphaned = room.meta.kind == RoomKind::Group && room.meta.owner.is_none();
+                    let seq =
+                        s.add_member(change.room, change.user, role, change.event_json, now)?;
+                    // A group room whose last member left has no owner: the next to join takes it over.
+                    if orphaned {
+                        let r = s
+                            .rooms
+                            .get_mut(&change.room)
+                            .ok_or_else(ApiError::room_not_found)?;
+                        r.members.insert(change.user, Role::Owner);
+                        r.meta.owner = Some(change.user);
+                        s.append(
+                            change.room,
+                            &super::owner_changed_json(change.user),
+                            now,
+                            None,
+                        )?;
+                    }
+                    Ok(Some(seq))
+                }
                 None if !is_member => Ok(None),
                 None => {
                     let was_owner = room.members.get(&change.user) == Some(&Role::Owner);
@@ -438,6 +460,7 @@ impl MemoryStore {
                 None => {
                     body.clear();
                     *deleted = true;
+                    *edited_ts = None;
                 }
             }
             let json = serde_json::to_string(&event.event)?;
@@ -470,8 +493,10 @@ impl MemoryStore {
             };
             let (events, has_more) = match range {
                 Range::After(after) => {
-                    let to = after.saturating_add(limit as u64).min(last_seq);
-                    (frames(after + 1, to), to < last_seq)
+                    // Like Redis: start at the oldest kept event when `after` was trimmed.
+                    let from = (after + 1).max(first_seq);
+                    let to = from.saturating_add(limit as u64 - 1).min(last_seq);
+                    (frames(from, to), to < last_seq)
                 }
                 Range::Before(before) => {
                     let to = before.map_or(last_seq, |b| b.saturating_sub(1).min(last_seq));
@@ -548,8 +573,8 @@ impl MemoryStore {
         })
     }
 
-    pub async fn presence_heartbeat(&self, _now: i64, _ttl_ms: i64) -> StoreResult<()> {
-        Ok(())
+    pub async fn presence_heartbeat(&self, _now: i64, _ttl_ms: i64) -> StoreResult<bool> {
+        Ok(false)
     }
 
     pub async fn presence_node_down(&self, now: i64) -> StoreResult<()> {

@@ -198,8 +198,9 @@ delegate! {
     fn presence_down(&self, user: UserId, now: i64) -> StoreResult<()>;
     /// Presence of several users.
     fn presence(&self, users: &[UserId], now: i64) -> StoreResult<Vec<Presence>>;
-    /// Heartbeat of this node, and clean-up after nodes whose heartbeat expired.
-    fn presence_heartbeat(&self, now: i64, ttl_ms: i64) -> StoreResult<()>;
+    /// Heartbeat of this node, and clean-up after nodes whose heartbeat expired. True when
+    /// this node was not registered (first beat, or other nodes reaped it during an outage).
+    fn presence_heartbeat(&self, now: i64, ttl_ms: i64) -> StoreResult<bool>;
     /// Marks all of this node's users offline (graceful shutdown).
     fn presence_node_down(&self, now: i64) -> StoreResult<()>;
 }
@@ -238,5 +239,7 @@ pub fn owner_changed_json(user: UserId) -> String {
     serde_json::to_string(&protocol::EventBody::OwnerChanged { user }).unwrap_or_default()
 }
 
-/// `user_rooms` of many rooms' unread computation reads this many events at most.
-pub const UNREAD_CAP: usize = 100;
+/// Unread counts stop at this many (clients show "99+").
+pub const UNREAD_CAP: u64 = 100;
+/// Unread counting looks at most at this many of a room's newest events.
+pub const UNREAD_SCAN: usize = 500;

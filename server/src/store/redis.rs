@@ -189,7 +189,14 @@ if role ~= '' then
   redis.call('HSET', rkey .. ':m', user, role)
   redis.call('SADD', 'user:' .. user .. ':rooms', room)
   if role == 'owner' then redis.call('HSET', rkey, 'owner', user) end
-  return (append(room, ARGV[4], ' J ' .. user))
+  local seq = append(room, ARGV[4], ' J ' .. user)
+  -- A group room whose last member left has no owner: the next to join takes it over.
+  if redis.call('HGET', rkey, 'kind') == 'group' and not redis.call('HGET', rkey, 'owner') then
+    redis.call('HSET', rkey .. ':m', user, 'owner')
+    redis.call('HSET', rkey, 'owner', user)
+    append(room, '{"kind":"owner_changed","user":' .. user .. '}', '')
+  end
+  return seq
 end
 if not current then return 0 end
 redis.call('HDEL', rkey .. ':m', user)
@@ -336,7 +343,7 @@ static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
         lua_common!(),
         r#"
 local node, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('ZADD', 'pres:nodes', now + ttl, node)
+local added = redis.call('ZADD', 'pres:nodes', now + ttl, node)
 for _, dead in ipairs(redis.call('ZRANGE', 'pres:nodes', '-inf', '(' .. now, 'BYSCORE')) do
   local seen = redis.call('ZSCORE', 'pres:nodes', dead)
   redis.call('ZREM', 'pres:nodes', dead)
@@ -348,7 +355,7 @@ for _, dead in ipairs(redis.call('ZRANGE', 'pres:nodes', '-inf', '(' .. now, 'BY
   end
   redis.call('DEL', 'pres:node:' .. dead)
 end
-return 1
+return added
 "#
     ))
 });
@@ -909,14 +916,14 @@ impl RedisStore {
             .collect())
     }
 
-    pub async fn presence_heartbeat(&self, now: i64, ttl_ms: i64) -> StoreResult<()> {
-        let _: i64 = HEARTBEAT
+    pub async fn presence_heartbeat(&self, now: i64, ttl_ms: i64) -> StoreResult<bool> {
+        let added: i64 = HEARTBEAT
             .arg(&self.node)
             .arg(now)
             .arg(ttl_ms)
             .invoke_async(&mut self.con())
             .await?;
-        Ok(())
+        Ok(added == 1)
     }
 
     pub async fn presence_node_down(&self, now: i64) -> StoreResult<()> {
