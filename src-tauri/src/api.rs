@@ -1,0 +1,337 @@
+//! The REST client (`/api/v1/...`): typed requests over reqwest (rustls), with the server's
+//! error bodies ([`ErrorBody`]) turned into [`Error::Server`] and transport failures into
+//! [`Error::Unreachable`].
+
+use crate::error::{Error, Result};
+use protocol::rest::{
+    AuthResponse, CreateRoom, Credentials, HistoryPage, Member, OpenDm, Room, User, UserPublic,
+    Visibility,
+};
+use protocol::{ErrorBody, ErrorCode, RoomId, UserId};
+use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::time::Duration;
+
+/// Password hashing on a busy server can take a while; nothing else should.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client for one server. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    base: Url,
+}
+
+/// Checks and normalizes a server URL typed by the user: http(s), a host, no query; the path
+/// (if any) is kept as a prefix, without a trailing slash.
+pub fn parse_server_url(input: &str) -> Result<Url> {
+    let input = input.trim();
+    let mut url = Url::parse(input).map_err(|e| Error::BadUrl(format!("not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::BadUrl(
+            "the server URL must start with http:// or https://".into(),
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(Error::BadUrl("the server URL has no host".into()));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(Error::BadUrl(
+            "the server URL must not contain a query, fragment or user name".into(),
+        ));
+    }
+    let path = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&path);
+    Ok(url)
+}
+
+/// The server URL as stored and shown: no trailing slash.
+pub fn display_url(url: &Url) -> String {
+    url.as_str().trim_end_matches('/').to_owned()
+}
+
+impl Api {
+    pub fn new(base: Url) -> Result<Api> {
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .user_agent(concat!("chat-desktop/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Unreachable(format!("cannot set up HTTP: {e}")))?;
+        Ok(Api { http, base })
+    }
+
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// The socket URL: `ws(s)://host[:port][/prefix]/ws`.
+    pub fn ws_url(&self) -> Result<Url> {
+        let mut url = self.url("ws")?;
+        let scheme = if self.base.scheme() == "https" {
+            "wss"
+        } else {
+            "ws"
+        };
+        url.set_scheme(scheme)
+            .map_err(|()| Error::BadUrl("cannot derive the socket URL".into()))?;
+        Ok(url)
+    }
+
+    fn url(&self, path: &str) -> Result<Url> {
+        let base = self.base.as_str().trim_end_matches('/');
+        Url::parse(&format!("{base}/{path}"))
+            .map_err(|e| Error::BadUrl(format!("bad request URL: {e}")))
+    }
+
+    fn request(&self, method: Method, path: &str, token: Option<&str>) -> Result<RequestBuilder> {
+        let builder = self.http.request(method, self.url(path)?);
+        Ok(match token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        })
+    }
+
+    /// Checks that a chat server answers at the base URL: an unauthenticated `GET /api/v1/me`
+    /// must be refused with the protocol's `unauthorized` error body.
+    pub async fn probe(&self) -> Result<()> {
+        let response = send(self.request(Method::GET, "api/v1/me", None)?).await?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(transport)?;
+        match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(e) if status == StatusCode::UNAUTHORIZED && e.code == ErrorCode::Unauthorized => {
+                Ok(())
+            }
+            _ => Err(Error::Unreachable(format!(
+                "{} does not look like a chat server (HTTP {status})",
+                display_url(&self.base)
+            ))),
+        }
+    }
+
+    pub async fn register(&self, creds: &Credentials) -> Result<AuthResponse> {
+        json(
+            self.request(Method::POST, "api/v1/register", None)?
+                .json(creds),
+        )
+        .await
+    }
+
+    pub async fn login(&self, creds: &Credentials) -> Result<AuthResponse> {
+        json(
+            self.request(Method::POST, "api/v1/login", None)?
+                .json(creds),
+        )
+        .await
+    }
+
+    /// Revokes the session of `token`.
+    pub async fn logout(&self, token: &str) -> Result<()> {
+        empty(self.request(Method::POST, "api/v1/logout", Some(token))?).await
+    }
+
+    pub async fn me(&self, token: &str) -> Result<User> {
+        json(self.request(Method::GET, "api/v1/me", Some(token))?).await
+    }
+
+    pub async fn rooms(&self, token: &str) -> Result<Vec<Room>> {
+        json(self.request(Method::GET, "api/v1/rooms", Some(token))?).await
+    }
+
+    pub async fn room(&self, token: &str, room: RoomId) -> Result<Room> {
+        json(self.request(Method::GET, &format!("api/v1/rooms/{room}"), Some(token))?).await
+    }
+
+    pub async fn public_rooms(&self, token: &str) -> Result<Vec<Room>> {
+        json(self.request(Method::GET, "api/v1/rooms/public", Some(token))?).await
+    }
+
+    pub async fn create_room(
+        &self,
+        token: &str,
+        name: &str,
+        visibility: Visibility,
+    ) -> Result<Room> {
+        let body = CreateRoom {
+            name: name.to_owned(),
+            visibility,
+        };
+        json(
+            self.request(Method::POST, "api/v1/rooms", Some(token))?
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn join(&self, token: &str, room: RoomId) -> Result<Room> {
+        json(self.request(
+            Method::POST,
+            &format!("api/v1/rooms/{room}/join"),
+            Some(token),
+        )?)
+        .await
+    }
+
+    pub async fn leave(&self, token: &str, room: RoomId) -> Result<()> {
+        empty(self.request(
+            Method::POST,
+            &format!("api/v1/rooms/{room}/leave"),
+            Some(token),
+        )?)
+        .await
+    }
+
+    pub async fn members(&self, token: &str, room: RoomId) -> Result<Vec<Member>> {
+        json(self.request(
+            Method::GET,
+            &format!("api/v1/rooms/{room}/members"),
+            Some(token),
+        )?)
+        .await
+    }
+
+    pub async fn search_users(&self, token: &str, query: &str) -> Result<Vec<UserPublic>> {
+        json(
+            self.request(Method::GET, "api/v1/users", Some(token))?
+                .query(&[("q", query)]),
+        )
+        .await
+    }
+
+    pub async fn open_dm(&self, token: &str, user: UserId) -> Result<Room> {
+        json(
+            self.request(Method::POST, "api/v1/dms", Some(token))?
+                .json(&OpenDm { user }),
+        )
+        .await
+    }
+
+    /// One page of a room's events: `before` pages back (newest page when both are `None`),
+    /// `after` pages forward.
+    pub async fn history(
+        &self,
+        token: &str,
+        room: RoomId,
+        before: Option<u64>,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<HistoryPage> {
+        let mut query: Vec<(&str, String)> = vec![("limit", limit.to_string())];
+        if let Some(before) = before {
+            query.push(("before", before.to_string()));
+        }
+        if let Some(after) = after {
+            query.push(("after", after.to_string()));
+        }
+        json(
+            self.request(
+                Method::GET,
+                &format!("api/v1/rooms/{room}/events"),
+                Some(token),
+            )?
+            .query(&query),
+        )
+        .await
+    }
+
+    pub async fn edit(&self, token: &str, room: RoomId, seq: u64, body: &str) -> Result<()> {
+        #[derive(Serialize)]
+        struct Edit<'a> {
+            body: &'a str,
+        }
+        empty(
+            self.request(
+                Method::PATCH,
+                &format!("api/v1/rooms/{room}/messages/{seq}"),
+                Some(token),
+            )?
+            .json(&Edit { body }),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, token: &str, room: RoomId, seq: u64) -> Result<()> {
+        empty(self.request(
+            Method::DELETE,
+            &format!("api/v1/rooms/{room}/messages/{seq}"),
+            Some(token),
+        )?)
+        .await
+    }
+
+    pub async fn set_read(&self, token: &str, room: RoomId, seq: u64) -> Result<()> {
+        empty(
+            self.request(
+                Method::PUT,
+                &format!("api/v1/rooms/{room}/read"),
+                Some(token),
+            )?
+            .json(&protocol::rest::ReadMarker { seq }),
+        )
+        .await
+    }
+}
+
+fn transport(e: reqwest::Error) -> Error {
+    Error::Unreachable(e.to_string())
+}
+
+async fn send(request: RequestBuilder) -> Result<Response> {
+    request.send().await.map_err(transport)
+}
+
+/// Sends; a non-success status becomes the server's error (or a protocol error when the body
+/// is not an [`ErrorBody`]).
+async fn checked(request: RequestBuilder) -> Result<Response> {
+    let response = send(request).await?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let body = response.bytes().await.map_err(transport)?;
+    Err(match serde_json::from_slice::<ErrorBody>(&body) {
+        Ok(body) => Error::Server(body),
+        Err(_) => Error::Protocol(format!("HTTP {status} without an error body")),
+    })
+}
+
+async fn json<T: DeserializeOwned>(request: RequestBuilder) -> Result<T> {
+    let response = checked(request).await?;
+    let body = response.bytes().await.map_err(transport)?;
+    serde_json::from_slice(&body).map_err(|e| Error::Protocol(e.to_string()))
+}
+
+async fn empty(request: RequestBuilder) -> Result<()> {
+    checked(request).await.map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_urls() {
+        let url = parse_server_url(" https://chat.example.org/ ").ok();
+        assert_eq!(
+            url.as_ref().map(display_url).as_deref(),
+            Some("https://chat.example.org")
+        );
+        let api = url.and_then(|u| Api::new(u).ok());
+        let ws = api.and_then(|a| a.ws_url().ok()).map(|u| u.to_string());
+        assert_eq!(ws.as_deref(), Some("wss://chat.example.org/ws"));
+
+        let prefixed = parse_server_url("http://10.0.0.1:8080/chat/").ok();
+        let api = prefixed.and_then(|u| Api::new(u).ok());
+        let ws = api.and_then(|a| a.ws_url().ok()).map(|u| u.to_string());
+        assert_eq!(ws.as_deref(), Some("ws://10.0.0.1:8080/chat/ws"));
+
+        for bad in ["ftp://x", "not a url", "http://x/?a=1", "file:///etc"] {
+            assert!(
+                matches!(parse_server_url(bad), Err(Error::BadUrl(_))),
+                "{bad}"
+            );
+        }
+    }
+}

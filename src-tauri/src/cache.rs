@@ -1,0 +1,1305 @@
+//! The local cache: one SQLite file (WAL) holding the signed-in account's rooms, members,
+//! messages, read markers, outbox and drafts, with an FTS5 index over message bodies kept in
+//! sync by triggers (see `src-tauri/migrations`).
+//!
+//! The cache knows nothing about sockets: callers hand it room events in stream order
+//! ([`Cache::apply_event`]) or history pages ([`Cache::store_page`]) and it answers with what
+//! changed, so the caller can tell the UI. Per room it tracks the resume cursor (`synced_seq`)
+//! and the range of seqs it holds without holes (`complete_from..=synced_seq`), so a page can be
+//! served from disk only when nothing is missing from it. At most `keep_per_room` messages are
+//! kept per room; older ones are deleted as new ones arrive.
+
+use crate::error::{Error, Result};
+use protocol::event::{EventBody, Role};
+use protocol::ipc::{MemberView, MessageStatus, MessageView, SearchHit, UserView};
+use protocol::rest::{Member, Room, SendAck, User};
+use protocol::ws::Cursor;
+use protocol::{ErrorCode, RoomEvent, RoomId, UserId};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{FromRow, SqliteConnection, SqlitePool};
+use std::path::Path;
+use std::time::Duration;
+
+/// Messages kept per room unless configured otherwise.
+pub const DEFAULT_KEEP_PER_ROOM: u32 = 5000;
+
+/// Unread counts stop here (the server counts up to 100 as well; the UI shows "99+").
+const UNREAD_CAP: i64 = 100;
+
+/// The cache. Cheap to clone (a pool handle).
+#[derive(Clone)]
+pub struct Cache {
+    pool: SqlitePool,
+    keep_per_room: i64,
+}
+
+/// A room as cached, with its sync state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedRoom {
+    pub room: Room,
+    /// The resume cursor; `None` until the socket has said where the room stands.
+    pub synced_seq: Option<u64>,
+    /// Every message from here up to `synced_seq` is cached (0: all of history).
+    pub complete_from: Option<u64>,
+    pub activity_ts: i64,
+}
+
+/// A pending or failed message of the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct OutboxEntry {
+    pub client_id: String,
+    pub room: i64,
+    pub body: String,
+    pub created: i64,
+    pub state: String,
+    pub fail_code: Option<String>,
+    pub fail_reason: Option<String>,
+}
+
+impl OutboxEntry {
+    pub fn room_id(&self) -> RoomId {
+        RoomId(to_u64(self.room))
+    }
+
+    pub fn is_pending(&self) -> bool {
+        self.state == "pending"
+    }
+
+    /// The entry as the UI shows it, sent by `me`.
+    pub fn view(&self, me: &User) -> MessageView {
+        let status = if self.is_pending() {
+            MessageStatus::Pending
+        } else {
+            let code = self
+                .fail_code
+                .as_deref()
+                .and_then(|c| parse_enum::<ErrorCode>(c).ok())
+                .unwrap_or(ErrorCode::Internal);
+            MessageStatus::Failed {
+                code,
+                reason: self.fail_reason.clone().unwrap_or_default(),
+            }
+        };
+        MessageView {
+            room: self.room_id(),
+            seq: None,
+            client_id: self.client_id.clone(),
+            sender: me.id,
+            sender_name: me.username.clone(),
+            body: self.body.clone(),
+            ts: self.created,
+            edited: false,
+            deleted: false,
+            status,
+        }
+    }
+}
+
+/// What applying one event changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// A message that appeared or changed (new, edited, deleted).
+    pub message: Option<MessageView>,
+    /// The message was one of ours waiting in the outbox: it has left it.
+    pub from_outbox: bool,
+    /// Room list data changed (membership, roles, unread count, a new room).
+    pub rooms_changed: bool,
+    /// We are no longer a member: the room and its messages are gone from the cache.
+    pub left: bool,
+}
+
+/// The outcome of [`Cache::apply_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The room is not cached: fetch it, [`Cache::upsert_room`] it, then apply again.
+    UnknownRoom,
+    /// Already applied (at or below the room's cursor): nothing changed.
+    Duplicate,
+    Done(Changes),
+}
+
+#[derive(FromRow)]
+struct RoomRow {
+    id: i64,
+    name: String,
+    kind: String,
+    visibility: String,
+    member_count: i64,
+    last_seq: i64,
+    role: Option<String>,
+    read_seq: i64,
+    unread: i64,
+    peer: Option<i64>,
+    synced_seq: Option<i64>,
+    complete_from: Option<i64>,
+    activity_ts: i64,
+}
+
+impl RoomRow {
+    fn into_cached(self) -> Result<CachedRoom> {
+        Ok(CachedRoom {
+            room: Room {
+                id: RoomId(to_u64(self.id)),
+                name: self.name,
+                kind: parse_enum(&self.kind)?,
+                visibility: parse_enum(&self.visibility)?,
+                member_count: to_u64(self.member_count),
+                last_seq: to_u64(self.last_seq),
+                role: self.role.as_deref().map(parse_enum).transpose()?,
+                read_seq: to_u64(self.read_seq),
+                unread: to_u64(self.unread),
+                peer: self.peer.map(|p| UserId(to_u64(p))),
+            },
+            synced_seq: self.synced_seq.map(to_u64),
+            complete_from: self.complete_from.map(to_u64),
+            activity_ts: self.activity_ts,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct MessageRow {
+    room: i64,
+    seq: i64,
+    client_id: String,
+    sender: i64,
+    sender_name: String,
+    body: String,
+    ts: i64,
+    edited: bool,
+    deleted: bool,
+}
+
+impl MessageRow {
+    fn view(self) -> MessageView {
+        MessageView {
+            room: RoomId(to_u64(self.room)),
+            seq: Some(to_u64(self.seq)),
+            client_id: self.client_id,
+            sender: UserId(to_u64(self.sender)),
+            sender_name: self.sender_name,
+            body: self.body,
+            ts: self.ts,
+            edited: self.edited,
+            deleted: self.deleted,
+            status: MessageStatus::Sent,
+        }
+    }
+}
+
+const MESSAGE_COLUMNS: &str =
+    "room, seq, client_id, sender, sender_name, body, ts, edited, deleted";
+
+const ROOM_COLUMNS: &str = "id, name, kind, visibility, member_count, last_seq, role, read_seq, \
+     unread, peer, synced_seq, complete_from, activity_ts";
+
+/// SQLite integers are signed; seqs and ids never come near 2^63.
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// An enum's serde name (`"direct"`, `"not_a_member"`), for TEXT columns.
+fn enum_str<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+fn parse_enum<T: DeserializeOwned>(s: &str) -> Result<T> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|e| Error::Storage(sqlx::Error::Decode(Box::new(e))))
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl Cache {
+    /// Opens (creating if needed) the cache at `path` and brings its schema up to date.
+    pub async fn open(path: &Path, keep_per_room: u32) -> Result<Cache> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("src-tauri/migrations").run(&pool).await?;
+        Ok(Cache {
+            pool,
+            keep_per_room: i64::from(keep_per_room.max(1)),
+        })
+    }
+
+    /// Closes the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Settings
+    // -----------------------------------------------------------------------------------------
+
+    pub async fn setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar::<_, String>("SELECT value FROM settings WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES (?, ?) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_setting(&self, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM settings WHERE key = ?")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A JSON-encoded setting; `None` when absent or unreadable (e.g. from an older version).
+    pub async fn json_setting<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        Ok(self
+            .setting(key)
+            .await?
+            .and_then(|v| serde_json::from_str(&v).ok()))
+    }
+
+    pub async fn set_json_setting<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        let json = serde_json::to_string(value)
+            .map_err(|e| Error::Storage(sqlx::Error::Encode(Box::new(e))))?;
+        self.set_setting(key, &json).await
+    }
+
+    /// Forgets everything about the account (rooms, messages, outbox, drafts, ...), keeping
+    /// only `settings`.
+    pub async fn clear_account(&self) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for table in [
+            "members",
+            "rooms",
+            "users",
+            "messages",
+            "read_markers",
+            "outbox",
+            "drafts",
+        ] {
+            sqlx::query(&format!("DELETE FROM {table}"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Rooms
+    // -----------------------------------------------------------------------------------------
+
+    /// Takes the server's room list (from `welcome`): updates known rooms, adds new ones at
+    /// their newest seq (the server replays nothing for rooms we have no cursor for), and drops
+    /// rooms we are no longer in.
+    pub async fn sync_rooms(&self, rooms: &[Room]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for room in rooms {
+            upsert_room(&mut tx, room).await?;
+            sqlx::query(
+                "UPDATE rooms SET synced_seq = COALESCE(synced_seq, last_seq), \
+                 complete_from = COALESCE(complete_from, last_seq + 1) WHERE id = ?",
+            )
+            .bind(to_i64(room.id.0))
+            .execute(&mut *tx)
+            .await?;
+        }
+        let keep: Vec<i64> = rooms.iter().map(|r| to_i64(r.id.0)).collect();
+        let cached: Vec<i64> = sqlx::query_scalar("SELECT id FROM rooms")
+            .fetch_all(&mut *tx)
+            .await?;
+        for id in cached.into_iter().filter(|id| !keep.contains(id)) {
+            remove_room(&mut tx, id).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Adds or refreshes a room from a REST answer (join, create, DM). A new room starts
+    /// untracked: the socket tells where its stream stands.
+    pub async fn upsert_room(&self, room: &Room) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        upsert_room(&mut conn, room).await
+    }
+
+    /// Forgets a room and everything in it.
+    pub async fn remove_room(&self, room: RoomId) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        remove_room(&mut tx, to_i64(room.0)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn room(&self, room: RoomId) -> Result<Option<CachedRoom>> {
+        sqlx::query_as::<_, RoomRow>(&format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE id = ?"))
+            .bind(to_i64(room.0))
+            .fetch_optional(&self.pool)
+            .await?
+            .map(RoomRow::into_cached)
+            .transpose()
+    }
+
+    /// All rooms, most recently active first.
+    pub async fn rooms(&self) -> Result<Vec<CachedRoom>> {
+        sqlx::query_as::<_, RoomRow>(&format!(
+            "SELECT {ROOM_COLUMNS} FROM rooms ORDER BY activity_ts DESC, last_seq DESC, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(RoomRow::into_cached)
+        .collect()
+    }
+
+    /// Resume cursors for `hello`: the last applied seq of every tracked room.
+    pub async fn cursors(&self) -> Result<Vec<Cursor>> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT id, synced_seq FROM rooms WHERE synced_seq IS NOT NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(room, seq)| Cursor {
+                room: RoomId(to_u64(room)),
+                seq: to_u64(seq),
+            })
+            .collect())
+    }
+
+    /// Jumps a room's cursor to `seq` without the events before it (a gap too big to fill):
+    /// nothing before `seq` counts as cached without holes any more.
+    pub async fn skip_to(&self, room: RoomId, seq: u64) -> Result<()> {
+        sqlx::query(
+            "UPDATE rooms SET synced_seq = ?2, complete_from = ?2 + 1, \
+             last_seq = max(last_seq, ?2) WHERE id = ?1",
+        )
+        .bind(to_i64(room.0))
+        .bind(to_i64(seq))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Sum of unread counts over all rooms (for the tray).
+    pub async fn total_unread(&self) -> Result<u64> {
+        let total: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(unread), 0) FROM rooms")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(to_u64(total))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Room events
+    // -----------------------------------------------------------------------------------------
+
+    /// Applies one event of a room's stream (live, replayed or gap fill), in seq order.
+    /// `me` decides what counts as unread and which outbox entries the event settles.
+    pub async fn apply_event(&self, event: &RoomEvent, me: UserId) -> Result<Applied> {
+        let mut tx = self.pool.begin().await?;
+        let room = to_i64(event.room.0);
+        let seq = to_i64(event.seq);
+        let state: Option<(Option<i64>, i64, Option<String>)> =
+            sqlx::query_as("SELECT synced_seq, read_seq, role FROM rooms WHERE id = ?")
+                .bind(room)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((synced, read_seq, role)) = state else {
+            return Ok(Applied::UnknownRoom);
+        };
+        if synced.is_some_and(|s| seq <= s) {
+            return Ok(Applied::Duplicate);
+        }
+        // Events missing in between (or none seen yet): the hole-free range starts here.
+        let hole = synced.is_none_or(|s| seq > s + 1);
+        let mut changes = Changes::default();
+        let mut trim = false;
+        match &event.event {
+            EventBody::Message {
+                id,
+                sender,
+                sender_name,
+                body,
+                edited_ts,
+                deleted,
+            } => {
+                let inserted = upsert_message(
+                    &mut tx,
+                    &MessageRow {
+                        room,
+                        seq,
+                        client_id: id.clone(),
+                        sender: to_i64(sender.0),
+                        sender_name: sender_name.clone(),
+                        body: body.clone(),
+                        ts: event.ts,
+                        edited: edited_ts.is_some(),
+                        deleted: *deleted,
+                    },
+                )
+                .await?;
+                if *sender == me {
+                    changes.from_outbox = sqlx::query("DELETE FROM outbox WHERE client_id = ?")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                        > 0;
+                    // Like the server: writing in a room means having read what came before.
+                    changes.rooms_changed |= clear_unread(&mut tx, room).await?;
+                } else if !*deleted && seq > read_seq {
+                    sqlx::query("UPDATE rooms SET unread = min(unread + 1, ?) WHERE id = ?")
+                        .bind(UNREAD_CAP)
+                        .bind(room)
+                        .execute(&mut *tx)
+                        .await?;
+                    changes.rooms_changed = true;
+                }
+                if inserted || changes.from_outbox {
+                    changes.message = message_in(&mut tx, room, seq).await?;
+                }
+                trim = true;
+            }
+            EventBody::Edit { target, body, .. } => {
+                let done = sqlx::query(
+                    "UPDATE messages SET body = ?, edited = 1 WHERE room = ? AND seq = ? AND deleted = 0",
+                )
+                .bind(body)
+                .bind(room)
+                .bind(to_i64(*target))
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() > 0 {
+                    changes.message = message_in(&mut tx, room, to_i64(*target)).await?;
+                }
+            }
+            EventBody::Delete { target, .. } => {
+                let done = sqlx::query(
+                    "UPDATE messages SET body = '', deleted = 1 WHERE room = ? AND seq = ? AND deleted = 0",
+                )
+                .bind(room)
+                .bind(to_i64(*target))
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() > 0 {
+                    changes.message = message_in(&mut tx, room, to_i64(*target)).await?;
+                }
+            }
+            EventBody::MemberJoined {
+                user,
+                username,
+                role: member_role,
+                ..
+            } => {
+                upsert_user(&mut tx, *user, username).await?;
+                let new = sqlx::query(
+                    "INSERT INTO members (room, user, owner) VALUES (?, ?, ?) \
+                     ON CONFLICT (room, user) DO UPDATE SET owner = excluded.owner",
+                )
+                .bind(room)
+                .bind(to_i64(user.0))
+                .bind(*member_role == Role::Owner)
+                .execute(&mut *tx)
+                .await?;
+                if *user == me {
+                    sqlx::query("UPDATE rooms SET role = ? WHERE id = ?")
+                        .bind(enum_str(member_role))
+                        .bind(room)
+                        .execute(&mut *tx)
+                        .await?;
+                    clear_unread(&mut tx, room).await?;
+                } else if new.rows_affected() > 0 {
+                    sqlx::query("UPDATE rooms SET member_count = member_count + 1 WHERE id = ?")
+                        .bind(room)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                changes.rooms_changed = true;
+            }
+            EventBody::MemberLeft { user, .. } => {
+                if *user == me {
+                    remove_room(&mut tx, room).await?;
+                    tx.commit().await?;
+                    changes.left = true;
+                    changes.rooms_changed = true;
+                    return Ok(Applied::Done(changes));
+                }
+                sqlx::query("DELETE FROM members WHERE room = ? AND user = ?")
+                    .bind(room)
+                    .bind(to_i64(user.0))
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "UPDATE rooms SET member_count = max(member_count - 1, 0) WHERE id = ?",
+                )
+                .bind(room)
+                .execute(&mut *tx)
+                .await?;
+                changes.rooms_changed = true;
+            }
+            EventBody::OwnerChanged { user } => {
+                sqlx::query("UPDATE members SET owner = (user = ?) WHERE room = ?")
+                    .bind(to_i64(user.0))
+                    .bind(room)
+                    .execute(&mut *tx)
+                    .await?;
+                let my_role = if *user == me {
+                    Some(Role::Owner)
+                } else if role.as_deref() == Some("owner") {
+                    Some(Role::Member)
+                } else {
+                    None
+                };
+                if let Some(my_role) = my_role {
+                    sqlx::query("UPDATE rooms SET role = ? WHERE id = ?")
+                        .bind(enum_str(&my_role))
+                        .bind(room)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                changes.rooms_changed = true;
+            }
+        }
+        sqlx::query(
+            "UPDATE rooms SET synced_seq = ?2, last_seq = max(last_seq, ?2), \
+             activity_ts = max(activity_ts, ?3), \
+             complete_from = CASE WHEN ?4 THEN ?2 ELSE complete_from END WHERE id = ?1",
+        )
+        .bind(room)
+        .bind(seq)
+        .bind(event.ts)
+        .bind(hole)
+        .execute(&mut *tx)
+        .await?;
+        if trim {
+            self.trim(&mut tx, room).await?;
+        }
+        tx.commit().await?;
+        Ok(Applied::Done(changes))
+    }
+
+    /// Stores a page of history (REST) for `room`: its messages, in their current state. When
+    /// the page reaches down from the hole-free range, `extends_to` is the new lower end of that
+    /// range (0 when the page reached the start of history).
+    pub async fn store_page(
+        &self,
+        room: RoomId,
+        events: &[RoomEvent],
+        extends_to: Option<u64>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let id = to_i64(room.0);
+        for event in events {
+            if let EventBody::Message {
+                id: client_id,
+                sender,
+                sender_name,
+                body,
+                edited_ts,
+                deleted,
+            } = &event.event
+            {
+                upsert_message(
+                    &mut tx,
+                    &MessageRow {
+                        room: id,
+                        seq: to_i64(event.seq),
+                        client_id: client_id.clone(),
+                        sender: to_i64(sender.0),
+                        sender_name: sender_name.clone(),
+                        body: body.clone(),
+                        ts: event.ts,
+                        edited: edited_ts.is_some(),
+                        deleted: *deleted,
+                    },
+                )
+                .await?;
+            }
+        }
+        if let Some(from) = extends_to {
+            sqlx::query(
+                "UPDATE rooms SET complete_from = min(complete_from, ?) \
+                 WHERE id = ? AND complete_from IS NOT NULL",
+            )
+            .bind(to_i64(from))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        self.trim(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Retention: keeps the newest `keep_per_room` messages of `room`.
+    async fn trim(&self, conn: &mut SqliteConnection, room: i64) -> Result<()> {
+        let deleted = sqlx::query(
+            "DELETE FROM messages WHERE room = ?1 AND seq < \
+             (SELECT seq FROM messages WHERE room = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+        )
+        .bind(room)
+        .bind(self.keep_per_room - 1)
+        .execute(&mut *conn)
+        .await?;
+        if deleted.rows_affected() > 0 {
+            sqlx::query(
+                "UPDATE rooms SET complete_from = \
+                 max(complete_from, (SELECT min(seq) FROM messages WHERE room = ?1)) \
+                 WHERE id = ?1 AND complete_from IS NOT NULL",
+            )
+            .bind(room)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Messages
+    // -----------------------------------------------------------------------------------------
+
+    /// Up to `limit` cached messages of `room` with `from <= seq < before`, ascending.
+    pub async fn messages(
+        &self,
+        room: RoomId,
+        from: u64,
+        before: u64,
+        limit: u32,
+    ) -> Result<Vec<MessageView>> {
+        let mut rows = sqlx::query_as::<_, MessageRow>(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room = ? AND seq >= ? AND seq < ? \
+             ORDER BY seq DESC LIMIT ?"
+        ))
+        .bind(to_i64(room.0))
+        .bind(to_i64(from))
+        .bind(to_i64(before))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.reverse();
+        Ok(rows.into_iter().map(MessageRow::view).collect())
+    }
+
+    /// Whether any cached message of `room` is older than `seq`.
+    pub async fn has_cached_before(&self, room: RoomId, seq: u64) -> Result<bool> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM messages WHERE room = ? AND seq < ? LIMIT 1")
+                .bind(to_i64(room.0))
+                .bind(to_i64(seq))
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(n > 0)
+    }
+
+    pub async fn message(&self, room: RoomId, seq: u64) -> Result<Option<MessageView>> {
+        let mut conn = self.pool.acquire().await?;
+        message_in(&mut conn, to_i64(room.0), to_i64(seq)).await
+    }
+
+    /// The newest cached message of `room`.
+    pub async fn last_message(&self, room: RoomId) -> Result<Option<MessageView>> {
+        Ok(sqlx::query_as::<_, MessageRow>(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room = ? ORDER BY seq DESC LIMIT 1"
+        ))
+        .bind(to_i64(room.0))
+        .fetch_optional(&self.pool)
+        .await?
+        .map(MessageRow::view))
+    }
+
+    /// How many messages of `room` are cached.
+    pub async fn message_count(&self, room: RoomId) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE room = ?")
+            .bind(to_i64(room.0))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(to_u64(n))
+    }
+
+    /// Full-text search over cached message bodies, newest first. Every word of `query` must
+    /// match (as a word prefix); FTS syntax in the query is treated as plain text.
+    pub async fn search(&self, query: &str, limit: u32) -> Result<Vec<SearchHit>> {
+        let Some(expr) = fts_query(query) else {
+            return Ok(Vec::new());
+        };
+        let rows: Vec<(i64, String, i64, String, String, i64)> = sqlx::query_as(
+            "SELECT m.room, r.name, m.seq, m.sender_name, m.body, m.ts \
+             FROM messages_fts f JOIN messages m ON m.id = f.rowid JOIN rooms r ON r.id = m.room \
+             WHERE messages_fts MATCH ? AND m.deleted = 0 ORDER BY m.ts DESC, m.seq DESC LIMIT ?",
+        )
+        .bind(expr)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(room, room_name, seq, sender_name, body, ts)| SearchHit {
+                room: RoomId(to_u64(room)),
+                room_name,
+                seq: to_u64(seq),
+                sender_name,
+                body,
+                ts,
+            })
+            .collect())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Outbox
+    // -----------------------------------------------------------------------------------------
+
+    /// Puts a new message in the outbox, pending.
+    pub async fn outbox_add(&self, client_id: &str, room: RoomId, body: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO outbox (client_id, room, body, created, state) VALUES (?, ?, ?, ?, 'pending')",
+        )
+        .bind(client_id)
+        .bind(to_i64(room.0))
+        .bind(body)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn outbox_entry(&self, client_id: &str) -> Result<Option<OutboxEntry>> {
+        Ok(sqlx::query_as::<_, OutboxEntry>(
+            "SELECT client_id, room, body, created, state, fail_code, fail_reason \
+             FROM outbox WHERE client_id = ?",
+        )
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Pending entries in the order they were written (the order to send them in).
+    pub async fn outbox_pending(&self) -> Result<Vec<OutboxEntry>> {
+        Ok(sqlx::query_as::<_, OutboxEntry>(
+            "SELECT client_id, room, body, created, state, fail_code, fail_reason \
+             FROM outbox WHERE state = 'pending' ORDER BY created, rowid",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Every entry of `room` (pending and failed), oldest first.
+    pub async fn outbox_for_room(&self, room: RoomId) -> Result<Vec<OutboxEntry>> {
+        Ok(sqlx::query_as::<_, OutboxEntry>(
+            "SELECT client_id, room, body, created, state, fail_code, fail_reason \
+             FROM outbox WHERE room = ? ORDER BY created, rowid",
+        )
+        .bind(to_i64(room.0))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Marks an entry failed; `false` when it is no longer in the outbox.
+    pub async fn outbox_fail(
+        &self,
+        client_id: &str,
+        code: ErrorCode,
+        reason: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'failed', fail_code = ?, fail_reason = ? WHERE client_id = ?",
+        )
+        .bind(enum_str(&code))
+        .bind(reason)
+        .bind(client_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Makes a failed entry pending again; `false` when it is not in the outbox.
+    pub async fn outbox_retry(&self, client_id: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'pending', fail_code = NULL, fail_reason = NULL \
+             WHERE client_id = ?",
+        )
+        .bind(client_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Drops an entry; `false` when it was not in the outbox.
+    pub async fn outbox_discard(&self, client_id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM outbox WHERE client_id = ?")
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The server accepted an outbox entry: it moves to `messages` under its seq, in one
+    /// transaction. `None` when the entry had already left (e.g. its event came first).
+    pub async fn outbox_acked(&self, ack: &SendAck, me: &User) -> Result<Option<MessageView>> {
+        let mut tx = self.pool.begin().await?;
+        let entry: Option<(i64, String)> =
+            sqlx::query_as("SELECT room, body FROM outbox WHERE client_id = ?")
+                .bind(&ack.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((room, body)) = entry else {
+            return Ok(None);
+        };
+        sqlx::query("DELETE FROM outbox WHERE client_id = ?")
+            .bind(&ack.id)
+            .execute(&mut *tx)
+            .await?;
+        let known: Option<i64> = sqlx::query_scalar("SELECT id FROM rooms WHERE id = ?")
+            .bind(room)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let seq = to_i64(ack.seq);
+        let message = if known.is_some() {
+            upsert_message(
+                &mut tx,
+                &MessageRow {
+                    room,
+                    seq,
+                    client_id: ack.id.clone(),
+                    sender: to_i64(me.id.0),
+                    sender_name: me.username.clone(),
+                    body,
+                    ts: ack.ts,
+                    edited: false,
+                    deleted: false,
+                },
+            )
+            .await?;
+            sqlx::query("UPDATE rooms SET activity_ts = max(activity_ts, ?) WHERE id = ?")
+                .bind(ack.ts)
+                .bind(room)
+                .execute(&mut *tx)
+                .await?;
+            self.trim(&mut tx, room).await?;
+            message_in(&mut tx, room, seq).await?
+        } else {
+            // Not a cached room (sent to a room we are not tracking): report it as sent.
+            Some(
+                MessageRow {
+                    room,
+                    seq,
+                    client_id: ack.id.clone(),
+                    sender: to_i64(me.id.0),
+                    sender_name: me.username.clone(),
+                    body,
+                    ts: ack.ts,
+                    edited: false,
+                    deleted: false,
+                }
+                .view(),
+            )
+        };
+        tx.commit().await?;
+        Ok(message)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Read markers
+    // -----------------------------------------------------------------------------------------
+
+    /// Moves the read marker of `room` forward to `seq` (never back) and recounts unread
+    /// messages. `synced`: the server already knows (it told us, or we just told it).
+    /// Returns whether anything moved.
+    pub async fn set_read(&self, room: RoomId, seq: u64, synced: bool, me: UserId) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let id = to_i64(room.0);
+        let seq = to_i64(seq);
+        let current: Option<(i64, i64)> =
+            sqlx::query_as("SELECT seq, synced FROM read_markers WHERE room = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let room_state: Option<(i64,)> = sqlx::query_as("SELECT read_seq FROM rooms WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let marker = current.map_or(0, |c| c.0);
+        let room_read = room_state.map_or(0, |r| r.0);
+        if seq <= marker.max(room_read) {
+            // Not forward. Still record that the server knows the current marker.
+            if synced && current.is_some_and(|(s, sy)| s <= seq && sy == 0) {
+                sqlx::query("UPDATE read_markers SET synced = 1 WHERE room = ?")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO read_markers (room, seq, synced) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (room) DO UPDATE SET seq = excluded.seq, synced = excluded.synced",
+        )
+        .bind(id)
+        .bind(seq)
+        .bind(synced)
+        .execute(&mut *tx)
+        .await?;
+        if room_state.is_some() {
+            sqlx::query("UPDATE rooms SET read_seq = ? WHERE id = ?")
+                .bind(seq)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            recount_unread(&mut tx, id, me).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Recounts the unread messages of `room` after its read marker.
+    pub async fn recount_unread(&self, room: RoomId, me: UserId) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        recount_unread(&mut conn, to_i64(room.0), me).await
+    }
+
+    /// Read markers moved here that the server has not been told about.
+    pub async fn unsynced_read_markers(&self) -> Result<Vec<(RoomId, u64)>> {
+        let rows: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT room, seq FROM read_markers WHERE synced = 0")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(r, s)| (RoomId(to_u64(r)), to_u64(s)))
+            .collect())
+    }
+
+    pub async fn read_marker_synced(&self, room: RoomId, seq: u64) -> Result<()> {
+        sqlx::query("UPDATE read_markers SET synced = 1 WHERE room = ? AND seq <= ?")
+            .bind(to_i64(room.0))
+            .bind(to_i64(seq))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Users and members
+    // -----------------------------------------------------------------------------------------
+
+    /// Presence of a user we know; `false` when we do not know them.
+    pub async fn set_presence(
+        &self,
+        user: UserId,
+        online: bool,
+        last_seen: Option<i64>,
+    ) -> Result<bool> {
+        let done = sqlx::query("UPDATE users SET online = ?, last_seen = ? WHERE id = ?")
+            .bind(online)
+            .bind(last_seen)
+            .bind(to_i64(user.0))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Whether `user` is online, when known.
+    pub async fn online(&self, user: UserId) -> Result<Option<bool>> {
+        Ok(
+            sqlx::query_scalar::<_, bool>("SELECT online FROM users WHERE id = ?")
+                .bind(to_i64(user.0))
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Replaces the member list of `room` with the server's.
+    pub async fn set_members(&self, room: RoomId, members: &[Member]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let id = to_i64(room.0);
+        let known: Option<i64> = sqlx::query_scalar("SELECT id FROM rooms WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        for m in members {
+            upsert_user(&mut tx, m.user.id, &m.user.username).await?;
+            sqlx::query("UPDATE users SET online = ?, last_seen = ? WHERE id = ?")
+                .bind(m.user.online)
+                .bind(m.user.last_seen)
+                .bind(to_i64(m.user.id.0))
+                .execute(&mut *tx)
+                .await?;
+        }
+        if known.is_some() {
+            sqlx::query("DELETE FROM members WHERE room = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            for m in members {
+                sqlx::query("INSERT INTO members (room, user, owner) VALUES (?, ?, ?)")
+                    .bind(id)
+                    .bind(to_i64(m.user.id.0))
+                    .bind(m.role == Role::Owner)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("UPDATE rooms SET member_count = ? WHERE id = ?")
+                .bind(i64::try_from(members.len()).unwrap_or(i64::MAX))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The cached member list of `room` (owner first, then by name).
+    pub async fn members(&self, room: RoomId) -> Result<Vec<MemberView>> {
+        let rows: Vec<(i64, String, bool, Option<i64>, bool)> = sqlx::query_as(
+            "SELECT u.id, u.username, u.online, u.last_seen, m.owner \
+             FROM members m JOIN users u ON u.id = m.user WHERE m.room = ? \
+             ORDER BY m.owner DESC, u.username COLLATE NOCASE",
+        )
+        .bind(to_i64(room.0))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, username, online, last_seen, owner)| MemberView {
+                user: UserView {
+                    id: UserId(to_u64(id)),
+                    username,
+                    online,
+                    last_seen,
+                },
+                owner,
+            })
+            .collect())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Drafts
+    // -----------------------------------------------------------------------------------------
+
+    pub async fn draft(&self, room: RoomId) -> Result<String> {
+        Ok(
+            sqlx::query_scalar::<_, String>("SELECT text FROM drafts WHERE room = ?")
+                .bind(to_i64(room.0))
+                .fetch_optional(&self.pool)
+                .await?
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Saves the draft of `room`; an empty text removes it.
+    pub async fn set_draft(&self, room: RoomId, text: &str) -> Result<()> {
+        if text.is_empty() {
+            sqlx::query("DELETE FROM drafts WHERE room = ?")
+                .bind(to_i64(room.0))
+                .execute(&self.pool)
+                .await?;
+        } else {
+            sqlx::query(
+                "INSERT INTO drafts (room, text, updated) VALUES (?, ?, ?) \
+                 ON CONFLICT (room) DO UPDATE SET text = excluded.text, updated = excluded.updated",
+            )
+            .bind(to_i64(room.0))
+            .bind(text)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Sets `unread` of a room from its read marker: exact when every message after the marker is
+/// cached, 0 when the marker is at the end, otherwise the server's last count stays.
+async fn recount_unread(conn: &mut SqliteConnection, room: i64, me: UserId) -> Result<()> {
+    let state: Option<(i64, i64, Option<i64>)> =
+        sqlx::query_as("SELECT read_seq, last_seq, complete_from FROM rooms WHERE id = ?")
+            .bind(room)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((read_seq, last_seq, complete_from)) = state else {
+        return Ok(());
+    };
+    let unread = if read_seq >= last_seq {
+        0
+    } else if complete_from.is_some_and(|c| c <= read_seq + 1) {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM messages \
+             WHERE room = ? AND seq > ? AND sender != ? AND deleted = 0",
+        )
+        .bind(room)
+        .bind(read_seq)
+        .bind(to_i64(me.0))
+        .fetch_one(&mut *conn)
+        .await?;
+        n.min(UNREAD_CAP)
+    } else {
+        return Ok(());
+    };
+    sqlx::query("UPDATE rooms SET unread = ? WHERE id = ?")
+        .bind(unread)
+        .bind(room)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Sets a room's unread count to 0; `true` when it was not 0.
+async fn clear_unread(conn: &mut SqliteConnection, room: i64) -> Result<bool> {
+    let done = sqlx::query("UPDATE rooms SET unread = 0 WHERE id = ? AND unread != 0")
+        .bind(room)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+async fn upsert_room(conn: &mut SqliteConnection, room: &Room) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO rooms (id, name, kind, visibility, member_count, last_seq, role, read_seq, unread, peer) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, kind = excluded.kind, \
+         visibility = excluded.visibility, member_count = excluded.member_count, \
+         last_seq = max(rooms.last_seq, excluded.last_seq), role = excluded.role, \
+         read_seq = max(rooms.read_seq, excluded.read_seq), unread = excluded.unread, \
+         peer = excluded.peer",
+    )
+    .bind(to_i64(room.id.0))
+    .bind(&room.name)
+    .bind(enum_str(&room.kind))
+    .bind(enum_str(&room.visibility))
+    .bind(to_i64(room.member_count))
+    .bind(to_i64(room.last_seq))
+    .bind(room.role.as_ref().map(enum_str))
+    .bind(to_i64(room.read_seq))
+    .bind(to_i64(room.unread))
+    .bind(room.peer.map(|p| to_i64(p.0)))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn remove_room(conn: &mut SqliteConnection, room: i64) -> Result<()> {
+    for sql in [
+        "DELETE FROM messages WHERE room = ?",
+        "DELETE FROM members WHERE room = ?",
+        "DELETE FROM read_markers WHERE room = ?",
+        "DELETE FROM drafts WHERE room = ?",
+        "DELETE FROM rooms WHERE id = ?",
+    ] {
+        sqlx::query(sql).bind(room).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+async fn upsert_user(conn: &mut SqliteConnection, user: UserId, username: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO users (id, username) VALUES (?, ?) \
+         ON CONFLICT (id) DO UPDATE SET username = excluded.username",
+    )
+    .bind(to_i64(user.0))
+    .bind(username)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Inserts or updates a message; `true` when the row is new or its content changed.
+async fn upsert_message(conn: &mut SqliteConnection, m: &MessageRow) -> Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO messages (room, seq, client_id, sender, sender_name, body, ts, edited, deleted) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (room, seq) DO UPDATE SET client_id = excluded.client_id, \
+         sender = excluded.sender, sender_name = excluded.sender_name, body = excluded.body, \
+         ts = excluded.ts, edited = excluded.edited, deleted = excluded.deleted \
+         WHERE messages.body IS NOT excluded.body OR messages.edited IS NOT excluded.edited \
+         OR messages.deleted IS NOT excluded.deleted OR messages.client_id IS NOT excluded.client_id",
+    )
+    .bind(m.room)
+    .bind(m.seq)
+    .bind(&m.client_id)
+    .bind(m.sender)
+    .bind(&m.sender_name)
+    .bind(&m.body)
+    .bind(m.ts)
+    .bind(m.edited)
+    .bind(m.deleted)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+async fn message_in(
+    conn: &mut SqliteConnection,
+    room: i64,
+    seq: i64,
+) -> Result<Option<MessageView>> {
+    Ok(sqlx::query_as::<_, MessageRow>(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room = ? AND seq = ?"
+    ))
+    .bind(room)
+    .bind(seq)
+    .fetch_optional(&mut *conn)
+    .await?
+    .map(MessageRow::view))
+}
+
+/// Turns what the user typed into an FTS5 expression: every word quoted (so `AND`, `*`, `"`
+/// and column filters are plain text) and matched as a prefix. `None` when nothing is left.
+fn fts_query(query: &str) -> Option<String> {
+    let terms: Vec<String> = query
+        .split_whitespace()
+        .map(|w| w.replace('"', ""))
+        .filter(|w| w.chars().any(char::is_alphanumeric))
+        .map(|w| format!("\"{w}\"*"))
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fts_query_quotes_words() {
+        assert_eq!(fts_query("  "), None);
+        assert_eq!(fts_query("hello"), Some("\"hello\"*".into()));
+        assert_eq!(
+            fts_query("a\"b OR c*"),
+            Some("\"ab\"* \"OR\"* \"c*\"*".into())
+        );
+        assert_eq!(fts_query("-- ()"), None);
+    }
+}

@@ -1,0 +1,182 @@
+//! The desktop chat app's backend (Tauri 2).
+//!
+//! Layers, bottom up: [`api`] (REST) and [`connection`] (the socket, reconnects) talk to the
+//! server; [`cache`] (SQLite) and [`credentials`] (OS keychain) keep state on this machine;
+//! [`outbox`] makes sends survive disconnects and restarts; [`backend`] ties them together and
+//! implements the IPC contract of [`protocol::ipc`] without knowing about Tauri; [`commands`]
+//! and [`run`] put it in a window with a tray icon.
+
+pub mod api;
+pub mod backend;
+pub mod cache;
+pub mod commands;
+pub mod connection;
+pub mod credentials;
+pub mod error;
+pub mod outbox;
+
+pub use backend::{Backend, EventSink, Options};
+pub use error::{Error, Result};
+
+use protocol::ipc::{AppEvent, EVENT};
+use std::sync::Arc;
+use tauri::menu::{Menu, MenuItem};
+use tauri::tray::{MouseButton, MouseButtonState, TrayIconBuilder, TrayIconEvent};
+use tauri::{AppHandle, Emitter, Manager, WindowEvent};
+use tauri_plugin_notification::NotificationExt;
+use tauri_plugin_window_state::StateFlags;
+
+const MAIN_WINDOW: &str = "main";
+const TRAY: &str = "main";
+
+/// Forwards backend events to the web view, the notification center and the tray.
+struct TauriSink {
+    app: AppHandle,
+}
+
+impl EventSink for TauriSink {
+    fn emit(&self, event: AppEvent) {
+        if let Err(e) = self.app.emit(EVENT, event) {
+            tracing::warn!(error = %e, "cannot emit an event to the UI");
+        }
+    }
+
+    fn notify(&self, title: &str, body: &str) {
+        let shown = self
+            .app
+            .notification()
+            .builder()
+            .title(title)
+            .body(body)
+            .show();
+        if let Err(e) = shown {
+            tracing::warn!(error = %e, "cannot show a notification");
+        }
+    }
+
+    fn unread_changed(&self, total: u64) {
+        let Some(tray) = self.app.tray_by_id(TRAY) else {
+            return;
+        };
+        let text = match total {
+            0 => "Chat".to_owned(),
+            1 => "Chat — 1 unread message".to_owned(),
+            n if n > 99 => "Chat — 99+ unread messages".to_owned(),
+            n => format!("Chat — {n} unread messages"),
+        };
+        let title = (total > 0).then(|| {
+            if total > 99 {
+                "99+".to_owned()
+            } else {
+                total.to_string()
+            }
+        });
+        if let Err(e) = tray.set_tooltip(Some(text)) {
+            tracing::debug!(error = %e, "cannot set the tray tooltip");
+        }
+        // Shown beside the icon on macOS and Linux (app indicators).
+        if let Err(e) = tray.set_title(title) {
+            tracing::debug!(error = %e, "cannot set the tray title");
+        }
+    }
+}
+
+/// Brings the main window to the front (tray click, second launch).
+fn show_main_window(app: &AppHandle) {
+    if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
+        let _ = window.show();
+        let _ = window.unminimize();
+        let _ = window.set_focus();
+    }
+}
+
+fn build_tray(app: &tauri::App) -> tauri::Result<()> {
+    let show = MenuItem::with_id(app, "show", "Show", true, None::<&str>)?;
+    let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
+    let menu = Menu::with_items(app, &[&show, &quit])?;
+    let mut tray = TrayIconBuilder::with_id(TRAY)
+        .tooltip("Chat")
+        .menu(&menu)
+        .show_menu_on_left_click(false)
+        .on_menu_event(|app, event| match event.id.as_ref() {
+            "show" => show_main_window(app),
+            "quit" => app.exit(0),
+            _ => {}
+        })
+        .on_tray_icon_event(|tray, event| {
+            if let TrayIconEvent::Click {
+                button: MouseButton::Left,
+                button_state: MouseButtonState::Up,
+                ..
+            } = event
+            {
+                show_main_window(tray.app_handle());
+            }
+        });
+    if let Some(icon) = app.default_window_icon() {
+        tray = tray.icon(icon.clone());
+    }
+    tray.build(app)?;
+    Ok(())
+}
+
+fn setup(app: &mut tauri::App) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = app.path().app_data_dir()?;
+    std::fs::create_dir_all(&dir)?;
+    let options = Options::new(dir.join("cache.sqlite3"));
+    let sink = Arc::new(TauriSink {
+        app: app.handle().clone(),
+    });
+    let tokens = Arc::new(credentials::Keychain::default());
+    let backend = tauri::async_runtime::block_on(Backend::open(options, tokens, sink))?;
+    let start_minimized = backend.settings().start_minimized;
+    app.manage(backend);
+    build_tray(app)?;
+    // The window is created hidden (tauri.conf.json) so "start minimized" never flashes it.
+    if !start_minimized {
+        show_main_window(app.handle());
+    }
+    Ok(())
+}
+
+/// Builds and runs the app until it quits.
+pub fn run() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let result = tauri::Builder::default()
+        // First, so a second launch exits before anything else starts.
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            show_main_window(app);
+        }))
+        .plugin(tauri_plugin_notification::init())
+        .plugin(
+            tauri_plugin_window_state::Builder::default()
+                // Visibility is ours (start minimized, close to tray), not the plugin's.
+                .with_state_flags(StateFlags::all() & !StateFlags::VISIBLE)
+                .build(),
+        )
+        .invoke_handler(commands::handler())
+        .setup(setup)
+        .on_window_event(|window, event| match event {
+            // Close to tray: the app keeps receiving messages; Quit is in the tray menu.
+            WindowEvent::CloseRequested { api, .. } if window.label() == MAIN_WINDOW => {
+                api.prevent_close();
+                let _ = window.hide();
+            }
+            WindowEvent::Focused(focused) => {
+                if let Some(backend) = window.try_state::<Backend>() {
+                    backend.set_window_focused(*focused);
+                }
+            }
+            _ => {}
+        })
+        .run(tauri::generate_context!());
+    if let Err(e) = result {
+        tracing::error!(error = %e, "the app failed");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,451 @@
+//! Test harness for the desktop backend: a throwaway `redis-server`, a real chat server on a
+//! fixed free port (so it can be restarted at the same address), backends on SQLite files in a
+//! temp dir, an event sink that records what the UI would see, and a small REST client for
+//! "the other user". Every wait has a timeout.
+#![allow(dead_code)]
+
+use chat_desktop::backend::{EventSink, Options};
+use chat_desktop::connection::{Backoff, Timing};
+use chat_desktop::credentials::{MemoryTokens, TokenStore};
+use chat_desktop::Backend;
+use protocol::ipc::{AppEvent, ConnectionState, MessageStatus, MessageView};
+use protocol::rest::{AuthResponse, HistoryPage, Room, SendAck, Visibility};
+use protocol::{RoomId, UserId};
+use serde_json::json;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// How long any single wait may take (a loaded 2-core machine hashes passwords slowly).
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+pub const PASSWORD: &str = "correct horse battery staple";
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A unique valid username.
+pub fn unique_name(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}{}x{n}x{nanos:x}", std::process::id())
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("cannot find a free port: {e}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redis and the chat server
+// ---------------------------------------------------------------------------------------------
+
+/// A private `redis-server`, killed on drop.
+pub struct Redis {
+    child: Child,
+    pub url: String,
+}
+
+impl Redis {
+    pub async fn start() -> Redis {
+        let port = free_port();
+        let child = Command::new("/usr/bin/redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start /usr/bin/redis-server: {e}"));
+        let redis = Redis {
+            child,
+            url: format!("redis://127.0.0.1:{port}/"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Ok(mut s)) = tokio::time::timeout(
+                Duration::from_millis(500),
+                tokio::net::TcpStream::connect(("127.0.0.1", port)),
+            )
+            .await
+            {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 16];
+                let ping = async {
+                    s.write_all(b"PING\r\n").await?;
+                    s.read(&mut buf).await
+                };
+                if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(500), ping).await {
+                    if buf[..n].starts_with(b"+PONG") {
+                        return redis;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on port {port} did not answer PING within 10 s"
+            );
+            // Poll interval while the process starts (not a settle sleep).
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A chat server on a fixed address, so it can be stopped and started again there.
+pub struct Server {
+    pub addr: SocketAddr,
+    redis_url: String,
+    config: chat_server::Config,
+    running: Option<chat_server::Running>,
+}
+
+impl Server {
+    pub async fn start(redis: &Redis) -> Server {
+        Server::start_with(redis, |_| {}).await
+    }
+
+    /// Starts with a tweaked config (e.g. a small `max_replay`).
+    pub async fn start_with(redis: &Redis, tweak: impl FnOnce(&mut chat_server::Config)) -> Server {
+        let mut config = chat_server::Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            redis_url: Some(redis.url.clone()),
+            shutdown_grace_secs: 2,
+            logins_per_min: 1000,
+            msgs_per_sec: 1000,
+            msgs_burst: 1000,
+            ..Default::default()
+        };
+        tweak(&mut config);
+        let mut server = Server {
+            addr: config.listen,
+            redis_url: redis.url.clone(),
+            config,
+            running: None,
+        };
+        server.up().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Starts (again) at the same address.
+    pub async fn up(&mut self) {
+        assert!(self.running.is_none(), "already running");
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            match chat_server::start(self.config.clone()).await {
+                Ok(running) => {
+                    self.running = Some(running);
+                    return;
+                }
+                // The port may still be held briefly by the previous instance's sockets.
+                Err(e) if Instant::now() < deadline => {
+                    tracing_note(&format!("server start failed, retrying: {e}"));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("chat server did not start at {}: {e}", self.addr),
+            }
+        }
+    }
+
+    /// Graceful stop (sockets get "going away").
+    pub async fn down(&mut self) {
+        if let Some(running) = self.running.take() {
+            tokio::time::timeout(TIMEOUT, running.shutdown())
+                .await
+                .unwrap_or_else(|_| panic!("server shutdown took longer than {TIMEOUT:?}"));
+        }
+    }
+}
+
+fn tracing_note(msg: &str) {
+    eprintln!("[test] {msg}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The other user, over REST
+// ---------------------------------------------------------------------------------------------
+
+/// Another user talking to the server directly.
+pub struct Peer {
+    http: reqwest::Client,
+    base: String,
+    pub token: String,
+    pub id: UserId,
+    pub username: String,
+}
+
+impl Peer {
+    pub async fn register(server: &Server, prefix: &str) -> Peer {
+        let http = reqwest::Client::new();
+        let username = unique_name(prefix);
+        let auth: AuthResponse = ok_json(
+            http.post(format!("{}/api/v1/register", server.url()))
+                .json(&json!({"username": username, "password": PASSWORD})),
+        )
+        .await;
+        Peer {
+            http,
+            base: server.url(),
+            token: auth.token,
+            id: auth.user.id,
+            username: auth.user.username,
+        }
+    }
+
+    pub async fn create_room(&self, name: &str, visibility: Visibility) -> Room {
+        ok_json(
+            self.http
+                .post(format!("{}/api/v1/rooms", self.base))
+                .bearer_auth(&self.token)
+                .json(&json!({"name": name, "visibility": visibility})),
+        )
+        .await
+    }
+
+    pub async fn send(&self, room: RoomId, body: &str) -> SendAck {
+        let id = unique_name("m");
+        ok_json(
+            self.http
+                .post(format!("{}/api/v1/rooms/{room}/messages", self.base))
+                .bearer_auth(&self.token)
+                .json(&json!({"id": id, "body": body})),
+        )
+        .await
+    }
+
+    /// The whole history of a room (up to 100 events), as the server has it.
+    pub async fn history(&self, room: RoomId) -> HistoryPage {
+        ok_json(
+            self.http
+                .get(format!("{}/api/v1/rooms/{room}/events?limit=100", self.base))
+                .bearer_auth(&self.token),
+        )
+        .await
+    }
+
+    /// Message bodies of a room, in order.
+    pub async fn bodies(&self, room: RoomId) -> Vec<String> {
+        self.history(room)
+            .await
+            .events
+            .into_iter()
+            .filter_map(|e| match e.event {
+                protocol::EventBody::Message { body, .. } => Some(body),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+async fn ok_json<T: serde::de::DeserializeOwned>(request: reqwest::RequestBuilder) -> T {
+    let response = tokio::time::timeout(TIMEOUT, request.send())
+        .await
+        .unwrap_or_else(|_| panic!("HTTP request took longer than {TIMEOUT:?}"))
+        .unwrap_or_else(|e| panic!("HTTP request failed: {e}"));
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    assert!(status.is_success(), "HTTP {status}: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON ({e}): {text}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The backend and what it tells the UI
+// ---------------------------------------------------------------------------------------------
+
+/// One thing the backend reported.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seen {
+    Event(AppEvent),
+    Notification { title: String, body: String },
+    Unread(u64),
+}
+
+/// Records reports into a channel.
+pub struct ChannelSink(mpsc::UnboundedSender<Seen>);
+
+impl EventSink for ChannelSink {
+    fn emit(&self, event: AppEvent) {
+        let _ = self.0.send(Seen::Event(event));
+    }
+    fn notify(&self, title: &str, body: &str) {
+        let _ = self.0.send(Seen::Notification {
+            title: title.to_owned(),
+            body: body.to_owned(),
+        });
+    }
+    fn unread_changed(&self, total: u64) {
+        let _ = self.0.send(Seen::Unread(total));
+    }
+}
+
+/// The receiving end: what the UI saw, with waits that time out.
+pub struct Ui {
+    rx: mpsc::UnboundedReceiver<Seen>,
+    /// Everything received so far (also what `wait_for` skipped over).
+    pub log: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Ui {
+    /// Waits until a report matches `pick`; returns what `pick` extracted.
+    pub async fn wait_for<T>(&mut self, what: &str, mut pick: impl FnMut(&Seen) -> Option<T>) -> T {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let seen = match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(seen)) => seen,
+                Ok(None) => panic!("the backend went away while waiting for {what}"),
+                Err(_) => panic!(
+                    "no {what} within {TIMEOUT:?}; seen: {:#?}",
+                    self.log.lock().map(|l| l.clone()).unwrap_or_default()
+                ),
+            };
+            if let Ok(mut log) = self.log.lock() {
+                log.push(seen.clone());
+            }
+            if let Some(v) = pick(&seen) {
+                return v;
+            }
+        }
+    }
+
+    pub async fn wait_state(&mut self, what: &str, want: impl Fn(&ConnectionState) -> bool) -> ConnectionState {
+        self.wait_for(what, |s| match s {
+            Seen::Event(AppEvent::Connection { state }) if want(state) => Some(state.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    pub async fn wait_online(&mut self) {
+        self.wait_state("Online", |s| *s == ConnectionState::Online)
+            .await;
+    }
+
+    /// Waits for a message event matching `pick`.
+    pub async fn wait_message(&mut self, what: &str, want: impl Fn(&MessageView) -> bool) -> MessageView {
+        self.wait_for(what, |s| match s {
+            Seen::Event(AppEvent::Message { message }) if want(message) => Some(message.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Takes everything already reported without waiting.
+    pub fn drain(&mut self) -> Vec<Seen> {
+        let mut out = Vec::new();
+        while let Ok(seen) = self.rx.try_recv() {
+            if let Ok(mut log) = self.log.lock() {
+                log.push(seen.clone());
+            }
+            out.push(seen);
+        }
+        out
+    }
+}
+
+pub fn is_sent(m: &MessageView) -> bool {
+    m.status == MessageStatus::Sent
+}
+
+/// Fast reconnects for tests.
+pub fn fast_timing() -> Timing {
+    Timing {
+        backoff: Backoff {
+            base: Duration::from_millis(50),
+            cap: Duration::from_millis(500),
+        },
+        ping_every: Duration::from_secs(25),
+        connect_timeout: Duration::from_secs(5),
+    }
+}
+
+/// A backend's home: its SQLite file and token store survive `open` after `open`.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+    pub tokens: Arc<dyn TokenStore>,
+    pub keep_per_room: u32,
+}
+
+impl Home {
+    pub fn new() -> Home {
+        Home::with_tokens(Arc::new(MemoryTokens::default()))
+    }
+
+    pub fn with_tokens(tokens: Arc<dyn TokenStore>) -> Home {
+        Home {
+            dir: tempfile::tempdir().unwrap_or_else(|e| panic!("no temp dir: {e}")),
+            tokens,
+            keep_per_room: 5000,
+        }
+    }
+
+    pub fn cache_path(&self) -> PathBuf {
+        self.dir.path().join("cache.sqlite3")
+    }
+
+    /// Opens a backend on this home (as the app does at start).
+    pub async fn open(&self) -> (Backend, Ui) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut options = Options::new(self.cache_path());
+        options.timing = fast_timing();
+        options.keep_per_room = self.keep_per_room;
+        let backend = tokio::time::timeout(
+            TIMEOUT,
+            Backend::open(options, self.tokens.clone(), Arc::new(ChannelSink(tx))),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("Backend::open took longer than {TIMEOUT:?}"))
+        .unwrap_or_else(|e| panic!("Backend::open failed: {e}"));
+        let ui = Ui {
+            rx,
+            log: Arc::new(Mutex::new(Vec::new())),
+        };
+        (backend, ui)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Opens a backend, points it at `server` and registers a new user; waits until online.
+pub async fn signed_up(home: &Home, server: &Server, prefix: &str) -> (Backend, Ui, protocol::rest::User) {
+    let (backend, mut ui) = home.open().await;
+    within("set_server", backend.set_server(&server.url()))
+        .await
+        .unwrap_or_else(|e| panic!("set_server: {e}"));
+    let user = within("register", backend.register(&unique_name(prefix), PASSWORD))
+        .await
+        .unwrap_or_else(|e| panic!("register: {e}"));
+    ui.wait_online().await;
+    (backend, ui, user)
+}
+
+/// Awaits `f` with the standard timeout.
+pub async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(TIMEOUT, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} took longer than {TIMEOUT:?}"))
+}
+
+/// Message bodies of a page.
+pub fn bodies(messages: &[MessageView]) -> Vec<String> {
+    messages.iter().map(|m| m.body.clone()).collect()
+}

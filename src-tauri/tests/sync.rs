@@ -1,0 +1,150 @@
+//! The connection manager against a real server: states, reconnect after a server restart,
+//! resume without duplicates or holes, and gap filling from history.
+
+mod common;
+
+use common::*;
+use protocol::ipc::{AppEvent, ConnectionState};
+use protocol::rest::Visibility;
+
+/// Connects, reports Connecting → Online, survives a server restart (Reconnecting → Online)
+/// and receives live messages afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_after_server_restart() {
+    let redis = Redis::start().await;
+    let mut server = Server::start(&redis).await;
+    let home = Home::new();
+    let (backend, mut ui, _me) = signed_up(&home, &server, "ann").await;
+    assert!(ui.log.lock().map(|l| l.contains(&Seen::Event(AppEvent::Connection {
+        state: ConnectionState::Connecting
+    }))).unwrap_or(false));
+
+    let bob = Peer::register(&server, "bob").await;
+    let room = bob.create_room("general", Visibility::Public).await;
+    within("join", backend.join_room(room.id)).await.unwrap_or_else(|e| panic!("join: {e}"));
+
+    server.down().await;
+    let state = ui
+        .wait_state("Reconnecting", |s| matches!(s, ConnectionState::Reconnecting { .. }))
+        .await;
+    let ConnectionState::Reconnecting { attempt, .. } = state else {
+        unreachable!()
+    };
+    assert_eq!(attempt, 1);
+    assert!(matches!(
+        backend.snapshot().connection,
+        ConnectionState::Reconnecting { .. } | ConnectionState::Connecting
+    ));
+
+    server.up().await;
+    ui.wait_online().await;
+    assert_eq!(backend.snapshot().connection, ConnectionState::Online);
+
+    bob.send(room.id, "after the restart").await;
+    let m = ui
+        .wait_message("bob's message", |m| m.body == "after the restart")
+        .await;
+    assert_eq!(m.sender, bob.id);
+    assert!(is_sent(&m));
+    backend.shutdown().await;
+}
+
+/// Messages sent while the app was closed arrive exactly once, in order, on the next start,
+/// and the cache holds every message of the room without a hole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_delivers_exactly_the_missed_messages() {
+    let redis = Redis::start().await;
+    let server = Server::start(&redis).await;
+    let home = Home::new();
+    let (backend, mut ui, _me) = signed_up(&home, &server, "ann").await;
+    let bob = Peer::register(&server, "bob").await;
+    let room = bob.create_room("resume", Visibility::Public).await;
+    within("join", backend.join_room(room.id)).await.unwrap_or_else(|e| panic!("join: {e}"));
+    for i in 1..=3 {
+        bob.send(room.id, &format!("live {i}")).await;
+    }
+    ui.wait_message("live 3", |m| m.body == "live 3").await;
+    backend.shutdown().await;
+
+    // Closed: bob keeps talking.
+    for i in 1..=7 {
+        bob.send(room.id, &format!("missed {i}")).await;
+    }
+
+    let (backend, mut ui) = home.open().await;
+    ui.wait_online().await;
+    let mut arrived = Vec::new();
+    while arrived.len() < 7 {
+        let m = ui
+            .wait_message("a missed message", |m| m.body.starts_with("missed"))
+            .await;
+        arrived.push(m.body);
+    }
+    let expected: Vec<String> = (1..=7).map(|i| format!("missed {i}")).collect();
+    assert_eq!(arrived, expected, "each missed message once, in order");
+    // Nothing else arrives twice: a marker message after them is the next message event.
+    bob.send(room.id, "marker").await;
+    let next = ui.wait_message("the next message", |_| true).await;
+    assert_eq!(next.body, "marker");
+
+    let page = within("messages", backend.messages(room.id, None, Some(50)))
+        .await
+        .unwrap_or_else(|e| panic!("messages: {e}"));
+    let mut want: Vec<String> = (1..=3).map(|i| format!("live {i}")).collect();
+    want.extend(expected);
+    want.push("marker".into());
+    assert_eq!(bodies(&page.messages), want);
+    assert_eq!(bodies(&page.messages), bob.bodies(room.id).await);
+    let seqs: Vec<u64> = page.messages.iter().filter_map(|m| m.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "ascending, no duplicates: {seqs:?}");
+    backend.shutdown().await;
+}
+
+/// More missed events than the server replays: it sends `gap`, the backend pages the missing
+/// ones in over REST, and the cache still ends up complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gap_is_filled_from_history() {
+    let redis = Redis::start().await;
+    let server = Server::start_with(&redis, |c| c.limits.max_replay = 3).await;
+    let home = Home::new();
+    let (backend, mut ui, _me) = signed_up(&home, &server, "ann").await;
+    let bob = Peer::register(&server, "bob").await;
+    let room = bob.create_room("gappy", Visibility::Public).await;
+    within("join", backend.join_room(room.id)).await.unwrap_or_else(|e| panic!("join: {e}"));
+    bob.send(room.id, "before").await;
+    ui.wait_message("before", |m| m.body == "before").await;
+    backend.shutdown().await;
+
+    for i in 1..=12 {
+        bob.send(room.id, &format!("gap {i}")).await;
+    }
+    let (backend, mut ui) = home.open().await;
+    ui.wait_online().await;
+    // The fill happens before `ready`, so by now the cache is complete.
+    let page = within("messages", backend.messages(room.id, None, Some(50)))
+        .await
+        .unwrap_or_else(|e| panic!("messages: {e}"));
+    let mut want = vec!["before".to_owned()];
+    want.extend((1..=12).map(|i| format!("gap {i}")));
+    assert_eq!(bodies(&page.messages), want);
+    let cached = backend
+        .cache()
+        .message_count(room.id)
+        .await
+        .unwrap_or_default();
+    assert_eq!(cached, 13);
+    ui.drain();
+    let delivered = ui
+        .log
+        .lock()
+        .map(|log| {
+            log.iter()
+                .filter(|s| {
+                    matches!(s, Seen::Event(AppEvent::Message { message }) if message.body.starts_with("gap"))
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(delivered, 12, "each filled message reported once");
+    backend.shutdown().await;
+}
