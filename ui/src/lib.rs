@@ -1,1 +1,19 @@
-//! The Yew UI (being built).
+//! The desktop app's user interface: Yew compiled to wasm32, shown in the Tauri web view.
+//!
+//! Layout: [`ipc`] is the only code that talks to the backend (typed Tauri commands and the
+//! `chat` event, all from `protocol::ipc`); [`state`] holds the app state as a reducer;
+//! [`effects`] runs commands and feeds their results to the state; [`components`] draws it,
+//! one component per file; [`rows`] and [`format`] are the pure helpers behind the message
+//! list. Message text is only ever rendered as text nodes.
+
+pub mod components;
+pub mod effects;
+pub mod format;
+pub mod ipc;
+pub mod rows;
+pub mod state;
+
+/// Mounts the app on the page's `<body>`.
+pub fn run() {
+    yew::Renderer::<components::app::App>::new().render();
+}

@@ -1,0 +1,157 @@
+//! The open room: header (name, members, leave), the message list, who is typing, and the
+//! composer. Without an open room it shows a short welcome.
+
+use super::avatar::Avatar;
+use super::composer::Composer;
+use super::icon::{Icon, IconView};
+use super::message_list::MessageList;
+use super::typing_indicator::TypingIndicator;
+use crate::effects;
+use crate::format::{now_ms, presence_text};
+use crate::state::{Action, AppContext, Dialog};
+use protocol::ipc::MessageView;
+use protocol::rest::{RoomKind, Visibility};
+use yew::prelude::*;
+
+#[function_component]
+pub fn ChatView() -> Html {
+    let Some(state) = use_context::<AppContext>() else {
+        return Html::default();
+    };
+    let d = state.dispatcher();
+    let open_sidebar = {
+        let d = d.clone();
+        Callback::from(move |_: MouseEvent| d.dispatch(Action::SetSidebar(true)))
+    };
+    let Some(view) = state.current_room().cloned() else {
+        let open = |dialog: Dialog| {
+            let d = d.clone();
+            Callback::from(move |_: MouseEvent| d.dispatch(Action::Open(dialog)))
+        };
+        return html! {
+            <section class="chat empty-chat">
+                <header class="chat-header">
+                    <button class="icon-button menu-button" type="button" aria-label="Show rooms" onclick={open_sidebar}>
+                        <IconView icon={Icon::Menu} />
+                    </button>
+                </header>
+                <div class="welcome">
+                    <span class="brand-mark large"><IconView icon={Icon::Chat} /></span>
+                    <h1>{ "Pick a conversation" }</h1>
+                    <p class="muted">{ "Choose a room on the left, or start something new." }</p>
+                    <div class="welcome-actions">
+                        <button class="button" type="button" onclick={open(Dialog::BrowseRooms)}>
+                            <IconView icon={Icon::Compass} />{ "Browse rooms" }
+                        </button>
+                        <button class="button" type="button" onclick={open(Dialog::NewDm)}>
+                            <IconView icon={Icon::Chat} />{ "New message" }
+                        </button>
+                    </div>
+                </div>
+            </section>
+        };
+    };
+    let room = view.room.clone();
+    let id = room.id;
+    let direct = room.kind == RoomKind::Direct;
+    let me = state.my_id();
+
+    let subtitle = if direct {
+        let online = state.peer_online(&view).unwrap_or(false);
+        let last_seen = room
+            .peer
+            .and_then(|p| state.presence.get(&p))
+            .and_then(|p| p.last_seen);
+        presence_text(online, last_seen, now_ms())
+    } else {
+        let n = room.member_count;
+        let kind = if room.visibility == Visibility::Private {
+            "Private room"
+        } else {
+            "Public room"
+        };
+        format!("{kind} · {n} member{}", if n == 1 { "" } else { "s" })
+    };
+    let toggle_members = {
+        let d = d.clone();
+        Callback::from(move |_: MouseEvent| d.dispatch(Action::ToggleMembers))
+    };
+    let leave = {
+        let d = d.clone();
+        Callback::from(move |_: MouseEvent| d.dispatch(Action::Open(Dialog::LeaveRoom(id))))
+    };
+
+    let timeline = state.timeline(id).cloned().unwrap_or_default();
+    let on_load_older = {
+        let d = d.clone();
+        Callback::from(move |before: u64| effects::load_older(&d, id, before))
+    };
+    let on_retry = {
+        let d = d.clone();
+        Callback::from(move |m: MessageView| effects::retry(&d, &m))
+    };
+    let on_discard = {
+        let d = d.clone();
+        Callback::from(move |m: MessageView| effects::discard(&d, &m))
+    };
+    let on_edit = {
+        let d = d.clone();
+        Callback::from(move |(seq, body): (u64, String)| effects::edit(&d, id, seq, body))
+    };
+    let on_delete = {
+        let d = d.clone();
+        Callback::from(move |seq: u64| effects::delete(&d, id, seq))
+    };
+    let on_send = {
+        let d = d.clone();
+        Callback::from(move |body: String| effects::send(&d, id, body))
+    };
+    let avatar = if direct {
+        html! { <Avatar name={room.name.clone()} online={state.peer_online(&view)} /> }
+    } else {
+        let icon = if room.visibility == Visibility::Private {
+            Icon::Lock
+        } else {
+            Icon::Hash
+        };
+        html! { <span class="room-glyph large" aria-hidden="true"><IconView {icon} /></span> }
+    };
+    let placeholder = if direct {
+        format!("Message {}", room.name)
+    } else {
+        format!("Message #{}", room.name)
+    };
+
+    html! {
+        <section class="chat" aria-label={room.name.clone()}>
+            <header class="chat-header">
+                <button class="icon-button menu-button" type="button" aria-label="Show rooms" onclick={open_sidebar}>
+                    <IconView icon={Icon::Menu} />
+                </button>
+                { avatar }
+                <div class="chat-title">
+                    <h1>{ room.name.clone() }</h1>
+                    <span class="chat-subtitle">{ subtitle }</span>
+                </div>
+                <div class="header-actions">
+                    if !direct {
+                        <button type="button" class={classes!("icon-button", state.show_members.then_some("pressed"))}
+                            aria-pressed={state.show_members.to_string()} title="Members" aria-label="Show members"
+                            onclick={toggle_members}>
+                            <IconView icon={Icon::Users} />
+                        </button>
+                        <button type="button" class="icon-button" title="Leave room" aria-label="Leave room"
+                            onclick={leave}>
+                            <IconView icon={Icon::LogOut} />
+                        </button>
+                    }
+                </div>
+            </header>
+            <MessageList key={id.0} room_name={room.name.clone()} direct={direct} timeline={timeline}
+                me={me} divider_after={state.divider_after}
+                {on_load_older} {on_retry} {on_discard} {on_edit} {on_delete} />
+            <TypingIndicator names={state.typing_names(id)} />
+            <Composer key={id.0} room={id} placeholder={placeholder} onsend={on_send} />
+        </section>
+    }
+}

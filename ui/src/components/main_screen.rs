@@ -1,0 +1,58 @@
+//! The logged-in window: room list, the open room, the members panel, the connection banner
+//! and whichever dialog is open.
+
+use super::browse_rooms_dialog::BrowseRoomsDialog;
+use super::chat_view::ChatView;
+use super::connection_banner::ConnectionBanner;
+use super::create_room_dialog::CreateRoomDialog;
+use super::leave_room_dialog::LeaveRoomDialog;
+use super::member_panel::MemberPanel;
+use super::new_dm_dialog::NewDmDialog;
+use super::settings_dialog::SettingsDialog;
+use super::sidebar::Sidebar;
+use crate::state::{Action, AppContext, Dialog};
+use yew::prelude::*;
+
+#[function_component]
+pub fn MainScreen() -> Html {
+    let Some(state) = use_context::<AppContext>() else {
+        return Html::default();
+    };
+    let close_dialog = {
+        let d = state.dispatcher();
+        Callback::from(move |()| d.dispatch(Action::CloseDialog))
+    };
+    let close_sidebar = {
+        let d = state.dispatcher();
+        Callback::from(move |_: MouseEvent| d.dispatch(Action::SetSidebar(false)))
+    };
+    let dialog = match state.dialog {
+        None => Html::default(),
+        Some(Dialog::CreateRoom) => html! { <CreateRoomDialog onclose={close_dialog} /> },
+        Some(Dialog::BrowseRooms) => html! { <BrowseRoomsDialog onclose={close_dialog} /> },
+        Some(Dialog::NewDm) => html! { <NewDmDialog onclose={close_dialog} /> },
+        Some(Dialog::Settings) => html! { <SettingsDialog onclose={close_dialog} /> },
+        Some(Dialog::LeaveRoom(room)) => {
+            html! { <LeaveRoomDialog {room} onclose={close_dialog} /> }
+        }
+    };
+    let members_open = state.show_members && state.current.is_some();
+    html! {
+        <div class={classes!(
+            "layout",
+            state.sidebar_open.then_some("sidebar-open"),
+            members_open.then_some("members-open"),
+        )}>
+            <Sidebar />
+            <div class="scrim" onclick={close_sidebar} aria-hidden="true"></div>
+            <main class="chat-column">
+                <ConnectionBanner state={state.connection.clone()} reconnect_at_ms={state.reconnect_at_ms} />
+                <ChatView />
+            </main>
+            if members_open {
+                <MemberPanel />
+            }
+            { dialog }
+        </div>
+    }
+}

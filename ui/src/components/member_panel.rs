@@ -1,0 +1,93 @@
+//! The members of the open room with presence and the owner marked; a click on someone
+//! else starts a direct message with them.
+
+use super::avatar::Avatar;
+use super::icon::{Icon, IconView};
+use crate::effects;
+use crate::format::{now_ms, presence_text};
+use crate::state::{Action, AppContext};
+use yew::prelude::*;
+
+#[function_component]
+pub fn MemberPanel() -> Html {
+    let Some(state) = use_context::<AppContext>() else {
+        return Html::default();
+    };
+    let Some(room) = state.current else {
+        return Html::default();
+    };
+    let close = {
+        let d = state.dispatcher();
+        Callback::from(move |_: MouseEvent| d.dispatch(Action::ToggleMembers))
+    };
+    let me = state.my_id();
+    let now = now_ms();
+    let list = match state.members.get(&room) {
+        None => {
+            html! { <div class="list-status" role="status"><span class="spinner small"></span>{ "Loading…" }</div> }
+        }
+        Some(members) => {
+            let mut members: Vec<_> = members
+                .iter()
+                .map(|m| {
+                    let presence = state.presence.get(&m.user.id);
+                    let online = presence.map_or(m.user.online, |p| p.online);
+                    let last_seen = presence.and_then(|p| p.last_seen).or(m.user.last_seen);
+                    (m, online, last_seen)
+                })
+                .collect();
+            members.sort_by(|a, b| {
+                b.1.cmp(&a.1).then_with(|| {
+                    a.0.user
+                        .username
+                        .to_lowercase()
+                        .cmp(&b.0.user.username.to_lowercase())
+                })
+            });
+            let online_count = members.iter().filter(|m| m.1).count();
+            html! {<>
+                <p class="section-title">{ format!("{} online · {} total", online_count, members.len()) }</p>
+                <ul class="member-list" role="list">
+                { for members.into_iter().map(|(m, online, last_seen)| {
+                    let user = m.user.id;
+                    let is_me = Some(user) == me;
+                    let owner = m.owner;
+                    let onclick = {
+                        let d = state.dispatcher();
+                        Callback::from(move |_: MouseEvent| effects::open_dm(&d, user))
+                    };
+                    let name = m.user.username.clone();
+                    let label = if is_me { format!("{name} (you)") } else { format!("Message {name}") };
+                    html! {
+                        <li key={user.0}>
+                            <button type="button" class="member" disabled={is_me} onclick={onclick}
+                                title={label.clone()} aria-label={label}>
+                                <Avatar name={name.clone()} online={Some(online)} class="small" />
+                                <span class="member-text">
+                                    <span class="member-name">
+                                        { name }
+                                        if is_me { <span class="muted">{ " (you)" }</span> }
+                                    </span>
+                                    <span class="member-status">{ presence_text(online, last_seen, now) }</span>
+                                </span>
+                                if owner { <span class="owner-badge">{ "Owner" }</span> }
+                            </button>
+                        </li>
+                    }
+                }) }
+                </ul>
+            </>}
+        }
+    };
+    html! {
+        <aside class="member-panel" aria-label="Members">
+            <header class="panel-header">
+                <h2>{ "Members" }</h2>
+                <button type="button" class="icon-button" aria-label="Close members" title="Close" onclick={close}>
+                    <IconView icon={Icon::Close} />
+                </button>
+            </header>
+            <div class="panel-body">{ list }</div>
+        </aside>
+    }
+}

@@ -1,0 +1,216 @@
+//! One message: sender and time (first of a group), the text (as text), edited/deleted
+//! markers, the delivery state (pending with a clock; failed in red with the reason, Retry and
+//! Discard), and for the user's own messages Edit and Delete.
+
+use super::avatar::Avatar;
+use super::icon::{Icon, IconView};
+use crate::format::{full_time, time_of_day};
+use protocol::ipc::{MessageStatus, MessageView};
+use web_sys::HtmlTextAreaElement;
+use yew::prelude::*;
+
+#[derive(Properties, PartialEq)]
+pub struct MessageItemProps {
+    pub message: MessageView,
+    /// First of a group: show avatar, name and time.
+    pub header: bool,
+    pub mine: bool,
+    pub now: i64,
+    pub on_retry: Callback<MessageView>,
+    pub on_discard: Callback<MessageView>,
+    /// `(seq, new text)`.
+    pub on_edit: Callback<(u64, String)>,
+    pub on_delete: Callback<u64>,
+}
+
+#[function_component]
+pub fn MessageItem(props: &MessageItemProps) -> Html {
+    let editing = use_state(|| None::<String>);
+    let confirm_delete = use_state(|| false);
+    let editor_ref = use_node_ref();
+    let m = &props.message;
+
+    {
+        let editor_ref = editor_ref.clone();
+        use_effect_with(editing.is_some(), move |open| {
+            if *open {
+                if let Some(el) = editor_ref.cast::<HtmlTextAreaElement>() {
+                    let _ = el.focus();
+                    let end = el.value().len() as u32;
+                    let _ = el.set_selection_range(end, end);
+                }
+            }
+        });
+    }
+
+    let start_edit = {
+        let (editing, body) = (editing.clone(), m.body.clone());
+        Callback::from(move |_: MouseEvent| editing.set(Some(body.clone())))
+    };
+    let cancel_edit = {
+        let editing = editing.clone();
+        Callback::from(move |_: MouseEvent| editing.set(None))
+    };
+    let save = {
+        let (editing, on_edit, seq, original) = (
+            editing.clone(),
+            props.on_edit.clone(),
+            m.seq,
+            m.body.clone(),
+        );
+        move || {
+            if let (Some(text), Some(seq)) = ((*editing).clone(), seq) {
+                let text = text.trim_end().to_string();
+                if !text.trim().is_empty() && text != original {
+                    on_edit.emit((seq, text));
+                }
+                editing.set(None);
+            }
+        }
+    };
+    let save_click = {
+        let save = save.clone();
+        Callback::from(move |_: MouseEvent| save())
+    };
+    let edit_input = {
+        let editing = editing.clone();
+        Callback::from(move |e: InputEvent| {
+            editing.set(Some(
+                e.target_unchecked_into::<HtmlTextAreaElement>().value(),
+            ))
+        })
+    };
+    let edit_keys = {
+        let editing = editing.clone();
+        Callback::from(move |e: KeyboardEvent| {
+            if e.key() == "Escape" {
+                e.prevent_default();
+                e.stop_propagation();
+                editing.set(None);
+            } else if e.key() == "Enter" && !e.shift_key() && !e.is_composing() {
+                e.prevent_default();
+                save();
+            }
+        })
+    };
+    let ask_delete = {
+        let confirm_delete = confirm_delete.clone();
+        Callback::from(move |_: MouseEvent| confirm_delete.set(true))
+    };
+    let cancel_delete = {
+        let confirm_delete = confirm_delete.clone();
+        Callback::from(move |_: MouseEvent| confirm_delete.set(false))
+    };
+    let do_delete = {
+        let (confirm_delete, on_delete, seq) =
+            (confirm_delete.clone(), props.on_delete.clone(), m.seq);
+        Callback::from(move |_: MouseEvent| {
+            confirm_delete.set(false);
+            if let Some(seq) = seq {
+                on_delete.emit(seq);
+            }
+        })
+    };
+    let retry = {
+        let (on_retry, m) = (props.on_retry.clone(), m.clone());
+        Callback::from(move |_: MouseEvent| on_retry.emit(m.clone()))
+    };
+    let discard = {
+        let (on_discard, m) = (props.on_discard.clone(), m.clone());
+        Callback::from(move |_: MouseEvent| on_discard.emit(m.clone()))
+    };
+
+    let (state_class, status) = match &m.status {
+        MessageStatus::Sent => (None, Html::default()),
+        MessageStatus::Pending => (
+            Some("pending"),
+            html! {
+                <span class="status pending-status" title="Sending…">
+                    <IconView icon={Icon::Clock} /><span>{ "Sending…" }</span>
+                </span>
+            },
+        ),
+        MessageStatus::Failed { reason, .. } => (
+            Some("failed"),
+            html! {
+                <div class="status failed-status" role="alert">
+                    <IconView icon={Icon::Alert} />
+                    <span>{ if reason.is_empty() { "Not sent.".to_string() } else { format!("Not sent: {reason}") } }</span>
+                    <button type="button" class="chip" onclick={retry}><IconView icon={Icon::Retry} />{ "Retry" }</button>
+                    <button type="button" class="chip" onclick={discard}><IconView icon={Icon::Trash} />{ "Discard" }</button>
+                </div>
+            },
+        ),
+    };
+    let can_change = props.mine && m.seq.is_some() && !m.deleted && editing.is_none();
+    let time_title = full_time(m.ts, props.now);
+    let body = if let Some(text) = &*editing {
+        html! {
+            <div class="edit-box">
+                <textarea ref={editor_ref} class="edit-input" aria-label="Edit message"
+                    rows={text.lines().count().clamp(1, 10).to_string()}
+                    value={text.clone()} oninput={edit_input} onkeydown={edit_keys} />
+                <div class="edit-actions">
+                    <span class="hint">{ "Enter to save · Esc to cancel" }</span>
+                    <button type="button" class="button small" onclick={cancel_edit}>{ "Cancel" }</button>
+                    <button type="button" class="button small primary" onclick={save_click}>{ "Save" }</button>
+                </div>
+            </div>
+        }
+    } else if m.deleted {
+        html! { <p class="body deleted">{ "This message was deleted." }</p> }
+    } else {
+        html! {
+            <p class="body">
+                { m.body.clone() }
+                if m.edited { <span class="edited" title="Edited">{ " (edited)" }</span> }
+            </p>
+        }
+    };
+
+    html! {
+        <li class={classes!(
+            "message",
+            props.header.then_some("group-start"),
+            props.mine.then_some("mine"),
+            state_class,
+            (*confirm_delete).then_some("confirming"),
+        )}>
+            <div class="gutter">
+                if props.header {
+                    <Avatar name={m.sender_name.clone()} />
+                } else {
+                    <time class="hover-time" title={time_title.clone()}>{ time_of_day(m.ts) }</time>
+                }
+            </div>
+            <div class="message-main">
+                if props.header {
+                    <div class="message-meta">
+                        <span class="sender">{ m.sender_name.clone() }</span>
+                        <time class="time" title={time_title}>{ time_of_day(m.ts) }</time>
+                    </div>
+                }
+                { body }
+                { status }
+            </div>
+            if can_change {
+                <div class="message-actions">
+                    if *confirm_delete {
+                        <span class="confirm-text">{ "Delete this message?" }</span>
+                        <button type="button" class="button small danger" onclick={do_delete}>{ "Delete" }</button>
+                        <button type="button" class="button small" onclick={cancel_delete}>{ "Cancel" }</button>
+                    } else {
+                        <button type="button" class="icon-button small" title="Edit" aria-label="Edit message"
+                            onclick={start_edit}>
+                            <IconView icon={Icon::Edit} />
+                        </button>
+                        <button type="button" class="icon-button small" title="Delete" aria-label="Delete message"
+                            onclick={ask_delete}>
+                            <IconView icon={Icon::Trash} />
+                        </button>
+                    }
+                </div>
+            }
+        </li>
+    }
+}

@@ -1,0 +1,106 @@
+//! One conversation in the side bar: avatar (with presence for direct messages), name, time
+//! and preview of the last message, and the unread count.
+
+use super::avatar::Avatar;
+use super::icon::{Icon, IconView};
+use crate::format::short_time;
+use protocol::ipc::{MessageStatus, RoomView};
+use protocol::rest::{RoomKind, Visibility};
+use protocol::{RoomId, UserId};
+use yew::prelude::*;
+
+#[derive(Properties, PartialEq)]
+pub struct RoomItemProps {
+    pub view: RoomView,
+    pub active: bool,
+    /// For direct rooms: whether the peer is online.
+    pub peer_online: Option<bool>,
+    pub me: Option<UserId>,
+    /// The time "now" for the relative time label.
+    pub now: i64,
+    pub onselect: Callback<RoomId>,
+}
+
+/// "99+" beyond 99, as the server counts up to 100.
+pub fn unread_label(unread: u64) -> String {
+    if unread > 99 {
+        "99+".into()
+    } else {
+        unread.to_string()
+    }
+}
+
+#[function_component]
+pub fn RoomItem(props: &RoomItemProps) -> Html {
+    let room = &props.view.room;
+    let id = room.id;
+    let onclick = {
+        let onselect = props.onselect.clone();
+        Callback::from(move |_: MouseEvent| onselect.emit(id))
+    };
+    let direct = room.kind == RoomKind::Direct;
+    let preview = props.view.last_message.as_ref().map(|m| {
+        let who = if Some(m.sender) == props.me {
+            "You: ".to_string()
+        } else if direct {
+            String::new()
+        } else {
+            format!("{}: ", m.sender_name)
+        };
+        let text = if m.deleted {
+            "Message deleted".to_string()
+        } else {
+            // One line: newlines would only be collapsed by CSS anyway.
+            m.body.split_whitespace().collect::<Vec<_>>().join(" ")
+        };
+        let failed = matches!(m.status, MessageStatus::Failed { .. });
+        (format!("{who}{text}"), failed)
+    });
+    let time = props
+        .view
+        .last_message
+        .as_ref()
+        .map(|m| short_time(m.ts, props.now));
+    let unread = room.unread;
+    let avatar = if direct {
+        html! { <Avatar name={room.name.clone()} online={props.peer_online} class="small" /> }
+    } else {
+        let icon = if room.visibility == Visibility::Private {
+            Icon::Lock
+        } else {
+            Icon::Hash
+        };
+        html! { <span class="room-glyph" aria-hidden="true"><IconView {icon} /></span> }
+    };
+    let label = if unread > 0 {
+        format!("{}, {} unread", room.name, unread_label(unread))
+    } else {
+        room.name.clone()
+    };
+    html! {
+        <li>
+            <button type="button"
+                class={classes!("room-item", props.active.then_some("active"), (unread > 0).then_some("unread"))}
+                aria-current={props.active.then_some("page")} aria-label={label} onclick={onclick}>
+                { avatar }
+                <span class="room-text">
+                    <span class="room-line">
+                        <span class="room-name">{ room.name.clone() }</span>
+                        if let Some(time) = time { <span class="room-time">{ time }</span> }
+                    </span>
+                    <span class="room-line">
+                        <span class="room-preview">
+                            if let Some((text, failed)) = preview {
+                                if failed { <span class="preview-failed">{ "Not sent · " }</span> }
+                                { text }
+                            } else {
+                                <span class="muted">{ "No messages yet" }</span>
+                            }
+                        </span>
+                        if unread > 0 { <span class="badge" aria-hidden="true">{ unread_label(unread) }</span> }
+                    </span>
+                </span>
+            </button>
+        </li>
+    }
+}

@@ -1,0 +1,103 @@
+//! First run: which chat server to use. `set_server` checks the address and that a chat
+//! server answers there before the app moves on to logging in.
+
+use super::icon::{Icon, IconView};
+use crate::ipc;
+use crate::state::{Action, AppContext};
+use protocol::ipc::AppErrorCode;
+use web_sys::HtmlInputElement;
+use yew::platform::spawn_local;
+use yew::prelude::*;
+
+#[function_component]
+pub fn ServerScreen() -> Html {
+    let Some(state) = use_context::<AppContext>() else {
+        return Html::default();
+    };
+    let url = use_state(|| state.server_url.clone().unwrap_or_default());
+    let error = use_state(|| None::<String>);
+    let busy = use_state(|| false);
+
+    let oninput = {
+        let url = url.clone();
+        let error = error.clone();
+        Callback::from(move |e: InputEvent| {
+            url.set(e.target_unchecked_into::<HtmlInputElement>().value());
+            error.set(None);
+        })
+    };
+    let onsubmit = {
+        let url = url.clone();
+        let error = error.clone();
+        let busy = busy.clone();
+        let d = state.dispatcher();
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            if *busy {
+                return;
+            }
+            let mut value = url.trim().to_string();
+            // "chat.example.com" means https://chat.example.com.
+            if !value.is_empty() && !value.contains("://") {
+                value = format!("https://{value}");
+            }
+            if value.is_empty() {
+                error.set(Some("Enter the address of your chat server.".into()));
+                return;
+            }
+            busy.set(true);
+            let (error, busy, d) = (error.clone(), busy.clone(), d.clone());
+            spawn_local(async move {
+                let result = ipc::set_server(value.clone()).await;
+                busy.set(false);
+                match result {
+                    Ok(()) => d.dispatch(Action::ServerChosen(value)),
+                    Err(e) => {
+                        let text = match e.code() {
+                            Some(AppErrorCode::BadUrl) => format!(
+                                "“{value}” is not a valid server address. It should look like \
+                                 https://chat.example.com or http://localhost:8080"
+                            ),
+                            Some(AppErrorCode::ServerUnreachable) => format!(
+                                "No chat server answered at {value}. Check the address, and \
+                                 that the server is running and reachable."
+                            ),
+                            _ => e.user_message(),
+                        };
+                        error.set(Some(text));
+                    }
+                }
+            });
+        })
+    };
+
+    let invalid = error.is_some();
+    html! {
+        <main class="center-screen">
+            <form class="card auth-card" onsubmit={onsubmit} novalidate=true>
+                <div class="brand">
+                    <span class="brand-mark"><IconView icon={Icon::Chat} /></span>
+                    <h1>{ "Welcome to Chat" }</h1>
+                    <p class="muted">{ "Connect to your team's chat server to get started." }</p>
+                </div>
+                <label class="field">
+                    <span class="field-label">{ "Server address" }</span>
+                    <span class={classes!("input-with-icon", invalid.then_some("invalid"))}>
+                        <IconView icon={Icon::Server} />
+                        <input id="server-url" type="url" inputmode="url" autocomplete="url"
+                            spellcheck="false" placeholder="https://chat.example.com"
+                            value={(*url).clone()} oninput={oninput} autofocus=true
+                            aria-invalid={invalid.to_string()}
+                            aria-describedby="server-error" />
+                    </span>
+                </label>
+                <p id="server-error" class="error-text" role="alert">
+                    { error.as_ref().cloned().unwrap_or_default() }
+                </p>
+                <button class="button primary wide" type="submit" disabled={*busy}>
+                    if *busy { <span class="spinner"></span>{ "Connecting…" } } else { { "Continue" } }
+                </button>
+            </form>
+        </main>
+    }
+}

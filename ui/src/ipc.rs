@@ -1,0 +1,426 @@
+//! The only door to the Rust backend: Tauri's `invoke` for commands and `listen` for the `chat`
+//! event, wrapped in typed async functions.
+//!
+//! Every call is built from a [`protocol::ipc::Command`] value, so command names and argument
+//! names come from the contract itself: the serde tag gives the command name, and the fields
+//! become the argument object with camelCase keys (Tauri's convention). Results and events are
+//! decoded into the protocol's types; failures become an [`Error`].
+
+use protocol::ipc::{
+    AppError, AppErrorCode, AppEvent, Command, MemberView, MessagePage, MessageView, RoomView,
+    SearchHit, Settings, Snapshot, UserView,
+};
+use protocol::rest::{Room, User, Visibility};
+use protocol::{ErrorCode, RoomId, UserId};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = ["window", "__TAURI__", "core"], js_name = invoke, catch)]
+    async fn tauri_invoke(cmd: &str, args: JsValue) -> Result<JsValue, JsValue>;
+
+    #[wasm_bindgen(js_namespace = ["window", "__TAURI__", "event"], js_name = listen, catch)]
+    async fn tauri_listen(
+        event: &str,
+        handler: &Closure<dyn FnMut(JsValue)>,
+    ) -> Result<JsValue, JsValue>;
+}
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The backend refused: a stable code and its message.
+    App(AppError),
+    /// The bridge itself failed (no backend, unknown command, undecodable answer).
+    Bridge(String),
+}
+
+impl Error {
+    /// The app-level code, when the backend gave one.
+    pub fn code(&self) -> Option<AppErrorCode> {
+        match self {
+            Error::App(e) => Some(e.code),
+            Error::Bridge(_) => None,
+        }
+    }
+
+    /// The server's code, when the server refused.
+    pub fn server_code(&self) -> Option<ErrorCode> {
+        match self.code() {
+            Some(AppErrorCode::Server(code)) => Some(code),
+            _ => None,
+        }
+    }
+
+    /// A sentence for people. Known codes get wording written for this UI; others fall back
+    /// to the backend's message.
+    pub fn user_message(&self) -> String {
+        let fixed = match self.code() {
+            Some(AppErrorCode::BadUrl) => {
+                Some("That is not a server address. Use a URL like https://chat.example.com")
+            }
+            Some(AppErrorCode::ServerUnreachable) => {
+                Some("No chat server answered at that address. Check the URL and your connection.")
+            }
+            Some(AppErrorCode::NotLoggedIn) => Some("You are not logged in."),
+            Some(AppErrorCode::Storage) => Some("The local message cache failed."),
+            Some(AppErrorCode::Keychain) => {
+                Some("The system keychain could not be used to keep your session.")
+            }
+            Some(AppErrorCode::Server(code)) => match code {
+                ErrorCode::InvalidCredentials => Some("Wrong username or password."),
+                ErrorCode::UsernameTaken => Some("That username is already taken."),
+                ErrorCode::RateLimited => Some("Too many attempts. Wait a moment and try again."),
+                ErrorCode::ServerBusy | ErrorCode::StoreUnavailable => {
+                    Some("The server is busy. Try again in a moment.")
+                }
+                ErrorCode::NotOwner => Some("Only the room owner can do that."),
+                ErrorCode::DirectRoom => Some("That does not apply to direct messages."),
+                ErrorCode::MessageDeleted => Some("That message was deleted."),
+                ErrorCode::NotAuthor => Some("You can only change your own messages."),
+                _ => None,
+            },
+            Some(AppErrorCode::Invalid) | None => None,
+        };
+        match (fixed, self) {
+            (Some(text), _) => text.to_string(),
+            (None, Error::App(e)) if !e.message.is_empty() => capitalize(&e.message),
+            (None, Error::App(_)) => "Something went wrong.".to_string(),
+            (None, Error::Bridge(m)) => format!("The app backend did not answer: {m}"),
+        }
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.user_message())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Splits a command into Tauri's `(name, args)`: the serde tag is the name; the other fields
+/// are the arguments, renamed to camelCase.
+pub fn encode(cmd: &Command) -> Result<(String, serde_json::Value)> {
+    let value = serde_json::to_value(cmd).map_err(|e| Error::Bridge(e.to_string()))?;
+    let serde_json::Value::Object(mut fields) = value else {
+        return Err(Error::Bridge("command is not an object".into()));
+    };
+    let name = match fields.remove("cmd") {
+        Some(serde_json::Value::String(name)) => name,
+        _ => return Err(Error::Bridge("command has no name".into())),
+    };
+    let args = fields
+        .into_iter()
+        .map(|(key, value)| (camel_case(&key), value))
+        .collect();
+    Ok((name, serde_json::Value::Object(args)))
+}
+
+fn camel_case(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut upper = false;
+    for c in snake.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Decodes a rejection: an [`AppError`] object when the backend refused, else whatever Tauri
+/// or JavaScript threw.
+fn decode_error(value: JsValue) -> Error {
+    if let Ok(err) = serde_wasm_bindgen::from_value::<AppError>(value.clone()) {
+        return Error::App(err);
+    }
+    if let Some(text) = value.as_string() {
+        return Error::Bridge(text);
+    }
+    if let Some(err) = value.dyn_ref::<js_sys::Error>() {
+        return Error::Bridge(String::from(err.message()));
+    }
+    Error::Bridge("unknown error".into())
+}
+
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| Error::Bridge(e.to_string()))
+}
+
+async fn call_raw(cmd: Command) -> Result<JsValue> {
+    let (name, args) = encode(&cmd)?;
+    let args = to_js(&args)?;
+    tauri_invoke(&name, args).await.map_err(decode_error)
+}
+
+async fn call<T: DeserializeOwned>(cmd: Command) -> Result<T> {
+    let value = call_raw(cmd).await?;
+    serde_wasm_bindgen::from_value(value).map_err(|e| Error::Bridge(e.to_string()))
+}
+
+/// For commands whose result is `()`: the value (null) is ignored.
+async fn call_unit(cmd: Command) -> Result<()> {
+    call_raw(cmd).await.map(|_| ())
+}
+
+pub async fn snapshot() -> Result<Snapshot> {
+    call(Command::Snapshot).await
+}
+
+pub async fn set_server(url: String) -> Result<()> {
+    call_unit(Command::SetServer { url }).await
+}
+
+pub async fn register(username: String, password: String) -> Result<User> {
+    call(Command::Register { username, password }).await
+}
+
+pub async fn login(username: String, password: String) -> Result<User> {
+    call(Command::Login { username, password }).await
+}
+
+pub async fn logout() -> Result<()> {
+    call_unit(Command::Logout).await
+}
+
+pub async fn rooms() -> Result<Vec<RoomView>> {
+    call(Command::Rooms).await
+}
+
+pub async fn messages(
+    room: RoomId,
+    before: Option<u64>,
+    limit: Option<u32>,
+) -> Result<MessagePage> {
+    call(Command::Messages {
+        room,
+        before,
+        limit,
+    })
+    .await
+}
+
+pub async fn send(room: RoomId, body: String) -> Result<MessageView> {
+    call(Command::Send { room, body }).await
+}
+
+pub async fn retry(client_id: String) -> Result<()> {
+    call_unit(Command::Retry { client_id }).await
+}
+
+pub async fn discard(client_id: String) -> Result<()> {
+    call_unit(Command::Discard { client_id }).await
+}
+
+pub async fn edit(room: RoomId, seq: u64, body: String) -> Result<()> {
+    call_unit(Command::Edit { room, seq, body }).await
+}
+
+pub async fn delete(room: RoomId, seq: u64) -> Result<()> {
+    call_unit(Command::Delete { room, seq }).await
+}
+
+pub async fn mark_read(room: RoomId, seq: u64) -> Result<()> {
+    call_unit(Command::MarkRead { room, seq }).await
+}
+
+pub async fn typing(room: RoomId) -> Result<()> {
+    call_unit(Command::Typing { room }).await
+}
+
+pub async fn create_room(name: String, visibility: Visibility) -> Result<Room> {
+    call(Command::CreateRoom { name, visibility }).await
+}
+
+pub async fn public_rooms() -> Result<Vec<Room>> {
+    call(Command::PublicRooms).await
+}
+
+pub async fn join_room(room: RoomId) -> Result<Room> {
+    call(Command::JoinRoom { room }).await
+}
+
+pub async fn leave_room(room: RoomId) -> Result<()> {
+    call_unit(Command::LeaveRoom { room }).await
+}
+
+pub async fn members(room: RoomId) -> Result<Vec<MemberView>> {
+    call(Command::Members { room }).await
+}
+
+pub async fn search_users(query: String) -> Result<Vec<UserView>> {
+    call(Command::SearchUsers { query }).await
+}
+
+pub async fn open_dm(user: UserId) -> Result<Room> {
+    call(Command::OpenDm { user }).await
+}
+
+pub async fn search(query: String) -> Result<Vec<SearchHit>> {
+    call(Command::Search { query }).await
+}
+
+pub async fn get_draft(room: RoomId) -> Result<String> {
+    call(Command::GetDraft { room }).await
+}
+
+pub async fn set_draft(room: RoomId, text: String) -> Result<()> {
+    call_unit(Command::SetDraft { room, text }).await
+}
+
+pub async fn set_focus(room: Option<RoomId>) -> Result<()> {
+    call_unit(Command::SetFocus { room }).await
+}
+
+pub async fn get_settings() -> Result<Settings> {
+    call(Command::GetSettings).await
+}
+
+pub async fn set_settings(settings: Settings) -> Result<()> {
+    call_unit(Command::SetSettings { settings }).await
+}
+
+/// A live subscription to the backend's `chat` event; unsubscribes when dropped.
+pub struct Subscription {
+    unlisten: Rc<RefCell<Option<js_sys::Function>>>,
+    dropped: Rc<RefCell<bool>>,
+    _handler: Rc<Closure<dyn FnMut(JsValue)>>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        *self.dropped.borrow_mut() = true;
+        if let Some(unlisten) = self.unlisten.borrow_mut().take() {
+            let _ = unlisten.call0(&JsValue::NULL);
+        }
+    }
+}
+
+/// Calls `on_event` for every [`AppEvent`] the backend emits, and `on_error` if subscribing
+/// fails or an event cannot be decoded.
+pub fn listen_events(
+    on_event: impl Fn(AppEvent) + 'static,
+    on_error: impl Fn(Error) + 'static,
+) -> Subscription {
+    let on_error = Rc::new(on_error);
+    let decode_failed = on_error.clone();
+    let handler = Rc::new(Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+        // Tauri passes `{event, id, payload}`.
+        let payload = js_sys::Reflect::get(&event, &JsValue::from_str("payload"))
+            .unwrap_or(JsValue::UNDEFINED);
+        match serde_wasm_bindgen::from_value::<AppEvent>(payload) {
+            Ok(ev) => on_event(ev),
+            Err(e) => decode_failed(Error::Bridge(format!("bad event: {e}"))),
+        }
+    }));
+    let unlisten = Rc::new(RefCell::new(None));
+    let dropped = Rc::new(RefCell::new(false));
+    {
+        let handler = handler.clone();
+        let unlisten = unlisten.clone();
+        let dropped = dropped.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            match tauri_listen(protocol::ipc::EVENT, &handler).await {
+                Ok(f) => {
+                    if let Ok(f) = f.dyn_into::<js_sys::Function>() {
+                        if *dropped.borrow() {
+                            let _ = f.call0(&JsValue::NULL);
+                        } else {
+                            *unlisten.borrow_mut() = Some(f);
+                        }
+                    }
+                }
+                Err(e) => on_error(decode_error(e)),
+            }
+        });
+    }
+    Subscription {
+        unlisten,
+        dropped,
+        _handler: handler,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names_and_camel_case_args_come_from_the_contract() {
+        let (name, args) = encode(&Command::Retry {
+            client_id: "c1".into(),
+        })
+        .unwrap();
+        assert_eq!(name, "retry");
+        assert_eq!(args, json!({"clientId": "c1"}));
+
+        let (name, args) = encode(&Command::Messages {
+            room: RoomId(3),
+            before: None,
+            limit: Some(50),
+        })
+        .unwrap();
+        assert_eq!(name, "messages");
+        assert_eq!(args, json!({"room": 3, "before": null, "limit": 50}));
+
+        let (name, args) = encode(&Command::MarkRead {
+            room: RoomId(1),
+            seq: 9,
+        })
+        .unwrap();
+        assert_eq!(name, "mark_read");
+        assert_eq!(args, json!({"room": 1, "seq": 9}));
+
+        let (name, args) = encode(&Command::Snapshot).unwrap();
+        assert_eq!(name, "snapshot");
+        assert_eq!(args, json!({}));
+
+        let (name, args) = encode(&Command::SetSettings {
+            settings: Settings {
+                start_minimized: true,
+                notifications: false,
+            },
+        })
+        .unwrap();
+        assert_eq!(name, "set_settings");
+        // Only argument names are renamed; the settings object keeps its own serde names.
+        assert_eq!(
+            args,
+            json!({"settings": {"start_minimized": true, "notifications": false}})
+        );
+    }
+
+    #[test]
+    fn known_codes_get_friendly_text() {
+        let err = Error::App(AppError {
+            code: AppErrorCode::Server(ErrorCode::InvalidCredentials),
+            message: "invalid credentials".into(),
+        });
+        assert_eq!(err.user_message(), "Wrong username or password.");
+        let err = Error::App(AppError {
+            code: AppErrorCode::Server(ErrorCode::InvalidUsername),
+            message: "username must be 3 to 32 characters".into(),
+        });
+        assert_eq!(err.user_message(), "Username must be 3 to 32 characters");
+    }
+}

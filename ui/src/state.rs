@@ -1,0 +1,675 @@
+//! App state: one [`AppState`] behind a Yew reducer, changed only through [`Action`]s.
+//!
+//! Backend events and command results become actions; components read the state from the
+//! [`AppContext`] and dispatch actions. The reducer is pure (the time comes in with the action),
+//! so its rules are unit-tested on the host.
+
+use protocol::ipc::{ConnectionState, MemberView, MessagePage, MessageView, RoomView, Snapshot};
+use protocol::rest::{RoomKind, User};
+use protocol::{RoomId, UserId};
+use std::collections::HashMap;
+use std::rc::Rc;
+use yew::prelude::*;
+
+/// The app-wide state handle components get from context.
+pub type AppContext = UseReducerHandle<AppState>;
+
+/// Which top-level screen shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Screen {
+    /// Waiting for the first snapshot.
+    #[default]
+    Loading,
+    /// Choose the server URL.
+    Server,
+    /// Log in or register.
+    Auth,
+    /// Rooms and chat.
+    Main,
+}
+
+/// A modal dialog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialog {
+    CreateRoom,
+    BrowseRooms,
+    NewDm,
+    Settings,
+    LeaveRoom(RoomId),
+}
+
+/// The loaded part of a room's history.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Timeline {
+    /// Sent messages ascending by seq, then unsent ones (pending/failed) in send order.
+    pub messages: Vec<MessageView>,
+    /// Older messages exist before the first one here.
+    pub has_more: bool,
+    /// A page of older messages is on its way.
+    pub loading_older: bool,
+    /// The newest page has arrived at least once.
+    pub loaded: bool,
+}
+
+impl Timeline {
+    /// Oldest seq here: the `before` for the next older page.
+    pub fn oldest_seq(&self) -> Option<u64> {
+        self.messages.iter().filter_map(|m| m.seq).min()
+    }
+
+    /// Newest seq here: what `mark_read` reports.
+    pub fn newest_seq(&self) -> Option<u64> {
+        self.messages.iter().filter_map(|m| m.seq).max()
+    }
+
+    /// Inserts a message or replaces the one with the same client id (same sender) or seq.
+    pub fn upsert(&mut self, message: MessageView) {
+        if let Some(i) = self.messages.iter().position(|x| {
+            (x.client_id == message.client_id && x.sender == message.sender)
+                || (message.seq.is_some() && x.seq == message.seq)
+        }) {
+            self.messages.remove(i);
+        }
+        let at = match message.seq {
+            Some(seq) => self
+                .messages
+                .iter()
+                .position(|x| x.seq.is_none_or(|s| s > seq))
+                .unwrap_or(self.messages.len()),
+            None => self.messages.len(),
+        };
+        self.messages.insert(at, message);
+    }
+}
+
+/// Someone typing in a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Typist {
+    pub user: UserId,
+    pub username: String,
+    /// When the indicator expires (ms since epoch) unless refreshed.
+    pub until_ms: i64,
+}
+
+/// Presence learned from events, newer than what the room list or members said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Presence {
+    pub online: bool,
+    pub last_seen: Option<i64>,
+}
+
+/// A short message at the bottom of the window (errors of background actions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Toast {
+    pub id: u32,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppState {
+    pub screen: Screen,
+    pub server_url: Option<String>,
+    /// Prefill for the login form.
+    pub username_hint: Option<String>,
+    pub user: Option<User>,
+    pub connection: ConnectionState,
+    /// While reconnecting: when the next attempt happens (ms since epoch), for the countdown.
+    pub reconnect_at_ms: Option<i64>,
+    /// Why the user was sent back to the login screen.
+    pub notice: Option<String>,
+    pub rooms: Vec<RoomView>,
+    pub rooms_loaded: bool,
+    pub current: Option<RoomId>,
+    /// The current room's read marker when it was opened: the "new messages" line sits after
+    /// it and stays put while the room is open, even though reading moves the real marker.
+    pub divider_after: Option<u64>,
+    pub timelines: HashMap<RoomId, Rc<Timeline>>,
+    pub typing: HashMap<RoomId, Vec<Typist>>,
+    pub presence: HashMap<UserId, Presence>,
+    pub members: HashMap<RoomId, Rc<Vec<MemberView>>>,
+    pub show_members: bool,
+    /// Narrow windows: the room list slides over the chat.
+    pub sidebar_open: bool,
+    pub dialog: Option<Dialog>,
+    pub toasts: Vec<Toast>,
+    next_toast: u32,
+    pub window_focused: bool,
+}
+
+impl Default for AppState {
+    fn default() -> Self {
+        Self {
+            screen: Screen::Loading,
+            server_url: None,
+            username_hint: None,
+            user: None,
+            connection: ConnectionState::Offline,
+            reconnect_at_ms: None,
+            notice: None,
+            rooms: Vec::new(),
+            rooms_loaded: false,
+            current: None,
+            divider_after: None,
+            timelines: HashMap::new(),
+            typing: HashMap::new(),
+            presence: HashMap::new(),
+            members: HashMap::new(),
+            show_members: false,
+            sidebar_open: false,
+            dialog: None,
+            toasts: Vec::new(),
+            next_toast: 1,
+            window_focused: true,
+        }
+    }
+}
+
+/// Everything that changes the state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// The first answer of `snapshot`: picks the screen.
+    Snapshot(Snapshot),
+    /// `set_server` succeeded.
+    ServerChosen(String),
+    /// Back to the server screen.
+    ChangeServer,
+    LoggedIn(User),
+    /// Logged out here, or the session ended elsewhere (`reason`).
+    LoggedOut {
+        reason: Option<String>,
+    },
+    Connection {
+        state: ConnectionState,
+        now_ms: i64,
+    },
+    Rooms(Vec<RoomView>),
+    /// Open a room (or none).
+    Select(Option<RoomId>),
+    Page {
+        room: RoomId,
+        page: MessagePage,
+        older: bool,
+    },
+    LoadingOlder(RoomId),
+    /// Loading failed; allow trying again.
+    LoadFailed(RoomId),
+    /// A message appeared or changed.
+    Message(MessageView),
+    /// A discarded outbox message.
+    Discarded {
+        room: RoomId,
+        client_id: String,
+    },
+    Presence {
+        user: UserId,
+        online: bool,
+        last_seen: Option<i64>,
+    },
+    Typing {
+        room: RoomId,
+        user: UserId,
+        username: String,
+        until_ms: i64,
+    },
+    /// Drops expired typing indicators.
+    Tick {
+        now_ms: i64,
+    },
+    Members {
+        room: RoomId,
+        members: Vec<MemberView>,
+    },
+    ToggleMembers,
+    SetSidebar(bool),
+    Open(Dialog),
+    CloseDialog,
+    Toast(String),
+    DismissToast(u32),
+    WindowFocus(bool),
+    /// `mark_read` sent: clear the badge now instead of waiting for `rooms`.
+    MarkedRead {
+        room: RoomId,
+        seq: u64,
+    },
+    /// The user left a room.
+    Left(RoomId),
+}
+
+impl Reducible for AppState {
+    type Action = Action;
+
+    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
+        // Cheap no-ops keep the same Rc so Yew skips the re-render.
+        if let Action::Tick { now_ms } = &action {
+            let expired = self
+                .typing
+                .values()
+                .flatten()
+                .any(|t| t.until_ms <= *now_ms);
+            if !expired {
+                return self;
+            }
+        }
+        let mut s = (*self).clone();
+        s.apply(action);
+        Rc::new(s)
+    }
+}
+
+impl AppState {
+    fn apply(&mut self, action: Action) {
+        match action {
+            Action::Snapshot(snap) => {
+                self.server_url = snap.server_url;
+                self.username_hint = snap.username;
+                self.connection = snap.connection;
+                self.screen = if snap.user.is_some() {
+                    Screen::Main
+                } else if self.server_url.is_some() {
+                    Screen::Auth
+                } else {
+                    Screen::Server
+                };
+                self.user = snap.user;
+            }
+            Action::ServerChosen(url) => {
+                self.server_url = Some(url);
+                self.screen = Screen::Auth;
+            }
+            Action::ChangeServer => self.screen = Screen::Server,
+            Action::LoggedIn(user) => {
+                self.username_hint = Some(user.username.clone());
+                self.user = Some(user);
+                self.notice = None;
+                self.screen = Screen::Main;
+            }
+            Action::LoggedOut { reason } => {
+                let keep = AppState {
+                    server_url: self.server_url.take(),
+                    username_hint: self
+                        .user
+                        .take()
+                        .map(|u| u.username)
+                        .or(self.username_hint.take()),
+                    notice: reason,
+                    screen: Screen::Auth,
+                    window_focused: self.window_focused,
+                    ..AppState::default()
+                };
+                *self = keep;
+            }
+            Action::Connection { state, now_ms } => {
+                self.reconnect_at_ms = match &state {
+                    ConnectionState::Reconnecting { retry_in_ms, .. } => {
+                        Some(now_ms + i64::try_from(*retry_in_ms).unwrap_or(i64::MAX / 2))
+                    }
+                    _ => None,
+                };
+                self.connection = state;
+            }
+            Action::Rooms(rooms) => {
+                self.rooms = rooms;
+                self.rooms_loaded = true;
+                if let Some(current) = self.current {
+                    if !self.rooms.iter().any(|r| r.room.id == current) {
+                        self.current = None;
+                        self.divider_after = None;
+                    }
+                }
+            }
+            Action::Select(room) => {
+                if self.current != room {
+                    self.divider_after = room.and_then(|id| {
+                        self.rooms
+                            .iter()
+                            .find(|r| r.room.id == id)
+                            .map(|r| r.room.read_seq)
+                    });
+                }
+                self.current = room;
+                self.sidebar_open = false;
+            }
+            Action::Page { room, page, older } => {
+                let t = Rc::make_mut(self.timelines.entry(room).or_default());
+                if older || !t.loaded {
+                    t.has_more = page.has_more;
+                }
+                for m in page.messages {
+                    t.upsert(m);
+                }
+                t.loaded = true;
+                if older {
+                    t.loading_older = false;
+                }
+            }
+            Action::LoadingOlder(room) => {
+                Rc::make_mut(self.timelines.entry(room).or_default()).loading_older = true;
+            }
+            Action::LoadFailed(room) => {
+                if let Some(t) = self.timelines.get_mut(&room) {
+                    Rc::make_mut(t).loading_older = false;
+                }
+            }
+            Action::Message(m) => {
+                if let Some(list) = self.typing.get_mut(&m.room) {
+                    list.retain(|t| t.user != m.sender);
+                }
+                self.update_preview(&m);
+                if let Some(t) = self.timelines.get_mut(&m.room) {
+                    Rc::make_mut(t).upsert(m);
+                }
+            }
+            Action::Discarded { room, client_id } => {
+                if let Some(t) = self.timelines.get_mut(&room) {
+                    Rc::make_mut(t)
+                        .messages
+                        .retain(|m| !(m.client_id == client_id && m.seq.is_none()));
+                }
+            }
+            Action::Presence {
+                user,
+                online,
+                last_seen,
+            } => {
+                self.presence.insert(user, Presence { online, last_seen });
+            }
+            Action::Typing {
+                room,
+                user,
+                username,
+                until_ms,
+            } => {
+                if self.user.as_ref().is_some_and(|me| me.id == user) {
+                    return;
+                }
+                let list = self.typing.entry(room).or_default();
+                match list.iter_mut().find(|t| t.user == user) {
+                    Some(t) => t.until_ms = until_ms,
+                    None => list.push(Typist {
+                        user,
+                        username,
+                        until_ms,
+                    }),
+                }
+            }
+            Action::Tick { now_ms } => {
+                for list in self.typing.values_mut() {
+                    list.retain(|t| t.until_ms > now_ms);
+                }
+                self.typing.retain(|_, list| !list.is_empty());
+            }
+            Action::Members { room, members } => {
+                self.members.insert(room, Rc::new(members));
+            }
+            Action::ToggleMembers => self.show_members = !self.show_members,
+            Action::SetSidebar(open) => self.sidebar_open = open,
+            Action::Open(dialog) => self.dialog = Some(dialog),
+            Action::CloseDialog => self.dialog = None,
+            Action::Toast(text) => {
+                let id = self.next_toast;
+                self.next_toast += 1;
+                self.toasts.push(Toast { id, text });
+                if self.toasts.len() > 3 {
+                    self.toasts.remove(0);
+                }
+            }
+            Action::DismissToast(id) => self.toasts.retain(|t| t.id != id),
+            Action::WindowFocus(focused) => self.window_focused = focused,
+            Action::MarkedRead { room, seq } => {
+                if let Some(r) = self.rooms.iter_mut().find(|r| r.room.id == room) {
+                    if seq > r.room.read_seq {
+                        r.room.read_seq = seq;
+                        r.room.unread = 0;
+                    }
+                }
+            }
+            Action::Left(room) => {
+                self.rooms.retain(|r| r.room.id != room);
+                self.timelines.remove(&room);
+                if self.current == Some(room) {
+                    self.current = None;
+                    self.divider_after = None;
+                }
+                self.dialog = None;
+            }
+        }
+    }
+
+    /// Keeps the side bar's preview line and order current without waiting for `rooms`.
+    fn update_preview(&mut self, m: &MessageView) {
+        let Some(i) = self.rooms.iter().position(|r| r.room.id == m.room) else {
+            return;
+        };
+        let r = &mut self.rooms[i];
+        let newer = match (&r.last_message, m.seq) {
+            (None, _) => true,
+            (Some(last), _) if last.client_id == m.client_id && last.sender == m.sender => true,
+            (Some(last), Some(seq)) => last.seq.is_some_and(|s| seq > s),
+            (Some(_), None) => true,
+        };
+        if !newer {
+            return;
+        }
+        let moved_up = r
+            .last_message
+            .as_ref()
+            .is_none_or(|last| last.client_id != m.client_id);
+        r.last_message = Some(m.clone());
+        if let Some(seq) = m.seq {
+            r.room.last_seq = r.room.last_seq.max(seq);
+        }
+        if moved_up && i > 0 {
+            let room = self.rooms.remove(i);
+            self.rooms.insert(0, room);
+        }
+    }
+
+    pub fn current_room(&self) -> Option<&RoomView> {
+        let id = self.current?;
+        self.rooms.iter().find(|r| r.room.id == id)
+    }
+
+    pub fn timeline(&self, room: RoomId) -> Option<&Rc<Timeline>> {
+        self.timelines.get(&room)
+    }
+
+    /// Whether a user is online: the latest presence event, else what the list said.
+    pub fn online(&self, user: UserId, listed: bool) -> bool {
+        self.presence.get(&user).map_or(listed, |p| p.online)
+    }
+
+    /// For a direct room: whether the peer is online (`None` for group rooms).
+    pub fn peer_online(&self, view: &RoomView) -> Option<bool> {
+        if view.room.kind != RoomKind::Direct {
+            return None;
+        }
+        let listed = view.peer_online.unwrap_or(false);
+        Some(match view.room.peer {
+            Some(peer) => self.online(peer, listed),
+            None => listed,
+        })
+    }
+
+    /// Names of the people typing in a room.
+    pub fn typing_names(&self, room: RoomId) -> Vec<String> {
+        self.typing
+            .get(&room)
+            .map(|list| list.iter().map(|t| t.username.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn my_id(&self) -> Option<UserId> {
+        self.user.as_ref().map(|u| u.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::ipc::MessageStatus;
+    use protocol::rest::{Room, Visibility};
+
+    fn msg(room: u64, seq: Option<u64>, cid: &str, sender: u64, body: &str) -> MessageView {
+        MessageView {
+            room: RoomId(room),
+            seq,
+            client_id: cid.into(),
+            sender: UserId(sender),
+            sender_name: format!("user{sender}"),
+            body: body.into(),
+            ts: 0,
+            edited: false,
+            deleted: false,
+            status: if seq.is_some() {
+                MessageStatus::Sent
+            } else {
+                MessageStatus::Pending
+            },
+        }
+    }
+
+    fn room(id: u64, kind: RoomKind) -> RoomView {
+        RoomView {
+            room: Room {
+                id: RoomId(id),
+                name: format!("room{id}"),
+                kind,
+                visibility: Visibility::Public,
+                member_count: 2,
+                last_seq: 0,
+                role: None,
+                read_seq: 4,
+                unread: 3,
+                peer: (kind == RoomKind::Direct).then_some(UserId(9)),
+            },
+            last_message: None,
+            peer_online: (kind == RoomKind::Direct).then_some(false),
+        }
+    }
+
+    fn seqs(t: &Timeline) -> Vec<(Option<u64>, String)> {
+        t.messages
+            .iter()
+            .map(|m| (m.seq, m.client_id.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn pending_message_becomes_sent_in_place_of_order() {
+        let mut t = Timeline::default();
+        t.upsert(msg(1, Some(1), "a", 2, "x"));
+        t.upsert(msg(1, None, "p", 1, "mine"));
+        t.upsert(msg(1, Some(2), "b", 2, "y"));
+        assert_eq!(
+            seqs(&t),
+            vec![
+                (Some(1), "a".into()),
+                (Some(2), "b".into()),
+                (None, "p".into())
+            ]
+        );
+        t.upsert(msg(1, Some(3), "p", 1, "mine"));
+        assert_eq!(
+            seqs(&t),
+            vec![
+                (Some(1), "a".into()),
+                (Some(2), "b".into()),
+                (Some(3), "p".into())
+            ]
+        );
+        // An edit replaces by seq; older pages slot in front.
+        let mut edited = msg(1, Some(2), "b", 2, "y2");
+        edited.edited = true;
+        t.upsert(edited);
+        t.upsert(msg(1, Some(0), "z", 2, "old"));
+        assert_eq!(t.messages.len(), 4);
+        assert_eq!(t.messages[0].client_id, "z");
+        assert_eq!(t.messages[2].body, "y2");
+        assert_eq!(t.oldest_seq(), Some(0));
+        assert_eq!(t.newest_seq(), Some(3));
+    }
+
+    #[test]
+    fn snapshot_picks_the_screen() {
+        let s = Rc::new(AppState::default());
+        let s = s.reduce(Action::Snapshot(Snapshot {
+            server_url: None,
+            username: None,
+            user: None,
+            connection: ConnectionState::Offline,
+        }));
+        assert_eq!(s.screen, Screen::Server);
+        let s = s.reduce(Action::ServerChosen("http://x".into()));
+        assert_eq!(s.screen, Screen::Auth);
+        let s = s.reduce(Action::LoggedIn(User {
+            id: UserId(1),
+            username: "ann".into(),
+            created_ts: 0,
+        }));
+        assert_eq!(s.screen, Screen::Main);
+        let s = s.reduce(Action::LoggedOut {
+            reason: Some("revoked".into()),
+        });
+        assert_eq!(s.screen, Screen::Auth);
+        assert_eq!(s.username_hint.as_deref(), Some("ann"));
+        assert_eq!(s.server_url.as_deref(), Some("http://x"));
+        assert_eq!(s.notice.as_deref(), Some("revoked"));
+    }
+
+    #[test]
+    fn typing_expires_and_stops_on_message() {
+        let mut s = AppState::default();
+        s.apply(Action::Typing {
+            room: RoomId(1),
+            user: UserId(2),
+            username: "bo".into(),
+            until_ms: 100,
+        });
+        s.apply(Action::Typing {
+            room: RoomId(1),
+            user: UserId(3),
+            username: "cy".into(),
+            until_ms: 200,
+        });
+        assert_eq!(s.typing_names(RoomId(1)), vec!["bo", "cy"]);
+        let s = Rc::new(s);
+        let same = s.clone().reduce(Action::Tick { now_ms: 50 });
+        assert!(Rc::ptr_eq(&s, &same), "nothing expired: no re-render");
+        let s = s.reduce(Action::Tick { now_ms: 150 });
+        assert_eq!(s.typing_names(RoomId(1)), vec!["cy"]);
+        let s = s.reduce(Action::Message(msg(1, Some(1), "m", 3, "hi")));
+        assert!(s.typing_names(RoomId(1)).is_empty());
+    }
+
+    #[test]
+    fn messages_update_preview_order_and_divider() {
+        let mut s = AppState::default();
+        s.apply(Action::Rooms(vec![
+            room(1, RoomKind::Group),
+            room(2, RoomKind::Direct),
+        ]));
+        s.apply(Action::Select(Some(RoomId(1))));
+        assert_eq!(s.divider_after, Some(4));
+        s.apply(Action::Message(msg(2, Some(7), "m", 9, "hey")));
+        assert_eq!(s.rooms[0].room.id, RoomId(2));
+        assert_eq!(
+            s.rooms[0].last_message.as_ref().map(|m| m.body.as_str()),
+            Some("hey")
+        );
+        s.apply(Action::MarkedRead {
+            room: RoomId(2),
+            seq: 7,
+        });
+        assert_eq!(s.rooms[0].room.unread, 0);
+        assert_eq!(s.peer_online(&s.rooms[0].clone()), Some(false));
+        s.apply(Action::Presence {
+            user: UserId(9),
+            online: true,
+            last_seen: None,
+        });
+        assert_eq!(s.peer_online(&s.rooms[0].clone()), Some(true));
+        s.apply(Action::Left(RoomId(1)));
+        assert_eq!(s.current, None);
+        assert_eq!(s.rooms.len(), 1);
+    }
+}
