@@ -177,6 +177,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
     fn file_then_env() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(

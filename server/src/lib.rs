@@ -78,7 +78,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         Some(url) => {
             store::Store::Redis(store::redis::RedisStore::connect(url, shutdown.clone()).await?)
         }
-        None => store::Store::Memory(store::memory::MemoryStore::new()),
+        None => store::Store::Memory(Box::default()),
     };
     store.ping().await?;
     let store = Arc::new(store);

@@ -450,7 +450,7 @@ impl Connection {
                     let reply = match msg {
                         Message::Text(t) => self.on_text(t.as_str()).await,
                         Message::Binary(_) => match self.check_rate() {
-                            Err(e) => Some(e),
+                            Err(e) => Some(error_frame(&e, None, None, None)),
                             Ok(()) => Some(error_frame(
                                 &ApiError::new(ErrorCode::BinaryNotSupported, "frames are JSON text"),
                                 None,
@@ -490,10 +490,10 @@ impl Connection {
     }
 
     /// The per-connection frame bucket; an `error` frame when empty.
-    fn check_rate(&mut self) -> Result<(), ServerFrame> {
+    fn check_rate(&mut self) -> Result<(), ApiError> {
         if let Err(e) = self.frames.check() {
             self.strikes += 1;
-            return Err(error_frame(&e, None, None, None));
+            return Err(e);
         }
         self.strikes = 0;
         Ok(())
@@ -502,7 +502,7 @@ impl Connection {
     /// Handles one client frame; returns the reply, if any.
     async fn on_text(&mut self, text: &str) -> Option<ServerFrame> {
         if let Err(e) = self.check_rate() {
-            return Some(e);
+            return Some(error_frame(&e, None, None, None));
         }
         let frame = match parse(text) {
             Ok(frame) => frame,

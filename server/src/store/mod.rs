@@ -121,7 +121,7 @@ pub struct Presence {
 
 /// Either backend. Methods are documented once, on this type.
 pub enum Store {
-    Memory(memory::MemoryStore),
+    Memory(Box<memory::MemoryStore>),
     Redis(redis::RedisStore),
 }
 
