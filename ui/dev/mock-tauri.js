@@ -419,26 +419,32 @@
     emit({ type: "connection", state: connection });
   }
 
-  // Connection scenarios shown after start.
-  setTimeout(() => {
-    if (!me) return;
-    if (conn === "online") return goOnline();
-    if (conn === "connecting") return emit({ type: "connection", state: { state: "connecting" } });
-    if (conn === "offline") return emit({ type: "connection", state: { state: "offline" } });
-    if (conn === "reconnecting") {
-      emit({
-        type: "connection",
-        state: { state: "reconnecting", attempt: 3, retry_in_ms: 12000, reason: "connection reset by server" },
-      });
-    }
-  }, 200);
+  // Start-up events go out once the UI listens (events before that would be lost).
+  let started = false;
+  function startScenario() {
+    if (started) return;
+    started = true;
+    // Connection scenarios shown after start.
+    setTimeout(() => {
+      if (!me) return;
+      if (conn === "online") return goOnline();
+      if (conn === "connecting") return emit({ type: "connection", state: { state: "connecting" } });
+      if (conn === "offline") return emit({ type: "connection", state: { state: "offline" } });
+      if (conn === "reconnecting") {
+        emit({
+          type: "connection",
+          state: { state: "reconnecting", attempt: 3, retry_in_ms: 12000, reason: "connection reset by server" },
+        });
+      }
+    }, 200);
 
-  // Something happening: typing, messages, presence.
-  setTimeout(() => {
-    if (!me || empty) return;
-    emit({ type: "typing", room: 1, user: 4, username: "chen", ttl_ms: live ? 6000 : 600000 });
-    emit({ type: "typing", room: 1, user: 1, username: "maya", ttl_ms: 6000 }); // own: must be ignored
-  }, 400);
+    // Something happening: typing, messages, presence.
+    setTimeout(() => {
+      if (!me || empty) return;
+      emit({ type: "typing", room: 1, user: 4, username: "chen", ttl_ms: live ? 6000 : 600000 });
+      emit({ type: "typing", room: 1, user: 1, username: "maya", ttl_ms: 6000 }); // own: must be ignored
+    }, 400);
+  }
   if (live) {
     let n = 0;
     setInterval(() => {
@@ -477,6 +483,7 @@
       listen(name, handler) {
         if (name !== "chat") return Promise.reject(`mock: unexpected event ${name}`);
         listeners.push(handler);
+        startScenario();
         return Promise.resolve(() => {
           const i = listeners.indexOf(handler);
           if (i >= 0) listeners.splice(i, 1);

@@ -139,6 +139,17 @@ const scenes = {
     await page.keyboard.type("lunch");
     await sleep(900);
     await shot(page, "18-search");
+    await page.click(".search-hit");
+    await sleep(500);
+    await shot(page, "18b-search-jump");
+    // An old message: pages back until it is loaded.
+    await page.click("#room-search");
+    await page.keyboard.type("flaky");
+    await sleep(900);
+    const hits = await page.$$(".search-hit");
+    await hits[hits.length - 1].click();
+    await sleep(2000);
+    await shot(page, "18c-search-jump-old");
   },
   async edit(browser) {
     const page = await open(browser);
@@ -175,6 +186,38 @@ const scenes = {
     await page.evaluate(() => (document.querySelector(".message-scroll").scrollTop = 0));
     await sleep(300);
     await shot(page, "22-scrollback-top");
+  },
+  async live(browser) {
+    const page = await open(browser, { query: "?live=1" });
+    await clickRoom(page, "general");
+    await sleep(11000);
+    await shot(page, "23-live");
+  },
+  async session(browser) {
+    const page = await open(browser);
+    await clickRoom(page, "general");
+    await page.evaluate(() =>
+      window.__MOCK__.emit({ type: "session_ended", reason: "your session was revoked on another device" }),
+    );
+    await sleep(500);
+    await shot(page, "24-session-ended");
+  },
+  async focus(browser) {
+    const page = await open(browser);
+    await clickRoom(page, "general");
+    await page.keyboard.down("Shift");
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Tab");
+    await page.keyboard.up("Shift");
+    await sleep(200);
+    await shot(page, "25-keyboard-focus");
+  },
+  async narrowdark(browser) {
+    const page = await open(browser, { width: 420, height: 800, dark: true });
+    await page.click('button[aria-label="Show rooms"]');
+    await sleep(300);
+    await clickRoom(page, "general");
+    await shot(page, "26-narrow-dark");
   },
 };
 

@@ -123,6 +123,8 @@ pub struct AppState {
     /// The current room's read marker when it was opened: the "new messages" line sits after
     /// it and stays put while the room is open, even though reading moves the real marker.
     pub divider_after: Option<u64>,
+    /// A message to scroll to in the current room (from a search result).
+    pub jump_to: Option<u64>,
     pub timelines: HashMap<RoomId, Rc<Timeline>>,
     pub typing: HashMap<RoomId, Vec<Typist>>,
     pub presence: HashMap<UserId, Presence>,
@@ -150,6 +152,7 @@ impl Default for AppState {
             rooms_loaded: false,
             current: None,
             divider_after: None,
+            jump_to: None,
             timelines: HashMap::new(),
             typing: HashMap::new(),
             presence: HashMap::new(),
@@ -185,6 +188,15 @@ pub enum Action {
     Rooms(Vec<RoomView>),
     /// Open a room (or none).
     Select(Option<RoomId>),
+    /// Open a room and scroll to one of its messages.
+    JumpTo {
+        room: RoomId,
+        seq: u64,
+    },
+    /// The message list reached (or gave up on) `jump_to`.
+    Jumped,
+    /// Esc outside dialogs: closes the sliding room list.
+    Escape,
     Page {
         room: RoomId,
         page: MessagePage,
@@ -240,6 +252,9 @@ impl Reducible for AppState {
 
     fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
         // Cheap no-ops keep the same Rc so Yew skips the re-render.
+        if action == Action::Escape && (!self.sidebar_open || self.dialog.is_some()) {
+            return self;
+        }
         if let Action::Tick { now_ms } = &action {
             let expired = self
                 .typing
@@ -327,7 +342,18 @@ impl AppState {
                     });
                 }
                 self.current = room;
+                self.jump_to = None;
                 self.sidebar_open = false;
+            }
+            Action::JumpTo { room, seq } => {
+                self.apply(Action::Select(Some(room)));
+                self.jump_to = Some(seq);
+            }
+            Action::Jumped => self.jump_to = None,
+            Action::Escape => {
+                if self.dialog.is_none() {
+                    self.sidebar_open = false;
+                }
             }
             Action::Page { room, page, older } => {
                 let t = Rc::make_mut(self.timelines.entry(room).or_default());

@@ -102,6 +102,10 @@ pub fn ChatView() -> Html {
         let d = d.clone();
         Callback::from(move |seq: u64| effects::delete(&d, id, seq))
     };
+    let on_jumped = {
+        let d = d.clone();
+        Callback::from(move |()| d.dispatch(Action::Jumped))
+    };
     let on_send = {
         let d = d.clone();
         Callback::from(move |body: String| effects::send(&d, id, body))
@@ -148,7 +152,7 @@ pub fn ChatView() -> Html {
                 </div>
             </header>
             <MessageList key={id.0} room_name={room.name.clone()} direct={direct} timeline={timeline}
-                me={me} divider_after={state.divider_after}
+                me={me} divider_after={state.divider_after} jump_to={state.jump_to} {on_jumped}
                 {on_load_older} {on_retry} {on_discard} {on_edit} {on_delete} />
             <TypingIndicator names={state.typing_names(id)} />
             <Composer key={id.0} room={id} placeholder={placeholder} onsend={on_send} />

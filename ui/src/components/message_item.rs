@@ -15,6 +15,9 @@ pub struct MessageItemProps {
     /// First of a group: show avatar, name and time.
     pub header: bool,
     pub mine: bool,
+    /// Briefly highlighted (reached from a search result).
+    #[prop_or_default]
+    pub highlight: bool,
     pub now: i64,
     pub on_retry: Callback<MessageView>,
     pub on_discard: Callback<MessageView>,
@@ -175,7 +178,8 @@ pub fn MessageItem(props: &MessageItemProps) -> Html {
             props.mine.then_some("mine"),
             state_class,
             (*confirm_delete).then_some("confirming"),
-        )}>
+            props.highlight.then_some("highlight"),
+        )} data-seq={m.seq.map(|s| s.to_string())}>
             <div class="gutter">
                 if props.header {
                     <Avatar name={m.sender_name.clone()} />

@@ -24,6 +24,9 @@ pub struct MessageListProps {
     pub timeline: Rc<Timeline>,
     pub me: Option<UserId>,
     pub divider_after: Option<u64>,
+    /// Scroll to this message (loading older pages until it is there), then call `on_jumped`.
+    pub jump_to: Option<u64>,
+    pub on_jumped: Callback<()>,
     /// Load the page before this seq.
     pub on_load_older: Callback<u64>,
     pub on_retry: Callback<MessageView>,
@@ -56,6 +59,7 @@ pub fn MessageList(props: &MessageListProps) -> Html {
         ..Scroll::default()
     });
     let at_bottom = use_state(|| true);
+    let highlighted = use_state(|| None::<u64>);
 
     let request_older = {
         let (timeline, scroll, on_load_older) = (
@@ -84,10 +88,35 @@ pub fn MessageList(props: &MessageListProps) -> Html {
             props.me,
         );
         let request_older = request_older.clone();
+        let (jump_to, on_jumped, highlighted) =
+            (props.jump_to, props.on_jumped.clone(), highlighted.clone());
         use_effect(move || {
             let Some(el) = list_ref.cast::<Element>() else {
                 return;
             };
+            if let (Some(seq), true) = (jump_to, timeline.loaded && !timeline.loading_older) {
+                let target = el
+                    .query_selector(&format!("[data-seq=\"{seq}\"]"))
+                    .ok()
+                    .flatten();
+                if let Some(target) = target {
+                    let opts = web_sys::ScrollIntoViewOptions::new();
+                    opts.set_block(web_sys::ScrollLogicalPosition::Center);
+                    target.scroll_into_view_with_scroll_into_view_options(&opts);
+                    let mut s = scroll.borrow_mut();
+                    s.placed = true;
+                    s.stick = false;
+                    s.anchor = None;
+                    drop(s);
+                    highlighted.set(Some(seq));
+                    on_jumped.emit(());
+                } else if timeline.has_more && timeline.oldest_seq().is_some_and(|o| o > seq) {
+                    request_older(&el);
+                } else {
+                    on_jumped.emit(());
+                }
+                return;
+            }
             let last = timeline.messages.last();
             let mine_new = {
                 let s = scroll.borrow();
@@ -196,6 +225,7 @@ pub fn MessageList(props: &MessageListProps) -> Html {
             Row::Message { message, header } => html! {
                 <MessageItem key={message.client_id.clone()} message={message.clone()} header={header}
                     mine={Some(message.sender) == props.me} now={now}
+                    highlight={message.seq.is_some() && message.seq == *highlighted}
                     on_retry={props.on_retry.clone()} on_discard={props.on_discard.clone()}
                     on_edit={props.on_edit.clone()} on_delete={props.on_delete.clone()} />
             },

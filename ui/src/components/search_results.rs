@@ -12,7 +12,8 @@ pub struct SearchResultsProps {
     pub hits: Rc<Vec<SearchHit>>,
     pub query: AttrValue,
     pub now: i64,
-    pub onopen: Callback<RoomId>,
+    /// `(room, seq)` of the chosen hit.
+    pub onopen: Callback<(RoomId, u64)>,
 }
 
 /// Splits `text` into `(piece, is_match)` parts for the words of `query` (case-insensitive).
@@ -64,9 +65,9 @@ pub fn SearchResults(props: &SearchResultsProps) -> Html {
             </h2>
             <ul role="list">
             { for props.hits.iter().map(|hit| {
-                let room = hit.room;
+                let (room, seq) = (hit.room, hit.seq);
                 let onopen = props.onopen.clone();
-                let onclick = Callback::from(move |_: MouseEvent| onopen.emit(room));
+                let onclick = Callback::from(move |_: MouseEvent| onopen.emit((room, seq)));
                 html! {
                     <li key={format!("{}-{}", hit.room.0, hit.seq)}>
                         <button type="button" class="search-hit" onclick={onclick}>

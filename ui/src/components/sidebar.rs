@@ -104,9 +104,9 @@ pub fn Sidebar() -> Html {
     };
     let on_hit = {
         let d = state.dispatcher();
-        Callback::from(move |room: RoomId| {
+        Callback::from(move |(room, seq): (RoomId, u64)| {
             clear();
-            d.dispatch(Action::Select(Some(room)));
+            d.dispatch(Action::JumpTo { room, seq });
         })
     };
     let open = |dialog: Dialog| {
