@@ -267,6 +267,7 @@
       emit({ type: "rooms_changed" });
     },
     async edit({ room, seq, body }) {
+      if (/fail/i.test(body)) return fail("server", "slow down", "rate_limited");
       const m = getRoom(room).messages.find((x) => x.seq === seq);
       m.body = body;
       m.edited = true;

@@ -212,6 +212,18 @@ const scenes = {
     await sleep(200);
     await shot(page, "25-keyboard-focus");
   },
+  async toast(browser) {
+    const page = await open(browser);
+    await clickRoom(page, "general");
+    const mine = await page.$$(".message.mine:not(.pending):not(.failed)");
+    await mine[mine.length - 1].hover();
+    await page.click('.message.mine:hover button[aria-label="Edit message"]');
+    await sleep(200);
+    await page.keyboard.type(" (this edit will fail)");
+    await page.keyboard.press("Enter");
+    await sleep(500);
+    await shot(page, "27-toast");
+  },
   async narrowdark(browser) {
     const page = await open(browser, { width: 420, height: 800, dark: true });
     await page.click('button[aria-label="Show rooms"]');

@@ -74,7 +74,7 @@ impl Error {
             Some(AppErrorCode::Server(code)) => match code {
                 ErrorCode::InvalidCredentials => Some("Wrong username or password."),
                 ErrorCode::UsernameTaken => Some("That username is already taken."),
-                ErrorCode::RateLimited => Some("Too many attempts. Wait a moment and try again."),
+                ErrorCode::RateLimited => Some("Too many requests. Wait a moment and try again."),
                 ErrorCode::ServerBusy | ErrorCode::StoreUnavailable => {
                     Some("The server is busy. Try again in a moment.")
                 }

@@ -177,11 +177,13 @@ pub fn App() -> Html {
     // Members panel open: load the members of the room in view.
     {
         let d = state.dispatcher();
+        // The member count is part of the key so joins and leaves reload the list.
         let key = state
-            .current
-            .filter(|_| state.show_members && state.screen == Screen::Main);
+            .current_room()
+            .filter(|_| state.show_members && state.screen == Screen::Main)
+            .map(|view| (view.room.id, view.room.member_count));
         use_effect_with(key, move |key| {
-            if let Some(room) = *key {
+            if let Some((room, _)) = *key {
                 effects::load_members(&d, room);
             }
         });

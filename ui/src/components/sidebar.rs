@@ -153,6 +153,9 @@ pub fn Sidebar() -> Html {
                             </button>
                         </span>
                     </header>
+                    if !state.rooms_loaded {
+                        <div class="list-status" role="status"><span class="spinner small"></span>{ "Loading rooms…" }</div>
+                    }
                     <ul role="list">{ groups }</ul>
                     if no_groups && state.rooms_loaded {
                         <div class="empty-hint">
