@@ -433,12 +433,12 @@ impl Cache {
         let mut tx = self.pool.begin().await?;
         let room = to_i64(event.room.0);
         let seq = to_i64(event.seq);
-        let state: Option<(Option<i64>, i64, Option<String>)> =
-            sqlx::query_as("SELECT synced_seq, read_seq, role FROM rooms WHERE id = ?")
+        let state: Option<(Option<i64>, i64, i64, Option<String>)> =
+            sqlx::query_as("SELECT synced_seq, last_seq, read_seq, role FROM rooms WHERE id = ?")
                 .bind(room)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let Some((synced, read_seq, role)) = state else {
+        let Some((synced, last_seq, read_seq, role)) = state else {
             return Ok(Applied::UnknownRoom);
         };
         if synced.is_some_and(|s| seq <= s) {
@@ -481,7 +481,9 @@ impl Cache {
                         > 0;
                     // Like the server: writing in a room means having read what came before.
                     changes.rooms_changed |= clear_unread(&mut tx, room).await?;
-                } else if !*deleted && seq > read_seq {
+                } else if !*deleted && seq > read_seq && seq > last_seq {
+                    // Only events newer than the room's last seq: the server's count (from
+                    // `welcome` or REST) already includes replayed and filled ones.
                     sqlx::query("UPDATE rooms SET unread = min(unread + 1, ?) WHERE id = ?")
                         .bind(UNREAD_CAP)
                         .bind(room)

@@ -45,9 +45,12 @@ async fn retention_keeps_the_newest_messages() {
     assert_eq!(bodies(&older.messages), ["m3", "m4", "m5", "m6", "m7"]);
     assert!(older.has_more);
     let before = older.messages.first().and_then(|m| m.seq);
-    let oldest = within("oldest messages", backend.messages(room.id, before, Some(5)))
-        .await
-        .unwrap_or_else(|e| panic!("messages: {e}"));
+    let oldest = within(
+        "oldest messages",
+        backend.messages(room.id, before, Some(5)),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("messages: {e}"));
     assert_eq!(bodies(&oldest.messages), ["m1", "m2"]);
     assert!(!oldest.has_more);
     // Paging back did not grow the cache beyond its limit.
@@ -84,42 +87,63 @@ async fn search_finds_cached_messages() {
             .await;
     }
 
-    let hits = within("search", backend.search("qui")).await.unwrap_or_default();
+    let hits = within("search", backend.search("qui"))
+        .await
+        .unwrap_or_default();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].body, "The quick brown fox");
     assert_eq!(hits[0].room, room.id);
     assert_eq!(hits[0].room_name, "notes");
 
-    let hits = within("search", backend.search("uber cafe")).await.unwrap_or_default();
+    let hits = within("search", backend.search("uber cafe"))
+        .await
+        .unwrap_or_default();
     assert_eq!(hits.len(), 1, "diacritics are folded");
-    let hits = within("search", backend.search("\"quoted\" OR")).await.unwrap_or_default();
+    let hits = within("search", backend.search("\"quoted\" OR"))
+        .await
+        .unwrap_or_default();
     assert_eq!(hits.len(), 1, "query syntax is plain text");
-    let hits = within("search", backend.search("fox dogs")).await.unwrap_or_default();
+    let hits = within("search", backend.search("fox dogs"))
+        .await
+        .unwrap_or_default();
     assert!(hits.is_empty(), "all words must match");
 
     // Edit: the old words are gone from the index, the new ones are in it.
-    let fox = within("search", backend.search("fox")).await.unwrap_or_default();
+    let fox = within("search", backend.search("fox"))
+        .await
+        .unwrap_or_default();
     let seq = fox[0].seq;
     within("edit", backend.edit(room.id, seq, "The slow green turtle"))
         .await
         .unwrap_or_else(|e| panic!("edit: {e}"));
     ui.wait_message("the edit", |m| m.seq == Some(seq) && m.edited)
         .await;
-    assert!(within("search", backend.search("fox")).await.unwrap_or_default().is_empty());
+    assert!(within("search", backend.search("fox"))
+        .await
+        .unwrap_or_default()
+        .is_empty());
     assert_eq!(
-        within("search", backend.search("turtle")).await.unwrap_or_default().len(),
+        within("search", backend.search("turtle"))
+            .await
+            .unwrap_or_default()
+            .len(),
         1
     );
 
     // Delete: gone from search.
-    let dogs = within("search", backend.search("dogs")).await.unwrap_or_default();
+    let dogs = within("search", backend.search("dogs"))
+        .await
+        .unwrap_or_default();
     let seq = dogs[0].seq;
     within("delete", backend.delete(room.id, seq))
         .await
         .unwrap_or_else(|e| panic!("delete: {e}"));
     ui.wait_message("the delete", |m| m.seq == Some(seq) && m.deleted)
         .await;
-    assert!(within("search", backend.search("dogs")).await.unwrap_or_default().is_empty());
+    assert!(within("search", backend.search("dogs"))
+        .await
+        .unwrap_or_default()
+        .is_empty());
     backend.shutdown().await;
 }
 
@@ -164,7 +188,10 @@ async fn drafts_settings_and_session_survive_restart() {
         .await
         .unwrap_or_else(|e| panic!("logout: {e}"));
     assert_eq!(backend.snapshot().user, None);
-    assert!(within("rooms", backend.rooms()).await.unwrap_or_default().is_empty());
+    assert!(within("rooms", backend.rooms())
+        .await
+        .unwrap_or_default()
+        .is_empty());
     let account = chat_desktop::credentials::account_key(&server.url(), &me.username);
     assert_eq!(home.tokens.load(&account).ok().flatten(), None);
     backend.shutdown().await;

@@ -2,13 +2,16 @@
 //! core, and logout removes it.
 //!
 //! Needs a Secret Service. Without a D-Bus session, the outer test re-runs the inner one inside
-//! `dbus-run-session` with an unlocked, throwaway gnome-keyring (packages `dbus`,
-//! `gnome-keyring`); when those are missing it fails and says so. By hand:
+//! `dbus-run-session` with a throwaway gnome-keyring (packages `dbus`, `gnome-keyring`) whose
+//! data lives in a temp dir; when those are missing it fails and says so. By hand:
 //!
 //! ```sh
-//! dbus-run-session -- sh -c 'echo -n "" | gnome-keyring-daemon --unlock --components=secrets >/dev/null; \
+//! dbus-run-session -- sh -c 'echo -n test | gnome-keyring-daemon --unlock --components=secrets >/dev/null; \
 //!   cargo test -p chat-desktop --test keychain -- --include-ignored'
 //! ```
+//!
+//! (gnome-keyring 42 creates the login keyring only for a non-empty password; with `echo -n ""`
+//! there is no default collection and every write fails with "no result found".)
 
 mod common;
 
@@ -43,19 +46,25 @@ async fn keychain() {
         );
     }
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("no test binary path: {e}"));
-    let script = "echo -n '' | gnome-keyring-daemon --unlock --components=secrets >/dev/null \
+    // The keyring files go to a temp dir, never to the user's real keyrings.
+    let data = tempfile::tempdir().unwrap_or_else(|e| panic!("no temp dir: {e}"));
+    let script = "echo -n test | gnome-keyring-daemon --unlock --components=secrets >/dev/null \
                   && exec \"$0\" --exact \"$1\" --include-ignored --nocapture";
     let child = tokio::process::Command::new("dbus-run-session")
         .args(["--", "sh", "-c", script])
         .arg(exe)
         .arg(INNER)
+        .env("XDG_DATA_HOME", data.path())
         .kill_on_drop(true)
         .status();
     let status = tokio::time::timeout(Duration::from_secs(120), child)
         .await
         .unwrap_or_else(|_| panic!("the keychain test did not finish within 120 s"))
         .unwrap_or_else(|e| panic!("cannot run dbus-run-session: {e}"));
-    assert!(status.success(), "the keychain test failed inside dbus-run-session: {status}");
+    assert!(
+        status.success(),
+        "the keychain test failed inside dbus-run-session: {status}"
+    );
 }
 
 /// The body of the test; needs a Secret Service (see the module docs).
@@ -68,12 +77,22 @@ async fn token_survives_restart_in_the_os_keychain() {
 async fn inner() {
     let keychain = Keychain::new(TEST_SERVICE);
     let probe = unique_name("probe");
-    if let Err(e) = keychain.save(&probe, "x").and_then(|()| keychain.delete(&probe)) {
-        panic!(
-            "no usable Secret Service in this session ({e}); start one: \
-             dbus-run-session -- sh -c 'echo -n \"\" | gnome-keyring-daemon --unlock \
-             --components=secrets; cargo test -p chat-desktop --test keychain -- --include-ignored'"
-        );
+    // The daemon may still be creating its login keyring: poll briefly.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match keychain
+            .save(&probe, "x")
+            .and_then(|()| keychain.delete(&probe))
+        {
+            Ok(()) => break,
+            Err(e) if tokio::time::Instant::now() >= deadline => panic!(
+                "no usable Secret Service in this session ({e}); start one: \
+                 dbus-run-session -- sh -c 'echo -n test | gnome-keyring-daemon --unlock \
+                 --components=secrets >/dev/null; cargo test -p chat-desktop --test keychain -- \
+                 --include-ignored'"
+            ),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
     }
 
     let redis = Redis::start().await;

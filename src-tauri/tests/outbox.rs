@@ -21,8 +21,10 @@ async fn send_while_server_down_is_delivered_once() {
         .unwrap_or_else(|e| panic!("join: {e}"));
 
     server.down().await;
-    ui.wait_state("Reconnecting", |s| matches!(s, ConnectionState::Reconnecting { .. }))
-        .await;
+    ui.wait_state("Reconnecting", |s| {
+        matches!(s, ConnectionState::Reconnecting { .. })
+    })
+    .await;
     let pending = within("send", backend.send(room.id, "written offline"))
         .await
         .unwrap_or_else(|e| panic!("send: {e}"));
@@ -75,8 +77,10 @@ async fn pending_message_survives_app_restart() {
         .unwrap_or_else(|e| panic!("join: {e}"));
 
     server.down().await;
-    ui.wait_state("Reconnecting", |s| matches!(s, ConnectionState::Reconnecting { .. }))
-        .await;
+    ui.wait_state("Reconnecting", |s| {
+        matches!(s, ConnectionState::Reconnecting { .. })
+    })
+    .await;
     let first = within("send", backend.send(room.id, "one"))
         .await
         .unwrap_or_else(|e| panic!("send: {e}"));
@@ -90,13 +94,17 @@ async fn pending_message_survives_app_restart() {
     server.up().await;
     let (backend, mut ui) = home.open().await;
     let a = ui
-        .wait_message("'one' sent", |m| m.client_id == first.client_id && is_sent(m))
+        .wait_message("'one' sent", |m| {
+            m.client_id == first.client_id && is_sent(m)
+        })
         .await;
     let b = ui
-        .wait_message("'two' sent", |m| m.client_id == second.client_id && is_sent(m))
+        .wait_message("'two' sent", |m| {
+            m.client_id == second.client_id && is_sent(m)
+        })
         .await;
     assert!(a.seq < b.seq, "sent in the order written");
-    ui.wait_online().await;
+    assert_eq!(backend.snapshot().connection, ConnectionState::Online);
     assert_eq!(bob.bodies(room.id).await, vec!["one", "two"]);
 
     // Another restart sends nothing again.

@@ -15,17 +15,25 @@ async fn reconnects_after_server_restart() {
     let mut server = Server::start(&redis).await;
     let home = Home::new();
     let (backend, mut ui, _me) = signed_up(&home, &server, "ann").await;
-    assert!(ui.log.lock().map(|l| l.contains(&Seen::Event(AppEvent::Connection {
-        state: ConnectionState::Connecting
-    }))).unwrap_or(false));
+    assert!(ui
+        .log
+        .lock()
+        .map(|l| l.contains(&Seen::Event(AppEvent::Connection {
+            state: ConnectionState::Connecting
+        })))
+        .unwrap_or(false));
 
     let bob = Peer::register(&server, "bob").await;
     let room = bob.create_room("general", Visibility::Public).await;
-    within("join", backend.join_room(room.id)).await.unwrap_or_else(|e| panic!("join: {e}"));
+    within("join", backend.join_room(room.id))
+        .await
+        .unwrap_or_else(|e| panic!("join: {e}"));
 
     server.down().await;
     let state = ui
-        .wait_state("Reconnecting", |s| matches!(s, ConnectionState::Reconnecting { .. }))
+        .wait_state("Reconnecting", |s| {
+            matches!(s, ConnectionState::Reconnecting { .. })
+        })
         .await;
     let ConnectionState::Reconnecting { attempt, .. } = state else {
         unreachable!()
@@ -59,7 +67,9 @@ async fn resume_delivers_exactly_the_missed_messages() {
     let (backend, mut ui, _me) = signed_up(&home, &server, "ann").await;
     let bob = Peer::register(&server, "bob").await;
     let room = bob.create_room("resume", Visibility::Public).await;
-    within("join", backend.join_room(room.id)).await.unwrap_or_else(|e| panic!("join: {e}"));
+    within("join", backend.join_room(room.id))
+        .await
+        .unwrap_or_else(|e| panic!("join: {e}"));
     for i in 1..=3 {
         bob.send(room.id, &format!("live {i}")).await;
     }
@@ -72,7 +82,7 @@ async fn resume_delivers_exactly_the_missed_messages() {
     }
 
     let (backend, mut ui) = home.open().await;
-    ui.wait_online().await;
+    // Replayed before `ready`, so before Online.
     let mut arrived = Vec::new();
     while arrived.len() < 7 {
         let m = ui
@@ -80,12 +90,20 @@ async fn resume_delivers_exactly_the_missed_messages() {
             .await;
         arrived.push(m.body);
     }
+    ui.wait_online().await;
     let expected: Vec<String> = (1..=7).map(|i| format!("missed {i}")).collect();
     assert_eq!(arrived, expected, "each missed message once, in order");
     // Nothing else arrives twice: a marker message after them is the next message event.
     bob.send(room.id, "marker").await;
     let next = ui.wait_message("the next message", |_| true).await;
     assert_eq!(next.body, "marker");
+    // The unread count is the server's (3 live + 7 missed) plus the marker, not double.
+    let rooms = within("rooms", backend.rooms()).await.unwrap_or_default();
+    let unread = rooms
+        .iter()
+        .find(|r| r.room.id == room.id)
+        .map(|r| r.room.unread);
+    assert_eq!(unread, Some(11));
 
     let page = within("messages", backend.messages(room.id, None, Some(50)))
         .await
@@ -96,7 +114,10 @@ async fn resume_delivers_exactly_the_missed_messages() {
     assert_eq!(bodies(&page.messages), want);
     assert_eq!(bodies(&page.messages), bob.bodies(room.id).await);
     let seqs: Vec<u64> = page.messages.iter().filter_map(|m| m.seq).collect();
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "ascending, no duplicates: {seqs:?}");
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "ascending, no duplicates: {seqs:?}"
+    );
     backend.shutdown().await;
 }
 
@@ -110,7 +131,9 @@ async fn gap_is_filled_from_history() {
     let (backend, mut ui, _me) = signed_up(&home, &server, "ann").await;
     let bob = Peer::register(&server, "bob").await;
     let room = bob.create_room("gappy", Visibility::Public).await;
-    within("join", backend.join_room(room.id)).await.unwrap_or_else(|e| panic!("join: {e}"));
+    within("join", backend.join_room(room.id))
+        .await
+        .unwrap_or_else(|e| panic!("join: {e}"));
     bob.send(room.id, "before").await;
     ui.wait_message("before", |m| m.body == "before").await;
     backend.shutdown().await;

@@ -235,7 +235,10 @@ impl Peer {
     pub async fn history(&self, room: RoomId) -> HistoryPage {
         ok_json(
             self.http
-                .get(format!("{}/api/v1/rooms/{room}/events?limit=100", self.base))
+                .get(format!(
+                    "{}/api/v1/rooms/{room}/events?limit=100",
+                    self.base
+                ))
                 .bearer_auth(&self.token),
         )
         .await
@@ -325,7 +328,11 @@ impl Ui {
         }
     }
 
-    pub async fn wait_state(&mut self, what: &str, want: impl Fn(&ConnectionState) -> bool) -> ConnectionState {
+    pub async fn wait_state(
+        &mut self,
+        what: &str,
+        want: impl Fn(&ConnectionState) -> bool,
+    ) -> ConnectionState {
         self.wait_for(what, |s| match s {
             Seen::Event(AppEvent::Connection { state }) if want(state) => Some(state.clone()),
             _ => None,
@@ -339,7 +346,11 @@ impl Ui {
     }
 
     /// Waits for a message event matching `pick`.
-    pub async fn wait_message(&mut self, what: &str, want: impl Fn(&MessageView) -> bool) -> MessageView {
+    pub async fn wait_message(
+        &mut self,
+        what: &str,
+        want: impl Fn(&MessageView) -> bool,
+    ) -> MessageView {
         self.wait_for(what, |s| match s {
             Seen::Event(AppEvent::Message { message }) if want(message) => Some(message.clone()),
             _ => None,
@@ -426,7 +437,11 @@ impl Home {
 }
 
 /// Opens a backend, points it at `server` and registers a new user; waits until online.
-pub async fn signed_up(home: &Home, server: &Server, prefix: &str) -> (Backend, Ui, protocol::rest::User) {
+pub async fn signed_up(
+    home: &Home,
+    server: &Server,
+    prefix: &str,
+) -> (Backend, Ui, protocol::rest::User) {
     let (backend, mut ui) = home.open().await;
     within("set_server", backend.set_server(&server.url()))
         .await
