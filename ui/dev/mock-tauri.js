@@ -8,6 +8,7 @@
 //   ?room=<id>                                    open this room (the UI does; here only data)
 //   ?live=1                                       others type and write now and then
 //   ?empty=1                                      a user with no rooms
+// Message bodies: "fail" fails once after sending (Retry works); "reject" is refused at once.
 (function () {
   "use strict";
   const params = new URLSearchParams(location.search);
@@ -243,6 +244,7 @@
     },
     async send({ room, body }) {
       const r = getRoom(room);
+      if (/reject/i.test(body)) return fail("server", "message must not contain control characters", "invalid_message");
       const m = {
         room, seq: null, client_id: cid(), sender: me.id, sender_name: me.username, body,
         ts: Date.now(), edited: false, deleted: false, status: { status: "pending" },

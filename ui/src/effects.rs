@@ -88,12 +88,16 @@ pub fn load_members(d: &Dispatcher, room: RoomId) {
 }
 
 /// Puts a message in the outbox; it shows as pending until the backend reports it sent.
-pub fn send(d: &Dispatcher, room: RoomId, body: String) {
+/// When the backend refuses it outright, the text goes back to `give_back` (the composer).
+pub fn send(d: &Dispatcher, room: RoomId, body: String, give_back: yew::Callback<String>) {
     let d = d.clone();
     spawn_local(async move {
-        match ipc::send(room, body).await {
+        match ipc::send(room, body.clone()).await {
             Ok(pending) => d.dispatch(Action::Message(pending)),
-            Err(e) => toast(&d, &e),
+            Err(e) => {
+                give_back.emit(body);
+                toast(&d, &e);
+            }
         }
     });
 }

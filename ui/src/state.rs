@@ -49,6 +49,8 @@ pub struct Timeline {
     pub loading_older: bool,
     /// The newest page has arrived at least once.
     pub loaded: bool,
+    /// Loading the newest page failed (the list offers to try again).
+    pub load_error: bool,
 }
 
 impl Timeline {
@@ -364,6 +366,7 @@ impl AppState {
                     t.upsert(m);
                 }
                 t.loaded = true;
+                t.load_error = false;
                 if older {
                     t.loading_older = false;
                 }
@@ -372,9 +375,9 @@ impl AppState {
                 Rc::make_mut(self.timelines.entry(room).or_default()).loading_older = true;
             }
             Action::LoadFailed(room) => {
-                if let Some(t) = self.timelines.get_mut(&room) {
-                    Rc::make_mut(t).loading_older = false;
-                }
+                let t = Rc::make_mut(self.timelines.entry(room).or_default());
+                t.loading_older = false;
+                t.load_error = !t.loaded;
             }
             Action::Message(m) => {
                 if let Some(list) = self.typing.get_mut(&m.room) {

@@ -102,13 +102,19 @@ pub fn ChatView() -> Html {
         let d = d.clone();
         Callback::from(move |seq: u64| effects::delete(&d, id, seq))
     };
+    let on_reload = {
+        let d = d.clone();
+        Callback::from(move |()| effects::load_latest(&d, id))
+    };
     let on_jumped = {
         let d = d.clone();
         Callback::from(move |()| d.dispatch(Action::Jumped))
     };
     let on_send = {
         let d = d.clone();
-        Callback::from(move |body: String| effects::send(&d, id, body))
+        Callback::from(move |(body, give_back): (String, Callback<String>)| {
+            effects::send(&d, id, body, give_back)
+        })
     };
     let avatar = if direct {
         html! { <Avatar name={room.name.clone()} online={state.peer_online(&view)} /> }
@@ -152,7 +158,7 @@ pub fn ChatView() -> Html {
                 </div>
             </header>
             <MessageList key={id.0} room_name={room.name.clone()} direct={direct} timeline={timeline}
-                me={me} divider_after={state.divider_after} jump_to={state.jump_to} {on_jumped}
+                me={me} divider_after={state.divider_after} jump_to={state.jump_to} {on_jumped} {on_reload}
                 {on_load_older} {on_retry} {on_discard} {on_edit} {on_delete} />
             <TypingIndicator names={state.typing_names(id)} />
             <Composer key={id.0} room={id} placeholder={placeholder} onsend={on_send} />

@@ -27,7 +27,8 @@ const COUNTER_FROM: f64 = 0.8;
 pub struct ComposerProps {
     pub room: RoomId,
     pub placeholder: AttrValue,
-    pub onsend: Callback<String>,
+    /// The text to send, and where to put it back if the backend refuses it.
+    pub onsend: Callback<(String, Callback<String>)>,
 }
 
 /// What survives renders without causing them.
@@ -149,7 +150,19 @@ pub fn Composer(props: &ComposerProps) -> Html {
                 }));
                 return;
             }
-            onsend.emit(body);
+            let give_back = {
+                let (text, draft) = (text.clone(), draft.clone());
+                Callback::from(move |body: String| {
+                    // Only into an empty composer: never over something typed since.
+                    let mut d = draft.borrow_mut();
+                    if d.text.is_empty() {
+                        d.text = body.clone();
+                        d.dirty = true;
+                        text.set(body);
+                    }
+                })
+            };
+            onsend.emit((body, give_back));
             text.set(String::new());
             {
                 let mut d = draft.borrow_mut();

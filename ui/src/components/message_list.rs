@@ -27,6 +27,8 @@ pub struct MessageListProps {
     /// Scroll to this message (loading older pages until it is there), then call `on_jumped`.
     pub jump_to: Option<u64>,
     pub on_jumped: Callback<()>,
+    /// Try loading the newest page again (after it failed).
+    pub on_reload: Callback<()>,
     /// Load the page before this seq.
     pub on_load_older: Callback<u64>,
     pub on_retry: Callback<MessageView>,
@@ -202,6 +204,16 @@ pub fn MessageList(props: &MessageListProps) -> Html {
                         "This is the beginning of the room.".to_string()
                     }
                 }</p>
+            </div>
+        }
+    } else if t.load_error {
+        let on_reload = props.on_reload.clone();
+        html! {
+            <div class="list-status" role="alert">
+                <span class="error-text">{ "Couldn't load messages." }</span>
+                <button type="button" class="button small" onclick={Callback::from(move |_: MouseEvent| on_reload.emit(()))}>
+                    { "Try again" }
+                </button>
             </div>
         }
     } else if !t.loaded {
