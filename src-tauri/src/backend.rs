@@ -821,7 +821,15 @@ impl Inner {
         let account = credentials::account_key(&server, &user.username);
         {
             let (account, token) = (account.clone(), auth.token.clone());
-            credentials::blocking(&self.tokens, move |t| t.save(&account, &token)).await?;
+            let saved =
+                credentials::blocking(&self.tokens, move |t| t.save(&account, &token)).await;
+            if let Err(e) = saved {
+                // Without the keychain the token cannot be kept: do not leave it valid.
+                if let Err(revoke) = api.logout(&auth.token).await {
+                    tracing::warn!(error = %revoke, "could not revoke the unsaved session");
+                }
+                return Err(e);
+            }
         }
         let owner = format!("{server}|{}", user.id);
         if self.cache.setting(key::ACCOUNT).await?.as_deref() != Some(owner.as_str()) {
@@ -1076,8 +1084,11 @@ impl Inner {
             return Ok(());
         };
         if let Some(message) = changes.message {
-            self.maybe_notify(&event, &message);
+            let notify = self.notification_for(&event, &message);
             self.sink.emit(AppEvent::Message { message });
+            if let Some((title, body)) = notify {
+                self.sink.notify(&title, &body);
+            }
         }
         if changes.rooms_changed {
             self.rooms_changed().await;
@@ -1085,29 +1096,29 @@ impl Inner {
         Ok(())
     }
 
-    fn maybe_notify(&self, event: &RoomEvent, message: &MessageView) {
+    /// The notification (title, text) for a new message the user is not looking at, if any.
+    fn notification_for(
+        &self,
+        event: &RoomEvent,
+        message: &MessageView,
+    ) -> Option<(String, String)> {
         let EventBody::Message {
             sender, deleted, ..
         } = &event.event
         else {
-            return;
+            return None;
         };
-        let (notify, title) = {
-            let state = self.lock();
-            let mine = state.session.as_ref().is_some_and(|s| s.user.id == *sender);
-            let in_view = state.window_focused && state.focus == Some(event.room);
-            (
-                state.live && state.settings.notifications && !mine && !*deleted && !in_view,
-                message.sender_name.clone(),
-            )
-        };
-        if notify {
-            let mut body: String = message.body.chars().take(200).collect();
-            if body.len() < message.body.len() {
-                body.push('…');
-            }
-            self.sink.notify(&title, &body);
+        let state = self.lock();
+        let mine = state.session.as_ref().is_some_and(|s| s.user.id == *sender);
+        let in_view = state.window_focused && state.focus == Some(event.room);
+        if !state.live || !state.settings.notifications || mine || *deleted || in_view {
+            return None;
         }
+        let mut body: String = message.body.chars().take(200).collect();
+        if body.len() < message.body.len() {
+            body.push('…');
+        }
+        Some((message.sender_name.clone(), body))
     }
 
     /// The server skipped `after+1 ..= until`: page them in over REST (at most the retention

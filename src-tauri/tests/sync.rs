@@ -54,6 +54,36 @@ async fn reconnects_after_server_restart() {
         .await;
     assert_eq!(m.sender, bob.id);
     assert!(is_sent(&m));
+    // Not looking at the room: a notification.
+    let (title, body) = ui
+        .wait_for("a notification", |s| match s {
+            Seen::Notification { title, body } => Some((title.clone(), body.clone())),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        (title.as_str(), body.as_str()),
+        (bob.username.as_str(), "after the restart")
+    );
+    // Looking at it (window focused): none.
+    backend.set_focus(Some(room.id));
+    bob.send(room.id, "seen live").await;
+    ui.wait_message("seen live", |m| m.body == "seen live")
+        .await;
+    bob.send(room.id, "sync point").await;
+    ui.wait_message("sync point", |m| m.body == "sync point")
+        .await;
+    ui.drain();
+    let notified = ui
+        .log
+        .lock()
+        .map(|l| {
+            l.iter()
+                .filter(|s| matches!(s, Seen::Notification { .. }))
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(notified, 1);
     backend.shutdown().await;
 }
 
@@ -169,5 +199,38 @@ async fn gap_is_filled_from_history() {
         })
         .unwrap_or(0);
     assert_eq!(delivered, 12, "each filled message reported once");
+    backend.shutdown().await;
+}
+
+/// The session revoked from another device: the server closes with 4001, the backend reports
+/// `session_ended`, forgets the token and stays offline (no reconnect loop).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_session_ends_and_forgets_the_token() {
+    let redis = Redis::start().await;
+    let server = Server::start(&redis).await;
+    let home = Home::new();
+    let (backend, mut ui, me) = signed_up(&home, &server, "ann").await;
+    let account = chat_desktop::credentials::account_key(&server.url(), &me.username);
+    assert!(home.tokens.load(&account).ok().flatten().is_some());
+
+    let phone = Peer::login(&server, &me.username).await;
+    phone.revoke_other_sessions().await;
+    let reason = ui
+        .wait_for("SessionEnded", |s| match s {
+            Seen::Event(AppEvent::SessionEnded { reason }) => Some(reason.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(!reason.is_empty());
+    assert_eq!(home.tokens.load(&account).ok().flatten(), None);
+    let snapshot = backend.snapshot();
+    assert_eq!(snapshot.user, None);
+    assert_eq!(snapshot.connection, ConnectionState::Offline);
+    assert_eq!(snapshot.username.as_deref(), Some(me.username.as_str()));
+    // Logging in again works and reconnects.
+    within("login", backend.login(&me.username, PASSWORD))
+        .await
+        .unwrap_or_else(|e| panic!("login: {e}"));
+    ui.wait_online().await;
     backend.shutdown().await;
 }

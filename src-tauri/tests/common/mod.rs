@@ -210,6 +210,50 @@ impl Peer {
         }
     }
 
+    /// Logs in to an existing account (another device of that user).
+    pub async fn login(server: &Server, username: &str) -> Peer {
+        let http = reqwest::Client::new();
+        let auth: AuthResponse = ok_json(
+            http.post(format!("{}/api/v1/login", server.url()))
+                .json(&json!({"username": username, "password": PASSWORD})),
+        )
+        .await;
+        Peer {
+            http,
+            base: server.url(),
+            token: auth.token,
+            id: auth.user.id,
+            username: auth.user.username,
+        }
+    }
+
+    /// Revokes every session of this user except the one of this peer.
+    pub async fn revoke_other_sessions(&self) {
+        let sessions: Vec<protocol::rest::SessionInfo> = ok_json(
+            self.http
+                .get(format!("{}/api/v1/sessions", self.base))
+                .bearer_auth(&self.token),
+        )
+        .await;
+        for session in sessions.into_iter().filter(|s| !s.current) {
+            let response = tokio::time::timeout(
+                TIMEOUT,
+                self.http
+                    .delete(format!("{}/api/v1/sessions/{}", self.base, session.id))
+                    .bearer_auth(&self.token)
+                    .send(),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("revoke took longer than {TIMEOUT:?}"))
+            .unwrap_or_else(|e| panic!("revoke failed: {e}"));
+            assert!(
+                response.status().is_success(),
+                "revoke: HTTP {}",
+                response.status()
+            );
+        }
+    }
+
     pub async fn create_room(&self, name: &str, visibility: Visibility) -> Room {
         ok_json(
             self.http
