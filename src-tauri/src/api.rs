@@ -136,6 +136,10 @@ impl Api {
         json(self.request(Method::GET, "api/v1/me", Some(token))?).await
     }
 
+    pub async fn user(&self, token: &str, user: UserId) -> Result<UserPublic> {
+        json(self.request(Method::GET, &format!("api/v1/users/{user}"), Some(token))?).await
+    }
+
     pub async fn rooms(&self, token: &str) -> Result<Vec<Room>> {
         json(self.request(Method::GET, "api/v1/rooms", Some(token))?).await
     }

@@ -930,6 +930,12 @@ impl Inner {
     /// A room came from REST (created, joined, DM): cache it and tell the UI.
     async fn room_added(&self, room: &Room) -> Result<()> {
         self.cache.upsert_room(room).await?;
+        if let (Some(peer), Ok((api, token))) = (room.peer, self.authed()) {
+            match api.user(&token, peer).await {
+                Ok(user) => self.cache.set_user(&user).await?,
+                Err(e) => tracing::debug!(error = %e, "cannot fetch the peer's presence"),
+            }
+        }
         self.rooms_changed().await;
         Ok(())
     }
@@ -1056,7 +1062,37 @@ impl Inner {
         }
         crate::outbox::flush(self, link).await?;
         self.rooms_changed().await;
+        self.refresh_peers(&rooms);
         Ok(())
+    }
+
+    /// Fetches the presence of direct rooms' peers in the background (presence frames only
+    /// report changes), so the side bar can show who is online.
+    fn refresh_peers(&self, rooms: &[Room]) {
+        let peers: Vec<UserId> = rooms.iter().filter_map(|r| r.peer).take(100).collect();
+        let (Some(inner), Ok((api, token))) = (self.me.upgrade(), self.authed()) else {
+            return;
+        };
+        if peers.is_empty() {
+            return;
+        }
+        tokio::spawn(async move {
+            for peer in peers {
+                match api.user(&token, peer).await {
+                    Ok(user) => {
+                        if let Err(e) = inner.cache.set_user(&user).await {
+                            tracing::warn!(error = %e, "cannot cache a peer");
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cannot fetch a peer's presence");
+                        return;
+                    }
+                }
+            }
+            inner.sink.emit(AppEvent::RoomsChanged);
+        });
     }
 
     /// Applies one room event and tells the UI; fetches the room first when it is new to us.

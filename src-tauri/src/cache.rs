@@ -1034,6 +1034,22 @@ impl Cache {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Remembers another user with presence (e.g. a direct room's peer).
+    pub async fn set_user(&self, user: &protocol::rest::UserPublic) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO users (id, username, online, last_seen) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET username = excluded.username, \
+             online = excluded.online, last_seen = excluded.last_seen",
+        )
+        .bind(to_i64(user.id.0))
+        .bind(&user.username)
+        .bind(user.online)
+        .bind(user.last_seen)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Whether `user` is online, when known.
     pub async fn online(&self, user: UserId) -> Result<Option<bool>> {
         Ok(

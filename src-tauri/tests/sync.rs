@@ -234,3 +234,42 @@ async fn revoked_session_ends_and_forgets_the_token() {
     ui.wait_online().await;
     backend.shutdown().await;
 }
+
+/// A direct room shows the peer's presence, and presence changes reach the UI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_room_shows_peer_presence() {
+    let redis = Redis::start().await;
+    let server = Server::start(&redis).await;
+    let ann_home = Home::new();
+    let (ann, mut ann_ui, _) = signed_up(&ann_home, &server, "ann").await;
+    let bob = Peer::register(&server, "bob").await;
+    let dm = within("open_dm", ann.open_dm(bob.id))
+        .await
+        .unwrap_or_else(|e| panic!("open_dm: {e}"));
+    let rooms = within("rooms", ann.rooms()).await.unwrap_or_default();
+    let view = rooms.iter().find(|r| r.room.id == dm.id);
+    assert_eq!(view.map(|v| v.peer_online), Some(Some(false)));
+
+    // Bob comes online with the desktop app.
+    let bob_home = Home::new();
+    let (bob_app, _bob_ui) = bob_home.open().await;
+    within("set_server", bob_app.set_server(&server.url()))
+        .await
+        .unwrap_or_else(|e| panic!("set_server: {e}"));
+    within("login", bob_app.login(&bob.username, PASSWORD))
+        .await
+        .unwrap_or_else(|e| panic!("login: {e}"));
+    ann_ui
+        .wait_for("bob online", |s| match s {
+            Seen::Event(AppEvent::Presence {
+                user, online: true, ..
+            }) if *user == bob.id => Some(()),
+            _ => None,
+        })
+        .await;
+    let rooms = within("rooms", ann.rooms()).await.unwrap_or_default();
+    let view = rooms.iter().find(|r| r.room.id == dm.id);
+    assert_eq!(view.map(|v| v.peer_online), Some(Some(true)));
+    bob_app.shutdown().await;
+    ann.shutdown().await;
+}
