@@ -15,4 +15,4 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -j"$JOBS" -- -D warnings
 
 echo "== cargo test"
-cargo test --workspace --locked -j"$JOBS" -- --test-threads=4
+cargo test --workspace --locked --no-fail-fast -j"$JOBS" -- --test-threads=4

@@ -95,12 +95,19 @@ impl Config {
             figment = figment.merge(Toml::file_exact(file));
         }
         let config: Config = figment
-            // CHAT_CONFIG names the file itself (see main.rs); it is not a setting.
-            .merge(Env::prefixed("CHAT_").ignore(&["config"]).split("__"))
+            .merge(settings_from_env())
             .extract()
             .map_err(Box::new)?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The top-level setting names (`listen`, `limits`, ...).
+    fn field_names() -> Vec<String> {
+        match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// Checks ranges and relations between fields.
@@ -158,6 +165,17 @@ impl Config {
     }
 }
 
+/// `CHAT_*` variables that name a setting. Others (like `CHAT_CONFIG`, which names the file, or
+/// variables of other tools sharing the prefix) are not settings and are left alone; a typo in
+/// a nested key (`CHAT_LIMITS__MAX_MESAGE_BYTES`) is still rejected.
+fn settings_from_env() -> Env {
+    let fields = Config::field_names();
+    Env::prefixed("CHAT_").split("__").filter(move |key| {
+        let top = key.as_str().split('.').next().unwrap_or_default();
+        fields.iter().any(|f| f.eq_ignore_ascii_case(top))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +203,7 @@ mod tests {
                 "listen = \"0.0.0.0:9000\"\n[limits]\nmax_message_bytes = 1000\n",
             )?;
             jail.set_env("CHAT_REDIS_URL", "redis://127.0.0.1:7777");
+            jail.set_env("CHAT_TOOLS", "/somewhere/else");
             let config = Config::load(Some(Path::new("c.toml"))).unwrap();
             assert_eq!(config.listen.port(), 9000);
             assert_eq!(config.limits.max_message_bytes, 1000);
