@@ -38,7 +38,7 @@ command -v rustup >/dev/null 2>&1 && rustup target add wasm32-unknown-unknown >/
 mkdir -p "$TOOLS"
 install_tool() { # name version binary [--locked]
   local name=$1 version=$2 bin=$3 locked=${4:-}
-  if ! "$TOOLS/bin/$bin" --version 2>/dev/null | grep -q "$version"; then
+  if ! cargo install --list --root "$TOOLS" 2>/dev/null | grep -q "^$name v$version:" || [ ! -x "$TOOLS/bin/$bin" ]; then
     echo "setup: cargo install $name $version"
     CARGO_TARGET_DIR="${CHAT_INSTALL_TARGET:-/var/cache/chat/install-target}" \
       cargo install "$name" --version "$version" $locked --root "$TOOLS" -j"$(nproc)" --quiet
