@@ -67,7 +67,8 @@ mod key {
     pub const USERNAME: &str = "username";
     /// The logged-in user (JSON); present while a token should be in the keychain.
     pub const USER: &str = "user";
-    /// `"<server url>|<user id>"` whose data the cache holds; another account clears it.
+    /// `"<server url>|<user id>|<created_ts>"` whose data the cache holds; another account
+    /// clears it.
     pub const ACCOUNT: &str = "account";
     pub const SETTINGS: &str = "settings";
     pub const LIMITS: &str = "limits";
@@ -831,7 +832,8 @@ impl Inner {
                 return Err(e);
             }
         }
-        let owner = format!("{server}|{}", user.id);
+        // The creation time tells a wiped server's reused user id from the cached account.
+        let owner = format!("{server}|{}|{}", user.id, user.created_ts);
         if self.cache.setting(key::ACCOUNT).await?.as_deref() != Some(owner.as_str()) {
             self.cache.clear_account().await?;
             self.cache.set_setting(key::ACCOUNT, &owner).await?;

@@ -330,11 +330,36 @@ impl Cache {
         let mut tx = self.pool.begin().await?;
         for room in rooms {
             upsert_room(&mut tx, room).await?;
+            let id = to_i64(room.id.0);
+            let server_last = to_i64(room.last_seq);
+            // A cursor beyond the server's end means the server lost history (restored from an
+            // older backup): drop what it no longer has and follow it from its end.
+            let ahead: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM rooms WHERE id = ? AND synced_seq > ?")
+                    .bind(id)
+                    .bind(server_last)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if ahead.is_some() {
+                sqlx::query("DELETE FROM messages WHERE room = ? AND seq > ?")
+                    .bind(id)
+                    .bind(server_last)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "UPDATE rooms SET synced_seq = ?2, last_seq = ?2, complete_from = ?2 + 1 \
+                     WHERE id = ?1",
+                )
+                .bind(id)
+                .bind(server_last)
+                .execute(&mut *tx)
+                .await?;
+            }
             sqlx::query(
                 "UPDATE rooms SET synced_seq = COALESCE(synced_seq, last_seq), \
                  complete_from = COALESCE(complete_from, last_seq + 1) WHERE id = ?",
             )
-            .bind(to_i64(room.id.0))
+            .bind(id)
             .execute(&mut *tx)
             .await?;
         }

@@ -175,3 +175,49 @@ async fn failed_send_shows_reason_then_discard() {
     assert!(outbox.is_empty());
     backend.shutdown().await;
 }
+
+/// A failed message can be retried: refused again while still not a member, sent once the
+/// user has been invited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_send_can_be_retried() {
+    let redis = Redis::start().await;
+    let server = Server::start(&redis).await;
+    let home = Home::new();
+    let (backend, mut ui, me) = signed_up(&home, &server, "ann").await;
+    let bob = Peer::register(&server, "bob").await;
+    let private = bob.create_room("later", Visibility::Private).await;
+
+    let pending = within("send", backend.send(private.id, "knock knock"))
+        .await
+        .unwrap_or_else(|e| panic!("send: {e}"));
+    let is_failed = |m: &protocol::ipc::MessageView| {
+        m.client_id == pending.client_id && matches!(m.status, MessageStatus::Failed { .. })
+    };
+    ui.wait_message("the failure", is_failed).await;
+
+    within("retry", backend.retry(&pending.client_id))
+        .await
+        .unwrap_or_else(|e| panic!("retry: {e}"));
+    ui.wait_message("retry shown as pending", |m| {
+        m.client_id == pending.client_id && m.status == MessageStatus::Pending
+    })
+    .await;
+    ui.wait_message("the second failure", is_failed).await;
+
+    bob.invite(private.id, me.id).await;
+    ui.wait_for("the new room", |s| {
+        matches!(s, Seen::Event(protocol::ipc::AppEvent::RoomsChanged)).then_some(())
+    })
+    .await;
+    within("retry", backend.retry(&pending.client_id))
+        .await
+        .unwrap_or_else(|e| panic!("retry: {e}"));
+    let sent = ui
+        .wait_message("sent after the invite", |m| {
+            m.client_id == pending.client_id && is_sent(m)
+        })
+        .await;
+    assert_eq!(sent.body, "knock knock");
+    assert_eq!(bob.bodies(private.id).await, vec!["knock knock"]);
+    backend.shutdown().await;
+}

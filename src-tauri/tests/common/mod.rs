@@ -264,6 +264,26 @@ impl Peer {
         .await
     }
 
+    /// Invites `user` to a room this peer owns.
+    pub async fn invite(&self, room: RoomId, user: UserId) {
+        let response = tokio::time::timeout(
+            TIMEOUT,
+            self.http
+                .post(format!("{}/api/v1/rooms/{room}/members", self.base))
+                .bearer_auth(&self.token)
+                .json(&json!({"user": user}))
+                .send(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("invite took longer than {TIMEOUT:?}"))
+        .unwrap_or_else(|e| panic!("invite failed: {e}"));
+        assert!(
+            response.status().is_success(),
+            "invite: HTTP {}",
+            response.status()
+        );
+    }
+
     pub async fn send(&self, room: RoomId, body: &str) -> SendAck {
         let id = unique_name("m");
         ok_json(
