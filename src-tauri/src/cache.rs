@@ -1334,6 +1334,127 @@ fn fts_query(query: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use protocol::rest::{RoomKind, Visibility};
+
+    fn room(id: u64, last_seq: u64) -> Room {
+        Room {
+            id: RoomId(id),
+            name: format!("room {id}"),
+            kind: RoomKind::Group,
+            visibility: Visibility::Public,
+            member_count: 2,
+            last_seq,
+            role: Some(Role::Member),
+            read_seq: 0,
+            unread: 0,
+            peer: None,
+        }
+    }
+
+    fn message(room: u64, seq: u64, sender: u64, body: &str) -> RoomEvent {
+        RoomEvent {
+            room: RoomId(room),
+            seq,
+            ts: 1000 + i64::try_from(seq).unwrap_or(0),
+            event: EventBody::Message {
+                id: format!("c{seq}"),
+                sender: UserId(sender),
+                sender_name: format!("user{sender}"),
+                body: body.to_owned(),
+                edited_ts: None,
+                deleted: false,
+            },
+        }
+    }
+
+    async fn open(keep: u32) -> (tempfile::TempDir, Cache) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let cache = Cache::open(&dir.path().join("c.sqlite3"), keep)
+            .await
+            .unwrap_or_else(|e| panic!("open: {e}"));
+        (dir, cache)
+    }
+
+    #[tokio::test]
+    async fn stream_events_are_applied_once_and_trimmed() {
+        let (_dir, cache) = open(3).await;
+        let me = UserId(1);
+        cache.sync_rooms(&[room(7, 0)]).await.unwrap_or_default();
+        for seq in 1..=5 {
+            let applied = cache
+                .apply_event(&message(7, seq, 2, &format!("m{seq}")), me)
+                .await
+                .unwrap_or(Applied::Duplicate);
+            assert!(matches!(applied, Applied::Done(_)), "seq {seq}");
+        }
+        // A replayed event is a duplicate.
+        let again = cache.apply_event(&message(7, 4, 2, "m4"), me).await.ok();
+        assert_eq!(again, Some(Applied::Duplicate));
+        let cached = cache.room(RoomId(7)).await.ok().flatten();
+        assert_eq!(cached.as_ref().and_then(|c| c.synced_seq), Some(5));
+        // Retention keeps 3; the hole-free range starts at the oldest kept.
+        assert_eq!(cached.as_ref().and_then(|c| c.complete_from), Some(3));
+        assert_eq!(cached.map(|c| c.room.unread), Some(5));
+        let kept = cache
+            .messages(RoomId(7), 0, u64::MAX, 10)
+            .await
+            .unwrap_or_default();
+        let seqs: Vec<_> = kept.iter().filter_map(|m| m.seq).collect();
+        assert_eq!(seqs, [3, 4, 5]);
+        // Unknown rooms are reported, not guessed.
+        let unknown = cache.apply_event(&message(8, 1, 2, "x"), me).await.ok();
+        assert_eq!(unknown, Some(Applied::UnknownRoom));
+    }
+
+    #[tokio::test]
+    async fn a_server_behind_the_cache_resets_the_cursor() {
+        let (_dir, cache) = open(100).await;
+        let me = UserId(1);
+        cache.sync_rooms(&[room(7, 0)]).await.unwrap_or_default();
+        for seq in 1..=4 {
+            let _ = cache.apply_event(&message(7, seq, 2, "m"), me).await;
+        }
+        // The server comes back from an older backup: it ends at seq 2.
+        cache.sync_rooms(&[room(7, 2)]).await.unwrap_or_default();
+        let cursors = cache.cursors().await.unwrap_or_default();
+        assert_eq!(
+            cursors,
+            [Cursor {
+                room: RoomId(7),
+                seq: 2
+            }]
+        );
+        assert_eq!(cache.message_count(RoomId(7)).await.ok(), Some(2));
+        // Its new seq 3 is applied, not taken for a duplicate.
+        let applied = cache
+            .apply_event(&message(7, 3, 2, "new three"), me)
+            .await
+            .ok();
+        assert!(matches!(applied, Some(Applied::Done(_))));
+        let m = cache.message(RoomId(7), 3).await.ok().flatten();
+        assert_eq!(m.map(|m| m.body), Some("new three".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn rooms_missing_from_welcome_are_dropped() {
+        let (_dir, cache) = open(100).await;
+        cache
+            .sync_rooms(&[room(1, 0), room(2, 0)])
+            .await
+            .unwrap_or_default();
+        let _ = cache.apply_event(&message(2, 1, 5, "bye"), UserId(1)).await;
+        cache.sync_rooms(&[room(1, 0)]).await.unwrap_or_default();
+        let ids: Vec<_> = cache
+            .rooms()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| r.room.id)
+            .collect();
+        assert_eq!(ids, [RoomId(1)]);
+        assert_eq!(cache.message_count(RoomId(2)).await.ok(), Some(0));
+        assert!(cache.search("bye", 10).await.unwrap_or_default().is_empty());
+    }
 
     #[test]
     fn fts_query_quotes_words() {
