@@ -129,6 +129,14 @@ fn setup(app: &mut tauri::App) -> Result<(), Box<dyn std::error::Error>> {
     });
     let tokens = Arc::new(credentials::Keychain::default());
     let backend = tauri::async_runtime::block_on(Backend::open(options, tokens, sink))?;
+    // CHAT_SERVER_URL preselects the server on first run (scripts/run-desktop.sh uses it).
+    if backend.snapshot().server_url.is_none() {
+        if let Ok(url) = std::env::var("CHAT_SERVER_URL") {
+            if let Err(e) = tauri::async_runtime::block_on(backend.set_server(&url)) {
+                tracing::warn!(error = %e, "CHAT_SERVER_URL not usable; asking the user");
+            }
+        }
+    }
     let start_minimized = backend.settings().start_minimized;
     app.manage(backend);
     build_tray(app)?;
