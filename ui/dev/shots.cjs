@@ -212,6 +212,16 @@ const scenes = {
     await sleep(200);
     await shot(page, "25-keyboard-focus");
   },
+  async medium(browser) {
+    const page = await open(browser, { width: 860, height: 640, dark: true });
+    await clickRoom(page, "design-team");
+    await page.click('button[aria-label="Show members"]');
+    await sleep(600);
+    await shot(page, "28-medium-dark-members");
+    await page.click('button[aria-label="Create a room"]');
+    await sleep(300);
+    await shot(page, "29-medium-dark-dialog");
+  },
   async toast(browser) {
     const page = await open(browser);
     await clickRoom(page, "general");

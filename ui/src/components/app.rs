@@ -180,6 +180,7 @@ pub fn App() -> Html {
         // The member count is part of the key so joins and leaves reload the list.
         let key = state
             .current_room()
+            .filter(|view| view.room.kind == protocol::rest::RoomKind::Group)
             .filter(|_| state.show_members && state.screen == Screen::Main)
             .map(|view| (view.room.id, view.room.member_count));
         use_effect_with(key, move |key| {

@@ -36,7 +36,11 @@ pub fn MainScreen() -> Html {
             html! { <LeaveRoomDialog {room} onclose={close_dialog} /> }
         }
     };
-    let members_open = state.show_members && state.current.is_some();
+    // Direct rooms have no member list (two people, both in the header).
+    let members_open = state.show_members
+        && state
+            .current_room()
+            .is_some_and(|r| r.room.kind == protocol::rest::RoomKind::Group);
     html! {
         <div class={classes!(
             "layout",

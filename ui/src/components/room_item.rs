@@ -93,7 +93,7 @@ pub fn RoomItem(props: &RoomItemProps) -> Html {
                             if let Some((text, failed)) = preview {
                                 if failed { <span class="preview-failed">{ "Not sent · " }</span> }
                                 { text }
-                            } else {
+                            } else if room.last_seq == 0 {
                                 <span class="muted">{ "No messages yet" }</span>
                             }
                         </span>
