@@ -235,6 +235,9 @@ impl Cache {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
+        // Write transactions start with BEGIN IMMEDIATE: a deferred transaction that reads and
+        // then writes fails at once with "database is locked" when another connection writes
+        // (SQLite skips the busy handler to avoid a deadlock); an immediate one waits its turn.
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -301,7 +304,7 @@ impl Cache {
     /// Forgets everything about the account (rooms, messages, outbox, drafts, ...), keeping
     /// only `settings`.
     pub async fn clear_account(&self) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for table in [
             "members",
             "rooms",
@@ -327,7 +330,7 @@ impl Cache {
     /// their newest seq (the server replays nothing for rooms we have no cursor for), and drops
     /// rooms we are no longer in.
     pub async fn sync_rooms(&self, rooms: &[Room]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for room in rooms {
             upsert_room(&mut tx, room).await?;
             let id = to_i64(room.id.0);
@@ -383,7 +386,7 @@ impl Cache {
 
     /// Forgets a room and everything in it.
     pub async fn remove_room(&self, room: RoomId) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         remove_room(&mut tx, to_i64(room.0)).await?;
         tx.commit().await?;
         Ok(())
@@ -455,7 +458,7 @@ impl Cache {
     /// Applies one event of a room's stream (live, replayed or gap fill), in seq order.
     /// `me` decides what counts as unread and which outbox entries the event settles.
     pub async fn apply_event(&self, event: &RoomEvent, me: UserId) -> Result<Applied> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let room = to_i64(event.room.0);
         let seq = to_i64(event.seq);
         let state: Option<(Option<i64>, i64, i64, Option<String>)> =
@@ -648,7 +651,7 @@ impl Cache {
         events: &[RoomEvent],
         extends_to: Option<u64>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let id = to_i64(room.0);
         for event in events {
             if let EventBody::Message {
@@ -896,7 +899,7 @@ impl Cache {
     /// The server accepted an outbox entry: it moves to `messages` under its seq, in one
     /// transaction. `None` when the entry had already left (e.g. its event came first).
     pub async fn outbox_acked(&self, ack: &SendAck, me: &User) -> Result<Option<MessageView>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let entry: Option<(i64, String)> =
             sqlx::query_as("SELECT room, body FROM outbox WHERE client_id = ?")
                 .bind(&ack.id)
@@ -966,7 +969,7 @@ impl Cache {
     /// messages. `synced`: the server already knows (it told us, or we just told it).
     /// Returns whether anything moved.
     pub async fn set_read(&self, room: RoomId, seq: u64, synced: bool, me: UserId) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let id = to_i64(room.0);
         let seq = to_i64(seq);
         let current: Option<(i64, i64)> =
@@ -1087,7 +1090,7 @@ impl Cache {
 
     /// Replaces the member list of `room` with the server's.
     pub async fn set_members(&self, room: RoomId, members: &[Member]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let id = to_i64(room.0);
         let known: Option<i64> = sqlx::query_scalar("SELECT id FROM rooms WHERE id = ?")
             .bind(id)
