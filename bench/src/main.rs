@@ -1,0 +1,239 @@
+//! `chat-bench`: runs one scenario against one or both targets, or the whole comparison
+//! (`report`), starting the processes it measures itself.
+
+use chat_bench::procs::{self, Stack, StackOptions};
+use chat_bench::report::{self, ReportOptions, Scale};
+use chat_bench::scenario::{self, FanoutParams, HistoryParams, IdleParams, TwoNodeParams};
+use chat_bench::{Result, Target};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Load benchmark of the chat server against a Node.js Socket.IO + Redis peer. Every command
+/// starts its own Redis and server processes on 127.0.0.1 and stops them at the end.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// The `chat-server` binary (default: next to this executable, i.e. target/release).
+    #[arg(long, global = true)]
+    server_bin: Option<PathBuf>,
+    /// The Socket.IO peer's folder (default: bench/peers/socketio).
+    #[arg(long, global = true)]
+    peer_dir: Option<PathBuf>,
+    /// Also write the results as JSON to this file.
+    #[arg(long, global = true)]
+    json: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Which {
+    Ours,
+    Socketio,
+    Both,
+}
+
+impl Which {
+    fn targets(self) -> Vec<Target> {
+        match self {
+            Which::Ours => vec![Target::Ours],
+            Which::Socketio => vec![Target::Socketio],
+            Which::Both => vec![Target::Ours, Target::Socketio],
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ramp to N idle authenticated connections; server RSS per connection.
+    Idle {
+        #[arg(long, value_enum, default_value = "both")]
+        target: Which,
+        #[arg(long)]
+        connections: Option<usize>,
+        #[arg(long)]
+        rooms: Option<usize>,
+    },
+    /// R rooms × M members, open-loop senders at increasing rates.
+    Fanout {
+        #[arg(long, value_enum, default_value = "both")]
+        target: Which,
+        #[arg(long)]
+        rooms: Option<usize>,
+        #[arg(long)]
+        members: Option<usize>,
+        /// Offered messages per second, comma-separated, tried in order.
+        #[arg(long, value_delimiter = ',')]
+        rates: Option<Vec<f64>>,
+        #[arg(long)]
+        step_secs: Option<f64>,
+    },
+    /// Senders on node 0, receivers on node 1, one Redis.
+    TwoNode {
+        #[arg(long, value_enum, default_value = "both")]
+        target: Which,
+        #[arg(long)]
+        rooms: Option<usize>,
+        /// Room sizes to compare, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        members: Option<Vec<usize>>,
+        #[arg(long)]
+        deliveries_per_sec: Option<f64>,
+    },
+    /// Fill one room, then page back through all of it.
+    History {
+        #[arg(long, value_enum, default_value = "both")]
+        target: Which,
+        #[arg(long)]
+        messages: Option<u64>,
+        #[arg(long)]
+        pagers: Option<usize>,
+    },
+    /// Every scenario on both targets, repeated; writes docs/BENCHMARKS.md and its plots.
+    Report {
+        /// `small` fits a few minutes on a shared 2-core machine; `full` is the sizes.
+        #[arg(long, value_enum, default_value = "small")]
+        scale: Scale,
+        /// Repetitions of every configuration (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Where BENCHMARKS.md and the SVG plots go.
+        #[arg(long, default_value = "docs")]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("chat-bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chat-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn write_json(path: &Option<PathBuf>, value: &serde_json::Value) -> Result<()> {
+    if let Some(path) = path {
+        std::fs::write(path, serde_json::to_string_pretty(value)?)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+async fn run(args: Args) -> Result<()> {
+    let limit = procs::raise_fd_limit(1 << 20);
+    let mut opts = StackOptions::defaults();
+    if let Some(bin) = args.server_bin {
+        opts.server_bin = bin;
+    }
+    if let Some(dir) = args.peer_dir {
+        opts.peer_dir = dir;
+    }
+    match args.command {
+        Command::Idle {
+            target,
+            connections,
+            rooms,
+        } => {
+            let mut p = IdleParams::preset();
+            p.connections = connections.unwrap_or(p.connections);
+            p.rooms = rooms.unwrap_or(p.rooms);
+            if (p.connections as u64) * 2 + 1000 > limit {
+                eprintln!(
+                    "warning: open-file limit {limit} is low for {} connections",
+                    p.connections
+                );
+            }
+            let mut results = Vec::new();
+            for t in target.targets() {
+                let stack = Stack::start(t, 1, &opts).await?;
+                let r = scenario::idle(&stack.deployment(), &p).await?;
+                println!("{}", report::idle_table(std::slice::from_ref(&r)));
+                results.push(r);
+            }
+            write_json(&args.json, &serde_json::to_value(&results)?)
+        }
+        Command::Fanout {
+            target,
+            rooms,
+            members,
+            rates,
+            step_secs,
+        } => {
+            let mut p = FanoutParams::preset();
+            p.rooms = rooms.unwrap_or(p.rooms);
+            p.members = members.unwrap_or(p.members);
+            p.rates = rates.unwrap_or(p.rates);
+            p.step_secs = step_secs.unwrap_or(p.step_secs);
+            let mut results = Vec::new();
+            for t in target.targets() {
+                let stack = Stack::start(t, 1, &opts).await?;
+                let r = scenario::fanout(&stack.deployment(), &p).await?;
+                println!("{}", report::steps_table(t, &r.steps));
+                results.push(r);
+            }
+            write_json(&args.json, &serde_json::to_value(&results)?)
+        }
+        Command::TwoNode {
+            target,
+            rooms,
+            members,
+            deliveries_per_sec,
+        } => {
+            let mut p = TwoNodeParams::preset();
+            p.rooms = rooms.unwrap_or(p.rooms);
+            p.members = members.unwrap_or(p.members);
+            p.deliveries_per_sec = deliveries_per_sec.unwrap_or(p.deliveries_per_sec);
+            let mut results = Vec::new();
+            for t in target.targets() {
+                let stack = Stack::start(t, 2, &opts).await?;
+                let r = scenario::two_node(&stack.deployment(), &p).await?;
+                let steps: Vec<_> = r.runs.iter().map(|run| run.step.clone()).collect();
+                println!("{}", report::steps_table(t, &steps));
+                results.push(r);
+            }
+            write_json(&args.json, &serde_json::to_value(&results)?)
+        }
+        Command::History {
+            target,
+            messages,
+            pagers,
+        } => {
+            let mut p = HistoryParams::preset();
+            p.messages = messages.unwrap_or(p.messages);
+            p.pagers = pagers.unwrap_or(p.pagers);
+            opts.history_keep = opts.history_keep.max(p.messages + 1000);
+            let mut results = Vec::new();
+            for t in target.targets() {
+                let stack = Stack::start(t, 1, &opts).await?;
+                let r = scenario::history(&stack.deployment(), &p).await?;
+                println!("{}", report::history_table(std::slice::from_ref(&r)));
+                results.push(r);
+            }
+            write_json(&args.json, &serde_json::to_value(&results)?)
+        }
+        Command::Report { scale, runs, out } => {
+            let ro = ReportOptions {
+                scale,
+                runs: runs.max(1),
+                out,
+                stack: opts,
+                fd_limit: limit,
+            };
+            report::run(&ro).await
+        }
+    }
+}

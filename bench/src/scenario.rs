@@ -1,0 +1,700 @@
+//! The named scenarios, each a preset of parameters and a function that runs it against a
+//! [`Deployment`] and returns plain, serializable numbers.
+//!
+//! * `idle`: ramp to N authenticated idle connections; server RSS per connection.
+//! * `fanout`: R rooms × M members, open-loop senders at increasing rates; latency, throughput,
+//!   CPU per delivery; the highest rate whose p99 stays under a limit.
+//! * `two-node`: the same across two server nodes on one Redis, senders on node 0 and receivers
+//!   on node 1, at two room sizes, to show Redis commands per message against recipients.
+//! * `history`: fill one room with many messages, then page back through all of it.
+
+use crate::load::{Fleet, Layout, StepOutcome};
+use crate::procs::{self, CpuSnapshot};
+use crate::setup::{provision, Provisioned};
+use crate::wire::{Client, Incoming};
+use crate::{Deployment, Error, Result, Target};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Latency {
+    pub samples: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Latency {
+    /// From a histogram of microseconds.
+    pub fn of(hist: &Histogram<u64>) -> Latency {
+        let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+        Latency {
+            samples: hist.len(),
+            p50_ms: ms(0.5),
+            p90_ms: ms(0.9),
+            p99_ms: ms(0.99),
+            p999_ms: ms(0.999),
+            max_ms: hist.max() as f64 / 1000.0,
+        }
+    }
+}
+
+/// CPU used during a measurement, in seconds, and the machine's other load.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Cpu {
+    pub wall_s: f64,
+    pub servers_s: f64,
+    pub redis_s: f64,
+    /// The load generator itself.
+    pub bench_s: f64,
+    /// Cores kept busy by everything else on the machine (other builds, the kernel).
+    pub other_cores: f64,
+}
+
+impl Cpu {
+    fn between(a: &CpuSnapshot, b: &CpuSnapshot, wall: Duration) -> Cpu {
+        let d = a.delta(b);
+        let wall_s = wall.as_secs_f64().max(1e-9);
+        Cpu {
+            wall_s,
+            servers_s: d.servers,
+            redis_s: d.redis,
+            bench_s: d.bench,
+            other_cores: ((d.machine_busy - d.servers - d.redis - d.bench) / wall_s).max(0.0),
+        }
+    }
+}
+
+/// Redis work counters, read with `INFO`.
+#[derive(Debug, Clone, Copy, Default)]
+struct RedisCounters {
+    /// Commands as counted by `INFO commandstats` (includes those run inside scripts).
+    commands: u64,
+    publishes: u64,
+}
+
+async fn redis_counters(dep: &Deployment) -> Option<RedisCounters> {
+    let redis = dep.redis.as_ref()?;
+    let calls = procs::redis_command_calls(redis.addr).await.ok()?;
+    let mut c = RedisCounters::default();
+    for (name, n) in calls {
+        if name == "info" {
+            continue;
+        }
+        c.commands += n;
+        if name == "publish" || name == "spublish" {
+            c.publishes += n;
+        }
+    }
+    Some(c)
+}
+
+/// One measured load step.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StepResult {
+    pub offered_msgs_per_sec: f64,
+    pub offered_deliveries_per_sec: f64,
+    pub delivered_per_sec: f64,
+    pub sent: u64,
+    pub acked: u64,
+    pub failed: u64,
+    pub fail_codes: Vec<String>,
+    pub delivered: u64,
+    pub expected: u64,
+    pub drops: u64,
+    pub dups: u64,
+    pub stale: u64,
+    pub disconnects: u64,
+    pub complete: bool,
+    pub latency: Latency,
+    pub cpu: Cpu,
+    /// Server CPU seconds per million deliveries (server processes only).
+    pub server_cpu_s_per_million: f64,
+    /// The same including Redis.
+    pub total_cpu_s_per_million: f64,
+    /// Deliveries per CPU second of the servers and Redis together.
+    pub deliveries_per_cpu_s: f64,
+    /// Redis commands (including those inside scripts) per acknowledged message.
+    pub redis_commands_per_msg: Option<f64>,
+    pub redis_publishes_per_msg: Option<f64>,
+}
+
+impl StepResult {
+    /// Whether the step met `p99_limit_ms` with nothing lost.
+    pub fn ok(&self, p99_limit_ms: f64) -> bool {
+        self.complete
+            && self.drops == 0
+            && self.dups == 0
+            && self.failed == 0
+            && self.disconnects == 0
+            && self.latency.p99_ms <= p99_limit_ms
+    }
+}
+
+async fn measured_step(
+    dep: &Deployment,
+    fleet: &mut Fleet,
+    rate: f64,
+    members: usize,
+    step_secs: f64,
+    drain_secs: f64,
+    body_bytes: usize,
+) -> StepResult {
+    let redis0 = redis_counters(dep).await;
+    let cpu0 = CpuSnapshot::take(dep);
+    let t0 = Instant::now();
+    let out: StepOutcome = fleet
+        .step(
+            rate,
+            Duration::from_secs_f64(step_secs),
+            Duration::from_secs_f64(drain_secs),
+            body_bytes,
+        )
+        .await;
+    let wall = t0.elapsed();
+    let cpu1 = CpuSnapshot::take(dep);
+    let redis1 = redis_counters(dep).await;
+    let cpu = Cpu::between(&cpu0, &cpu1, wall);
+    let per_million = |s: f64| {
+        if out.delivered == 0 {
+            0.0
+        } else {
+            s / out.delivered as f64 * 1e6
+        }
+    };
+    let msgs = out.acked.max(1) as f64;
+    let (redis_commands_per_msg, redis_publishes_per_msg) = match (redis0, redis1) {
+        (Some(a), Some(b)) => (
+            Some((b.commands - a.commands) as f64 / msgs),
+            Some((b.publishes - a.publishes) as f64 / msgs),
+        ),
+        _ => (None, None),
+    };
+    StepResult {
+        offered_msgs_per_sec: rate,
+        offered_deliveries_per_sec: rate * members as f64,
+        delivered_per_sec: out.delivered as f64 / out.elapsed.as_secs_f64(),
+        sent: out.sent,
+        acked: out.acked,
+        failed: out.failed,
+        fail_codes: out.fail_codes.clone(),
+        delivered: out.delivered,
+        expected: out.expected,
+        drops: out.drops,
+        dups: out.dups,
+        stale: out.stale,
+        disconnects: out.disconnects,
+        complete: out.complete,
+        latency: Latency::of(&out.hist),
+        server_cpu_s_per_million: per_million(cpu.servers_s),
+        total_cpu_s_per_million: per_million(cpu.servers_s + cpu.redis_s),
+        deliveries_per_cpu_s: out.delivered as f64 / (cpu.servers_s + cpu.redis_s).max(1e-9),
+        cpu,
+        redis_commands_per_msg,
+        redis_publishes_per_msg,
+    }
+}
+
+fn connect_check(fleet: &Fleet, want: usize) -> Result<()> {
+    if fleet.len() < want {
+        return Err(Error::Setup(format!(
+            "only {} of {want} connections opened ({} failed; first error: {})",
+            fleet.len(),
+            fleet.connect_errors,
+            fleet.first_connect_error.as_deref().unwrap_or("-")
+        )));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// fanout
+// ---------------------------------------------------------------------------------------------
+
+/// `fanout`: R rooms × M members, fixed send rates in increasing steps.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FanoutParams {
+    pub rooms: usize,
+    pub members: usize,
+    pub senders_per_room: usize,
+    pub users_per_room: usize,
+    /// Offered message rates (messages per second over all senders), tried in order.
+    pub rates: Vec<f64>,
+    pub step_secs: f64,
+    pub drain_secs: f64,
+    pub warmup_secs: f64,
+    pub body_bytes: usize,
+    /// A step passes when p99 stays under this and nothing is lost.
+    pub p99_limit_ms: f64,
+    /// Stop at the first failing step.
+    pub stop_on_fail: bool,
+}
+
+impl FanoutParams {
+    /// The shape at a size one shared 2-core machine can drive.
+    pub fn preset() -> FanoutParams {
+        FanoutParams {
+            rooms: 100,
+            members: 10,
+            senders_per_room: 1,
+            users_per_room: 2,
+            rates: vec![
+                500.0, 1000.0, 2000.0, 3000.0, 4000.0, 6000.0, 8000.0, 12000.0,
+            ],
+            step_secs: 5.0,
+            drain_secs: 5.0,
+            warmup_secs: 2.0,
+            body_bytes: 100,
+            p99_limit_ms: 50.0,
+            stop_on_fail: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FanoutResult {
+    pub target: Target,
+    pub params: FanoutParams,
+    pub connections: usize,
+    pub steps: Vec<StepResult>,
+    /// The highest offered message rate that passed.
+    pub max_ok_msgs_per_sec: Option<f64>,
+    pub max_ok_deliveries_per_sec: Option<f64>,
+}
+
+pub async fn fanout(dep: &Deployment, p: &FanoutParams) -> Result<FanoutResult> {
+    let prov = provision(dep, p.rooms, p.users_per_room).await?;
+    let layout = Layout {
+        members: p.members,
+        senders_per_room: p.senders_per_room,
+        sender_node: 0,
+        receiver_node: 0,
+    };
+    let mut fleet = Fleet::new(layout, &prov);
+    let want = p.rooms * p.members;
+    fleet.grow(dep, &prov, want).await?;
+    connect_check(&fleet, want)?;
+    if p.warmup_secs > 0.0 {
+        if let Some(&first) = p.rates.first() {
+            let _ = fleet
+                .step(
+                    first,
+                    Duration::from_secs_f64(p.warmup_secs),
+                    Duration::from_secs_f64(p.drain_secs),
+                    p.body_bytes,
+                )
+                .await;
+        }
+    }
+    let mut steps = Vec::new();
+    for &rate in &p.rates {
+        let step = measured_step(
+            dep,
+            &mut fleet,
+            rate,
+            p.members,
+            p.step_secs,
+            p.drain_secs,
+            p.body_bytes,
+        )
+        .await;
+        let ok = step.ok(p.p99_limit_ms);
+        steps.push(step);
+        if !ok && p.stop_on_fail {
+            break;
+        }
+    }
+    let connections = fleet.len();
+    fleet.close().await;
+    let max_ok = steps
+        .iter()
+        .filter(|s| s.ok(p.p99_limit_ms))
+        .map(|s| s.offered_msgs_per_sec)
+        .fold(None, |m: Option<f64>, r| Some(m.map_or(r, |m| m.max(r))));
+    Ok(FanoutResult {
+        target: dep.target,
+        params: p.clone(),
+        connections,
+        max_ok_msgs_per_sec: max_ok,
+        max_ok_deliveries_per_sec: max_ok.map(|r| r * p.members as f64),
+        steps,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// two-node
+// ---------------------------------------------------------------------------------------------
+
+/// `two-node`: senders on node 0, receivers on node 1, one Redis; the same deliveries per second
+/// at each room size in `members`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TwoNodeParams {
+    pub rooms: usize,
+    /// Room sizes to compare (Redis commands per message must not grow with them).
+    pub members: Vec<usize>,
+    pub users_per_room: usize,
+    /// Offered deliveries per second; the message rate is this divided by the room size.
+    pub deliveries_per_sec: f64,
+    pub step_secs: f64,
+    pub drain_secs: f64,
+    pub warmup_secs: f64,
+    pub body_bytes: usize,
+}
+
+impl TwoNodeParams {
+    pub fn preset() -> TwoNodeParams {
+        TwoNodeParams {
+            rooms: 50,
+            members: vec![10, 40],
+            users_per_room: 2,
+            deliveries_per_sec: 20_000.0,
+            step_secs: 5.0,
+            drain_secs: 5.0,
+            warmup_secs: 2.0,
+            body_bytes: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TwoNodeRun {
+    pub members: usize,
+    pub connections: usize,
+    pub step: StepResult,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TwoNodeResult {
+    pub target: Target,
+    pub params: TwoNodeParams,
+    pub runs: Vec<TwoNodeRun>,
+}
+
+pub async fn two_node(dep: &Deployment, p: &TwoNodeParams) -> Result<TwoNodeResult> {
+    if dep.nodes.len() < 2 {
+        return Err(Error::Setup("two-node needs two server nodes".into()));
+    }
+    let prov = provision(dep, p.rooms, p.users_per_room).await?;
+    let mut runs = Vec::new();
+    for &members in &p.members {
+        let layout = Layout {
+            members,
+            senders_per_room: 1,
+            sender_node: 0,
+            receiver_node: 1,
+        };
+        let mut fleet = Fleet::new(layout, &prov);
+        let want = p.rooms * members;
+        fleet.grow(dep, &prov, want).await?;
+        connect_check(&fleet, want)?;
+        let rate = p.deliveries_per_sec / members as f64;
+        if p.warmup_secs > 0.0 {
+            let _ = fleet
+                .step(
+                    rate,
+                    Duration::from_secs_f64(p.warmup_secs),
+                    Duration::from_secs_f64(p.drain_secs),
+                    p.body_bytes,
+                )
+                .await;
+        }
+        let step = measured_step(
+            dep,
+            &mut fleet,
+            rate,
+            members,
+            p.step_secs,
+            p.drain_secs,
+            p.body_bytes,
+        )
+        .await;
+        runs.push(TwoNodeRun {
+            members,
+            connections: fleet.len(),
+            step,
+        });
+        fleet.close().await;
+    }
+    Ok(TwoNodeResult {
+        target: dep.target,
+        params: p.clone(),
+        runs,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// idle
+// ---------------------------------------------------------------------------------------------
+
+/// `idle`: ramp to `connections` authenticated idle sockets, measuring server RSS on the way.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdleParams {
+    pub connections: usize,
+    pub rooms: usize,
+    pub users_per_room: usize,
+    /// RSS is measured after each of this many equal ramp steps.
+    pub points: usize,
+    /// Pause before each RSS reading.
+    pub settle_secs: f64,
+}
+
+impl IdleParams {
+    pub fn preset() -> IdleParams {
+        IdleParams {
+            connections: 50_000,
+            rooms: 100,
+            users_per_room: 2,
+            points: 5,
+            settle_secs: 2.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemoryPoint {
+    pub connections: usize,
+    pub rss_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdleResult {
+    pub target: Target,
+    pub params: IdleParams,
+    pub rss_zero_bytes: u64,
+    pub points: Vec<MemoryPoint>,
+    /// (RSS at N − RSS at 0) / N at the largest N.
+    pub bytes_per_connection: f64,
+    pub connect_errors: u64,
+    pub first_connect_error: Option<String>,
+    /// Handshakes completed per second during the ramp.
+    pub connects_per_sec: f64,
+    /// Connections still open at the end.
+    pub open_at_end: usize,
+}
+
+pub async fn idle(dep: &Deployment, p: &IdleParams) -> Result<IdleResult> {
+    let prov = provision(dep, p.rooms, p.users_per_room).await?;
+    let layout = Layout {
+        members: p.connections.div_ceil(p.rooms.max(1)),
+        senders_per_room: 0,
+        sender_node: 0,
+        receiver_node: 0,
+    };
+    let settle = Duration::from_secs_f64(p.settle_secs);
+    tokio::time::sleep(settle).await;
+    let rss_zero = procs::servers_rss(dep);
+    let mut fleet = Fleet::new(layout, &prov);
+    let mut points = Vec::new();
+    let mut connect_time = Duration::ZERO;
+    let n_points = p.points.max(1);
+    for i in 1..=n_points {
+        let upto = p.connections * i / n_points;
+        let t0 = Instant::now();
+        fleet.grow(dep, &prov, upto).await?;
+        connect_time += t0.elapsed();
+        tokio::time::sleep(settle).await;
+        points.push(MemoryPoint {
+            connections: fleet.len(),
+            rss_bytes: procs::servers_rss(dep),
+        });
+    }
+    let open_at_end = fleet.open();
+    let (n, rss) = points
+        .last()
+        .map_or((0, rss_zero), |pt| (pt.connections, pt.rss_bytes));
+    let result = IdleResult {
+        target: dep.target,
+        params: p.clone(),
+        rss_zero_bytes: rss_zero,
+        bytes_per_connection: if n == 0 {
+            0.0
+        } else {
+            (rss as f64 - rss_zero as f64) / n as f64
+        },
+        points,
+        connect_errors: fleet.connect_errors,
+        first_connect_error: fleet.first_connect_error.clone(),
+        connects_per_sec: fleet.len() as f64 / connect_time.as_secs_f64().max(1e-9),
+        open_at_end,
+    };
+    fleet.close().await;
+    Ok(result)
+}
+
+// ---------------------------------------------------------------------------------------------
+// history
+// ---------------------------------------------------------------------------------------------
+
+/// `history`: fill one room with `messages`, then `pagers` clients each page back through all
+/// of it, `page` events at a time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryParams {
+    pub messages: u64,
+    pub pagers: usize,
+    pub page: usize,
+    /// Sends in flight while filling.
+    pub fill_window: u64,
+    pub body_bytes: usize,
+}
+
+impl HistoryParams {
+    pub fn preset() -> HistoryParams {
+        HistoryParams {
+            messages: 100_000,
+            pagers: 4,
+            page: 100,
+            fill_window: 256,
+            body_bytes: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryResult {
+    pub target: Target,
+    pub params: HistoryParams,
+    pub fill_msgs_per_sec: f64,
+    pub pages: u64,
+    /// Message events seen by each pager (all must have seen every message).
+    pub messages_seen_min: u64,
+    pub pages_per_sec: f64,
+    pub page_latency: Latency,
+    pub cpu: Cpu,
+}
+
+const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
+/// A history or fill step that takes longer than this is an error.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn next_within(client: &mut Client) -> Result<Incoming> {
+    tokio::time::timeout(REQUEST_TIMEOUT, client.next())
+        .await
+        .map_err(|_| Error::Timeout {
+            what: "server reply".into(),
+        })?
+}
+
+/// Sends `n` messages to `room` with at most `window` unacknowledged; returns the time taken.
+pub async fn fill(
+    client: &mut Client,
+    room: protocol::RoomId,
+    n: u64,
+    window: u64,
+    body_bytes: usize,
+) -> Result<Duration> {
+    let t0 = Instant::now();
+    let (mut sent, mut acked) = (0u64, 0u64);
+    let pad = "x".repeat(body_bytes.saturating_sub(16));
+    while acked < n {
+        if sent < n && sent - acked < window {
+            while sent < n && sent - acked < window {
+                client
+                    .feed_message(room, &format!("f{sent}"), &format!("fill {sent} {pad}"))
+                    .await?;
+                sent += 1;
+            }
+            client.flush().await?;
+        }
+        match next_within(client).await? {
+            Incoming::Ack { .. } => acked += 1,
+            Incoming::Failed { code, .. } => {
+                return Err(Error::Protocol(format!("fill send failed: {code}")))
+            }
+            _ => {}
+        }
+    }
+    Ok(t0.elapsed())
+}
+
+/// Pages back from the newest event to the oldest; returns (pages, message events, latencies).
+async fn page_all(
+    client: &mut Client,
+    room: protocol::RoomId,
+    page: usize,
+    hist: &mut Histogram<u64>,
+) -> Result<(u64, u64)> {
+    let (mut pages, mut messages) = (0u64, 0u64);
+    let mut before = None;
+    // Bounded: no history here has more than 10M events.
+    for _ in 0..10_000_000 / page.max(1) {
+        let t0 = Instant::now();
+        client.request_history(room, before, page).await?;
+        let (events, has_more) = loop {
+            match next_within(client).await? {
+                Incoming::History { events, has_more } => break (events, has_more),
+                Incoming::Failed { code, .. } => {
+                    return Err(Error::Protocol(format!("history failed: {code}")))
+                }
+                _ => {}
+            }
+        };
+        hist.saturating_record(t0.elapsed().as_micros().max(1) as u64);
+        pages += 1;
+        messages += events
+            .iter()
+            .filter(|e| matches!(e.event, protocol::EventBody::Message { .. }))
+            .count() as u64;
+        match events.first() {
+            Some(first) if has_more && first.seq > 1 => before = Some(first.seq),
+            _ => break,
+        }
+    }
+    Ok((pages, messages))
+}
+
+pub async fn history(dep: &Deployment, p: &HistoryParams) -> Result<HistoryResult> {
+    let prov: Provisioned = provision(dep, 1, p.pagers.max(1)).await?;
+    let room = prov.rooms[0];
+    let addr = dep.nodes[0];
+    let mut filler = Client::connect(dep.target, addr, LOCAL, &prov.users[0].token).await?;
+    let fill_time = fill(&mut filler, room, p.messages, p.fill_window, p.body_bytes).await?;
+    drop(filler);
+    let mut pagers = Vec::new();
+    for i in 0..p.pagers.max(1) {
+        let token = &prov.users[i % prov.users.len()].token;
+        pagers.push(Client::connect(dep.target, addr, LOCAL, token).await?);
+    }
+    let cpu0 = CpuSnapshot::take(dep);
+    let t0 = Instant::now();
+    let page = p.page;
+    let tasks: Vec<_> = pagers
+        .into_iter()
+        .map(|mut client| {
+            tokio::spawn(async move {
+                let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)
+                    .expect("constant histogram bounds are valid");
+                let r = page_all(&mut client, room, page, &mut hist).await;
+                r.map(|(pages, messages)| (pages, messages, hist))
+            })
+        })
+        .collect();
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)
+        .expect("constant histogram bounds are valid");
+    let (mut pages, mut seen_min) = (0u64, u64::MAX);
+    for task in tasks {
+        let (n, messages, h) = task
+            .await
+            .map_err(|e| Error::Protocol(format!("pager task: {e}")))??;
+        pages += n;
+        seen_min = seen_min.min(messages);
+        let _ = hist.add(&h);
+    }
+    let wall = t0.elapsed();
+    let cpu = Cpu::between(&cpu0, &CpuSnapshot::take(dep), wall);
+    Ok(HistoryResult {
+        target: dep.target,
+        params: p.clone(),
+        fill_msgs_per_sec: p.messages as f64 / fill_time.as_secs_f64().max(1e-9),
+        pages,
+        messages_seen_min: if seen_min == u64::MAX { 0 } else { seen_min },
+        pages_per_sec: pages as f64 / wall.as_secs_f64().max(1e-9),
+        page_latency: Latency::of(&hist),
+        cpu,
+    })
+}

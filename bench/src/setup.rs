@@ -1,0 +1,196 @@
+//! Provisioning over REST: users, rooms and memberships, on either target.
+//!
+//! Registering costs a password hash (argon2 on our server, scrypt on the peer), so a run
+//! registers a modest number of users and opens several connections per user: a token opens any
+//! number of sockets, and every socket of a user follows all of that user's rooms. Each user is a
+//! member of exactly one room, so a connection's room is its user's room.
+
+use crate::{Deployment, Error, Result, Target};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use protocol::rest::{AuthResponse, CreateRoom, Credentials, Room, Visibility};
+use protocol::RoomId;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Requests in flight while provisioning (the server hashes at most a few passwords at once).
+const CONCURRENCY: usize = 8;
+const PASSWORD: &str = "bench password 1234";
+
+/// A registered user and the one room it is a member of.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub token: String,
+    pub room: RoomId,
+    /// Index of the room in [`Provisioned::rooms`].
+    pub room_index: usize,
+}
+
+/// Rooms and users made for one run. User `i` is in room `i % rooms.len()`.
+#[derive(Debug, Clone)]
+pub struct Provisioned {
+    pub rooms: Vec<RoomId>,
+    pub users: Vec<Account>,
+}
+
+impl Provisioned {
+    /// The `j`-th user of room `r`.
+    pub fn user_of_room(&self, r: usize, j: usize) -> &Account {
+        let per_room = self.users.len() / self.rooms.len();
+        &self.users[r + self.rooms.len() * (j % per_room.max(1))]
+    }
+}
+
+#[derive(Deserialize)]
+struct PeerAuth {
+    token: String,
+}
+
+#[derive(Deserialize)]
+struct PeerRoom {
+    id: RoomId,
+}
+
+/// A REST client for one node of either target.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    target: Target,
+}
+
+impl Api {
+    fn new(target: Target, addr: SocketAddr) -> Result<Api> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()?;
+        Ok(Api {
+            http,
+            base: format!("http://{addr}"),
+            target,
+        })
+    }
+
+    async fn check(resp: reqwest::Response, what: &str) -> Result<reqwest::Response> {
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        Err(Error::Setup(format!("{what}: {status} {body:.200}")))
+    }
+
+    async fn register(&self, username: &str) -> Result<String> {
+        let creds = Credentials {
+            username: username.to_owned(),
+            password: PASSWORD.to_owned(),
+            device: Some("chat-bench".into()),
+        };
+        let path = match self.target {
+            Target::Ours => "/api/v1/register",
+            Target::Socketio => "/api/register",
+        };
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&creds)
+            .send()
+            .await?;
+        let resp = Self::check(resp, "register").await?;
+        Ok(match self.target {
+            Target::Ours => resp.json::<AuthResponse>().await?.token,
+            Target::Socketio => resp.json::<PeerAuth>().await?.token,
+        })
+    }
+
+    async fn create_room(&self, token: &str, name: &str) -> Result<RoomId> {
+        let body = CreateRoom {
+            name: name.to_owned(),
+            visibility: Visibility::Public,
+        };
+        let path = match self.target {
+            Target::Ours => "/api/v1/rooms",
+            Target::Socketio => "/api/rooms",
+        };
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await?;
+        let resp = Self::check(resp, "create room").await?;
+        Ok(match self.target {
+            Target::Ours => resp.json::<Room>().await?.id,
+            Target::Socketio => resp.json::<PeerRoom>().await?.id,
+        })
+    }
+
+    async fn join(&self, token: &str, room: RoomId) -> Result<()> {
+        let path = match self.target {
+            Target::Ours => format!("/api/v1/rooms/{room}/join"),
+            Target::Socketio => format!("/api/rooms/{room}/join"),
+        };
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .send()
+            .await?;
+        Self::check(resp, "join").await?;
+        Ok(())
+    }
+}
+
+/// Registers `rooms × users_per_room` users on node 0 and puts user `i` into room `i % rooms`.
+pub async fn provision(
+    dep: &Deployment,
+    rooms: usize,
+    users_per_room: usize,
+) -> Result<Provisioned> {
+    let rooms = rooms.max(1);
+    let users_per_room = users_per_room.max(1);
+    let api = Api::new(dep.target, dep.nodes[0])?;
+    let total = rooms * users_per_room;
+    let tokens: Vec<String> = stream::iter(0..total)
+        .map(|i| {
+            let api = &api;
+            async move { api.register(&format!("bench-u{i}")).await }
+        })
+        .buffered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    // The first user of each room creates it; the others join.
+    let room_ids: Vec<RoomId> = stream::iter(0..rooms)
+        .map(|r| {
+            let api = &api;
+            let token = &tokens[r];
+            async move { api.create_room(token, &format!("bench room {r}")).await }
+        })
+        .buffered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    stream::iter(rooms..total)
+        .map(|i| {
+            let api = &api;
+            let token = &tokens[i];
+            let room = room_ids[i % rooms];
+            async move { api.join(token, room).await }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
+    let users = tokens
+        .into_iter()
+        .enumerate()
+        .map(|(i, token)| Account {
+            token,
+            room: room_ids[i % rooms],
+            room_index: i % rooms,
+        })
+        .collect();
+    Ok(Provisioned {
+        rooms: room_ids,
+        users,
+    })
+}

@@ -1,0 +1,169 @@
+//! CI smoke of every scenario at tiny scale against our server, started in-process (embedded
+//! store, or a private `redis-server` where two nodes share one). Benchmarks are not timed
+//! tests: these assert only correctness — every sent message reached every member of its room
+//! exactly once, every connection opened, every page arrived. The Socket.IO peer is not part of
+//! the smoke (it needs Node packages); `chat-bench report` covers it.
+
+use chat_bench::procs::RedisServer;
+use chat_bench::scenario::{
+    self, FanoutParams, HistoryParams, IdleParams, StepResult, TwoNodeParams,
+};
+use chat_bench::{Deployment, Target};
+use chat_server::Config;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// No scenario here may take longer than this.
+const LIMIT: Duration = Duration::from_secs(50);
+
+fn config(redis_url: Option<String>) -> Config {
+    Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        redis_url,
+        msgs_per_sec: 1_000_000,
+        msgs_burst: 1_000_000,
+        frames_per_sec: 1_000_000,
+        frames_burst: 1_000_000,
+        logins_per_min: 1_000_000,
+        ..Config::default()
+    }
+}
+
+async fn start(redis: Option<&RedisServer>) -> chat_server::Running {
+    chat_server::start(config(redis.map(|r| r.info.url())))
+        .await
+        .expect("server starts")
+}
+
+fn deployment(nodes: &[&chat_server::Running], redis: Option<&RedisServer>) -> Deployment {
+    Deployment {
+        target: Target::Ours,
+        nodes: nodes.iter().map(|n| n.addr()).collect(),
+        server_pids: vec![],
+        redis: redis.map(|r| r.info.clone()),
+    }
+}
+
+fn assert_exactly_once(step: &StepResult, members: usize) {
+    assert!(step.sent > 0, "nothing was sent: {step:?}");
+    assert_eq!(
+        step.acked, step.sent,
+        "every send is acknowledged: {step:?}"
+    );
+    assert_eq!(step.failed, 0, "no send fails: {:?}", step.fail_codes);
+    assert_eq!(step.disconnects, 0, "no connection drops");
+    assert_eq!(step.dups, 0, "no message arrives twice");
+    assert_eq!(step.drops, 0, "no message is lost");
+    assert!(
+        step.complete,
+        "all deliveries arrived before the drain deadline"
+    );
+    assert_eq!(
+        step.delivered,
+        step.acked * members as u64,
+        "every member of the room got every message of its room"
+    );
+    assert_eq!(step.latency.samples, step.delivered);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_delivers_every_message_to_every_member_once() {
+    let server = start(None).await;
+    let dep = deployment(&[&server], None);
+    let p = FanoutParams {
+        rooms: 3,
+        members: 4,
+        senders_per_room: 2,
+        users_per_room: 2,
+        rates: vec![40.0, 80.0],
+        step_secs: 1.0,
+        drain_secs: 10.0,
+        warmup_secs: 0.0,
+        body_bytes: 60,
+        p99_limit_ms: 60_000.0,
+        stop_on_fail: false,
+    };
+    let r = tokio::time::timeout(LIMIT, scenario::fanout(&dep, &p))
+        .await
+        .expect("fanout smoke finishes in time")
+        .expect("fanout runs");
+    assert_eq!(r.connections, 12);
+    assert_eq!(r.steps.len(), 2);
+    for step in &r.steps {
+        assert_exactly_once(step, p.members);
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_deliver_across_redis_exactly_once() {
+    let redis = RedisServer::start().await.expect("redis starts");
+    let a = start(Some(&redis)).await;
+    let b = start(Some(&redis)).await;
+    let dep = deployment(&[&a, &b], Some(&redis));
+    let p = TwoNodeParams {
+        rooms: 2,
+        members: vec![3, 5],
+        users_per_room: 2,
+        deliveries_per_sec: 150.0,
+        step_secs: 1.0,
+        drain_secs: 10.0,
+        warmup_secs: 0.0,
+        body_bytes: 60,
+    };
+    let r = tokio::time::timeout(LIMIT, scenario::two_node(&dep, &p))
+        .await
+        .expect("two-node smoke finishes in time")
+        .expect("two-node runs");
+    assert_eq!(r.runs.len(), 2);
+    for run in &r.runs {
+        assert_eq!(run.connections, p.rooms * run.members);
+        assert_exactly_once(&run.step, run.members);
+        let cmds = run.step.redis_commands_per_msg.expect("Redis was measured");
+        assert!(cmds > 0.0);
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_opens_every_connection() {
+    let server = start(None).await;
+    let dep = deployment(&[&server], None);
+    let p = IdleParams {
+        connections: 60,
+        rooms: 3,
+        users_per_room: 2,
+        points: 3,
+        settle_secs: 0.1,
+    };
+    let r = tokio::time::timeout(LIMIT, scenario::idle(&dep, &p))
+        .await
+        .expect("idle smoke finishes in time")
+        .expect("idle runs");
+    assert_eq!(r.connect_errors, 0, "{:?}", r.first_connect_error);
+    assert_eq!(r.points.len(), 3);
+    assert_eq!(r.points[2].connections, 60);
+    assert_eq!(r.open_at_end, 60);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_pages_through_every_message() {
+    let server = start(None).await;
+    let dep = deployment(&[&server], None);
+    let p = HistoryParams {
+        messages: 400,
+        pagers: 2,
+        page: 50,
+        fill_window: 32,
+        body_bytes: 40,
+    };
+    let r = tokio::time::timeout(LIMIT, scenario::history(&dep, &p))
+        .await
+        .expect("history smoke finishes in time")
+        .expect("history runs");
+    assert_eq!(r.messages_seen_min, 400, "each pager saw every message");
+    assert!(r.pages >= 2 * 8, "pages: {}", r.pages);
+    server.shutdown().await;
+}
