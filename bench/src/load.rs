@@ -30,6 +30,17 @@ use tokio::time::Instant;
 /// Connections opened from one 127.0.0.x source address before moving to the next (the
 /// ephemeral port range holds about 28k).
 pub const CONNS_PER_SOURCE: usize = 20_000;
+/// Successive fleets start at different source addresses, so that the ports an earlier fleet
+/// left in TIME_WAIT do not run out the next one's.
+static NEXT_SOURCE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Source address of connection `c` of a fleet: 127.0.0.2 ..= 127.0.0.251, a new one every
+/// [`CONNS_PER_SOURCE`] connections, starting at the fleet's base.
+fn source_addr(base: usize, c: usize) -> IpAddr {
+    let n = (base + c / CONNS_PER_SOURCE) % 250;
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + n as u8))
+}
+
 /// The next step number (process-wide; 0 is never used, it marks "no step" in fresh stats).
 static NEXT_STEP: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 /// Handshakes in flight while a fleet grows.
@@ -179,6 +190,8 @@ pub struct Fleet {
     rooms: Vec<RoomId>,
     /// Index of the next connection `grow` opens (failed ones keep their index).
     next_index: usize,
+    /// First 127.0.0.x source address of this fleet (see [`source_addr`]).
+    source_base: usize,
     pub connect_errors: u64,
     pub first_connect_error: Option<String>,
 }
@@ -201,6 +214,7 @@ impl Fleet {
             layout,
             rooms: prov.rooms.clone(),
             next_index: 0,
+            source_base: NEXT_SOURCE.fetch_add(4, Ordering::Relaxed),
             connect_errors: 0,
             first_connect_error: None,
         }
@@ -233,6 +247,7 @@ impl Fleet {
         let rooms = prov.rooms.len();
         let from = self.next_index;
         self.next_index = self.next_index.max(total);
+        let source_base = self.source_base;
         let layout = self.layout.clone();
         let target = dep.target;
         let mut opening = stream::iter(from..total)
@@ -246,7 +261,7 @@ impl Fleet {
                     layout.receiver_node
                 };
                 let addr = dep.nodes[node.min(dep.nodes.len() - 1)];
-                let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (c / CONNS_PER_SOURCE) as u8));
+                let source = source_addr(source_base, c);
                 let token = prov.user_of_room(room, member).token.clone();
                 async move { (c, Client::connect(target, addr, source, &token).await) }
             })

@@ -90,6 +90,14 @@ enum Command {
         #[arg(long)]
         pagers: Option<usize>,
     },
+    /// Rewrites BENCHMARKS.md and the plots from a BENCHMARKS.json (no measuring).
+    Render {
+        /// The JSON a `report` wrote.
+        #[arg(long, default_value = "docs/BENCHMARKS.json")]
+        from: PathBuf,
+        #[arg(long, default_value = "docs")]
+        out: PathBuf,
+    },
     /// Every scenario on both targets, repeated; writes docs/BENCHMARKS.md and its plots.
     Report {
         /// `small` fits a few minutes on a shared 2-core machine; `full` is the sizes.
@@ -159,7 +167,8 @@ async fn run(args: Args) -> Result<()> {
             }
             let mut results = Vec::new();
             for t in target.targets() {
-                let stack = Stack::start(t, 1, &opts).await?;
+                // Node 1 registers the users; node 0 holds the sockets and is measured.
+                let stack = Stack::start(t, 2, &opts).await?;
                 let r = scenario::idle(&stack.deployment(), &p).await?;
                 println!("{}", report::idle_table(std::slice::from_ref(&r)));
                 results.push(r);
@@ -224,6 +233,10 @@ async fn run(args: Args) -> Result<()> {
                 results.push(r);
             }
             write_json(&args.json, &serde_json::to_value(&results)?)
+        }
+        Command::Render { from, out } => {
+            let data: report::ReportData = serde_json::from_str(&std::fs::read_to_string(from)?)?;
+            report::write_all(&data, &out)
         }
         Command::Report { scale, runs, out } => {
             let ro = ReportOptions {

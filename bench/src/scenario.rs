@@ -10,7 +10,7 @@
 
 use crate::load::{Fleet, Layout, StepOutcome};
 use crate::procs::{self, CpuSnapshot};
-use crate::setup::{provision, Provisioned};
+use crate::setup::{provision, provision_via, Provisioned};
 use crate::wire::{Client, Incoming};
 use crate::{Deployment, Error, Result, Target};
 use hdrhistogram::Histogram;
@@ -468,6 +468,11 @@ pub struct IdleResult {
     pub params: IdleParams,
     pub rss_zero_bytes: u64,
     pub points: Vec<MemoryPoint>,
+    /// RSS of the node that registered the users, before and after (two-node layout only).
+    #[serde(default)]
+    pub registrar_rss_before: Option<u64>,
+    #[serde(default)]
+    pub registrar_rss_after: Option<u64>,
     /// (RSS at N − RSS at 0) / N at the largest N.
     pub bytes_per_connection: f64,
     pub connect_errors: u64,
@@ -478,8 +483,20 @@ pub struct IdleResult {
     pub open_at_end: usize,
 }
 
+/// With two or more nodes, users are registered through the last node and only node 0, which
+/// holds the sockets, is measured: password hashing (argon2 needs 19 MiB per hash on our server)
+/// leaves allocator state behind that would blur a per-connection figure. With one node, that
+/// node does both.
 pub async fn idle(dep: &Deployment, p: &IdleParams) -> Result<IdleResult> {
-    let prov = provision(dep, p.rooms, p.users_per_room).await?;
+    let registrar =
+        (dep.server_pids.len() >= 2).then(|| dep.server_pids[dep.server_pids.len() - 1]);
+    let registrar_before = registrar.map(procs::rss_bytes);
+    let prov = provision_via(dep, dep.nodes.len() - 1, p.rooms, p.users_per_room).await?;
+    let registrar_after = registrar.map(procs::rss_bytes);
+    let measured = Deployment {
+        server_pids: dep.server_pids.iter().take(1).copied().collect(),
+        ..dep.clone()
+    };
     let layout = Layout {
         members: p.connections.div_ceil(p.rooms.max(1)),
         senders_per_room: 0,
@@ -488,7 +505,7 @@ pub async fn idle(dep: &Deployment, p: &IdleParams) -> Result<IdleResult> {
     };
     let settle = Duration::from_secs_f64(p.settle_secs);
     tokio::time::sleep(settle).await;
-    let rss_zero = procs::servers_rss(dep);
+    let rss_zero = procs::servers_rss(&measured);
     let mut fleet = Fleet::new(layout, &prov);
     let mut points = Vec::new();
     let mut connect_time = Duration::ZERO;
@@ -501,7 +518,7 @@ pub async fn idle(dep: &Deployment, p: &IdleParams) -> Result<IdleResult> {
         tokio::time::sleep(settle).await;
         points.push(MemoryPoint {
             connections: fleet.len(),
-            rss_bytes: procs::servers_rss(dep),
+            rss_bytes: procs::servers_rss(&measured),
         });
     }
     let open_at_end = fleet.open();
@@ -512,6 +529,8 @@ pub async fn idle(dep: &Deployment, p: &IdleParams) -> Result<IdleResult> {
         target: dep.target,
         params: p.clone(),
         rss_zero_bytes: rss_zero,
+        registrar_rss_before: registrar_before,
+        registrar_rss_after: registrar_after,
         bytes_per_connection: if n == 0 {
             0.0
         } else {

@@ -148,9 +148,20 @@ pub async fn provision(
     rooms: usize,
     users_per_room: usize,
 ) -> Result<Provisioned> {
+    provision_via(dep, 0, rooms, users_per_room).await
+}
+
+/// [`provision`] through node `node` (all nodes share the store, so the accounts work on every
+/// node).
+pub async fn provision_via(
+    dep: &Deployment,
+    node: usize,
+    rooms: usize,
+    users_per_room: usize,
+) -> Result<Provisioned> {
     let rooms = rooms.max(1);
     let users_per_room = users_per_room.max(1);
-    let api = Api::new(dep.target, dep.nodes[0])?;
+    let api = Api::new(dep.target, dep.nodes[node.min(dep.nodes.len() - 1)])?;
     let total = rooms * users_per_room;
     let tokens: Vec<String> = stream::iter(0..total)
         .map(|i| {

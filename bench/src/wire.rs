@@ -69,6 +69,8 @@ fn config() -> WebSocketConfig {
 /// Opens a TCP connection from `source` (port chosen by the kernel) to `addr`.
 async fn tcp_from(source: IpAddr, addr: SocketAddr) -> Result<TcpStream> {
     let socket = TcpSocket::new_v4()?;
+    // Ports of this source address may still be in TIME_WAIT from an earlier run.
+    socket.set_reuseaddr(true)?;
     socket.bind(SocketAddr::new(source, 0))?;
     let stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
