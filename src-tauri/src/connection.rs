@@ -166,7 +166,14 @@ impl Connector for WsConnector {
 
 fn describe(e: &tungstenite::Error) -> String {
     match e {
-        tungstenite::Error::Io(io) => format!("cannot connect: {io}"),
+        tungstenite::Error::Io(io) => match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => "the server is not answering".into(),
+            std::io::ErrorKind::TimedOut => "the server took too long to answer".into(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted => {
+                "the connection was cut".into()
+            }
+            _ => format!("cannot reach the server ({io})"),
+        },
         tungstenite::Error::Http(response) => {
             format!("the server refused the socket (HTTP {})", response.status())
         }
