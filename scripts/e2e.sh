@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# End-to-end test: the desktop app in a real window (Xvfb when there is no DISPLAY), driven
+# over WebDriver (tauri-driver + WebKitWebDriver), against a real chat server and Redis, with a
+# scripted second user. See src-tauri/tests/e2e.rs for what it checks.
+#
+# 1. builds the UI (trunk) into ui/dist;
+# 2. builds the app with the UI embedded (`tauri/custom-protocol`) in its OWN target dir, so a
+#    plain `cargo test --workspace` (which builds the dev-URL variant) never overwrites it;
+# 3. runs the ignored `e2e` test against that binary.
+#
+# Needs what scripts/setup.sh installs. Environment:
+#   CARGO_TARGET_DIR      target dir of the test itself (default /var/cache/chat/target)
+#   CHAT_E2E_TARGET_DIR   target dir of the app build   (default /var/cache/chat/target-e2e)
+#   CHAT_E2E_SHOTS        where screenshots go          (default $CARGO_TARGET_DIR/e2e-shots)
+#   CHAT_TOOLS            trunk, wasm-bindgen, tauri-driver (default /var/cache/chat/tools)
+#   JOBS                  cargo -j (default: nproc)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/chat/target}
+E2E_TARGET=${CHAT_E2E_TARGET_DIR:-/var/cache/chat/target-e2e}
+export PATH="${CHAT_TOOLS:-/var/cache/chat/tools}/bin:$HOME/.cargo/bin:$PATH"
+export CHAT_E2E_SHOTS=${CHAT_E2E_SHOTS:-$CARGO_TARGET_DIR/e2e-shots}
+JOBS=${JOBS:-$(nproc)}
+
+for tool in trunk wasm-bindgen tauri-driver WebKitWebDriver redis-server dbus-run-session gnome-keyring-daemon; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "e2e: $tool is missing; run scripts/setup.sh" >&2; exit 1; }
+done
+if [ -z "${DISPLAY:-}" ]; then
+  command -v Xvfb >/dev/null 2>&1 || { echo "e2e: Xvfb is missing (no DISPLAY); run scripts/setup.sh" >&2; exit 1; }
+fi
+
+start=$(date +%s)
+echo "== e2e: UI (trunk build --release)"
+(cd ui && trunk build --release)
+
+echo "== e2e: app with the UI embedded -> $E2E_TARGET"
+CARGO_TARGET_DIR=$E2E_TARGET cargo build -p chat-desktop --features tauri/custom-protocol \
+  --locked -j"$JOBS"
+APP=$E2E_TARGET/debug/chat-desktop
+[ -x "$APP" ] || { echo "e2e: $APP was not built" >&2; exit 1; }
+
+echo "== e2e: test (window, WebDriver, server, Redis)"
+status=0
+CHAT_E2E_APP=$APP cargo test -p chat-desktop --test e2e --locked -j"$JOBS" \
+  -- --ignored --nocapture || status=$?
+
+echo "== e2e: $( [ $status -eq 0 ] && echo passed || echo FAILED ) in $(( $(date +%s) - start )) s"
+echo "   screenshots and tauri-driver's log: $CHAT_E2E_SHOTS"
+ls -1 "$CHAT_E2E_SHOTS" 2>/dev/null | sed 's/^/     /' || true
+
+exit $status

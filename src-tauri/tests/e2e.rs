@@ -1,0 +1,1317 @@
+//! End to end: the real app (UI embedded, `tauri/custom-protocol` build) in a real window,
+//! driven over WebDriver (`tauri-driver` + `WebKitWebDriver`) like a user would, against a real
+//! chat server and Redis, with a scripted second user ("bob") on the WebSocket.
+//!
+//! Ignored by default (it needs a window and a separate build of the app). Run it with
+//! `scripts/e2e.sh`, which builds the UI and the app and then runs
+//! `CHAT_E2E_APP=/var/cache/chat/target-e2e/debug/chat-desktop \
+//!  cargo test -p chat-desktop --test e2e -- --ignored --nocapture`.
+//!
+//! The test starts everything it needs and stops it when dropped: `redis-server` and the chat
+//! server (in-process) on free loopback ports, `Xvfb` on a free display when `DISPLAY` is unset,
+//! `tauri-driver` on free ports, and the app with a throwaway HOME / XDG dirs (so it starts at
+//! the first-run screen). The app keeps its token in the Secret Service, so the test re-runs
+//! itself inside `dbus-run-session` with a throwaway, unlocked gnome-keyring (its files in a
+//! temp dir), never touching the user's own session or keyrings.
+//!
+//! Screenshots of each main screen go to `$CHAT_E2E_SHOTS`, else `$CARGO_TARGET_DIR/e2e-shots`
+//! (else `<target dir of this test binary>/e2e-shots`), with tauri-driver's log (`driver.log`).
+//!
+//! Environment: `CHAT_E2E_APP` (required: the app binary), `CHAT_E2E_SHOTS`,
+//! `CHAT_E2E_TAURI_DRIVER` (default: `tauri-driver` on PATH, else
+//! `${CHAT_TOOLS:-/var/cache/chat/tools}/bin/tauri-driver`).
+
+mod common;
+
+use common::{Redis, Server, PASSWORD};
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use futures_util::{SinkExt, StreamExt};
+use protocol::rest::{AuthResponse, HistoryPage, Member, Room, RoomKind};
+use protocol::ws::Cursor;
+use protocol::{ClientFrame, EventBody, RoomId, ServerFrame, UserId};
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+const APP_ENV: &str = "CHAT_E2E_APP";
+/// Set on the re-run inside the private D-Bus session.
+const INNER_ENV: &str = "CHAT_E2E_INNER";
+/// The whole inner run, as a last resort against a hang.
+const RUN_TIMEOUT: Duration = Duration::from_secs(600);
+/// Starting the app through the driver (cold WebKit start on a loaded machine).
+const SESSION_TIMEOUT: Duration = Duration::from_secs(90);
+/// Anything the UI should show after a user action or a server event.
+const UI_WAIT: Duration = Duration::from_secs(30);
+/// The app reconnecting after the server comes back: its backoff doubles up to 30 s (+ jitter).
+const RECONNECT_WAIT: Duration = Duration::from_secs(90);
+/// Polling interval of the waits (not a settle delay: every wait checks a condition).
+const POLL: Duration = Duration::from_millis(100);
+/// The throwaway keyring's password (gnome-keyring creates no login keyring for an empty one).
+const KEYRING_PASSWORD: &str = "e2e-keyring";
+
+/// The app in a window, driven like a user would (see the module docs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a window, WebDriver and a custom-protocol build of the app: run scripts/e2e.sh"]
+async fn e2e() {
+    let app = app_binary();
+    if std::env::var_os(INNER_ENV).is_some() {
+        tokio::time::timeout(RUN_TIMEOUT, scenario(&app))
+            .await
+            .unwrap_or_else(|_| panic!("the end-to-end scenario took longer than {RUN_TIMEOUT:?}"));
+        return;
+    }
+    rerun_in_private_session();
+}
+
+/// The app binary from `CHAT_E2E_APP`, or a failure that says how to run the test.
+fn app_binary() -> PathBuf {
+    let how = "run the end-to-end test with scripts/e2e.sh (it builds the UI and the app with \
+               `--features tauri/custom-protocol` into /var/cache/chat/target-e2e and sets \
+               CHAT_E2E_APP=/var/cache/chat/target-e2e/debug/chat-desktop)";
+    let Some(path) = std::env::var_os(APP_ENV) else {
+        panic!("{APP_ENV} is not set: {how}");
+    };
+    let path = PathBuf::from(path);
+    assert!(
+        path.is_file(),
+        "{APP_ENV}={} is not a file: {how}",
+        path.display()
+    );
+    std::fs::canonicalize(&path)
+        .unwrap_or_else(|e| panic!("cannot resolve {APP_ENV}={}: {e}", path.display()))
+}
+
+fn on_path(tool: &str) -> Option<PathBuf> {
+    let out = Command::new("sh")
+        .args(["-c", "command -v \"$0\"", tool])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let found = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (out.status.success() && !found.is_empty()).then(|| PathBuf::from(found))
+}
+
+fn require(tool: &str, package: &str) {
+    assert!(
+        on_path(tool).is_some(),
+        "the end-to-end test needs `{tool}` (Debian package {package}; scripts/setup.sh installs it)"
+    );
+}
+
+fn tauri_driver() -> PathBuf {
+    if let Some(path) = std::env::var_os("CHAT_E2E_TAURI_DRIVER") {
+        return PathBuf::from(path);
+    }
+    if let Some(path) = on_path("tauri-driver") {
+        return path;
+    }
+    let tools = std::env::var("CHAT_TOOLS").unwrap_or_else(|_| "/var/cache/chat/tools".into());
+    let path = Path::new(&tools).join("bin/tauri-driver");
+    assert!(
+        path.is_file(),
+        "tauri-driver not found on PATH nor at {} (scripts/setup.sh installs it; or set \
+         CHAT_E2E_TAURI_DRIVER)",
+        path.display()
+    );
+    path
+}
+
+/// Re-runs this test inside `dbus-run-session` with a throwaway unlocked gnome-keyring.
+fn rerun_in_private_session() {
+    require("dbus-run-session", "dbus");
+    require("gnome-keyring-daemon", "gnome-keyring");
+    require("WebKitWebDriver", "webkit2gtk-driver");
+    require("redis-server", "redis-server");
+    if std::env::var_os("DISPLAY").is_none() {
+        require("Xvfb", "xvfb");
+    }
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("no test binary path: {e}"));
+    // The keyring files go to a temp dir, never to the user's real keyrings.
+    let keyring = tempfile::tempdir().unwrap_or_else(|e| panic!("no temp dir: {e}"));
+    let script = "printf %s \"$CHAT_E2E_KEYRING_PASSWORD\" \
+                  | gnome-keyring-daemon --unlock --components=secrets >/dev/null \
+                  && exec \"$0\" --exact e2e --ignored --nocapture";
+    let mut child = Command::new("dbus-run-session")
+        .args(["--", "sh", "-c", script])
+        .arg(exe)
+        .env(INNER_ENV, "1")
+        .env("CHAT_E2E_KEYRING_PASSWORD", KEYRING_PASSWORD)
+        .env("XDG_DATA_HOME", keyring.path())
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run dbus-run-session: {e}"));
+    let deadline = std::time::Instant::now() + RUN_TIMEOUT + Duration::from_secs(30);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200))
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the end-to-end test did not finish within {RUN_TIMEOUT:?}");
+            }
+            Err(e) => panic!("cannot wait for dbus-run-session: {e}"),
+        }
+    };
+    assert!(
+        status.success(),
+        "the end-to-end test failed inside dbus-run-session ({status}); see its output above"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scenario
+// ---------------------------------------------------------------------------------------------
+
+async fn scenario(app: &Path) {
+    let shots = Shots::new();
+    let redis = Redis::start().await;
+    let mut server = Server::start(&redis).await;
+    note(&format!(
+        "redis at {}, chat server at {}",
+        redis.url,
+        server.url()
+    ));
+    let home = tempfile::tempdir().unwrap_or_else(|e| panic!("no temp dir: {e}"));
+    let xvfb = match std::env::var("DISPLAY") {
+        Ok(display) if !display.is_empty() => {
+            note(&format!("using DISPLAY={display}"));
+            None
+        }
+        _ => Some(Xvfb::start().await),
+    };
+    let display = xvfb
+        .as_ref()
+        .map(|x| x.display.clone())
+        .or_else(|| std::env::var("DISPLAY").ok())
+        .unwrap_or_default();
+    let driver = Driver::start(&display, home.path(), &shots.dir.join("driver.log")).await;
+    let window = Window::open(&driver, app, shots).await;
+
+    let tag = short_tag();
+    let alice = format!("alice_{tag}");
+    let room_name = format!("weekend-plans-{tag}");
+    let mut bob = Bob::register(&server, &format!("bob_{tag}")).await;
+
+    // a) First run: server address, then a new account, then the (empty) main screen.
+    window
+        .wait("the first-run server screen", UI_WAIT, |d| {
+            d.server_input.then_some(())
+        })
+        .await;
+    window.type_into("#server-url", &server.url()).await;
+    window.shot("01-server-url").await;
+    window.click("form button[type=submit]").await;
+    window
+        .wait("the login screen", UI_WAIT, |d| {
+            d.username_input.then_some(())
+        })
+        .await;
+    window
+        .click_xpath("//button[@role='tab' and normalize-space()='Create account']")
+        .await;
+    window
+        .wait("the register form", UI_WAIT, |d| {
+            (d.card_title.as_deref() == Some("Create your account")).then_some(())
+        })
+        .await;
+    window.type_into("#username", &alice).await;
+    window.type_into("#password", PASSWORD).await;
+    window.shot("02-register").await;
+    window.click("form button[type=submit]").await;
+    window
+        .wait("the main screen, online, without rooms", UI_WAIT, |d| {
+            (d.me.as_deref() == Some(alice.as_str())
+                && d.status.as_deref() == Some("Online")
+                && d.welcome.is_some()
+                && d.empty_rooms_hint)
+                .then_some(())
+        })
+        .await;
+    window.shot("03-main-empty").await;
+    assert_token_in_keychain(&server.url(), &alice).await;
+
+    // b) A public room; bob joins it and talks; alice answers with Enter.
+    window.click("button[aria-label='Create a room']").await;
+    window
+        .wait("the create-room dialog", UI_WAIT, |d| {
+            (d.dialog.as_deref() == Some("Create a room")).then_some(())
+        })
+        .await;
+    window
+        .type_into(".modal input[type=text]", &room_name)
+        .await;
+    window.click(".modal button[type=submit]").await;
+    window
+        .wait("the new room, open", UI_WAIT, |d| {
+            (d.dialog.is_none()
+                && d.chat_title.as_deref() == Some(room_name.as_str())
+                && d.composer)
+                .then_some(())
+        })
+        .await;
+    let room = bob.find_public_room(&room_name).await;
+    bob.join(room).await;
+    bob.connect(&server).await;
+    window
+        .wait("bob's join (2 members)", UI_WAIT, |d| {
+            d.chat_subtitle
+                .as_deref()
+                .is_some_and(|s| s.contains("2 members"))
+                .then_some(())
+        })
+        .await;
+    let from_bob = "Hi Alice! Are we still on for the hike on Saturday?";
+    bob.send(room, from_bob).await;
+    window
+        .wait("bob's message, live", UI_WAIT, |d| {
+            d.messages.iter().any(|m| m.body == from_bob).then_some(())
+        })
+        .await;
+    let from_alice = "Yes! Meet at the trailhead at 9.";
+    window.type_into("#composer", from_alice).await;
+    window.type_into("#composer", &Key::Enter.to_string()).await;
+    window
+        .wait("alice's message, sent", UI_WAIT, |d| {
+            d.messages
+                .iter()
+                .any(|m| m.body == from_alice && m.seq.is_some() && !m.pending)
+                .then_some(())
+        })
+        .await;
+    bob.wait_message(room, from_alice, UI_WAIT).await;
+    window
+        .wait("an empty composer after Enter", UI_WAIT, |d| {
+            (d.composer_text.as_deref() == Some("")).then_some(())
+        })
+        .await;
+    window.shot("04-room-chat").await;
+
+    // c) Presence and typing: bob opens a DM with alice (online dot there), is listed online
+    // in the members panel, and types in the room.
+    let alice_id = bob.member_id(room, &alice).await;
+    let dm = bob.open_dm(alice_id).await;
+    window
+        .wait("the DM with bob, with an online dot", UI_WAIT, |d| {
+            d.rooms
+                .iter()
+                .any(|r| r.name == bob.username && r.online == Some(true))
+                .then_some(())
+        })
+        .await;
+    window.click("button[aria-label='Show members']").await;
+    window
+        .wait("bob online in the members panel", UI_WAIT, |d| {
+            let bob_online = d
+                .members
+                .iter()
+                .any(|m| m.name.starts_with(&bob.username) && m.online);
+            let me_listed = d.members.iter().any(|m| m.name.starts_with(&alice));
+            (bob_online && me_listed).then_some(())
+        })
+        .await;
+    let typing = bob.keep_typing(room);
+    let typing_text = format!("{} is typing…", bob.username);
+    window
+        .wait("bob's typing indicator", UI_WAIT, |d| {
+            (d.typing.as_deref() == Some(typing_text.as_str())).then_some(())
+        })
+        .await;
+    window.shot("05-typing-presence").await;
+    drop(typing);
+
+    // d) The server goes away (Redis stays): alice still reads, and what she sends waits.
+    server.down().await;
+    bob.wait_disconnected(UI_WAIT).await;
+    window
+        .wait("the connection banner", UI_WAIT, |d| {
+            let banner = d.banner.as_deref().unwrap_or_default();
+            (d.status.as_deref() != Some("Online")
+                && (banner.contains("Connection lost")
+                    || banner.contains("Reconnecting")
+                    || banner.contains("offline")))
+            .then_some(())
+        })
+        .await;
+    let offline_text = "Sent while the server was down: I'll bring snacks.";
+    window.type_into("#composer", offline_text).await;
+    window.type_into("#composer", &Key::Enter.to_string()).await;
+    window
+        .wait("the message, pending", UI_WAIT, |d| {
+            d.messages
+                .iter()
+                .any(|m| m.body == offline_text && m.pending && m.seq.is_none())
+                .then_some(())
+        })
+        .await;
+    // Reading still works offline: another conversation opens from the cache, and back.
+    window
+        .click(&format!(".room-item[aria-label='{}']", bob.username))
+        .await;
+    window
+        .wait("the DM, opened while offline", UI_WAIT, |d| {
+            (d.chat_title.as_deref() == Some(bob.username.as_str())).then_some(())
+        })
+        .await;
+    window
+        .click(&format!(".room-item[aria-label='{room_name}']"))
+        .await;
+    window
+        .wait(
+            "the room again, from the cache, still pending",
+            UI_WAIT,
+            |d| {
+                let title = d.chat_title.as_deref() == Some(room_name.as_str());
+                let read = d.messages.iter().any(|m| m.body == from_bob)
+                    && d.messages.iter().any(|m| m.body == from_alice);
+                let pending = d
+                    .messages
+                    .iter()
+                    .any(|m| m.body == offline_text && m.pending);
+                let banner = d.banner.is_some();
+                (title && read && pending && banner).then_some(())
+            },
+        )
+        .await;
+    window.shot("06-offline-pending").await;
+
+    // The server comes back at the same address with the same Redis: the outbox delivers.
+    server.up().await;
+    bob.connect(&server).await;
+    let delivered = window
+        .wait(
+            "the message delivered (pending marker gone)",
+            RECONNECT_WAIT,
+            |d| {
+                let copies: Vec<_> = d
+                    .messages
+                    .iter()
+                    .filter(|m| m.body == offline_text)
+                    .collect();
+                match copies.as_slice() {
+                    [m] if !m.pending && !m.failed && m.seq.is_some() => {
+                        (d.status.as_deref() == Some("Online") && d.banner.is_none())
+                            .then(|| m.seq.clone())
+                    }
+                    _ => None,
+                }
+            },
+        )
+        .await;
+    bob.wait_message(room, offline_text, UI_WAIT).await;
+    // Typing is never replayed: bob's indicator goes away by itself (ttl 6 s).
+    window
+        .wait("the typing indicator gone (expired)", UI_WAIT, |d| {
+            d.typing.is_none().then_some(())
+        })
+        .await;
+    window.shot("07-delivered").await;
+
+    // Exactly once everywhere: bob's sockets (before and after the restart), the server's
+    // history, and the app's list.
+    assert_eq!(
+        bob.received(room, from_alice),
+        1,
+        "bob must receive alice's live message exactly once"
+    );
+    assert_eq!(
+        bob.received(room, offline_text),
+        1,
+        "bob must receive the message sent while the server was down exactly once"
+    );
+    let history = bob.bodies(room).await;
+    for text in [from_bob, from_alice, offline_text] {
+        assert_eq!(
+            history.iter().filter(|b| *b == text).count(),
+            1,
+            "the room history must hold {text:?} exactly once; it has {history:?}"
+        );
+    }
+    let seq = bob.seq_of(room, offline_text).await;
+    assert_eq!(
+        delivered.as_deref(),
+        Some(seq.to_string().as_str()),
+        "the app shows the delivered message with the server's seq"
+    );
+    let dom = window.dom().await;
+    assert_eq!(
+        dom.messages
+            .iter()
+            .filter(|m| m.body == offline_text)
+            .count(),
+        1,
+        "the app shows the message once: {dom:#?}"
+    );
+    assert_eq!(bob.dm_count(dm), 0, "nobody wrote in the DM");
+
+    window.close().await;
+    drop(driver);
+    drop(xvfb);
+    note(&format!(
+        "ok: screenshots in {}",
+        window_shots_dir().display()
+    ));
+}
+
+/// The app keeps the session token in the Secret Service (the throwaway keyring of this run),
+/// under the server and username.
+async fn assert_token_in_keychain(server_url: &str, username: &str) {
+    use chat_desktop::credentials::{account_key, Keychain, TokenStore};
+    let base = chat_desktop::api::parse_server_url(server_url)
+        .unwrap_or_else(|e| panic!("bad server URL {server_url}: {e}"));
+    let account = account_key(&chat_desktop::api::display_url(&base), username);
+    let deadline = Instant::now() + UI_WAIT;
+    loop {
+        let key = account.clone();
+        let found = tokio::task::spawn_blocking(move || Keychain::default().load(&key))
+            .await
+            .unwrap_or_else(|e| panic!("keychain lookup panicked: {e}"));
+        match found {
+            Ok(Some(token)) if !token.is_empty() => {
+                note("the token is in the keychain");
+                return;
+            }
+            other if Instant::now() >= deadline => {
+                panic!("no token for {account} in the Secret Service: {other:?}")
+            }
+            _ => tokio::time::sleep(POLL).await,
+        }
+    }
+}
+
+fn note(msg: &str) {
+    eprintln!("[e2e] {msg}");
+}
+
+/// A short tag that makes names unique across runs (the store is fresh anyway).
+fn short_tag() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{:06x}", (nanos ^ std::process::id()) & 0xff_ffff)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Screenshots
+// ---------------------------------------------------------------------------------------------
+
+fn window_shots_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CHAT_E2E_SHOTS") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir).join("e2e-shots");
+    }
+    // <target>/debug/deps/e2e-<hash>
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().nth(3).map(Path::to_path_buf))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("e2e-shots")
+}
+
+struct Shots {
+    dir: PathBuf,
+}
+
+impl Shots {
+    fn new() -> Shots {
+        let dir = window_shots_dir();
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        // Old screenshots would pass for new ones.
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "png" || e == "log") {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+        Shots { dir }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Xvfb and tauri-driver
+// ---------------------------------------------------------------------------------------------
+
+/// A private X server on a display number it picks itself (`-displayfd`), killed on drop.
+struct Xvfb {
+    child: Child,
+    display: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Xvfb {
+    async fn start() -> Xvfb {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temp dir: {e}"));
+        let fd_file = dir.path().join("display");
+        let child = Command::new("sh")
+            .args([
+                "-c",
+                "exec Xvfb -displayfd 3 -screen 0 1280x800x24 -nolisten tcp 3>\"$0\"",
+            ])
+            .arg(&fd_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start Xvfb: {e}"));
+        let mut xvfb = Xvfb {
+            child,
+            display: String::new(),
+            _dir: dir,
+        };
+        // Xvfb writes the display number once it accepts connections.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = std::fs::read_to_string(&fd_file).unwrap_or_default();
+            if text.ends_with('\n') && !text.trim().is_empty() {
+                xvfb.display = format!(":{}", text.trim());
+                note(&format!("Xvfb on {}", xvfb.display));
+                return xvfb;
+            }
+            if let Ok(Some(status)) = xvfb.child.try_wait() {
+                panic!("Xvfb exited at start: {status}");
+            }
+            assert!(Instant::now() < deadline, "Xvfb did not start within 20 s");
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        // SIGTERM lets Xvfb remove its socket and lock file; SIGKILL if it does not stop.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `tauri-driver` (and below it `WebKitWebDriver` and the app) in a process group of its own,
+/// so dropping it ends all of them.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    async fn start(display: &str, home: &Path, log: &Path) -> Driver {
+        let port = common::free_port();
+        let mut native = common::free_port();
+        while native == port {
+            native = common::free_port();
+        }
+        let log_file = std::fs::File::create(log)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+        let log_err = log_file
+            .try_clone()
+            .unwrap_or_else(|e| panic!("cannot clone the log file handle: {e}"));
+        let dirs = ["data", "config", "cache"].map(|d| {
+            let path = home.join(d);
+            std::fs::create_dir_all(&path)
+                .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+            path
+        });
+        let mut command = Command::new(tauri_driver());
+        command
+            .args(["--port", &port.to_string()])
+            .args(["--native-port", &native.to_string()])
+            .args(["--native-host", "127.0.0.1"])
+            .env("DISPLAY", display)
+            .env("HOME", home)
+            .env("XDG_DATA_HOME", &dirs[0])
+            .env("XDG_CONFIG_HOME", &dirs[1])
+            .env("XDG_CACHE_HOME", &dirs[2])
+            .env_remove("CHAT_SERVER_URL")
+            .env_remove("WAYLAND_DISPLAY")
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(log_err);
+        if let Some(native_driver) = on_path("WebKitWebDriver") {
+            command.arg("--native-driver").arg(native_driver);
+        }
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start tauri-driver: {e}"));
+        let mut driver = Driver { child, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                note(&format!("tauri-driver on 127.0.0.1:{port}"));
+                return driver;
+            }
+            if let Ok(Some(status)) = driver.child.try_wait() {
+                panic!(
+                    "tauri-driver exited at start ({status}); see {}",
+                    log.display()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tauri-driver did not listen on {port} within 20 s; see {}",
+                log.display()
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    fn signal_group(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .args([signal, "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // tauri-driver stops WebKitWebDriver on SIGTERM; the group signal also reaches the app
+        // and its web processes.
+        self.signal_group("-TERM");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.signal_group("-KILL");
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The window, over WebDriver
+// ---------------------------------------------------------------------------------------------
+
+/// What the test reads from the page, in one round trip (see [`DOM_SCRIPT`]).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Dom {
+    server_input: bool,
+    username_input: bool,
+    card_title: Option<String>,
+    me: Option<String>,
+    status: Option<String>,
+    welcome: Option<String>,
+    empty_rooms_hint: bool,
+    dialog: Option<String>,
+    chat_title: Option<String>,
+    chat_subtitle: Option<String>,
+    composer: bool,
+    composer_text: Option<String>,
+    banner: Option<String>,
+    typing: Option<String>,
+    messages: Vec<DomMessage>,
+    rooms: Vec<DomRoom>,
+    members: Vec<DomMember>,
+    alerts: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct DomMessage {
+    body: String,
+    seq: Option<String>,
+    pending: bool,
+    failed: bool,
+    status: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct DomRoom {
+    name: String,
+    active: bool,
+    /// The presence dot of a direct room: `Some(online)`; none for group rooms.
+    online: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct DomMember {
+    name: String,
+    online: bool,
+    status: String,
+}
+
+const DOM_SCRIPT: &str = r#"
+const all = (sel, root) => Array.from((root || document).querySelectorAll(sel));
+const text = (sel, root) => {
+  const el = (root || document).querySelector(sel);
+  return el ? el.textContent.trim() : null;
+};
+const composer = document.querySelector('#composer');
+return {
+  server_input: !!document.querySelector('#server-url'),
+  username_input: !!document.querySelector('#username'),
+  card_title: text('.auth-card h1'),
+  me: text('.me-name'),
+  status: text('.me-status'),
+  welcome: text('.welcome h1'),
+  empty_rooms_hint: !!document.querySelector('.room-list .empty-hint'),
+  dialog: text('.modal #modal-title'),
+  chat_title: text('.chat-title h1'),
+  chat_subtitle: text('.chat-subtitle'),
+  composer: !!composer,
+  composer_text: composer ? composer.value : null,
+  banner: text('.banner'),
+  typing: text('.typing') || null,
+  messages: all('.messages li.message').map(li => ({
+    body: text('.body', li) || '',
+    seq: li.getAttribute('data-seq'),
+    pending: li.classList.contains('pending'),
+    failed: li.classList.contains('failed'),
+    status: text('.status', li) || '',
+  })),
+  rooms: all('.room-item').map(b => {
+    const dot = b.querySelector('.presence-dot');
+    return {
+      name: text('.room-name', b) || '',
+      active: b.classList.contains('active'),
+      online: dot ? dot.classList.contains('online') : null,
+    };
+  }),
+  members: all('.member-list .member').map(b => ({
+    name: text('.member-name', b) || '',
+    online: !!b.querySelector('.presence-dot.online'),
+    status: text('.member-status', b) || '',
+  })),
+  alerts: all('[role=alert], .toast').map(e => e.textContent.trim()).filter(t => t),
+};
+"#;
+
+struct Window {
+    client: Client,
+    shots: Shots,
+}
+
+impl Window {
+    /// Starts the app through the driver (a new WebDriver session launches it).
+    async fn open(driver: &Driver, app: &Path, shots: Shots) -> Window {
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("wry"));
+        caps.insert("tauri:options".into(), json!({ "application": app }));
+        let url = format!("http://127.0.0.1:{}", driver.port);
+        let connect = async {
+            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                .capabilities(caps)
+                .connect(&url)
+                .await
+        };
+        let client = tokio::time::timeout(SESSION_TIMEOUT, connect)
+            .await
+            .unwrap_or_else(|_| {
+                panic!("the app did not start through tauri-driver within {SESSION_TIMEOUT:?}")
+            })
+            .unwrap_or_else(|e| panic!("cannot start a WebDriver session with the app: {e}"));
+        note("app started");
+        Window { client, shots }
+    }
+
+    async fn dom(&self) -> Dom {
+        let value = self
+            .client
+            .execute(DOM_SCRIPT, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("cannot read the page: {e}"));
+        serde_json::from_value(value).unwrap_or_else(|e| panic!("unexpected page summary: {e}"))
+    }
+
+    /// Polls the page until `pick` finds what it wants; on timeout, saves a screenshot and
+    /// fails with what the page showed last.
+    async fn wait<T>(&self, what: &str, timeout: Duration, pick: impl Fn(&Dom) -> Option<T>) -> T {
+        let started = Instant::now();
+        let deadline = started + timeout;
+        loop {
+            let dom = match self.client.execute(DOM_SCRIPT, vec![]).await {
+                Ok(value) => serde_json::from_value::<Dom>(value).ok(),
+                Err(_) => None,
+            };
+            if let Some(found) = dom.as_ref().and_then(&pick) {
+                note(&format!(
+                    "saw {what} ({} ms)",
+                    started.elapsed().as_millis()
+                ));
+                return found;
+            }
+            if Instant::now() >= deadline {
+                let shot = self.failure_shot(what).await;
+                panic!(
+                    "no {what} within {timeout:?} (screenshot: {shot}); the page showed: {dom:#?}"
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn failure_shot(&self, what: &str) -> String {
+        let name: String = what
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let path = self.shots.dir.join(format!("failed-{name}.png"));
+        match self.client.screenshot().await {
+            Ok(png) => match std::fs::write(&path, png) {
+                Ok(()) => path.display().to_string(),
+                Err(e) => format!("not saved: {e}"),
+            },
+            Err(e) => format!("not taken: {e}"),
+        }
+    }
+
+    /// Waits for an element; the UI renders asynchronously.
+    async fn find(&self, locator: Locator<'_>, what: &str) -> fantoccini::elements::Element {
+        let deadline = Instant::now() + UI_WAIT;
+        loop {
+            match self.client.find(locator).await {
+                Ok(element) => return element,
+                Err(e) if Instant::now() >= deadline => {
+                    let shot = self.failure_shot(what).await;
+                    panic!("no element {what} within {UI_WAIT:?}: {e} (screenshot: {shot})");
+                }
+                Err(_) => tokio::time::sleep(POLL).await,
+            }
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        let element = self.find(Locator::Css(css), css).await;
+        element
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+    }
+
+    async fn click_xpath(&self, xpath: &str) {
+        let element = self.find(Locator::XPath(xpath), xpath).await;
+        element
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("cannot click {xpath}: {e}"));
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let element = self.find(Locator::Css(css), css).await;
+        element
+            .send_keys(text)
+            .await
+            .unwrap_or_else(|e| panic!("cannot type into {css}: {e}"));
+    }
+
+    /// Waits until the current DOM has been painted: a WebDriver screenshot shows the last
+    /// painted frame, which can lag behind the DOM the waits just checked.
+    async fn painted(&self) {
+        let script = "const done = arguments[arguments.length - 1]; \
+                      requestAnimationFrame(() => requestAnimationFrame(() => done(true)));";
+        match tokio::time::timeout(UI_WAIT, self.client.execute_async(script, vec![])).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("cannot wait for a paint: {e}"),
+            Err(_) => panic!("the window painted no frame within {UI_WAIT:?}"),
+        }
+    }
+
+    async fn shot(&self, name: &str) {
+        self.painted().await;
+        let png = self
+            .client
+            .screenshot()
+            .await
+            .unwrap_or_else(|e| panic!("cannot take screenshot {name}: {e}"));
+        let path = self.shots.dir.join(format!("{name}.png"));
+        std::fs::write(&path, png)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        note(&format!("screenshot {}", path.display()));
+    }
+
+    /// Ends the WebDriver session (the app quits).
+    async fn close(self) {
+        if let Err(e) = tokio::time::timeout(UI_WAIT, self.client.close()).await {
+            note(&format!("closing the session timed out: {e}"));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bob: REST and the WebSocket, with protocol types
+// ---------------------------------------------------------------------------------------------
+
+/// The other user: a REST client and one WebSocket at a time, with everything received kept.
+struct Bob {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    username: String,
+    socket: Option<Socket>,
+    /// Every frame received on any of bob's sockets, in order.
+    log: Vec<ServerFrame>,
+    /// The last seq seen per room (the resume cursors).
+    cursors: HashMap<RoomId, u64>,
+}
+
+/// One open socket: frames out through `out`, frames in through `frames`.
+struct Socket {
+    out: mpsc::UnboundedSender<ClientFrame>,
+    frames: mpsc::UnboundedReceiver<ServerFrame>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Sends `typing` every 2 s until dropped.
+struct Typing(JoinHandle<()>);
+
+impl Drop for Typing {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Bob {
+    async fn register(server: &Server, username: &str) -> Bob {
+        let http = reqwest::Client::new();
+        let base = server.url();
+        let auth: AuthResponse = rest(
+            http.post(format!("{base}/api/v1/register"))
+                .json(&json!({"username": username, "password": PASSWORD})),
+        )
+        .await;
+        Bob {
+            http,
+            base,
+            token: auth.token,
+            username: auth.user.username,
+            socket: None,
+            log: Vec::new(),
+            cursors: HashMap::new(),
+        }
+    }
+
+    async fn find_public_room(&self, name: &str) -> RoomId {
+        let rooms: Vec<Room> = rest(
+            self.http
+                .get(format!("{}/api/v1/rooms/public", self.base))
+                .bearer_auth(&self.token),
+        )
+        .await;
+        rooms
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.id)
+            .unwrap_or_else(|| panic!("no public room {name:?} on the server: {rooms:?}"))
+    }
+
+    async fn join(&self, room: RoomId) {
+        let _: Room = rest(
+            self.http
+                .post(format!("{}/api/v1/rooms/{room}/join", self.base))
+                .bearer_auth(&self.token),
+        )
+        .await;
+    }
+
+    async fn member_id(&self, room: RoomId, username: &str) -> UserId {
+        let members: Vec<Member> = rest(
+            self.http
+                .get(format!("{}/api/v1/rooms/{room}/members", self.base))
+                .bearer_auth(&self.token),
+        )
+        .await;
+        members
+            .iter()
+            .find(|m| m.user.username == username)
+            .map(|m| m.user.id)
+            .unwrap_or_else(|| panic!("{username} is not a member of room {room}: {members:?}"))
+    }
+
+    async fn open_dm(&self, user: UserId) -> RoomId {
+        let room: Room = rest(
+            self.http
+                .post(format!("{}/api/v1/dms", self.base))
+                .bearer_auth(&self.token)
+                .json(&json!({ "user": user })),
+        )
+        .await;
+        assert_eq!(room.kind, RoomKind::Direct);
+        room.id
+    }
+
+    async fn history(&self, room: RoomId) -> HistoryPage {
+        rest(
+            self.http
+                .get(format!(
+                    "{}/api/v1/rooms/{room}/events?limit=100",
+                    self.base
+                ))
+                .bearer_auth(&self.token),
+        )
+        .await
+    }
+
+    /// Message bodies of a room's history, in order.
+    async fn bodies(&self, room: RoomId) -> Vec<String> {
+        self.history(room)
+            .await
+            .events
+            .into_iter()
+            .filter_map(|e| match e.event {
+                EventBody::Message { body, .. } => Some(body),
+                _ => None,
+            })
+            .collect()
+    }
+
+    async fn seq_of(&self, room: RoomId, text: &str) -> u64 {
+        self.history(room)
+            .await
+            .events
+            .iter()
+            .find(|e| matches!(&e.event, EventBody::Message { body, .. } if body == text))
+            .map(|e| e.seq)
+            .unwrap_or_else(|| panic!("{text:?} is not in the history of room {room}"))
+    }
+
+    /// Opens the socket, says hello with the cursors held, and waits for `ready`.
+    async fn connect(&mut self, server: &Server) {
+        self.socket = None;
+        let url = format!("ws://{}/ws", server.addr);
+        let (ws, _) = tokio::time::timeout(UI_WAIT, tokio_tungstenite::connect_async(&url))
+            .await
+            .unwrap_or_else(|_| panic!("bob's socket did not open within {UI_WAIT:?}"))
+            .unwrap_or_else(|e| panic!("bob cannot open {url}: {e}"));
+        let (mut sink, mut stream) = ws.split();
+        let (out, mut out_rx) = mpsc::unbounded_channel::<ClientFrame>();
+        let (frames_tx, frames) = mpsc::unbounded_channel::<ServerFrame>();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    frame = out_rx.recv() => {
+                        let Some(frame) = frame else { break };
+                        let text = serde_json::to_string(&frame).unwrap_or_default();
+                        if sink.send(Message::text(text)).await.is_err() {
+                            break;
+                        }
+                    }
+                    message = stream.next() => match message {
+                        Some(Ok(Message::Text(text))) => {
+                            match serde_json::from_str::<ServerFrame>(text.as_str()) {
+                                Ok(frame) => {
+                                    if frames_tx.send(frame).is_err() {
+                                        break;
+                                    }
+                                }
+                                Err(e) => eprintln!("[e2e] bob: unexpected frame ({e}): {text}"),
+                            }
+                        }
+                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                        Some(Ok(_)) => {}
+                    },
+                }
+            }
+        });
+        self.socket = Some(Socket { out, frames, task });
+        let resume = self
+            .cursors
+            .iter()
+            .map(|(room, seq)| Cursor {
+                room: *room,
+                seq: *seq,
+            })
+            .collect();
+        self.send_frame(ClientFrame::Hello {
+            token: self.token.clone(),
+            resume,
+        });
+        self.wait_frame("welcome", UI_WAIT, |f| {
+            matches!(f, ServerFrame::Welcome { .. }).then_some(())
+        })
+        .await;
+        self.wait_frame("ready", UI_WAIT, |f| {
+            matches!(f, ServerFrame::Ready).then_some(())
+        })
+        .await;
+        note(&format!("bob connected (resume {:?})", self.cursors));
+    }
+
+    fn send_frame(&self, frame: ClientFrame) {
+        let socket = self
+            .socket
+            .as_ref()
+            .unwrap_or_else(|| panic!("bob has no socket"));
+        socket
+            .out
+            .send(frame)
+            .unwrap_or_else(|_| panic!("bob's socket is closed"));
+    }
+
+    /// Receives frames (keeping all of them) until `pick` matches one.
+    async fn wait_frame<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut pick: impl FnMut(&ServerFrame) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let socket = self
+                .socket
+                .as_mut()
+                .unwrap_or_else(|| panic!("bob has no socket while waiting for {what}"));
+            let frame = match tokio::time::timeout_at(deadline, socket.frames.recv()).await {
+                Ok(Some(frame)) => frame,
+                Ok(None) => panic!("bob's socket closed while waiting for {what}"),
+                Err(_) => panic!(
+                    "bob got no {what} within {timeout:?}; received so far: {:#?}",
+                    self.log
+                ),
+            };
+            if let ServerFrame::Event(event) = &frame {
+                self.cursors.insert(event.room, event.seq);
+            }
+            self.log.push(frame);
+            if let Some(found) = self.log.last().and_then(&mut pick) {
+                return found;
+            }
+        }
+    }
+
+    /// Sends a message and waits for its ack.
+    async fn send(&mut self, room: RoomId, body: &str) {
+        let id = uuid::Uuid::new_v4().to_string();
+        self.send_frame(ClientFrame::Send {
+            room,
+            id: id.clone(),
+            body: body.to_owned(),
+        });
+        self.wait_frame("the ack of bob's message", UI_WAIT, |f| match f {
+            ServerFrame::Ack(ack) if ack.id == id => Some(()),
+            ServerFrame::Error {
+                id: Some(failed),
+                code,
+                message,
+                ..
+            } if *failed == id => panic!("bob's send failed: {code:?} {message}"),
+            _ => None,
+        })
+        .await;
+    }
+
+    async fn wait_message(&mut self, room: RoomId, text: &str, timeout: Duration) {
+        let what = format!("the message {text:?}");
+        self.wait_frame(&what, timeout, |f| match f {
+            ServerFrame::Event(e) if e.room == room => match &e.event {
+                EventBody::Message { body, .. } if body == text => Some(()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .await;
+        note(&format!("bob received {text:?}"));
+    }
+
+    /// Waits until the server closes bob's socket.
+    async fn wait_disconnected(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let Some(socket) = self.socket.as_mut() else {
+            return;
+        };
+        loop {
+            match tokio::time::timeout_at(deadline, socket.frames.recv()).await {
+                Ok(Some(frame)) => {
+                    if let ServerFrame::Event(event) = &frame {
+                        self.cursors.insert(event.room, event.seq);
+                    }
+                    self.log.push(frame);
+                }
+                Ok(None) => break,
+                Err(_) => panic!("bob's socket stayed open {timeout:?} after the server stopped"),
+            }
+        }
+        self.socket = None;
+        note("bob disconnected");
+    }
+
+    fn keep_typing(&self, room: RoomId) -> Typing {
+        let out = self
+            .socket
+            .as_ref()
+            .map(|s| s.out.clone())
+            .unwrap_or_else(|| panic!("bob has no socket"));
+        Typing(tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                every.tick().await;
+                if out.send(ClientFrame::Typing { room }).is_err() {
+                    break;
+                }
+            }
+        }))
+    }
+
+    /// How many times a message with this text reached bob, over all his sockets.
+    fn received(&self, room: RoomId, text: &str) -> usize {
+        self.log
+            .iter()
+            .filter(|f| match f {
+                ServerFrame::Event(e) if e.room == room => {
+                    matches!(&e.event, EventBody::Message { body, .. } if body == text)
+                }
+                _ => false,
+            })
+            .count()
+    }
+
+    /// Messages bob received in a room.
+    fn dm_count(&self, room: RoomId) -> usize {
+        self.log
+            .iter()
+            .filter(|f| {
+                matches!(f, ServerFrame::Event(e)
+                    if e.room == room && matches!(e.event, EventBody::Message { .. }))
+            })
+            .count()
+    }
+}
+
+async fn rest<T: serde::de::DeserializeOwned>(request: reqwest::RequestBuilder) -> T {
+    let response = tokio::time::timeout(UI_WAIT, request.send())
+        .await
+        .unwrap_or_else(|_| panic!("HTTP request took longer than {UI_WAIT:?}"))
+        .unwrap_or_else(|e| panic!("HTTP request failed: {e}"));
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    assert!(status.is_success(), "HTTP {status}: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON ({e}): {text}"))
+}
