@@ -16,3 +16,6 @@ cargo clippy --workspace --all-targets --locked -j"$JOBS" -- -D warnings
 
 echo "== cargo test"
 cargo test --workspace --locked --no-fail-fast -j"$JOBS" -- --test-threads=4
+
+echo "== end-to-end: the desktop app in a real window"
+bash scripts/e2e.sh
