@@ -15,7 +15,8 @@
 //! temp dir), never touching the user's own session or keyrings.
 //!
 //! Screenshots of each main screen go to `$CHAT_E2E_SHOTS`, else `$CARGO_TARGET_DIR/e2e-shots`
-//! (else `<target dir of this test binary>/e2e-shots`), with tauri-driver's log (`driver.log`).
+//! (else `<target dir of this test binary>/e2e-shots`), with the app's log (`app.log`,
+//! `RUST_LOG=chat_desktop=debug`) and tauri-driver's (`driver.log`).
 //!
 //! Environment: `CHAT_E2E_APP` (required: the app binary), `CHAT_E2E_SHOTS`,
 //! `CHAT_E2E_TAURI_DRIVER` (default: `tauri-driver` on PATH, else
@@ -196,7 +197,8 @@ async fn scenario(app: &Path) {
         .or_else(|| std::env::var("DISPLAY").ok())
         .unwrap_or_default();
     let driver = Driver::start(&display, home.path(), &shots.dir.join("driver.log")).await;
-    let window = Window::open(&driver, app, shots).await;
+    let launcher = app_launcher(app, home.path(), &shots.dir.join("app.log"));
+    let window = Window::open(&driver, &launcher, shots).await;
 
     let tag = short_tag();
     let alice = format!("alice_{tag}");
@@ -234,7 +236,8 @@ async fn scenario(app: &Path) {
             (d.me.as_deref() == Some(alice.as_str())
                 && d.status.as_deref() == Some("Online")
                 && d.welcome.is_some()
-                && d.empty_rooms_hint)
+                && d.rooms.is_empty()
+                && d.no_rooms_hint)
                 .then_some(())
         })
         .await;
@@ -281,6 +284,7 @@ async fn scenario(app: &Path) {
     let from_alice = "Yes! Meet at the trailhead at 9.";
     window.type_into("#composer", from_alice).await;
     window.type_into("#composer", &Key::Enter.to_string()).await;
+    bob.wait_message(room, from_alice, UI_WAIT).await;
     window
         .wait("alice's message, sent", UI_WAIT, |d| {
             d.messages
@@ -289,7 +293,6 @@ async fn scenario(app: &Path) {
                 .then_some(())
         })
         .await;
-    bob.wait_message(room, from_alice, UI_WAIT).await;
     window
         .wait("an empty composer after Enter", UI_WAIT, |d| {
             (d.composer_text.as_deref() == Some("")).then_some(())
@@ -489,6 +492,23 @@ async fn assert_token_in_keychain(server_url: &str, username: &str) {
     }
 }
 
+/// A wrapper that starts the app with its log (stdout, where `tracing` writes) in a file:
+/// WebKitWebDriver discards the browser's output.
+fn app_launcher(app: &Path, dir: &Path, log: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
+    let script = format!(
+        "#!/bin/sh\nexec {} \"$@\" >>{} 2>&1\n",
+        quote(app),
+        quote(log)
+    );
+    let path = dir.join("chat-desktop-e2e");
+    std::fs::write(&path, script)
+        .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)))
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    path
+}
+
 fn note(msg: &str) {
     eprintln!("[e2e] {msg}");
 }
@@ -646,6 +666,8 @@ impl Driver {
             .env("XDG_DATA_HOME", &dirs[0])
             .env("XDG_CONFIG_HOME", &dirs[1])
             .env("XDG_CACHE_HOME", &dirs[2])
+            .env("RUST_LOG", "chat_desktop=debug,info")
+            .env("NO_COLOR", "1")
             .env_remove("CHAT_SERVER_URL")
             .env_remove("WAYLAND_DISPLAY")
             .stdin(Stdio::null())
@@ -722,7 +744,8 @@ struct Dom {
     me: Option<String>,
     status: Option<String>,
     welcome: Option<String>,
-    empty_rooms_hint: bool,
+    /// "You're not in any rooms yet."
+    no_rooms_hint: bool,
     dialog: Option<String>,
     chat_title: Option<String>,
     chat_subtitle: Option<String>,
@@ -777,7 +800,7 @@ return {
   me: text('.me-name'),
   status: text('.me-status'),
   welcome: text('.welcome h1'),
-  empty_rooms_hint: !!document.querySelector('.room-list .empty-hint'),
+  no_rooms_hint: all('.room-list .empty-hint').some(e => e.textContent.includes('not in any rooms')),
   dialog: text('.modal #modal-title'),
   chat_title: text('.chat-title h1'),
   chat_subtitle: text('.chat-subtitle'),
