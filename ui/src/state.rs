@@ -70,6 +70,11 @@ impl Timeline {
             (x.client_id == message.client_id && x.sender == message.sender)
                 || (message.seq.is_some() && x.seq == message.seq)
         }) {
+            // A sent message never goes back to pending: the `sent` event can arrive before
+            // the `send` call returns the pending view of the same message.
+            if self.messages[i].seq.is_some() && message.seq.is_none() {
+                return;
+            }
             self.messages.remove(i);
         }
         let at = match message.seq {
@@ -616,6 +621,15 @@ mod tests {
         assert_eq!(t.messages[2].body, "y2");
         assert_eq!(t.oldest_seq(), Some(0));
         assert_eq!(t.newest_seq(), Some(3));
+    }
+
+    #[test]
+    fn sent_message_never_goes_back_to_pending() {
+        // The `sent` event can beat the `send` call's pending copy (found by the e2e test).
+        let mut t = Timeline::default();
+        t.upsert(msg(1, Some(7), "p", 1, "mine"));
+        t.upsert(msg(1, None, "p", 1, "mine"));
+        assert_eq!(seqs(&t), vec![(Some(7), "p".into())]);
     }
 
     #[test]
