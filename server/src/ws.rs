@@ -32,6 +32,8 @@ const MAX_STRIKES: u32 = 100;
 const FILL_CHUNK: usize = 200;
 /// The server pings this often; a client silent for three intervals is disconnected.
 const PING_EVERY: Duration = Duration::from_secs(30);
+/// How long a closing socket waits for the peer's close frame.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 /// `GET /ws`: checks the Origin, then upgrades with small buffers (a 4 KiB read buffer and no
 /// write buffer cost a few KB per idle socket instead of ~130 KB).
@@ -120,12 +122,27 @@ fn read_failure(e: axum::Error) -> Closing {
     }
 }
 
+/// Sends a close frame, then finishes the closing handshake: reads (and drops) what the peer
+/// still sends until its own close arrives, for at most [`CLOSE_LINGER`]. Dropping the socket
+/// with unread input would make the kernel answer with a reset, which discards our close frame
+/// on the way: a client cut off for flooding (4029) or for an oversized frame (1009) would see a
+/// bare "connection reset" instead of the code and reason.
 async fn close_with(socket: &mut WebSocket, code: u16, reason: &'static str) {
     let frame = CloseFrame {
         code,
         reason: Utf8Bytes::from_static(reason),
     };
-    let _ = socket.send(Message::Close(Some(frame))).await;
+    if socket.send(Message::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        while let Some(Ok(msg)) = socket.recv().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 async fn run(state: AppState, mut socket: WebSocket) {
