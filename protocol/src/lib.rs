@@ -37,6 +37,10 @@ pub mod close {
     pub const AUTH_TIMEOUT: u16 = 4002;
     /// The client did not read fast enough and its outbound queue filled. Reconnect and resume.
     pub const SLOW_CONSUMER: u16 = 4008;
+    /// The store lost its data (Redis restarted without persistence, or was flushed): sessions,
+    /// rooms and history are gone and seqs would start again. Drop the local state of this
+    /// server; the old token no longer works (sign in again).
+    pub const STORE_RESET: u16 = 4010;
     /// The client kept sending after being rate limited.
     pub const RATE_LIMITED: u16 = 4029;
 }

@@ -36,21 +36,45 @@ pub async fn run(state: AppState, mut changes: mpsc::UnboundedReceiver<Change>) 
                     tracing::warn!(error = %e, "presence update failed");
                 }
             }
-            _ = tick.tick() => match state.store.presence_heartbeat(now_ms(), ttl_ms).await {
-                Ok(false) => {}
-                Ok(true) => {
-                    // Other nodes reaped this one while it could not reach the store: its
-                    // users were announced offline. Announce the ones still here again.
-                    let users = state.hub.users();
-                    tracing::warn!(users = users.len(), "node was reaped during a store outage; re-announcing presence");
-                    for user in users {
-                        if let Err(e) = state.store.presence_up(user, now_ms()).await {
-                            tracing::warn!(error = %e, "presence update failed");
+            _ = tick.tick() => {
+                check_store(&state.hub, &state.store).await;
+                match state.store.presence_heartbeat(now_ms(), ttl_ms).await {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        // Other nodes reaped this one while it could not reach the store: its
+                        // users were announced offline. Announce the ones still here again.
+                        let users = state.hub.users();
+                        tracing::warn!(users = users.len(), "node was reaped during a store outage; re-announcing presence");
+                        for user in users {
+                            if let Err(e) = state.store.presence_up(user, now_ms()).await {
+                                tracing::warn!(error = %e, "presence update failed");
+                            }
                         }
                     }
+                    Err(e) => tracing::warn!(error = %e, "presence heartbeat failed"),
                 }
-                Err(e) => tracing::warn!(error = %e, "presence heartbeat failed"),
-            },
+            }
         }
+    }
+}
+
+/// Closes every connection with 4010 if the store came back empty (Redis restarted without
+/// persistence, or flushed). Their sessions, rooms and seqs are gone; new rooms and users
+/// would reuse the old ids and seqs, which the connections' cursors would silently skip (or
+/// route to the wrong account). Called on every presence heartbeat.
+pub async fn check_store(hub: &crate::hub::Hub, store: &crate::store::Store) {
+    match store.same_epoch().await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::error!(
+                connections = hub.connections(),
+                "the store lost its data (Redis restarted without persistence, or flushed); closing every connection with 4010"
+            );
+            hub.close_all(
+                protocol::close::STORE_RESET,
+                "store lost its data; sign in again",
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "store epoch check failed"),
     }
 }

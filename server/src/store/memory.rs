@@ -577,6 +577,11 @@ impl MemoryStore {
         Ok(false)
     }
 
+    /// The embedded store lives and dies with the process: never reset under a running node.
+    pub async fn same_epoch(&self) -> StoreResult<bool> {
+        Ok(true)
+    }
+
     pub async fn presence_node_down(&self, now: i64) -> StoreResult<()> {
         self.with(|s| {
             for user in std::mem::take(&mut s.online) {

@@ -203,6 +203,9 @@ delegate! {
     fn presence_heartbeat(&self, now: i64, ttl_ms: i64) -> StoreResult<bool>;
     /// Marks all of this node's users offline (graceful shutdown).
     fn presence_node_down(&self, now: i64) -> StoreResult<()>;
+    /// Whether the store still holds the data this node started with. False (once) after it
+    /// came back empty: Redis restarted without persistence, or was flushed.
+    fn same_epoch(&self) -> StoreResult<bool>;
 }
 
 impl Store {

@@ -26,6 +26,7 @@
 //! | `pres:nodes` | zset | node id scored by heartbeat expiry (ms) |
 //! | `pres:node:{node}` | set | users with a connection on that node |
 //! | `pres:seen` | hash | user id → last seen (ms) |
+//! | `store:epoch` | string | random id of this data set; missing after a wipe |
 //!
 //! The bus is the pub/sub channel `chat:bus`; each node holds one subscriber connection.
 
@@ -54,6 +55,9 @@ pub struct RedisStore {
     con: ConnectionManager,
     node: String,
     bus_rx: Mutex<Option<mpsc::UnboundedReceiver<BusMsg>>>,
+    /// The `store:epoch` this node works with. A Redis that comes back empty has none (or
+    /// another node already set a new one): its sessions, rooms and seqs are gone.
+    epoch: Mutex<String>,
 }
 
 macro_rules! lua_common {
@@ -360,6 +364,18 @@ return added
     ))
 });
 
+/// ARGV: a fresh epoch. Returns the store's epoch, setting it to ARGV[1] when missing.
+static EPOCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local e = redis.call('GET', 'store:epoch')
+if e then return e end
+redis.call('SET', 'store:epoch', ARGV[1])
+return ARGV[1]
+"#,
+    )
+});
+
 /// ARGV: node, now. This node leaves: its users go offline unless online elsewhere.
 static NODE_DOWN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
@@ -430,12 +446,30 @@ impl RedisStore {
         let (tx, rx) = mpsc::unbounded_channel();
         // Subscribe before serving so no event published after start is missed.
         let pubsub = subscribe(&client).await?;
+        let epoch: String = EPOCH
+            .arg(format!("{:016x}", rand::random::<u64>()))
+            .invoke_async(&mut con.clone())
+            .await?;
         tokio::spawn(run_subscriber(client, pubsub, tx, shutdown));
         Ok(Self {
             con,
             node,
             bus_rx: Mutex::new(Some(rx)),
+            epoch: Mutex::new(epoch),
         })
+    }
+
+    pub async fn same_epoch(&self) -> StoreResult<bool> {
+        let current: String = EPOCH
+            .arg(format!("{:016x}", rand::random::<u64>()))
+            .invoke_async(&mut self.con())
+            .await?;
+        let mut mine = self.epoch.lock().unwrap_or_else(|e| e.into_inner());
+        if *mine == current {
+            return Ok(true);
+        }
+        *mine = current;
+        Ok(false)
     }
 
     pub fn take_bus(&self) -> Option<mpsc::UnboundedReceiver<BusMsg>> {

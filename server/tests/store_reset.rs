@@ -1,0 +1,81 @@
+//! Regression tests for the hole the fault runs found (issue 5): when Redis comes back empty
+//! (restarted without persistence, or flushed), sessions, rooms and per-room seqs start again.
+//! Sockets that stayed open kept their old cursors and their user ids: new messages reusing old
+//! seqs were silently skipped, and a new account with a reused user id was routed to the old
+//! account's sockets. Now every node notices the missing `store:epoch` and closes every socket
+//! with 4010 (`store lost its data`), and the old token is refused on the next hello.
+
+mod common;
+
+use common::*;
+use protocol::close;
+use protocol::rest::Visibility;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn flushall(redis: &RedisServer) {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", redis.port))
+        .await
+        .expect("connect to redis");
+    s.write_all(b"FLUSHALL\r\n").await.expect("send FLUSHALL");
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(TIMEOUT, s.read(&mut buf))
+        .await
+        .expect("FLUSHALL reply in time")
+        .expect("read FLUSHALL reply");
+    assert!(buf[..n].starts_with(b"+OK"), "FLUSHALL answered {:?}", &buf[..n]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_wiped_under_open_sockets_closes_them_with_store_reset() {
+    let redis = Arc::new(RedisServer::start().await);
+    let fast_heartbeat = |c: &mut chat_server::Config| c.presence_heartbeat_secs = 1;
+    let n1 = TestServer::start_on_redis(&redis, fast_heartbeat).await;
+    let n2 = TestServer::start_on_redis(&redis, fast_heartbeat).await;
+    let alice = n1.user("alice").await;
+    let bob = n2.user("bob").await;
+    let room = alice
+        .api
+        .create_room("before the wipe", Visibility::Public)
+        .await
+        .expect("create room");
+    bob.api.join(room.id).await.expect("join");
+    let mut a = n1.ws(&alice).await;
+    let mut b = n2.ws(&bob).await;
+    alice.api.say(room.id, "one").await;
+    alice.api.say(room.id, "two").await;
+    b.events_until(room.id, 4).await;
+
+    flushall(&redis).await;
+
+    // Both nodes notice (heartbeat) and tell their sockets, with the documented close code.
+    a.expect_close_code(close::STORE_RESET).await;
+    b.expect_close_code(close::STORE_RESET).await;
+
+    // The old token is gone with the data: the next hello is refused, not resumed.
+    let mut again = n1.ws_raw().await;
+    again
+        .send_frame(&protocol::ClientFrame::Hello {
+            token: alice.token.clone(),
+            resume: vec![protocol::ws::Cursor {
+                room: room.id,
+                seq: 4,
+            }],
+        })
+        .await;
+    again.expect_close_code(close::UNAUTHORIZED).await;
+
+    // A new account on the empty store works normally on both nodes, and its sockets are not
+    // closed again (the nodes adopted the new data set).
+    let carol = n2.user("carol").await;
+    let mut c = n1.ws(&carol).await;
+    let fresh = carol
+        .api
+        .create_room("after the wipe", Visibility::Public)
+        .await
+        .expect("create room after the wipe");
+    carol.api.say(fresh.id, "hello again").await;
+    let events = c.events_until(fresh.id, 2).await;
+    assert_eq!(events.last().map(|e| e.seq), Some(2));
+    c.assert_no_more_events().await;
+}
