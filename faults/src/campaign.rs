@@ -1,0 +1,166 @@
+//! Many runs: each run is its own `faults run --seed N --json` process (a run that hangs or
+//! crashes cannot poison the others), at most `jobs` at a time. The summary adds up faults by
+//! kind, messages and findings, and renders the results table for `docs/RELIABILITY.md`.
+
+use crate::run::{FaultKind, Report};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::Command;
+
+/// Totals over a campaign.
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Summary {
+    pub runs: u64,
+    pub passed: u64,
+    pub failed_seeds: Vec<u64>,
+    /// Runs that could not be carried out (setup error, timeout): failures too.
+    pub errored_seeds: Vec<u64>,
+    pub faults: BTreeMap<String, u64>,
+    pub sent: u64,
+    pub offline_composed: u64,
+    pub delivered: u64,
+    pub edits_deletes: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+    pub wipe_runs: u64,
+    pub wiped_acked: u64,
+    pub slow_closes: u64,
+    pub desktop_runs: u64,
+    pub secs: f64,
+}
+
+impl Summary {
+    pub fn add(&mut self, r: &Report) {
+        self.runs += 1;
+        if r.ok {
+            self.passed += 1;
+        } else if r.error.is_some() {
+            self.errored_seeds.push(r.seed);
+        } else {
+            self.failed_seeds.push(r.seed);
+        }
+        for (k, n) in &r.faults {
+            *self.faults.entry(k.clone()).or_default() += u64::from(*n);
+        }
+        self.sent += r.volume.sent;
+        self.offline_composed += r.volume.offline;
+        self.delivered += r.volume.delivered;
+        self.edits_deletes += r.volume.edits_deletes;
+        self.lost += r.lost() as u64;
+        self.duplicated += r.duplicated() as u64;
+        self.reordered += r.reordered() as u64;
+        if r.faults.contains_key(FaultKind::RedisWipe.name()) {
+            self.wipe_runs += 1;
+        }
+        self.wiped_acked += r.wiped_acked;
+        self.slow_closes += u64::from(r.slow_closes);
+        if r.plan.desktop {
+            self.desktop_runs += 1;
+        }
+    }
+
+    /// The results table (Markdown).
+    pub fn table(&self, command: &str, when: &str) -> String {
+        let mut s = String::new();
+        s.push_str(&format!(
+            "Campaign of {when}: `{command}` — {} runs in {:.0} min.\n\n",
+            self.runs,
+            self.secs / 60.0
+        ));
+        s.push_str("| | |\n|---|---|\n");
+        s.push_str(&format!(
+            "| runs (passed / failed / could not run) | {} ({} / {} / {}) |\n",
+            self.runs,
+            self.passed,
+            self.failed_seeds.len(),
+            self.errored_seeds.len()
+        ));
+        s.push_str(&format!(
+            "| runs with the desktop backend | {} |\n",
+            self.desktop_runs
+        ));
+        for kind in FaultKind::ALL {
+            s.push_str(&format!(
+                "| faults: {} | {} |\n",
+                kind.name().replace('_', " "),
+                self.faults.get(kind.name()).copied().unwrap_or(0)
+            ));
+        }
+        s.push_str(&format!(
+            "| messages sent (of which composed offline) | {} ({}) |\n",
+            self.sent, self.offline_composed
+        ));
+        s.push_str(&format!(
+            "| edits and deletes confirmed | {} |\n",
+            self.edits_deletes
+        ));
+        s.push_str(&format!(
+            "| events delivered to clients | {} |\n",
+            self.delivered
+        ));
+        s.push_str(&format!(
+            "| slow-consumer closes (4008) | {} |\n",
+            self.slow_closes
+        ));
+        s.push_str(&format!(
+            "| **lost / duplicated / reordered** | **{} / {} / {}** |\n",
+            self.lost, self.duplicated, self.reordered
+        ));
+        s.push_str(&format!(
+            "| store wipes (Redis without persistence restarted): runs / acked messages gone, every client told | {} / {} |\n",
+            self.wipe_runs, self.wiped_acked
+        ));
+        if !self.failed_seeds.is_empty() || !self.errored_seeds.is_empty() {
+            s.push_str(&format!(
+                "\nFailed seeds: {:?}; could not run: {:?}. Replay one with `faults run --seed N`.\n",
+                self.failed_seeds, self.errored_seeds
+            ));
+        }
+        s
+    }
+}
+
+/// Runs one seed as a child process and reads its report.
+pub async fn run_child(exe: &Path, seed: u64, only: Option<FaultKind>) -> Report {
+    let mut cmd = Command::new(exe);
+    cmd.args(["run", "--json", "--seed", &seed.to_string()]);
+    if let Some(kind) = only {
+        cmd.args(["--only", kind.name()]);
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(200), cmd.output()).await;
+    let failed = |why: String| Report {
+        seed,
+        ok: false,
+        plan: crate::run::Plan::new(seed, only),
+        faults: BTreeMap::new(),
+        volume: Default::default(),
+        wiped_acked: 0,
+        slow_closes: 0,
+        closes: BTreeMap::new(),
+        findings: Default::default(),
+        error: Some(why),
+        secs: 0.0,
+    };
+    match output {
+        Err(_) => failed("the run process took longer than 200 s".into()),
+        Ok(Err(e)) => failed(format!("cannot start the run process: {e}")),
+        Ok(Ok(out)) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            match text
+                .lines()
+                .rev()
+                .find_map(|l| serde_json::from_str::<Report>(l).ok())
+            {
+                Some(r) => r,
+                None => failed(format!("the run process gave no report ({})", out.status)),
+            }
+        }
+    }
+}

@@ -1,0 +1,678 @@
+//! The history checker: after a run, compares what every client observed with the server's
+//! canonical history (fetched over REST), per room.
+//!
+//! - **lost**: an event the server has (or a message it acked) that a member who was connected
+//!   afterwards never received, or a message acked to its sender that is not in history;
+//! - **duplicated**: the same seq or message delivered twice to one client, or two server
+//!   messages for one client id;
+//! - **reordered**: a seq that arrived before the one preceding it, or a client's event whose
+//!   content differs from the server's event at that seq (a reused seq);
+//! - **gapped**: events skipped with a `gap` frame (retention is unbounded in these runs, so a
+//!   gap means something was lost — reported, but still a failure);
+//! - **outbox**: a composed message not delivered exactly once.
+//!
+//! Runs that wipe the store (Redis without persistence restarted) are checked differently, see
+//! [`check_wipe`]: the loss is expected, but every client must be told.
+
+use crate::client::{ClientState, Ident};
+use crate::desktop::DesktopComposed;
+use protocol::ipc::MessageView;
+use protocol::{EventBody, RoomEvent, RoomId, UserId};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// The server's history: every room's events, ascending seq.
+pub type Canonical = BTreeMap<RoomId, Vec<RoomEvent>>;
+
+/// What a scripted client observed.
+pub struct ClientObs<'a> {
+    pub name: &'a str,
+    pub user: UserId,
+    pub state: &'a ClientState,
+}
+
+/// Per room in the desktop cache: its cursor, the first seq it holds without holes, and its
+/// messages.
+pub type CachedRoom = (Option<u64>, Option<u64>, Vec<MessageView>);
+
+/// What the desktop app ended with.
+pub struct DesktopObs {
+    pub name: String,
+    pub user: UserId,
+    pub composed: Vec<DesktopComposed>,
+    /// Per room: room seq when the app joined (the check covers what came after).
+    pub start: BTreeMap<RoomId, u64>,
+    pub rooms: BTreeMap<RoomId, CachedRoom>,
+    pub outbox_pending: usize,
+}
+
+/// Failures by category, each with a human-readable line.
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Findings {
+    pub lost: Vec<String>,
+    pub duplicated: Vec<String>,
+    pub reordered: Vec<String>,
+    pub gapped: Vec<String>,
+    pub outbox: Vec<String>,
+    pub other: Vec<String>,
+}
+
+impl Findings {
+    pub fn is_clean(&self) -> bool {
+        self.lost.is_empty()
+            && self.duplicated.is_empty()
+            && self.reordered.is_empty()
+            && self.gapped.is_empty()
+            && self.outbox.is_empty()
+            && self.other.is_empty()
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (what, list) in [
+            ("lost", &self.lost),
+            ("duplicated", &self.duplicated),
+            ("reordered", &self.reordered),
+            ("gapped", &self.gapped),
+            ("outbox", &self.outbox),
+            ("other", &self.other),
+        ] {
+            out.extend(list.iter().map(|l| format!("{what}: {l}")));
+        }
+        out
+    }
+
+    /// Sorts a client's live violation into its category.
+    fn classify(&mut self, who: &str, v: &str) {
+        let line = format!("{who}: {v}");
+        if v.contains("delivered again") || v.contains("acked with seq") {
+            self.duplicated.push(line);
+        } else if v.contains("without a gap") || v.contains("gap after") {
+            self.reordered.push(line);
+        } else {
+            self.other.push(line);
+        }
+    }
+}
+
+/// Checks the server's history on its own: seqs 1..=last without holes, one message per
+/// (sender, client id).
+fn check_canonical(canonical: &Canonical, f: &mut Findings) {
+    for (room, events) in canonical {
+        for (i, e) in events.iter().enumerate() {
+            if e.seq != i as u64 + 1 {
+                f.lost.push(format!(
+                    "server history of room {room} has a hole: index {i} holds seq {}",
+                    e.seq
+                ));
+                break;
+            }
+        }
+        let mut ids: HashMap<(UserId, &str), u64> = HashMap::new();
+        for e in events {
+            if let EventBody::Message { id, sender, .. } = &e.event {
+                if let Some(first) = ids.insert((*sender, id.as_str()), e.seq) {
+                    f.duplicated.push(format!(
+                        "room {room}: client id {id} of user {sender} stored twice (seq {first} and {})",
+                        e.seq
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Where each (sender, client id) is in history: the seqs holding it.
+fn message_index(canonical: &Canonical) -> HashMap<(UserId, String), Vec<(RoomId, u64)>> {
+    let mut index: HashMap<(UserId, String), Vec<(RoomId, u64)>> = HashMap::new();
+    for (room, events) in canonical {
+        for e in events {
+            if let EventBody::Message { id, sender, .. } = &e.event {
+                index
+                    .entry((*sender, id.clone()))
+                    .or_default()
+                    .push((*room, e.seq));
+            }
+        }
+    }
+    index
+}
+
+/// Counts of what a run's clients did, for the report.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct Volume {
+    /// Messages composed (scripted + desktop).
+    pub sent: u64,
+    /// Of which composed while offline (outbox).
+    pub offline: u64,
+    /// Events delivered to clients.
+    pub delivered: u64,
+    pub edits_deletes: u64,
+}
+
+/// The full check of a run without data loss.
+pub fn check(
+    canonical: &Canonical,
+    clients: &[ClientObs<'_>],
+    desktop: Option<&DesktopObs>,
+) -> (Findings, Volume) {
+    let mut f = Findings::default();
+    let mut vol = Volume::default();
+    check_canonical(canonical, &mut f);
+    let index = message_index(canonical);
+    let at = |room: RoomId, seq: u64| -> Option<&RoomEvent> {
+        canonical
+            .get(&room)
+            .and_then(|evs| evs.get((seq as usize).checked_sub(1)?))
+            .filter(|e| e.seq == seq)
+    };
+    for c in clients {
+        let st = c.state;
+        for v in &st.violations {
+            f.classify(c.name, v);
+        }
+        for (room, &start) in &st.start {
+            let last = canonical
+                .get(room)
+                .and_then(|e| e.last())
+                .map_or(0, |e| e.seq);
+            let cursor = st.cursors.get(room).copied().unwrap_or(start);
+            if cursor < last {
+                f.lost.push(format!(
+                    "{}: room {room} ends at seq {cursor}, the server has {last}",
+                    c.name
+                ));
+            }
+            if cursor > last {
+                f.reordered.push(format!(
+                    "{}: room {room} cursor {cursor} is beyond the server's last seq {last}",
+                    c.name
+                ));
+            }
+            let seen = st.seen.get(room).map(Vec::as_slice).unwrap_or(&[]);
+            vol.delivered += seen.len() as u64;
+            let mut by_seq: HashMap<u64, &Ident> = HashMap::new();
+            let mut idents: HashSet<&Ident> = HashSet::new();
+            for (seq, ident) in seen {
+                if by_seq.insert(*seq, ident).is_some() {
+                    f.duplicated
+                        .push(format!("{}: room {room} seq {seq} received twice", c.name));
+                }
+                if matches!(ident, Ident::Message(..)) && !idents.insert(ident) {
+                    f.duplicated.push(format!(
+                        "{}: room {room} message {ident:?} received twice",
+                        c.name
+                    ));
+                }
+                match at(*room, *seq) {
+                    Some(e) if Ident::of(&e.event) == *ident => {}
+                    Some(e) => f.reordered.push(format!(
+                        "{}: room {room} seq {seq} was {ident:?}, the server has {:?}",
+                        c.name,
+                        Ident::of(&e.event)
+                    )),
+                    None => f.lost.push(format!(
+                        "{}: room {room} seq {seq} ({ident:?}) was delivered but is not in history",
+                        c.name
+                    )),
+                }
+            }
+            let gaps: Vec<_> = st.gaps.iter().filter(|g| g.room == *room).collect();
+            for g in &gaps {
+                f.gapped.push(format!(
+                    "{}: room {room} gap {}..={} ({:?})",
+                    c.name,
+                    g.after + 1,
+                    g.until,
+                    g.reason
+                ));
+            }
+            let mut missing = Vec::new();
+            for seq in start + 1..=last.min(cursor) {
+                let covered = gaps.iter().any(|g| g.after < seq && seq <= g.until);
+                if !by_seq.contains_key(&seq) && !covered {
+                    missing.push(seq);
+                }
+            }
+            if !missing.is_empty() {
+                f.lost.push(format!(
+                    "{}: room {room} never received seqs {}",
+                    c.name,
+                    short_list(&missing)
+                ));
+            }
+        }
+        for m in &st.composed {
+            vol.sent += 1;
+            if m.offline {
+                vol.offline += 1;
+            }
+            if m.fresh_acks > 1 {
+                f.duplicated.push(format!(
+                    "{}: {} acked as new {} times",
+                    c.name, m.id, m.fresh_acks
+                ));
+            }
+            let stored = index
+                .get(&(c.user, m.id.clone()))
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            match (m.seq, stored) {
+                (_, [_, _, ..]) => {} // reported by check_canonical
+                (Some(seq), [(room, s)]) if *room == m.room && *s == seq => {}
+                (Some(seq), [(room, s)]) => f.reordered.push(format!(
+                    "{}: {} acked at room {} seq {seq}, stored at room {room} seq {s}",
+                    c.name, m.id, m.room
+                )),
+                (Some(seq), []) => f.lost.push(format!(
+                    "{}: {} acked (room {} seq {seq}) but not in history",
+                    c.name, m.id, m.room
+                )),
+                (None, []) if m.refused.is_some() => {}
+                (None, []) => f.outbox.push(format!(
+                    "{}: {} (room {}{}) never acked nor stored",
+                    c.name,
+                    m.id,
+                    m.room,
+                    if m.offline { ", composed offline" } else { "" }
+                )),
+                (None, [(room, s)]) => f.outbox.push(format!(
+                    "{}: {} stored at room {room} seq {s} but never acked",
+                    c.name, m.id
+                )),
+            }
+        }
+        for (room, target, delete) in &st.changes_ok {
+            vol.edits_deletes += 1;
+            let found = canonical.get(room).is_some_and(|evs| {
+                evs.iter().any(|e| match &e.event {
+                    EventBody::Edit { target: t, .. } => !delete && t == target,
+                    EventBody::Delete { target: t, .. } => *delete && t == target,
+                    _ => false,
+                })
+            });
+            if !found {
+                f.lost.push(format!(
+                    "{}: {} of room {room} seq {target} was confirmed but is not in history",
+                    c.name,
+                    if *delete { "delete" } else { "edit" }
+                ));
+            }
+            if *delete {
+                let deleted = at(*room, *target)
+                    .is_some_and(|e| matches!(e.event, EventBody::Message { deleted: true, .. }));
+                if !deleted {
+                    f.lost.push(format!(
+                        "{}: room {room} seq {target} was deleted but history shows it",
+                        c.name
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(d) = desktop {
+        check_desktop(canonical, &index, d, &mut f, &mut vol);
+    }
+    (f, vol)
+}
+
+fn check_desktop(
+    canonical: &Canonical,
+    index: &HashMap<(UserId, String), Vec<(RoomId, u64)>>,
+    d: &DesktopObs,
+    f: &mut Findings,
+    vol: &mut Volume,
+) {
+    if d.outbox_pending > 0 {
+        f.outbox.push(format!(
+            "{}: {} messages still pending in the outbox",
+            d.name, d.outbox_pending
+        ));
+    }
+    for m in &d.composed {
+        vol.sent += 1;
+        if m.offline {
+            vol.offline += 1;
+        }
+        match index
+            .get(&(d.user, m.client_id.clone()))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+        {
+            [] => f.outbox.push(format!(
+                "{}: {} (room {}{}) never reached the server",
+                d.name,
+                m.client_id,
+                m.room,
+                if m.offline { ", composed offline" } else { "" }
+            )),
+            [(room, _)] if *room == m.room => {}
+            [(room, seq)] => f.reordered.push(format!(
+                "{}: {} written in room {} stored in room {room} seq {seq}",
+                d.name, m.client_id, m.room
+            )),
+            _ => {} // reported by check_canonical
+        }
+    }
+    for (room, &start) in &d.start {
+        let events = canonical.get(room).map(Vec::as_slice).unwrap_or(&[]);
+        let last = events.last().map_or(0, |e| e.seq);
+        let Some((synced, complete_from, cached)) = d.rooms.get(room) else {
+            f.lost
+                .push(format!("{}: room {room} is not in the cache", d.name));
+            continue;
+        };
+        if *synced != Some(last) {
+            f.lost.push(format!(
+                "{}: room {room} cache cursor {synced:?}, the server has {last}",
+                d.name
+            ));
+        }
+        if complete_from.is_some_and(|c| c > start + 1) {
+            f.lost.push(format!(
+                "{}: room {room} cache complete only from seq {complete_from:?} (joined at {start})",
+                d.name
+            ));
+        }
+        let mut ids = HashSet::new();
+        let by_seq: HashMap<u64, &MessageView> =
+            cached.iter().filter_map(|m| Some((m.seq?, m))).collect();
+        for m in cached {
+            if !ids.insert(&m.client_id) {
+                f.duplicated.push(format!(
+                    "{}: room {room} cache holds {} twice",
+                    d.name, m.client_id
+                ));
+            }
+        }
+        vol.delivered += cached.len() as u64;
+        let mut missing = Vec::new();
+        for e in events.iter().filter(|e| e.seq > start) {
+            let EventBody::Message {
+                id, deleted, body, ..
+            } = &e.event
+            else {
+                continue;
+            };
+            match by_seq.get(&e.seq) {
+                None => missing.push(e.seq),
+                Some(m) if &m.client_id != id => f.reordered.push(format!(
+                    "{}: room {room} seq {} is {} in the cache, {id} on the server",
+                    d.name, e.seq, m.client_id
+                )),
+                Some(m) if m.deleted != *deleted => f.lost.push(format!(
+                    "{}: room {room} seq {} deleted={} in the cache, {deleted} on the server",
+                    d.name, e.seq, m.deleted
+                )),
+                Some(m) if !m.deleted && m.body != *body => f.lost.push(format!(
+                    "{}: room {room} seq {}: the cache shows an older text than the server (an edit was lost)",
+                    d.name, e.seq
+                )),
+                Some(_) => {}
+            }
+        }
+        if !missing.is_empty() {
+            f.lost.push(format!(
+                "{}: room {room} cache lacks messages at seqs {}",
+                d.name,
+                short_list(&missing)
+            ));
+        }
+    }
+}
+
+/// What a client that lived through a store wipe must show.
+pub struct WipeObs<'a> {
+    pub name: &'a str,
+    /// The typed signal it got (close code or error), if any.
+    pub signal: Option<String>,
+    pub state: Option<&'a ClientState>,
+}
+
+/// A run whose store was wiped: history is gone (documented), so instead of comparing with the
+/// server, check that (1) every client was told, with a typed close or error, (2) no client saw
+/// a seq twice or out of order, and (3) clients agree on the content of every seq they saw.
+pub fn check_wipe(clients: &[WipeObs<'_>]) -> (Findings, Volume) {
+    let mut f = Findings::default();
+    let mut vol = Volume::default();
+    let mut content: HashMap<(RoomId, u64), (&Ident, &str)> = HashMap::new();
+    for c in clients {
+        if c.signal.is_none() {
+            f.lost.push(format!(
+                "{}: the store was wiped and the client was never told (silent loss)",
+                c.name
+            ));
+        }
+        let Some(st) = c.state else { continue };
+        for v in &st.violations {
+            f.classify(c.name, v);
+        }
+        vol.sent += st.composed.len() as u64;
+        vol.offline += st.composed.iter().filter(|m| m.offline).count() as u64;
+        for (room, seen) in &st.seen {
+            vol.delivered += seen.len() as u64;
+            for (seq, ident) in seen {
+                match content.get(&(*room, *seq)) {
+                    Some((other, who)) if *other != ident => f.reordered.push(format!(
+                        "room {room} seq {seq}: {} saw {ident:?}, {who} saw {other:?}",
+                        c.name
+                    )),
+                    Some(_) => {}
+                    None => {
+                        content.insert((*room, *seq), (ident, c.name));
+                    }
+                }
+            }
+        }
+    }
+    (f, vol)
+}
+
+fn short_list(seqs: &[u64]) -> String {
+    let shown: Vec<String> = seqs.iter().take(10).map(u64::to_string).collect();
+    if seqs.len() > 10 {
+        format!("{} … ({} in all)", shown.join(", "), seqs.len())
+    } else {
+        shown.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::Composed;
+
+    const ALICE: UserId = UserId(1);
+    const BOB: UserId = UserId(2);
+    const ROOM: RoomId = RoomId(7);
+
+    fn message(seq: u64, sender: UserId, id: &str) -> RoomEvent {
+        RoomEvent {
+            room: ROOM,
+            seq,
+            ts: 0,
+            event: EventBody::Message {
+                id: id.into(),
+                sender,
+                sender_name: String::new(),
+                body: format!("body of {id}"),
+                edited_ts: None,
+                deleted: false,
+            },
+        }
+    }
+
+    /// Server history: alice's a1..a3 at seqs 1..3.
+    fn canonical() -> Canonical {
+        let mut c = Canonical::new();
+        c.insert(
+            ROOM,
+            vec![
+                message(1, ALICE, "a1"),
+                message(2, ALICE, "a2"),
+                message(3, ALICE, "a3"),
+            ],
+        );
+        c
+    }
+
+    /// Bob joined at seq 0 and saw `seqs` (content as on the server).
+    fn bob_saw(seqs: &[u64]) -> ClientState {
+        let mut st = ClientState::default();
+        st.start.insert(ROOM, 0);
+        st.cursors.insert(ROOM, seqs.last().copied().unwrap_or(0));
+        let seen = seqs
+            .iter()
+            .map(|s| (*s, Ident::Message(ALICE, format!("a{s}"))))
+            .collect();
+        st.seen.insert(ROOM, seen);
+        st
+    }
+
+    fn alice_sent(acked: &[(&str, Option<u64>)]) -> ClientState {
+        let mut st = ClientState::default();
+        st.start.insert(ROOM, 0);
+        st.cursors.insert(ROOM, 3);
+        st.seen.insert(
+            ROOM,
+            (1..=3)
+                .map(|s| (s, Ident::Message(ALICE, format!("a{s}"))))
+                .collect(),
+        );
+        for (id, seq) in acked {
+            st.composed.push(Composed {
+                room: ROOM,
+                id: (*id).into(),
+                offline: false,
+                big: false,
+                seq: *seq,
+                fresh_acks: u32::from(seq.is_some()),
+                refused: None,
+            });
+        }
+        st
+    }
+
+    fn run(bob: &ClientState, alice: &ClientState, canonical: &Canonical) -> Findings {
+        let obs = [
+            ClientObs {
+                name: "bob",
+                user: BOB,
+                state: bob,
+            },
+            ClientObs {
+                name: "alice",
+                user: ALICE,
+                state: alice,
+            },
+        ];
+        check(canonical, &obs, None).0
+    }
+
+    fn all_acked() -> ClientState {
+        alice_sent(&[("a1", Some(1)), ("a2", Some(2)), ("a3", Some(3))])
+    }
+
+    #[test]
+    fn a_complete_history_is_clean() {
+        let f = run(&bob_saw(&[1, 2, 3]), &all_acked(), &canonical());
+        assert!(f.is_clean(), "{:?}", f.lines());
+    }
+
+    #[test]
+    fn a_missing_event_is_lost() {
+        let mut bob = bob_saw(&[1, 3]);
+        bob.violations
+            .push("room 7: seq 3 arrived after 1 without a gap frame".into());
+        let f = run(&bob, &all_acked(), &canonical());
+        assert_eq!(f.lost.len(), 1, "{:?}", f.lines());
+        assert!(f.lost[0].contains("never received seqs 2"));
+        assert_eq!(f.reordered.len(), 1);
+    }
+
+    #[test]
+    fn a_client_behind_the_server_is_lost() {
+        let f = run(&bob_saw(&[1, 2]), &all_acked(), &canonical());
+        assert_eq!(f.lost.len(), 1, "{:?}", f.lines());
+        assert!(f.lost[0].contains("ends at seq 2"));
+    }
+
+    #[test]
+    fn an_acked_message_missing_from_history_is_lost() {
+        let alice = alice_sent(&[
+            ("a1", Some(1)),
+            ("a2", Some(2)),
+            ("a3", Some(3)),
+            ("a4", Some(4)),
+        ]);
+        let f = run(&bob_saw(&[1, 2, 3]), &alice, &canonical());
+        assert!(
+            f.lost.iter().any(|l| l.contains("a4 acked")),
+            "{:?}",
+            f.lines()
+        );
+    }
+
+    #[test]
+    fn duplicates_are_found_on_the_client_and_on_the_server() {
+        let mut bob = bob_saw(&[1, 2, 3]);
+        bob.seen
+            .get_mut(&ROOM)
+            .unwrap()
+            .push((2, Ident::Message(ALICE, "a2".into())));
+        let mut twice = canonical();
+        twice.get_mut(&ROOM).unwrap().push(message(4, ALICE, "a3"));
+        let f = run(&bob, &all_acked(), &twice);
+        assert!(f
+            .duplicated
+            .iter()
+            .any(|l| l.contains("seq 2 received twice")));
+        assert!(f.duplicated.iter().any(|l| l.contains("stored twice")));
+    }
+
+    #[test]
+    fn a_reused_seq_is_reordered() {
+        let mut bob = bob_saw(&[1, 2, 3]);
+        bob.seen.get_mut(&ROOM).unwrap()[1].1 = Ident::Message(BOB, "other".into());
+        let f = run(&bob, &all_acked(), &canonical());
+        assert_eq!(f.reordered.len(), 1, "{:?}", f.lines());
+    }
+
+    #[test]
+    fn an_outbox_message_never_delivered_is_reported() {
+        let mut alice = all_acked();
+        alice.composed.push(Composed {
+            room: ROOM,
+            id: "offline-1".into(),
+            offline: true,
+            big: false,
+            seq: None,
+            fresh_acks: 0,
+            refused: None,
+        });
+        let f = run(&bob_saw(&[1, 2, 3]), &alice, &canonical());
+        assert_eq!(f.outbox.len(), 1, "{:?}", f.lines());
+        assert!(f.outbox[0].contains("composed offline"));
+    }
+
+    #[test]
+    fn a_wipe_nobody_was_told_about_is_a_silent_loss() {
+        let told = WipeObs {
+            name: "a",
+            signal: Some("close 4010".into()),
+            state: None,
+        };
+        let silent = WipeObs {
+            name: "b",
+            signal: None,
+            state: None,
+        };
+        assert!(check_wipe(&[told]).0.is_clean());
+        let told = WipeObs {
+            name: "a",
+            signal: Some("close 4010".into()),
+            state: None,
+        };
+        let (f, _) = check_wipe(&[told, silent]);
+        assert_eq!(f.lost.len(), 1);
+    }
+}

@@ -1,0 +1,261 @@
+//! `faults`: randomized fault runs against real chat-server nodes on a real Redis.
+//!
+//! ```text
+//! faults run --seed N [--only KIND] [--json] [--keep]   one run; replays exactly from its seed
+//! faults campaign [--runs N] [--jobs J] [--seed S] [--only KIND] [--out FILE] [--doc FILE]
+//! faults node                                           a chat-server node (used by the runs)
+//! ```
+//!
+//! `KIND` is one of the fault kinds (`node_kill`, `redis_wipe`, ... see `faults::run::FaultKind`).
+
+use faults::campaign::{self, Summary};
+use faults::run::{self, FaultKind};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+struct Args(Vec<String>);
+
+impl Args {
+    fn value(&self, name: &str) -> Option<&str> {
+        let at = self.0.iter().position(|a| a == name)?;
+        self.0.get(at + 1).map(String::as_str)
+    }
+    fn flag(&self, name: &str) -> bool {
+        self.0.iter().any(|a| a == name)
+    }
+    fn num(&self, name: &str) -> Result<Option<u64>, String> {
+        self.value(name)
+            .map(|v| v.parse().map_err(|_| format!("{name} takes a number")))
+            .transpose()
+    }
+    fn only(&self) -> Result<Option<FaultKind>, String> {
+        self.value("--only")
+            .map(|v| FaultKind::parse(v).ok_or_else(|| format!("unknown fault kind {v}")))
+            .transpose()
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args(std::env::args().skip(1).collect());
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("faults: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match args.0.first().map(String::as_str) {
+        Some("node") => rt.block_on(node()),
+        Some("run") => rt.block_on(one(&args)),
+        Some("campaign") => rt.block_on(many(&args)),
+        _ => Err(
+            "usage: faults run --seed N | faults campaign [--runs N] [--jobs J] | faults node"
+                .into(),
+        ),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("faults: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A chat-server node: the same steps as `chat-server`'s main (configuration from `CHAT_*`,
+/// serve until SIGTERM, graceful shutdown).
+async fn node() -> Result<ExitCode, String> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = chat_server::Config::load(None).map_err(|e| e.to_string())?;
+    let server = chat_server::start(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    server.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn exe() -> Result<PathBuf, String> {
+    std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))
+}
+
+async fn one(args: &Args) -> Result<ExitCode, String> {
+    let seed = args.num("--seed")?.ok_or("run needs --seed N")?;
+    let only = args.only()?;
+    let base = run::default_base();
+    let dir = run::run_dir(&base, seed).map_err(|e| e.to_string())?;
+    let report = run::run(seed, only, &exe()?, dir.path()).await;
+    if args.flag("--keep") || !report.ok {
+        let kept = dir.keep();
+        eprintln!("run directory (node logs): {}", kept.display());
+    }
+    if args.flag("--json") {
+        println!(
+            "{}",
+            serde_json::to_string(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        println!("{}", line(&report));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.plan).map_err(|e| e.to_string())?
+        );
+        println!("  closes received: {:?}", report.closes);
+        for l in report.findings.lines().iter().take(50) {
+            println!("  {l}");
+        }
+        if let Some(e) = &report.error {
+            println!("  error: {e}");
+        }
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn line(r: &run::Report) -> String {
+    let faults: Vec<String> = r.faults.iter().map(|(k, n)| format!("{k}×{n}")).collect();
+    format!(
+        "seed {:>20} {} {:>5.1}s nodes={} {:?}{} faults=[{}] sent={} 4008={} lost={} dup={} reord={}{}",
+        r.seed,
+        if r.ok { "ok  " } else { "FAIL" },
+        r.secs,
+        r.plan.nodes,
+        r.plan.persistence,
+        if r.plan.desktop { " +desktop" } else { "" },
+        faults.join(" "),
+        r.volume.sent,
+        r.slow_closes,
+        r.lost(),
+        r.duplicated(),
+        r.reordered(),
+        r.error
+            .as_ref()
+            .map(|e| format!(" error: {e}"))
+            .unwrap_or_default()
+    )
+}
+
+async fn many(args: &Args) -> Result<ExitCode, String> {
+    let runs = args.num("--runs")?.unwrap_or(1000);
+    let jobs = args.num("--jobs")?.unwrap_or(3).max(1) as usize;
+    let first = match args.num("--seed")? {
+        Some(s) => s,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() * 1000)
+            .unwrap_or(1),
+    };
+    let only = args.only()?;
+    let exe = exe()?;
+    println!("campaign: {runs} runs from seed {first}, {jobs} at a time");
+    let started = Instant::now();
+    let mut summary = Summary::default();
+    let mut reports = Vec::new();
+    let mut set = tokio::task::JoinSet::new();
+    let mut next = 0u64;
+    while next < runs || !set.is_empty() {
+        while next < runs && set.len() < jobs {
+            let seed = first + next;
+            let exe = exe.clone();
+            set.spawn(async move { campaign::run_child(&exe, seed, only).await });
+            next += 1;
+        }
+        if let Some(Ok(report)) = set.join_next().await {
+            println!("{}", line(&report));
+            for l in report.findings.lines().iter().take(10) {
+                println!("    {l}");
+            }
+            summary.add(&report);
+            reports.push(report);
+        }
+    }
+    summary.secs = started.elapsed().as_secs_f64();
+    let command = format!(
+        "scripts/faults.sh {runs}{}",
+        only.map(|k| format!(" --only {}", k.name()))
+            .unwrap_or_default()
+    );
+    let when = args.value("--date").unwrap_or("this run").to_owned();
+    let table = summary.table(&command, &when);
+    println!("\n{table}");
+    if let Some(out) = args.value("--out") {
+        let runs: Vec<serde_json::Value> = reports.iter().map(compact).collect();
+        let doc = serde_json::json!({
+            "command": command,
+            "first_seed": first,
+            "summary": summary,
+            "runs": runs,
+        });
+        std::fs::write(
+            out,
+            serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| format!("{out}: {e}"))?;
+        println!("results: {out}");
+    }
+    if let Some(doc) = args.value("--doc") {
+        write_results(doc, &table)?;
+        println!("table written into {doc}");
+    }
+    Ok(if summary.passed == summary.runs {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// One run in the campaign's result file: what it did and what the checker found.
+fn compact(r: &run::Report) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "seed": r.seed,
+        "ok": r.ok,
+        "secs": (r.secs * 10.0).round() / 10.0,
+        "nodes": r.plan.nodes,
+        "persistence": r.plan.persistence,
+        "desktop": r.plan.desktop,
+        "faults": r.faults,
+        "sent": r.volume.sent,
+        "offline": r.volume.offline,
+        "delivered": r.volume.delivered,
+        "closes": r.closes,
+        "lost": r.lost(),
+        "duplicated": r.duplicated(),
+        "reordered": r.reordered(),
+    });
+    if !r.ok {
+        v["findings"] = serde_json::json!(r.findings.lines());
+        v["error"] = serde_json::json!(r.error);
+    }
+    v
+}
+
+/// Replaces what lies between the results markers of the doc with `table`.
+fn write_results(path: &str, table: &str) -> Result<(), String> {
+    const BEGIN: &str = "<!-- faults:results:begin -->";
+    const END: &str = "<!-- faults:results:end -->";
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let (Some(b), Some(e)) = (text.find(BEGIN), text.find(END)) else {
+        return Err(format!("{path} has no {BEGIN} … {END} markers"));
+    };
+    let new = format!("{}{BEGIN}\n{table}{}", &text[..b], &text[e..]);
+    std::fs::write(path, new).map_err(|e| format!("{path}: {e}"))
+}

@@ -1,0 +1,279 @@
+//! The processes under test: one private `redis-server` (own port, own directory, with or
+//! without AOF) and chat-server nodes, each a separate process so it can be killed with
+//! SIGKILL or stopped with SIGTERM. Every process is killed on drop; every wait has a deadline.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+
+pub type Result<T, E = String> = std::result::Result<T, E>;
+
+/// A free TCP port on 127.0.0.1 (bound, read, released).
+pub fn free_port() -> Result<u16> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+/// Sends SIGTERM (graceful stop) to a process.
+fn sigterm(pid: u32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// How Redis keeps its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Persistence {
+    /// `appendonly yes`, `appendfsync everysec`: what an operator who cares configures.
+    Aof,
+    /// Nothing on disk: a restart comes back empty.
+    None,
+}
+
+/// The private Redis.
+pub struct Redis {
+    pub addr: SocketAddr,
+    pub persistence: Persistence,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Redis {
+    pub async fn start(dir: &Path, persistence: Persistence) -> Result<Redis> {
+        let port = free_port()?;
+        let mut redis = Redis {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            persistence,
+            dir: dir.to_owned(),
+            child: None,
+        };
+        redis.up().await?;
+        Ok(redis)
+    }
+
+    /// Starts (again) on the same port and directory.
+    pub async fn up(&mut self) -> Result<()> {
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &self.addr.port().to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .args(["--protected-mode", "no", "--loglevel", "warning"])
+        .arg("--dir")
+        .arg(&self.dir)
+        .args(["--save", ""]);
+        match self.persistence {
+            Persistence::Aof => cmd.args(["--appendonly", "yes", "--appendfsync", "everysec"]),
+            Persistence::None => cmd.args(["--appendonly", "no"]),
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let child = loop {
+            let mut child = cmd
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| format!("cannot start redis-server: {e}"))?;
+            // The old process's port may linger for a moment; retry until it answers.
+            let up = loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break false;
+                }
+                if let Ok(reply) = command(self.addr, &["PING"]).await {
+                    if reply.contains("PONG") {
+                        break true;
+                    }
+                }
+                if Instant::now() >= deadline {
+                    return Err("redis-server did not answer PING within 15 s".into());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            if up {
+                break child;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// `kill -9`: with AOF `everysec` the last second may not be on disk (in practice the
+    /// page cache keeps it, since only the process dies).
+    pub async fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Graceful stop (`SHUTDOWN`: with AOF everything is flushed).
+    pub async fn shutdown(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = command(self.addr, &["SHUTDOWN"]).await;
+            if tokio::time::timeout(Duration::from_secs(5), child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.kill().await;
+            }
+        }
+    }
+
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+/// Sends one command in RESP and returns the reply as text (bulk strings unwrapped).
+pub async fn command(addr: SocketAddr, args: &[&str]) -> Result<String> {
+    let work = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        stream.write_all(req.as_bytes()).await?;
+        let mut buf = vec![0u8; 4096];
+        let n = stream.read(&mut buf).await?;
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        Ok::<_, std::io::Error>(text)
+    };
+    match tokio::time::timeout(Duration::from_secs(2), work).await {
+        Ok(Ok(text)) => Ok(text),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("redis command timed out".into()),
+    }
+}
+
+/// One chat-server node: `faults node` (the same calls as `chat-server`'s main) as its own
+/// process, on a fixed port so it restarts at the same address.
+pub struct Node {
+    pub index: usize,
+    pub addr: SocketAddr,
+    redis_url: String,
+    exe: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    pub async fn start(exe: &Path, index: usize, redis_url: String, log: PathBuf) -> Result<Node> {
+        let port = free_port()?;
+        let mut node = Node {
+            index,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            redis_url,
+            exe: exe.to_owned(),
+            log,
+            child: None,
+        };
+        node.up().await?;
+        Ok(node)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Starts (again) at the same address and waits until `/readyz` answers.
+    pub async fn up(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| e.to_string())?;
+        loop {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.log)
+                .map_err(|e| format!("node log: {e}"))?;
+            let mut child = Command::new(&self.exe)
+                .arg("node")
+                .env("CHAT_LISTEN", self.addr.to_string())
+                .env("CHAT_REDIS_URL", &self.redis_url)
+                .env("CHAT_SHUTDOWN_GRACE_SECS", "2")
+                .env("CHAT_LOGINS_PER_MIN", "100000")
+                .env("CHAT_MSGS_PER_SEC", "100000")
+                .env("CHAT_MSGS_BURST", "100000")
+                .env("CHAT_FRAMES_PER_SEC", "100000")
+                .env("CHAT_FRAMES_BURST", "100000")
+                .env("CHAT_OUTBOUND_QUEUE", "16")
+                // Big bodies let a burst exceed the kernel's socket buffers (several MB on
+                // loopback) so a client that stops reading is closed as a slow consumer.
+                .env("CHAT_LIMITS__MAX_MESSAGE_BYTES", "30000")
+                .env("CHAT_PRESENCE_HEARTBEAT_SECS", "1")
+                .env("CHAT_MAX_CONCURRENT_HASHES", "2")
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| format!("cannot start node: {e}"))?;
+            let ready = loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break false;
+                }
+                if let Ok(r) = http.get(format!("{}/readyz", self.url())).send().await {
+                    if r.status().is_success() {
+                        break true;
+                    }
+                }
+                if Instant::now() >= deadline {
+                    let _ = child.kill().await;
+                    return Err(format!("node {} not ready within 30 s", self.index));
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            };
+            if ready {
+                self.child = Some(child);
+                return Ok(());
+            }
+            // It exited (port still held, Redis unreachable at start): try again.
+            if Instant::now() >= deadline {
+                return Err(format!("node {} kept exiting at start", self.index));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `kill -9`.
+    pub async fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// SIGTERM and wait for the graceful shutdown (at most 10 s, then SIGKILL).
+    pub async fn term(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                sigterm(pid);
+            }
+            if tokio::time::timeout(Duration::from_secs(10), child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.kill().await;
+            }
+        }
+    }
+}

@@ -1,0 +1,779 @@
+//! One fault run: a plan drawn from a seed, the processes, the clients, the faults at their
+//! moments, healing, waiting until every client has caught up, and the check.
+
+use crate::checker::{self, Canonical, ClientObs, DesktopObs, Findings, Volume, WipeObs};
+use crate::client::{Client, ClientSpec, LiveNodes};
+use crate::desktop::Desktop;
+use crate::procs::{Node, Persistence, Redis};
+use crate::proxy::{Link, Proxy};
+use crate::rest::{Rest, PASSWORD};
+use protocol::{RoomId, UserId};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The kinds of fault a run injects.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// `kill -9` of a node; its clients reconnect to another one. Restarted later.
+    NodeKill,
+    /// SIGTERM: graceful shutdown (close 1001), restarted later.
+    NodeRestart,
+    /// `kill -9` of Redis with AOF everysec, restarted on the same data.
+    RedisKill,
+    /// Graceful Redis restart (SHUTDOWN) with AOF.
+    RedisRestart,
+    /// Redis without persistence restarted: everything is gone; clients must be told.
+    RedisWipe,
+    /// The node↔Redis link drops every connection and refuses new ones for a while.
+    LinkReset,
+    /// The node↔Redis link goes silent (packets held) for a while.
+    LinkBlackhole,
+    /// A scripted client drops its socket and stays away, composing into its outbox.
+    ClientOffline,
+    /// A scripted client stops reading while another bursts into its room (server: 4008).
+    SlowClient,
+    /// The desktop app loses the network for a while and composes into its outbox.
+    DesktopOffline,
+    /// The desktop app is closed with pending outbox messages and opened again.
+    DesktopReopen,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 11] = [
+        FaultKind::NodeKill,
+        FaultKind::NodeRestart,
+        FaultKind::RedisKill,
+        FaultKind::RedisRestart,
+        FaultKind::RedisWipe,
+        FaultKind::LinkReset,
+        FaultKind::LinkBlackhole,
+        FaultKind::ClientOffline,
+        FaultKind::SlowClient,
+        FaultKind::DesktopOffline,
+        FaultKind::DesktopReopen,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::NodeKill => "node_kill",
+            FaultKind::NodeRestart => "node_restart",
+            FaultKind::RedisKill => "redis_kill",
+            FaultKind::RedisRestart => "redis_restart",
+            FaultKind::RedisWipe => "redis_wipe",
+            FaultKind::LinkReset => "link_reset",
+            FaultKind::LinkBlackhole => "link_blackhole",
+            FaultKind::ClientOffline => "client_offline",
+            FaultKind::SlowClient => "slow_client",
+            FaultKind::DesktopOffline => "desktop_offline",
+            FaultKind::DesktopReopen => "desktop_reopen",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<FaultKind> {
+        FaultKind::ALL.into_iter().find(|k| k.name() == s)
+    }
+}
+
+/// One planned fault.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Fault {
+    pub kind: FaultKind,
+    /// Milliseconds after traffic starts.
+    pub at_ms: u64,
+    pub for_ms: u64,
+    /// Node or client index, where it applies.
+    pub target: usize,
+}
+
+/// Everything a seed decides.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Plan {
+    pub seed: u64,
+    pub nodes: usize,
+    pub clients_per_node: usize,
+    pub persistence: Persistence,
+    pub desktop: bool,
+    pub traffic_ms: u64,
+    pub send_every_ms: u64,
+    pub faults: Vec<Fault>,
+}
+
+impl Plan {
+    /// The plan of `seed`. With `only`, every fault is of that kind (the CI subset).
+    pub fn new(seed: u64, only: Option<FaultKind>) -> Plan {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let nodes = rng.random_range(2..=3);
+        let clients_per_node = 2;
+        let wipe = match only {
+            Some(k) => k == FaultKind::RedisWipe,
+            None => rng.random_range(0..10) == 0,
+        };
+        let persistence = if wipe || (only.is_none() && rng.random_range(0..4) == 0) {
+            Persistence::None
+        } else {
+            Persistence::Aof
+        };
+        let desktop_kinds = [FaultKind::DesktopOffline, FaultKind::DesktopReopen];
+        let desktop = match only {
+            Some(k) => desktop_kinds.contains(&k) || rng.random_range(0..3) == 0,
+            None => rng.random_range(0..2) == 0,
+        };
+        let traffic_ms = rng.random_range(3500..=5500);
+        let mut kinds: Vec<FaultKind> = vec![
+            FaultKind::NodeKill,
+            FaultKind::NodeRestart,
+            FaultKind::LinkReset,
+            FaultKind::LinkBlackhole,
+            FaultKind::ClientOffline,
+            FaultKind::SlowClient,
+        ];
+        if persistence == Persistence::Aof {
+            kinds.extend([FaultKind::RedisKill, FaultKind::RedisRestart]);
+        }
+        if desktop {
+            kinds.extend(desktop_kinds);
+        }
+        let count = match only {
+            Some(_) => rng.random_range(1..=2),
+            None => rng.random_range(2..=4),
+        };
+        let mut faults = Vec::new();
+        let mut at = rng.random_range(300..900);
+        for _ in 0..count {
+            let kind = only.unwrap_or_else(|| kinds[rng.random_range(0..kinds.len())]);
+            if kind == FaultKind::RedisWipe {
+                break;
+            }
+            let for_ms = match kind {
+                FaultKind::SlowClient => rng.random_range(2000..3500),
+                FaultKind::DesktopReopen => rng.random_range(200..600),
+                _ => rng.random_range(200..1500),
+            };
+            let target = match kind {
+                FaultKind::ClientOffline | FaultKind::SlowClient => {
+                    rng.random_range(0..nodes * clients_per_node)
+                }
+                _ => rng.random_range(0..nodes),
+            };
+            faults.push(Fault {
+                kind,
+                at_ms: at,
+                for_ms,
+                target,
+            });
+            at += for_ms + rng.random_range(100..700);
+        }
+        if wipe {
+            faults.push(Fault {
+                kind: FaultKind::RedisWipe,
+                at_ms: rng.random_range(800..traffic_ms - 500),
+                for_ms: 0,
+                target: 0,
+            });
+        }
+        let traffic_ms = traffic_ms.max(at + 300);
+        Plan {
+            seed,
+            nodes,
+            clients_per_node,
+            persistence,
+            desktop,
+            traffic_ms,
+            send_every_ms: rng.random_range(120..250),
+            faults,
+        }
+    }
+}
+
+/// The result of one run (one JSON line in the campaign's output).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Report {
+    pub seed: u64,
+    pub ok: bool,
+    pub plan: Plan,
+    pub faults: BTreeMap<String, u32>,
+    pub volume: Volume,
+    /// Messages acked before a store wipe (gone, as documented; every client was told).
+    pub wiped_acked: u64,
+    /// Slow-consumer closes (4008) the clients received.
+    pub slow_closes: u32,
+    /// Close codes the scripted clients received, by code.
+    pub closes: BTreeMap<u16, u32>,
+    pub findings: Findings,
+    /// The run could not be carried out (setup failed, a process would not start).
+    pub error: Option<String>,
+    pub secs: f64,
+}
+
+impl Report {
+    pub fn lost(&self) -> usize {
+        self.findings.lost.len()
+    }
+    pub fn duplicated(&self) -> usize {
+        self.findings.duplicated.len()
+    }
+    pub fn reordered(&self) -> usize {
+        self.findings.reordered.len() + self.findings.gapped.len()
+    }
+}
+
+struct World {
+    redis: Redis,
+    proxies: Vec<Proxy>,
+    nodes: Vec<Node>,
+    live: LiveNodes,
+    clients: Vec<Client>,
+    desktop: Option<Arc<Desktop>>,
+    rest: Rest,
+    /// A member token per room, for reading history.
+    readers: BTreeMap<RoomId, String>,
+    /// Seq of each room when the desktop app had joined.
+    desktop_start: BTreeMap<RoomId, u64>,
+    desktop_rooms: Vec<RoomId>,
+}
+
+impl World {
+    fn set_live(&self) {
+        let live: Vec<(usize, std::net::SocketAddr)> = self
+            .nodes
+            .iter()
+            .filter(|n| n.running())
+            .map(|n| (n.index, n.addr))
+            .collect();
+        if let Some(d) = &self.desktop {
+            d.front.set_upstream(live.iter().map(|(_, a)| *a).collect());
+        }
+        *self.live.lock().unwrap_or_else(|e| e.into_inner()) = live;
+    }
+}
+
+/// Runs the plan of `seed` in `dir` (a fresh temp dir) with node processes from `exe`.
+pub async fn run(seed: u64, only: Option<FaultKind>, exe: &Path, dir: &Path) -> Report {
+    let plan = Plan::new(seed, only);
+    let started = Instant::now();
+    let mut report = Report {
+        seed,
+        ok: false,
+        plan: plan.clone(),
+        faults: BTreeMap::new(),
+        volume: Volume::default(),
+        wiped_acked: 0,
+        slow_closes: 0,
+        closes: BTreeMap::new(),
+        findings: Findings::default(),
+        error: None,
+        secs: 0.0,
+    };
+    match tokio::time::timeout(
+        Duration::from_secs(150),
+        execute(&plan, exe, dir, &mut report),
+    )
+    .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => report.error = Some(e),
+        Err(_) => report.error = Some("the run took longer than 150 s".into()),
+    }
+    report.ok = report.error.is_none() && report.findings.is_clean();
+    report.secs = started.elapsed().as_secs_f64();
+    report
+}
+
+async fn setup(plan: &Plan, exe: &Path, dir: &Path) -> Result<World, String> {
+    let redis = Redis::start(dir, plan.persistence).await?;
+    let mut proxies = Vec::new();
+    let mut nodes = Vec::new();
+    for i in 0..plan.nodes {
+        let proxy = Proxy::start(vec![redis.addr])
+            .await
+            .map_err(|e| e.to_string())?;
+        let url = format!("redis://{}/", proxy.addr);
+        nodes.push(Node::start(exe, i, url, dir.join(format!("node{i}.log"))).await?);
+        proxies.push(proxy);
+    }
+    let rest = Rest::new(nodes[0].url());
+    let n_clients = plan.nodes * plan.clients_per_node;
+    let tag = format!("{:x}", plan.seed % 0xffff_ffff);
+    let mut users: Vec<(String, UserId, String)> = Vec::new();
+    for i in 0..n_clients {
+        let name = format!("c{i}x{tag}");
+        let auth = rest.register(&name).await?;
+        users.push((name, auth.user.id, auth.token));
+    }
+    // Rooms: one public room for all, one private room, direct rooms between pairs.
+    let all = rest.create_room(&users[0].2, "all", true).await?;
+    let private = rest.create_room(&users[1].2, "private", false).await?;
+    let mut member_of: Vec<Vec<RoomId>> = vec![vec![all.id]; n_clients];
+    member_of[1].push(private.id);
+    let mut readers = BTreeMap::new();
+    readers.insert(all.id, users[0].2.clone());
+    readers.insert(private.id, users[1].2.clone());
+    for (i, u) in users.iter().enumerate().skip(1) {
+        rest.join(&u.2, all.id).await?;
+        if i % 2 == 0 {
+            rest.invite(&users[1].2, private.id, u.1).await?;
+            member_of[i].push(private.id);
+        }
+    }
+    for pair in (0..n_clients).collect::<Vec<_>>().chunks(2) {
+        if let [a, b] = pair {
+            let dm = rest.dm(&users[*a].2, users[*b].1).await?;
+            member_of[*a].push(dm.id);
+            member_of[*b].push(dm.id);
+            readers.insert(dm.id, users[*a].2.clone());
+        }
+    }
+    let mut desktop = None;
+    let mut desktop_start = BTreeMap::new();
+    let mut desktop_rooms = Vec::new();
+    if plan.desktop {
+        let node_addrs = nodes.iter().map(|n| n.addr).collect();
+        let name = format!("dx{tag}");
+        let d = Desktop::start(dir.to_owned(), node_addrs, &name, PASSWORD).await?;
+        d.join(all.id).await?;
+        rest.invite(&users[1].2, private.id, d.user).await?;
+        let dm = rest.dm(&users[0].2, d.user).await?;
+        readers.insert(dm.id, users[0].2.clone());
+        member_of[0].push(dm.id);
+        desktop_rooms = vec![all.id, private.id, dm.id];
+        desktop = Some(Arc::new(d));
+    }
+    let live: LiveNodes = Arc::new(std::sync::Mutex::new(
+        nodes.iter().map(|n| (n.index, n.addr)).collect(),
+    ));
+    let mut clients = Vec::new();
+    for (i, (name, user, token)) in users.into_iter().enumerate() {
+        clients.push(Client::start(
+            ClientSpec {
+                name,
+                index: i,
+                user,
+                token,
+                rooms: member_of[i].clone(),
+                every: Duration::from_millis(plan.send_every_ms),
+                prefer_node: i % plan.nodes,
+                seed: plan.seed.wrapping_mul(31).wrapping_add(i as u64),
+            },
+            live.clone(),
+        ));
+    }
+    let world = World {
+        redis,
+        proxies,
+        nodes,
+        live,
+        clients,
+        desktop,
+        rest,
+        readers,
+        desktop_start: BTreeMap::new(),
+        desktop_rooms,
+    };
+    // Everyone connected (and rooms' starting points known) before traffic counts.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let all_in = world.clients.iter().all(|c| c.lock().connected)
+            && world.desktop.as_ref().is_none_or(|d| d.online());
+        if all_in {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err("clients did not connect within 20 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if world.desktop.is_some() {
+        for room in &world.desktop_rooms {
+            let token = &world.readers[room];
+            let r = world.rest.room(token, *room).await?;
+            desktop_start.insert(*room, r.last_seq);
+        }
+    }
+    Ok(World {
+        desktop_start,
+        ..world
+    })
+}
+
+async fn execute(plan: &Plan, exe: &Path, dir: &Path, report: &mut Report) -> Result<(), String> {
+    let mut world = setup(plan, exe, dir).await?;
+    let stop_desktop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let desktop_task = world.desktop.clone().map(|d| {
+        let rooms = world.desktop_rooms.clone();
+        let stop = stop_desktop.clone();
+        let every = Duration::from_millis(plan.send_every_ms * 2);
+        let seed = plan.seed;
+        tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(seed ^ 0xde5c);
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                tokio::time::sleep(every).await;
+                n += 1;
+                let room = rooms[rng.random_range(0..rooms.len())];
+                if let Err(e) = d.compose(room, n).await {
+                    return Err(format!("desktop compose: {e}"));
+                }
+            }
+            Ok(())
+        })
+    });
+    let t0 = Instant::now();
+    let mut wiped = false;
+    for fault in &plan.faults {
+        tokio::time::sleep_until(t0 + Duration::from_millis(fault.at_ms)).await;
+        *report.faults.entry(fault.kind.name().into()).or_default() += 1;
+        inject(&mut world, fault).await?;
+        if fault.kind == FaultKind::RedisWipe {
+            wiped = true;
+            break;
+        }
+    }
+    if wiped {
+        return finish_wipe(world, stop_desktop, desktop_task, report).await;
+    }
+    tokio::time::sleep_until(t0 + Duration::from_millis(plan.traffic_ms)).await;
+    // Stop writing, heal everything, wait until every client has caught up.
+    for c in &world.clients {
+        c.lock().stop_composing = true;
+    }
+    stop_desktop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(task) = desktop_task {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(e) => return Err(format!("desktop task: {e}")),
+        }
+    }
+    heal(&mut world).await?;
+    let canonical = settle(&world).await?;
+    let desktop_obs = match &world.desktop {
+        Some(d) => Some(desktop_obs(d, &world.desktop_start).await?),
+        None => None,
+    };
+    let states: Vec<_> = world.clients.iter().map(|c| c.lock()).collect();
+    let obs: Vec<ClientObs<'_>> = world
+        .clients
+        .iter()
+        .zip(&states)
+        .map(|(c, st)| ClientObs {
+            name: &c.spec.name,
+            user: c.spec.user,
+            state: st,
+        })
+        .collect();
+    let (findings, volume) = checker::check(&canonical, &obs, desktop_obs.as_ref());
+    for code in states.iter().flat_map(|s| s.closes.iter()) {
+        *report.closes.entry(*code).or_default() += 1;
+    }
+    report.slow_closes = report.closes.get(&4008).copied().unwrap_or(0);
+    drop(obs);
+    drop(states);
+    report.findings = findings;
+    report.volume = volume;
+    shutdown(world).await;
+    Ok(())
+}
+
+async fn inject(world: &mut World, fault: &Fault) -> Result<(), String> {
+    let pause = Duration::from_millis(fault.for_ms);
+    match fault.kind {
+        FaultKind::NodeKill | FaultKind::NodeRestart => {
+            let i = fault.target % world.nodes.len();
+            if fault.kind == FaultKind::NodeKill {
+                world.nodes[i].kill9().await;
+            } else {
+                world.nodes[i].term().await;
+            }
+            world.set_live();
+            tokio::time::sleep(pause).await;
+            world.nodes[i].up().await?;
+            world.set_live();
+        }
+        FaultKind::RedisKill => {
+            world.redis.kill9().await;
+            tokio::time::sleep(pause).await;
+            world.redis.up().await?;
+        }
+        FaultKind::RedisRestart => {
+            world.redis.shutdown().await;
+            tokio::time::sleep(pause).await;
+            world.redis.up().await?;
+        }
+        FaultKind::RedisWipe => {
+            for c in &world.clients {
+                c.lock().expect_wipe = true;
+            }
+            world.redis.kill9().await;
+            world.redis.up().await?;
+        }
+        FaultKind::LinkReset | FaultKind::LinkBlackhole => {
+            let proxy = &world.proxies[fault.target % world.proxies.len()];
+            proxy.cut(if fault.kind == FaultKind::LinkReset {
+                Link::Reset
+            } else {
+                Link::Blackhole
+            });
+            tokio::time::sleep(pause).await;
+            proxy.restore();
+        }
+        FaultKind::ClientOffline => {
+            let c = &world.clients[fault.target % world.clients.len()];
+            c.lock().offline = true;
+            c.kick();
+            tokio::time::sleep(pause).await;
+            c.lock().offline = false;
+            c.kick();
+        }
+        FaultKind::SlowClient => {
+            let n = world.clients.len();
+            let slow = &world.clients[fault.target % n];
+            let other = &world.clients[(fault.target + 1) % n];
+            // Both are in the room everyone shares (the first of each client's rooms).
+            let room = slow.spec.rooms[0];
+            slow.lock().slow = true;
+            slow.kick();
+            other.lock().burst = Some((room, 250));
+            tokio::time::sleep(pause).await;
+            slow.lock().slow = false;
+            slow.kick();
+        }
+        FaultKind::DesktopOffline => {
+            if let Some(d) = &world.desktop {
+                d.front.cut(Link::Reset);
+                tokio::time::sleep(pause).await;
+                d.front.restore();
+            }
+        }
+        FaultKind::DesktopReopen => {
+            if let Some(d) = &world.desktop {
+                // Offline first, so the outbox holds messages when the app closes.
+                d.front.cut(Link::Reset);
+                let room = world.desktop_rooms[0];
+                for n in 0..3 {
+                    d.compose(room, 1_000_000 + n).await?;
+                }
+                tokio::time::sleep(pause).await;
+                d.reopen().await?;
+                d.front.restore();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every process up, every link restored, every client online and reading.
+async fn heal(world: &mut World) -> Result<(), String> {
+    if !world.redis.running() {
+        world.redis.up().await?;
+    }
+    for p in &world.proxies {
+        p.restore();
+    }
+    for n in &mut world.nodes {
+        if !n.running() {
+            n.up().await?;
+        }
+    }
+    world.set_live();
+    if let Some(d) = &world.desktop {
+        d.front.restore();
+    }
+    for c in &world.clients {
+        let mut st = c.lock();
+        st.offline = false;
+        st.slow = false;
+        drop(st);
+        c.kick();
+    }
+    Ok(())
+}
+
+/// Waits (at most 30 s) until every outbox is empty and every client holds the newest seq of
+/// every room; returns the canonical history. If the deadline passes, the checker reports
+/// whoever did not catch up.
+async fn settle(world: &World) -> Result<Canonical, String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut last = BTreeMap::new();
+        for (room, token) in &world.readers {
+            // The store may still be coming back; retry within the deadline.
+            match world.rest.room(token, *room).await {
+                Ok(r) => {
+                    last.insert(*room, r.last_seq);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut settled = last.len() == world.readers.len();
+        for c in &world.clients {
+            let st = c.lock();
+            settled &= st.outbox.is_empty();
+            settled &= st.start.keys().all(|r| st.cursors.get(r) == last.get(r));
+        }
+        if let Some(d) = &world.desktop {
+            let rooms = world.desktop_rooms.clone();
+            let caught_up = d
+                .with_cache(async |cache| {
+                    let pending = cache.outbox_pending().await.map(|p| p.len()).unwrap_or(1);
+                    let mut ok = pending == 0;
+                    for room in &rooms {
+                        let synced = cache
+                            .room(*room)
+                            .await
+                            .ok()
+                            .flatten()
+                            .and_then(|r| r.synced_seq);
+                        ok &= synced.is_some() && synced == last.get(room).copied();
+                    }
+                    ok
+                })
+                .await
+                .unwrap_or(false);
+            settled &= caught_up;
+        }
+        if settled || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut canonical = Canonical::new();
+    for (room, token) in &world.readers {
+        let mut tries = 0;
+        let events = loop {
+            match world.rest.history(token, *room).await {
+                Ok(events) => break events,
+                Err(e) if tries > 20 => return Err(format!("history of room {room}: {e}")),
+                Err(_) => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        };
+        canonical.insert(*room, events);
+    }
+    Ok(canonical)
+}
+
+async fn desktop_obs(d: &Desktop, start: &BTreeMap<RoomId, u64>) -> Result<DesktopObs, String> {
+    let rooms: Vec<RoomId> = start.keys().copied().collect();
+    let cached = d
+        .with_cache(async |cache| {
+            let mut out = BTreeMap::new();
+            for room in rooms {
+                let meta = cache.room(room).await.map_err(|e| e.to_string())?;
+                let messages = cache
+                    .messages(room, 0, u64::MAX >> 2, 100_000)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let (synced, complete) =
+                    meta.map_or((None, None), |m| (m.synced_seq, m.complete_from));
+                out.insert(room, (synced, complete, messages));
+            }
+            let pending = cache
+                .outbox_pending()
+                .await
+                .map_err(|e| e.to_string())?
+                .len();
+            Ok::<_, String>((out, pending))
+        })
+        .await
+        .ok_or("the desktop app is closed")??;
+    Ok(DesktopObs {
+        name: d.username.clone(),
+        user: d.user,
+        composed: d.composed.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        start: start.clone(),
+        rooms: cached.0,
+        outbox_pending: cached.1,
+    })
+}
+
+/// After a wipe: every client must get a typed signal within 20 s.
+async fn finish_wipe(
+    world: World,
+    stop_desktop: Arc<std::sync::atomic::AtomicBool>,
+    desktop_task: Option<tokio::task::JoinHandle<Result<(), String>>>,
+    report: &mut Report,
+) -> Result<(), String> {
+    stop_desktop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(task) = desktop_task {
+        task.abort();
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let desktop_told = |d: &Desktop| !d.online() && d.signed_out();
+    loop {
+        let scripted = world.clients.iter().all(|c| c.lock().wipe_signal.is_some());
+        let desktop = world.desktop.as_deref().is_none_or(desktop_told);
+        if (scripted && desktop) || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let states: Vec<_> = world.clients.iter().map(|c| c.lock()).collect();
+    let mut obs: Vec<WipeObs<'_>> = world
+        .clients
+        .iter()
+        .zip(&states)
+        .map(|(c, st)| WipeObs {
+            name: &c.spec.name,
+            signal: st.wipe_signal.clone(),
+            state: Some(st),
+        })
+        .collect();
+    if let Some(d) = &world.desktop {
+        obs.push(WipeObs {
+            name: &d.username,
+            signal: desktop_told(d).then(|| "signed out (4001)".to_owned()),
+            state: None,
+        });
+    }
+    let (findings, volume) = checker::check_wipe(&obs);
+    for code in states.iter().flat_map(|s| s.closes.iter()) {
+        *report.closes.entry(*code).or_default() += 1;
+    }
+    report.wiped_acked = states
+        .iter()
+        .map(|s| s.composed.iter().filter(|m| m.seq.is_some()).count() as u64)
+        .sum();
+    drop(obs);
+    drop(states);
+    report.findings = findings;
+    report.volume = volume;
+    shutdown(world).await;
+    Ok(())
+}
+
+async fn shutdown(mut world: World) {
+    for c in &world.clients {
+        c.lock().done = true;
+        c.kick();
+    }
+    if let Some(d) = world.desktop.take() {
+        d.close().await;
+    }
+    for n in &mut world.nodes {
+        n.kill9().await;
+    }
+    world.redis.kill9().await;
+}
+
+/// A fresh directory for one run, under `base`.
+pub fn run_dir(base: &Path, seed: u64) -> std::io::Result<tempfile::TempDir> {
+    std::fs::create_dir_all(base)?;
+    tempfile::Builder::new()
+        .prefix(&format!("run-{seed}-"))
+        .tempdir_in(base)
+}
+
+/// Where temp dirs go by default.
+pub fn default_base() -> PathBuf {
+    std::env::temp_dir().join("chat-faults")
+}
