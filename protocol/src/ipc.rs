@@ -6,6 +6,7 @@
 
 use crate::error::ErrorCode;
 use crate::ids::{RoomId, UserId};
+use crate::limits::Limits;
 use crate::rest::{Room, User, Visibility};
 use serde::{Deserialize, Serialize};
 
@@ -25,8 +26,13 @@ pub enum Command {
     Register { username: String, password: String },
     /// `{username, password}` → [`User`]. Logs in, stores the token in the keychain, connects.
     Login { username: String, password: String },
-    /// → `()`. Revokes the token on the server, deletes it from the keychain, clears the cache.
+    /// → `()`. Revokes the token on the server, deletes it from the keychain, clears the cache
+    /// (including unsent messages: ask [`Command::Unsent`] first and warn the user).
     Logout,
+    /// → `u32`: messages in the outbox (pending or failed), which logging out would drop.
+    Unsent,
+    /// → `()`. Skips the wait before the next reconnect attempt.
+    ReconnectNow,
     /// → `Vec<`[`RoomView`]`>` from the cache (instant), sorted by latest activity.
     Rooms,
     /// `{room, before, limit}` → [`MessagePage`]: cached first, then older pages from the server.
@@ -94,6 +100,8 @@ pub struct Snapshot {
     /// The logged-in user, when a token is in the keychain.
     pub user: Option<User>,
     pub connection: ConnectionState,
+    /// The server's limits (from its last `welcome`; the server defaults until one came).
+    pub limits: Limits,
 }
 
 /// The socket's state, shown as a banner.
@@ -223,6 +231,10 @@ pub enum AppEvent {
     /// The session ended (logged out elsewhere, revoked): show the login screen.
     SessionEnded {
         reason: String,
+    },
+    /// The server announced its limits (on every `welcome`, when they differ from before).
+    Limits {
+        limits: Limits,
     },
 }
 

@@ -81,6 +81,10 @@ const MAX_PAGE: u32 = 200;
 const MAX_FETCHES: usize = 5;
 /// Typing notices sent at most this often per room (the server ignores faster repeats).
 const TYPING_EVERY: Duration = Duration::from_secs(2);
+/// Rooms without a cached message whose newest page is fetched after `welcome`, at most, and
+/// the size of that page (the preview line, and the first screen when the room opens).
+const PREVIEW_ROOMS: usize = 200;
+const PREVIEW_PAGE: u32 = 20;
 /// Local search results returned at most.
 const SEARCH_LIMIT: u32 = 100;
 
@@ -236,6 +240,11 @@ impl Backend {
             }
             Command::Login { username, password } => json(self.login(&username, &password).await?),
             Command::Logout => json(self.logout().await?),
+            Command::Unsent => json(self.unsent().await?),
+            Command::ReconnectNow => {
+                self.reconnect_now();
+                Ok(Value::Null)
+            }
             Command::Rooms => json(self.rooms().await?),
             Command::Messages {
                 room,
@@ -281,6 +290,7 @@ impl Backend {
             username: state.last_username.clone(),
             user: state.session.as_ref().map(|s| s.user.clone()),
             connection: state.connection_state.clone(),
+            limits: state.limits.clone(),
         }
     }
 
@@ -327,8 +337,14 @@ impl Backend {
         self.inner.start_session(api, auth).await
     }
 
+    /// Messages in the outbox (pending or failed): what [`Backend::logout`] would drop. The UI
+    /// asks before logging out so nothing unsent is lost without the user knowing.
+    pub async fn unsent(&self) -> Result<u32> {
+        self.inner.cache.outbox_count().await
+    }
+
     /// Revokes the token on the server (best effort when unreachable), deletes it from the
-    /// keychain and empties the cache.
+    /// keychain and empties the cache, unsent messages included (see [`Backend::unsent`]).
     pub async fn logout(&self) -> Result<()> {
         let (api, session, connection) = {
             let mut state = self.inner.lock();
@@ -469,133 +485,7 @@ impl Backend {
         before: Option<u64>,
         limit: Option<u32>,
     ) -> Result<MessagePage> {
-        let limit = limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
-        let cache = &self.inner.cache;
-        let cached = cache.room(room).await?;
-        let upper = before.unwrap_or(u64::MAX);
-        // Lower end of the hole-free range; nothing below it is trusted.
-        let complete_from = cached
-            .as_ref()
-            .and_then(|c| c.complete_from)
-            .unwrap_or(u64::MAX);
-        let mut messages = if complete_from < upper {
-            cache.messages(room, complete_from, upper, limit).await?
-        } else {
-            Vec::new()
-        };
-        let mut has_more = if messages.len() >= limit as usize {
-            true
-        } else {
-            // Everything in [complete_from, upper) is here; older messages exist unless the
-            // whole history is cached.
-            complete_from > 1
-        };
-        if messages.len() < limit as usize && has_more {
-            if let Ok((api, token)) = self.inner.authed() {
-                match self
-                    .fetch_older(
-                        &api,
-                        &token,
-                        room,
-                        &mut messages,
-                        upper,
-                        complete_from,
-                        limit,
-                    )
-                    .await
-                {
-                    Ok(more) => has_more = more,
-                    Err(Error::Unreachable(e)) => {
-                        // Offline: what the cache has, plus whatever older it holds.
-                        tracing::debug!(error = %e, "older messages unavailable");
-                        let oldest = messages.first().and_then(|m| m.seq).unwrap_or(upper);
-                        has_more = true;
-                        if messages.is_empty() {
-                            let got = cache.messages(room, 0, oldest, limit).await?;
-                            messages = got;
-                        }
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        if before.is_none() {
-            if let Some(me) = self.inner.me() {
-                for entry in cache.outbox_for_room(room).await? {
-                    messages.push(entry.view(&me));
-                }
-            }
-        }
-        Ok(MessagePage { messages, has_more })
-    }
-
-    /// Pages history back from the server until `messages` holds `limit` or the start of the
-    /// room is reached; caches every page. Returns whether more exist.
-    #[allow(clippy::too_many_arguments)]
-    async fn fetch_older(
-        &self,
-        api: &Api,
-        token: &str,
-        room: RoomId,
-        messages: &mut Vec<MessageView>,
-        upper: u64,
-        complete_from: u64,
-        limit: u32,
-    ) -> Result<bool> {
-        let page_size = self.inner.lock().limits.max_history_page.clamp(1, 100);
-        let mut bound = messages
-            .first()
-            .and_then(|m| m.seq)
-            .unwrap_or(upper.min(complete_from));
-        // Lower end of the hole-free range as this loop extends it.
-        let mut range_from = complete_from;
-        for _ in 0..MAX_FETCHES {
-            let before = (bound != u64::MAX).then_some(bound);
-            let page = self
-                .inner
-                .checked(api.history(token, room, before, None, page_size).await)
-                .await?;
-            // A page ending at or inside the hole-free range extends it downwards.
-            let continues = range_from != u64::MAX && bound >= range_from;
-            let extends_to = continues.then(|| {
-                if page.has_more {
-                    page.events.first().map_or(bound, |e| e.seq)
-                } else {
-                    0
-                }
-            });
-            if let Some(to) = extends_to {
-                range_from = range_from.min(to);
-            }
-            self.inner
-                .cache
-                .store_page(room, &page.events, extends_to)
-                .await?;
-            let older: Vec<MessageView> = page
-                .events
-                .iter()
-                .filter(|e| e.seq < bound)
-                .filter_map(message_view)
-                .collect();
-            let first = page.events.first().map(|e| e.seq);
-            let need = (limit as usize).saturating_sub(messages.len());
-            let skip = older.len().saturating_sub(need);
-            let mut combined: Vec<MessageView> = older.into_iter().skip(skip).collect();
-            let truncated = skip > 0;
-            combined.append(messages);
-            *messages = combined;
-            if truncated {
-                return Ok(true);
-            }
-            match first {
-                Some(first) if page.has_more && first < bound => bound = first,
-                _ => return Ok(page.has_more),
-            }
-            if messages.len() >= limit as usize {
-                return Ok(true);
-            }
-        }
-        Ok(true)
+        self.inner.messages(room, before, limit).await
     }
 
     /// Writes a message to the outbox and sends it when online. Returns it as pending.
@@ -753,6 +643,142 @@ fn message_view(event: &RoomEvent) -> Option<MessageView> {
 }
 
 impl Inner {
+    /// A page of messages ending before `before` (the newest page when `None`, followed by the
+    /// room's outbox entries). Served from the cache when it holds the range without holes;
+    /// otherwise older pages come from the server and are cached.
+    async fn messages(
+        &self,
+        room: RoomId,
+        before: Option<u64>,
+        limit: Option<u32>,
+    ) -> Result<MessagePage> {
+        let limit = limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+        let cache = &self.cache;
+        let cached = cache.room(room).await?;
+        let upper = before.unwrap_or(u64::MAX);
+        // Lower end of the hole-free range; nothing below it is trusted.
+        let complete_from = cached
+            .as_ref()
+            .and_then(|c| c.complete_from)
+            .unwrap_or(u64::MAX);
+        let mut messages = if complete_from < upper {
+            cache.messages(room, complete_from, upper, limit).await?
+        } else {
+            Vec::new()
+        };
+        let mut has_more = if messages.len() >= limit as usize {
+            true
+        } else {
+            // Everything in [complete_from, upper) is here; older messages exist unless the
+            // whole history is cached.
+            complete_from > 1
+        };
+        if messages.len() < limit as usize && has_more {
+            if let Ok((api, token)) = self.authed() {
+                match self
+                    .fetch_older(
+                        &api,
+                        &token,
+                        room,
+                        &mut messages,
+                        upper,
+                        complete_from,
+                        limit,
+                    )
+                    .await
+                {
+                    Ok(more) => has_more = more,
+                    Err(Error::Unreachable(e)) => {
+                        // Offline: what the cache has, plus whatever older it holds.
+                        tracing::debug!(error = %e, "older messages unavailable");
+                        let oldest = messages.first().and_then(|m| m.seq).unwrap_or(upper);
+                        has_more = true;
+                        if messages.is_empty() {
+                            let got = cache.messages(room, 0, oldest, limit).await?;
+                            messages = got;
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if before.is_none() {
+            if let Some(me) = self.me() {
+                for entry in cache.outbox_for_room(room).await? {
+                    messages.push(entry.view(&me));
+                }
+            }
+        }
+        Ok(MessagePage { messages, has_more })
+    }
+
+    /// Pages history back from the server until `messages` holds `limit` or the start of the
+    /// room is reached; caches every page. Returns whether more exist.
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_older(
+        &self,
+        api: &Api,
+        token: &str,
+        room: RoomId,
+        messages: &mut Vec<MessageView>,
+        upper: u64,
+        complete_from: u64,
+        limit: u32,
+    ) -> Result<bool> {
+        let page_size = self.lock().limits.max_history_page.clamp(1, 100);
+        let mut bound = messages
+            .first()
+            .and_then(|m| m.seq)
+            .unwrap_or(upper.min(complete_from));
+        // Lower end of the hole-free range as this loop extends it.
+        let mut range_from = complete_from;
+        for _ in 0..MAX_FETCHES {
+            let before = (bound != u64::MAX).then_some(bound);
+            let page = self
+                .checked(api.history(token, room, before, None, page_size).await)
+                .await?;
+            // A page ending at or inside the hole-free range extends it downwards.
+            let continues = range_from != u64::MAX && bound >= range_from;
+            let extends_to = continues.then(|| {
+                if page.has_more {
+                    page.events.first().map_or(bound, |e| e.seq)
+                } else {
+                    0
+                }
+            });
+            if let Some(to) = extends_to {
+                range_from = range_from.min(to);
+            }
+            self.cache
+                .store_page(room, &page.events, extends_to)
+                .await?;
+            let older: Vec<MessageView> = page
+                .events
+                .iter()
+                .filter(|e| e.seq < bound)
+                .filter_map(message_view)
+                .collect();
+            let first = page.events.first().map(|e| e.seq);
+            let need = (limit as usize).saturating_sub(messages.len());
+            let skip = older.len().saturating_sub(need);
+            let mut combined: Vec<MessageView> = older.into_iter().skip(skip).collect();
+            let truncated = skip > 0;
+            combined.append(messages);
+            *messages = combined;
+            if truncated {
+                return Ok(true);
+            }
+            match first {
+                Some(first) if page.has_more && first < bound => bound = first,
+                _ => return Ok(page.has_more),
+            }
+            if messages.len() >= limit as usize {
+                return Ok(true);
+            }
+        }
+        Ok(true)
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves plain data behind; keep going with it.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -1040,6 +1066,12 @@ impl Inner {
         link: &Link,
     ) -> Result<()> {
         self.cache.set_json_setting(key::LIMITS, &limits).await?;
+        let limits_changed = self.lock().limits != limits;
+        if limits_changed {
+            self.sink.emit(AppEvent::Limits {
+                limits: limits.clone(),
+            });
+        }
         let user_changed = {
             let mut state = self.lock();
             state.limits = limits;
@@ -1065,6 +1097,52 @@ impl Inner {
         crate::outbox::flush(self, link).await?;
         self.rooms_changed().await;
         self.refresh_peers(&rooms);
+        self.fill_previews().await?;
+        Ok(())
+    }
+
+    /// Rooms whose newest message is not cached (new to this device, or joined before the
+    /// cache knew them) get their newest page in the background, so the room list shows every
+    /// room's last message. Bounded: one small page per room, at most [`PREVIEW_ROOMS`] rooms,
+    /// one at a time, and a room is fetched only while nothing of it is cached.
+    async fn fill_previews(&self) -> Result<()> {
+        let mut rooms = Vec::new();
+        for cached in self.cache.rooms().await? {
+            if cached.room.last_seq > 0 && self.cache.last_message(cached.room.id).await?.is_none()
+            {
+                rooms.push(cached.room.id);
+            }
+            if rooms.len() >= PREVIEW_ROOMS {
+                break;
+            }
+        }
+        let Some(inner) = self.me.upgrade() else {
+            return Ok(());
+        };
+        if rooms.is_empty() {
+            return Ok(());
+        }
+        tokio::spawn(async move {
+            let mut filled = 0;
+            for room in rooms {
+                if inner.authed().is_err() {
+                    return;
+                }
+                match inner.messages(room, None, Some(PREVIEW_PAGE)).await {
+                    Ok(_) => filled += 1,
+                    Err(Error::Unreachable(e)) => {
+                        tracing::debug!(error = %e, "previews stop: server unreachable");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, %room, "cannot fetch a room's newest page")
+                    }
+                }
+            }
+            if filled > 0 {
+                inner.rooms_changed().await;
+            }
+        });
         Ok(())
     }
 

@@ -846,6 +846,14 @@ impl Cache {
         .await?)
     }
 
+    /// How many messages wait in the outbox (pending and failed).
+    pub async fn outbox_count(&self) -> Result<u32> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
     /// Every entry of `room` (pending and failed), oldest first.
     pub async fn outbox_for_room(&self, room: RoomId) -> Result<Vec<OutboxEntry>> {
         Ok(sqlx::query_as::<_, OutboxEntry>(

@@ -49,6 +49,17 @@ pub async fn logout(backend: State<'_, Backend>) -> Result<()> {
 }
 
 #[tauri::command]
+pub async fn unsent(backend: State<'_, Backend>) -> Result<u32> {
+    backend.unsent().await
+}
+
+#[tauri::command]
+pub async fn reconnect_now(backend: State<'_, Backend>) -> Result<()> {
+    backend.reconnect_now();
+    Ok(())
+}
+
+#[tauri::command]
 pub async fn rooms(backend: State<'_, Backend>) -> Result<Vec<RoomView>> {
     backend.rooms().await
 }
@@ -176,6 +187,8 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static 
         register,
         login,
         logout,
+        unsent,
+        reconnect_now,
         rooms,
         messages,
         send,

@@ -24,10 +24,25 @@ use tauri::menu::{Menu, MenuItem};
 use tauri::tray::{MouseButton, MouseButtonState, TrayIconBuilder, TrayIconEvent};
 use tauri::{AppHandle, Emitter, Manager, WindowEvent};
 use tauri_plugin_notification::NotificationExt;
-use tauri_plugin_window_state::StateFlags;
+use tauri_plugin_window_state::{AppHandleExt, StateFlags};
 
 const MAIN_WINDOW: &str = "main";
 const TRAY: &str = "main";
+/// What the window-state plugin remembers: size, position, maximized...; visibility is ours
+/// (start minimized, close to tray).
+fn window_state_flags() -> StateFlags {
+    StateFlags::all() & !StateFlags::VISIBLE
+}
+
+/// The window title and tray label for `total` unread messages: "Chat", "Chat (3)", "Chat (99+)"
+/// (task bars and window switchers show the title).
+pub fn unread_title(total: u64) -> String {
+    match total {
+        0 => "Chat".to_owned(),
+        n if n > 99 => "Chat (99+)".to_owned(),
+        n => format!("Chat ({n})"),
+    }
+}
 
 /// Forwards backend events to the web view, the notification center and the tray.
 struct TauriSink {
@@ -55,6 +70,11 @@ impl EventSink for TauriSink {
     }
 
     fn unread_changed(&self, total: u64) {
+        if let Some(window) = self.app.get_webview_window(MAIN_WINDOW) {
+            if let Err(e) = window.set_title(&unread_title(total)) {
+                tracing::debug!(error = %e, "cannot set the window title");
+            }
+        }
         let Some(tray) = self.app.tray_by_id(TRAY) else {
             return;
         };
@@ -163,8 +183,7 @@ pub fn run() {
         .plugin(tauri_plugin_notification::init())
         .plugin(
             tauri_plugin_window_state::Builder::default()
-                // Visibility is ours (start minimized, close to tray), not the plugin's.
-                .with_state_flags(StateFlags::all() & !StateFlags::VISIBLE)
+                .with_state_flags(window_state_flags())
                 .build(),
         )
         .invoke_handler(commands::handler())
@@ -173,6 +192,12 @@ pub fn run() {
             // Close to tray: the app keeps receiving messages; Quit is in the tray menu.
             WindowEvent::CloseRequested { api, .. } if window.label() == MAIN_WINDOW => {
                 api.prevent_close();
+                // The plugin writes the geometry only when the app exits; an app in the tray
+                // may instead end with the session (SIGTERM), so write it now too (while the
+                // window is still shown and its geometry real).
+                if let Err(e) = window.app_handle().save_window_state(window_state_flags()) {
+                    tracing::warn!(error = %e, "cannot save the window state");
+                }
                 let _ = window.hide();
             }
             WindowEvent::Focused(focused) => {

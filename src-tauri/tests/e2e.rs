@@ -214,11 +214,15 @@ async fn scenario(app: &Path) {
     window.type_into("#server-url", &server.url()).await;
     window.shot("01-server-url").await;
     window.click("form button[type=submit]").await;
+    // First run: nobody to welcome back; the card names the server.
+    let host = server.addr.to_string();
     window
-        .wait("the login screen", UI_WAIT, |d| {
-            d.username_input.then_some(())
+        .wait("the first-run login screen", UI_WAIT, |d| {
+            (d.username_input && d.card_title.as_deref() == Some(&format!("Sign in to {host}")))
+                .then_some(())
         })
         .await;
+    window.shot("01b-sign-in").await;
     window
         .click_xpath("//button[@role='tab' and normalize-space()='Create account']")
         .await;
@@ -276,11 +280,20 @@ async fn scenario(app: &Path) {
         .await;
     let from_bob = "Hi Alice! Are we still on for the hike on Saturday?";
     bob.send(room, from_bob).await;
-    window
+    let live = window
         .wait("bob's message, live", UI_WAIT, |d| {
-            d.messages.iter().any(|m| m.body == from_bob).then_some(())
+            d.messages
+                .iter()
+                .any(|m| m.body == from_bob)
+                .then_some((d.focused, d.new_divider))
         })
         .await;
+    // Read as it arrived (the room open, the window focused): no "new" line above it.
+    assert_eq!(
+        live,
+        (true, false),
+        "(window focused, new-messages line) when bob's message arrived in the open room"
+    );
     let from_alice = "Yes! Meet at the trailhead at 9.";
     window.type_into("#composer", from_alice).await;
     window.type_into("#composer", &Key::Enter.to_string()).await;
@@ -319,7 +332,11 @@ async fn scenario(app: &Path) {
                 .members
                 .iter()
                 .any(|m| m.name.starts_with(&bob.username) && m.online);
-            let me_listed = d.members.iter().any(|m| m.name.starts_with(&alice));
+            // The own row: full name, "(you)" and the Owner badge all visible.
+            let me_listed = d
+                .members
+                .iter()
+                .any(|m| m.name == format!("{alice}(you)") && m.owner && !m.name_clipped);
             (bob_online && me_listed).then_some(())
         })
         .await;
@@ -381,16 +398,31 @@ async fn scenario(app: &Path) {
                     .messages
                     .iter()
                     .any(|m| m.body == offline_text && m.pending);
-                let banner = d.banner.is_some();
-                (title && read && pending && banner).then_some(())
+                let banner = d.banner.is_some() && d.reconnect_button;
+                // Offline, nobody's presence is known: no green dots.
+                let dm_unknown = d
+                    .rooms
+                    .iter()
+                    .any(|r| r.name == bob.username && r.presence == "unknown");
+                let members_unknown =
+                    !d.members.is_empty() && d.members.iter().all(|m| m.unknown && !m.online);
+                (title && read && pending && banner && dm_unknown && members_unknown).then_some(())
             },
         )
         .await;
     window.shot("06-offline-pending").await;
 
     // The server comes back at the same address with the same Redis: the outbox delivers.
+    // "Reconnect now" skips the rest of the wait (when the banner still offers it).
     server.up().await;
     bob.connect(&server).await;
+    if window.dom().await.reconnect_button {
+        window
+            .try_click_xpath(
+                "//div[contains(@class,'banner')]//button[normalize-space()='Reconnect now']",
+            )
+            .await;
+    }
     let delivered = window
         .wait(
             "the message delivered (pending marker gone)",
@@ -456,6 +488,107 @@ async fn scenario(app: &Path) {
         "the app shows the message once: {dom:#?}"
     );
     assert_eq!(bob.dm_count(dm), 0, "nobody wrote in the DM");
+
+    // e) The window as a desktop app: unread count in the title, close to tray, one instance,
+    // size and position kept across a restart.
+    let x = X::connect(&display);
+    let win = x.wait_app_window(true).await;
+    assert_eq!(x.title(win), "Chat", "nothing unread: a plain title");
+    bob.send(dm, "Are you there?").await;
+    x.wait_title(win, "Chat (1)").await;
+    // A size and place of the user's own (as a window manager would set them).
+    let geometry = (40, 30, 900, 640);
+    x.configure(win, geometry);
+    window
+        .wait("the page at the new window size", UI_WAIT, |d| {
+            (d.inner == (900, 640)).then_some(())
+        })
+        .await;
+    window.shot("08-unread-in-title").await;
+    // Closing the window hides it to the tray; the app keeps running and receiving.
+    x.close(win);
+    x.wait_viewable(win, false).await;
+    bob.send(dm, "Still there?").await;
+    x.wait_title(win, "Chat (2)").await;
+    let dom = window.dom().await;
+    assert!(
+        dom.rooms
+            .iter()
+            .any(|r| r.name == bob.username && r.preview == "Still there?"),
+        "the hidden window's room list follows new messages: {:?}",
+        dom.rooms
+    );
+    // A second launch brings the first window back and exits.
+    second_launch(app, &display, home.path()).await;
+    x.wait_viewable(win, true).await;
+    window.shot("09-shown-by-second-launch").await;
+    // Restart (the session ends; the token stays in the keychain): same size and place.
+    window.close().await;
+    wait_app_gone(app).await;
+    let window = Window::open(&driver, &launcher, Shots::keep()).await;
+    window
+        .wait("the main screen after the restart", UI_WAIT, |d| {
+            (d.me.as_deref() == Some(alice.as_str()) && d.status.as_deref() == Some("Online"))
+                .then_some(())
+        })
+        .await;
+    let win = x.wait_app_window(true).await;
+    assert_eq!(
+        x.geometry(win),
+        geometry,
+        "the window opens where and as large as it was left"
+    );
+    window.shot("10-restarted").await;
+
+    // f) Logging out with an unsent message asks first; staying keeps it.
+    server.down().await;
+    window
+        .wait("the connection banner again", UI_WAIT, |d| {
+            (d.status.as_deref() != Some("Online")).then_some(())
+        })
+        .await;
+    window
+        .click(&format!(".room-item[aria-label='{room_name}']"))
+        .await;
+    let unsent_text = "Written offline, not sent before logout";
+    window.type_into("#composer", unsent_text).await;
+    window.type_into("#composer", &Key::Enter.to_string()).await;
+    window
+        .wait("the unsent message, pending", UI_WAIT, |d| {
+            d.messages
+                .iter()
+                .any(|m| m.body == unsent_text && m.pending)
+                .then_some(())
+        })
+        .await;
+    window.click("button[aria-label='Settings']").await;
+    window
+        .click_xpath(
+            "//div[contains(@class,'dialog-actions')]//button[normalize-space()='Log out']",
+        )
+        .await;
+    window
+        .wait("the unsent-messages warning", UI_WAIT, |d| {
+            d.unsent_warning
+                .as_deref()
+                .is_some_and(|w| w.starts_with("1 message is not sent yet"))
+                .then_some(())
+        })
+        .await;
+    window.shot("11-logout-warning").await;
+    window
+        .click_xpath("//button[normalize-space()='Stay logged in']")
+        .await;
+    window
+        .wait("still logged in, the message still pending", UI_WAIT, |d| {
+            (d.unsent_warning.is_none()
+                && d.me.as_deref() == Some(alice.as_str())
+                && d.messages
+                    .iter()
+                    .any(|m| m.body == unsent_text && m.pending))
+            .then_some(())
+        })
+        .await;
 
     window.close().await;
     drop(driver);
@@ -546,6 +679,13 @@ struct Shots {
 }
 
 impl Shots {
+    /// The same folder, keeping what is there (a second window in the same run).
+    fn keep() -> Shots {
+        Shots {
+            dir: window_shots_dir(),
+        }
+    }
+
     fn new() -> Shots {
         let dir = window_shots_dir();
         std::fs::create_dir_all(&dir)
@@ -752,6 +892,16 @@ struct Dom {
     composer: bool,
     composer_text: Option<String>,
     banner: Option<String>,
+    /// The banner offers "Reconnect now".
+    reconnect_button: bool,
+    /// The "new messages" line is drawn.
+    new_divider: bool,
+    /// `document.hasFocus()`: the window is the one being read.
+    focused: bool,
+    /// The page's size (the window's inner size).
+    inner: (u32, u32),
+    /// The settings dialog's warning about unsent messages.
+    unsent_warning: Option<String>,
     typing: Option<String>,
     messages: Vec<DomMessage>,
     rooms: Vec<DomRoom>,
@@ -776,6 +926,9 @@ struct DomRoom {
     active: bool,
     /// The presence dot of a direct room: `Some(online)`; none for group rooms.
     online: Option<bool>,
+    /// The dot's state: "online", "offline" or "unknown" (we are offline); "" without a dot.
+    presence: String,
+    preview: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -783,7 +936,12 @@ struct DomRoom {
 struct DomMember {
     name: String,
     online: bool,
+    /// The presence dot says we cannot know (we are offline).
+    unknown: bool,
     status: String,
+    owner: bool,
+    /// The name is cut off (ellipsis) in the panel.
+    name_clipped: bool,
 }
 
 const DOM_SCRIPT: &str = r#"
@@ -806,7 +964,12 @@ return {
   chat_subtitle: text('.chat-subtitle'),
   composer: !!composer,
   composer_text: composer ? composer.value : null,
-  banner: text('.banner'),
+  banner: text('.banner .banner-text'),
+  reconnect_button: all('.banner button').some(b => b.textContent.trim() === 'Reconnect now'),
+  new_divider: !!document.querySelector('.new-divider'),
+  focused: document.hasFocus(),
+  inner: [window.innerWidth, window.innerHeight],
+  unsent_warning: text('.unsent-warning'),
   typing: text('.typing') || null,
   messages: all('.messages li.message').map(li => ({
     body: text('.body', li) || '',
@@ -821,13 +984,22 @@ return {
       name: text('.room-name', b) || '',
       active: b.classList.contains('active'),
       online: dot ? dot.classList.contains('online') : null,
+      presence: dot ? (dot.classList.contains('online') ? 'online'
+        : dot.classList.contains('unknown') ? 'unknown' : 'offline') : '',
+      preview: text('.room-preview', b) || '',
     };
   }),
-  members: all('.member-list .member').map(b => ({
-    name: text('.member-name', b) || '',
-    online: !!b.querySelector('.presence-dot.online'),
-    status: text('.member-status', b) || '',
-  })),
+  members: all('.member-list .member').map(b => {
+    const name = b.querySelector('.member-name-text');
+    return {
+      name: text('.member-name', b) || '',
+      online: !!b.querySelector('.presence-dot.online'),
+      unknown: !!b.querySelector('.presence-dot.unknown'),
+      status: text('.member-presence', b) || '',
+      owner: !!b.querySelector('.owner-badge'),
+      name_clipped: name ? name.scrollWidth > name.clientWidth : false,
+    };
+  }),
   alerts: all('[role=alert], .toast').map(e => e.textContent.trim()).filter(t => t),
 };
 "#;
@@ -940,6 +1112,17 @@ impl Window {
             .click()
             .await
             .unwrap_or_else(|e| panic!("cannot click {xpath}: {e}"));
+    }
+
+    /// Clicks if the element is there and still clickable (it may go away by itself).
+    async fn try_click_xpath(&self, xpath: &str) {
+        match self.client.find(Locator::XPath(xpath)).await {
+            Ok(element) => match element.click().await {
+                Ok(_) => note(&format!("clicked {xpath}")),
+                Err(e) => note(&format!("{xpath} went away before the click: {e}")),
+            },
+            Err(_) => note(&format!("no {xpath} to click")),
+        }
     }
 
     async fn type_into(&self, css: &str, text: &str) {
@@ -1337,4 +1520,275 @@ async fn rest<T: serde::de::DeserializeOwned>(request: reqwest::RequestBuilder) 
     let text = response.text().await.unwrap_or_default();
     assert!(status.is_success(), "HTTP {status}: {text}");
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON ({e}): {text}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The app's X11 window, seen and handled like a window manager would
+// ---------------------------------------------------------------------------------------------
+
+/// A connection to the test's X display: finds the app's top-level window (title "Chat…"),
+/// reads its title, visibility and geometry, moves/resizes it and asks it to close
+/// (`WM_DELETE_WINDOW`, what a window manager sends when the user clicks ×).
+struct X {
+    conn: x11rb::rust_connection::RustConnection,
+    root: u32,
+    net_wm_name: u32,
+    utf8: u32,
+    wm_protocols: u32,
+    wm_delete: u32,
+}
+
+impl X {
+    fn connect(display: &str) -> X {
+        use x11rb::connection::Connection;
+        let (conn, screen) = x11rb::rust_connection::RustConnection::connect(Some(display))
+            .unwrap_or_else(|e| panic!("cannot connect to the X display {display}: {e}"));
+        let root = conn.setup().roots[screen].root;
+        let atom = |name: &str| -> u32 {
+            use x11rb::protocol::xproto::ConnectionExt;
+            conn.intern_atom(false, name.as_bytes())
+                .ok()
+                .and_then(|c| c.reply().ok())
+                .map(|r| r.atom)
+                .unwrap_or_else(|| panic!("cannot intern the X atom {name}"))
+        };
+        let (net_wm_name, utf8, wm_protocols, wm_delete) = (
+            atom("_NET_WM_NAME"),
+            atom("UTF8_STRING"),
+            atom("WM_PROTOCOLS"),
+            atom("WM_DELETE_WINDOW"),
+        );
+        X {
+            conn,
+            root,
+            net_wm_name,
+            utf8,
+            wm_protocols,
+            wm_delete,
+        }
+    }
+
+    fn title(&self, window: u32) -> String {
+        use x11rb::protocol::xproto::{AtomEnum, ConnectionExt};
+        let read = |property: u32, kind: u32| {
+            self.conn
+                .get_property(false, window, property, kind, 0, 1024)
+                .ok()
+                .and_then(|c| c.reply().ok())
+                .map(|r| String::from_utf8_lossy(&r.value).into_owned())
+                .unwrap_or_default()
+        };
+        let title = read(self.net_wm_name, self.utf8);
+        if title.is_empty() {
+            read(AtomEnum::WM_NAME.into(), AtomEnum::STRING.into())
+        } else {
+            title
+        }
+    }
+
+    fn viewable(&self, window: u32) -> bool {
+        use x11rb::protocol::xproto::{ConnectionExt, MapState};
+        self.conn
+            .get_window_attributes(window)
+            .ok()
+            .and_then(|c| c.reply().ok())
+            .is_some_and(|a| a.map_state == MapState::VIEWABLE)
+    }
+
+    /// (x, y, width, height) of a top-level window.
+    fn geometry(&self, window: u32) -> (i32, i32, u32, u32) {
+        use x11rb::protocol::xproto::ConnectionExt;
+        let g = self
+            .conn
+            .get_geometry(window)
+            .ok()
+            .and_then(|c| c.reply().ok())
+            .unwrap_or_else(|| panic!("no geometry for window {window}"));
+        (
+            i32::from(g.x),
+            i32::from(g.y),
+            u32::from(g.width),
+            u32::from(g.height),
+        )
+    }
+
+    fn configure(&self, window: u32, (x, y, width, height): (i32, i32, u32, u32)) {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::{ConfigureWindowAux, ConnectionExt};
+        let aux = ConfigureWindowAux::new()
+            .x(x)
+            .y(y)
+            .width(width)
+            .height(height);
+        self.conn
+            .configure_window(window, &aux)
+            .map(|_| ())
+            .and_then(|()| self.conn.flush())
+            .unwrap_or_else(|e| panic!("cannot move/resize window {window}: {e}"));
+    }
+
+    /// The close button: `WM_PROTOCOLS` / `WM_DELETE_WINDOW`, as window managers send it.
+    fn close(&self, window: u32) {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::{ClientMessageEvent, ConnectionExt, EventMask};
+        let event = ClientMessageEvent::new(
+            32,
+            window,
+            self.wm_protocols,
+            [self.wm_delete, x11rb::CURRENT_TIME, 0, 0, 0],
+        );
+        self.conn
+            .send_event(false, window, EventMask::NO_EVENT, event)
+            .map(|_| ())
+            .and_then(|()| self.conn.flush())
+            .unwrap_or_else(|e| panic!("cannot send WM_DELETE_WINDOW: {e}"));
+        note("sent WM_DELETE_WINDOW (the close button)");
+    }
+
+    /// The app's top-level windows: children of the root titled "Chat…" (no window manager
+    /// runs, so they are not reparented).
+    fn app_windows(&self) -> Vec<u32> {
+        use x11rb::protocol::xproto::ConnectionExt;
+        let children = self
+            .conn
+            .query_tree(self.root)
+            .ok()
+            .and_then(|c| c.reply().ok())
+            .map(|t| t.children)
+            .unwrap_or_default();
+        children
+            .into_iter()
+            .filter(|w| self.title(*w).starts_with("Chat"))
+            .collect()
+    }
+
+    /// Waits for the app's window in the given visibility.
+    async fn wait_app_window(&self, viewable: bool) -> u32 {
+        let deadline = Instant::now() + UI_WAIT;
+        loop {
+            if let Some(w) = self
+                .app_windows()
+                .into_iter()
+                .find(|w| self.viewable(*w) == viewable)
+            {
+                return w;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no app window (viewable: {viewable}) within {UI_WAIT:?}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn wait_viewable(&self, window: u32, viewable: bool) {
+        let deadline = Instant::now() + UI_WAIT;
+        while self.viewable(window) != viewable {
+            assert!(
+                Instant::now() < deadline,
+                "the window did not become {} within {UI_WAIT:?}",
+                if viewable { "visible" } else { "hidden" }
+            );
+            tokio::time::sleep(POLL).await;
+        }
+        note(&format!(
+            "the window is {}",
+            if viewable { "shown" } else { "hidden" }
+        ));
+    }
+
+    async fn wait_title(&self, window: u32, want: &str) {
+        let deadline = Instant::now() + UI_WAIT;
+        loop {
+            let title = self.title(window);
+            if title == want {
+                note(&format!("window title {title:?}"));
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the window title stayed {title:?}, not {want:?}, for {UI_WAIT:?}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+/// Starts the app a second time, as a user would from the launcher (same user, same session):
+/// it must hand over to the running one and exit by itself, successfully.
+async fn second_launch(app: &Path, display: &str, home: &Path) {
+    let log = window_shots_dir().join("second-launch.log");
+    let out = std::fs::File::create(&log)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+    let err = out
+        .try_clone()
+        .unwrap_or_else(|e| panic!("cannot clone a file handle: {e}"));
+    let mut child = Command::new(app)
+        .env("DISPLAY", display)
+        .env("HOME", home)
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_CACHE_HOME", home.join("cache"))
+        .env("RUST_LOG", "chat_desktop=debug,info")
+        .env("NO_COLOR", "1")
+        .env_remove("WAYLAND_DISPLAY")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start a second instance: {e}"));
+    let deadline = Instant::now() + UI_WAIT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => tokio::time::sleep(POLL).await,
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the second instance kept running for {UI_WAIT:?} (see {})",
+                    log.display()
+                );
+            }
+            Err(e) => panic!("cannot wait for the second instance: {e}"),
+        }
+    };
+    assert!(
+        status.success(),
+        "the second instance failed: {status} (see {})",
+        log.display()
+    );
+    note("a second launch exited and handed over to the first");
+}
+
+/// Processes running the app binary.
+fn app_pids(app: &Path) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let exe = std::fs::read_link(e.path().join("exe")).ok()?;
+            (exe == app).then_some(pid)
+        })
+        .collect()
+}
+
+/// Waits until the app has exited (after its WebDriver session ended).
+async fn wait_app_gone(app: &Path) {
+    let deadline = Instant::now() + UI_WAIT;
+    loop {
+        let pids = app_pids(app);
+        if pids.is_empty() {
+            note("the app exited");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the app (pids {pids:?}) still runs {UI_WAIT:?} after its session ended"
+        );
+        tokio::time::sleep(POLL).await;
+    }
 }

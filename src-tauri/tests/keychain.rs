@@ -110,6 +110,7 @@ async fn inner() {
         dir: home.dir,
         tokens: Arc::new(Keychain::new(TEST_SERVICE)),
         keep_per_room: home.keep_per_room,
+        timing: home.timing,
     };
     let (backend, mut ui) = home2.open().await;
     assert_eq!(backend.snapshot().user.map(|u| u.id), Some(me.id));

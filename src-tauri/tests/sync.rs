@@ -1,11 +1,18 @@
 //! The connection manager against a real server: states, reconnect after a server restart,
-//! resume without duplicates or holes, and gap filling from history.
+//! resume without duplicates or holes, and gap filling from history. Also what the app shows
+//! right after it connects and the actions around the connection: every room's last message in
+//! the room list, the server's own limits, "reconnect now", and the count of unsent messages the
+//! UI warns about before logging out.
 
 mod common;
 
+use chat_desktop::connection::{Backoff, Timing};
 use common::*;
-use protocol::ipc::{AppEvent, ConnectionState};
+use protocol::ipc::{AppErrorCode, AppEvent, ConnectionState, RoomView};
 use protocol::rest::Visibility;
+use protocol::ErrorCode;
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Connects, reports Connecting → Online, survives a server restart (Reconnecting → Online)
 /// and receives live messages afterwards.
@@ -272,4 +279,232 @@ async fn direct_room_shows_peer_presence() {
     assert_eq!(view.map(|v| v.peer_online), Some(Some(true)));
     bob_app.shutdown().await;
     ann.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// After connecting: previews, limits, reconnect now, unsent count
+// ---------------------------------------------------------------------------------------------
+/// Polls `rooms()` after each `rooms_changed` until `done` holds (or fails after TIMEOUT).
+async fn wait_rooms(
+    backend: &chat_desktop::Backend,
+    ui: &mut Ui,
+    what: &str,
+    done: impl Fn(&[RoomView]) -> bool,
+) -> Vec<RoomView> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let rooms = within("rooms", backend.rooms())
+            .await
+            .unwrap_or_else(|e| panic!("rooms: {e}"));
+        if done(&rooms) {
+            return rooms;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {what} within {TIMEOUT:?}; the room list: {rooms:#?}"
+        );
+        // Wake on the next change, or re-check after a while.
+        let _ = tokio::time::timeout(
+            Duration::from_millis(500),
+            ui.wait_for("rooms_changed", |s| {
+                matches!(s, Seen::Event(AppEvent::RoomsChanged)).then_some(())
+            }),
+        )
+        .await;
+    }
+}
+
+fn preview(rooms: &[RoomView], name: &str) -> Option<(String, u64)> {
+    rooms.iter().find(|r| r.room.name == name).and_then(|r| {
+        r.last_message
+            .as_ref()
+            .map(|m| (m.body.clone(), r.room.unread))
+    })
+}
+
+/// An account that already has rooms with history logs in on a new device: without opening any
+/// room, the room list shows each room's last message and its unread count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_list_shows_every_rooms_last_message_after_login() {
+    let redis = Redis::start().await;
+    let server = Server::start(&redis).await;
+    let ann = Peer::register(&server, "ann").await;
+    let bob = Peer::register(&server, "bob").await;
+    let mut names = Vec::new();
+    for (name, count) in [("trips", 3), ("books", 1), ("quiet", 0)] {
+        let room = bob.create_room(name, Visibility::Private).await;
+        bob.invite(room.id, ann.id).await;
+        for i in 1..=count {
+            bob.send(room.id, &format!("{name} {i}")).await;
+        }
+        names.push(name);
+    }
+
+    let home = Home::new();
+    let (backend, mut ui) = home.open().await;
+    within("set_server", backend.set_server(&server.url()))
+        .await
+        .unwrap_or_else(|e| panic!("set_server: {e}"));
+    within("login", backend.login(&ann.username, PASSWORD))
+        .await
+        .unwrap_or_else(|e| panic!("login: {e}"));
+    ui.wait_online().await;
+
+    let rooms = wait_rooms(&backend, &mut ui, "previews of both rooms", |rooms| {
+        preview(rooms, "trips").is_some() && preview(rooms, "books").is_some()
+    })
+    .await;
+    assert_eq!(preview(&rooms, "trips"), Some(("trips 3".into(), 3)));
+    assert_eq!(preview(&rooms, "books"), Some(("books 1".into(), 1)));
+    let quiet = rooms.iter().find(|r| r.room.name == "quiet");
+    assert!(
+        quiet.is_some_and(|r| r.last_message.is_none()),
+        "the empty room is listed without a preview: {quiet:?}"
+    );
+    // The fetched page is the room's newest: opening the room needs no server round trip
+    // for it, and it ends with the last message.
+    let trips = rooms
+        .iter()
+        .find(|r| r.room.name == "trips")
+        .map(|r| r.room.id);
+    let trips = trips.unwrap_or_else(|| panic!("no trips room"));
+    let page = within("messages", backend.messages(trips, None, None))
+        .await
+        .unwrap_or_else(|e| panic!("messages: {e}"));
+    assert_eq!(
+        bodies(&page.messages),
+        vec!["trips 1", "trips 2", "trips 3"]
+    );
+    assert!(!page.has_more);
+    backend.shutdown().await;
+
+    // Next start, offline: the previews come from the cache at once.
+    drop(server);
+    let (backend, _ui) = home.open().await;
+    let rooms = within("rooms", backend.rooms())
+        .await
+        .unwrap_or_else(|e| panic!("rooms: {e}"));
+    assert_eq!(preview(&rooms, "trips"), Some(("trips 3".into(), 3)));
+    assert_eq!(preview(&rooms, "books"), Some(("books 1".into(), 1)));
+    backend.shutdown().await;
+}
+
+/// The composer's limit is the server's: the snapshot carries the limits from `welcome` (kept
+/// across restarts), an event announces a change, and the backend refuses longer messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_come_from_the_server() {
+    let redis = Redis::start().await;
+    let server = Server::start_with(&redis, |c| c.limits.max_message_bytes = 200).await;
+    let home = Home::new();
+    let (backend, mut ui, _me) = signed_up(&home, &server, "ann").await;
+    // `welcome` (before Online) announced them.
+    ui.drain();
+    let announced = ui.log.lock().is_ok_and(|log| {
+        log.iter().any(|s| {
+            matches!(s, Seen::Event(AppEvent::Limits { limits }) if limits.max_message_bytes == 200)
+        })
+    });
+    assert!(announced, "no limits event with the server's 200 bytes");
+    assert_eq!(backend.snapshot().limits.max_message_bytes, 200);
+
+    let bob = Peer::register(&server, "bob").await;
+    let room = bob.create_room("limits", Visibility::Public).await;
+    within("join", backend.join_room(room.id))
+        .await
+        .unwrap_or_else(|e| panic!("join: {e}"));
+    let refused = within("send", backend.send(room.id, &"x".repeat(201))).await;
+    let err = refused
+        .err()
+        .unwrap_or_else(|| panic!("201 bytes were accepted"));
+    assert_eq!(
+        err.to_app_error().code,
+        AppErrorCode::Server(ErrorCode::PayloadTooLarge)
+    );
+    within("send", backend.send(room.id, &"x".repeat(200)))
+        .await
+        .unwrap_or_else(|e| panic!("200 bytes refused: {e}"));
+    backend.shutdown().await;
+
+    // Restarted without the server: the last known limits are still there.
+    drop(server);
+    let (backend, _ui) = home.open().await;
+    assert_eq!(backend.snapshot().limits.max_message_bytes, 200);
+    backend.shutdown().await;
+}
+
+/// "Reconnect now" in the banner: with a long backoff (minutes), the app reconnects at once
+/// when asked instead of waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_now_skips_the_wait() {
+    let redis = Redis::start().await;
+    let mut server = Server::start(&redis).await;
+    let mut home = Home::new();
+    home.timing = Timing {
+        backoff: Backoff {
+            base: Duration::from_secs(600),
+            cap: Duration::from_secs(600),
+        },
+        ..fast_timing()
+    };
+    let (backend, mut ui, _me) = signed_up(&home, &server, "ann").await;
+    server.down().await;
+    let state = ui
+        .wait_state("Reconnecting", |s| {
+            matches!(s, ConnectionState::Reconnecting { .. })
+        })
+        .await;
+    let ConnectionState::Reconnecting { retry_in_ms, .. } = state else {
+        unreachable!()
+    };
+    assert!(retry_in_ms >= 300_000, "a long wait: {retry_in_ms} ms");
+    server.up().await;
+    let asked = Instant::now();
+    within(
+        "reconnect_now",
+        backend.execute(protocol::ipc::Command::ReconnectNow),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("reconnect_now: {e}"));
+    ui.wait_online().await;
+    assert!(asked.elapsed() < TIMEOUT);
+    backend.shutdown().await;
+}
+
+/// Messages still in the outbox are counted, so the UI can warn before logging out drops
+/// them; after the user confirms, logout leaves nothing behind for the next account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsent_messages_are_counted_before_logout() {
+    let redis = Redis::start().await;
+    let mut server = Server::start(&redis).await;
+    let home = Home::new();
+    let (backend, mut ui, _me) = signed_up(&home, &server, "ann").await;
+    let bob = Peer::register(&server, "bob").await;
+    let room = bob.create_room("unsent", Visibility::Public).await;
+    within("join", backend.join_room(room.id))
+        .await
+        .unwrap_or_else(|e| panic!("join: {e}"));
+    assert_eq!(backend.unsent().await.ok(), Some(0));
+
+    server.down().await;
+    ui.wait_state("Reconnecting", |s| {
+        matches!(s, ConnectionState::Reconnecting { .. })
+    })
+    .await;
+    for text in ["one", "two"] {
+        within("send", backend.send(room.id, text))
+            .await
+            .unwrap_or_else(|e| panic!("send: {e}"));
+    }
+    let count = within("unsent", backend.execute(protocol::ipc::Command::Unsent))
+        .await
+        .unwrap_or_else(|e| panic!("unsent: {e}"));
+    assert_eq!(count, serde_json::json!(2));
+
+    within("logout", backend.logout())
+        .await
+        .unwrap_or_else(|e| panic!("logout: {e}"));
+    assert_eq!(backend.unsent().await.ok(), Some(0));
+    server.up().await;
+    assert!(bob.bodies(room.id).await.is_empty(), "nothing was sent");
+    backend.shutdown().await;
 }

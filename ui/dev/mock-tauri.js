@@ -199,7 +199,13 @@
   // ---------- commands ----------
   const commands = {
     async snapshot() {
-      return { server_url, username: scenario === "fresh" ? null : "maya", user: me, connection };
+      return {
+        server_url,
+        username: scenario === "fresh" || scenario === "login" ? null : "maya",
+        user: me,
+        connection,
+        limits: { max_message_bytes: 4096, max_frame_bytes: 65536, max_history_page: 100, max_replay: 1000, typing_ttl_ms: 6000 },
+      };
     },
     async set_server({ url }) {
       await delay(500);
@@ -229,6 +235,10 @@
     async logout() {
       me = null;
     },
+    async unsent() {
+      return 0;
+    },
+    async reconnect_now() {},
     async rooms() {
       return sortedRooms().map(roomView);
     },

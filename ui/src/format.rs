@@ -1,5 +1,6 @@
 //! Dates and times as people read them, in the local time zone (through JavaScript's `Date`).
 
+use crate::state::Status;
 use js_sys::Date;
 
 const MONTHS: [&str; 12] = [
@@ -80,9 +81,11 @@ pub fn full_time(ts: i64, now: i64) -> String {
 }
 
 /// "Online", "Last seen 5 min ago", "Offline".
-pub fn presence_text(online: bool, last_seen: Option<i64>, now: i64) -> String {
-    if online {
-        return "Online".into();
+pub fn presence_text(status: Status, last_seen: Option<i64>, now: i64) -> String {
+    match status {
+        Status::Online => return "Online".into(),
+        Status::Unknown => return "Status unknown".into(),
+        Status::Offline => {}
     }
     let Some(seen) = last_seen else {
         return "Offline".into();

@@ -202,6 +202,16 @@ pub async fn logout() -> Result<()> {
     call_unit(Command::Logout).await
 }
 
+/// Messages not sent yet (logging out would drop them).
+pub async fn unsent() -> Result<u32> {
+    call(Command::Unsent).await
+}
+
+/// Skips the wait before the next reconnect attempt.
+pub async fn reconnect_now() -> Result<()> {
+    call_unit(Command::ReconnectNow).await
+}
+
 pub async fn rooms() -> Result<Vec<RoomView>> {
     call(Command::Rooms).await
 }

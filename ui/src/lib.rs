@@ -11,6 +11,7 @@ pub mod effects;
 pub mod format;
 pub mod ipc;
 pub mod rows;
+pub mod search;
 pub mod state;
 
 /// Mounts the app on the page's `<body>`.

@@ -5,6 +5,7 @@
 //! so its rules are unit-tested on the host.
 
 use protocol::ipc::{ConnectionState, MemberView, MessagePage, MessageView, RoomView, Snapshot};
+use protocol::limits::Limits;
 use protocol::rest::{RoomKind, User};
 use protocol::{RoomId, UserId};
 use std::collections::HashMap;
@@ -105,6 +106,21 @@ pub struct Presence {
     pub last_seen: Option<i64>,
 }
 
+/// What a presence dot shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Online,
+    Offline,
+    /// We are not connected, so we cannot know (a grey, hollow dot).
+    Unknown,
+}
+
+impl Status {
+    pub fn is_online(self) -> bool {
+        self == Status::Online
+    }
+}
+
 /// A short message at the bottom of the window (errors of background actions).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Toast {
@@ -120,6 +136,8 @@ pub struct AppState {
     pub username_hint: Option<String>,
     pub user: Option<User>,
     pub connection: ConnectionState,
+    /// The server's limits (message size for the composer).
+    pub limits: Limits,
     /// While reconnecting: when the next attempt happens (ms since epoch), for the countdown.
     pub reconnect_at_ms: Option<i64>,
     /// Why the user was sent back to the login screen.
@@ -153,6 +171,7 @@ impl Default for AppState {
             username_hint: None,
             user: None,
             connection: ConnectionState::Offline,
+            limits: Limits::default(),
             reconnect_at_ms: None,
             notice: None,
             rooms: Vec::new(),
@@ -192,6 +211,8 @@ pub enum Action {
         state: ConnectionState,
         now_ms: i64,
     },
+    /// The server announced its limits.
+    Limits(Limits),
     Rooms(Vec<RoomView>),
     /// Open a room (or none).
     Select(Option<RoomId>),
@@ -285,6 +306,7 @@ impl AppState {
                 self.server_url = snap.server_url;
                 self.username_hint = snap.username;
                 self.connection = snap.connection;
+                self.limits = snap.limits;
                 self.screen = if snap.user.is_some() {
                     Screen::Main
                 } else if self.server_url.is_some() {
@@ -314,6 +336,7 @@ impl AppState {
                         .map(|u| u.username)
                         .or(self.username_hint.take()),
                     notice: reason,
+                    limits: self.limits.clone(),
                     screen: Screen::Auth,
                     window_focused: self.window_focused,
                     ..AppState::default()
@@ -327,8 +350,18 @@ impl AppState {
                     }
                     _ => None,
                 };
+                if state == ConnectionState::Online && self.connection != ConnectionState::Online {
+                    // Presence changes while we were away were never reported: forget what the
+                    // events said and go by the lists, which are reloaded now.
+                    self.presence.clear();
+                }
+                if state != ConnectionState::Online {
+                    // Nobody's typing reaches us while the connection is down.
+                    self.typing.clear();
+                }
                 self.connection = state;
             }
+            Action::Limits(limits) => self.limits = limits,
             Action::Rooms(rooms) => {
                 self.rooms = rooms;
                 self.rooms_loaded = true;
@@ -389,6 +422,7 @@ impl AppState {
                     list.retain(|t| t.user != m.sender);
                 }
                 self.update_preview(&m);
+                self.keep_divider_for_unread(&m);
                 if let Some(t) = self.timelines.get_mut(&m.room) {
                     Rc::make_mut(t).upsert(m);
                 }
@@ -469,6 +503,30 @@ impl AppState {
         }
     }
 
+    /// A message from someone else arrives in the room being read (open, window focused): it
+    /// is read as it arrives, so the "new" line must not jump above it. The line moves past
+    /// it unless it already marks older messages that were unread when the room was opened
+    /// (or while the window was in the background).
+    fn keep_divider_for_unread(&mut self, m: &MessageView) {
+        let (Some(seq), Some(read)) = (m.seq, self.divider_after) else {
+            return;
+        };
+        if self.current != Some(m.room) || !self.window_focused || Some(m.sender) == self.my_id() {
+            return;
+        }
+        let Some(t) = self.timelines.get(&m.room).filter(|t| t.loaded) else {
+            return;
+        };
+        let me = self.my_id();
+        let marks_something = t
+            .messages
+            .iter()
+            .any(|x| x.seq.is_some_and(|s| s > read && s != seq) && Some(x.sender) != me);
+        if !marks_something && seq > read {
+            self.divider_after = Some(seq);
+        }
+    }
+
     /// Keeps the side bar's preview line and order current without waiting for `rooms`.
     fn update_preview(&mut self, m: &MessageView) {
         let Some(i) = self.rooms.iter().position(|r| r.room.id == m.room) else {
@@ -507,20 +565,35 @@ impl AppState {
         self.timelines.get(&room)
     }
 
-    /// Whether a user is online: the latest presence event, else what the list said.
-    pub fn online(&self, user: UserId, listed: bool) -> bool {
-        self.presence.get(&user).map_or(listed, |p| p.online)
+    /// Whether presence can be known: only while connected (offline, nobody's dot is green).
+    pub fn presence_known(&self) -> bool {
+        self.connection == ConnectionState::Online
     }
 
-    /// For a direct room: whether the peer is online (`None` for group rooms).
-    pub fn peer_online(&self, view: &RoomView) -> Option<bool> {
+    /// A user's presence: the latest presence event, else what the list said; unknown while
+    /// we are not connected.
+    pub fn status(&self, user: UserId, listed: bool) -> Status {
+        if !self.presence_known() {
+            return Status::Unknown;
+        }
+        if self.presence.get(&user).map_or(listed, |p| p.online) {
+            Status::Online
+        } else {
+            Status::Offline
+        }
+    }
+
+    /// For a direct room: the peer's presence (`None` for group rooms).
+    pub fn peer_status(&self, view: &RoomView) -> Option<Status> {
         if view.room.kind != RoomKind::Direct {
             return None;
         }
         let listed = view.peer_online.unwrap_or(false);
         Some(match view.room.peer {
-            Some(peer) => self.online(peer, listed),
-            None => listed,
+            Some(peer) => self.status(peer, listed),
+            None if !self.presence_known() => Status::Unknown,
+            None if listed => Status::Online,
+            None => Status::Offline,
         })
     }
 
@@ -640,7 +713,15 @@ mod tests {
             username: None,
             user: None,
             connection: ConnectionState::Offline,
+            limits: Limits {
+                max_message_bytes: 100,
+                ..Limits::default()
+            },
         }));
+        assert_eq!(
+            s.limits.max_message_bytes, 100,
+            "the composer's limit is the server's"
+        );
         assert_eq!(s.screen, Screen::Server);
         let s = s.reduce(Action::ServerChosen("http://x".into()));
         assert_eq!(s.screen, Screen::Auth);
@@ -704,15 +785,159 @@ mod tests {
             seq: 7,
         });
         assert_eq!(s.rooms[0].room.unread, 0);
-        assert_eq!(s.peer_online(&s.rooms[0].clone()), Some(false));
+        s.apply(Action::Connection {
+            state: ConnectionState::Online,
+            now_ms: 0,
+        });
+        assert_eq!(s.peer_status(&s.rooms[0].clone()), Some(Status::Offline));
         s.apply(Action::Presence {
             user: UserId(9),
             online: true,
             last_seen: None,
         });
-        assert_eq!(s.peer_online(&s.rooms[0].clone()), Some(true));
+        assert_eq!(s.peer_status(&s.rooms[0].clone()), Some(Status::Online));
         s.apply(Action::Left(RoomId(1)));
         assert_eq!(s.current, None);
         assert_eq!(s.rooms.len(), 1);
+    }
+
+    fn online(s: &mut AppState) {
+        s.apply(Action::Connection {
+            state: ConnectionState::Online,
+            now_ms: 0,
+        });
+    }
+
+    fn me(s: &mut AppState, id: u64) {
+        s.user = Some(User {
+            id: UserId(id),
+            username: "me".into(),
+            created_ts: 0,
+        });
+    }
+
+    /// Where the "new" line is drawn in the open room.
+    fn divider_before(s: &AppState) -> Option<String> {
+        let room = s.current?;
+        let t = s.timeline(room)?;
+        let rows = crate::rows::rows(&t.messages, s.divider_after, s.my_id(), |_| 0);
+        let at = rows
+            .iter()
+            .position(|r| *r == crate::rows::Row::NewMessages)?;
+        rows[at + 1..].iter().find_map(|r| match r {
+            crate::rows::Row::Message { message, .. } => Some(message.body.clone()),
+            _ => None,
+        })
+    }
+
+    fn page(room: u64, messages: Vec<MessageView>) -> Action {
+        Action::Page {
+            room: RoomId(room),
+            page: MessagePage {
+                messages,
+                has_more: false,
+            },
+            older: false,
+        }
+    }
+
+    #[test]
+    fn no_new_line_above_a_message_read_as_it_arrived() {
+        let mut s = AppState::default();
+        me(&mut s, 1);
+        let mut r = room(1, RoomKind::Group);
+        r.room.read_seq = 2;
+        r.room.unread = 0;
+        s.apply(Action::Rooms(vec![r]));
+        s.apply(Action::Select(Some(RoomId(1))));
+        s.apply(page(
+            1,
+            vec![
+                msg(1, Some(1), "a", 2, "old"),
+                msg(1, Some(2), "b", 2, "read"),
+            ],
+        ));
+        assert_eq!(divider_before(&s), None);
+        // Arrives while the room is open and the window focused: read, no line.
+        s.apply(Action::Message(msg(1, Some(3), "c", 2, "live")));
+        assert_eq!(divider_before(&s), None);
+        // The window goes to the background: what arrives now is new.
+        s.apply(Action::WindowFocus(false));
+        s.apply(Action::Message(msg(1, Some(4), "d", 2, "while away")));
+        assert_eq!(divider_before(&s).as_deref(), Some("while away"));
+        // Back: the line stays where it was while more arrive.
+        s.apply(Action::WindowFocus(true));
+        s.apply(Action::Message(msg(1, Some(5), "e", 2, "after")));
+        assert_eq!(divider_before(&s).as_deref(), Some("while away"));
+    }
+
+    #[test]
+    fn new_line_marks_what_was_unread_when_opened() {
+        let mut s = AppState::default();
+        me(&mut s, 1);
+        let mut r = room(1, RoomKind::Group);
+        r.room.read_seq = 1;
+        s.apply(Action::Rooms(vec![r]));
+        s.apply(Action::Select(Some(RoomId(1))));
+        s.apply(page(
+            1,
+            vec![
+                msg(1, Some(1), "a", 2, "read"),
+                msg(1, Some(2), "b", 2, "unread"),
+            ],
+        ));
+        assert_eq!(divider_before(&s).as_deref(), Some("unread"));
+        s.apply(Action::Message(msg(1, Some(3), "c", 2, "live")));
+        assert_eq!(divider_before(&s).as_deref(), Some("unread"));
+    }
+
+    #[test]
+    fn typing_stops_showing_when_the_connection_drops() {
+        let mut s = AppState::default();
+        online(&mut s);
+        s.apply(Action::Typing {
+            room: RoomId(1),
+            user: UserId(2),
+            username: "bo".into(),
+            until_ms: i64::MAX,
+        });
+        s.apply(Action::Connection {
+            state: ConnectionState::Offline,
+            now_ms: 0,
+        });
+        assert!(s.typing_names(RoomId(1)).is_empty());
+    }
+
+    #[test]
+    fn presence_is_unknown_while_not_connected() {
+        let mut s = AppState::default();
+        s.apply(Action::Rooms(vec![room(2, RoomKind::Direct)]));
+        online(&mut s);
+        s.apply(Action::Presence {
+            user: UserId(9),
+            online: true,
+            last_seen: None,
+        });
+        let dm = s.rooms[0].clone();
+        assert_eq!(s.peer_status(&dm), Some(Status::Online));
+        assert_eq!(s.status(UserId(9), false), Status::Online);
+        s.apply(Action::Connection {
+            state: ConnectionState::Reconnecting {
+                attempt: 1,
+                retry_in_ms: 1000,
+                reason: "cut".into(),
+            },
+            now_ms: 0,
+        });
+        assert_eq!(s.peer_status(&dm), Some(Status::Unknown));
+        assert_eq!(s.status(UserId(9), true), Status::Unknown);
+        assert_eq!(
+            crate::format::presence_text(Status::Unknown, Some(0), 0),
+            "Status unknown"
+        );
+        // Back online: stale presence events are dropped; the reloaded lists decide.
+        online(&mut s);
+        assert_eq!(s.status(UserId(9), false), Status::Offline);
+        assert_eq!(s.peer_status(&room(3, RoomKind::Group)), None);
     }
 }

@@ -456,6 +456,8 @@ pub struct Home {
     pub dir: tempfile::TempDir,
     pub tokens: Arc<dyn TokenStore>,
     pub keep_per_room: u32,
+    /// Reconnect pacing ([`fast_timing`] unless a test needs otherwise).
+    pub timing: Timing,
 }
 
 impl Home {
@@ -468,6 +470,7 @@ impl Home {
             dir: tempfile::tempdir().unwrap_or_else(|e| panic!("no temp dir: {e}")),
             tokens,
             keep_per_room: 5000,
+            timing: fast_timing(),
         }
     }
 
@@ -479,7 +482,7 @@ impl Home {
     pub async fn open(&self) -> (Backend, Ui) {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut options = Options::new(self.cache_path());
-        options.timing = fast_timing();
+        options.timing = self.timing;
         options.keep_per_room = self.keep_per_room;
         let backend = tokio::time::timeout(
             TIMEOUT,

@@ -52,6 +52,7 @@ fn on_event(d: &Dispatcher, event: AppEvent) {
         AppEvent::SessionEnded { reason } => d.dispatch(Action::LoggedOut {
             reason: Some(reason),
         }),
+        AppEvent::Limits { limits } => d.dispatch(Action::Limits(limits)),
     }
 }
 
@@ -177,14 +178,16 @@ pub fn App() -> Html {
     // Members panel open: load the members of the room in view.
     {
         let d = state.dispatcher();
-        // The member count is part of the key so joins and leaves reload the list.
+        // The member count is part of the key so joins and leaves reload the list; being
+        // online too, so presence is fresh after a reconnect.
+        let online = state.presence_known();
         let key = state
             .current_room()
             .filter(|view| view.room.kind == protocol::rest::RoomKind::Group)
             .filter(|_| state.show_members && state.screen == Screen::Main)
-            .map(|view| (view.room.id, view.room.member_count));
+            .map(|view| (view.room.id, view.room.member_count, online));
         use_effect_with(key, move |key| {
-            if let Some((room, _)) = *key {
+            if let Some((room, _, _)) = *key {
                 effects::load_members(&d, room);
             }
         });

@@ -33,6 +33,28 @@ fn sentence(rule: &str) -> String {
     }
 }
 
+/// The card's heading: "Welcome back" only for someone who used the app before (a username is
+/// remembered); a first run names the server to sign in to.
+pub fn auth_title(register: bool, remembered: Option<&str>, server: &str) -> String {
+    if register {
+        return "Create your account".into();
+    }
+    match remembered {
+        Some(name) if !name.is_empty() => format!("Welcome back, {name}"),
+        _ => {
+            let host = server
+                .split_once("://")
+                .map_or(server, |(_, rest)| rest)
+                .trim_end_matches('/');
+            if host.is_empty() {
+                "Sign in".into()
+            } else {
+                format!("Sign in to {host}")
+            }
+        }
+    }
+}
+
 #[function_component]
 pub fn AuthScreen() -> Html {
     let Some(state) = use_context::<AppContext>() else {
@@ -169,12 +191,13 @@ pub fn AuthScreen() -> Html {
 
     let register = *mode == Mode::Register;
     let server = state.server_url.clone().unwrap_or_default();
+    let title = auth_title(register, state.username_hint.as_deref(), &server);
     html! {
         <main class="center-screen">
             <form class="card auth-card" onsubmit={onsubmit} novalidate=true>
                 <div class="brand">
                     <span class="brand-mark"><IconView icon={Icon::Chat} /></span>
-                    <h1>{ if register { "Create your account" } else { "Welcome back" } }</h1>
+                    <h1>{ title }</h1>
                     <p class="muted server-line">
                         <IconView icon={Icon::Server} />
                         <span class="server-url" title={server.clone()}>{ server.clone() }</span>
@@ -239,7 +262,34 @@ pub fn AuthScreen() -> Html {
                         { if register { "Create account" } else { "Log in" } }
                     }
                 </button>
+                if !register && state.username_hint.is_none() {
+                    <p class="muted auth-switch">
+                        { "New to this server? " }
+                        <button type="button" class="link-button" onclick={set_mode(Mode::Register)}>
+                            { "Create an account" }
+                        </button>
+                    </p>
+                }
             </form>
         </main>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::auth_title;
+
+    #[test]
+    fn welcome_back_only_when_someone_is_remembered() {
+        assert_eq!(
+            auth_title(false, None, "http://127.0.0.1:8085"),
+            "Sign in to 127.0.0.1:8085"
+        );
+        assert_eq!(
+            auth_title(false, Some("ann"), "https://chat.example.com/"),
+            "Welcome back, ann"
+        );
+        assert_eq!(auth_title(true, Some("ann"), "x"), "Create your account");
+        assert_eq!(auth_title(false, Some(""), ""), "Sign in");
     }
 }

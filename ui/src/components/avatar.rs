@@ -1,6 +1,7 @@
 //! A round avatar with the name's initial, a colour picked from the name, and an optional
-//! presence dot.
+//! presence dot (green online, grey offline, hollow when unknown because we are offline).
 
+use crate::state::Status;
 use yew::prelude::*;
 
 #[derive(Properties, PartialEq)]
@@ -8,7 +9,7 @@ pub struct AvatarProps {
     pub name: AttrValue,
     /// `Some` draws a presence dot.
     #[prop_or_default]
-    pub online: Option<bool>,
+    pub status: Option<Status>,
     /// Extra classes, e.g. `small`.
     #[prop_or_default]
     pub class: Classes,
@@ -31,10 +32,14 @@ pub fn Avatar(props: &AvatarProps) -> Html {
         .find(|c| c.is_alphanumeric())
         .map(|c| c.to_uppercase().collect())
         .unwrap_or_else(|| "?".into());
-    let dot = props.online.map(|online| {
-        let label = if online { "online" } else { "offline" };
+    let dot = props.status.map(|status| {
+        let (label, class) = match status {
+            Status::Online => ("online", Some("online")),
+            Status::Offline => ("offline", None),
+            Status::Unknown => ("presence unknown", Some("unknown")),
+        };
         html! {
-            <span class={classes!("presence-dot", online.then_some("online"))} title={label}>
+            <span class={classes!("presence-dot", class)} title={label}>
                 <span class="sr-only">{ label }</span>
             </span>
         }

@@ -8,7 +8,7 @@ use super::message_list::MessageList;
 use super::typing_indicator::TypingIndicator;
 use crate::effects;
 use crate::format::{now_ms, presence_text};
-use crate::state::{Action, AppContext, Dialog};
+use crate::state::{Action, AppContext, Dialog, Status};
 use protocol::ipc::MessageView;
 use protocol::rest::{RoomKind, Visibility};
 use yew::prelude::*;
@@ -57,12 +57,12 @@ pub fn ChatView() -> Html {
     let me = state.my_id();
 
     let subtitle = if direct {
-        let online = state.peer_online(&view).unwrap_or(false);
+        let status = state.peer_status(&view).unwrap_or(Status::Unknown);
         let last_seen = room
             .peer
             .and_then(|p| state.presence.get(&p))
             .and_then(|p| p.last_seen);
-        presence_text(online, last_seen, now_ms())
+        presence_text(status, last_seen, now_ms())
     } else {
         let n = room.member_count;
         let kind = if room.visibility == Visibility::Private {
@@ -117,7 +117,7 @@ pub fn ChatView() -> Html {
         })
     };
     let avatar = if direct {
-        html! { <Avatar name={room.name.clone()} online={state.peer_online(&view)} /> }
+        html! { <Avatar name={room.name.clone()} status={state.peer_status(&view)} /> }
     } else {
         let icon = if room.visibility == Visibility::Private {
             Icon::Lock
@@ -161,7 +161,8 @@ pub fn ChatView() -> Html {
                 me={me} divider_after={state.divider_after} jump_to={state.jump_to} {on_jumped} {on_reload}
                 {on_load_older} {on_retry} {on_discard} {on_edit} {on_delete} />
             <TypingIndicator names={state.typing_names(id)} />
-            <Composer key={id.0} room={id} placeholder={placeholder} onsend={on_send} />
+            <Composer key={id.0} room={id} placeholder={placeholder} onsend={on_send}
+                max_bytes={state.limits.max_message_bytes} />
         </section>
     }
 }

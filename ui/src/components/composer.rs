@@ -7,7 +7,6 @@
 use super::icon::{Icon, IconView};
 use crate::format::now_ms;
 use crate::ipc;
-use protocol::limits::Limits;
 use protocol::validate;
 use protocol::RoomId;
 use std::cell::RefCell;
@@ -27,6 +26,8 @@ const COUNTER_FROM: f64 = 0.8;
 pub struct ComposerProps {
     pub room: RoomId,
     pub placeholder: AttrValue,
+    /// The server's largest message, in UTF-8 bytes (`limits.max_message_bytes`).
+    pub max_bytes: usize,
     /// The text to send, and where to put it back if the backend refuses it.
     pub onsend: Callback<(String, Callback<String>)>,
 }
@@ -70,7 +71,7 @@ pub fn Composer(props: &ComposerProps) -> Html {
     let draft = use_mut_ref(Draft::default);
     let input_ref = use_node_ref();
     let room = props.room;
-    let max_bytes = Limits::default().max_message_bytes;
+    let max_bytes = props.max_bytes;
 
     // On open: focus, restore the draft. On close: save a pending draft now.
     {
@@ -199,7 +200,8 @@ pub fn Composer(props: &ComposerProps) -> Html {
                     placeholder={props.placeholder.clone()} aria-label={props.placeholder.clone()}
                     value={(*text).clone()} oninput={oninput} onkeydown={onkeydown} />
                 if show_counter {
-                    <span class={classes!("counter", over.then_some("over"))} aria-live="polite">
+                    <span class={classes!("counter", over.then_some("over"))} aria-live="polite"
+                        title={format!("{len} of {max_bytes} bytes")}>
                         { format!("{}", max_bytes as i64 - len as i64) }
                     </span>
                 }

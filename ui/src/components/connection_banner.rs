@@ -1,9 +1,12 @@
 //! A thin strip above the chat while the connection is not up: connecting, reconnecting with a
-//! countdown to the next attempt, or offline. It never covers the messages.
+//! countdown to the next attempt and a "Reconnect now" button, or offline. It never covers the
+//! messages.
 
 use super::icon::{Icon, IconView};
 use crate::format::now_ms;
+use crate::ipc;
 use protocol::ipc::ConnectionState;
+use yew::platform::spawn_local;
 use yew::prelude::*;
 
 #[derive(Properties, PartialEq)]
@@ -61,10 +64,23 @@ pub fn ConnectionBanner(props: &ConnectionBannerProps) -> Html {
         }
     };
     let busy = !matches!(props.state, ConnectionState::Offline);
+    // Only while waiting for the next attempt (not while one is under way).
+    let waiting = matches!(props.state, ConnectionState::Reconnecting { .. })
+        && props.reconnect_at_ms.is_some_and(|at| at > *now);
+    let reconnect = Callback::from(|_: MouseEvent| {
+        spawn_local(async {
+            let _ = ipc::reconnect_now().await;
+        });
+    });
     html! {
         <div class={classes!("banner", class)} role="status" aria-live="polite">
             if busy { <span class="spinner small"></span> } else { <IconView icon={Icon::Alert} /> }
-            <span>{ text }</span>
+            <span class="banner-text">{ text }</span>
+            if waiting {
+                <button type="button" class="button small banner-action" onclick={reconnect}>
+                    { "Reconnect now" }
+                </button>
+            }
         </div>
     }
 }

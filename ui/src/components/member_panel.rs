@@ -31,24 +31,29 @@ pub fn MemberPanel() -> Html {
                 .iter()
                 .map(|m| {
                     let presence = state.presence.get(&m.user.id);
-                    let online = presence.map_or(m.user.online, |p| p.online);
+                    let status = state.status(m.user.id, m.user.online);
                     let last_seen = presence.and_then(|p| p.last_seen).or(m.user.last_seen);
-                    (m, online, last_seen)
+                    (m, status, last_seen)
                 })
                 .collect();
             members.sort_by(|a, b| {
-                b.1.cmp(&a.1).then_with(|| {
+                b.1.is_online().cmp(&a.1.is_online()).then_with(|| {
                     a.0.user
                         .username
                         .to_lowercase()
                         .cmp(&b.0.user.username.to_lowercase())
                 })
             });
-            let online_count = members.iter().filter(|m| m.1).count();
+            let online_count = members.iter().filter(|m| m.1.is_online()).count();
+            let title = if state.presence_known() {
+                format!("{} online · {} total", online_count, members.len())
+            } else {
+                format!("{} members", members.len())
+            };
             html! {<>
-                <p class="section-title">{ format!("{} online · {} total", online_count, members.len()) }</p>
+                <p class="section-title">{ title }</p>
                 <ul class="member-list" role="list">
-                { for members.into_iter().map(|(m, online, last_seen)| {
+                { for members.into_iter().map(|(m, status, last_seen)| {
                     let user = m.user.id;
                     let is_me = Some(user) == me;
                     let owner = m.owner;
@@ -62,15 +67,18 @@ pub fn MemberPanel() -> Html {
                         <li key={user.0}>
                             <button type="button" class="member" disabled={is_me} onclick={onclick}
                                 title={label.clone()} aria-label={label}>
-                                <Avatar name={name.clone()} online={Some(online)} class="small" />
+                                <Avatar name={name.clone()} status={Some(status)} class="small" />
                                 <span class="member-text">
+                                    // The name shrinks (ellipsis); "(you)" always shows.
                                     <span class="member-name">
-                                        { name }
-                                        if is_me { <span class="muted">{ " (you)" }</span> }
+                                        <span class="member-name-text">{ name }</span>
+                                        if is_me { <span class="member-you">{ "(you)" }</span> }
                                     </span>
-                                    <span class="member-status">{ presence_text(online, last_seen, now) }</span>
+                                    <span class="member-status">
+                                        <span class="member-presence">{ presence_text(status, last_seen, now) }</span>
+                                        if owner { <span class="owner-badge">{ "Owner" }</span> }
+                                    </span>
                                 </span>
-                                if owner { <span class="owner-badge">{ "Owner" }</span> }
                             </button>
                         </li>
                     }

@@ -4,6 +4,7 @@
 use super::avatar::Avatar;
 use super::icon::{Icon, IconView};
 use crate::format::short_time;
+use crate::state::Status;
 use protocol::ipc::{MessageStatus, RoomView};
 use protocol::rest::{RoomKind, Visibility};
 use protocol::{RoomId, UserId};
@@ -13,8 +14,8 @@ use yew::prelude::*;
 pub struct RoomItemProps {
     pub view: RoomView,
     pub active: bool,
-    /// For direct rooms: whether the peer is online.
-    pub peer_online: Option<bool>,
+    /// For direct rooms: the peer's presence.
+    pub peer_status: Option<Status>,
     pub me: Option<UserId>,
     /// The time "now" for the relative time label.
     pub now: i64,
@@ -63,7 +64,7 @@ pub fn RoomItem(props: &RoomItemProps) -> Html {
         .map(|m| short_time(m.ts, props.now));
     let unread = room.unread;
     let avatar = if direct {
-        html! { <Avatar name={room.name.clone()} online={props.peer_online} class="small" /> }
+        html! { <Avatar name={room.name.clone()} status={props.peer_status} class="small" /> }
     } else {
         let icon = if room.visibility == Visibility::Private {
             Icon::Lock

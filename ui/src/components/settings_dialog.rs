@@ -1,4 +1,6 @@
-//! Settings (start minimized, notifications), the account and server, and logging out.
+//! Settings (start minimized, notifications), the account and server, and logging out. Logging
+//! out deletes this device's copy of the account, unsent messages included, so with messages
+//! still in the outbox it asks first.
 
 use super::avatar::Avatar;
 use super::icon::{Icon, IconView};
@@ -16,6 +18,29 @@ pub struct SettingsDialogProps {
     pub onclose: Callback<()>,
 }
 
+/// The question asked before logging out drops `unsent` messages.
+pub fn unsent_warning(unsent: u32) -> String {
+    let (what, them) = if unsent == 1 {
+        ("1 message is".to_string(), "it")
+    } else {
+        (format!("{unsent} messages are"), "them")
+    };
+    format!("{what} not sent yet. Logging out deletes {them} from this device. Log out anyway?")
+}
+
+fn do_logout(busy: UseStateHandle<bool>, d: effects::Dispatcher) {
+    busy.set(true);
+    spawn_local(async move {
+        match ipc::logout().await {
+            Ok(()) => d.dispatch(Action::LoggedOut { reason: None }),
+            Err(e) => {
+                busy.set(false);
+                effects::toast(&d, &e);
+            }
+        }
+    });
+}
+
 #[function_component]
 pub fn SettingsDialog(props: &SettingsDialogProps) -> Html {
     let Some(state) = use_context::<AppContext>() else {
@@ -23,6 +48,8 @@ pub fn SettingsDialog(props: &SettingsDialogProps) -> Html {
     };
     let settings = use_state(|| None::<Settings>);
     let busy = use_state(|| false);
+    // Unsent messages found when "Log out" was pressed: ask before dropping them.
+    let confirm = use_state(|| None::<u32>);
     {
         let settings = settings.clone();
         let d = state.dispatcher();
@@ -56,14 +83,18 @@ pub fn SettingsDialog(props: &SettingsDialogProps) -> Html {
         })
     };
     let logout = {
-        let busy = busy.clone();
+        let (busy, confirm) = (busy.clone(), confirm.clone());
         let d = state.dispatcher();
         Callback::from(move |_: MouseEvent| {
             busy.set(true);
-            let (busy, d) = (busy.clone(), d.clone());
+            let (busy, confirm, d) = (busy.clone(), confirm.clone(), d.clone());
             spawn_local(async move {
-                match ipc::logout().await {
-                    Ok(()) => d.dispatch(Action::LoggedOut { reason: None }),
+                match ipc::unsent().await {
+                    Ok(0) => do_logout(busy, d),
+                    Ok(n) => {
+                        busy.set(false);
+                        confirm.set(Some(n));
+                    }
                     Err(e) => {
                         busy.set(false);
                         effects::toast(&d, &e);
@@ -71,6 +102,15 @@ pub fn SettingsDialog(props: &SettingsDialogProps) -> Html {
                 }
             });
         })
+    };
+    let logout_anyway = {
+        let busy = busy.clone();
+        let d = state.dispatcher();
+        Callback::from(move |_: MouseEvent| do_logout(busy.clone(), d.clone()))
+    };
+    let keep = {
+        let confirm = confirm.clone();
+        Callback::from(move |_: MouseEvent| confirm.set(None))
     };
     let user = state
         .user
@@ -110,11 +150,38 @@ pub fn SettingsDialog(props: &SettingsDialogProps) -> Html {
                         onchange={update(|s, v| s.start_minimized = v)} />
                 </label>
             </section>
-            <div class="dialog-actions">
-                <button type="button" class="button danger" disabled={*busy} onclick={logout}>
-                    <IconView icon={Icon::LogOut} />{ "Log out" }
-                </button>
-            </div>
+            if let Some(n) = *confirm {
+                <div class="notice unsent-warning" role="alert">
+                    <IconView icon={Icon::Alert} />
+                    <span>{ unsent_warning(n) }</span>
+                </div>
+                <div class="dialog-actions">
+                    <button type="button" class="button" onclick={keep}>{ "Stay logged in" }</button>
+                    <button type="button" class="button danger" disabled={*busy} onclick={logout_anyway}>
+                        <IconView icon={Icon::LogOut} />{ "Log out anyway" }
+                    </button>
+                </div>
+            } else {
+                <div class="dialog-actions">
+                    <button type="button" class="button danger" disabled={*busy} onclick={logout}>
+                        <IconView icon={Icon::LogOut} />{ "Log out" }
+                    </button>
+                </div>
+            }
         </Modal>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unsent_warning;
+
+    #[test]
+    fn the_warning_says_how_many_would_be_lost() {
+        assert_eq!(
+            unsent_warning(1),
+            "1 message is not sent yet. Logging out deletes it from this device. Log out anyway?"
+        );
+        assert!(unsent_warning(3).starts_with("3 messages are not sent yet."));
     }
 }

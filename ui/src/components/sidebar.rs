@@ -7,94 +7,27 @@ use super::room_item::RoomItem;
 use super::search_results::SearchResults;
 use crate::format::now_ms;
 use crate::ipc;
+use crate::search::{use_search, Found};
 use crate::state::{Action, AppContext, Dialog};
-use protocol::ipc::{ConnectionState, SearchHit};
+use protocol::ipc::ConnectionState;
 use protocol::rest::RoomKind;
 use protocol::RoomId;
-use std::rc::Rc;
-use web_sys::HtmlInputElement;
-use yew::platform::spawn_local;
 use yew::prelude::*;
 
 /// Wait this long after the last keystroke before searching.
 const SEARCH_DEBOUNCE_MS: u32 = 250;
-
-/// Search results: for which query, and what came back.
-#[derive(Debug, Clone, PartialEq)]
-enum Found {
-    Idle,
-    Searching,
-    Hits(Rc<Vec<SearchHit>>),
-    Failed(String),
-}
 
 #[function_component]
 pub fn Sidebar() -> Html {
     let Some(state) = use_context::<AppContext>() else {
         return Html::default();
     };
-    let query = use_state(String::new);
-    let found = use_state(|| Found::Idle);
-    let timer = use_mut_ref(|| None::<gloo::timers::callback::Timeout>);
-    // Results of an older query must not overwrite a newer one.
-    let generation = use_mut_ref(|| 0u64);
-
-    let oninput = {
-        let (query, found, timer, generation) = (
-            query.clone(),
-            found.clone(),
-            timer.clone(),
-            generation.clone(),
-        );
-        Callback::from(move |e: InputEvent| {
-            let value = e.target_unchecked_into::<HtmlInputElement>().value();
-            query.set(value.clone());
-            *generation.borrow_mut() += 1;
-            let mine = *generation.borrow();
-            let term = value.trim().to_string();
-            if term.is_empty() {
-                timer.borrow_mut().take();
-                found.set(Found::Idle);
-                return;
-            }
-            found.set(Found::Searching);
-            let (found, generation) = (found.clone(), generation.clone());
-            *timer.borrow_mut() = Some(gloo::timers::callback::Timeout::new(
-                SEARCH_DEBOUNCE_MS,
-                move || {
-                    spawn_local(async move {
-                        let result = ipc::search(term).await;
-                        if *generation.borrow() != mine {
-                            return;
-                        }
-                        found.set(match result {
-                            Ok(hits) => Found::Hits(Rc::new(hits)),
-                            Err(e) => Found::Failed(e.user_message()),
-                        });
-                    });
-                },
-            ));
-        })
-    };
-    let clear = {
-        let (query, found, timer, generation) = (
-            query.clone(),
-            found.clone(),
-            timer.clone(),
-            generation.clone(),
-        );
-        move || {
-            *generation.borrow_mut() += 1;
-            timer.borrow_mut().take();
-            query.set(String::new());
-            found.set(Found::Idle);
-        }
-    };
+    let search = use_search(SEARCH_DEBOUNCE_MS, ipc::search);
     let onkeydown = {
-        let clear = clear.clone();
+        let clear = search.clear.clone();
         Callback::from(move |e: KeyboardEvent| {
             if e.key() == "Escape" {
-                clear();
+                clear.emit(());
             }
         })
     };
@@ -104,8 +37,9 @@ pub fn Sidebar() -> Html {
     };
     let on_hit = {
         let d = state.dispatcher();
+        let clear = search.clear.clone();
         Callback::from(move |(room, seq): (RoomId, u64)| {
-            clear();
+            clear.emit(());
             d.dispatch(Action::JumpTo { room, seq });
         })
     };
@@ -125,7 +59,7 @@ pub fn Sidebar() -> Html {
                 html! {
                     <RoomItem key={view.room.id.0} view={view.clone()}
                         active={state.current == Some(view.room.id)}
-                        peer_online={state.peer_online(view)} me={me} now={now}
+                        peer_status={state.peer_status(view)} me={me} now={now}
                         onselect={on_select.clone()} />
                 }
             })
@@ -136,7 +70,7 @@ pub fn Sidebar() -> Html {
     let no_groups = !state.rooms.iter().any(|r| r.room.kind == RoomKind::Group);
     let no_directs = !state.rooms.iter().any(|r| r.room.kind == RoomKind::Direct);
 
-    let body = match &*found {
+    let body = match &search.found {
         Found::Idle => html! {
             <nav class="room-list" aria-label="Conversations">
                 <section class="room-section">
@@ -197,8 +131,8 @@ pub fn Sidebar() -> Html {
         Found::Failed(text) => {
             html! { <div class="search-status error-text" role="alert">{ text.clone() }</div> }
         }
-        Found::Hits(hits) => html! {
-            <SearchResults hits={hits.clone()} query={(*query).clone()} now={now} onopen={on_hit} />
+        Found::Results(hits) => html! {
+            <SearchResults hits={hits.clone()} query={search.query.clone()} now={now} onopen={on_hit} />
         },
     };
 
@@ -221,7 +155,7 @@ pub fn Sidebar() -> Html {
                     <IconView icon={Icon::Search} />
                     <input id="room-search" type="search" placeholder="Search messages"
                         aria-label="Search messages" autocomplete="off" spellcheck="false"
-                        value={(*query).clone()} oninput={oninput} onkeydown={onkeydown} />
+                        value={search.query.clone()} oninput={search.oninput.clone()} onkeydown={onkeydown} />
                     <kbd class="shortcut" aria-hidden="true">{ "Ctrl K" }</kbd>
                 </div>
             </div>
