@@ -43,6 +43,9 @@ pub enum ErrorCode {
     NotAMember,
     /// No such endpoint.
     NotFound,
+    /// The endpoint exists but does not take this HTTP method (the `Allow` header lists those
+    /// it takes).
+    MethodNotAllowed,
     /// The room does not exist or is private and the caller was not invited.
     RoomNotFound,
     /// The user does not exist.
@@ -83,6 +86,7 @@ impl ErrorCode {
             InvalidCredentials | Unauthorized | AuthRequired => 401,
             NotAMember | NotAuthor | NotOwner | OriginNotAllowed => 403,
             NotFound | RoomNotFound | UserNotFound | MessageNotFound | SessionNotFound => 404,
+            MethodNotAllowed => 405,
             UsernameTaken | MessageDeleted | AlreadyAuthenticated => 409,
             PayloadTooLarge => 413,
             RateLimited => 429,
@@ -122,6 +126,7 @@ const ERROR_NAMES: &[(ErrorCode, &str)] = {
         (AlreadyAuthenticated, "already_authenticated"),
         (NotAMember, "not_a_member"),
         (NotFound, "not_found"),
+        (MethodNotAllowed, "method_not_allowed"),
         (RoomNotFound, "room_not_found"),
         (UserNotFound, "user_not_found"),
         (MessageNotFound, "message_not_found"),

@@ -345,7 +345,7 @@ async fn fallback() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
-        ErrorCode::BadRequest,
+        ErrorCode::MethodNotAllowed,
         "this endpoint does not take that method",
     )
 }

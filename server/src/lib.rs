@@ -129,6 +129,13 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let app = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let stop = shutdown.clone();
     let server = tokio::spawn(async move {
+        // No Nagle: a reply written right after another frame must not wait for the client's
+        // delayed ACK (up to 40 ms on Linux) before it leaves.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await;
