@@ -510,19 +510,46 @@ async fn scenario(app: &Path) {
     x.wait_viewable(win, false).await;
     bob.send(dm, "Still there?").await;
     x.wait_title(win, "Chat (2)").await;
-    let dom = window.dom().await;
-    assert!(
-        dom.rooms
-            .iter()
-            .any(|r| r.name == bob.username && r.preview == "Still there?"),
-        "the hidden window's room list follows new messages: {:?}",
-        dom.rooms
-    );
+    window
+        .wait("the hidden window's room list following", UI_WAIT, |d| {
+            d.rooms
+                .iter()
+                .any(|r| r.name == bob.username && r.preview == "Still there?")
+                .then_some(())
+        })
+        .await;
     // A second launch brings the first window back and exits.
     second_launch(app, &display, home.path()).await;
     x.wait_viewable(win, true).await;
     window.shot("09-shown-by-second-launch").await;
-    // Restart (the session ends; the token stays in the keychain): same size and place.
+    // "Start minimized", then a restart (the session ends; the token stays in the keychain):
+    // the app comes up in the tray, logged in; a launch shows it, as large and where it was.
+    window.click("button[aria-label='Settings']").await;
+    window
+        .click_xpath(
+            "//label[contains(@class,'switch-row')][.//strong[normalize-space()='Start minimized']]//input",
+        )
+        .await;
+    window
+        .wait("start minimized switched on", UI_WAIT, |d| {
+            d.start_minimized.then_some(())
+        })
+        .await;
+    window.click(".modal button[aria-label='Close']").await;
+    // Opened again, the dialog shows what the backend stored (it keeps a setting in memory
+    // only once it is written), so the restart below cannot outrun the write.
+    window
+        .wait("the settings dialog closed", UI_WAIT, |d| {
+            d.dialog.is_none().then_some(())
+        })
+        .await;
+    window.click("button[aria-label='Settings']").await;
+    window
+        .wait("start minimized, stored", UI_WAIT, |d| {
+            d.start_minimized.then_some(())
+        })
+        .await;
+    window.click(".modal button[aria-label='Close']").await;
     window.close().await;
     wait_app_gone(app).await;
     let window = Window::open(&driver, &launcher, Shots::keep()).await;
@@ -532,6 +559,19 @@ async fn scenario(app: &Path) {
                 .then_some(())
         })
         .await;
+    // The app shows its window (unless minimized) in its setup, before the page loads; the
+    // page is up, so a window that is not shown now stays hidden.
+    let shown: Vec<u32> = x
+        .app_windows()
+        .into_iter()
+        .filter(|w| x.viewable(*w))
+        .collect();
+    assert!(
+        shown.is_empty(),
+        "started minimized, yet windows {shown:?} are shown"
+    );
+    note("started minimized: logged in, no window shown");
+    second_launch(app, &display, home.path()).await;
     let win = x.wait_app_window(true).await;
     assert_eq!(
         x.geometry(win),
@@ -902,6 +942,8 @@ struct Dom {
     inner: (u32, u32),
     /// The settings dialog's warning about unsent messages.
     unsent_warning: Option<String>,
+    /// The settings dialog's "Start minimized" switch is on.
+    start_minimized: bool,
     typing: Option<String>,
     messages: Vec<DomMessage>,
     rooms: Vec<DomRoom>,
@@ -970,6 +1012,8 @@ return {
   focused: document.hasFocus(),
   inner: [window.innerWidth, window.innerHeight],
   unsent_warning: text('.unsent-warning'),
+  start_minimized: all('.switch-row').some(r => r.textContent.includes('Start minimized')
+    && r.querySelector('input') && r.querySelector('input').checked),
   typing: text('.typing') || null,
   messages: all('.messages li.message').map(li => ({
     body: text('.body', li) || '',
