@@ -52,6 +52,7 @@ pub struct UserPublic {
 /// `GET /api/v1/users?q=` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct UserQuery {
     /// Exact username (case-insensitive) or a prefix of it.
     pub q: String,
@@ -179,6 +180,8 @@ pub struct EditMessage {
 /// page when neither is given), or `after` to page forwards (gap filling).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(IntoParams))]
+// In the query: optional, but never `null` (a query string cannot say null).
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct HistoryQuery {
     /// Return events with seq < before, newest of them first in the window, sorted ascending.
     pub before: Option<u64>,
