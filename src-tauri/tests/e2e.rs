@@ -14,6 +14,11 @@
 //! itself inside `dbus-run-session` with a throwaway, unlocked gnome-keyring (its files in a
 //! temp dir), never touching the user's own session or keyrings.
 //!
+//! The window checks (close to tray, second launch, start minimized, geometry after a restart,
+//! unread count in the title) talk X11 to the display directly and assume no window manager, as
+//! on the Xvfb the test starts itself; run it with `DISPLAY` unset (as `scripts/e2e.sh` in CI
+//! does) rather than on a desktop session, where a window manager reparents the window.
+//!
 //! Screenshots of each main screen go to `$CHAT_E2E_SHOTS`, else `$CARGO_TARGET_DIR/e2e-shots`
 //! (else `<target dir of this test binary>/e2e-shots`), with the app's log (`app.log`,
 //! `RUST_LOG=chat_desktop=debug`) and tauri-driver's (`driver.log`).
