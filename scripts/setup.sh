@@ -15,6 +15,7 @@ APT_PACKAGES=(
   xvfb webkit2gtk-driver imagemagick               # end-to-end test in a real window, screenshots
   dbus gnome-keyring keyutils libsecret-1-dev      # a real keychain (Secret Service) for tests
   pkg-config build-essential curl
+  python3 python3-venv                             # schemathesis (REST fuzzing) in a venv
 )
 
 if command -v apt-get >/dev/null 2>&1; then
@@ -52,5 +53,15 @@ if [ -f ui/Trunk.toml ]; then
 fi
 if [ -f tauri.conf.json ]; then
   install_tool tauri-driver 2.0.6 tauri-driver --locked
+fi
+# Fuzzing: cargo fuzz (libFuzzer; scripts/fuzz.sh) and schemathesis from PyPI in a venv
+# (scripts/schemathesis.sh).
+install_tool cargo-fuzz 0.13.2 cargo-fuzz --locked
+VENV=${CHAT_VENV:-/var/cache/chat/venv}
+SCHEMATHESIS=4.32.5
+if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "version $SCHEMATHESIS$"; then
+  echo "setup: schemathesis $SCHEMATHESIS into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS"
 fi
 echo "setup: ok"

@@ -17,5 +17,11 @@ cargo clippy --workspace --all-targets --locked -j"$JOBS" -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked --no-fail-fast -j"$JOBS" -- --test-threads=4
 
+echo "== fuzz smoke: each target replays its seeds and regressions, then fuzzes 15 s (libFuzzer)"
+bash scripts/fuzz.sh smoke
+
+echo "== schemathesis: the REST API fuzzed from its OpenAPI document"
+bash scripts/schemathesis.sh
+
 echo "== end-to-end: the desktop app in a real window"
 bash scripts/e2e.sh
