@@ -5,15 +5,20 @@
 //! shares the same bytes with every recipient. A connection whose queue is full is closed as a
 //! slow consumer (it resumes on reconnect) instead of growing memory. The hub never awaits while
 //! holding its lock.
+//!
+//! A connection's queue is a plain deque behind a mutex rather than a channel: an idle
+//! connection's queue holds no allocation at all (a bounded tokio channel allocates a block of
+//! slots up front, ~2 KB per socket), and the connection takes everything queued in one swap,
+//! so a burst costs one lock and one wake-up instead of one per frame.
 
 use crate::store::bus::{self, MemberRoute, Route};
 use crate::store::{BusMsg, Store};
 use axum::extract::ws::Utf8Bytes;
 use protocol::{close, RoomId, UserId};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
-use tokio::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 /// What the hub hands a connection.
@@ -37,20 +42,42 @@ pub struct ConnHandle {
     pub id: u64,
     pub user: UserId,
     pub session: String,
-    tx: mpsc::Sender<Outbound>,
+    /// Frames waiting for the connection's task, at most `capacity`.
+    queue: Mutex<VecDeque<Outbound>>,
+    capacity: usize,
+    /// Woken when `queue` gains an item (keeps a permit if the task is busy).
+    queued: Notify,
     kill: CancellationToken,
     reason: OnceLock<(u16, &'static str)>,
 }
 
 impl ConnHandle {
     fn offer(&self, item: Outbound) {
-        match self.tx.try_send(item) {
-            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => self.kill(
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if queue.len() >= self.capacity {
+            drop(queue);
+            self.kill(
                 close::SLOW_CONSUMER,
                 "outbound queue full; reconnect and resume",
-            ),
+            );
+            return;
         }
+        queue.push_back(item);
+        drop(queue);
+        self.queued.notify_one();
+    }
+
+    /// Resolves once something was queued since the last [`ConnHandle::take`] (or at once if
+    /// a wake-up is pending; it may then find the queue empty).
+    pub async fn queued(&self) {
+        self.queued.notified().await;
+    }
+
+    /// Moves everything queued into `into` (which should be empty), in order. Swapping the
+    /// two deques keeps both allocations, so a busy connection does not allocate per batch.
+    pub fn take(&self, into: &mut VecDeque<Outbound>) {
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::swap(&mut *queue, into);
     }
 
     /// Asks the connection to close with `code`; the first reason given wins.
@@ -111,20 +138,16 @@ fn remove_conn(list: &mut Vec<Arc<ConnHandle>>, id: u64) {
 }
 
 impl Hub {
-    /// Adds a connection; returns its handle, its queue, and whether it is the user's first on
-    /// this node (presence goes online).
-    pub fn register(
-        &self,
-        user: UserId,
-        session: String,
-        queue: usize,
-    ) -> (Arc<ConnHandle>, mpsc::Receiver<Outbound>, bool) {
-        let (tx, rx) = mpsc::channel(queue);
+    /// Adds a connection whose queue holds at most `queue` frames; returns its handle and
+    /// whether it is the user's first on this node (presence goes online).
+    pub fn register(&self, user: UserId, session: String, queue: usize) -> (Arc<ConnHandle>, bool) {
         let handle = Arc::new(ConnHandle {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             user,
             session,
-            tx,
+            queue: Mutex::new(VecDeque::new()),
+            capacity: queue,
+            queued: Notify::new(),
             kill: CancellationToken::new(),
             reason: OnceLock::new(),
         });
@@ -132,7 +155,7 @@ impl Hub {
         let conns = routes.users.entry(user).or_default();
         conns.push(handle.clone());
         let first = conns.len() == 1;
-        (handle, rx, first)
+        (handle, first)
     }
 
     /// Removes a connection from every route; true if it was the user's last on this node.
@@ -327,6 +350,23 @@ impl Hub {
 mod tests {
     use super::*;
 
+    /// What the connection's task would take from its queue now.
+    fn drain(conn: &ConnHandle) -> Vec<Outbound> {
+        let mut taken = VecDeque::new();
+        conn.take(&mut taken);
+        taken.into()
+    }
+
+    fn seqs(conn: &ConnHandle) -> Vec<u64> {
+        drain(conn)
+            .into_iter()
+            .filter_map(|item| match item {
+                Outbound::Event { seq, .. } => Some(seq),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn event(room: u64, seq: u64, member: Option<MemberRoute>) -> String {
         let frame = bus::event_frame(
             RoomId(room),
@@ -340,38 +380,47 @@ mod tests {
     #[test]
     fn routes_room_events_and_membership() {
         let hub = Hub::default();
-        let (a, mut rx_a, first) = hub.register(UserId(1), "s1".into(), 16);
+        let (a, first) = hub.register(UserId(1), "s1".into(), 16);
         assert!(first);
-        let (_b, mut rx_b, _) = hub.register(UserId(2), "s2".into(), 16);
+        let (b, _) = hub.register(UserId(2), "s2".into(), 16);
         hub.join(&a, &[RoomId(10)]);
 
         hub.dispatch(event(10, 1, None));
-        assert!(matches!(
-            rx_a.try_recv(),
-            Ok(Outbound::Event { seq: 1, .. })
-        ));
-        assert!(rx_b.try_recv().is_err());
+        assert_eq!(seqs(&a), [1]);
+        assert!(seqs(&b).is_empty());
 
         // User 2 joins: the join event and later ones reach them; after leaving, nothing does.
         hub.dispatch(event(10, 2, Some(MemberRoute::Joined(UserId(2)))));
-        assert!(matches!(
-            rx_b.try_recv(),
-            Ok(Outbound::Event { seq: 2, .. })
-        ));
+        assert_eq!(seqs(&b), [2]);
         hub.dispatch(event(10, 3, Some(MemberRoute::Left(UserId(2)))));
-        assert!(matches!(
-            rx_b.try_recv(),
-            Ok(Outbound::Event { seq: 3, .. })
-        ));
+        assert_eq!(seqs(&b), [3]);
         hub.dispatch(event(10, 4, None));
-        assert!(rx_b.try_recv().is_err());
-        assert_eq!((1..=4).filter(|_| rx_a.try_recv().is_ok()).count(), 3);
+        assert!(seqs(&b).is_empty());
+        assert_eq!(seqs(&a), [2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn queued_frames_wake_the_connection_once_and_keep_order() {
+        let hub = Hub::default();
+        let (a, _) = hub.register(UserId(1), "s".into(), 16);
+        hub.join(&a, &[RoomId(1)]);
+        for seq in 1..=5 {
+            hub.dispatch(event(1, seq, None));
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(1), a.queued())
+            .await
+            .expect("queued frames wake the connection");
+        assert_eq!(seqs(&a), [1, 2, 3, 4, 5]);
+        // Taken in one batch: nothing is left, and later frames start a new batch.
+        assert!(drain(&a).is_empty());
+        hub.dispatch(event(1, 6, None));
+        assert_eq!(seqs(&a), [6]);
     }
 
     #[tokio::test]
     async fn full_queue_kills_slow_consumer() {
         let hub = Hub::default();
-        let (a, _rx, _) = hub.register(UserId(1), "s".into(), 2);
+        let (a, _) = hub.register(UserId(1), "s".into(), 2);
         hub.join(&a, &[RoomId(1)]);
         for seq in 1..=3 {
             hub.dispatch(event(1, seq, None));
@@ -385,8 +434,8 @@ mod tests {
     #[test]
     fn revoke_kills_only_that_session() {
         let hub = Hub::default();
-        let (a, _ra, _) = hub.register(UserId(1), "s1".into(), 4);
-        let (b, _rb, first) = hub.register(UserId(1), "s2".into(), 4);
+        let (a, _) = hub.register(UserId(1), "s1".into(), 4);
+        let (b, first) = hub.register(UserId(1), "s2".into(), 4);
         assert!(!first);
         hub.dispatch(bus::revoke_msg(UserId(1), "s2"));
         assert!(b.kill.is_cancelled());

@@ -19,12 +19,12 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
+use futures_util::SinkExt;
 use protocol::ws::{ClientFrame, Cursor, GapReason, ServerFrame};
 use protocol::{close, ErrorCode, RoomEvent, RoomId, UserId};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 
 /// Consecutive rate-limited frames after which the socket is closed.
 const MAX_STRIKES: u32 = 100;
@@ -32,11 +32,17 @@ const MAX_STRIKES: u32 = 100;
 const FILL_CHUNK: usize = 200;
 /// The server pings this often; a client silent for three intervals is disconnected.
 const PING_EVERY: Duration = Duration::from_secs(30);
+/// Read buffer per socket. Client frames are small; a larger one grows the buffer while it is
+/// read. Every idle socket holds this much, so it is kept small.
+const READ_BUFFER: usize = 1024;
+/// Outgoing frames queued in a burst are written together once this many bytes are buffered
+/// or the burst ends, so a busy socket costs one write per burst instead of one per frame.
+const WRITE_BUFFER: usize = 8 * 1024;
 /// How long a closing socket waits for the peer's close frame.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
-/// `GET /ws`: checks the Origin, then upgrades with small buffers (a 4 KiB read buffer and no
-/// write buffer cost a few KB per idle socket instead of ~130 KB).
+/// `GET /ws`: checks the Origin, then upgrades with small buffers (see [`READ_BUFFER`] and
+/// [`WRITE_BUFFER`]; the defaults cost ~130 KB per idle socket).
 pub async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -65,12 +71,12 @@ pub async fn upgrade(
         }
     }
     let max_frame = state.config.limits.max_frame_bytes;
-    ws.read_buffer_size(4096)
-        .write_buffer_size(0)
-        .max_write_buffer_size(max_frame * 4)
+    ws.read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(WRITE_BUFFER + max_frame * 4)
         .max_message_size(max_frame)
         .max_frame_size(max_frame)
-        .on_upgrade(move |socket| run(state, socket))
+        .on_upgrade(move |socket| run(state, Box::new(socket)))
 }
 
 /// Why a connection ended, for the close frame.
@@ -145,15 +151,18 @@ async fn close_with(socket: &mut WebSocket, code: u16, reason: &'static str) {
     .await;
 }
 
-async fn run(state: AppState, mut socket: WebSocket) {
-    let Some((session, resume)) = await_hello(&state, &mut socket).await else {
+/// One socket's task. It lives as long as the socket, so its future is kept small: the socket
+/// is boxed (an async fn keeps its own copy of every argument for its whole life), and the
+/// steps that await the store (authentication, start, client frames, gap fills) are boxed and
+/// take their memory only while they run, not for the whole life of an idle connection.
+async fn run(state: AppState, mut socket: Box<WebSocket>) {
+    let Some((session, resume)) = Box::pin(await_hello(&state, &mut socket)).await else {
         return;
     };
     let user = session.user;
-    let (handle, rx, first) =
-        state
-            .hub
-            .register(user, session.id.clone(), state.config.outbound_queue);
+    let (handle, first) = state
+        .hub
+        .register(user, session.id.clone(), state.config.outbound_queue);
     if first {
         let _ = state.presence.send(crate::presence::Change::Up(user));
     }
@@ -168,8 +177,8 @@ async fn run(state: AppState, mut socket: WebSocket) {
         strikes: 0,
         last_typing: HashMap::new(),
     };
-    let closing = match conn.start(&session.id, resume).await {
-        Ok(()) => conn.serve(rx, &session.token_hash).await,
+    let closing = match Box::pin(conn.start(&session.id, resume)).await {
+        Ok(()) => conn.serve(&session.token_hash).await,
         Err(StartError::Socket) => Closing(close::GOING_AWAY, "socket failed"),
         Err(StartError::Api(e)) => {
             let _ = conn
@@ -253,7 +262,7 @@ async fn await_hello(
 
 struct Connection {
     state: AppState,
-    socket: WebSocket,
+    socket: Box<WebSocket>,
     handle: Arc<ConnHandle>,
     user: UserId,
     username: String,
@@ -377,7 +386,8 @@ impl Connection {
         Ok(())
     }
 
-    /// Sends an event known to be the next one, and moves the cursor.
+    /// Queues an event known to be the next one on the socket, and moves the cursor. The
+    /// caller flushes (every path ends in [`Connection::send`] or the serve loop's flush).
     async fn emit(
         &mut self,
         room: RoomId,
@@ -386,7 +396,7 @@ impl Connection {
         frame: Utf8Bytes,
     ) -> Result<(), SocketGone> {
         self.socket
-            .send(Message::Text(frame))
+            .feed(Message::Text(frame))
             .await
             .map_err(|_| SocketGone)?;
         if member == Some(MemberRoute::Left(self.user)) {
@@ -418,7 +428,7 @@ impl Connection {
             return Ok(());
         }
         if seq > cursor + 1 {
-            self.fill(room, seq - 1).await?;
+            Box::pin(self.fill(room, seq - 1)).await?;
             if self.cursors.get(&room).is_none_or(|&c| c >= seq) {
                 return Ok(());
             }
@@ -428,10 +438,37 @@ impl Connection {
             .map_err(|_| FillError::Socket)
     }
 
+    /// Sends everything queued for this connection, in order, then flushes once.
+    async fn drain(&mut self, batch: &mut VecDeque<Outbound>) -> Result<(), FillError> {
+        self.handle.take(batch);
+        while let Some(item) = batch.pop_front() {
+            match item {
+                Outbound::Event {
+                    room,
+                    seq,
+                    member,
+                    frame,
+                } => self.deliver(room, seq, member, frame).await?,
+                Outbound::Frame(frame) => self
+                    .socket
+                    .feed(Message::Text(frame))
+                    .await
+                    .map_err(|_| FillError::Socket)?,
+                Outbound::Probe { room, last_seq } => Box::pin(self.fill(room, last_seq)).await?,
+            }
+        }
+        self.socket.flush().await.map_err(|_| FillError::Socket)
+    }
+
     /// The main loop: live events out, client frames in, until something ends it.
-    async fn serve(&mut self, mut rx: mpsc::Receiver<Outbound>, token_hash: &str) -> Closing {
+    async fn serve(&mut self, token_hash: &str) -> Closing {
         let shutdown = self.state.shutdown.clone();
         let handle = self.handle.clone();
+        // Created once: re-creating them on every turn of the loop would re-register wakers.
+        let killed = handle.killed();
+        let stopping = shutdown.cancelled();
+        tokio::pin!(killed, stopping);
+        let mut batch = VecDeque::new();
         let refresh_every =
             Duration::from_secs((self.state.config.session_ttl_secs / 4).clamp(30, 3600));
         let mut refresh =
@@ -442,16 +479,10 @@ impl Connection {
         loop {
             tokio::select! {
                 biased;
-                (code, reason) = handle.killed() => return Closing(code, reason),
-                _ = shutdown.cancelled() => return Closing(close::GOING_AWAY, "server shutting down; reconnect"),
-                item = rx.recv() => {
-                    let Some(item) = item else { return Closing(close::GOING_AWAY, "closing") };
-                    let result = match item {
-                        Outbound::Event { room, seq, member, frame } => self.deliver(room, seq, member, frame).await,
-                        Outbound::Frame(frame) => self.socket.send(Message::Text(frame)).await.map_err(|_| FillError::Socket),
-                        Outbound::Probe { room, last_seq } => self.fill(room, last_seq).await,
-                    };
-                    match result {
+                (code, reason) = &mut killed => return Closing(code, reason),
+                _ = &mut stopping => return Closing(close::GOING_AWAY, "server shutting down; reconnect"),
+                _ = handle.queued() => {
+                    match self.drain(&mut batch).await {
                         Ok(()) => {}
                         Err(FillError::Socket) => return Closing(close::GOING_AWAY, "socket failed"),
                         Err(FillError::Store) => return Closing(1011, "store unavailable; reconnect and resume"),
@@ -465,7 +496,7 @@ impl Connection {
                     };
                     last_heard = tokio::time::Instant::now();
                     let reply = match msg {
-                        Message::Text(t) => self.on_text(t.as_str()).await,
+                        Message::Text(t) => Box::pin(self.on_text(t.as_str())).await,
                         Message::Binary(_) => match self.check_rate() {
                             Err(e) => Some(error_frame(&e, None, None, None)),
                             Ok(()) => Some(error_frame(
@@ -496,7 +527,8 @@ impl Connection {
                     }
                 }
                 _ = refresh.tick() => {
-                    match self.state.store.touch_session(token_hash, now_ms(), self.state.config.session_ttl_secs).await {
+                    let ttl = self.state.config.session_ttl_secs;
+                    match Box::pin(self.state.store.touch_session(token_hash, now_ms(), ttl)).await {
                         Ok(Some(_)) => {}
                         Ok(None) => return Closing(close::UNAUTHORIZED, "session expired or revoked"),
                         Err(e) => tracing::warn!(error = %e, "session refresh failed"),
