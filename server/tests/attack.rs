@@ -58,7 +58,10 @@ impl ServerProcess {
         };
         for _attempt in 0..3 {
             let port = free_port();
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-server"));
+            // CHAT_SERVER_BIN: measure another build (e.g. release) than this test's.
+            let bin = std::env::var("CHAT_SERVER_BIN")
+                .unwrap_or_else(|_| env!("CARGO_BIN_EXE_chat-server").to_string());
+            let mut cmd = Command::new(bin);
             cmd.env_clear()
                 .env("PATH", std::env::var("PATH").unwrap_or_default())
                 .env(
@@ -583,21 +586,6 @@ async fn measure() {
         quiet[10], quiet[19]
     );
 
-    // Sockets that never authenticate.
-    let n = 2000.min(open_files_limit().saturating_sub(300));
-    let before = server.rss();
-    let started = Instant::now();
-    let silent = open_silent_sockets(&server.ws_url, n).await;
-    let took = started.elapsed();
-    let during = pair.exchange().await;
-    let after = server.rss();
-    println!(
-        "{n} silent sockets opened in {took:?}: RSS +{} ({:.1} KiB per socket); exchange meanwhile {during:?}",
-        mib(after - before),
-        (after - before) as f64 / 1024.0 / n as f64
-    );
-    drop(silent);
-
     // Authenticated sockets of one user.
     let user = server.register("many").await;
     let before = server.rss();
@@ -616,6 +604,21 @@ async fn measure() {
         pair.exchange().await
     );
     drop(authed);
+
+    // Sockets that never authenticate.
+    let n = 2000.min(open_files_limit().saturating_sub(300));
+    let before = server.rss();
+    let started = Instant::now();
+    let silent = open_silent_sockets(&server.ws_url, n).await;
+    let took = started.elapsed();
+    let during = pair.exchange().await;
+    let after = server.rss();
+    println!(
+        "{n} silent sockets opened in {took:?}: RSS +{} ({:.1} KiB per socket); exchange meanwhile {during:?}",
+        mib(after - before),
+        (after - before) as f64 / 1024.0 / n as f64
+    );
+    drop(silent);
 
     // Frame flood.
     let flooder = server.register("flood").await;
