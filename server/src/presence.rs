@@ -72,7 +72,7 @@ pub async fn check_store(hub: &crate::hub::Hub, store: &crate::store::Store) {
             );
             hub.close_all(
                 protocol::close::STORE_RESET,
-                "store lost its data; sign in again",
+                "store lost data; drop local state and resync",
             );
         }
         Err(e) => tracing::warn!(error = %e, "store epoch check failed"),

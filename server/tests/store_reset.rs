@@ -4,6 +4,11 @@
 //! seqs were silently skipped, and a new account with a reused user id was routed to the old
 //! account's sockets. Now every node notices the missing `store:epoch` and closes every socket
 //! with 4010 (`store lost its data`), and the old token is refused on the next hello.
+//!
+//! The same for a store that came back with its last writes missing (AOF `everysec` after a
+//! machine crash): its seq counters went back and the next messages reused seqs that clients
+//! already held for other messages — silently. Now the node that saw those seqs published
+//! raises the counters past them when its bus reconnects and tells every socket with 4010.
 
 mod common;
 
@@ -13,17 +18,30 @@ use protocol::rest::Visibility;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn flushall(redis: &RedisServer) {
+/// Sends one command to Redis (RESP) and returns the first line of the reply.
+async fn redis_cmd(redis: &RedisServer, args: &[&str]) -> String {
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", redis.port))
         .await
         .expect("connect to redis");
-    s.write_all(b"FLUSHALL\r\n").await.expect("send FLUSHALL");
-    let mut buf = [0u8; 16];
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(req.as_bytes()).await.expect("send to redis");
+    let mut buf = [0u8; 256];
     let n = tokio::time::timeout(TIMEOUT, s.read(&mut buf))
         .await
-        .expect("FLUSHALL reply in time")
-        .expect("read FLUSHALL reply");
-    assert!(buf[..n].starts_with(b"+OK"), "FLUSHALL answered {:?}", &buf[..n]);
+        .expect("redis reply in time")
+        .expect("read redis reply");
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn flushall(redis: &RedisServer) {
+    assert_eq!(redis_cmd(redis, &["FLUSHALL"]).await, "+OK");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,4 +96,38 @@ async fn store_wiped_under_open_sockets_closes_them_with_store_reset() {
     let events = c.events_until(fresh.id, 2).await;
     assert_eq!(events.last().map(|e| e.seq), Some(2));
     c.assert_no_more_events().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_rollback_never_reuses_seqs_and_closes_sockets_with_store_reset() {
+    let redis = Arc::new(RedisServer::start().await);
+    let node = TestServer::start_on_redis(&redis, |c| c.presence_heartbeat_secs = 1).await;
+    let alice = node.user("alice").await;
+    let room = alice
+        .api
+        .create_room("rolled back", Visibility::Public)
+        .await
+        .expect("create room");
+    let mut a = node.ws(&alice).await;
+    for body in ["two", "three", "four"] {
+        alice.api.say(room.id, body).await;
+    }
+    a.events_until(room.id, 4).await;
+
+    // The store loses its last two events (as a machine crash can with appendfsync everysec)
+    // and, as when Redis restarts, the node's bus connection drops.
+    let key = format!("room:{}", room.id);
+    redis_cmd(&redis, &["HSET", &key, "seq", "2"]).await;
+    redis_cmd(
+        &redis,
+        &["ZREMRANGEBYSCORE", &format!("{key}:log"), "3", "+inf"],
+    )
+    .await;
+    redis_cmd(&redis, &["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+
+    // Clients are told, with the documented close code...
+    a.expect_close_code(close::STORE_RESET).await;
+    // ...and seqs 3 and 4, which alice holds for "three" and "four", are never handed out again.
+    let ack = alice.api.say(room.id, "five").await;
+    assert_eq!(ack.seq, 5, "a seq clients already hold was reused: {ack:?}");
 }

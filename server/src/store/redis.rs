@@ -43,7 +43,8 @@ use protocol::{ErrorCode, RoomId, UserId};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -55,9 +56,41 @@ pub struct RedisStore {
     con: ConnectionManager,
     node: String,
     bus_rx: Mutex<Option<mpsc::UnboundedReceiver<BusMsg>>>,
+    watch: Arc<Watch>,
+}
+
+/// What the bus subscriber learns and the write path needs, to notice a store that lost data.
+#[derive(Default)]
+struct Watch {
     /// The `store:epoch` this node works with. A Redis that comes back empty has none (or
     /// another node already set a new one): its sessions, rooms and seqs are gone.
     epoch: Mutex<String>,
+    /// Per room: the highest seq this node has seen published. A Redis that comes back with a
+    /// lower seq lost writes (AOF `everysec` after a machine crash, failover to a lagging
+    /// replica); its next appends would hand out seqs that clients already hold.
+    seen: Mutex<HashMap<u64, u64>>,
+    /// False from the moment the bus subscription is lost until it is back and the rooms were
+    /// checked against `seen`: appends wait, so no seq is handed out twice.
+    checked: AtomicBool,
+}
+
+impl Watch {
+    fn saw(&self, payload: &str) {
+        let head = payload.split('\n').next().unwrap_or_default();
+        let mut parts = head.split(' ');
+        if parts.next() != Some("R") {
+            return;
+        }
+        let (Some(Ok(room)), Some(Ok(seq))) = (
+            parts.next().map(str::parse::<u64>),
+            parts.next().map(str::parse::<u64>),
+        ) else {
+            return;
+        };
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let max = seen.entry(room).or_default();
+        *max = (*max).max(seq);
+    }
 }
 
 macro_rules! lua_common {
@@ -243,10 +276,13 @@ if max_events > 0 then
   if n > max_events then redis.call('ZREMRANGEBYRANK', log, 0, n - max_events - 1) end
 end
 if max_age > 0 then
-  -- Amortized: look at the 16 oldest events per append.
-  for _, frame in ipairs(redis.call('ZRANGE', log, 0, 15)) do
-    local ets = tonumber(string.match(frame, '"ts":(%d+)'))
-    if ets and ets < ts - max_age then redis.call('ZREM', log, frame) else break end
+  -- Amortized: drop at most 16 expired events per append, reading only the oldest each time
+  -- (usually one read that finds it still fresh).
+  for _ = 1, 16 do
+    local oldest = redis.call('ZRANGE', log, 0, 0)[1]
+    if not oldest then break end
+    local ets = tonumber(string.match(oldest, '"ts":(%d+)'))
+    if ets and ets < ts - max_age then redis.call('ZREMRANGEBYRANK', log, 0, 0) else break end
   end
 end
 return 'ok ' .. seq .. ' ' .. ts
@@ -376,6 +412,29 @@ return ARGV[1]
     )
 });
 
+/// ARGV: epoch, then pairs of room, seq. Raises each existing room's seq to at least the given
+/// one. Returns how many rooms were raised, or -1 if the store's epoch is not ARGV[1] (another
+/// data set: nothing to compare with).
+static RAISE_SEQS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('GET', 'store:epoch') ~= ARGV[1] then return -1 end
+local raised = 0
+for i = 2, #ARGV, 2 do
+  local rkey = 'room:' .. ARGV[i]
+  if redis.call('EXISTS', rkey) == 1 then
+    local seq = tonumber(redis.call('HGET', rkey, 'seq') or '0')
+    if seq < tonumber(ARGV[i + 1]) then
+      redis.call('HSET', rkey, 'seq', ARGV[i + 1])
+      raised = raised + 1
+    end
+  end
+end
+return raised
+"#,
+    )
+});
+
 /// ARGV: node, now. This node leaves: its users go offline unless online elsewhere.
 static NODE_DOWN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
@@ -450,12 +509,17 @@ impl RedisStore {
             .arg(format!("{:016x}", rand::random::<u64>()))
             .invoke_async(&mut con.clone())
             .await?;
-        tokio::spawn(run_subscriber(client, pubsub, tx, shutdown));
+        let watch = Arc::new(Watch {
+            epoch: Mutex::new(epoch),
+            seen: Mutex::default(),
+            checked: AtomicBool::new(true),
+        });
+        tokio::spawn(run_subscriber(client, pubsub, tx, shutdown, watch.clone()));
         Ok(Self {
             con,
             node,
             bus_rx: Mutex::new(Some(rx)),
-            epoch: Mutex::new(epoch),
+            watch,
         })
     }
 
@@ -464,12 +528,29 @@ impl RedisStore {
             .arg(format!("{:016x}", rand::random::<u64>()))
             .invoke_async(&mut self.con())
             .await?;
-        let mut mine = self.epoch.lock().unwrap_or_else(|e| e.into_inner());
+        let mut mine = self.watch.epoch.lock().unwrap_or_else(|e| e.into_inner());
         if *mine == current {
             return Ok(true);
         }
         *mine = current;
+        // Seqs of the old data set mean nothing in the new one.
+        self.watch
+            .seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         Ok(false)
+    }
+
+    /// Appends wait while the bus is down or not yet checked after coming back (see [`Watch`]).
+    fn writable(&self) -> StoreResult<()> {
+        if self.watch.checked.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(
+                "the bus is reconnecting to the store".into(),
+            ))
+        }
     }
 
     pub fn take_bus(&self) -> Option<mpsc::UnboundedReceiver<BusMsg>> {
@@ -660,6 +741,7 @@ impl RedisStore {
         event_json: &str,
         _now: i64,
     ) -> StoreResult<RoomId> {
+        self.writable()?;
         let vis = if visibility == Visibility::Public {
             "public"
         } else {
@@ -681,6 +763,7 @@ impl RedisStore {
         b: (UserId, &str),
         _now: i64,
     ) -> StoreResult<RoomId> {
+        self.writable()?;
         let (a, b) = if a.0 <= b.0 { (a, b) } else { (b, a) };
         let id: u64 = OPEN_DM
             .arg(a.0 .0)
@@ -771,6 +854,7 @@ impl RedisStore {
         change: MemberChange<'_>,
         _now: i64,
     ) -> StoreResult<Option<u64>> {
+        self.writable()?;
         let seq: i64 = CHANGE_MEMBER
             .arg(change.room.0)
             .arg(change.user.0)
@@ -792,6 +876,7 @@ impl RedisStore {
         dedupe_ttl_secs: u64,
         retention: Retention,
     ) -> StoreResult<SendAck> {
+        self.writable()?;
         let reply: String = APPEND_MESSAGE
             .arg(msg.room.0)
             .arg(msg.sender.0)
@@ -827,6 +912,7 @@ impl RedisStore {
     }
 
     pub async fn change_message(&self, change: Change<'_>, _now: i64) -> StoreResult<u64> {
+        self.writable()?;
         let reply: String = CHANGE_MESSAGE
             .arg(change.room.0)
             .arg(change.target)
@@ -995,6 +1081,54 @@ async fn subscribe(client: &redis::Client) -> redis::RedisResult<redis::aio::Pub
     Ok(pubsub)
 }
 
+/// After the bus came back: compares every room this node saw published with the store. Rooms
+/// whose seq went backwards (the store lost writes) get their seq raised past what was
+/// published, so no seq is handed out twice, and the store gets a new epoch, so every node
+/// closes its sockets with 4010 and clients drop what the store no longer has.
+async fn check_rollback(client: &redis::Client, watch: &Watch) -> redis::RedisResult<()> {
+    let epoch = watch
+        .epoch
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let seen: Vec<(u64, u64)> = watch
+        .seen
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|(r, s)| (*r, *s))
+        .collect();
+    if seen.is_empty() {
+        return Ok(());
+    }
+    let mut con = client.get_multiplexed_async_connection().await?;
+    let mut raised = 0;
+    for chunk in seen.chunks(256) {
+        let mut invocation = RAISE_SEQS.arg(&epoch);
+        for (room, seq) in chunk {
+            invocation.arg(room).arg(seq);
+        }
+        let n: i64 = invocation.invoke_async(&mut con).await?;
+        if n < 0 {
+            // Another data set (wiped): the epoch check closes the sockets.
+            return Ok(());
+        }
+        raised += n;
+    }
+    if raised > 0 {
+        tracing::error!(
+            rooms = raised,
+            "the store came back with fewer events than were published (writes lost); seqs raised past them, new store epoch: every node closes its sockets with 4010"
+        );
+        let () = redis::cmd("SET")
+            .arg("store:epoch")
+            .arg(format!("{:016x}", rand::random::<u64>()))
+            .query_async(&mut con)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Forwards bus messages to the hub; on a lost subscription, reconnects with backoff and
 /// sends `Resync` so the hub re-checks every room for missed events.
 async fn run_subscriber(
@@ -1002,6 +1136,7 @@ async fn run_subscriber(
     mut pubsub: redis::aio::PubSub,
     tx: mpsc::UnboundedSender<BusMsg>,
     shutdown: CancellationToken,
+    watch: Arc<Watch>,
 ) {
     loop {
         {
@@ -1014,6 +1149,7 @@ async fn run_subscriber(
                 let Some(msg) = msg else { break };
                 match msg.get_payload::<String>() {
                     Ok(payload) => {
+                        watch.saw(&payload);
                         if tx.send(BusMsg::Payload(payload)).is_err() {
                             return;
                         }
@@ -1022,6 +1158,7 @@ async fn run_subscriber(
                 }
             }
         }
+        watch.checked.store(false, Ordering::Release);
         tracing::warn!("bus subscription lost; reconnecting");
         let mut delay = Duration::from_millis(100);
         pubsub = loop {
@@ -1037,6 +1174,16 @@ async fn run_subscriber(
                 }
             }
         };
+        let mut delay = Duration::from_millis(100);
+        while let Err(e) = check_rollback(&client, &watch).await {
+            tracing::warn!(error = %e, "cannot compare the store with the events seen; retrying");
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+        watch.checked.store(true, Ordering::Release);
         tracing::info!("bus subscription restored");
         if tx.send(BusMsg::Resync).is_err() {
             return;
