@@ -867,12 +867,18 @@ impl Driver {
             .unwrap_or_else(|e| panic!("cannot start tauri-driver: {e}"));
         let mut driver = Driver { child, port };
         let deadline = Instant::now() + Duration::from_secs(20);
+        // Both listening: tauri-driver, and the WebKitWebDriver it starts (it forwards the
+        // first session request there; before that one listens, the request is refused).
         loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                note(&format!("tauri-driver on 127.0.0.1:{port}"));
+            let listening = |p: u16| async move {
+                tokio::net::TcpStream::connect(("127.0.0.1", p))
+                    .await
+                    .is_ok()
+            };
+            if listening(port).await && listening(native).await {
+                note(&format!(
+                    "tauri-driver on 127.0.0.1:{port}, WebKitWebDriver on 127.0.0.1:{native}"
+                ));
                 return driver;
             }
             if let Ok(Some(status)) = driver.child.try_wait() {
@@ -883,7 +889,8 @@ impl Driver {
             }
             assert!(
                 Instant::now() < deadline,
-                "tauri-driver did not listen on {port} within 20 s; see {}",
+                "tauri-driver ({port}) and WebKitWebDriver ({native}) did not both listen within 20 s; \
+                 see {}",
                 log.display()
             );
             tokio::time::sleep(POLL).await;
