@@ -272,8 +272,8 @@ redis.call('SET', ddkey, seq .. ' ' .. ts, 'EX', ARGV[5])
 local log = 'room:' .. room .. ':log'
 local max_events, max_age = tonumber(ARGV[6]), tonumber(ARGV[7])
 if max_events > 0 then
-  local n = redis.call('ZCARD', log)
-  if n > max_events then redis.call('ZREMRANGEBYRANK', log, 0, n - max_events - 1) end
+  -- Keeps the newest max_events (removes nothing while there are fewer).
+  redis.call('ZREMRANGEBYRANK', log, 0, -max_events - 1)
 end
 if max_age > 0 then
   -- Amortized: drop at most 16 expired events per append, reading only the oldest each time
