@@ -27,7 +27,11 @@ async fn history_keeps_the_newest_events_by_count(backend: Backend) {
     assert_eq!(events.len(), 5, "only the newest 5 are kept: {events:?}");
     assert_consecutive(&events, last - 4);
     assert_eq!(message_of(events.last().unwrap()).1, "message 7");
-    let page = alice.api.history(room.id, None, None, Some(100)).await.unwrap();
+    let page = alice
+        .api
+        .history(room.id, None, None, Some(100))
+        .await
+        .unwrap();
     assert_eq!(page.first_seq, last - 4, "history says where it starts");
     assert_eq!(page.last_seq, last);
 }
