@@ -358,6 +358,8 @@ impl Connection {
                 continue;
             }
             if page.events.is_empty() {
+                // Nothing stored up to `until`: the store lost those events (§7.7).
+                self.lost(room, cursor, until).await?;
                 break;
             }
             for frame in page.events {
@@ -368,8 +370,16 @@ impl Connection {
                         return Err(FillError::Store);
                     }
                 };
+                let cursor = self.cursors.get(&room).copied().unwrap_or(until);
+                // A hole in the log: events the store lost (§7.7). Say so, never skip silently.
                 if event.seq > until {
+                    if cursor < until {
+                        self.lost(room, cursor, until).await?;
+                    }
                     break;
+                }
+                if event.seq > cursor + 1 {
+                    self.lost(room, cursor, event.seq - 1).await?;
                 }
                 let member = match &event.event {
                     protocol::EventBody::MemberJoined { user, .. } => {
@@ -383,6 +393,20 @@ impl Connection {
                     .map_err(|_| FillError::Socket)?;
             }
         }
+        Ok(())
+    }
+
+    /// Reports events `after+1 ..= until` of `room` as gone (`gap` `truncated`) and moves the
+    /// cursor past them.
+    async fn lost(&mut self, room: RoomId, after: u64, until: u64) -> Result<(), FillError> {
+        let gap = ServerFrame::Gap {
+            room,
+            after,
+            until,
+            reason: GapReason::Truncated,
+        };
+        self.send(&gap).await.map_err(|_| FillError::Socket)?;
+        self.cursors.insert(room, until);
         Ok(())
     }
 

@@ -130,4 +130,25 @@ async fn store_rollback_never_reuses_seqs_and_closes_sockets_with_store_reset() 
     // ...and seqs 3 and 4, which alice holds for "three" and "four", are never handed out again.
     let ack = alice.api.say(room.id, "five").await;
     assert_eq!(ack.seq, 5, "a seq clients already hold was reused: {ack:?}");
+
+    // A client that had only seen up to seq 2 learns that 3 and 4 are gone (a gap), instead of
+    // jumping over them.
+    let (_b, replay) = node
+        .ws_resume(
+            &alice,
+            vec![protocol::ws::Cursor {
+                room: room.id,
+                seq: 2,
+            }],
+        )
+        .await;
+    match replay.as_slice() {
+        [protocol::ServerFrame::Gap {
+            after: 2,
+            until: 4,
+            reason: protocol::ws::GapReason::Truncated,
+            ..
+        }, protocol::ServerFrame::Event(e)] => assert_eq!(e.seq, 5),
+        other => panic!("expected a gap over seqs 3..=4, then seq 5; got {other:#?}"),
+    }
 }
