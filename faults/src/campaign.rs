@@ -27,6 +27,11 @@ pub struct Summary {
     pub reordered: u64,
     pub wipe_runs: u64,
     pub wiped_acked: u64,
+    pub rollback_runs: u64,
+    /// Rollback runs: acknowledged messages the store lost (the documented AOF limit).
+    pub lost_detected: u64,
+    pub rollback_clients: u64,
+    pub rollback_untold: u64,
     pub slow_closes: u64,
     pub desktop_runs: u64,
     pub secs: f64,
@@ -56,6 +61,12 @@ impl Summary {
             self.wipe_runs += 1;
         }
         self.wiped_acked += r.wiped_acked;
+        if r.faults.contains_key(FaultKind::RedisRollback.name()) {
+            self.rollback_runs += 1;
+            self.rollback_clients += (r.plan.nodes * r.plan.clients_per_node) as u64;
+        }
+        self.rollback_untold += u64::from(r.rollback_untold);
+        self.lost_detected += r.lost_detected;
         self.slow_closes += u64::from(r.slow_closes);
         if r.plan.desktop {
             self.desktop_runs += 1;
@@ -113,6 +124,13 @@ impl Summary {
             "| store wipes (Redis without persistence restarted): runs / acked messages gone, every client told | {} / {} |\n",
             self.wipe_runs, self.wiped_acked
         ));
+        s.push_str(&format!(
+            "| store rollbacks (AOF tail cut): runs / acked messages lost / scripted clients told (4010 or gap) of all | {} / {} / {} of {} |\n",
+            self.rollback_runs,
+            self.lost_detected,
+            self.rollback_clients - self.rollback_untold,
+            self.rollback_clients
+        ));
         if !self.failed_seeds.is_empty() || !self.errored_seeds.is_empty() {
             s.push_str(&format!(
                 "\nFailed seeds: {:?}; could not run: {:?}. Replay one with `faults run --seed N`.\n",
@@ -142,6 +160,8 @@ pub async fn run_child(exe: &Path, seed: u64, only: Option<FaultKind>) -> Report
         faults: BTreeMap::new(),
         volume: Default::default(),
         wiped_acked: 0,
+        lost_detected: 0,
+        rollback_untold: 0,
         slow_closes: 0,
         closes: BTreeMap::new(),
         findings: Default::default(),

@@ -451,6 +451,10 @@ impl Client {
             st.wipe_signal
                 .get_or_insert_with(|| format!("close {code}"));
             st.done = true;
+        } else if code == protocol::close::STORE_RESET {
+            // The store lost data (§3.6): what this client holds may be gone from the server
+            // and the seqs after it reissued. Drop the cursors and start again from the server.
+            st.cursors.clear();
         } else if code == protocol::close::UNAUTHORIZED {
             st.violations
                 .push("session ended (4001) during the run".into());

@@ -134,7 +134,7 @@ async fn one(args: &Args) -> Result<ExitCode, String> {
 fn line(r: &run::Report) -> String {
     let faults: Vec<String> = r.faults.iter().map(|(k, n)| format!("{k}×{n}")).collect();
     format!(
-        "seed {:>20} {} {:>5.1}s nodes={} {:?}{} faults=[{}] sent={} 4008={} lost={} dup={} reord={}{}",
+        "seed {:>20} {} {:>5.1}s nodes={} {:?}{} faults=[{}] sent={} 4008={} lost={} dup={} reord={}{}{}",
         r.seed,
         if r.ok { "ok  " } else { "FAIL" },
         r.secs,
@@ -147,6 +147,11 @@ fn line(r: &run::Report) -> String {
         r.lost(),
         r.duplicated(),
         r.reordered(),
+        if r.lost_detected > 0 {
+            format!(" acked-lost-by-rollback={}", r.lost_detected)
+        } else {
+            String::new()
+        },
         r.error
             .as_ref()
             .map(|e| format!(" error: {e}"))
@@ -238,6 +243,8 @@ fn compact(r: &run::Report) -> serde_json::Value {
         "delivered": r.volume.delivered,
         "closes": r.closes,
         "lost": r.lost(),
+        "lost_detected": r.lost_detected,
+        "rollback_untold": r.rollback_untold,
         "duplicated": r.duplicated(),
         "reordered": r.reordered(),
     });

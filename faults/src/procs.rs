@@ -135,6 +135,25 @@ impl Redis {
     pub fn running(&self) -> bool {
         self.child.is_some()
     }
+
+    /// Cuts `bytes` off the end of the AOF (Redis must be stopped): the writes a machine crash
+    /// can lose with `appendfsync everysec`. Redis loads the rest (`aof-load-truncated`).
+    pub fn cut_aof_tail(&self, bytes: u64) -> Result<()> {
+        let dir = self.dir.join("appendonlydir");
+        let newest = std::fs::read_dir(&dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().ends_with(".incr.aof"))
+            .max()
+            .ok_or("no incremental AOF file")?;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&newest)
+            .map_err(|e| e.to_string())?;
+        let len = file.metadata().map_err(|e| e.to_string())?.len();
+        file.set_len(len.saturating_sub(bytes))
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Sends one command in RESP and returns the reply as text (bulk strings unwrapped).
