@@ -61,7 +61,7 @@ impl Summary {
             self.wipe_runs += 1;
         }
         self.wiped_acked += r.wiped_acked;
-        if r.faults.contains_key(FaultKind::RedisRollback.name()) {
+        if r.store_lost_writes {
             self.rollback_runs += 1;
             self.rollback_clients += (r.plan.nodes * r.plan.clients_per_node) as u64;
         }
@@ -125,7 +125,7 @@ impl Summary {
             self.wipe_runs, self.wiped_acked
         ));
         s.push_str(&format!(
-            "| store rollbacks (AOF tail cut): runs / acked messages lost / scripted clients told (4010 or gap) of all | {} / {} / {} of {} |\n",
+            "| runs where Redis lost acked writes (AOF tail cut, or kill -9 with everysec): runs / acked messages lost / scripted clients told (4010 or gap) of all | {} / {} / {} of {} |\n",
             self.rollback_runs,
             self.lost_detected,
             self.rollback_clients - self.rollback_untold,
@@ -162,6 +162,7 @@ pub async fn run_child(exe: &Path, seed: u64, only: Option<FaultKind>) -> Report
         wiped_acked: 0,
         lost_detected: 0,
         rollback_untold: 0,
+        store_lost_writes: false,
         slow_closes: 0,
         closes: BTreeMap::new(),
         findings: Default::default(),

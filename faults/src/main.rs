@@ -245,6 +245,7 @@ fn compact(r: &run::Report) -> serde_json::Value {
         "lost": r.lost(),
         "lost_detected": r.lost_detected,
         "rollback_untold": r.rollback_untold,
+        "store_lost_writes": r.store_lost_writes,
         "duplicated": r.duplicated(),
         "reordered": r.reordered(),
     });

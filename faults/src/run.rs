@@ -228,6 +228,9 @@ pub struct Report {
     pub lost_detected: u64,
     /// Rollback runs: scripted clients told neither by 4010 nor by a gap.
     pub rollback_untold: u32,
+    /// The store lost acknowledged writes (AOF tail cut, or Redis killed while an AOF write
+    /// was postponed); judged by the rollback rules.
+    pub store_lost_writes: bool,
     /// Slow-consumer closes (4008) the clients received.
     pub slow_closes: u32,
     /// Close codes the scripted clients received, by code.
@@ -293,6 +296,7 @@ pub async fn run(seed: u64, only: Option<FaultKind>, exe: &Path, dir: &Path) -> 
         wiped_acked: 0,
         lost_detected: 0,
         rollback_untold: 0,
+        store_lost_writes: false,
         slow_closes: 0,
         closes: BTreeMap::new(),
         findings: Findings::default(),
@@ -497,12 +501,17 @@ async fn execute(plan: &Plan, exe: &Path, dir: &Path, report: &mut Report) -> Re
         })
         .collect();
     let (mut findings, volume) = checker::check(&canonical, &obs, desktop_obs.as_ref());
-    if plan
+    let cut = plan
         .faults
         .iter()
-        .any(|f| f.kind == FaultKind::RedisRollback)
-    {
-        // The store lost its last writes on purpose. What it lost may be missing anywhere
+        .any(|f| f.kind == FaultKind::RedisRollback);
+    // `kill -9` of Redis with AOF everysec can lose its last writes too: when an fsync is slow
+    // Redis postpones writing the AOF (up to 2 s) but still answers clients.
+    let killed = plan.faults.iter().any(|f| f.kind == FaultKind::RedisKill);
+    let store_lost = !findings.lost.is_empty() || !findings.gapped.is_empty();
+    if cut || (killed && store_lost) {
+        report.store_lost_writes = true;
+        // The store lost its last writes. What it lost may be missing anywhere
         // (history holes, acked messages, events clients hold): allowed. A seq reused for
         // other content, or a duplicate, still fails. Told: closed with 4010, or a gap over
         // what it missed; a client that had received the lost events but was between sockets
