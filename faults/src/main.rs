@@ -195,7 +195,7 @@ async fn many(args: &Args) -> Result<ExitCode, String> {
     }
     summary.secs = started.elapsed().as_secs_f64();
     let command = format!(
-        "scripts/faults.sh {runs}{}",
+        "scripts/faults.sh {runs} --seed {first}{}",
         only.map(|k| format!(" --only {}", k.name()))
             .unwrap_or_default()
     );
