@@ -36,7 +36,7 @@ run() { # target seconds
   [ -d "regressions/$t" ] && dirs+=("regressions/$t")
   local status=0
   cargo fuzz run -s none --target-dir "$TARGET_DIR" "$t" "${dirs[@]}" -- \
-    -max_total_time="$secs" -max_len=4096 -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 \
+    -max_total_time="$secs" -max_len=4096 -timeout=60 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$OUT/artifacts/$t/" >"$log" 2>&1 || status=$?
   local runs cov
   runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
