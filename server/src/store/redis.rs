@@ -1081,6 +1081,12 @@ async fn subscribe(client: &redis::Client) -> redis::RedisResult<redis::aio::Pub
     Ok(pubsub)
 }
 
+/// Longest wait between attempts to resubscribe: every node is back within this of Redis.
+const RESUBSCRIBE_MAX: Duration = Duration::from_millis(500);
+/// After the bus is back and checked, appends wait this much longer so that every node has
+/// come back and raised what it saw (see [`check_rollback`]).
+const SETTLE: Duration = Duration::from_secs(1);
+
 /// After the bus came back: compares every room this node saw published with the store. Rooms
 /// whose seq went backwards (the store lost writes) get their seq raised past what was
 /// published, so no seq is handed out twice, and the store gets a new epoch, so every node
@@ -1170,7 +1176,7 @@ async fn run_subscriber(
                 Ok(p) => break p,
                 Err(e) => {
                     tracing::warn!(error = %e, "bus resubscribe failed");
-                    delay = (delay * 2).min(Duration::from_secs(5));
+                    delay = (delay * 2).min(RESUBSCRIBE_MAX);
                 }
             }
         };
@@ -1182,6 +1188,12 @@ async fn run_subscriber(
                 _ = tokio::time::sleep(delay) => {}
             }
             delay = (delay * 2).min(Duration::from_secs(5));
+        }
+        // Other nodes may have seen events this one missed (published just before Redis went
+        // down); give them time to come back and raise their rooms before appending here.
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(SETTLE) => {}
         }
         watch.checked.store(true, Ordering::Release);
         tracing::info!("bus subscription restored");
