@@ -266,6 +266,8 @@ struct World {
     /// Seq of each room when the desktop app had joined.
     desktop_start: BTreeMap<RoomId, u64>,
     desktop_rooms: Vec<RoomId>,
+    /// AOF size when setup was done.
+    aof_after_setup: u64,
 }
 
 impl World {
@@ -407,6 +409,7 @@ async fn setup(plan: &Plan, exe: &Path, dir: &Path) -> Result<World, String> {
         readers,
         desktop_start: BTreeMap::new(),
         desktop_rooms,
+        aof_after_setup: 0,
     };
     // Everyone connected (and rooms' starting points known) before traffic counts.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -428,8 +431,10 @@ async fn setup(plan: &Plan, exe: &Path, dir: &Path) -> Result<World, String> {
             desktop_start.insert(*room, r.last_seq);
         }
     }
+    let aof_after_setup = world.redis.aof_len();
     Ok(World {
         desktop_start,
+        aof_after_setup,
         ..world
     })
 }
@@ -569,7 +574,11 @@ async fn inject(world: &mut World, fault: &Fault) -> Result<(), String> {
         }
         FaultKind::RedisRollback => {
             world.redis.kill9().await;
-            world.redis.cut_aof_tail(2048 + fault.for_ms * 6)?;
+            // Only traffic is lost, never the accounts and rooms set up before it (the checker
+            // reads history with those).
+            world
+                .redis
+                .cut_aof_tail(2048 + fault.for_ms * 6, world.aof_after_setup)?;
             tokio::time::sleep(pause).await;
             world.redis.up().await?;
         }
