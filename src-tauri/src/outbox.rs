@@ -53,11 +53,23 @@ fn is_transient(code: ErrorCode) -> bool {
 pub(crate) async fn enqueue(inner: &Inner, room: RoomId, body: &str) -> Result<OutboxEntry> {
     let client_id = uuid::Uuid::new_v4().simple().to_string();
     inner.cache.outbox_add(&client_id, room, body).await?;
-    let entry = inner
-        .cache
-        .outbox_entry(&client_id)
-        .await?
-        .ok_or_else(|| Error::Invalid("the message vanished from the outbox".into()))?;
+    // Read back for the stored fields. A reconnect's flush may already have sent the entry
+    // and its ack removed it (found by the fault runs, issue 5): it was delivered, so report
+    // it as written instead of failing the send.
+    let entry = match inner.cache.outbox_entry(&client_id).await? {
+        Some(entry) => entry,
+        None => {
+            return Ok(OutboxEntry {
+                client_id,
+                room: i64::try_from(room.0).unwrap_or(i64::MAX),
+                body: body.to_owned(),
+                created: crate::cache::now_ms(),
+                state: "pending".into(),
+                fail_code: None,
+                fail_reason: None,
+            })
+        }
+    };
     send_if_flushed(inner, &entry).await;
     Ok(entry)
 }

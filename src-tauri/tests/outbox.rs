@@ -221,3 +221,54 @@ async fn failed_send_can_be_retried() {
     assert_eq!(bob.bodies(private.id).await, vec!["knock knock"]);
     backend.shutdown().await;
 }
+
+/// Regression (fault runs, issue 5, seed 2000168): a message written while the app reconnects
+/// — the reconnect's flush sends the new outbox entry and its ack removes it before `send`
+/// returns — failed with "the message vanished from the outbox" although it was delivered.
+/// Every send during server restarts must succeed, and every message arrive once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_racing_a_reconnect_flush_never_fails() {
+    let redis = Redis::start().await;
+    let mut server = Server::start(&redis).await;
+    let home = Home::new();
+    let (backend, _ui, _me) = signed_up(&home, &server, "ann").await;
+    let bob = Peer::register(&server, "bob").await;
+    let room = bob.create_room("race", Visibility::Public).await;
+    within("join", backend.join_room(room.id))
+        .await
+        .unwrap_or_else(|e| panic!("join: {e}"));
+
+    let restarts = tokio::spawn(async move {
+        for _ in 0..4 {
+            server.down().await;
+            server.up().await;
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        }
+        server
+    });
+    // Write steadily while the server goes down and up (at most 90: one history page).
+    let mut written = Vec::new();
+    while (!restarts.is_finished() || written.len() < 20) && written.len() < 90 {
+        let body = format!("m{}", written.len());
+        within("send", backend.send(room.id, &body))
+            .await
+            .unwrap_or_else(|e| panic!("send of {body} failed: {e}"));
+        written.push(body);
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let _server = restarts.await.unwrap_or_else(|e| panic!("restarts: {e}"));
+    // Each one is delivered, once, in the order written.
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let bodies = bob.bodies(room.id).await;
+        if bodies == written {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline && bodies.len() <= written.len(),
+            "server has {bodies:?}, written {written:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    backend.shutdown().await;
+}
