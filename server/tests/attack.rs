@@ -275,7 +275,17 @@ async fn socket_flood_is_cheap_and_others_are_served(backend: Backend) {
 /// Frames as fast as a client can write them: answered `rate_limited` beyond the burst, the
 /// socket closed with 4029 after 100 refused frames in a row, and a normal pair unaffected.
 async fn frame_flood_is_cut_off_and_others_are_served(backend: Backend) {
-    let mut server = ServerProcess::start(backend, &[("CHAT_LOGINS_PER_MIN", "600")]).await;
+    // The default burst (100) and a refill of one frame per second: the cut-off (100 refused
+    // frames in a row) then cannot be reset by a refill however slowly a loaded machine runs.
+    let mut server = ServerProcess::start(
+        backend,
+        &[
+            ("CHAT_LOGINS_PER_MIN", "600"),
+            ("CHAT_FRAMES_PER_SEC", "1"),
+            ("CHAT_FRAMES_BURST", "100"),
+        ],
+    )
+    .await;
     let mut pair = server.pair().await;
     let flooder = server.register("flood").await;
     let report = frame_flood(&server.ws_url, &flooder.token, 50_000).await;
