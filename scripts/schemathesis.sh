@@ -16,7 +16,8 @@ VENV=${CHAT_VENV:-/var/cache/chat/venv}
 MAX_EXAMPLES=${MAX_EXAMPLES:-25}
 SEED=${SEED:-$RANDOM}
 OUT="$CARGO_TARGET_DIR/schemathesis"
-mkdir -p "$OUT"
+ROOT=$(pwd)
+mkdir -p "$OUT"   # schemathesis runs there: its .schemathesis/ cache stays out of the tree
 
 if [ ! -x "$VENV/bin/schemathesis" ]; then
   echo "schemathesis: not installed in $VENV; run scripts/setup.sh" >&2
@@ -58,20 +59,20 @@ curl -fsS -XPOST "$BASE/api/v1/rooms/$ROOM/messages" -H "authorization: Bearer $
 
 echo "== schemathesis against $BASE (seed $SEED, $MAX_EXAMPLES examples per operation)"
 status=0
-"$VENV/bin/schemathesis" --config-file scripts/schemathesis.toml run "$BASE/openapi.json" \
+(cd "$OUT" && "$VENV/bin/schemathesis" --config-file "$ROOT/scripts/schemathesis.toml" run "$BASE/openapi.json" \
   --header "Authorization: Bearer $TOKEN" \
   --max-examples "$MAX_EXAMPLES" --seed "$SEED" --workers 1 \
   --request-timeout 20 \
   --report junit --report-junit-path "$OUT/junit.xml" \
   --exclude-path /api/v1/logout \
-  --exclude-path "/api/v1/sessions/{id}" \
+  --exclude-path "/api/v1/sessions/{id}") \
   || status=$?
 
 # Logout and session revocation would end the run's own session; test them without a token.
-"$VENV/bin/schemathesis" --config-file scripts/schemathesis.toml run "$BASE/openapi.json" \
+(cd "$OUT" && "$VENV/bin/schemathesis" --config-file "$ROOT/scripts/schemathesis.toml" run "$BASE/openapi.json" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --max-examples "$MAX_EXAMPLES" --seed "$SEED" --workers 1 --request-timeout 20 \
-  --include-path /api/v1/logout --include-path "/api/v1/sessions/{id}" \
+  --include-path /api/v1/logout --include-path "/api/v1/sessions/{id}") \
   || status=$?
 
 if grep -q "panicked" "$OUT/server.log"; then
