@@ -236,6 +236,12 @@ pub enum AppEvent {
     Limits {
         limits: Limits,
     },
+    /// The server's store lost data (close `4010`, protocol §3.6/§7.7): the backend dropped
+    /// its cached rooms, messages, members and read markers (the outbox, drafts and settings
+    /// stay) and reconnects without resume cursors. Drop loaded timelines and members and load
+    /// them again; `rooms` is empty until the next `welcome` re-syncs the room list (it is
+    /// followed by `rooms_changed`).
+    HistoryReset,
 }
 
 /// Why a command failed: a stable code and a message for people.

@@ -117,6 +117,9 @@ struct State {
     focus: Option<RoomId>,
     window_focused: bool,
     typing_sent: HashMap<RoomId, Instant>,
+    /// The server's store lost data: the next `hello` sends no resume cursors (until a
+    /// `welcome` has re-synced the rooms), even if the cache could not drop them.
+    resume_blocked: bool,
 }
 
 /// The app core. Dropping it stops the connection; [`Backend::shutdown`] also waits for it.
@@ -185,6 +188,7 @@ impl Backend {
                 focus: None,
                 window_focused: true,
                 typing_sent: HashMap::new(),
+                resume_blocked: false,
             }),
         });
         let backend = Backend { inner };
@@ -955,6 +959,23 @@ impl Inner {
         self.sink.emit(AppEvent::SessionEnded { reason });
     }
 
+    /// The server's store lost data (close 4010, protocol §7.7): what the cache holds from it
+    /// may be gone there and its cursors may now name other events. Drop both (the outbox,
+    /// drafts and settings stay) and tell the UI; the next `hello` resumes nothing, `welcome`
+    /// re-syncs the room list and [`Inner::fill_previews`] refetches every room's newest page.
+    /// Pending messages are sent again on that `welcome` under their client ids. If the
+    /// token is gone with the data, the server refuses it (4001) and the session ends.
+    async fn store_reset(&self) {
+        let cleared = self.cache.reset_history().await;
+        if let Err(e) = &cleared {
+            tracing::error!(error = %e, "cannot drop the cached history after a store reset");
+        }
+        // Even if the cache could not be cleared, never resume from its cursors.
+        self.lock().resume_blocked = true;
+        self.sink.emit(AppEvent::HistoryReset);
+        self.sink.unread_changed(0);
+    }
+
     /// A room came from REST (created, joined, DM): cache it and tell the UI.
     async fn room_added(&self, room: &Room) -> Result<()> {
         self.cache.upsert_room(room).await?;
@@ -1087,6 +1108,7 @@ impl Inner {
             self.cache.set_json_setting(key::USER, &user).await?;
         }
         self.cache.sync_rooms(&rooms).await?;
+        self.lock().resume_blocked = false;
         // Read markers moved while offline.
         for (room, seq) in self.cache.unsynced_read_markers().await? {
             if link.send(ClientFrame::Read { room, seq }) {
@@ -1296,13 +1318,20 @@ impl Inner {
 
 impl Handler for Inner {
     async fn hello(&self) -> std::result::Result<ClientFrame, String> {
-        let token = self
-            .lock()
-            .session
-            .as_ref()
-            .map(|s| s.token.clone())
-            .ok_or_else(|| "not logged in".to_owned())?;
-        let resume = self.cache.cursors().await.map_err(|e| e.to_string())?;
+        let (token, resume_blocked) = {
+            let state = self.lock();
+            let token = state
+                .session
+                .as_ref()
+                .map(|s| s.token.clone())
+                .ok_or_else(|| "not logged in".to_owned())?;
+            (token, state.resume_blocked)
+        };
+        let resume = if resume_blocked {
+            Vec::new()
+        } else {
+            self.cache.cursors().await.map_err(|e| e.to_string())?
+        };
         Ok(ClientFrame::Hello { token, resume })
     }
 
@@ -1318,5 +1347,9 @@ impl Handler for Inner {
 
     async fn on_session_ended(&self, reason: String) {
         self.end_session(reason).await;
+    }
+
+    async fn on_store_reset(&self) {
+        self.store_reset().await;
     }
 }

@@ -322,6 +322,22 @@ impl Cache {
         Ok(())
     }
 
+    /// The server's store lost data (close 4010): forgets what came from it — rooms (with their
+    /// resume cursors and read state), members, users, messages (the FTS index follows by
+    /// trigger) and read markers — so nothing it no longer has is shown and the next `hello`
+    /// resumes nothing. Keeps what only this device has: the outbox (never acknowledged, so
+    /// still to be sent once under the same client ids), drafts and settings.
+    pub async fn reset_history(&self) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for table in ["members", "rooms", "users", "messages", "read_markers"] {
+            sqlx::query(&format!("DELETE FROM {table}"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     // -----------------------------------------------------------------------------------------
     // Rooms
     // -----------------------------------------------------------------------------------------

@@ -6,6 +6,9 @@
 //! [`Timing::ping_every`] and give up on a silent server; when the socket is lost, report
 //! [`ConnectionState::Reconnecting`] and try again after an exponential backoff with jitter
 //! ([`Backoff`]). A close with code 4001 (token revoked or expired) ends the session instead.
+//! A close with code 4010 (the server's store lost data, protocol §7.7) first lets the handler
+//! drop its cached state ([`Handler::on_store_reset`]), so the next `hello` carries no resume
+//! cursors, then reconnects like after any lost socket.
 //!
 //! The handler sends frames through a [`Link`], which is up only while a socket is
 //! authenticated: what cannot be sent now (messages) lives in the outbox and is sent again on
@@ -133,6 +136,9 @@ pub trait Handler: Send + Sync + 'static {
     fn on_state(&self, state: ConnectionState);
     /// The server ended the session (close 4001); the connection has stopped for good.
     fn on_session_ended(&self, reason: String) -> impl Future<Output = ()> + Send;
+    /// The server's store lost data (close 4010): drop cached history and resume cursors.
+    /// Awaited before the next connect, so the next [`Handler::hello`] sees the result.
+    fn on_store_reset(&self) -> impl Future<Output = ()> + Send;
 }
 
 /// Opens sockets. The real one is [`WsConnector`]; tests substitute their own.
@@ -233,6 +239,8 @@ enum Ended {
     Lost { reason: String, was_up: bool },
     /// The server ended the session (close 4001).
     Unauthorized(String),
+    /// The server's store lost data (close 4010); `was_up` as for [`Ended::Lost`].
+    StoreReset { was_up: bool },
 }
 
 async fn run<H: Handler, C: Connector>(
@@ -251,28 +259,32 @@ async fn run<H: Handler, C: Connector>(
             ended = session(handler.as_ref(), &connector, &link, &timing) => Some(ended),
         };
         link.set(None);
-        match ended {
+        let (reason, was_up) = match ended {
             None => return,
             Some(Ended::Unauthorized(reason)) => {
                 tracing::info!(%reason, "the server ended the session");
                 handler.on_session_ended(reason).await;
                 return;
             }
-            Some(Ended::Lost { reason, was_up }) => {
-                attempt = if was_up { 1 } else { attempt.saturating_add(1) };
-                let delay = timing.backoff.delay(attempt);
-                tracing::info!(%reason, attempt, ?delay, "connection lost; retrying");
-                handler.on_state(ConnectionState::Reconnecting {
-                    attempt,
-                    retry_in_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                    reason,
-                });
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = wake.notified() => {}
-                }
+            Some(Ended::StoreReset { was_up }) => {
+                tracing::warn!("the server's store lost data; dropping cached history");
+                handler.on_store_reset().await;
+                ("the server lost data; reloading history".to_owned(), was_up)
             }
+            Some(Ended::Lost { reason, was_up }) => (reason, was_up),
+        };
+        attempt = if was_up { 1 } else { attempt.saturating_add(1) };
+        let delay = timing.backoff.delay(attempt);
+        tracing::info!(%reason, attempt, ?delay, "connection lost; retrying");
+        handler.on_state(ConnectionState::Reconnecting {
+            attempt,
+            retry_in_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            reason,
+        });
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+            _ = wake.notified() => {}
         }
     }
 }
@@ -367,6 +379,9 @@ async fn session<H: Handler, C: Connector>(
                             });
                             return Ended::Unauthorized(reason);
                         }
+                        if code == close::STORE_RESET {
+                            return Ended::StoreReset { was_up: up };
+                        }
                         return lost(format!("the server closed the connection ({code} {reason})"), up);
                     }
                     _ => {}
@@ -420,6 +435,7 @@ mod tests {
             let _ = self.0.send((Instant::now(), state));
         }
         async fn on_session_ended(&self, _reason: String) {}
+        async fn on_store_reset(&self) {}
     }
 
     /// With time paused, the reconnect schedule is exact: each `Reconnecting` announces the
@@ -475,5 +491,159 @@ mod tests {
         assert!(ceilings_seen.windows(2).all(|w| w[0] <= w[1]));
         assert_eq!(ceilings_seen.last(), Some(&Duration::from_secs(30)));
         conn.stopped().await;
+    }
+
+    /// Opens in-memory sockets; the server half of each goes to the test.
+    struct Duplex(
+        mpsc::UnboundedSender<tokio_tungstenite::WebSocketStream<tokio::io::DuplexStream>>,
+    );
+
+    impl Connector for Duplex {
+        type Socket = tokio_tungstenite::WebSocketStream<tokio::io::DuplexStream>;
+        async fn connect(&self) -> Result<Self::Socket, String> {
+            use tokio_tungstenite::tungstenite::protocol::Role;
+            let (client, server) = tokio::io::duplex(64 * 1024);
+            let server =
+                tokio_tungstenite::WebSocketStream::from_raw_socket(server, Role::Server, None)
+                    .await;
+            self.0.send(server).map_err(|_| "test over".to_owned())?;
+            Ok(
+                tokio_tungstenite::WebSocketStream::from_raw_socket(client, Role::Client, None)
+                    .await,
+            )
+        }
+    }
+
+    /// What the handler saw, in order.
+    #[derive(Debug, Clone, PartialEq)]
+    enum Seen {
+        Hello(Vec<protocol::ws::Cursor>),
+        Frame(&'static str),
+        StoreReset,
+        Reconnecting { attempt: u32 },
+        Ended,
+    }
+
+    /// Resumes from its cursors until told the store was reset.
+    struct Cursors {
+        cursors: Mutex<Vec<protocol::ws::Cursor>>,
+        log: mpsc::UnboundedSender<Seen>,
+    }
+
+    impl Handler for Cursors {
+        async fn hello(&self) -> Result<ClientFrame, String> {
+            let resume = self.cursors.lock().map(|c| c.clone()).unwrap_or_default();
+            let _ = self.log.send(Seen::Hello(resume.clone()));
+            Ok(ClientFrame::Hello {
+                token: "t".into(),
+                resume,
+            })
+        }
+        async fn on_frame(&self, frame: ServerFrame, _link: &Link) {
+            let name = match frame {
+                ServerFrame::Welcome { .. } => "welcome",
+                _ => "other",
+            };
+            let _ = self.log.send(Seen::Frame(name));
+        }
+        fn on_state(&self, state: ConnectionState) {
+            if let ConnectionState::Reconnecting { attempt, .. } = state {
+                let _ = self.log.send(Seen::Reconnecting { attempt });
+            }
+        }
+        async fn on_session_ended(&self, _reason: String) {
+            let _ = self.log.send(Seen::Ended);
+        }
+        async fn on_store_reset(&self) {
+            if let Ok(mut c) = self.cursors.lock() {
+                c.clear();
+            }
+            let _ = self.log.send(Seen::StoreReset);
+        }
+    }
+
+    fn welcome() -> Message {
+        let frame = ServerFrame::Welcome {
+            protocol: 1,
+            user: protocol::rest::User {
+                id: protocol::UserId(1),
+                username: "ann".into(),
+                created_ts: 0,
+            },
+            session_id: "s".into(),
+            rooms: Vec::new(),
+            limits: protocol::limits::Limits::default(),
+        };
+        Message::text(serde_json::to_string(&frame).unwrap_or_default())
+    }
+
+    /// A 4010 close is not a plain loss: the handler drops its state before the next connect
+    /// (so the next hello resumes nothing), and the reconnect starts at the first backoff step
+    /// without ending the session.
+    #[tokio::test(start_paused = true)]
+    async fn store_reset_close_drops_cursors_before_reconnecting() {
+        let (log_tx, mut log) = mpsc::unbounded_channel();
+        let (server_tx, mut servers) = mpsc::unbounded_channel();
+        let handler = Arc::new(Cursors {
+            cursors: Mutex::new(vec![protocol::ws::Cursor {
+                room: protocol::RoomId(1),
+                seq: 5,
+            }]),
+            log: log_tx,
+        });
+        let conn = Connection::spawn(
+            handler,
+            Duplex(server_tx),
+            Link::default(),
+            Timing::default(),
+        );
+        let wait = Duration::from_secs(60);
+        let mut server = tokio::time::timeout(wait, servers.recv())
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("no first connect"));
+        let hello = tokio::time::timeout(wait, server.next()).await;
+        assert!(matches!(hello, Ok(Some(Ok(Message::Text(_))))), "{hello:?}");
+        server
+            .send(welcome())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        server
+            .send(Message::Close(Some(tungstenite::protocol::CloseFrame {
+                code: close::STORE_RESET.into(),
+                reason: "store lost data; drop local state and resync".into(),
+            })))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut second = tokio::time::timeout(wait, servers.recv())
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("no reconnect after 4010"));
+        let hello = tokio::time::timeout(wait, second.next()).await;
+        let Ok(Some(Ok(Message::Text(hello)))) = hello else {
+            panic!("no second hello: {hello:?}");
+        };
+        let hello: serde_json::Value = serde_json::from_str(hello.as_str()).unwrap_or_default();
+        assert_eq!(hello["resume"], serde_json::json!([]), "{hello}");
+        conn.stopped().await;
+        let mut seen = Vec::new();
+        while let Ok(s) = log.try_recv() {
+            seen.push(s);
+        }
+        assert_eq!(
+            seen,
+            vec![
+                Seen::Hello(vec![protocol::ws::Cursor {
+                    room: protocol::RoomId(1),
+                    seq: 5
+                }]),
+                Seen::Frame("welcome"),
+                Seen::StoreReset,
+                Seen::Reconnecting { attempt: 1 },
+                Seen::Hello(vec![]),
+            ]
+        );
     }
 }

@@ -161,6 +161,9 @@ pub struct AppState {
     pub toasts: Vec<Toast>,
     next_toast: u32,
     pub window_focused: bool,
+    /// Bumped when the server's store lost data and the backend dropped its cache: effects
+    /// keyed on it load the open room's newest page and members again.
+    pub history_generation: u32,
 }
 
 impl Default for AppState {
@@ -189,6 +192,7 @@ impl Default for AppState {
             toasts: Vec::new(),
             next_toast: 1,
             window_focused: true,
+            history_generation: 0,
         }
     }
 }
@@ -273,6 +277,10 @@ pub enum Action {
     },
     /// The user left a room.
     Left(RoomId),
+    /// The server's store lost data and the backend dropped its cached history: forget every
+    /// loaded timeline, member list and preview (they may show messages the server no longer
+    /// has) and load them again.
+    HistoryReset,
 }
 
 impl Reducible for AppState {
@@ -490,6 +498,22 @@ impl AppState {
                         r.room.unread = 0;
                     }
                 }
+            }
+            Action::HistoryReset => {
+                self.timelines.clear();
+                self.members.clear();
+                self.typing.clear();
+                self.divider_after = None;
+                self.jump_to = None;
+                // The list itself stays (the open room stays open) until the backend's next
+                // room list; its previews may be lost messages.
+                for view in &mut self.rooms {
+                    view.last_message = None;
+                }
+                self.history_generation = self.history_generation.wrapping_add(1);
+                self.apply(Action::Toast(
+                    "The server lost recent data; history was reloaded".into(),
+                ));
             }
             Action::Left(room) => {
                 self.rooms.retain(|r| r.room.id != room);
@@ -939,5 +963,53 @@ mod tests {
         online(&mut s);
         assert_eq!(s.status(UserId(9), false), Status::Offline);
         assert_eq!(s.peer_status(&room(3, RoomKind::Group)), None);
+    }
+
+    #[test]
+    fn history_reset_drops_what_was_loaded_and_says_so() {
+        let mut s = AppState::default();
+        me(&mut s, 1);
+        online(&mut s);
+        let mut r = room(1, RoomKind::Group);
+        r.last_message = Some(msg(1, Some(6), "lost", 2, "lost"));
+        s.apply(Action::Rooms(vec![r]));
+        s.apply(Action::Select(Some(RoomId(1))));
+        s.apply(page(
+            1,
+            vec![
+                msg(1, Some(5), "a", 2, "kept"),
+                msg(1, Some(6), "lost", 2, "lost"),
+                msg(1, None, "p", 1, "pending"),
+            ],
+        ));
+        s.apply(Action::Members {
+            room: RoomId(1),
+            members: Vec::new(),
+        });
+        let before = s.history_generation;
+
+        s.apply(Action::HistoryReset);
+
+        // Nothing the server may no longer have is shown: no timeline, no preview, no members.
+        assert!(s.timeline(RoomId(1)).is_none());
+        assert!(s.members.is_empty());
+        assert_eq!(s.rooms[0].last_message, None);
+        // The open room stays open and is loaded again (the effect keyed on the generation).
+        assert_eq!(s.current, Some(RoomId(1)));
+        assert_ne!(s.history_generation, before);
+        assert_eq!(
+            s.toasts.last().map(|t| t.text.as_str()),
+            Some("The server lost recent data; history was reloaded")
+        );
+        // The reloaded newest page (with the outbox message still pending) shows as it comes.
+        s.apply(page(
+            1,
+            vec![
+                msg(1, Some(5), "a", 2, "kept"),
+                msg(1, None, "p", 1, "pending"),
+            ],
+        ));
+        let t = s.timeline(RoomId(1)).map(|t| seqs(t)).unwrap_or_default();
+        assert_eq!(t, vec![(Some(5), "a".into()), (None, "p".into())]);
     }
 }

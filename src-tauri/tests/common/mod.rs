@@ -52,6 +52,7 @@ pub fn free_port() -> u16 {
 pub struct Redis {
     child: Child,
     pub url: String,
+    pub port: u16,
 }
 
 impl Redis {
@@ -68,6 +69,7 @@ impl Redis {
         let redis = Redis {
             child,
             url: format!("redis://127.0.0.1:{port}/"),
+            port,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -96,6 +98,30 @@ impl Redis {
             // Poll interval while the process starts (not a settle sleep).
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+impl Redis {
+    /// Sends one command (RESP) on a fresh connection and returns the first line of the
+    /// reply, e.g. `+OK` or `:1`. For tests that change the store behind the server's back.
+    pub async fn cmd(&self, args: &[&str]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        let exchange = async {
+            let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await?;
+            s.write_all(req.as_bytes()).await?;
+            let mut buf = [0u8; 512];
+            let n = s.read(&mut buf).await?;
+            std::io::Result::Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+        };
+        let reply = tokio::time::timeout(TIMEOUT, exchange)
+            .await
+            .unwrap_or_else(|_| panic!("redis {args:?} took longer than {TIMEOUT:?}"))
+            .unwrap_or_else(|e| panic!("redis {args:?}: {e}"));
+        reply.lines().next().unwrap_or_default().to_owned()
     }
 }
 

@@ -53,6 +53,11 @@ fn on_event(d: &Dispatcher, event: AppEvent) {
             reason: Some(reason),
         }),
         AppEvent::Limits { limits } => d.dispatch(Action::Limits(limits)),
+        // The server's store lost data and the backend dropped its cache. The reducer forgets
+        // what was loaded and bumps `history_generation`, which reloads the open room's newest
+        // page and members (effects below). The room list is not asked for now: the backend's
+        // is empty until the next `welcome`, which re-syncs it and reports `rooms_changed`.
+        AppEvent::HistoryReset => d.dispatch(Action::HistoryReset),
     }
 }
 
@@ -162,13 +167,14 @@ pub fn App() -> Html {
         });
     }
 
-    // A room opens, or the connection comes back: load its newest page (merged with what is
-    // loaded, so nothing flickers).
+    // A room opens, the connection comes back, or the history was reset: load its newest page
+    // (merged with what is loaded, so nothing flickers).
     {
         let d = state.dispatcher();
         let current = state.current.filter(|_| state.screen == Screen::Main);
         let online = state.connection == ConnectionState::Online;
-        use_effect_with((current, online), move |(current, _)| {
+        let generation = state.history_generation;
+        use_effect_with((current, online, generation), move |(current, _, _)| {
             if let Some(room) = *current {
                 effects::load_latest(&d, room);
             }
@@ -185,9 +191,16 @@ pub fn App() -> Html {
             .current_room()
             .filter(|view| view.room.kind == protocol::rest::RoomKind::Group)
             .filter(|_| state.show_members && state.screen == Screen::Main)
-            .map(|view| (view.room.id, view.room.member_count, online));
+            .map(|view| {
+                (
+                    view.room.id,
+                    view.room.member_count,
+                    online,
+                    state.history_generation,
+                )
+            });
         use_effect_with(key, move |key| {
-            if let Some((room, _, _)) = *key {
+            if let Some((room, _, _, _)) = *key {
                 effects::load_members(&d, room);
             }
         });
