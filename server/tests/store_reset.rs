@@ -128,7 +128,19 @@ async fn store_rollback_never_reuses_seqs_and_closes_sockets_with_store_reset() 
     // Clients are told, with the documented close code...
     a.expect_close_code(close::STORE_RESET).await;
     // ...and seqs 3 and 4, which alice holds for "three" and "four", are never handed out again.
-    let ack = alice.api.say(room.id, "five").await;
+    // Appends are refused (store_unavailable, retried like any client would) until every node
+    // has had time to check; then the next seq is 5.
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    let ack = loop {
+        match alice.api.send(room.id, "five", "five").await {
+            Ok(ack) => break ack,
+            Err(e) if e.code == Some(protocol::ErrorCode::StoreUnavailable) => {
+                assert!(tokio::time::Instant::now() < deadline, "still refused: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("sending after the rollback: {e}"),
+        }
+    };
     assert_eq!(ack.seq, 5, "a seq clients already hold was reused: {ack:?}");
 
     // A client that had only seen up to seq 2 learns that 3 and 4 are gone (a gap), instead of

@@ -412,15 +412,17 @@ return ARGV[1]
     )
 });
 
-/// ARGV: epoch, then pairs of room, seq. Raises each existing room's seq to at least the given
-/// one. Returns how many rooms were raised, or -1 if the store's epoch is not ARGV[1] (another
-/// data set: nothing to compare with).
+/// ARGV: data set id (the epoch up to its `:`), a fresh generation, then pairs of room, seq.
+/// Raises each existing room's seq to at least the given one; if any was raised, the epoch
+/// becomes `<data set>:<generation>` (same data, lost writes: every node tells its sockets).
+/// Returns how many rooms were raised, or -1 if the store holds another data set (wiped).
 static RAISE_SEQS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-if redis.call('GET', 'store:epoch') ~= ARGV[1] then return -1 end
+local e = redis.call('GET', 'store:epoch')
+if not e or string.sub(e, 1, #ARGV[1] + 1) ~= ARGV[1] .. ':' then return -1 end
 local raised = 0
-for i = 2, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   local rkey = 'room:' .. ARGV[i]
   if redis.call('EXISTS', rkey) == 1 then
     local seq = tonumber(redis.call('HGET', rkey, 'seq') or '0')
@@ -430,6 +432,7 @@ for i = 2, #ARGV, 2 do
     end
   end
 end
+if raised > 0 then redis.call('SET', 'store:epoch', ARGV[1] .. ':' .. ARGV[2]) end
 return raised
 "#,
     )
@@ -506,7 +509,7 @@ impl RedisStore {
         // Subscribe before serving so no event published after start is missed.
         let pubsub = subscribe(&client).await?;
         let epoch: String = EPOCH
-            .arg(format!("{:016x}", rand::random::<u64>()))
+            .arg(fresh_epoch())
             .invoke_async(&mut con.clone())
             .await?;
         let watch = Arc::new(Watch {
@@ -525,20 +528,23 @@ impl RedisStore {
 
     pub async fn same_epoch(&self) -> StoreResult<bool> {
         let current: String = EPOCH
-            .arg(format!("{:016x}", rand::random::<u64>()))
+            .arg(fresh_epoch())
             .invoke_async(&mut self.con())
             .await?;
         let mut mine = self.watch.epoch.lock().unwrap_or_else(|e| e.into_inner());
         if *mine == current {
             return Ok(true);
         }
+        // Seqs of a wiped data set mean nothing in the new one. After lost writes (same data
+        // set, new generation) they still matter: this node's bus check may not have run yet.
+        if data_set(&mine) != data_set(&current) {
+            self.watch
+                .seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
+        }
         *mine = current;
-        // Seqs of the old data set mean nothing in the new one.
-        self.watch
-            .seen
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
         Ok(false)
     }
 
@@ -1081,6 +1087,20 @@ async fn subscribe(client: &redis::Client) -> redis::RedisResult<redis::aio::Pub
     Ok(pubsub)
 }
 
+/// A new `store:epoch`: `<data set>:<generation>`, both random.
+fn fresh_epoch() -> String {
+    format!(
+        "{:016x}:{:08x}",
+        rand::random::<u64>(),
+        rand::random::<u32>()
+    )
+}
+
+/// The data set part of an epoch (what a wipe changes; lost writes keep it).
+fn data_set(epoch: &str) -> &str {
+    epoch.split(':').next().unwrap_or(epoch)
+}
+
 /// Longest wait between attempts to resubscribe: every node is back within this of Redis.
 const RESUBSCRIBE_MAX: Duration = Duration::from_millis(500);
 /// After the bus is back and checked, appends wait this much longer so that every node has
@@ -1092,11 +1112,7 @@ const SETTLE: Duration = Duration::from_secs(1);
 /// published, so no seq is handed out twice, and the store gets a new epoch, so every node
 /// closes its sockets with 4010 and clients drop what the store no longer has.
 async fn check_rollback(client: &redis::Client, watch: &Watch) -> redis::RedisResult<()> {
-    let epoch = watch
-        .epoch
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let data = data_set(&watch.epoch.lock().unwrap_or_else(|e| e.into_inner())).to_owned();
     let seen: Vec<(u64, u64)> = watch
         .seen
         .lock()
@@ -1110,7 +1126,8 @@ async fn check_rollback(client: &redis::Client, watch: &Watch) -> redis::RedisRe
     let mut con = client.get_multiplexed_async_connection().await?;
     let mut raised = 0;
     for chunk in seen.chunks(256) {
-        let mut invocation = RAISE_SEQS.arg(&epoch);
+        let mut invocation = RAISE_SEQS.arg(&data);
+        invocation.arg(format!("{:08x}", rand::random::<u32>()));
         for (room, seq) in chunk {
             invocation.arg(room).arg(seq);
         }
@@ -1126,11 +1143,6 @@ async fn check_rollback(client: &redis::Client, watch: &Watch) -> redis::RedisRe
             rooms = raised,
             "the store came back with fewer events than were published (writes lost); seqs raised past them, new store epoch: every node closes its sockets with 4010"
         );
-        let () = redis::cmd("SET")
-            .arg("store:epoch")
-            .arg(format!("{:016x}", rand::random::<u64>()))
-            .query_async(&mut con)
-            .await?;
     }
     Ok(())
 }
@@ -1187,7 +1199,7 @@ async fn run_subscriber(
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(delay) => {}
             }
-            delay = (delay * 2).min(Duration::from_secs(5));
+            delay = (delay * 2).min(RESUBSCRIBE_MAX);
         }
         // Other nodes may have seen events this one missed (published just before Redis went
         // down); give them time to come back and raise their rooms before appending here.
