@@ -5,7 +5,8 @@
 //! nodes) and reads `/proc`; [`wire`] speaks both wire protocols over one WebSocket client;
 //! [`setup`] provisions users and rooms over REST; [`load`] runs a fleet of connections with
 //! open-loop senders and exactly-once accounting; [`scenario`] holds the named presets (`idle`,
-//! `fanout`, `two-node`, `history`); [`report`] repeats them for both targets and writes
+//! `fanout`, `two-node`, `history`), the idle one with its client sockets spread over [`worker`]
+//! processes; [`report`] repeats them for both targets and writes
 //! `docs/BENCHMARKS.md` with its plots ([`plot`]).
 
 pub mod load;
@@ -15,6 +16,7 @@ pub mod report;
 pub mod scenario;
 pub mod setup;
 pub mod wire;
+pub mod worker;
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;

@@ -37,8 +37,20 @@ static NEXT_SOURCE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUs
 /// Source address of connection `c` of a fleet: 127.0.0.2 ..= 127.0.0.251, a new one every
 /// [`CONNS_PER_SOURCE`] connections, starting at the fleet's base.
 fn source_addr(base: usize, c: usize) -> IpAddr {
-    let n = (base + c / CONNS_PER_SOURCE) % 250;
-    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + n as u8))
+    source_ip(base + c / CONNS_PER_SOURCE)
+}
+
+/// Source address number `n` (modulo 250): 127.0.0.2 ..= 127.0.0.251.
+pub fn source_ip(n: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (n % 250) as u8))
+}
+
+/// Reserves `n` consecutive source address numbers for one fleet or generator worker. Each
+/// process starts at an offset of its own, so that a run right after another does not reuse
+/// the addresses whose ports the previous one left in TIME_WAIT.
+pub fn take_sources(n: usize) -> usize {
+    let offset = (std::process::id() as usize % 25) * 10;
+    offset + NEXT_SOURCE.fetch_add(n, Ordering::Relaxed)
 }
 
 /// The next step number (process-wide; 0 is never used, it marks "no step" in fresh stats).
@@ -214,7 +226,7 @@ impl Fleet {
             layout,
             rooms: prov.rooms.clone(),
             next_index: 0,
-            source_base: NEXT_SOURCE.fetch_add(4, Ordering::Relaxed),
+            source_base: take_sources(4),
             connect_errors: 0,
             first_connect_error: None,
         }

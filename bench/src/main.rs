@@ -54,6 +54,19 @@ enum Command {
         connections: Option<usize>,
         #[arg(long)]
         rooms: Option<usize>,
+        /// Server nodes holding the sockets (default: enough for at most 17,000 each, the
+        /// open-file limit here being 20,000 per process). One more node registers the users.
+        #[arg(long)]
+        nodes: Option<usize>,
+        /// Client sockets per generator worker process (0: all in this process).
+        #[arg(long)]
+        per_worker: Option<usize>,
+    },
+    /// Internal: a generator worker holding idle connections for `idle` (commands on stdin).
+    #[command(hide = true)]
+    IdleWorker {
+        #[arg(long, value_enum)]
+        target: Target,
     },
     /// R rooms × M members, open-loop senders at increasing rates.
     Fanout {
@@ -151,24 +164,35 @@ async fn run(args: Args) -> Result<()> {
         opts.peer_dir = dir;
     }
     match args.command {
+        Command::IdleWorker { target } => chat_bench::worker::serve(target).await,
         Command::Idle {
             target,
             connections,
             rooms,
+            nodes,
+            per_worker,
         } => {
-            let mut p = IdleParams::preset();
-            p.connections = connections.unwrap_or(p.connections);
+            let mut p = IdleParams::sized(connections.unwrap_or(IdleParams::preset().connections));
             p.rooms = rooms.unwrap_or(p.rooms);
-            if (p.connections as u64) * 2 + 1000 > limit {
+            p.nodes = nodes.unwrap_or(p.nodes).max(1);
+            p.per_worker = per_worker.unwrap_or(p.per_worker);
+            let per_node = p.connections.div_ceil(p.nodes) as u64;
+            let per_process = if p.per_worker == 0 {
+                p.connections as u64
+            } else {
+                p.per_worker as u64
+            };
+            if per_node + 1000 > limit || per_process + 1000 > limit {
                 eprintln!(
-                    "warning: open-file limit {limit} is low for {} connections",
-                    p.connections
+                    "warning: open-file limit {limit} is low for {per_node} sockets per server \
+                     node and {per_process} per generator process"
                 );
             }
             let mut results = Vec::new();
             for t in target.targets() {
-                // Node 1 registers the users; node 0 holds the sockets and is measured.
-                let stack = Stack::start(t, 2, &opts).await?;
+                // Nodes 0..nodes hold the sockets and are measured; the last one registers the
+                // users.
+                let stack = Stack::start(t, p.nodes + 1, &opts).await?;
                 let r = scenario::idle(&stack.deployment(), &p).await?;
                 println!("{}", report::idle_table(std::slice::from_ref(&r)));
                 results.push(r);

@@ -36,7 +36,11 @@ pub struct ReportOptions {
 /// The parameters of every scenario at one scale.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
+    /// One server node holding every socket: the memory-vs-connections curve of one process.
     pub idle: IdleParams,
+    /// More sockets than one process may hold here, on several server nodes of one Redis.
+    #[serde(default)]
+    pub idle_scaled: Vec<IdleParams>,
     pub fanout: FanoutParams,
     pub two_node: TwoNodeParams,
     pub history: HistoryParams,
@@ -46,7 +50,14 @@ impl Plan {
     pub fn at(scale: Scale) -> Plan {
         match scale {
             Scale::Full => Plan {
-                idle: IdleParams::preset(),
+                idle: IdleParams {
+                    connections: 15_000,
+                    points: 3,
+                    nodes: 1,
+                    ..IdleParams::preset()
+                },
+                // The issue's 50k, and more: 100k on six nodes.
+                idle_scaled: vec![IdleParams::preset(), IdleParams::sized(100_000)],
                 fanout: FanoutParams::preset(),
                 two_node: TwoNodeParams {
                     deliveries_per_sec: 100_000.0,
@@ -61,7 +72,10 @@ impl Plan {
                     users_per_room: 1,
                     points: 4,
                     settle_secs: 1.5,
+                    nodes: 1,
+                    per_worker: 0,
                 },
+                idle_scaled: Vec::new(),
                 fanout: FanoutParams {
                     rooms: 50,
                     members: 10,
@@ -105,6 +119,9 @@ pub struct ReportData {
     pub loadavg_before: String,
     pub loadavg_after: String,
     pub idle: Vec<IdleResult>,
+    /// Runs of `plan.idle_scaled` (several server nodes).
+    #[serde(default)]
+    pub idle_scaled: Vec<IdleResult>,
     pub fanout: Vec<FanoutResult>,
     pub two_node: Vec<TwoNodeResult>,
     pub history: Vec<HistoryResult>,
@@ -226,12 +243,13 @@ pub async fn run(opts: &ReportOptions) -> Result<()> {
         loadavg_before: loadavg(),
         loadavg_after: String::new(),
         idle: Vec::new(),
+        idle_scaled: Vec::new(),
         fanout: Vec::new(),
         two_node: Vec::new(),
         history: Vec::new(),
         failures: Vec::new(),
     };
-    if (plan.idle.connections as u64) * 2 + 1000 > opts.fd_limit {
+    if (plan.idle.connections as u64) * 2 + 1000 > opts.fd_limit && plan.idle.per_worker == 0 {
         eprintln!(
             "warning: open-file limit {} is low for {} connections",
             opts.fd_limit, plan.idle.connections
@@ -241,7 +259,7 @@ pub async fn run(opts: &ReportOptions) -> Result<()> {
         for target in TARGETS {
             let what = format!("run {run}/{}: {}", opts.runs, target.label());
             eprintln!("{what}: idle");
-            match with_stack(target, 2, &stack_opts, |d| {
+            match with_stack(target, plan.idle.nodes + 1, &stack_opts, |d| {
                 let p = plan.idle.clone();
                 async move { scenario::idle(&d, &p).await }
             })
@@ -249,6 +267,27 @@ pub async fn run(opts: &ReportOptions) -> Result<()> {
             {
                 Ok(r) => data.idle.push(r),
                 Err(e) => data.failures.push(format!("{what} idle: {e}")),
+            }
+            for p in &plan.idle_scaled {
+                eprintln!(
+                    "{what}: idle, {} sockets on {} nodes",
+                    p.connections, p.nodes
+                );
+                match with_stack(target, p.nodes + 1, &stack_opts, |d| {
+                    let p = p.clone();
+                    async move { scenario::idle(&d, &p).await }
+                })
+                .await
+                {
+                    Ok(r) => {
+                        eprintln!("{}", idle_table(std::slice::from_ref(&r)));
+                        data.idle_scaled.push(r)
+                    }
+                    Err(e) => data.failures.push(format!(
+                        "{what} idle {} on {} nodes: {e}",
+                        p.connections, p.nodes
+                    )),
+                }
             }
             eprintln!("{what}: fanout");
             match with_stack(target, 1, &stack_opts, |d| {
@@ -565,24 +604,48 @@ pub fn steps_table(target: Target, steps: &[StepResult]) -> String {
     s
 }
 
+/// Idle results: one line per socket-holding node, then the total over the nodes.
 pub fn idle_table(results: &[IdleResult]) -> String {
     let mut s = format!(
-        "{:<22} {:>8} {:>12} {:>12} {:>10} {:>10} {:>7}\n",
-        "target", "conns", "RSS at 0", "RSS at N", "bytes/conn", "conn/s", "errors"
+        "{:<22} {:>6} {:>8} {:>12} {:>12} {:>10} {:>10} {:>7} {:>8}\n",
+        "target", "node", "conns", "RSS at 0", "RSS at N", "bytes/conn", "conn/s", "errors", "open"
     );
     for r in results {
+        if r.nodes.len() > 1 {
+            for (j, n) in r.nodes.iter().enumerate() {
+                let _ = writeln!(
+                    s,
+                    "{:<22} {:>6} {:>8} {:>12} {:>12} {:>10}",
+                    r.target.label(),
+                    j,
+                    n.connections,
+                    n.rss_zero_bytes,
+                    n.rss_bytes,
+                    num(n.bytes_per_connection),
+                );
+            }
+        }
         let last = r.points.last().map_or(0, |p| p.rss_bytes);
         let _ = writeln!(
             s,
-            "{:<22} {:>8} {:>12} {:>12} {:>10} {:>10} {:>7}",
+            "{:<22} {:>6} {:>8} {:>12} {:>12} {:>10} {:>10} {:>7} {:>8}",
             r.target.label(),
+            if r.nodes.len() > 1 { "all" } else { "0" },
             r.points.last().map_or(0, |p| p.connections),
             r.rss_zero_bytes,
             last,
             num(r.bytes_per_connection),
             num(r.connects_per_sec),
-            r.connect_errors
+            r.connect_errors,
+            r.open_at_end,
         );
+        if r.generator_workers > 0 {
+            let _ = writeln!(
+                s,
+                "  ({} server node(s) holding sockets, client sockets in {} generator worker process(es))",
+                r.params.nodes, r.generator_workers
+            );
+        }
     }
     s
 }
@@ -614,6 +677,113 @@ pub fn history_table(results: &[HistoryResult]) -> String {
 
 fn per_target<T>(items: &[T], target: Target, of: impl Fn(&T) -> Target) -> Vec<&T> {
     items.iter().filter(|i| of(i) == target).collect()
+}
+
+/// Runs of `data.idle_scaled` with these parameters.
+fn scaled_runs<'a>(data: &'a ReportData, p: &IdleParams, target: Target) -> Vec<&'a IdleResult> {
+    data.idle_scaled
+        .iter()
+        .filter(|r| {
+            r.target == target && r.params.connections == p.connections && r.params.nodes == p.nodes
+        })
+        .collect()
+}
+
+/// Median bytes per idle connection over all nodes of the largest scaled idle configuration,
+/// with its size.
+fn scaled_headline(data: &ReportData, target: Target) -> Option<(usize, f64)> {
+    let p = data.plan.idle_scaled.iter().max_by_key(|p| p.connections)?;
+    let per = median(
+        scaled_runs(data, p, target)
+            .iter()
+            .map(|r| r.bytes_per_connection)
+            .collect(),
+    )?;
+    Some((p.connections, per))
+}
+
+/// "Idle connections beyond one process": several server nodes on one Redis, per node and in
+/// total.
+fn idle_scaled_section(w: &mut String, data: &ReportData) {
+    if data.plan.idle_scaled.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        w,
+        "## Idle connections beyond one process: several nodes on one Redis\n\n\
+         **Why several nodes:** this machine's hard open-file limit is 20,000 per process \
+         (`ulimit -Hn`), and it cannot be raised here (`prlimit` needs CAP_SYS_RESOURCE), so one \
+         server process cannot hold 50k sockets. The sockets are therefore spread evenly over \
+         as many server nodes of the same target on one Redis as needed (at most {} per node), \
+         the way an operator would add nodes; a further node registers the users and is not \
+         measured. The load generator likewise spreads its client sockets over several \
+         `chat-bench idle-worker` processes (at most {} each), each from its own 127.0.0.x \
+         source addresses. Bytes per connection of a node = (its RSS with its N idle \
+         authenticated sockets − its RSS with none) / N; the total is the same over the sum of \
+         the nodes. The nodes share nothing in memory, so a per-node figure is what one \
+         process pays per socket at ~N/nodes sockets each.\n",
+        num(crate::scenario::MAX_PER_NODE as f64),
+        num(crate::worker::MAX_PER_WORKER as f64),
+    );
+    let _ = writeln!(w, "| target | sockets | node | sockets on node | RSS at 0 (MiB) | RSS at N (MiB) | bytes / connection | spread | handshakes/s | connect errors | open at end |");
+    let _ = writeln!(w, "|---|---:|---|---:|---:|---:|---:|---|---:|---:|---:|");
+    for p in &data.plan.idle_scaled {
+        for target in TARGETS {
+            let runs = scaled_runs(data, p, target);
+            if runs.is_empty() {
+                let _ = writeln!(
+                    w,
+                    "| {} | {} | - | - | - | - | - | - | - | - | - (no run finished) |",
+                    target.label(),
+                    num(p.connections as f64)
+                );
+                continue;
+            }
+            let mib = |b: u64| b as f64 / 1048576.0;
+            for j in 0..p.nodes {
+                let node = |f: &dyn Fn(&crate::scenario::NodeIdle) -> f64| {
+                    median(runs.iter().filter_map(|r| r.nodes.get(j).map(f)).collect())
+                        .map_or("-".into(), num)
+                };
+                let per: Vec<f64> = runs
+                    .iter()
+                    .filter_map(|r| r.nodes.get(j).map(|n| n.bytes_per_connection))
+                    .collect();
+                let _ = writeln!(
+                    w,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | | | |",
+                    target.label(),
+                    num(p.connections as f64),
+                    j,
+                    node(&|n| n.connections as f64),
+                    node(&|n| mib(n.rss_zero_bytes)),
+                    node(&|n| mib(n.rss_bytes)),
+                    median(per.clone()).map_or("-".into(), num),
+                    spread(&per),
+                );
+            }
+            let m = |f: &dyn Fn(&IdleResult) -> f64| {
+                median(runs.iter().map(|r| f(r)).collect()).map_or("-".into(), num)
+            };
+            let per: Vec<f64> = runs.iter().map(|r| r.bytes_per_connection).collect();
+            let _ = writeln!(
+                w,
+                "| {} | {} | **all {}** | {} | {} | {} | **{}** | {} | {} | {} | {} |",
+                target.label(),
+                num(p.connections as f64),
+                p.nodes,
+                m(&|r| r.points.last().map_or(0.0, |pt| pt.connections as f64)),
+                m(&|r| mib(r.rss_zero_bytes)),
+                m(&|r| mib(r.points.last().map_or(0, |pt| pt.rss_bytes))),
+                median(per.clone()).map_or("-".into(), num),
+                spread(&per),
+                m(&|r| r.connects_per_sec),
+                m(&|r| r.connect_errors as f64),
+                m(&|r| r.open_at_end as f64),
+            );
+        }
+    }
+    let _ = writeln!(w);
 }
 
 /// The report as Markdown.
@@ -722,12 +892,33 @@ pub fn markdown(data: &ReportData) -> String {
     let (io, ip) = (idle_per(Target::Ours), idle_per(Target::Socketio));
     let _ = writeln!(
         w,
-        "| server RSS per idle authenticated connection at {} (ratio peer / ours) | {} B | {} B | {} | ≤ 8 KB at 50k |",
+        "| server RSS per idle authenticated connection at {}, one process (ratio peer / ours) | {} B | {} B | {} | ≤ 8 KB at 50k |",
         num(plan.idle.connections as f64),
         io.map_or("-".into(), num),
         ip.map_or("-".into(), num),
         ratio(ip, io)
     );
+    let (so, sp) = (
+        scaled_headline(data, Target::Ours),
+        scaled_headline(data, Target::Socketio),
+    );
+    if let Some(n) = so.or(sp).map(|(n, _)| n) {
+        let nodes = plan
+            .idle_scaled
+            .iter()
+            .find(|p| p.connections == n)
+            .map_or(0, |p| p.nodes);
+        let (o, p) = (so.map(|s| s.1), sp.map(|s| s.1));
+        let _ = writeln!(
+            w,
+            "| server RSS per idle authenticated connection at {}, over {} nodes (one process holds at most 20,000 files here; ratio peer / ours) | {} B | {} B | {} | ≤ 8 KB at 50k |",
+            num(n as f64),
+            nodes,
+            o.map_or("-".into(), num),
+            p.map_or("-".into(), num),
+            ratio(p, o)
+        );
+    }
     let (ho, hp) = (hist_pages(Target::Ours), hist_pages(Target::Socketio));
     let _ = writeln!(
         w,
@@ -906,14 +1097,18 @@ pub fn markdown(data: &ReportData) -> String {
          opened in {} steps with a {} s pause before each RSS reading. Bytes per connection = \
          (RSS with N sockets − RSS with none) / N of the server process holding the sockets. \
          Two nodes run on one Redis: the users are registered through the second, so password \
-         hashing does not leave its allocations in the measured process. (The issue asks for \
-         50k sockets; this machine's hard open-file limit is 20,000 per process and cannot be \
-         raised without CAP_SYS_RESOURCE, so one server process cannot hold more than ~19k.)\n",
+         hashing does not leave its allocations in the measured process. This is one server \
+         process's curve; {}\n",
         num(plan.idle.connections as f64),
         plan.idle.rooms * plan.idle.users_per_room,
         plan.idle.rooms,
         plan.idle.points,
-        num(plan.idle.settle_secs)
+        num(plan.idle.settle_secs),
+        if plan.idle_scaled.is_empty() {
+            "the issue's 50k is measured at `--scale full` on several nodes (the next section there)."
+        } else {
+            "50k and more follow in the next section, on several nodes."
+        }
     );
     let _ = writeln!(w, "![memory vs connections](bench-memory.svg)\n");
     let _ = writeln!(w, "| target | connections | RSS at 0 (MiB) | RSS at N (MiB) | bytes / connection | spread | handshakes/s | connect errors |");
@@ -959,6 +1154,8 @@ pub fn markdown(data: &ReportData) -> String {
         );
     }
     let _ = writeln!(w);
+
+    idle_scaled_section(w, data);
 
     // History.
     let _ = writeln!(
@@ -1054,7 +1251,7 @@ pub fn markdown(data: &ReportData) -> String {
     let _ = writeln!(w);
 
     let _ = writeln!(w, "## How to reproduce\n");
-    let _ = writeln!(w, "```sh\nbench/run.sh                 # small scale, 3 runs: this report\nbench/run.sh --scale full    # the issue's sizes (50k idle sockets: needs an open-file limit over 100k)\n```\n");
+    let _ = writeln!(w, "```sh\nbench/run.sh                 # small scale, 3 runs: this report\nbench/run.sh --scale full    # the issue's sizes (50k idle sockets over 3 server nodes and 4 generator processes)\n```\n");
     let _ = writeln!(w, "`bench/run.sh` builds `chat-server` and `chat-bench` in release mode, installs the peer's Node packages from `bench/peers/socketio/package-lock.json` (`npm ci`) if needed, and runs `chat-bench report`, which starts its own `redis-server` (Debian's `/usr/bin/redis-server`), server nodes and Node processes on 127.0.0.1 and writes `docs/BENCHMARKS.md`, `docs/BENCHMARKS.json`, `docs/bench-latency.svg` and `docs/bench-memory.svg`. Needs: Rust, Node.js ≥ 18 with npm, redis-server. Single scenarios: `chat-bench idle|fanout|two-node|history --target ours|socketio|both [--json out.json]`.");
     md
 }

@@ -136,6 +136,8 @@ async fn idle_opens_every_connection() {
         users_per_room: 2,
         points: 3,
         settle_secs: 0.1,
+        nodes: 1,
+        per_worker: 0,
     };
     let r = tokio::time::timeout(LIMIT, scenario::idle(&dep, &p))
         .await
@@ -146,6 +148,41 @@ async fn idle_opens_every_connection() {
     assert_eq!(r.points[2].connections, 60);
     assert_eq!(r.open_at_end, 60);
     server.shutdown().await;
+}
+
+/// The way `idle` reaches 50k here: client sockets in `chat-bench idle-worker` processes,
+/// server sockets spread over two nodes on one Redis, a third node registering the users.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_spreads_sockets_over_worker_processes_and_nodes() {
+    let redis = RedisServer::start().await.expect("redis starts");
+    let a = start(Some(&redis)).await;
+    let b = start(Some(&redis)).await;
+    let registrar = start(Some(&redis)).await;
+    let dep = deployment(&[&a, &b, &registrar], Some(&redis));
+    let p = IdleParams {
+        connections: 60,
+        rooms: 3,
+        users_per_room: 2,
+        points: 2,
+        settle_secs: 0.1,
+        nodes: 2,
+        per_worker: 25,
+    };
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_chat-bench"));
+    let r = tokio::time::timeout(LIMIT, scenario::idle_with(&dep, &p, bin))
+        .await
+        .expect("idle smoke finishes in time")
+        .expect("idle runs");
+    assert_eq!(r.connect_errors, 0, "{:?}", r.first_connect_error);
+    assert_eq!(r.generator_workers, 3);
+    assert_eq!(r.points.len(), 2);
+    assert_eq!(r.points[1].connections, 60);
+    assert_eq!(r.open_at_end, 60, "every worker still holds its sockets");
+    let per_node: Vec<usize> = r.nodes.iter().map(|n| n.connections).collect();
+    assert_eq!(per_node, vec![30, 30]);
+    a.shutdown().await;
+    b.shutdown().await;
+    registrar.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
