@@ -84,6 +84,9 @@ pub struct ClientState {
     pub outbox: Vec<usize>,
     /// Outbox entries already written on the current connection.
     written: HashSet<usize>,
+    /// Entries refused for now (store unavailable, rate limited): written again at the next
+    /// tick.
+    retry: Vec<usize>,
     /// Own acked messages that may be edited or deleted.
     own: Vec<(RoomId, u64)>,
     /// Edits/deletes answered `ok`: (room, target, is_delete).
@@ -235,6 +238,7 @@ impl Client {
                 let mut st = self.lock();
                 st.connected = false;
                 st.written.clear();
+                st.retry.clear();
             }
             match outcome {
                 Ok(()) => attempt = 0,
@@ -403,6 +407,13 @@ impl Client {
                     }
                 }
                 _ = change_tick.tick() => {
+                    {
+                        let mut st = self.lock();
+                        let again: Vec<usize> = st.retry.drain(..).collect();
+                        for i in again {
+                            st.written.remove(&i);
+                        }
+                    }
                     if let Some(frame) = self.maybe_change(rng) {
                         send(&mut ws, &frame).await?;
                     }
@@ -539,8 +550,9 @@ impl Client {
                     ErrorCode::StoreUnavailable | ErrorCode::Internal | ErrorCode::RateLimited
                 );
                 if transient {
-                    // Resend on the next connection or shortly on this one.
-                    st.written.remove(&index);
+                    // Resend on the next connection, or on this one after a pause (not at
+                    // once: during a store outage that would be a busy loop).
+                    st.retry.push(index);
                 } else {
                     st.composed[index].refused = Some(code);
                     st.outbox.retain(|i| *i != index);
