@@ -533,6 +533,12 @@ async fn execute(plan: &Plan, exe: &Path, dir: &Path, report: &mut Report) -> Re
             .filter(|l| l.contains(" acked (room "))
             .count() as u64;
         findings.lost.clear();
+        // A client drops its cursors on 4010 (as the protocol says) and starts again, so it
+        // may receive an event again; a live duplicate ("delivered again" on one socket) or
+        // different content under a seq still fails.
+        findings
+            .duplicated
+            .retain(|l| !l.contains(" received twice"));
         findings.gapped.clear();
         findings.outbox.clear();
         findings
