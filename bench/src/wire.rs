@@ -138,6 +138,7 @@ impl Client {
         let hello = ClientFrame::Hello {
             token: token.to_owned(),
             resume: vec![],
+            epoch: None,
         };
         self.send_text(serde_json::to_string(&hello)?).await?;
         loop {

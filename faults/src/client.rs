@@ -73,6 +73,8 @@ pub struct GapSeen {
 #[derive(Debug, Default)]
 pub struct ClientState {
     pub cursors: BTreeMap<RoomId, u64>,
+    /// The `epoch` of the last `welcome`: sent back with the cursors.
+    pub epoch: Option<String>,
     /// The cursor of each room at the first `welcome`: the checker looks at what came after.
     pub start: BTreeMap<RoomId, u64>,
     /// Per room, the events in arrival order.
@@ -269,18 +271,22 @@ impl Client {
         .await
         .map_err(|_| "upgrade timed out".to_owned())?
         .map_err(|e| e.to_string())?;
-        let resume: Vec<Cursor> = self
-            .lock()
-            .cursors
-            .iter()
-            .map(|(room, seq)| Cursor {
-                room: *room,
-                seq: *seq,
-            })
-            .collect();
+        let (resume, epoch) = {
+            let st = self.lock();
+            let resume: Vec<Cursor> = st
+                .cursors
+                .iter()
+                .map(|(room, seq)| Cursor {
+                    room: *room,
+                    seq: *seq,
+                })
+                .collect();
+            (resume, st.epoch.clone())
+        };
         let hello = ClientFrame::Hello {
             token: self.spec.token.clone(),
             resume,
+            epoch,
         };
         send(&mut ws, &hello).await?;
         // welcome, replay, ready — within a deadline.
@@ -303,9 +309,10 @@ impl Client {
                 Some(Ok(_)) => continue,
             };
             match frame {
-                ServerFrame::Welcome { rooms, .. } => {
+                ServerFrame::Welcome { rooms, epoch, .. } => {
                     let mut st = self.lock();
                     st.connects += 1;
+                    st.epoch = Some(epoch);
                     for room in &rooms {
                         if let std::collections::btree_map::Entry::Vacant(e) =
                             st.cursors.entry(room.id)
@@ -466,6 +473,7 @@ impl Client {
             // The store lost data (§3.6): what this client holds may be gone from the server
             // and the seqs after it reissued. Drop the cursors and start again from the server.
             st.cursors.clear();
+            st.epoch = None;
         } else if code == protocol::close::UNAUTHORIZED {
             st.violations
                 .push("session ended (4001) during the run".into());

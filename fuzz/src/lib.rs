@@ -474,6 +474,7 @@ impl Harness {
             let hello = ClientFrame::Hello {
                 token: self.token(),
                 resume: vec![],
+                epoch: None,
             };
             let hello = serde_json::to_string(&hello).expect("hello encodes");
             ws.send(Message::text(hello)).await.expect("hello sent");

@@ -29,6 +29,11 @@ pub enum ClientFrame {
         token: String,
         #[serde(default)]
         resume: Vec<Cursor>,
+        /// The `epoch` of the `welcome` under which the cursors in `resume` were taken. If the
+        /// server's store has another one (it lost data since), the server closes with 4010
+        /// instead of resuming: the client drops its cursors and history and connects afresh.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<String>,
     },
     /// Send a message. Answered by `ack` (or `error` with the same `room` and `id`).
     Send {
@@ -86,6 +91,11 @@ pub enum ServerFrame {
         /// The user's rooms, with read markers and unread counts.
         rooms: Vec<Room>,
         limits: Limits,
+        /// Identifies the data set the seqs in this session belong to. It changes when the
+        /// server's store loses data (see close code 4010); clients send it back in `hello`
+        /// with their cursors.
+        #[serde(default)]
+        epoch: String,
     },
     /// Resume replay is complete: from here on, events are live.
     Ready,
@@ -195,7 +205,8 @@ mod tests {
             frame,
             ClientFrame::Hello {
                 token: "t".into(),
-                resume: vec![]
+                resume: vec![],
+                epoch: None,
             }
         );
     }

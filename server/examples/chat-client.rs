@@ -110,6 +110,7 @@ async fn main() -> Result<(), BoxError> {
     let hello = ClientFrame::Hello {
         token,
         resume: vec![],
+        epoch: None,
     };
     tx.send(Message::text(serde_json::to_string(&hello)?))
         .await?;

@@ -233,10 +233,27 @@ async fn await_hello(
             _ => continue,
         };
         match frame {
-            Ok(ClientFrame::Hello { token, resume }) => {
+            Ok(ClientFrame::Hello {
+                token,
+                resume,
+                epoch,
+            }) => {
                 match auth::authenticate(&state.store, &token, state.config.session_ttl_secs).await
                 {
-                    Ok(session) => return Some((session, resume)),
+                    Ok(session) => {
+                        // Cursors from another data set (the store lost data while this client
+                        // was away): resuming from them would skip or misplace events.
+                        if !resume.is_empty() && epoch.is_some_and(|e| e != state.store.epoch()) {
+                            close_with(
+                                socket,
+                                close::STORE_RESET,
+                                "store lost data; drop local state and resync",
+                            )
+                            .await;
+                            return None;
+                        }
+                        return Some((session, resume));
+                    }
                     Err(e) => {
                         let _ = socket.send(text(&error_frame(&e, None, None, None))).await;
                         let code = if e.code == ErrorCode::Unauthorized {
@@ -308,6 +325,7 @@ impl Connection {
             session_id: session_id.to_owned(),
             rooms: views,
             limits: self.state.config.limits.clone(),
+            epoch: self.state.store.epoch(),
         };
         self.send(&welcome).await?;
         for (room, last_seq) in replay {

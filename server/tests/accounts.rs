@@ -260,6 +260,7 @@ async fn sessions_two_devices_and_revoke(backend: Backend) {
     ws.send_frame(&protocol::ClientFrame::Hello {
         token: phone.token.clone(),
         resume: vec![],
+        epoch: None,
     })
     .await;
     ws.expect_error_code(ErrorCode::Unauthorized).await;

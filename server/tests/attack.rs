@@ -330,6 +330,7 @@ async fn frame_flood(url: &str, token: &str, max: usize) -> FloodReport {
     let hello = serde_json::to_string(&ClientFrame::Hello {
         token: token.into(),
         resume: vec![],
+        epoch: None,
     })
     .unwrap();
     tx.send(Message::text(hello)).await.unwrap();

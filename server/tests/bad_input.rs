@@ -330,6 +330,7 @@ async fn second_hello(backend: Backend) {
             room: s.room,
             seq: 0,
         }],
+        epoch: None,
     })
     .await;
     s.ws.expect_error_code(ErrorCode::AlreadyAuthenticated)
@@ -354,6 +355,7 @@ async fn bad_token_in_hello(backend: Backend) {
         ws.send_frame(&ClientFrame::Hello {
             token: token.into(),
             resume: vec![],
+            epoch: None,
         })
         .await;
         ws.expect_error_code(ErrorCode::Unauthorized).await;

@@ -79,6 +79,7 @@ async fn store_wiped_under_open_sockets_closes_them_with_store_reset() {
                 room: room.id,
                 seq: 4,
             }],
+            epoch: None,
         })
         .await;
     again.expect_close_code(close::UNAUTHORIZED).await;
@@ -163,4 +164,72 @@ async fn store_rollback_never_reuses_seqs_and_closes_sockets_with_store_reset() 
         }, protocol::ServerFrame::Event(e)] => assert_eq!(e.seq, 5),
         other => panic!("expected a gap over seqs 3..=4, then seq 5; got {other:#?}"),
     }
+}
+
+/// Found by the fault runs (issue 5): a client that was offline while the store lost writes
+/// missed the 4010 that the open sockets got, and resumed from cursors of the old data set —
+/// silently. `welcome` now carries the store's epoch and `hello` sends it back with the
+/// cursors; cursors from another epoch get 4010 instead of a resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_rollback_while_offline_is_told_at_the_next_hello() {
+    let redis = Arc::new(RedisServer::start().await);
+    let node = TestServer::start_on_redis(&redis, |c| c.presence_heartbeat_secs = 1).await;
+    let alice = node.user("alice").await;
+    let room = alice
+        .api
+        .create_room("rolled back while away", Visibility::Public)
+        .await
+        .expect("create room");
+    let mut a = node.ws(&alice).await;
+    let before = a.welcome().epoch.clone();
+    assert!(!before.is_empty(), "welcome carries the store epoch");
+    for body in ["two", "three", "four"] {
+        alice.api.say(room.id, body).await;
+    }
+    a.events_until(room.id, 4).await;
+    // Alice goes offline holding seq 4.
+    drop(a);
+
+    let key = format!("room:{}", room.id);
+    redis_cmd(&redis, &["HSET", &key, "seq", "2"]).await;
+    redis_cmd(
+        &redis,
+        &["ZREMRANGEBYSCORE", &format!("{key}:log"), "3", "+inf"],
+    )
+    .await;
+    redis_cmd(&redis, &["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+
+    // Wait until the node works in the new epoch (its bus check and heartbeat ran).
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    let after = loop {
+        let epoch = node.ws(&alice).await.welcome().epoch.clone();
+        if epoch != before {
+            break epoch;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the node never moved to a new store epoch after the rollback"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+
+    // Back online with the old cursors: told, not resumed.
+    let cursors = vec![protocol::ws::Cursor {
+        room: room.id,
+        seq: 4,
+    }];
+    let mut stale = node.ws_raw().await;
+    stale
+        .send_frame(&protocol::ClientFrame::Hello {
+            token: alice.token.clone(),
+            resume: cursors.clone(),
+            epoch: Some(before),
+        })
+        .await;
+    stale.expect_close_code(close::STORE_RESET).await;
+
+    // Cursors taken in the current epoch resume as usual.
+    let mut fresh = node.ws_raw().await;
+    fresh.hello_in(&alice.token, cursors, Some(after)).await;
+    assert_eq!(fresh.welcome().rooms.len(), 1);
 }

@@ -1007,8 +1007,14 @@ impl Inner {
                 user,
                 rooms,
                 limits,
+                epoch,
                 ..
-            } => self.on_welcome(user, rooms, limits, link).await?,
+            } => {
+                self.cache
+                    .set_setting(crate::cache::STORE_EPOCH, &epoch)
+                    .await?;
+                self.on_welcome(user, rooms, limits, link).await?
+            }
             ServerFrame::Ready => {
                 self.set_connection_state(ConnectionState::Online);
                 self.lock().live = true;
@@ -1332,7 +1338,21 @@ impl Handler for Inner {
         } else {
             self.cache.cursors().await.map_err(|e| e.to_string())?
         };
-        Ok(ClientFrame::Hello { token, resume })
+        // The cursors' data set: if the server lost data since, it answers 4010 rather than
+        // resuming from cursors that mean something else now.
+        let epoch = if resume.is_empty() {
+            None
+        } else {
+            self.cache
+                .setting(crate::cache::STORE_EPOCH)
+                .await
+                .map_err(|e| e.to_string())?
+        };
+        Ok(ClientFrame::Hello {
+            token,
+            resume,
+            epoch,
+        })
     }
 
     async fn on_frame(&self, frame: ServerFrame, link: &Link) {

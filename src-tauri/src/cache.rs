@@ -19,6 +19,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{FromRow, SqliteConnection, SqlitePool};
+
+/// Setting: the server's `epoch` (from `welcome`) that the resume cursors belong to.
+pub const STORE_EPOCH: &str = "store_epoch";
 use std::path::Path;
 use std::time::Duration;
 
@@ -326,7 +329,8 @@ impl Cache {
     /// resume cursors and read state), members, users, messages (the FTS index follows by
     /// trigger) and read markers — so nothing it no longer has is shown and the next `hello`
     /// resumes nothing. Keeps what only this device has: the outbox (never acknowledged, so
-    /// still to be sent once under the same client ids), drafts and settings.
+    /// still to be sent once under the same client ids), drafts and settings (except the
+    /// store epoch, which belonged to the dropped cursors).
     pub async fn reset_history(&self) -> Result<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for table in ["members", "rooms", "users", "messages", "read_markers"] {
@@ -334,6 +338,11 @@ impl Cache {
                 .execute(&mut *tx)
                 .await?;
         }
+        // The cursors are gone; so is the data set they belonged to.
+        sqlx::query("DELETE FROM settings WHERE key = ?")
+            .bind(STORE_EPOCH)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

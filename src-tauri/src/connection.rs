@@ -537,6 +537,7 @@ mod tests {
             Ok(ClientFrame::Hello {
                 token: "t".into(),
                 resume,
+                epoch: None,
             })
         }
         async fn on_frame(&self, frame: ServerFrame, _link: &Link) {
@@ -572,6 +573,7 @@ mod tests {
             },
             session_id: "s".into(),
             rooms: Vec::new(),
+            epoch: "e".into(),
             limits: protocol::limits::Limits::default(),
         };
         Message::text(serde_json::to_string(&frame).unwrap_or_default())

@@ -1415,6 +1415,7 @@ impl Bob {
         self.send_frame(ClientFrame::Hello {
             token: self.token.clone(),
             resume,
+            epoch: None,
         });
         self.wait_frame("welcome", UI_WAIT, |f| {
             matches!(f, ServerFrame::Welcome { .. }).then_some(())

@@ -17,6 +17,8 @@ use std::sync::Mutex;
 use tokio::sync::mpsc;
 
 pub struct MemoryStore {
+    /// Random per process: the data set dies with it.
+    epoch: String,
     state: Mutex<State>,
     bus_rx: Mutex<Option<mpsc::UnboundedReceiver<BusMsg>>>,
 }
@@ -57,6 +59,7 @@ impl MemoryStore {
     pub fn new() -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         Self {
+            epoch: format!("{:016x}", rand::random::<u64>()),
             state: Mutex::new(State {
                 bus: tx,
                 next_user: 0,
@@ -575,6 +578,10 @@ impl MemoryStore {
 
     pub async fn presence_heartbeat(&self, _now: i64, _ttl_ms: i64) -> StoreResult<bool> {
         Ok(false)
+    }
+
+    pub fn epoch(&self) -> &str {
+        &self.epoch
     }
 
     /// The embedded store lives and dies with the process: never reset under a running node.

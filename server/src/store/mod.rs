@@ -217,6 +217,15 @@ impl Store {
         }
     }
 
+    /// The data set this node's seqs belong to, as this node last saw it (sent in `welcome`).
+    /// Changes when the store loses data; see [`Store::same_epoch`].
+    pub fn epoch(&self) -> String {
+        match self {
+            Store::Memory(s) => s.epoch().to_owned(),
+            Store::Redis(s) => s.epoch(),
+        }
+    }
+
     /// Which backend, for logs.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -894,6 +894,7 @@ pub struct Welcome {
     pub session_id: String,
     pub rooms: Vec<Room>,
     pub limits: Limits,
+    pub epoch: String,
 }
 
 /// An `error` frame.
@@ -1225,9 +1226,20 @@ impl Ws {
     /// Authenticates. Asserts Welcome comes first and Ready follows; returns the frames in
     /// between that are events or gaps (the replay). Other frames in between stay pending.
     pub async fn hello(&mut self, token: &str, resume: Vec<Cursor>) -> Vec<ServerFrame> {
+        self.hello_in(token, resume, None).await
+    }
+
+    /// [`Ws::hello`] with the `epoch` the cursors were taken under.
+    pub async fn hello_in(
+        &mut self,
+        token: &str,
+        resume: Vec<Cursor>,
+        epoch: Option<String>,
+    ) -> Vec<ServerFrame> {
         self.send_frame(&ClientFrame::Hello {
             token: token.to_string(),
             resume,
+            epoch,
         })
         .await;
         let first = self.read_frame(Instant::now() + TIMEOUT, "welcome").await;
@@ -1238,12 +1250,14 @@ impl Ws {
                 session_id,
                 rooms,
                 limits,
+                epoch,
             } => Welcome {
                 protocol,
                 user,
                 session_id,
                 rooms,
                 limits,
+                epoch,
             },
             other => panic!(
                 "[{}] expected welcome as the first frame after hello, got {other:?}",
