@@ -277,6 +277,8 @@ pub const OURS_ENV: &[(&str, &str)] = &[
     ("CHAT_FRAMES_PER_SEC", "1000000"),
     ("CHAT_FRAMES_BURST", "1000000"),
     ("CHAT_LOGINS_PER_MIN", "1000000"),
+    // Few users hold many sockets each (registering costs a password hash).
+    ("CHAT_MAX_SOCKETS_PER_USER", "1000000"),
     ("RUST_LOG", "warn"),
 ];
 

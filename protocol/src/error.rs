@@ -66,6 +66,9 @@ pub enum ErrorCode {
     RateLimited,
     /// The browser Origin is not in the server's allowlist.
     OriginNotAllowed,
+    /// socket: the account already holds `max_sockets_per_user` sockets on this server node;
+    /// the socket is closed with 4013. Close another session's socket or retry later.
+    TooManyConnections,
     /// The server is overloaded (e.g. too many password hashes in flight); retry later.
     ServerBusy,
     /// The backing store is unreachable; retry later. Nothing was changed.
@@ -89,7 +92,7 @@ impl ErrorCode {
             MethodNotAllowed => 405,
             UsernameTaken | MessageDeleted | AlreadyAuthenticated => 409,
             PayloadTooLarge => 413,
-            RateLimited => 429,
+            RateLimited | TooManyConnections => 429,
             Internal => 500,
             ServerBusy | StoreUnavailable => 503,
         }
@@ -137,6 +140,7 @@ const ERROR_NAMES: &[(ErrorCode, &str)] = {
         (SessionNotFound, "session_not_found"),
         (RateLimited, "rate_limited"),
         (OriginNotAllowed, "origin_not_allowed"),
+        (TooManyConnections, "too_many_connections"),
         (ServerBusy, "server_busy"),
         (StoreUnavailable, "store_unavailable"),
         (Internal, "internal"),

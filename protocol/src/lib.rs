@@ -43,4 +43,6 @@ pub mod close {
     pub const STORE_RESET: u16 = 4010;
     /// The client kept sending after being rate limited.
     pub const RATE_LIMITED: u16 = 4029;
+    /// The account holds as many sockets on this node as it may (`too_many_connections`).
+    pub const TOO_MANY_CONNECTIONS: u16 = 4013;
 }

@@ -40,6 +40,9 @@ pub struct Config {
     pub logins_per_min: u32,
     /// Outbound frames queued per connection before it is closed as a slow consumer (4008).
     pub outbound_queue: usize,
+    /// Authenticated sockets one account may hold on this node; more are refused with
+    /// `too_many_connections` and close 4013.
+    pub max_sockets_per_user: usize,
     /// Password hashes computed at once; more wait (up to 5 s) and then get `server_busy`.
     pub max_concurrent_hashes: usize,
     /// Presence heartbeat interval in seconds. A node that dies is considered gone after
@@ -68,6 +71,7 @@ impl Default for Config {
             frames_burst: 100,
             logins_per_min: 30,
             outbound_queue: 1024,
+            max_sockets_per_user: 32,
             max_concurrent_hashes: 4,
             presence_heartbeat_secs: 5,
             hello_timeout_secs: 10,
@@ -140,8 +144,11 @@ impl Config {
         {
             return bad("rate limits must be positive");
         }
-        if self.outbound_queue < 16 || self.max_concurrent_hashes == 0 {
-            return bad("outbound_queue must be at least 16 and max_concurrent_hashes positive");
+        if self.outbound_queue < 16
+            || self.max_concurrent_hashes == 0
+            || self.max_sockets_per_user == 0
+        {
+            return bad("outbound_queue must be at least 16, max_concurrent_hashes and max_sockets_per_user positive");
         }
         if self.presence_heartbeat_secs == 0 || self.hello_timeout_secs == 0 {
             return bad("presence_heartbeat_secs and hello_timeout_secs must be positive");

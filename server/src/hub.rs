@@ -139,8 +139,20 @@ fn remove_conn(list: &mut Vec<Arc<ConnHandle>>, id: u64) {
 
 impl Hub {
     /// Adds a connection whose queue holds at most `queue` frames; returns its handle and
-    /// whether it is the user's first on this node (presence goes online).
-    pub fn register(&self, user: UserId, session: String, queue: usize) -> (Arc<ConnHandle>, bool) {
+    /// whether it is the user's first on this node (presence goes online). `None` when the user
+    /// already has `max_per_user` connections here.
+    pub fn register(
+        &self,
+        user: UserId,
+        session: String,
+        queue: usize,
+        max_per_user: usize,
+    ) -> Option<(Arc<ConnHandle>, bool)> {
+        let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        let conns = routes.users.entry(user).or_default();
+        if conns.len() >= max_per_user {
+            return None;
+        }
         let handle = Arc::new(ConnHandle {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             user,
@@ -151,11 +163,9 @@ impl Hub {
             kill: CancellationToken::new(),
             reason: OnceLock::new(),
         });
-        let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
-        let conns = routes.users.entry(user).or_default();
         conns.push(handle.clone());
         let first = conns.len() == 1;
-        (handle, first)
+        Some((handle, first))
     }
 
     /// Removes a connection from every route; true if it was the user's last on this node.
@@ -380,9 +390,13 @@ mod tests {
     #[test]
     fn routes_room_events_and_membership() {
         let hub = Hub::default();
-        let (a, first) = hub.register(UserId(1), "s1".into(), 16);
+        let (a, first) = hub
+            .register(UserId(1), "s1".into(), 16, 32)
+            .expect("under the cap");
         assert!(first);
-        let (b, _) = hub.register(UserId(2), "s2".into(), 16);
+        let (b, _) = hub
+            .register(UserId(2), "s2".into(), 16, 32)
+            .expect("under the cap");
         hub.join(&a, &[RoomId(10)]);
 
         hub.dispatch(event(10, 1, None));
@@ -402,7 +416,9 @@ mod tests {
     #[tokio::test]
     async fn queued_frames_wake_the_connection_once_and_keep_order() {
         let hub = Hub::default();
-        let (a, _) = hub.register(UserId(1), "s".into(), 16);
+        let (a, _) = hub
+            .register(UserId(1), "s".into(), 16, 32)
+            .expect("under the cap");
         hub.join(&a, &[RoomId(1)]);
         for seq in 1..=5 {
             hub.dispatch(event(1, seq, None));
@@ -420,7 +436,9 @@ mod tests {
     #[tokio::test]
     async fn full_queue_kills_slow_consumer() {
         let hub = Hub::default();
-        let (a, _) = hub.register(UserId(1), "s".into(), 2);
+        let (a, _) = hub
+            .register(UserId(1), "s".into(), 2, 32)
+            .expect("under the cap");
         hub.join(&a, &[RoomId(1)]);
         for seq in 1..=3 {
             hub.dispatch(event(1, seq, None));
@@ -432,10 +450,26 @@ mod tests {
     }
 
     #[test]
+    fn sockets_per_user_are_capped() {
+        let hub = Hub::default();
+        let (a, _) = hub.register(UserId(1), "s1".into(), 4, 2).expect("first");
+        let _b = hub.register(UserId(1), "s2".into(), 4, 2).expect("second");
+        assert!(hub.register(UserId(1), "s3".into(), 4, 2).is_none());
+        // Other users are not affected, and a closed socket frees its place.
+        assert!(hub.register(UserId(2), "s4".into(), 4, 2).is_some());
+        hub.unregister(&a);
+        assert!(hub.register(UserId(1), "s5".into(), 4, 2).is_some());
+    }
+
+    #[test]
     fn revoke_kills_only_that_session() {
         let hub = Hub::default();
-        let (a, _) = hub.register(UserId(1), "s1".into(), 4);
-        let (b, first) = hub.register(UserId(1), "s2".into(), 4);
+        let (a, _) = hub
+            .register(UserId(1), "s1".into(), 4, 32)
+            .expect("under the cap");
+        let (b, first) = hub
+            .register(UserId(1), "s2".into(), 4, 32)
+            .expect("under the cap");
         assert!(!first);
         hub.dispatch(bus::revoke_msg(UserId(1), "s2"));
         assert!(b.kill.is_cancelled());

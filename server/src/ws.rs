@@ -160,9 +160,29 @@ async fn run(state: AppState, mut socket: Box<WebSocket>) {
         return;
     };
     let user = session.user;
-    let (handle, first) = state
-        .hub
-        .register(user, session.id.clone(), state.config.outbound_queue);
+    let registered = state.hub.register(
+        user,
+        session.id.clone(),
+        state.config.outbound_queue,
+        state.config.max_sockets_per_user,
+    );
+    let Some((handle, first)) = registered else {
+        let e = ApiError::new(
+            ErrorCode::TooManyConnections,
+            format!(
+                "this account already has {} connections to this server",
+                state.config.max_sockets_per_user
+            ),
+        );
+        let _ = socket.send(text(&error_frame(&e, None, None, None))).await;
+        close_with(
+            &mut socket,
+            close::TOO_MANY_CONNECTIONS,
+            "too many connections for this account",
+        )
+        .await;
+        return;
+    };
     if first {
         let _ = state.presence.send(crate::presence::Change::Up(user));
     }

@@ -29,6 +29,7 @@ common::backend_tests!(
     frame_flood_is_cut_off_and_others_are_served,
     login_flood_gets_typed_refusals_and_bounded_memory,
     huge_payloads_are_refused_without_buffering,
+    one_account_cannot_hold_unbounded_sockets,
 );
 
 const MIB: u64 = 1024 * 1024;
@@ -270,6 +271,75 @@ async fn socket_flood_is_cheap_and_others_are_served(backend: Backend) {
     }
     pair.exchange().await;
     assert!(server.alive(), "the server process died");
+}
+
+/// One account opening socket after socket (a leaked token, a client stuck in a reconnect
+/// loop): beyond `max_sockets_per_user` each is refused with `too_many_connections` and close
+/// 4013, the sockets it has keep working, other users are not affected, and a closed socket
+/// frees its place.
+async fn one_account_cannot_hold_unbounded_sockets(backend: Backend) {
+    let server = TestServer::start_with(backend, |c| c.max_sockets_per_user = 3).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let room = alice
+        .api
+        .create_room("capped", protocol::rest::Visibility::Public)
+        .await
+        .expect("create room");
+    bob.api.join(room.id).await.expect("join");
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(server.ws(&alice).await);
+    }
+    for _ in 0..5 {
+        let mut extra = server.ws_raw().await;
+        extra
+            .send_frame(&ClientFrame::Hello {
+                token: alice.token.clone(),
+                resume: vec![],
+                epoch: None,
+            })
+            .await;
+        extra.expect_error_code(ErrorCode::TooManyConnections).await;
+        extra
+            .expect_close_code(protocol::close::TOO_MANY_CONNECTIONS)
+            .await;
+    }
+    // Bob is not affected, and alice's sockets still get every message.
+    let mut b = server.ws(&bob).await;
+    bob.api.say(room.id, "still here?").await;
+    for ws in &mut held {
+        let events = ws.events_until(room.id, 3).await;
+        assert_eq!(events.last().map(|e| e.seq), Some(3));
+    }
+    b.events_until(room.id, 3).await;
+    // A closed socket frees its place (once the server has seen it go).
+    drop(held.pop());
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let mut again = server.ws_raw().await;
+        again
+            .send_frame(&ClientFrame::Hello {
+                token: alice.token.clone(),
+                resume: vec![],
+                epoch: None,
+            })
+            .await;
+        match again.recv_frame().await {
+            ServerFrame::Welcome { .. } => break,
+            ServerFrame::Error {
+                code: ErrorCode::TooManyConnections,
+                ..
+            } => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the closed socket's place was not freed"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => panic!("expected welcome or too_many_connections, got {other:?}"),
+        }
+    }
 }
 
 /// Frames as fast as a client can write them: answered `rate_limited` beyond the burst, the
