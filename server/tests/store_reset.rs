@@ -16,32 +16,9 @@ use common::*;
 use protocol::close;
 use protocol::rest::Visibility;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// Sends one command to Redis (RESP) and returns the first line of the reply.
-async fn redis_cmd(redis: &RedisServer, args: &[&str]) -> String {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", redis.port))
-        .await
-        .expect("connect to redis");
-    let mut req = format!("*{}\r\n", args.len());
-    for a in args {
-        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-    }
-    s.write_all(req.as_bytes()).await.expect("send to redis");
-    let mut buf = [0u8; 256];
-    let n = tokio::time::timeout(TIMEOUT, s.read(&mut buf))
-        .await
-        .expect("redis reply in time")
-        .expect("read redis reply");
-    String::from_utf8_lossy(&buf[..n])
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
 
 async fn flushall(redis: &RedisServer) {
-    assert_eq!(redis_cmd(redis, &["FLUSHALL"]).await, "+OK");
+    assert_eq!(redis.cmd(&["FLUSHALL"]).await, "+OK");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,13 +95,11 @@ async fn store_rollback_never_reuses_seqs_and_closes_sockets_with_store_reset() 
     // The store loses its last two events (as a machine crash can with appendfsync everysec)
     // and, as when Redis restarts, the node's bus connection drops.
     let key = format!("room:{}", room.id);
-    redis_cmd(&redis, &["HSET", &key, "seq", "2"]).await;
-    redis_cmd(
-        &redis,
-        &["ZREMRANGEBYSCORE", &format!("{key}:log"), "3", "+inf"],
-    )
-    .await;
-    redis_cmd(&redis, &["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+    redis.cmd(&["HSET", &key, "seq", "2"]).await;
+    redis
+        .cmd(&["ZREMRANGEBYSCORE", &format!("{key}:log"), "3", "+inf"])
+        .await;
+    redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]).await;
 
     // Clients are told, with the documented close code...
     a.expect_close_code(close::STORE_RESET).await;
@@ -191,13 +166,11 @@ async fn store_rollback_while_offline_is_told_at_the_next_hello() {
     drop(a);
 
     let key = format!("room:{}", room.id);
-    redis_cmd(&redis, &["HSET", &key, "seq", "2"]).await;
-    redis_cmd(
-        &redis,
-        &["ZREMRANGEBYSCORE", &format!("{key}:log"), "3", "+inf"],
-    )
-    .await;
-    redis_cmd(&redis, &["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+    redis.cmd(&["HSET", &key, "seq", "2"]).await;
+    redis
+        .cmd(&["ZREMRANGEBYSCORE", &format!("{key}:log"), "3", "+inf"])
+        .await;
+    redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]).await;
 
     // Wait until the node works in the new epoch (its bus check and heartbeat ran).
     let deadline = tokio::time::Instant::now() + TIMEOUT;

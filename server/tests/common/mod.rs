@@ -18,12 +18,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::fmt;
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -125,97 +123,7 @@ pub fn unique_id() -> String {
 // Redis
 // ---------------------------------------------------------------------------------------------
 
-/// A private `redis-server` on a free port, killed on drop.
-pub struct RedisServer {
-    child: Child,
-    pub port: u16,
-    pub url: String,
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0 to find a free port");
-    listener.local_addr().unwrap().port()
-}
-
-impl RedisServer {
-    pub const BINARY: &'static str = "/usr/bin/redis-server";
-
-    /// Starts redis and waits (at most 10 s) until it answers `PING`. Retries on another port
-    /// if the chosen one got taken between picking and binding.
-    pub async fn start() -> RedisServer {
-        let mut last_error = String::new();
-        for _attempt in 0..3 {
-            let port = free_port();
-            let child = Command::new(Self::BINARY)
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .args(["--protected-mode", "no", "--loglevel", "warning"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", Self::BINARY));
-            let mut server = RedisServer {
-                child,
-                port,
-                url: format!("redis://127.0.0.1:{port}/"),
-            };
-            match server.wait_ready(Duration::from_secs(10)).await {
-                Ok(()) => return server,
-                Err(e) => last_error = e, // dropped here: killed
-            }
-        }
-        panic!("redis-server did not start: {last_error}");
-    }
-
-    async fn wait_ready(&mut self, within: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!(
-                    "redis-server on port {} exited early with {status}",
-                    self.port
-                ));
-            }
-            if let Ok(Ok(true)) =
-                tokio::time::timeout(Duration::from_millis(500), ping_redis(self.port)).await
-            {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "redis-server on port {} did not answer PING within {within:?}",
-                    self.port
-                ));
-            }
-            // Polling interval while the process starts up (not a "settle" sleep).
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-async fn ping_redis(port: u16) -> std::io::Result<bool> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    stream.write_all(b"PING\r\n").await?;
-    let mut buf = [0u8; 64];
-    let n = stream.read(&mut buf).await?;
-    Ok(buf[..n].starts_with(b"+PONG"))
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+pub use testkit::RedisServer;
 
 // ---------------------------------------------------------------------------------------------
 // Server

@@ -12,9 +12,8 @@ use protocol::ipc::{AppEvent, ConnectionState, MessageStatus, MessageView};
 use protocol::rest::{AuthResponse, HistoryPage, Room, SendAck, Visibility};
 use protocol::{RoomId, UserId};
 use serde_json::json;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,100 +36,14 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}{}x{n}x{nanos:x}", std::process::id())
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("cannot find a free port: {e}"))
-}
+pub use testkit::free_port;
 
 // ---------------------------------------------------------------------------------------------
 // Redis and the chat server
 // ---------------------------------------------------------------------------------------------
 
 /// A private `redis-server`, killed on drop.
-pub struct Redis {
-    child: Child,
-    pub url: String,
-    pub port: u16,
-}
-
-impl Redis {
-    pub async fn start() -> Redis {
-        let port = free_port();
-        let child = Command::new("/usr/bin/redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start /usr/bin/redis-server: {e}"));
-        let redis = Redis {
-            child,
-            url: format!("redis://127.0.0.1:{port}/"),
-            port,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Ok(mut s)) = tokio::time::timeout(
-                Duration::from_millis(500),
-                tokio::net::TcpStream::connect(("127.0.0.1", port)),
-            )
-            .await
-            {
-                use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                let mut buf = [0u8; 16];
-                let ping = async {
-                    s.write_all(b"PING\r\n").await?;
-                    s.read(&mut buf).await
-                };
-                if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(500), ping).await {
-                    if buf[..n].starts_with(b"+PONG") {
-                        return redis;
-                    }
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on port {port} did not answer PING within 10 s"
-            );
-            // Poll interval while the process starts (not a settle sleep).
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Redis {
-    /// Sends one command (RESP) on a fresh connection and returns the first line of the
-    /// reply, e.g. `+OK` or `:1`. For tests that change the store behind the server's back.
-    pub async fn cmd(&self, args: &[&str]) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut req = format!("*{}\r\n", args.len());
-        for a in args {
-            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-        }
-        let exchange = async {
-            let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await?;
-            s.write_all(req.as_bytes()).await?;
-            let mut buf = [0u8; 512];
-            let n = s.read(&mut buf).await?;
-            std::io::Result::Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
-        };
-        let reply = tokio::time::timeout(TIMEOUT, exchange)
-            .await
-            .unwrap_or_else(|_| panic!("redis {args:?} took longer than {TIMEOUT:?}"))
-            .unwrap_or_else(|e| panic!("redis {args:?}: {e}"));
-        reply.lines().next().unwrap_or_default().to_owned()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+pub use testkit::RedisServer as Redis;
 
 /// A chat server on a fixed address, so it can be stopped and started again there.
 pub struct Server {

@@ -1,0 +1,118 @@
+//! Test support shared by the integration tests of the server and of the desktop backend: a
+//! private `redis-server` that the test starts itself on a free port, so a test run needs no
+//! Redis running beforehand and behaves the same in CI and on a developer's machine.
+//!
+//! The fault harness (`faults/`) and the benchmark (`bench/`) manage their own Redis
+//! processes: they restart them at the same port, with persistence, and kill them mid-run.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+/// How long one command to Redis may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A private `redis-server` on a free port, without persistence; killed on drop.
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+    /// `redis://127.0.0.1:<port>/`
+    pub url: String,
+}
+
+/// A port that was free a moment ago (the caller binds it soon after).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("cannot find a free port: {e}"))
+}
+
+impl RedisServer {
+    pub const BINARY: &'static str = "/usr/bin/redis-server";
+
+    /// Starts redis and waits (at most 10 s) until it answers `PING`. Retries on another port
+    /// if the chosen one got taken between picking and binding.
+    pub async fn start() -> RedisServer {
+        let mut last_error = String::new();
+        for _attempt in 0..3 {
+            let port = free_port();
+            let child = Command::new(Self::BINARY)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .args(["--protected-mode", "no", "--loglevel", "warning"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", Self::BINARY));
+            let mut server = RedisServer {
+                child,
+                port,
+                url: format!("redis://127.0.0.1:{port}/"),
+            };
+            match server.wait_ready(Duration::from_secs(10)).await {
+                Ok(()) => return server,
+                Err(e) => last_error = e, // dropped here: killed
+            }
+        }
+        panic!("redis-server did not start: {last_error}");
+    }
+
+    async fn wait_ready(&mut self, within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!(
+                    "redis-server on port {} exited early with {status}",
+                    self.port
+                ));
+            }
+            let ping = tokio::time::timeout(Duration::from_millis(500), self.exchange(b"PING\r\n"));
+            if let Ok(Ok(reply)) = ping.await {
+                if reply.starts_with("+PONG") {
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "redis-server on port {} did not answer PING within {within:?}",
+                    self.port
+                ));
+            }
+            // Polling interval while the process starts up (not a "settle" sleep).
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Sends one command (RESP) on a fresh connection and returns the first line of the reply,
+    /// e.g. `+OK` or `:1`. For tests that change the store behind the server's back.
+    pub async fn cmd(&self, args: &[&str]) -> String {
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        let reply = tokio::time::timeout(COMMAND_TIMEOUT, self.exchange(req.as_bytes()))
+            .await
+            .unwrap_or_else(|_| panic!("redis {args:?} took longer than {COMMAND_TIMEOUT:?}"))
+            .unwrap_or_else(|e| panic!("redis {args:?}: {e}"));
+        reply.lines().next().unwrap_or_default().to_owned()
+    }
+
+    async fn exchange(&self, request: &[u8]) -> std::io::Result<String> {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await?;
+        stream.write_all(request).await?;
+        let mut buf = [0u8; 512];
+        let n = stream.read(&mut buf).await?;
+        Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
