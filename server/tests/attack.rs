@@ -273,6 +273,14 @@ async fn socket_flood_is_cheap_and_others_are_served(backend: Backend) {
     assert!(server.alive(), "the server process died");
 }
 
+fn plain_hello(token: &str) -> ClientFrame {
+    ClientFrame::Hello {
+        token: token.to_owned(),
+        resume: vec![],
+        epoch: None,
+    }
+}
+
 /// One account opening socket after socket (a leaked token, a client stuck in a reconnect
 /// loop): beyond `max_sockets_per_user` each is refused with `too_many_connections` and close
 /// 4013, the sockets it has keep working, other users are not affected, and a closed socket
@@ -293,13 +301,7 @@ async fn one_account_cannot_hold_unbounded_sockets(backend: Backend) {
     }
     for _ in 0..5 {
         let mut extra = server.ws_raw().await;
-        extra
-            .send_frame(&ClientFrame::Hello {
-                token: alice.token.clone(),
-                resume: vec![],
-                epoch: None,
-            })
-            .await;
+        extra.send_frame(&plain_hello(&alice.token)).await;
         extra.expect_error_code(ErrorCode::TooManyConnections).await;
         extra
             .expect_close_code(protocol::close::TOO_MANY_CONNECTIONS)
@@ -318,13 +320,7 @@ async fn one_account_cannot_hold_unbounded_sockets(backend: Backend) {
     let deadline = Instant::now() + TIMEOUT;
     loop {
         let mut again = server.ws_raw().await;
-        again
-            .send_frame(&ClientFrame::Hello {
-                token: alice.token.clone(),
-                resume: vec![],
-                epoch: None,
-            })
-            .await;
+        again.send_frame(&plain_hello(&alice.token)).await;
         match again.recv_frame().await {
             ServerFrame::Welcome { .. } => break,
             ServerFrame::Error {
@@ -397,12 +393,7 @@ async fn frame_flood(url: &str, token: &str, max: usize) -> FloodReport {
         .await
         .expect("connect");
     let (mut tx, mut rx) = ws.split();
-    let hello = serde_json::to_string(&ClientFrame::Hello {
-        token: token.into(),
-        resume: vec![],
-        epoch: None,
-    })
-    .unwrap();
+    let hello = serde_json::to_string(&plain_hello(token)).unwrap();
     tx.send(Message::text(hello)).await.unwrap();
     let started = Instant::now();
     let sent = Arc::new(AtomicUsize::new(0));

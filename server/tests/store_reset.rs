@@ -17,6 +17,18 @@ use protocol::close;
 use protocol::rest::Visibility;
 use std::sync::Arc;
 
+/// The store loses a room's events after `keep` (as a machine crash can with appendfsync
+/// everysec) and, as when Redis restarts, the nodes' bus connections drop.
+async fn roll_back(redis: &RedisServer, room: protocol::RoomId, keep: u64) {
+    let key = format!("room:{room}");
+    redis.cmd(&["HSET", &key, "seq", &keep.to_string()]).await;
+    let log = format!("{key}:log");
+    redis
+        .cmd(&["ZREMRANGEBYSCORE", &log, &(keep + 1).to_string(), "+inf"])
+        .await;
+    redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+}
+
 async fn flushall(redis: &RedisServer) {
     assert_eq!(redis.cmd(&["FLUSHALL"]).await, "+OK");
 }
@@ -92,14 +104,8 @@ async fn store_rollback_never_reuses_seqs_and_closes_sockets_with_store_reset() 
     }
     a.events_until(room.id, 4).await;
 
-    // The store loses its last two events (as a machine crash can with appendfsync everysec)
-    // and, as when Redis restarts, the node's bus connection drops.
-    let key = format!("room:{}", room.id);
-    redis.cmd(&["HSET", &key, "seq", "2"]).await;
-    redis
-        .cmd(&["ZREMRANGEBYSCORE", &format!("{key}:log"), "3", "+inf"])
-        .await;
-    redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+    // The store loses its last two events.
+    roll_back(&redis, room.id, 2).await;
 
     // Clients are told, with the documented close code...
     a.expect_close_code(close::STORE_RESET).await;
@@ -165,12 +171,7 @@ async fn store_rollback_while_offline_is_told_at_the_next_hello() {
     // Alice goes offline holding seq 4.
     drop(a);
 
-    let key = format!("room:{}", room.id);
-    redis.cmd(&["HSET", &key, "seq", "2"]).await;
-    redis
-        .cmd(&["ZREMRANGEBYSCORE", &format!("{key}:log"), "3", "+inf"])
-        .await;
-    redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+    roll_back(&redis, room.id, 2).await;
 
     // Wait until the node works in the new epoch (its bus check and heartbeat ran).
     let deadline = tokio::time::Instant::now() + TIMEOUT;
