@@ -658,21 +658,31 @@ async fn measure() {
         quiet[10], quiet[19]
     );
 
-    // Authenticated sockets of one user.
+    // One account opening many sockets: up to max_sockets_per_user are kept.
     let user = server.register("many").await;
     let before = server.rss();
     let mut authed = Vec::new();
+    let mut refused = 0;
     let m = 1000.min(open_files_limit().saturating_sub(300));
+    let started = Instant::now();
     for i in 0..m {
         let mut ws = Ws::connect(&server.ws_url, &format!("authed-{i}")).await;
-        ws.hello(&user.token, vec![]).await;
-        authed.push(ws);
+        ws.send_frame(&plain_hello(&user.token)).await;
+        match ws.recv_frame().await {
+            ServerFrame::Welcome { .. } => authed.push(ws),
+            ServerFrame::Error {
+                code: ErrorCode::TooManyConnections,
+                ..
+            } => refused += 1,
+            other => panic!("expected welcome or too_many_connections, got {other:?}"),
+        }
     }
+    let took = started.elapsed();
     let after = server.rss();
     println!(
-        "{m} authenticated sockets of one user: RSS +{} ({:.1} KiB per socket); exchange meanwhile {:?}",
+        "{m} sockets of one account in {took:?}: {} kept, {refused} refused (too_many_connections, 4013); RSS +{}; exchange meanwhile {:?}",
+        authed.len(),
         mib(after.saturating_sub(before)),
-        after.saturating_sub(before) as f64 / 1024.0 / m as f64,
         pair.exchange().await
     );
     drop(authed);
