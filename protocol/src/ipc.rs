@@ -128,6 +128,10 @@ pub struct RoomView {
     pub last_message: Option<MessageView>,
     /// For direct rooms: whether the other user is online.
     pub peer_online: Option<bool>,
+    /// The room's whole history is known here and holds no message (only joins and the
+    /// like): the preview line says "No messages yet". False while that is not known.
+    #[serde(default)]
+    pub no_messages: bool,
 }
 
 /// Delivery state of a message.

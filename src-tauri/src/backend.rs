@@ -395,10 +395,14 @@ impl Backend {
                 Some(peer) => cache.online(peer).await?,
                 None => None,
             };
+            // Every event from the start is cached (`complete_from` 0 or 1) and none is a message.
+            let no_messages =
+                last_message.is_none() && cached.complete_from.is_some_and(|from| from <= 1);
             views.push(RoomView {
                 room: cached.room,
                 last_message,
                 peer_online,
+                no_messages,
             });
         }
         Ok(views)

@@ -350,16 +350,27 @@ async fn room_list_shows_every_rooms_last_message_after_login() {
         .unwrap_or_else(|e| panic!("login: {e}"));
     ui.wait_online().await;
 
-    let rooms = wait_rooms(&backend, &mut ui, "previews of both rooms", |rooms| {
-        preview(rooms, "trips").is_some() && preview(rooms, "books").is_some()
+    let rooms = wait_rooms(&backend, &mut ui, "previews of every room", |rooms| {
+        preview(rooms, "trips").is_some()
+            && preview(rooms, "books").is_some()
+            && rooms
+                .iter()
+                .any(|r| r.room.name == "quiet" && r.no_messages)
     })
     .await;
     assert_eq!(preview(&rooms, "trips"), Some(("trips 3".into(), 3)));
     assert_eq!(preview(&rooms, "books"), Some(("books 1".into(), 1)));
     let quiet = rooms.iter().find(|r| r.room.name == "quiet");
     assert!(
-        quiet.is_some_and(|r| r.last_message.is_none()),
-        "the empty room is listed without a preview: {quiet:?}"
+        quiet.is_some_and(|r| r.last_message.is_none() && r.no_messages),
+        "the room with only joins is listed as having no messages: {quiet:?}"
+    );
+    assert!(
+        rooms
+            .iter()
+            .filter(|r| r.room.name != "quiet")
+            .all(|r| !r.no_messages),
+        "rooms with messages never say they have none: {rooms:#?}"
     );
     // The fetched page is the room's newest: opening the room needs no server round trip
     // for it, and it ends with the last message.

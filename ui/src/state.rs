@@ -675,6 +675,7 @@ mod tests {
             },
             last_message: None,
             peer_online: (kind == RoomKind::Direct).then_some(false),
+            no_messages: false,
         }
     }
 

@@ -94,7 +94,7 @@ pub fn RoomItem(props: &RoomItemProps) -> Html {
                             if let Some((text, failed)) = preview {
                                 if failed { <span class="preview-failed">{ "Not sent · " }</span> }
                                 { text }
-                            } else if room.last_seq == 0 {
+                            } else if room.last_seq == 0 || props.view.no_messages {
                                 <span class="muted">{ "No messages yet" }</span>
                             }
                         </span>
