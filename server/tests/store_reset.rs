@@ -20,13 +20,37 @@ use std::sync::Arc;
 /// The store loses a room's events after `keep` (as a machine crash can with appendfsync
 /// everysec) and, as when Redis restarts, the nodes' bus connections drop.
 async fn roll_back(redis: &RedisServer, room: protocol::RoomId, keep: u64) {
+    lose_writes(redis, room, keep).await;
+    redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+}
+
+/// The store loses a room's events after `keep`; the nodes' connections stay up.
+async fn lose_writes(redis: &RedisServer, room: protocol::RoomId, keep: u64) {
     let key = format!("room:{room}");
     redis.cmd(&["HSET", &key, "seq", &keep.to_string()]).await;
     let log = format!("{key}:log");
     redis
         .cmd(&["ZREMRANGEBYSCORE", &log, &(keep + 1).to_string(), "+inf"])
         .await;
-    redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+}
+
+/// Sends until the store takes it (`store_unavailable` is retried, as clients do).
+async fn send_retrying(
+    user: &TestUser,
+    room: protocol::RoomId,
+    body: &str,
+) -> protocol::rest::SendAck {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        match user.api.send(room, body, body).await {
+            Ok(ack) => return ack,
+            Err(e) if e.code == Some(protocol::ErrorCode::StoreUnavailable) => {
+                assert!(tokio::time::Instant::now() < deadline, "still refused: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("sending after the rollback: {e}"),
+        }
+    }
 }
 
 async fn flushall(redis: &RedisServer) {
@@ -112,17 +136,7 @@ async fn store_rollback_never_reuses_seqs_and_closes_sockets_with_store_reset() 
     // ...and seqs 3 and 4, which alice holds for "three" and "four", are never handed out again.
     // Appends are refused (store_unavailable, retried like any client would) until every node
     // has had time to check; then the next seq is 5.
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    let ack = loop {
-        match alice.api.send(room.id, "five", "five").await {
-            Ok(ack) => break ack,
-            Err(e) if e.code == Some(protocol::ErrorCode::StoreUnavailable) => {
-                assert!(tokio::time::Instant::now() < deadline, "still refused: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("sending after the rollback: {e}"),
-        }
-    };
+    let ack = send_retrying(&alice, room.id, "five").await;
     assert_eq!(ack.seq, 5, "a seq clients already hold was reused: {ack:?}");
 
     // A client that had only seen up to seq 2 learns that 3 and 4 are gone (a gap), instead of
@@ -206,4 +220,34 @@ async fn store_rollback_while_offline_is_told_at_the_next_hello() {
     let mut fresh = node.ws_raw().await;
     fresh.hello_in(&alice.token, cursors, Some(after)).await;
     assert_eq!(fresh.welcome().rooms.len(), 1);
+}
+
+/// Found by the 1000-run campaign on 70edc87 (seed 7000546, `redis_kill` + `redis_rollback`):
+/// the node's command connection reached the restarted Redis before its bus subscription
+/// noticed the restart, so the node appended at once — and handed out seq 293 a second time,
+/// for another message than the one every client held. Now every append carries the highest
+/// seq the node saw handed out for the room, and a store below it refuses the append and makes
+/// the node check (raise, new epoch, 4010) whether or not the bus noticed anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_rollback_unnoticed_by_the_bus_never_reuses_a_seq() {
+    let redis = Arc::new(RedisServer::start().await);
+    let node = TestServer::start_on_redis(&redis, |c| c.presence_heartbeat_secs = 1).await;
+    let alice = node.user("alice").await;
+    let room = alice
+        .api
+        .create_room("quietly rolled back", Visibility::Public)
+        .await
+        .expect("create room");
+    let mut a = node.ws(&alice).await;
+    for body in ["two", "three", "four"] {
+        alice.api.say(room.id, body).await;
+    }
+    a.events_until(room.id, 4).await;
+
+    // Seqs 3 and 4 are lost; no connection drops, so only the append path can notice.
+    lose_writes(&redis, room.id, 2).await;
+
+    let ack = send_retrying(&alice, room.id, "five").await;
+    assert_eq!(ack.seq, 5, "a seq clients already hold was reused: {ack:?}");
+    a.expect_close_code(close::STORE_RESET).await;
 }

@@ -72,6 +72,9 @@ struct Watch {
     /// False from the moment the bus subscription is lost until it is back and the rooms were
     /// checked against `seen`: appends wait, so no seq is handed out twice.
     checked: AtomicBool,
+    /// An append found the store behind `seen` before the bus noticed anything (the command
+    /// connection came back to a restarted Redis first): the subscriber starts over and checks.
+    recheck: tokio::sync::Notify,
 }
 
 impl Watch {
@@ -87,9 +90,20 @@ impl Watch {
         ) else {
             return;
         };
+        self.note(room, seq);
+    }
+
+    /// `seq` of `room` was handed out (published, or acknowledged to this node).
+    fn note(&self, room: u64, seq: u64) {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         let max = seen.entry(room).or_default();
         *max = (*max).max(seq);
+    }
+
+    /// The lowest seq the store may hold for `room`: appends below it are refused.
+    fn floor(&self, room: u64) -> u64 {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get(&room).copied().unwrap_or(0)
     }
 }
 
@@ -116,6 +130,12 @@ local function store_event(room, seq, ts, event_json, route_suffix)
   local frame = '{"type":"event","room":' .. room .. ',"seq":' .. seq .. ',"ts":' .. ts .. ',"event":' .. event_json .. '}'
   redis.call('ZADD', rkey .. ':log', seq, frame)
   redis.call('PUBLISH', 'chat:bus', 'R ' .. room .. ' ' .. seq .. route_suffix .. '\n' .. frame)
+end
+-- True when the room's seq is below `floor`, the highest seq this node has seen handed out:
+-- the store lost writes and the node has not noticed yet. Nothing may be appended then (the
+-- seqs after the room's would be handed out a second time).
+local function behind(room, floor)
+  return tonumber(redis.call('HGET', 'room:' .. room, 'seq') or '0') < tonumber(floor)
 end
 -- The one append path: next seq, store, publish. Returns seq, ts.
 local function append(room, event_json, route_suffix)
@@ -222,7 +242,8 @@ return id
     ))
 });
 
-/// ARGV: room, user, role ('' removes), event. Returns the seq, 0 if nothing changed, -1 if no room.
+/// ARGV: room, user, role ('' removes), event, floor (see `behind`). Returns the seq, 0 if
+/// nothing changed, -1 if no room, -2 if the store is behind this node.
 static CHANGE_MEMBER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         lua_common!(),
@@ -230,6 +251,7 @@ static CHANGE_MEMBER: LazyLock<Script> = LazyLock::new(|| {
 local room, user, role = ARGV[1], ARGV[2], ARGV[3]
 local rkey = 'room:' .. room
 if redis.call('EXISTS', rkey) == 0 then return -1 end
+if behind(room, ARGV[5]) then return -2 end
 local current = redis.call('HGET', rkey .. ':m', user)
 if role ~= '' then
   if current then return 0 end
@@ -266,8 +288,8 @@ return seq
     ))
 });
 
-/// ARGV: room, sender, client id, event, dedupe ttl, max events, max age ms.
-/// Returns "ok seq ts", "dup seq ts" or "not_a_member".
+/// ARGV: room, sender, client id, event, dedupe ttl, max events, max age ms, floor (see
+/// `behind`). Returns "ok seq ts", "dup seq ts", "not_a_member" or "behind".
 static APPEND_MESSAGE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         lua_common!(),
@@ -283,6 +305,7 @@ end
 -- Claims the client id and learns of an earlier send in one command (the hot path makes
 -- 7 calls plus trimming; each call costs Redis about as much as a plain command).
 local seq, ts = next_seq(room)
+if seq <= tonumber(ARGV[8]) then return 'behind' end
 local prev = redis.call('SET', ddkey, seq .. ' ' .. ts, 'NX', 'GET', 'EX', ARGV[5])
 if prev then return 'dup ' .. prev end
 store_event(room, seq, ts, ARGV[4], '')
@@ -307,8 +330,8 @@ return 'ok ' .. seq .. ' ' .. ts
     ))
 });
 
-/// ARGV: room, target seq, sender, new body ('' with ARGV[5]=='delete' deletes), mode, event.
-/// Returns "ok seq" or an error code.
+/// ARGV: room, target seq, sender, new body ('' with ARGV[5]=='delete' deletes), mode, event,
+/// floor (see `behind`). Returns "ok seq", an error code or "behind".
 static CHANGE_MESSAGE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         lua_common!(),
@@ -316,6 +339,7 @@ static CHANGE_MESSAGE: LazyLock<Script> = LazyLock::new(|| {
 local room, target, sender, body, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local rkey = 'room:' .. room
 if redis.call('HEXISTS', rkey .. ':m', sender) == 0 then return 'not_a_member' end
+if behind(room, ARGV[7]) then return 'behind' end
 local found = redis.call('ZRANGE', rkey .. ':log', target, target, 'BYSCORE')
 if #found == 0 then return 'message_not_found' end
 local frame = found[1]
@@ -533,6 +557,7 @@ impl RedisStore {
             epoch: Mutex::new(epoch),
             seen: Mutex::default(),
             checked: AtomicBool::new(true),
+            recheck: tokio::sync::Notify::new(),
         });
         tokio::spawn(run_subscriber(client, pubsub, tx, shutdown, watch.clone()));
         Ok(Self {
@@ -582,6 +607,18 @@ impl RedisStore {
                 "the bus is reconnecting to the store".into(),
             ))
         }
+    }
+
+    /// A script found the store behind what this node saw: it lost writes that the bus has not
+    /// noticed. Appends wait until the subscriber has checked every room (raising seqs past
+    /// what was seen, new epoch: every socket gets 4010), as after a lost subscription.
+    fn behind(&self) -> StoreError {
+        self.watch.checked.store(false, Ordering::Release);
+        self.watch.recheck.notify_one();
+        tracing::error!(
+            "the store holds fewer events than this node saw handed out (writes lost); checking"
+        );
+        StoreError::Unavailable("the store lost writes; checking".into())
     }
 
     pub fn take_bus(&self) -> Option<mpsc::UnboundedReceiver<BusMsg>> {
@@ -891,12 +928,17 @@ impl RedisStore {
             .arg(change.user.0)
             .arg(change.role.map_or("", role_name))
             .arg(change.event_json)
+            .arg(self.watch.floor(change.room.0))
             .invoke_async(&mut self.con())
             .await?;
         match seq {
             -1 => Err(ApiError::room_not_found().into()),
+            -2 => Err(self.behind()),
             0 => Ok(None),
-            seq => Ok(Some(seq as u64)),
+            seq => {
+                self.watch.note(change.room.0, seq as u64);
+                Ok(Some(seq as u64))
+            }
         }
     }
 
@@ -916,6 +958,7 @@ impl RedisStore {
             .arg(dedupe_ttl_secs)
             .arg(retention.max_events)
             .arg(retention.max_age_ms)
+            .arg(self.watch.floor(msg.room.0))
             .invoke_async(&mut self.con())
             .await?;
         let mut parts = reply.split(' ');
@@ -923,6 +966,7 @@ impl RedisStore {
         let duplicate = match status {
             "ok" => false,
             "dup" => true,
+            "behind" => return Err(self.behind()),
             other => return Err(script_error(other)),
         };
         let seq = parts
@@ -933,6 +977,7 @@ impl RedisStore {
             .next()
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| corrupt("append ts"))?;
+        self.watch.note(msg.room.0, seq);
         Ok(SendAck {
             room: msg.room,
             id: msg.client_id.to_owned(),
@@ -955,10 +1000,16 @@ impl RedisStore {
                 "delete"
             })
             .arg(change.event_json)
+            .arg(self.watch.floor(change.room.0))
             .invoke_async(&mut self.con())
             .await?;
         match reply.split_once(' ') {
-            Some(("ok", seq)) => seq.parse().map_err(|_| corrupt("change seq")),
+            Some(("ok", seq)) => {
+                let seq = seq.parse().map_err(|_| corrupt("change seq"))?;
+                self.watch.note(change.room.0, seq);
+                Ok(seq)
+            }
+            _ if reply == "behind" => Err(self.behind()),
             _ => Err(script_error(&reply)),
         }
     }
@@ -1187,6 +1238,7 @@ async fn run_subscriber(
             loop {
                 let msg = tokio::select! {
                     _ = shutdown.cancelled() => return,
+                    _ = watch.recheck.notified() => break,
                     msg = stream.next() => msg,
                 };
                 let Some(msg) = msg else { break };
