@@ -53,6 +53,39 @@ async fn send_retrying(
     }
 }
 
+/// One node on its own Redis; alice's room holds four events (her join, then "two", "three",
+/// "four"), all received on her open socket.
+struct Four {
+    redis: Arc<RedisServer>,
+    node: TestServer,
+    alice: TestUser,
+    room: protocol::rest::Room,
+    ws: Ws,
+}
+
+async fn four_events(room_name: &str) -> Four {
+    let redis = Arc::new(RedisServer::start().await);
+    let node = TestServer::start_on_redis(&redis, |c| c.presence_heartbeat_secs = 1).await;
+    let alice = node.user("alice").await;
+    let room = alice
+        .api
+        .create_room(room_name, Visibility::Public)
+        .await
+        .expect("create room");
+    let mut ws = node.ws(&alice).await;
+    for body in ["two", "three", "four"] {
+        alice.api.say(room.id, body).await;
+    }
+    ws.events_until(room.id, 4).await;
+    Four {
+        redis,
+        node,
+        alice,
+        room,
+        ws,
+    }
+}
+
 async fn flushall(redis: &RedisServer) {
     assert_eq!(redis.cmd(&["FLUSHALL"]).await, "+OK");
 }
@@ -114,19 +147,13 @@ async fn store_wiped_under_open_sockets_closes_them_with_store_reset() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_rollback_never_reuses_seqs_and_closes_sockets_with_store_reset() {
-    let redis = Arc::new(RedisServer::start().await);
-    let node = TestServer::start_on_redis(&redis, |c| c.presence_heartbeat_secs = 1).await;
-    let alice = node.user("alice").await;
-    let room = alice
-        .api
-        .create_room("rolled back", Visibility::Public)
-        .await
-        .expect("create room");
-    let mut a = node.ws(&alice).await;
-    for body in ["two", "three", "four"] {
-        alice.api.say(room.id, body).await;
-    }
-    a.events_until(room.id, 4).await;
+    let Four {
+        redis,
+        node,
+        alice,
+        room,
+        ws: mut a,
+    } = four_events("rolled back").await;
 
     // The store loses its last two events.
     roll_back(&redis, room.id, 2).await;
@@ -167,21 +194,15 @@ async fn store_rollback_never_reuses_seqs_and_closes_sockets_with_store_reset() 
 /// cursors; cursors from another epoch get 4010 instead of a resume.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_rollback_while_offline_is_told_at_the_next_hello() {
-    let redis = Arc::new(RedisServer::start().await);
-    let node = TestServer::start_on_redis(&redis, |c| c.presence_heartbeat_secs = 1).await;
-    let alice = node.user("alice").await;
-    let room = alice
-        .api
-        .create_room("rolled back while away", Visibility::Public)
-        .await
-        .expect("create room");
-    let mut a = node.ws(&alice).await;
+    let Four {
+        redis,
+        node,
+        alice,
+        room,
+        ws: a,
+    } = four_events("rolled back while away").await;
     let before = a.welcome().epoch.clone();
     assert!(!before.is_empty(), "welcome carries the store epoch");
-    for body in ["two", "three", "four"] {
-        alice.api.say(room.id, body).await;
-    }
-    a.events_until(room.id, 4).await;
     // Alice goes offline holding seq 4.
     drop(a);
 
@@ -222,7 +243,7 @@ async fn store_rollback_while_offline_is_told_at_the_next_hello() {
     assert_eq!(fresh.welcome().rooms.len(), 1);
 }
 
-/// Found by the 1000-run campaign on 70edc87 (seed 7000546, `redis_kill` + `redis_rollback`):
+/// Found by the fault campaign on b61656f (seed 7000546, `redis_kill` + `redis_rollback`):
 /// the node's command connection reached the restarted Redis before its bus subscription
 /// noticed the restart, so the node appended at once — and handed out seq 293 a second time,
 /// for another message than the one every client held. Now every append carries the highest
@@ -230,19 +251,13 @@ async fn store_rollback_while_offline_is_told_at_the_next_hello() {
 /// the node check (raise, new epoch, 4010) whether or not the bus noticed anything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_rollback_unnoticed_by_the_bus_never_reuses_a_seq() {
-    let redis = Arc::new(RedisServer::start().await);
-    let node = TestServer::start_on_redis(&redis, |c| c.presence_heartbeat_secs = 1).await;
-    let alice = node.user("alice").await;
-    let room = alice
-        .api
-        .create_room("quietly rolled back", Visibility::Public)
-        .await
-        .expect("create room");
-    let mut a = node.ws(&alice).await;
-    for body in ["two", "three", "four"] {
-        alice.api.say(room.id, body).await;
-    }
-    a.events_until(room.id, 4).await;
+    let Four {
+        redis,
+        node: _node,
+        alice,
+        room,
+        ws: mut a,
+    } = four_events("quietly rolled back").await;
 
     // Seqs 3 and 4 are lost; no connection drops, so only the append path can notice.
     lose_writes(&redis, room.id, 2).await;
