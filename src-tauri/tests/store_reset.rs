@@ -11,7 +11,6 @@
 
 mod common;
 
-use chat_desktop::connection::{Backoff, Timing};
 use common::*;
 use protocol::ipc::{AppEvent, ConnectionState, MessageStatus};
 use protocol::rest::Visibility;
@@ -25,16 +24,9 @@ fn saw_history_reset(s: &Seen) -> Option<()> {
 async fn store_rollback_drops_cached_history_and_keeps_the_outbox() {
     let redis = Redis::start().await;
     let server = Server::start_with(&redis, |c| c.presence_heartbeat_secs = 1).await;
-    let mut home = Home::new();
     // After the 4010 the app waits 30–60 s before reconnecting unless told to reconnect now:
     // the test writes a message into the outbox in that window, then reconnects it.
-    home.timing = Timing {
-        backoff: Backoff {
-            base: Duration::from_secs(60),
-            cap: Duration::from_secs(60),
-        },
-        ..fast_timing()
-    };
+    let home = Home::slow_to_reconnect(Duration::from_secs(60));
     let (backend, mut ui, me) = signed_up(&home, &server, "ann").await;
     let bob = Peer::register(&server, "bob").await;
     let room = bob.create_room("rolled back", Visibility::Public).await;

@@ -6,7 +6,6 @@
 
 mod common;
 
-use chat_desktop::connection::{Backoff, Timing};
 use common::*;
 use protocol::ipc::{AppErrorCode, AppEvent, ConnectionState, RoomView};
 use protocol::rest::Visibility;
@@ -449,14 +448,7 @@ async fn limits_come_from_the_server() {
 async fn reconnect_now_skips_the_wait() {
     let redis = Redis::start().await;
     let mut server = Server::start(&redis).await;
-    let mut home = Home::new();
-    home.timing = Timing {
-        backoff: Backoff {
-            base: Duration::from_secs(600),
-            cap: Duration::from_secs(600),
-        },
-        ..fast_timing()
-    };
+    let home = Home::slow_to_reconnect(Duration::from_secs(600));
     let (backend, mut ui, _me) = signed_up(&home, &server, "ann").await;
     server.down().await;
     let state = ui

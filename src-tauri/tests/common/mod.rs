@@ -413,6 +413,20 @@ impl Home {
         }
     }
 
+    /// A home whose app waits `wait` before every reconnect (unless told to reconnect now):
+    /// for tests that act while the app is between connections.
+    pub fn slow_to_reconnect(wait: Duration) -> Home {
+        let mut home = Home::new();
+        home.timing = Timing {
+            backoff: Backoff {
+                base: wait,
+                cap: wait,
+            },
+            ..fast_timing()
+        };
+        home
+    }
+
     pub fn cache_path(&self) -> PathBuf {
         self.dir.path().join("cache.sqlite3")
     }
