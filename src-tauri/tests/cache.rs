@@ -16,11 +16,7 @@ async fn retention_keeps_the_newest_messages() {
     let mut home = Home::new();
     home.keep_per_room = 5;
     let (backend, mut ui, _me) = signed_up(&home, &server, "ann").await;
-    let bob = Peer::register(&server, "bob").await;
-    let room = bob.create_room("busy", Visibility::Public).await;
-    within("join", backend.join_room(room.id))
-        .await
-        .unwrap_or_else(|e| panic!("join: {e}"));
+    let (bob, room) = in_peers_room(&backend, &server, "busy").await;
     for i in 1..=12 {
         bob.send(room.id, &format!("m{i}")).await;
     }

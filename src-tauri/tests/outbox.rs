@@ -14,11 +14,7 @@ async fn send_while_server_down_is_delivered_once() {
     let mut server = Server::start(&redis).await;
     let home = Home::new();
     let (backend, mut ui, me) = signed_up(&home, &server, "ann").await;
-    let bob = Peer::register(&server, "bob").await;
-    let room = bob.create_room("outbox", Visibility::Public).await;
-    within("join", backend.join_room(room.id))
-        .await
-        .unwrap_or_else(|e| panic!("join: {e}"));
+    let (bob, room) = in_peers_room(&backend, &server, "outbox").await;
 
     server.down().await;
     ui.wait_state("Reconnecting", |s| {
@@ -70,11 +66,7 @@ async fn pending_message_survives_app_restart() {
     let mut server = Server::start(&redis).await;
     let home = Home::new();
     let (backend, mut ui, _me) = signed_up(&home, &server, "ann").await;
-    let bob = Peer::register(&server, "bob").await;
-    let room = bob.create_room("restart", Visibility::Public).await;
-    within("join", backend.join_room(room.id))
-        .await
-        .unwrap_or_else(|e| panic!("join: {e}"));
+    let (bob, room) = in_peers_room(&backend, &server, "restart").await;
 
     server.down().await;
     ui.wait_state("Reconnecting", |s| {
@@ -232,11 +224,7 @@ async fn send_racing_a_reconnect_flush_never_fails() {
     let mut server = Server::start(&redis).await;
     let home = Home::new();
     let (backend, _ui, _me) = signed_up(&home, &server, "ann").await;
-    let bob = Peer::register(&server, "bob").await;
-    let room = bob.create_room("race", Visibility::Public).await;
-    within("join", backend.join_room(room.id))
-        .await
-        .unwrap_or_else(|e| panic!("join: {e}"));
+    let (bob, room) = in_peers_room(&backend, &server, "race").await;
 
     let restarts = tokio::spawn(async move {
         for _ in 0..4 {

@@ -28,11 +28,7 @@ async fn store_rollback_drops_cached_history_and_keeps_the_outbox() {
     // the test writes a message into the outbox in that window, then reconnects it.
     let home = Home::slow_to_reconnect(Duration::from_secs(60));
     let (backend, mut ui, me) = signed_up(&home, &server, "ann").await;
-    let bob = Peer::register(&server, "bob").await;
-    let room = bob.create_room("rolled back", Visibility::Public).await;
-    within("join", backend.join_room(room.id))
-        .await
-        .unwrap_or_else(|e| panic!("join: {e}"));
+    let (bob, room) = in_peers_room(&backend, &server, "rolled back").await;
     let doomed = bob
         .create_room("created in the lost second", Visibility::Public)
         .await;
@@ -191,11 +187,7 @@ async fn store_wipe_drops_cached_history_then_ends_the_session() {
     let server = Server::start_with(&redis, |c| c.presence_heartbeat_secs = 1).await;
     let home = Home::new();
     let (backend, mut ui, _me) = signed_up(&home, &server, "ann").await;
-    let bob = Peer::register(&server, "bob").await;
-    let room = bob.create_room("wiped", Visibility::Public).await;
-    within("join", backend.join_room(room.id))
-        .await
-        .unwrap_or_else(|e| panic!("join: {e}"));
+    let (bob, room) = in_peers_room(&backend, &server, "wiped").await;
     bob.send(room.id, "soon gone").await;
     ui.wait_message("soon gone", |m| m.body == "soon gone")
         .await;

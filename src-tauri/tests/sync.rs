@@ -29,11 +29,7 @@ async fn reconnects_after_server_restart() {
         })))
         .unwrap_or(false));
 
-    let bob = Peer::register(&server, "bob").await;
-    let room = bob.create_room("general", Visibility::Public).await;
-    within("join", backend.join_room(room.id))
-        .await
-        .unwrap_or_else(|e| panic!("join: {e}"));
+    let (bob, room) = in_peers_room(&backend, &server, "general").await;
 
     server.down().await;
     let state = ui
@@ -101,11 +97,7 @@ async fn resume_delivers_exactly_the_missed_messages() {
     let server = Server::start(&redis).await;
     let home = Home::new();
     let (backend, mut ui, _me) = signed_up(&home, &server, "ann").await;
-    let bob = Peer::register(&server, "bob").await;
-    let room = bob.create_room("resume", Visibility::Public).await;
-    within("join", backend.join_room(room.id))
-        .await
-        .unwrap_or_else(|e| panic!("join: {e}"));
+    let (bob, room) = in_peers_room(&backend, &server, "resume").await;
     for i in 1..=3 {
         bob.send(room.id, &format!("live {i}")).await;
     }
@@ -165,11 +157,7 @@ async fn gap_is_filled_from_history() {
     let server = Server::start_with(&redis, |c| c.limits.max_replay = 3).await;
     let home = Home::new();
     let (backend, mut ui, _me) = signed_up(&home, &server, "ann").await;
-    let bob = Peer::register(&server, "bob").await;
-    let room = bob.create_room("gappy", Visibility::Public).await;
-    within("join", backend.join_room(room.id))
-        .await
-        .unwrap_or_else(|e| panic!("join: {e}"));
+    let (bob, room) = in_peers_room(&backend, &server, "gappy").await;
     bob.send(room.id, "before").await;
     ui.wait_message("before", |m| m.body == "before").await;
     backend.shutdown().await;
@@ -417,11 +405,7 @@ async fn limits_come_from_the_server() {
     assert!(announced, "no limits event with the server's 200 bytes");
     assert_eq!(backend.snapshot().limits.max_message_bytes, 200);
 
-    let bob = Peer::register(&server, "bob").await;
-    let room = bob.create_room("limits", Visibility::Public).await;
-    within("join", backend.join_room(room.id))
-        .await
-        .unwrap_or_else(|e| panic!("join: {e}"));
+    let (_bob, room) = in_peers_room(&backend, &server, "limits").await;
     let refused = within("send", backend.send(room.id, &"x".repeat(201))).await;
     let err = refused
         .err()
@@ -481,11 +465,7 @@ async fn unsent_messages_are_counted_before_logout() {
     let mut server = Server::start(&redis).await;
     let home = Home::new();
     let (backend, mut ui, _me) = signed_up(&home, &server, "ann").await;
-    let bob = Peer::register(&server, "bob").await;
-    let room = bob.create_room("unsent", Visibility::Public).await;
-    within("join", backend.join_room(room.id))
-        .await
-        .unwrap_or_else(|e| panic!("join: {e}"));
+    let (bob, room) = in_peers_room(&backend, &server, "unsent").await;
     assert_eq!(backend.unsent().await.ok(), Some(0));
 
     server.down().await;

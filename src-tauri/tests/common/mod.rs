@@ -473,6 +473,16 @@ pub async fn signed_up(
     (backend, ui, user)
 }
 
+/// "bob" registers and creates a public room `name`; the backend's user joins it.
+pub async fn in_peers_room(backend: &Backend, server: &Server, name: &str) -> (Peer, Room) {
+    let bob = Peer::register(server, "bob").await;
+    let room = bob.create_room(name, Visibility::Public).await;
+    within("join", backend.join_room(room.id))
+        .await
+        .unwrap_or_else(|e| panic!("join: {e}"));
+    (bob, room)
+}
+
 /// Awaits `f` with the standard timeout.
 pub async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(TIMEOUT, f)
