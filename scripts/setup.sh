@@ -16,6 +16,7 @@ APT_PACKAGES=(
   dbus gnome-keyring keyutils libsecret-1-dev      # a real keychain (Secret Service) for tests
   pkg-config build-essential curl
   python3 python3-venv                             # schemathesis (REST fuzzing) in a venv
+  prometheus caddy nginx systemd                   # operations: promtool, Caddyfile check, rolling restart, unit check
 )
 
 if command -v apt-get >/dev/null 2>&1; then
@@ -63,5 +64,19 @@ if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "version $SCHEMATH
   echo "setup: schemathesis $SCHEMATHESIS into $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS"
+fi
+# Operations (issue 12): cargo-deb for the server package (scripts/deb.sh, deb-check.sh);
+# check-jsonschema (bundled Compose Specification schema) and dockerfilelint for deploy/
+# (scripts/lint-deploy.sh).
+install_tool cargo-deb 3.8.0 cargo-deb --locked
+CHECK_JSONSCHEMA=0.39.0
+if ! "$VENV/bin/check-jsonschema" --version 2>/dev/null | grep -q "$CHECK_JSONSCHEMA"; then
+  echo "setup: check-jsonschema $CHECK_JSONSCHEMA into $VENV"
+  [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "check-jsonschema==$CHECK_JSONSCHEMA"
+fi
+if [ ! -x "$TOOLS/npm/node_modules/.bin/dockerfilelint" ] && command -v npm >/dev/null 2>&1; then
+  echo "setup: npm install dockerfilelint"
+  npm install --silent --prefix "$TOOLS/npm" dockerfilelint@1.8.0 >/dev/null
 fi
 echo "setup: ok"

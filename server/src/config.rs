@@ -52,6 +52,21 @@ pub struct Config {
     pub hello_timeout_secs: u64,
     /// Seconds to wait for connections to drain on shutdown.
     pub shutdown_grace_secs: u64,
+    /// Address of the Prometheus metrics listener (`GET /metrics`), e.g. `127.0.0.1:9100`.
+    /// Unset: no metrics. Keep it off the public interface.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Log format on stderr: `text` (for people) or `json` (one object per line, for log
+    /// collectors). The level comes from `RUST_LOG` (default `info`).
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Default for Config {
@@ -76,6 +91,8 @@ impl Default for Config {
             presence_heartbeat_secs: 5,
             hello_timeout_secs: 10,
             shutdown_grace_secs: 10,
+            metrics_listen: None,
+            log_format: LogFormat::Text,
         }
     }
 }

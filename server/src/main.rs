@@ -1,5 +1,6 @@
 //! `chat-server`: loads the configuration, sets up logging, serves until SIGTERM or Ctrl-C.
 
+use chat_server::config::LogFormat;
 use chat_server::Config;
 use clap::Parser;
 use std::path::PathBuf;
@@ -18,11 +19,6 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
     let args = Args::parse();
     let config = match Config::load(args.config.as_deref()) {
         Ok(config) => config,
@@ -31,6 +27,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    init_logging(config.log_format);
     let server = match chat_server::start(config).await {
         Ok(server) => server,
         Err(e) => {
@@ -39,9 +36,30 @@ async fn main() -> ExitCode {
         }
     };
     println!("chat-server listening on http://{}", server.addr());
+    // systemd (Type=notify): the listener is bound, the store answered and the bus is
+    // subscribed. Outside systemd (no NOTIFY_SOCKET) this does nothing.
+    notify(&[sd_notify::NotifyState::Ready]);
     wait_for_signal().await;
+    notify(&[sd_notify::NotifyState::Stopping]);
     server.shutdown().await;
     ExitCode::SUCCESS
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
+}
+
+fn notify(state: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
 }
 
 async fn wait_for_signal() {

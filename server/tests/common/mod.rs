@@ -242,6 +242,16 @@ impl TestServer {
         }
     }
 
+    /// The metrics listener's address (when `metrics_listen` was set).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.running.as_ref().and_then(|r| r.metrics_addr())
+    }
+
+    /// The running server's shared state.
+    pub fn state(&self) -> &chat_server::AppState {
+        self.running.as_ref().expect("server is running").state()
+    }
+
     /// An HTTP client without a token.
     pub fn api(&self) -> Api {
         Api {
