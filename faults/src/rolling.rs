@@ -283,7 +283,10 @@ async fn execute(
     let (findings, volume) = checker::check(&canonical, &obs, None);
     report.findings = findings;
     report.volume = volume;
-    report.reconnects = states.iter().map(|s| s.connects.saturating_sub(1)).collect();
+    report.reconnects = states
+        .iter()
+        .map(|s| s.connects.saturating_sub(1))
+        .collect();
     for code in states.iter().flat_map(|s| s.closes.iter()) {
         *report.closes.entry(*code).or_default() += 1;
     }

@@ -30,19 +30,26 @@ async fn rolling_restart_behind_nginx_loses_nothing() {
     println!("{}", report.line());
     assert_eq!(report.error, None);
     assert_eq!(report.restarts, 2);
-    assert!(report.volume.sent > 50, "steady traffic: {:?}", report.volume);
     assert!(
-        report.findings.is_clean(),
-        "{:#?}",
-        report.findings.lines()
+        report.volume.sent > 50,
+        "steady traffic: {:?}",
+        report.volume
     );
+    assert!(report.findings.is_clean(), "{:#?}", report.findings.lines());
     assert!(
-        report.reconnects.iter().all(|n| *n as usize <= report.restarts),
+        report
+            .reconnects
+            .iter()
+            .all(|n| *n as usize <= report.restarts),
         "a client reconnected more than once per restart: {:?}",
         report.reconnects
     );
     // Every client was moved by the restarts (its node went away at least once)...
-    assert!(report.reconnects.iter().all(|n| *n >= 1), "{:?}", report.reconnects);
+    assert!(
+        report.reconnects.iter().all(|n| *n >= 1),
+        "{:?}",
+        report.reconnects
+    );
     // ...and told so with 1001, never a failure code.
     assert!(
         report.closes.keys().all(|c| *c == 1001),

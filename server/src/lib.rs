@@ -120,22 +120,18 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         addr: config.listen,
         source,
     })?;
-    let metrics_listener = match config.metrics_listen {
+    // Metrics on their own listener, so they can stay off the public interface.
+    let (metrics_listener, metrics_addr) = match config.metrics_listen {
         Some(at) => {
             metrics::install();
+            let bind_error = |source| Error::Bind { addr: at, source };
             let listener = tokio::net::TcpListener::bind(at)
                 .await
-                .map_err(|source| Error::Bind { addr: at, source })?;
-            Some(listener)
+                .map_err(bind_error)?;
+            let bound = listener.local_addr().map_err(bind_error)?;
+            (Some(listener), Some(bound))
         }
-        None => None,
-    };
-    let metrics_addr = match &metrics_listener {
-        Some(l) => Some(l.local_addr().map_err(|source| Error::Bind {
-            addr: config.listen,
-            source,
-        })?),
-        None => None,
+        None => (None, None),
     };
     let (presence_tx, presence_rx) = tokio::sync::mpsc::unbounded_channel();
     let state = AppState {

@@ -145,11 +145,8 @@ pub fn install() -> PrometheusHandle {
     }
 }
 
-static META: Metadata<'static> = Metadata::new(
-    module_path!(),
-    metrics::Level::INFO,
-    Some(module_path!()),
-);
+static META: Metadata<'static> =
+    Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
 
 /// Registers handles on `recorder`, or no-op handles without one.
 struct Registrar<'a>(Option<&'a PrometheusRecorder>);
@@ -215,6 +212,15 @@ impl Metrics {
             "Always 1; the version label says which build runs",
         );
         build.set(1.0);
+        if let Some(rec) = r.0 {
+            // Registered per request (the route label is known then); described once here.
+            rec.describe_histogram(
+                "chat_http_request_duration_seconds".into(),
+                Some(Unit::Seconds),
+                "REST and WebSocket-upgrade requests, by matched route, method and status class"
+                    .into(),
+            );
+        }
         let metrics = Metrics {
             connections_opened: r.counter(
                 "chat_ws_connections_opened_total",
@@ -461,7 +467,10 @@ async fn scrape(State(state): State<AppState>) -> Response {
     let body = get().render(&state);
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         body,
     )
         .into_response()
@@ -489,7 +498,8 @@ mod tests {
 
     #[test]
     fn reads_ts_from_an_event_frame() {
-        let frame = r#"{"type":"event","room":12,"seq":345,"ts":1765000000123,"event":{"kind":"message"}}"#;
+        let frame =
+            r#"{"type":"event","room":12,"seq":345,"ts":1765000000123,"event":{"kind":"message"}}"#;
         assert_eq!(event_ts(frame), Some(1_765_000_000_123));
         assert_eq!(event_ts(r#"{"type":"presence","user":1}"#), None);
         assert_eq!(since(1000, 3500), 2.5);

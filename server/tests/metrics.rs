@@ -94,9 +94,10 @@ fn promtool_check(text: &str) {
 }
 
 async fn traffic_moves_the_counters(backend: Backend) {
-    let server =
-        TestServer::start_with(backend, |c| c.metrics_listen = Some(([127, 0, 0, 1], 0).into()))
-            .await;
+    let server = TestServer::start_with(backend, |c| {
+        c.metrics_listen = Some(([127, 0, 0, 1], 0).into())
+    })
+    .await;
     let addr = server.metrics_addr().expect("metrics listener");
     let http = server.http().clone();
     let alice = server.user("alice").await;
@@ -156,9 +157,15 @@ async fn traffic_moves_the_counters(backend: Backend) {
         "chat_store_call_duration_seconds_count",
         r#"op="append_message""#,
     );
-    assert_eq!(appends, N as f64, "[{backend}] one store append per message");
+    assert_eq!(
+        appends, N as f64,
+        "[{backend}] one store append per message"
+    );
     assert!(
-        during.sum("chat_http_request_duration_seconds_count", r#"route="/api/v1/rooms/{room}/join""#) >= 1.0,
+        during.sum(
+            "chat_http_request_duration_seconds_count",
+            r#"route="/api/v1/rooms/{room}/join""#
+        ) >= 1.0,
         "[{backend}] HTTP requests counted by their matched route"
     );
     assert!(
@@ -178,7 +185,10 @@ async fn traffic_moves_the_counters(backend: Backend) {
         if scrape.get("chat_ws_connections") == 0.0 {
             break scrape;
         }
-        assert!(Instant::now() < deadline, "[{backend}] connections gauge stuck");
+        assert!(
+            Instant::now() < deadline,
+            "[{backend}] connections gauge stuck"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(after.get("chat_users_online"), 0.0);

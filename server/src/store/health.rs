@@ -53,11 +53,7 @@ impl Health {
     }
 
     /// Probes while the store is down, until `shutdown`.
-    pub async fn run_probe(
-        self: Arc<Self>,
-        client: redis::Client,
-        shutdown: CancellationToken,
-    ) {
+    pub async fn run_probe(self: Arc<Self>, client: redis::Client, shutdown: CancellationToken) {
         loop {
             if !self.is_down() {
                 tokio::select! {
