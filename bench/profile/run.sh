@@ -9,12 +9,13 @@
 # The server (chat-server or the floor) runs under callgrind with instrumentation switched on
 # only during the measured steps (hook.sh zeroes and dumps the counters around each), or is
 # traced by `strace -c -f` during each step. The generator and Redis are not measured.
-# Needs release builds in $CARGO_TARGET_DIR/release (cargo build --release -p chat-server -p chat-bench).
+# Needs release builds in $CARGO_TARGET_DIR/release (cargo build --release -p chat-server -p chat-bench),
+# or PROFILE_BIN=<dir holding chat-server and chat-bench>.
 set -euo pipefail
 mode=$1 target=$2 out=$3
 rates=${4:-20,60} rooms=${5:-10} members=${6:-10}
 here=$(cd "$(dirname "$0")" && pwd)
-bin=${CARGO_TARGET_DIR:-$here/../../target}/release
+bin=${PROFILE_BIN:-${CARGO_TARGET_DIR:-$here/../../target}/release}
 rm -rf "$out" && mkdir -p "$out"
 export PROFILE_MODE=$mode PROFILE_OUT=$out CHAT_BENCH_STEP_HOOK=$here/hook.sh
 if [ "$mode" = callgrind ]; then
