@@ -19,7 +19,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/chat/target}
 export PATH="${CHAT_TOOLS:-/var/cache/chat/tools}/bin:$HOME/.cargo/bin:$PATH"
 [ "$(id -u)" -eq 0 ] || { echo "deb-check: needs root (dpkg -i)" >&2; exit 2; }
 
-UNIT=/lib/systemd/system/chat-server.service
+UNIT=/usr/lib/systemd/system/chat-server.service
 WORK=$(mktemp -d)
 REDIS_PID=""
 SERVER_PID=""
@@ -56,7 +56,7 @@ dpkg-query --showformat='${Conffiles}\n' -W chat-server | grep -q /etc/chat-serv
   || fail "config is not a conffile"
 
 echo "== deb-check: systemd-analyze verify"
-cp /lib/systemd/system/chat-server@.service "$WORK/chat-server@ci.service"
+cp /usr/lib/systemd/system/chat-server@.service "$WORK/chat-server@ci.service"
 # Units named by After=/Wants= that this machine lacks would only be warnings; errors fail.
 systemd-analyze verify "$UNIT" "$WORK/chat-server@ci.service" 2>&1 | tee "$WORK/verify.log"
 if grep -vE "redis-server.service|network-online.target|^$" "$WORK/verify.log" | grep -q .; then
