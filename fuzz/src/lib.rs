@@ -251,6 +251,7 @@ async fn setup() -> Harness {
         username: name.into(),
         password: password.clone(),
         device: None,
+        invite: None,
     };
     let alice = chat_server::chat::register(&state, register("alice"))
         .await
@@ -319,7 +320,8 @@ impl Harness {
     async fn ensure_session(&self) {
         let token = self.token();
         let ttl = self.state.config.session_ttl_secs;
-        if chat_server::auth::authenticate(&self.state.store, &token, ttl)
+        let max_age = self.state.config.session_max_age_secs;
+        if chat_server::auth::authenticate(&self.state.store, &token, ttl, max_age)
             .await
             .is_ok()
         {

@@ -18,6 +18,8 @@ use protocol::{ErrorBody, ErrorCode, RoomId, UserId};
 use std::net::SocketAddr;
 use utoipa::OpenApi;
 
+mod accounts;
+
 /// `axum::Json` with typed errors.
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
@@ -369,7 +371,10 @@ impl utoipa::Modify for BearerAuth {
     info(title = "Chat server API", description = "REST half of the protocol; the socket half is in docs/protocol.md."),
     paths(register, login, logout, me, sessions, revoke_session, search_users, get_user, my_rooms, public_rooms,
         create_room, get_room, join_room, leave_room, members, invite, remove_member, open_dm, history,
-        send_message, edit_message, delete_message, set_read, healthz, readyz),
+        send_message, edit_message, delete_message, set_read, healthz, readyz,
+        accounts::change_password, accounts::logout_everywhere, accounts::list_users,
+        accounts::create_user, accounts::update_user, accounts::reset_password,
+        accounts::create_invite, accounts::export),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -403,6 +408,7 @@ pub fn router() -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi))
+        .merge(accounts::router())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
 }

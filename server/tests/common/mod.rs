@@ -235,6 +235,11 @@ impl TestServer {
         }
     }
 
+    /// The server's shared state (its store, for tests that set up data directly).
+    pub fn state(&self) -> &chat_server::AppState {
+        self.running.as_ref().expect("server running").state()
+    }
+
     /// Crash-like stop.
     pub fn abort(mut self) {
         if let Some(running) = self.running.take() {
