@@ -383,8 +383,12 @@ mod tests {
         assert!(decode(header).is_ok());
         let future = header.replace("\"version\":1", "\"version\":2");
         assert!(decode(&future).is_err());
-        let orphan = format!("{header}{{\"type\":\"member\",\"room\":1,\"user\":1,\"role\":\"owner\"}}\n");
-        assert!(decode(&orphan).unwrap_err().to_string().starts_with("line 2"));
+        let orphan =
+            format!("{header}{{\"type\":\"member\",\"room\":1,\"user\":1,\"role\":\"owner\"}}\n");
+        assert!(decode(&orphan)
+            .unwrap_err()
+            .to_string()
+            .starts_with("line 2"));
     }
 
     #[test]

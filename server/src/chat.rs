@@ -65,8 +65,7 @@ pub async fn register(state: &AppState, creds: Credentials) -> ApiResult<AuthRes
     validate::username(&creds.username)?;
     validate::password(&creds.password)?;
     check_device(&creds.device)?;
-    let admission =
-        crate::accounts::admission(state.config.registration, creds.invite.as_deref())?;
+    let admission = crate::accounts::admission(state.config.registration, creds.invite.as_deref())?;
     // Refused before the costly hash; the store checks again atomically.
     if matches!(admission, crate::accounts::AdmissionKey::FirstAccount(_))
         && !state.store.list_users(0, 1).await?.is_empty()

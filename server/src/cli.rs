@@ -76,7 +76,8 @@ fn parse_duration(s: &str) -> Result<u64, String> {
         'd' => 86_400,
         other => return Err(format!("unknown unit {other:?}: use s, m, h or d")),
     };
-    n.checked_mul(unit).ok_or_else(|| "duration too long".into())
+    n.checked_mul(unit)
+        .ok_or_else(|| "duration too long".into())
 }
 
 /// What went wrong, printed as `chat-server admin: …`.
@@ -137,7 +138,8 @@ async fn run(config_file: Option<&Path>, command: AdminCommand) -> Result<(), Cl
         ));
     };
     let shutdown = CancellationToken::new();
-    let store = Store::Redis(crate::store::redis::RedisStore::connect(url, shutdown.clone()).await?);
+    let store =
+        Store::Redis(crate::store::redis::RedisStore::connect(url, shutdown.clone()).await?);
     store.ping().await?;
     let result = command_on(&store, command).await;
     shutdown.cancel();
@@ -163,9 +165,15 @@ async fn command_on(store: &Store, command: AdminCommand) -> Result<(), CliError
                 user.username
             )?;
         }
-        AdminCommand::Disable { username } => flag(store, &username, UserFlag::Disabled, true).await?,
-        AdminCommand::Enable { username } => flag(store, &username, UserFlag::Disabled, false).await?,
-        AdminCommand::GrantAdmin { username } => flag(store, &username, UserFlag::Admin, true).await?,
+        AdminCommand::Disable { username } => {
+            flag(store, &username, UserFlag::Disabled, true).await?
+        }
+        AdminCommand::Enable { username } => {
+            flag(store, &username, UserFlag::Disabled, false).await?
+        }
+        AdminCommand::GrantAdmin { username } => {
+            flag(store, &username, UserFlag::Admin, true).await?
+        }
         AdminCommand::RevokeAdmin { username } => {
             flag(store, &username, UserFlag::Admin, false).await?
         }
@@ -235,10 +243,9 @@ fn line(u: &AdminUser) -> String {
 }
 
 async fn by_name(store: &Store, username: &str) -> Result<crate::store::UserRecord, CliError> {
-    store
-        .user_by_name(username)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::UserNotFound, format!("no user {username:?}")).into())
+    store.user_by_name(username).await?.ok_or_else(|| {
+        ApiError::new(ErrorCode::UserNotFound, format!("no user {username:?}")).into()
+    })
 }
 
 async fn flag(store: &Store, username: &str, flag: UserFlag, on: bool) -> Result<(), CliError> {

@@ -258,7 +258,10 @@ async fn await_hello(
                 resume,
                 epoch,
             }) => {
-                let (ttl, max_age) = (state.config.session_ttl_secs, state.config.session_max_age_secs);
+                let (ttl, max_age) = (
+                    state.config.session_ttl_secs,
+                    state.config.session_max_age_secs,
+                );
                 match auth::authenticate(&state.store, &token, ttl, max_age).await {
                     Ok(session) => {
                         // Cursors from another data set (the store lost data while this client

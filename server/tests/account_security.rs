@@ -200,7 +200,11 @@ async fn password_change_and_sign_out_everywhere_close_sockets_on_every_node() {
             .me()
             .await
             .expect_code(ErrorCode::Unauthorized);
-        laptop.api_on(node).me().await.expect("laptop keeps its session");
+        laptop
+            .api_on(node)
+            .me()
+            .await
+            .expect("laptop keeps its session");
     }
     laptop_1.sync().await;
     laptop_2.sync().await;

@@ -67,9 +67,7 @@ async fn first_account_is_admin_and_admin_routes_work(backend: Backend) {
     assert!(!bob.api.me().await.unwrap().admin);
 
     // Bob is refused every admin route.
-    admin_users(&bob.api)
-        .await
-        .expect_code(ErrorCode::NotAdmin);
+    admin_users(&bob.api).await.expect_code(ErrorCode::NotAdmin);
     create_invite(&bob.api, json!({}))
         .await
         .expect_code(ErrorCode::NotAdmin);
@@ -149,9 +147,7 @@ async fn first_account_is_admin_and_admin_routes_work(backend: Backend) {
     patch_user(&alice.api, bob.id, json!({"admin": false}))
         .await
         .expect("revoke admin");
-    admin_users(&bob.api)
-        .await
-        .expect_code(ErrorCode::NotAdmin);
+    admin_users(&bob.api).await.expect_code(ErrorCode::NotAdmin);
 
     patch_user(&alice.api, UserId(9_999_999), json!({"admin": true}))
         .await
@@ -164,7 +160,10 @@ async fn first_account_is_admin_and_admin_routes_work(backend: Backend) {
         .expect_code(ErrorCode::BadRequest);
 
     // The export is JSON lines starting with the format header.
-    let (status, body) = alice.api.raw(Method::GET, "/api/v1/admin/export", None).await;
+    let (status, body) = alice
+        .api
+        .raw(Method::GET, "/api/v1/admin/export", None)
+        .await;
     assert_eq!(status, 200, "{body}");
     let header: Value = serde_json::from_str(body.lines().next().unwrap()).unwrap();
     assert_eq!(header["type"], "chat-export");
@@ -229,7 +228,11 @@ async fn reset_password_revokes_every_session(backend: Backend) {
         .expect_code(ErrorCode::InvalidPassword);
     alice
         .api
-        .call_empty(Method::PUT, &path, Some(json!({"password": "reset by admin"})))
+        .call_empty(
+            Method::PUT,
+            &path,
+            Some(json!({"password": "reset by admin"})),
+        )
         .await
         .expect("reset");
     ws_bob.expect_close_code(close::UNAUTHORIZED).await;
@@ -420,12 +423,22 @@ async fn every_admin_command_on_redis() {
     let bob = unique_name("bob");
 
     // create-user, before any server ran; validated like the API.
-    let out = admin(&redis, &["create-user", &alice, "--admin"], "the admin password\n").await;
+    let out = admin(
+        &redis,
+        &["create-user", &alice, "--admin"],
+        "the admin password\n",
+    )
+    .await;
     succeeded(&out, "create-user --admin");
     assert_eq!(out.stdout.trim(), format!("created user 1 {alice} (admin)"));
     let out = admin(&redis, &["create-user", &bob], &format!("{PASSWORD}\n")).await;
     succeeded(&out, "create-user");
-    let out = admin(&redis, &["create-user", "no spaces allowed"], "whatever password\n").await;
+    let out = admin(
+        &redis,
+        &["create-user", "no spaces allowed"],
+        "whatever password\n",
+    )
+    .await;
     assert!(!out.ok && out.stderr.contains("username"), "{}", out.stderr);
     let out = admin(&redis, &["create-user", &unique_name("c")], "short\n").await;
     assert!(!out.ok && out.stderr.contains("password"), "{}", out.stderr);
@@ -436,7 +449,10 @@ async fn every_admin_command_on_redis() {
     let out = admin(&redis, &["list-users"], "").await;
     succeeded(&out, "list-users");
     assert_eq!(
-        out.stdout.lines().map(|l| l.split('\t').take(4).collect::<Vec<_>>().join(" ")).collect::<Vec<_>>(),
+        out.stdout
+            .lines()
+            .map(|l| l.split('\t').take(4).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>(),
         vec![
             "id username admin disabled".to_string(),
             format!("1 {alice} true false"),
@@ -464,9 +480,7 @@ async fn every_admin_command_on_redis() {
     admin_users(&bob_api).await.expect("bob is an admin");
     let out = admin(&redis, &["revoke-admin", &bob], "").await;
     succeeded(&out, "revoke-admin");
-    admin_users(&bob_api)
-        .await
-        .expect_code(ErrorCode::NotAdmin);
+    admin_users(&bob_api).await.expect_code(ErrorCode::NotAdmin);
 
     // disable closes bob's socket; login is refused; enable lets him back.
     let bob_user = TestUser {
@@ -490,7 +504,11 @@ async fn every_admin_command_on_redis() {
         .expect_code(ErrorCode::AccountDisabled);
     let out = admin(&redis, &["enable", &bob], "").await;
     succeeded(&out, "enable");
-    let bob_auth = server.api().login(&bob, PASSWORD, None).await.expect("enabled");
+    let bob_auth = server
+        .api()
+        .login(&bob, PASSWORD, None)
+        .await
+        .expect("enabled");
 
     // reset-password revokes bob's sessions.
     let out = admin(&redis, &["reset-password", &bob], "reset by the operator\n").await;
@@ -505,11 +523,21 @@ async fn every_admin_command_on_redis() {
         .login(&bob, "reset by the operator", None)
         .await
         .expect("new password");
-    let out = admin(&redis, &["reset-password", "nobody_here"], "some new password\n").await;
+    let out = admin(
+        &redis,
+        &["reset-password", "nobody_here"],
+        "some new password\n",
+    )
+    .await;
     assert!(!out.ok && out.stderr.contains("no user"), "{}", out.stderr);
 
     // create-invite: the code on stdout lets exactly `uses` accounts in.
-    let out = admin(&redis, &["create-invite", "--uses", "2", "--expires-in", "1h"], "").await;
+    let out = admin(
+        &redis,
+        &["create-invite", "--uses", "2", "--expires-in", "1h"],
+        "",
+    )
+    .await;
     succeeded(&out, "create-invite");
     let code = out.stdout.trim().to_owned();
     for _ in 0..2 {
@@ -530,7 +558,11 @@ async fn every_admin_command_on_redis() {
     let file = std::env::temp_dir().join(format!("chat-export-{}.jsonl", unique_id()));
     std::fs::write(&file, &out.stdout).unwrap();
     let out = admin(&redis, &["import", file.to_str().unwrap()], "").await;
-    assert!(!out.ok && out.stderr.contains("already holds"), "{}", out.stderr);
+    assert!(
+        !out.ok && out.stderr.contains("already holds"),
+        "{}",
+        out.stderr
+    );
     let _ = std::fs::remove_file(&file);
 }
 

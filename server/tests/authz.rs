@@ -752,7 +752,11 @@ async fn admin_routes_refuse_non_admins(backend: Backend) {
         )
         .await;
     }
-    w.alice.api.me().await.expect("alice not disabled, password unchanged");
+    w.alice
+        .api
+        .me()
+        .await
+        .expect("alice not disabled, password unchanged");
     w.server
         .api()
         .login(&w.alice.name, PASSWORD, None)
@@ -775,7 +779,10 @@ async fn account_routes_touch_only_the_callers_sessions(backend: Backend) {
     let mut alice_ws = w.server.ws(&alice_phone).await;
     let eve_sessions = w.eve.api.sessions().await.unwrap();
     assert_eq!(
-        eve_sessions.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
+        eve_sessions
+            .iter()
+            .map(|s| s.id.clone())
+            .collect::<Vec<_>>(),
         vec![w.eve.session_id.clone()]
     );
     let text = serde_json::to_string(&eve_sessions).unwrap();

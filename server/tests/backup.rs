@@ -43,7 +43,10 @@ async fn world(server: &TestServer) -> World {
     alice.api.invite(private, bob.id).await.unwrap();
     let direct = alice.api.open_dm(bob.id).await.unwrap().id;
     let mut ws = server.ws(&bob).await;
-    let first = alice.api.say(public, "first, with \"quotes\" and\nnewline").await;
+    let first = alice
+        .api
+        .say(public, "first, with \"quotes\" and\nnewline")
+        .await;
     alice.api.say(public, "to be edited").await;
     let edited = last_seq(&alice.api, public).await;
     alice.api.edit(public, edited, "edited ✓").await.unwrap();
@@ -107,7 +110,10 @@ async fn visible(server: &TestServer, w: &World) -> String {
         let api = user.api_on(server);
         for room in &w.rooms {
             let events = api.all_events(*room).await;
-            out.push_str(&format!("{:?}\n", events.map(|e| serde_json::to_string(&e).unwrap())));
+            out.push_str(&format!(
+                "{:?}\n",
+                events.map(|e| serde_json::to_string(&e).unwrap())
+            ));
         }
         let mut rooms = api.my_rooms().await.unwrap();
         rooms.sort_by_key(|r| r.id);
@@ -125,7 +131,11 @@ async fn bob_resumes(server: &TestServer, w: &World) {
     let replay = ws
         .hello_in(&w.bob.token, w.cursors.clone(), Some(w.epoch.clone()))
         .await;
-    assert_eq!(ws.welcome().epoch, w.epoch, "the store epoch moved with the data");
+    assert_eq!(
+        ws.welcome().epoch,
+        w.epoch,
+        "the store epoch moved with the data"
+    );
     let seqs: Vec<(RoomId, u64)> = replay
         .iter()
         .map(|f| match f {
@@ -137,9 +147,16 @@ async fn bob_resumes(server: &TestServer, w: &World) {
     let dup = ws
         .send_with_id(w.public, &w.bob_sent.0, "bob was here")
         .await;
-    assert!(dup.duplicate, "a resend after the move is a duplicate: {dup:?}");
+    assert!(
+        dup.duplicate,
+        "a resend after the move is a duplicate: {dup:?}"
+    );
     assert_eq!(dup.seq, w.bob_sent.1);
-    let next = w.alice.api_on(server).say(w.public, "on the new store").await;
+    let next = w
+        .alice
+        .api_on(server)
+        .say(w.public, "on the new store")
+        .await;
     assert_eq!(next.seq, last + 1);
     let ev = ws.expect_event().await;
     assert_eq!((ev.room, ev.seq), (w.public, last + 1));
@@ -196,7 +213,10 @@ async fn round_trip_is_byte_identical_and_clients_resume(backend: Backend) {
             target.state().store.load(&data).await.unwrap();
             let again = target.state().store.dump(chat_server::auth::now_ms()).await;
             let again = chat_server::backup::encode(&again.unwrap());
-            assert!(again == first, "export after import differs:\n{first}\n---\n{again}");
+            assert!(
+                again == first,
+                "export after import differs:\n{first}\n---\n{again}"
+            );
             // A second import is refused: the store is not empty.
             let e = target.state().store.load(&data).await.unwrap_err();
             assert!(e.to_string().contains("already holds"), "{e}");
@@ -210,12 +230,19 @@ async fn round_trip_is_byte_identical_and_clients_resume(backend: Backend) {
             let _ = std::fs::remove_file(&file);
             let target = TestServer::start_on_redis(&empty, |_| {}).await;
             let again = admin(&empty, &["export"]).await;
-            assert!(again == first, "export after import differs:\n{first}\n---\n{again}");
+            assert!(
+                again == first,
+                "export after import differs:\n{first}\n---\n{again}"
+            );
             (first, target)
         }
     };
     assert!(first.lines().count() > 20, "{first}");
-    assert_eq!(visible(&target, &w).await, seen, "the imported server shows other data");
+    assert_eq!(
+        visible(&target, &w).await,
+        seen,
+        "the imported server shows other data"
+    );
     bob_resumes(&target, &w).await;
 }
 
@@ -236,7 +263,10 @@ async fn embedded_to_redis() {
     let _ = std::fs::remove_file(&file);
     assert!(out.starts_with("imported 3 users, 3 rooms"), "{out}");
     let again = admin(&redis, &["export"]).await;
-    assert!(again == first, "Redis exports other bytes:\n{first}\n---\n{again}");
+    assert!(
+        again == first,
+        "Redis exports other bytes:\n{first}\n---\n{again}"
+    );
 
     let server = TestServer::start_on_redis(&redis, |_| {}).await;
     assert_eq!(visible(&server, &w).await, seen);

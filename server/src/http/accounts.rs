@@ -114,9 +114,10 @@ pub(super) async fn update_user(
     match view {
         Some(view) => Ok(Json(view)),
         None => {
-            let record = state.store.user(user).await?.ok_or_else(|| {
-                ApiError::new(protocol::ErrorCode::UserNotFound, "no such user")
-            })?;
+            let record =
+                state.store.user(user).await?.ok_or_else(|| {
+                    ApiError::new(protocol::ErrorCode::UserNotFound, "no such user")
+                })?;
             Ok(Json(accounts::admin_view(&record)))
         }
     }

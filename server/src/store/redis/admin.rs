@@ -104,7 +104,7 @@ impl RedisStore {
         let mut out = Vec::new();
         let mut next = after.saturating_add(1);
         while out.len() < limit && next <= last {
-            let ids: Vec<u64> = (next..=last).take(limit.max(1).min(BATCH)).collect();
+            let ids: Vec<u64> = (next..=last).take(limit.clamp(1, BATCH)).collect();
             next = ids.last().map_or(last, |l| l + 1);
             let mut pipe = redis::pipe();
             for id in &ids {
@@ -294,7 +294,9 @@ impl RedisStore {
                     owner: num(f, "owner").map(UserId),
                     last_seq: num(f, "seq").unwrap_or(0),
                     last_ts: num(f, "ts").unwrap_or(0),
-                    pair: num(f, "a").zip(num(f, "b")).map(|(a, b)| (UserId(a), UserId(b))),
+                    pair: num(f, "a")
+                        .zip(num(f, "b"))
+                        .map(|(a, b)| (UserId(a), UserId(b))),
                 });
                 for (user, role) in &pair[1] {
                     let user: u64 = user.parse().map_err(|_| corrupt("member id"))?;
@@ -384,7 +386,9 @@ impl RedisStore {
                 else {
                     return Err(corrupt("dedupe key"));
                 };
-                let (seq, ts) = value.split_once(' ').ok_or_else(|| corrupt("dedupe value"))?;
+                let (seq, ts) = value
+                    .split_once(' ')
+                    .ok_or_else(|| corrupt("dedupe value"))?;
                 data.dedupe.push(DedupeRecord {
                     room: RoomId(room.parse().map_err(|_| corrupt("dedupe room"))?),
                     sender: UserId(sender.parse().map_err(|_| corrupt("dedupe sender"))?),
