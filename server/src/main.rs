@@ -1,4 +1,5 @@
 //! `chat-server`: loads the configuration, sets up logging, serves until SIGTERM or Ctrl-C.
+//! SIGHUP re-reads the TLS certificate and key (`tls_cert`, `tls_key`).
 
 use chat_server::Config;
 use clap::Parser;
@@ -38,29 +39,58 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("chat-server listening on http://{}", server.addr());
-    wait_for_signal().await;
+    println!(
+        "chat-server listening on {}://{}",
+        server.scheme(),
+        server.addr()
+    );
+    wait_for_signal(&server).await;
     server.shutdown().await;
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
+fn reload(server: &chat_server::Running) {
+    if server.scheme() != "https" {
+        tracing::info!("SIGHUP: no TLS configured, nothing to reload");
+        return;
+    }
+    match server.reload_tls() {
+        Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+        Err(e) => tracing::error!(
+            error = %e,
+            "SIGHUP: TLS certificate NOT reloaded; still serving the previous one"
+        ),
+    }
+}
+
+/// Waits for SIGTERM or Ctrl-C; on SIGHUP reloads the TLS certificate and keeps waiting.
+async fn wait_for_signal(server: &chat_server::Running) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+        use tokio::signal::unix::{signal, SignalKind};
+        let (mut term, mut hup) = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(term), Ok(hup)) => (term, hup),
+            _ => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::pin!(ctrl_c);
+        loop {
+            tokio::select! {
+                _ = &mut ctrl_c => return,
+                _ = term.recv() => return,
+                _ = hup.recv() => reload(server),
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    {
+        let _ = server;
+        let _ = ctrl_c.await;
+    }
 }
