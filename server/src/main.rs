@@ -32,6 +32,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let signals = Signals::register();
     let server = match chat_server::start(config).await {
         Ok(server) => server,
         Err(e) => {
@@ -44,7 +45,7 @@ async fn main() -> ExitCode {
         server.scheme(),
         server.addr()
     );
-    wait_for_signal(&server).await;
+    signals.wait(&server).await;
     server.shutdown().await;
     ExitCode::SUCCESS
 }
@@ -63,34 +64,53 @@ fn reload(server: &chat_server::Running) {
     }
 }
 
-/// Waits for SIGTERM or Ctrl-C; on SIGHUP reloads the TLS certificate and keeps waiting.
-async fn wait_for_signal(server: &chat_server::Running) {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// The signals the server reacts to, registered before it announces itself: a SIGHUP sent
+/// right after the "listening" line must reload, not kill (SIGHUP's default action).
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (mut term, mut hup) = match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) {
-            (Ok(term), Ok(hup)) => (term, hup),
-            _ => {
+    unix: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn register() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let unix = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            ) {
+                (Ok(term), Ok(hup)) => Some((term, hup)),
+                _ => None,
+            };
+            Signals { unix }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// Waits for SIGTERM or Ctrl-C; on SIGHUP reloads the TLS certificate and keeps waiting.
+    async fn wait(self, server: &chat_server::Running) {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let Some((mut term, mut hup)) = self.unix else {
                 let _ = ctrl_c.await;
                 return;
-            }
-        };
-        tokio::pin!(ctrl_c);
-        loop {
-            tokio::select! {
-                _ = &mut ctrl_c => return,
-                _ = term.recv() => return,
-                _ = hup.recv() => reload(server),
+            };
+            tokio::pin!(ctrl_c);
+            loop {
+                tokio::select! {
+                    _ = &mut ctrl_c => return,
+                    _ = term.recv() => return,
+                    _ = hup.recv() => reload(server),
+                }
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = server;
-        let _ = ctrl_c.await;
+        #[cfg(not(unix))]
+        {
+            let _ = (self, server);
+            let _ = ctrl_c.await;
+        }
     }
 }
