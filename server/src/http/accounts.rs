@@ -4,10 +4,11 @@
 use super::{check_login_rate, Json, Path, Query};
 use crate::accounts;
 use crate::auth::Caller;
+use crate::client_addr::ClientAddr;
 use crate::error::{ApiError, ApiResult};
 use crate::store::UserFlag;
 use crate::AppState;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -18,7 +19,6 @@ use protocol::rest::{
     ResetPassword, UpdateUser,
 };
 use protocol::{ErrorBody, UserId};
-use std::net::SocketAddr;
 
 /// An authenticated caller with the admin role. Checked before the body is read, so a
 /// non-admin is refused with `not_admin` whatever they send.
@@ -42,12 +42,12 @@ impl FromRequestParts<AppState> for Admin {
     responses((status = 204, description = "changed; every other session revoked"), (status = "4XX", body = ErrorBody)))]
 pub(super) async fn change_password(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     caller: Caller,
     Json(req): Json<ChangePassword>,
 ) -> ApiResult<StatusCode> {
     // Checking the current password costs a hash and is a guess: limited like login.
-    check_login_rate(&state, peer)?;
+    check_login_rate(&state, client)?;
     accounts::change_password(&state, &caller.session, req.current, req.new).await?;
     Ok(StatusCode::NO_CONTENT)
 }
