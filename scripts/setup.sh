@@ -16,7 +16,8 @@ APT_PACKAGES=(
   dbus gnome-keyring keyutils libsecret-1-dev      # a real keychain (Secret Service) for tests
   pkg-config build-essential curl
   python3 python3-venv                             # schemathesis (REST fuzzing) in a venv
-  prometheus caddy nginx systemd                   # operations: promtool, Caddyfile check, rolling restart, unit check
+  nginx                                            # reverse-proxy test (server/tests/proxy.rs)
+  prometheus caddy systemd                         # operations: promtool, Caddyfile check, unit check
 )
 
 if command -v apt-get >/dev/null 2>&1; then
@@ -78,5 +79,12 @@ fi
 if [ ! -x "$TOOLS/npm/node_modules/.bin/dockerfilelint" ] && command -v npm >/dev/null 2>&1; then
   echo "setup: npm install dockerfilelint"
   npm install --silent --prefix "$TOOLS/npm" dockerfilelint@1.8.0 >/dev/null
+fi
+# A WebSocket client that is not ours, for the conformance tests (server/tests/conformance.rs).
+WEBSOCKETS=15.0.1
+if ! "$VENV/bin/python" -c "import websockets, sys; sys.exit(websockets.__version__ != '$WEBSOCKETS')" 2>/dev/null; then
+  echo "setup: websockets $WEBSOCKETS into $VENV"
+  [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "websockets==$WEBSOCKETS"
 fi
 echo "setup: ok"
