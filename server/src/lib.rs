@@ -8,10 +8,13 @@ pub mod auth;
 pub mod chat;
 pub mod config;
 pub mod error;
+pub mod hooks;
 pub mod http;
 pub mod hub;
 pub mod limits;
+pub mod moderation;
 pub mod presence;
+pub mod privacy;
 pub mod store;
 pub mod ws;
 
@@ -39,6 +42,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// This node's presence changes, applied in order by [`presence::run`].
     pub presence: tokio::sync::mpsc::UnboundedSender<presence::Change>,
+    /// Pause points for race tests (see [`hooks`]).
+    pub hooks: Arc<hooks::Hooks>,
 }
 
 /// The whole HTTP surface for `state`.
@@ -101,6 +106,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         hub: Arc::new(hub::Hub::default()),
         shutdown: shutdown.clone(),
         presence: presence_tx,
+        hooks: Arc::default(),
     };
     let bus = store.take_bus().ok_or_else(|| {
         Error::Store(error::StoreError::Corrupt(

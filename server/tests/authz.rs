@@ -163,6 +163,10 @@ fn room_requests(room: RoomId, seq: u64, other: UserId) -> Vec<(Method, String, 
             format!("/api/v1/rooms/{r}/read"),
             Some(json!({"seq": seq})),
         ),
+        // Moderation (issue 11).
+        (Method::GET, format!("/api/v1/rooms/{r}/bans"), None),
+        (Method::PUT, format!("/api/v1/rooms/{r}/bans/{other}"), None),
+        (Method::DELETE, format!("/api/v1/rooms/{r}/bans/{other}"), None),
     ]
 }
 
@@ -333,6 +337,16 @@ async fn rest_matrix_for_members_who_are_not_author_or_owner(backend: Backend) {
             ErrorCode::NotOwner,
         )
         .await;
+        // Only the owner bans, unbans or lists bans (issue 11).
+        for (method, path) in [
+            (Method::PUT, format!("/api/v1/rooms/{room}/bans/{}", w.alice.id)),
+            (Method::PUT, format!("/api/v1/rooms/{room}/bans/{}", w.eve.id)),
+            (Method::DELETE, format!("/api/v1/rooms/{room}/bans/{}", w.eve.id)),
+            (Method::GET, format!("/api/v1/rooms/{room}/bans")),
+        ] {
+            w.refused(bob, method, &path, None, ErrorCode::NotOwner)
+                .await;
+        }
     }
     // Direct rooms have exactly their two members.
     for (method, path, body) in [
@@ -349,6 +363,11 @@ async fn rest_matrix_for_members_who_are_not_author_or_owner(backend: Backend) {
         (
             Method::POST,
             format!("/api/v1/rooms/{}/leave", w.direct),
+            None,
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/rooms/{}/bans/{}", w.direct, w.eve.id),
             None,
         ),
     ] {
@@ -403,6 +422,9 @@ async fn rest_without_a_token(backend: Backend) {
             "/api/v1/dms".to_string(),
             Some(json!({"user": w.bob.id})),
         ),
+        (Method::GET, "/api/v1/blocks".to_string(), None),
+        (Method::PUT, format!("/api/v1/blocks/{}", w.bob.id), None),
+        (Method::DELETE, format!("/api/v1/blocks/{}", w.bob.id), None),
     ]);
     let anonymous = w.server.api();
     let forged = w.server.api_with("not-a-token");

@@ -154,6 +154,9 @@ pub fn test_config() -> Config {
         msgs_burst: 10_000,
         frames_per_sec: 10_000,
         frames_burst: 10_000,
+        rooms_per_hour: 10_000,
+        dms_per_hour: 10_000,
+        invites_per_hour: 10_000,
         ..Default::default()
     }
 }
@@ -226,6 +229,11 @@ impl TestServer {
             redis,
             http,
         }
+    }
+
+    /// The running server's shared state (test hooks, config).
+    pub fn state(&self) -> &chat_server::AppState {
+        self.running.as_ref().expect("server running").state()
     }
 
     /// Graceful shutdown (sockets get close code 1001).
