@@ -54,10 +54,7 @@ pub async fn check_caps(state: &AppState, room: &RoomMeta, user: UserId) -> ApiR
 /// Refuses with `blocked` when `by` blocked `whom` (a direct room or invite from `whom`).
 pub async fn check_not_blocked(state: &AppState, by: UserId, whom: UserId) -> ApiResult<()> {
     if state.store.blocked(by, whom).await? {
-        return Err(ApiError::new(
-            ErrorCode::Blocked,
-            "that user does not accept direct rooms or invites from you",
-        ));
+        return Err(crate::store::blocked_error());
     }
     Ok(())
 }
@@ -144,7 +141,8 @@ async fn refs(state: &AppState, ids: &[UserId]) -> ApiResult<Vec<UserRef>> {
         .collect())
 }
 
-/// `user` blocks `other`: `other` can no longer open a direct room with `user` or invite them.
+/// `user` blocks `other`: `other` can no longer open a direct room with `user`, send in the one
+/// they have, or invite them.
 pub async fn block(state: &AppState, user: UserId, other: UserId) -> ApiResult<()> {
     if user == other {
         return Err(ApiError::new(ErrorCode::BadRequest, "you cannot block yourself"));

@@ -161,21 +161,42 @@ async fn block_refuses_direct_rooms_and_invites(backend: Backend) {
     let server = TestServer::start(backend).await;
     let alice = server.user("alice").await;
     let pest = server.user("pest").await;
+    let dm = pest.api.open_dm(alice.id).await.unwrap();
+    pest.api.say(dm.id, "hello").await;
     alice.api.block(pest.id).await.unwrap();
     assert_eq!(
         alice.api.blocks().await.unwrap(),
         vec![UserRef { id: pest.id, username: pest.name.clone() }]
     );
+    // No DM: neither opening it again nor sending in the one they have.
     pest.api.open_dm(alice.id).await.expect_code(ErrorCode::Blocked);
+    pest.api
+        .send(dm.id, &unique_id(), "are you there?")
+        .await
+        .expect_code(ErrorCode::Blocked);
+    let mut pest_ws = server.ws(&pest).await;
+    pest_ws
+        .send_frame(&protocol::ClientFrame::Send {
+            room: dm.id,
+            id: unique_id(),
+            body: "over the socket".into(),
+        })
+        .await;
+    pest_ws.expect_error_code(ErrorCode::Blocked).await;
+    // No invites.
     let room = pest.api.create_room("lure", Visibility::Public).await.unwrap();
     pest.api
         .invite(room.id, alice.id)
         .await
         .expect_code(ErrorCode::Blocked);
-    assert!(alice.api.my_rooms().await.unwrap().is_empty());
-    // Blocking is one-way: alice can still open a DM with pest; after unblocking, so can pest.
+    let alice_rooms = alice.api.my_rooms().await.unwrap();
+    assert!(alice_rooms.iter().all(|r| r.id != room.id), "{alice_rooms:?}");
+    // One-way: alice may still write to pest. After unblocking, pest may write again.
+    alice.api.say(dm.id, "go away").await;
     alice.api.unblock(pest.id).await.unwrap();
+    assert!(alice.api.blocks().await.unwrap().is_empty());
     pest.api.open_dm(alice.id).await.expect("dm after unblock");
+    pest.api.say(dm.id, "sorry").await;
     alice
         .api
         .block(alice.id)
@@ -276,7 +297,7 @@ async fn public_rooms_are_paged_and_searchable(backend: Backend) {
 }
 
 async fn bidi_and_zero_width_refused_in_names_not_messages(backend: Backend) {
-    let server = TestServer::start(backend).await;
+    let server = TestServer::start_with(backend, |c| c.logins_per_min = 1000).await;
     let alice = server.user("alice").await;
     for bad in ["evil\u{202E}gnp.exe", "zero\u{200B}width", "iso\u{2067}late\u{2069}"] {
         alice
@@ -335,7 +356,7 @@ async fn two_nodes_ban_block_and_owner_delete() {
 }
 
 async fn confusable_usernames_cannot_both_register(backend: Backend) {
-    let server = TestServer::start(backend).await;
+    let server = TestServer::start_with(backend, |c| c.logins_per_min = 1000).await;
     let base = unique_name("al");
     // `al_…` and the look-alikes `aI_…` (capital i) and `a1_…` (digit one).
     let alice = format!("a{}", &base[1..]);

@@ -419,6 +419,17 @@ impl MemoryStore {
             if !room.members.contains_key(&msg.sender) {
                 return Err(ApiError::not_a_member().into());
             }
+            // A direct room whose other member blocked the sender: readable, not writable.
+            if let Some((a, b)) = room.meta.pair {
+                let other = if a == msg.sender { b } else { a };
+                if s.moderation
+                    .blocks
+                    .get(&other)
+                    .is_some_and(|blocked| blocked.contains(&msg.sender))
+                {
+                    return Err(super::blocked_error().into());
+                }
+            }
             let seq = s.append(msg.room, msg.event_json, now, None)?;
             let ts = s
                 .rooms

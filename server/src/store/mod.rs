@@ -298,6 +298,14 @@ pub fn name_skeleton(username: &str) -> String {
         .to_lowercase()
 }
 
+/// The refusal of a blocked user's DM, invite or message in the DM (both stores).
+pub(crate) fn blocked_error() -> crate::error::ApiError {
+    crate::error::ApiError::new(
+        protocol::ErrorCode::Blocked,
+        "that user does not accept direct messages or invites from you",
+    )
+}
+
 /// The refusal of a banned user's join or invite (both stores).
 pub(crate) fn banned_error() -> crate::error::ApiError {
     crate::error::ApiError::new(

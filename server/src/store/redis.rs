@@ -17,7 +17,7 @@
 //! | `sess:{sha256 of token}` | hash | `id`, `user`, `device`, `created`, `used`; expires |
 //! | `user:{id}:sess` | hash | session id → token hash |
 //! | `room:{id}` | hash | `name`, `kind`, `vis`, `owner`, `seq`, `ts`, `a`, `b` |
-//! | `room:{id}:m` | hash | member id → `owner` / `member` |
+//! | `room:{id}:m` | hash | member id → `owner` / `member` / `blocked` (a DM member the other blocked: may read, not send) |
 //! | `room:{id}:log` | zset | event frames scored by seq |
 //! | `room:{id}:edits` | hash | message seq → seqs of its edit events (space-separated), until deleted |
 //! | `user:{id}:rooms` | set | room ids |
@@ -240,7 +240,10 @@ local id = redis.call('INCR', 'ids:room')
 redis.call('HSET', 'room:' .. id, 'name', '', 'kind', 'direct', 'vis', 'private', 'seq', 0, 'a', ARGV[1], 'b', ARGV[2])
 redis.call('SET', key, id)
 for i = 1, 2 do
-  redis.call('HSET', 'room:' .. id .. ':m', ARGV[i], 'member')
+  -- A member the other blocked may read the room but not send (see SET_BLOCK).
+  local role = 'member'
+  if redis.call('SISMEMBER', 'user:' .. ARGV[3 - i] .. ':blocks', ARGV[i]) == 1 then role = 'blocked' end
+  redis.call('HSET', 'room:' .. id .. ':m', ARGV[i], role)
   redis.call('SADD', 'user:' .. ARGV[i] .. ':rooms', id)
   append(id, ARGV[i + 2], ' J ' .. ARGV[i])
 end
@@ -305,12 +308,15 @@ static APPEND_MESSAGE: LazyLock<Script> = LazyLock::new(|| {
         r#"
 local room, sender = ARGV[1], ARGV[2]
 local ddkey = 'dd:' .. room .. ':' .. sender .. ':' .. ARGV[3]
-if redis.call('HEXISTS', 'room:' .. room .. ':m', sender) == 0 then
+local role = redis.call('HGET', 'room:' .. room .. ':m', sender)
+if not role then
   -- A resend of a message accepted before the sender left is still a duplicate.
   local prev = redis.call('GET', ddkey)
   if prev then return 'dup ' .. prev end
   return 'not_a_member'
 end
+-- In a direct room whose other member blocked the sender (see SET_BLOCK).
+if role == 'blocked' then return 'blocked' end
 -- Claims the client id and learns of an earlier send in one command (the hot path makes
 -- 7 calls plus trimming; each call costs Redis about as much as a plain command).
 local seq, ts = next_seq(room)
@@ -396,6 +402,29 @@ end
 return 'ok ' .. seq
 "#
     ))
+});
+
+/// ARGV: user, other, '1' to block / '0' to unblock. When the two have a direct room, the other
+/// user's entry in its member hash becomes `blocked` (their sends there are refused by
+/// APPEND_MESSAGE, at no extra cost) or back to `member`.
+static SET_BLOCK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local user, other = ARGV[1], ARGV[2]
+if ARGV[3] == '1' then
+  redis.call('SADD', 'user:' .. user .. ':blocks', other)
+else
+  redis.call('SREM', 'user:' .. user .. ':blocks', other)
+end
+local a, b = user, other
+if tonumber(a) > tonumber(b) then a, b = b, a end
+local dm = redis.call('GET', 'dm:' .. a .. ':' .. b)
+if dm and redis.call('HEXISTS', 'room:' .. dm .. ':m', other) == 1 then
+  redis.call('HSET', 'room:' .. dm .. ':m', other, ARGV[3] == '1' and 'blocked' or 'member')
+end
+return 1
+"#,
+    )
 });
 
 /// ARGV: user, room, seq, read_marker frame. Returns the marker after the call.
@@ -555,6 +584,7 @@ fn script_error(code: &str) -> StoreError {
         "message_not_found" => ErrorCode::MessageNotFound,
         "not_author" => ErrorCode::NotAuthor,
         "message_deleted" => ErrorCode::MessageDeleted,
+        "blocked" => return super::blocked_error().into(),
         other => return corrupt(&format!("unexpected script reply {other:?}")),
     };
     let message = match code {
@@ -1210,12 +1240,12 @@ impl RedisStore {
     }
 
     pub async fn set_block(&self, user: UserId, other: UserId, blocked: bool) -> StoreResult<()> {
-        let key = format!("user:{user}:blocks");
-        let _: u64 = if blocked {
-            self.con().sadd(key, other.0).await?
-        } else {
-            self.con().srem(key, other.0).await?
-        };
+        let _: i64 = SET_BLOCK
+            .arg(user.0)
+            .arg(other.0)
+            .arg(if blocked { "1" } else { "0" })
+            .invoke_async(&mut self.con())
+            .await?;
         Ok(())
     }
 
