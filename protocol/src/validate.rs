@@ -196,7 +196,13 @@ mod tests {
 
     #[test]
     fn bidi_and_zero_width_are_refused_in_names_only() {
-        for bad in ["a\u{202E}b", "\u{2067}x", "x\u{200B}", "a\u{FEFF}b", "a\u{2066}b\u{2069}"] {
+        for bad in [
+            "a\u{202E}b",
+            "\u{2067}x",
+            "x\u{200B}",
+            "a\u{FEFF}b",
+            "a\u{2066}b\u{2069}",
+        ] {
             assert_eq!(
                 room_name(bad).unwrap_err().code,
                 ErrorCode::InvalidRoomName,

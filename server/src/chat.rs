@@ -177,11 +177,7 @@ pub async fn public_users(
         .collect())
 }
 
-pub async fn search_users(
-    state: &AppState,
-    viewer: UserId,
-    q: &str,
-) -> ApiResult<Vec<UserPublic>> {
+pub async fn search_users(state: &AppState, viewer: UserId, q: &str) -> ApiResult<Vec<UserPublic>> {
     let q = q.trim().to_lowercase();
     if q.is_empty() || q.len() > 32 {
         return Err(ApiError::new(
@@ -584,7 +580,12 @@ pub async fn open_dm(state: &AppState, user: UserId, peer: UserId) -> ApiResult<
     crate::moderation::check_not_blocked(state, peer, user).await?;
     state.limits.dm(user)?;
     // A direct room they already have adds no room; a new one adds one to each.
-    if !state.store.shares_room(user, &[peer]).await?.contains(&true) {
+    if !state
+        .store
+        .shares_room(user, &[peer])
+        .await?
+        .contains(&true)
+    {
         crate::moderation::check_room_cap(state, user).await?;
         crate::moderation::check_room_cap(state, peer).await?;
     }

@@ -87,7 +87,10 @@ async fn moderated_room(state: &AppState, by: UserId, room: RoomId) -> ApiResult
 pub async fn ban(state: &AppState, by: UserId, room: RoomId, user: UserId) -> ApiResult<()> {
     moderated_room(state, by, room).await?;
     if user == by {
-        return Err(ApiError::new(ErrorCode::BadRequest, "you cannot ban yourself"));
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "you cannot ban yourself",
+        ));
     }
     if state.store.users(&[user]).await?.is_empty() {
         return Err(ApiError::new(ErrorCode::UserNotFound, "no such user"));
@@ -145,7 +148,10 @@ async fn refs(state: &AppState, ids: &[UserId]) -> ApiResult<Vec<UserRef>> {
 /// they have, or invite them.
 pub async fn block(state: &AppState, user: UserId, other: UserId) -> ApiResult<()> {
     if user == other {
-        return Err(ApiError::new(ErrorCode::BadRequest, "you cannot block yourself"));
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "you cannot block yourself",
+        ));
     }
     if state.store.users(&[other]).await?.is_empty() {
         return Err(ApiError::new(ErrorCode::UserNotFound, "no such user"));

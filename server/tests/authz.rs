@@ -166,7 +166,11 @@ fn room_requests(room: RoomId, seq: u64, other: UserId) -> Vec<(Method, String, 
         // Moderation (issue 11).
         (Method::GET, format!("/api/v1/rooms/{r}/bans"), None),
         (Method::PUT, format!("/api/v1/rooms/{r}/bans/{other}"), None),
-        (Method::DELETE, format!("/api/v1/rooms/{r}/bans/{other}"), None),
+        (
+            Method::DELETE,
+            format!("/api/v1/rooms/{r}/bans/{other}"),
+            None,
+        ),
     ]
 }
 
@@ -339,9 +343,18 @@ async fn rest_matrix_for_members_who_are_not_author_or_owner(backend: Backend) {
         .await;
         // Only the owner bans, unbans or lists bans (issue 11).
         for (method, path) in [
-            (Method::PUT, format!("/api/v1/rooms/{room}/bans/{}", w.alice.id)),
-            (Method::PUT, format!("/api/v1/rooms/{room}/bans/{}", w.eve.id)),
-            (Method::DELETE, format!("/api/v1/rooms/{room}/bans/{}", w.eve.id)),
+            (
+                Method::PUT,
+                format!("/api/v1/rooms/{room}/bans/{}", w.alice.id),
+            ),
+            (
+                Method::PUT,
+                format!("/api/v1/rooms/{room}/bans/{}", w.eve.id),
+            ),
+            (
+                Method::DELETE,
+                format!("/api/v1/rooms/{room}/bans/{}", w.eve.id),
+            ),
             (Method::GET, format!("/api/v1/rooms/{room}/bans")),
         ] {
             w.refused(bob, method, &path, None, ErrorCode::NotOwner)

@@ -66,7 +66,11 @@ async fn owner_deletes_others_messages_members_cannot(backend: Backend) {
     let owner = server.user("owner").await;
     let bob = server.user("bob").await;
     let carol = server.user("carol").await;
-    let room = owner.api.create_room("mod", Visibility::Public).await.unwrap();
+    let room = owner
+        .api
+        .create_room("mod", Visibility::Public)
+        .await
+        .unwrap();
     bob.api.join(room.id).await.unwrap();
     carol.api.join(room.id).await.unwrap();
     let msg = bob.api.say(room.id, "spam from bob").await;
@@ -96,7 +100,11 @@ async fn owner_deletes_others_messages_members_cannot(backend: Backend) {
     );
     // A non-member owner of another room has no say here.
     let other = server.user("other").await;
-    other.api.create_room("theirs", Visibility::Public).await.unwrap();
+    other
+        .api
+        .create_room("theirs", Visibility::Public)
+        .await
+        .unwrap();
     let msg2 = bob.api.say(room.id, "second").await;
     other
         .api
@@ -110,7 +118,11 @@ async fn ban_removes_and_keeps_out_until_unbanned(backend: Backend) {
     let owner = server.user("owner").await;
     let bob = server.user("bob").await;
     let carol = server.user("carol").await;
-    let room = owner.api.create_room("banhall", Visibility::Public).await.unwrap();
+    let room = owner
+        .api
+        .create_room("banhall", Visibility::Public)
+        .await
+        .unwrap();
     bob.api.join(room.id).await.unwrap();
     carol.api.join(room.id).await.unwrap();
     // Members other than the owner cannot ban or unban.
@@ -128,9 +140,16 @@ async fn ban_removes_and_keeps_out_until_unbanned(backend: Backend) {
     );
     assert_eq!(
         owner.api.bans(room.id).await.unwrap(),
-        vec![UserRef { id: bob.id, username: bob.name.clone() }]
+        vec![UserRef {
+            id: bob.id,
+            username: bob.name.clone()
+        }]
     );
-    carol.api.bans(room.id).await.expect_code(ErrorCode::NotOwner);
+    carol
+        .api
+        .bans(room.id)
+        .await
+        .expect_code(ErrorCode::NotOwner);
     // Banned: no rejoin, no invite, no history, no sending.
     bob.api.join(room.id).await.expect_code(ErrorCode::Banned);
     owner
@@ -138,7 +157,10 @@ async fn ban_removes_and_keeps_out_until_unbanned(backend: Backend) {
         .invite(room.id, bob.id)
         .await
         .expect_code(ErrorCode::Banned);
-    bob.api.all_events(room.id).await.expect_code(ErrorCode::NotAMember);
+    bob.api
+        .all_events(room.id)
+        .await
+        .expect_code(ErrorCode::NotAMember);
     bob.api
         .send(room.id, &unique_id(), "let me in")
         .await
@@ -166,10 +188,16 @@ async fn block_refuses_direct_rooms_and_invites(backend: Backend) {
     alice.api.block(pest.id).await.unwrap();
     assert_eq!(
         alice.api.blocks().await.unwrap(),
-        vec![UserRef { id: pest.id, username: pest.name.clone() }]
+        vec![UserRef {
+            id: pest.id,
+            username: pest.name.clone()
+        }]
     );
     // No DM: neither opening it again nor sending in the one they have.
-    pest.api.open_dm(alice.id).await.expect_code(ErrorCode::Blocked);
+    pest.api
+        .open_dm(alice.id)
+        .await
+        .expect_code(ErrorCode::Blocked);
     pest.api
         .send(dm.id, &unique_id(), "are you there?")
         .await
@@ -184,13 +212,20 @@ async fn block_refuses_direct_rooms_and_invites(backend: Backend) {
         .await;
     pest_ws.expect_error_code(ErrorCode::Blocked).await;
     // No invites.
-    let room = pest.api.create_room("lure", Visibility::Public).await.unwrap();
+    let room = pest
+        .api
+        .create_room("lure", Visibility::Public)
+        .await
+        .unwrap();
     pest.api
         .invite(room.id, alice.id)
         .await
         .expect_code(ErrorCode::Blocked);
     let alice_rooms = alice.api.my_rooms().await.unwrap();
-    assert!(alice_rooms.iter().all(|r| r.id != room.id), "{alice_rooms:?}");
+    assert!(
+        alice_rooms.iter().all(|r| r.id != room.id),
+        "{alice_rooms:?}"
+    );
     // One-way: alice may still write to pest. After unblocking, pest may write again.
     alice.api.say(dm.id, "go away").await;
     alice.api.unblock(pest.id).await.unwrap();
@@ -216,8 +251,16 @@ async fn rate_limits_and_caps_on_rooms_dms_and_invites(backend: Backend) {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let carol = server.user("carol").await;
-    let r1 = alice.api.create_room("one", Visibility::Public).await.unwrap();
-    alice.api.create_room("two", Visibility::Public).await.unwrap();
+    let r1 = alice
+        .api
+        .create_room("one", Visibility::Public)
+        .await
+        .unwrap();
+    alice
+        .api
+        .create_room("two", Visibility::Public)
+        .await
+        .unwrap();
     let err = alice
         .api
         .create_room("three", Visibility::Public)
@@ -227,7 +270,11 @@ async fn rate_limits_and_caps_on_rooms_dms_and_invites(backend: Backend) {
     // Invites: one per hour.
     alice.api.invite(r1.id, bob.id).await.unwrap();
     // Members per room: r1 is full (alice, bob).
-    carol.api.join(r1.id).await.expect_code(ErrorCode::LimitReached);
+    carol
+        .api
+        .join(r1.id)
+        .await
+        .expect_code(ErrorCode::LimitReached);
     let dave = server.user("dave").await;
     alice
         .api
@@ -242,12 +289,27 @@ async fn rate_limits_and_caps_on_rooms_dms_and_invites(backend: Backend) {
         .await
         .expect_code(ErrorCode::RateLimited);
     // Rooms per user: alice is in r1, two and the DM (3): nothing more, even when asked by others.
-    let room = bob.api.create_room("bobs", Visibility::Public).await.unwrap();
-    alice.api.join(room.id).await.expect_code(ErrorCode::LimitReached);
+    let room = bob
+        .api
+        .create_room("bobs", Visibility::Public)
+        .await
+        .unwrap();
+    alice
+        .api
+        .join(room.id)
+        .await
+        .expect_code(ErrorCode::LimitReached);
     let erin = server.user("erin").await;
-    erin.api.open_dm(alice.id).await.expect_code(ErrorCode::LimitReached);
+    erin.api
+        .open_dm(alice.id)
+        .await
+        .expect_code(ErrorCode::LimitReached);
     // Limits are per user: carol is not throttled by alice's use.
-    carol.api.create_room("carols", Visibility::Public).await.unwrap();
+    carol
+        .api
+        .create_room("carols", Visibility::Public)
+        .await
+        .unwrap();
 }
 
 async fn public_rooms_are_paged_and_searchable(backend: Backend) {
@@ -255,10 +317,25 @@ async fn public_rooms_are_paged_and_searchable(backend: Backend) {
     let alice = server.user("alice").await;
     let mut ids = Vec::new();
     for i in 0..7 {
-        let name = if i % 2 == 0 { format!("Rust {i}") } else { format!("Go {i}") };
-        ids.push(alice.api.create_room(&name, Visibility::Public).await.unwrap().id);
+        let name = if i % 2 == 0 {
+            format!("Rust {i}")
+        } else {
+            format!("Go {i}")
+        };
+        ids.push(
+            alice
+                .api
+                .create_room(&name, Visibility::Public)
+                .await
+                .unwrap()
+                .id,
+        );
     }
-    alice.api.create_room("hidden rust", Visibility::Private).await.unwrap();
+    alice
+        .api
+        .create_room("hidden rust", Visibility::Private)
+        .await
+        .unwrap();
     // Old clients (no parameters) get the first page: here, everything.
     let all = alice.api.public_rooms().await.unwrap();
     assert_eq!(all.iter().map(|r| r.id).collect::<Vec<_>>(), ids);
@@ -266,7 +343,11 @@ async fn public_rooms_are_paged_and_searchable(backend: Backend) {
     let mut seen = Vec::new();
     let mut after = 0;
     loop {
-        let page = alice.api.public_page(&format!("limit=3&after={after}")).await.unwrap();
+        let page = alice
+            .api
+            .public_page(&format!("limit=3&after={after}"))
+            .await
+            .unwrap();
         assert!(page.len() <= 3);
         seen.extend(page.iter().map(|r| r.id));
         if page.len() < 3 {
@@ -277,13 +358,19 @@ async fn public_rooms_are_paged_and_searchable(backend: Backend) {
     assert_eq!(seen, ids);
     // Search by name, case-insensitive, paged too.
     let rust = alice.api.public_page("q=RUST&limit=2").await.unwrap();
-    assert_eq!(rust.iter().map(|r| r.id).collect::<Vec<_>>(), vec![ids[0], ids[2]]);
+    assert_eq!(
+        rust.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![ids[0], ids[2]]
+    );
     let rust = alice
         .api
         .public_page(&format!("q=rust&limit=2&after={}", ids[2].0))
         .await
         .unwrap();
-    assert_eq!(rust.iter().map(|r| r.id).collect::<Vec<_>>(), vec![ids[4], ids[6]]);
+    assert_eq!(
+        rust.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![ids[4], ids[6]]
+    );
     alice
         .api
         .public_page("limit=0")
@@ -299,7 +386,11 @@ async fn public_rooms_are_paged_and_searchable(backend: Backend) {
 async fn bidi_and_zero_width_refused_in_names_not_messages(backend: Backend) {
     let server = TestServer::start_with(backend, |c| c.logins_per_min = 1000).await;
     let alice = server.user("alice").await;
-    for bad in ["evil\u{202E}gnp.exe", "zero\u{200B}width", "iso\u{2067}late\u{2069}"] {
+    for bad in [
+        "evil\u{202E}gnp.exe",
+        "zero\u{200B}width",
+        "iso\u{2067}late\u{2069}",
+    ] {
         alice
             .api
             .create_room(bad, Visibility::Public)
@@ -321,13 +412,17 @@ async fn bidi_and_zero_width_refused_in_names_not_messages(backend: Backend) {
             .await
             .expect_code(ErrorCode::InvalidUsername);
     }
-    let room = alice.api.create_room("שלום", Visibility::Public).await.unwrap();
+    let room = alice
+        .api
+        .create_room("שלום", Visibility::Public)
+        .await
+        .unwrap();
     let text = "mixed \u{202E}reversed\u{202C} and \u{200B}zero width";
     alice.api.say(room.id, text).await;
     let events = alice.api.all_events(room.id).await.unwrap();
-    assert!(events.iter().any(
-        |e| matches!(&e.event, EventBody::Message { body, .. } if body == text)
-    ));
+    assert!(events
+        .iter()
+        .any(|e| matches!(&e.event, EventBody::Message { body, .. } if body == text)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,7 +432,11 @@ async fn two_nodes_ban_block_and_owner_delete() {
     let n2 = TestServer::start_on_redis(&redis, |_| {}).await;
     let owner = n1.user("owner").await;
     let bob = n2.user("bob").await;
-    let room = owner.api.create_room("x", Visibility::Public).await.unwrap();
+    let room = owner
+        .api
+        .create_room("x", Visibility::Public)
+        .await
+        .unwrap();
     bob.api.join(room.id).await.unwrap();
     let mut bob_ws = n2.ws(&bob).await;
     let msg = bob_ws.say(room.id, "bob's words").await;
@@ -350,9 +449,16 @@ async fn two_nodes_ban_block_and_owner_delete() {
         .take("removed", |f| matches!(f, ServerFrame::Event(e) if matches!(e.event, EventBody::MemberLeft { user, .. } if user == bob.id)))
         .await;
     bob.api.join(room.id).await.expect_code(ErrorCode::Banned);
-    bob.api_on(&n1).join(room.id).await.expect_code(ErrorCode::Banned);
+    bob.api_on(&n1)
+        .join(room.id)
+        .await
+        .expect_code(ErrorCode::Banned);
     bob.api.block(owner.id).await.unwrap();
-    owner.api.open_dm(bob.id).await.expect_code(ErrorCode::Blocked);
+    owner
+        .api
+        .open_dm(bob.id)
+        .await
+        .expect_code(ErrorCode::Blocked);
 }
 
 async fn confusable_usernames_cannot_both_register(backend: Backend) {

@@ -36,7 +36,10 @@ async fn rest_presence_only_for_people_sharing_a_room(backend: Backend) {
         async move { api.get_user(id).await.unwrap().online }
     };
     // Presence is applied by a background task: wait until both show online where visible.
-    wait_until("carol shows online to alice", || online(&alice.api, carol.id)).await;
+    wait_until("carol shows online to alice", || {
+        online(&alice.api, carol.id)
+    })
+    .await;
     wait_until("the stranger shows online to himself", || {
         online(&stranger.api, stranger.id)
     })
@@ -46,7 +49,10 @@ async fn rest_presence_only_for_people_sharing_a_room(backend: Backend) {
     let seen = alice.api.get_user(stranger.id).await.unwrap();
     assert!(!seen.online && seen.last_seen.is_none(), "{seen:?}");
     let found = alice.api.search_users(&stranger.name).await.unwrap();
-    assert!(found.iter().all(|u| !u.online && u.last_seen.is_none()), "{found:?}");
+    assert!(
+        found.iter().all(|u| !u.online && u.last_seen.is_none()),
+        "{found:?}"
+    );
     let seen = stranger.api.get_user(alice.id).await.unwrap();
     assert!(!seen.online && seen.last_seen.is_none(), "{seen:?}");
     let found = stranger.api.search_users(&carol.name).await.unwrap();
@@ -102,9 +108,21 @@ async fn delete_erases_every_edit_from_history(backend: Backend) {
     bob.api.join(room.id).await.unwrap();
     let kept = alice.api.say(room.id, "kept message").await;
     let msg = alice.api.say(room.id, "secret original").await;
-    alice.api.edit(room.id, msg.seq, "secret edit one").await.unwrap();
-    alice.api.edit(room.id, msg.seq, "secret edit two").await.unwrap();
-    alice.api.edit(room.id, kept.seq, "kept edit").await.unwrap();
+    alice
+        .api
+        .edit(room.id, msg.seq, "secret edit one")
+        .await
+        .unwrap();
+    alice
+        .api
+        .edit(room.id, msg.seq, "secret edit two")
+        .await
+        .unwrap();
+    alice
+        .api
+        .edit(room.id, kept.seq, "kept edit")
+        .await
+        .unwrap();
     alice.api.delete_message(room.id, msg.seq).await.unwrap();
 
     let no_secret = |who: &str, events: &[RoomEvent]| {
@@ -113,16 +131,28 @@ async fn delete_erases_every_edit_from_history(backend: Backend) {
             all.iter().all(|t| !t.contains("secret")),
             "[{backend}] {who} still sees deleted text: {all:?}"
         );
-        assert!(all.iter().any(|t| t == "kept edit"), "other edits stay: {all:?}");
+        assert!(
+            all.iter().any(|t| t == "kept edit"),
+            "other edits stay: {all:?}"
+        );
     };
     no_secret("a member", &bob.api.all_events(room.id).await.unwrap());
     // A member who joins later.
     let late = server.user("late").await;
     late.api.join(room.id).await.unwrap();
-    no_secret("a later joiner", &late.api.all_events(room.id).await.unwrap());
+    no_secret(
+        "a later joiner",
+        &late.api.all_events(room.id).await.unwrap(),
+    );
     // A socket resuming from before the message: the replay comes from the same history.
     let (_ws, replay) = server
-        .ws_resume(&bob, vec![Cursor { room: room.id, seq: kept.seq }])
+        .ws_resume(
+            &bob,
+            vec![Cursor {
+                room: room.id,
+                seq: kept.seq,
+            }],
+        )
         .await;
     let replayed: Vec<RoomEvent> = replay
         .into_iter()
@@ -133,7 +163,10 @@ async fn delete_erases_every_edit_from_history(backend: Backend) {
         .collect();
     assert!(replayed.len() >= 4, "{replayed:?}");
     let all = texts(&replayed);
-    assert!(all.iter().all(|t| !t.contains("secret")), "[{backend}] replay: {all:?}");
+    assert!(
+        all.iter().all(|t| !t.contains("secret")),
+        "[{backend}] replay: {all:?}"
+    );
 }
 
 async fn connect_during_removal_does_not_stay_subscribed(backend: Backend) {
@@ -169,7 +202,11 @@ async fn removal_race(owner_node: &TestServer, victim_node: &TestServer) {
         .state()
         .hooks
         .arm(Point::ConnectRoomsRead, bob.id);
-    let (url, token, label) = (victim_node.ws_url.clone(), bob.token.clone(), bob.name.clone());
+    let (url, token, label) = (
+        victim_node.ws_url.clone(),
+        bob.token.clone(),
+        bob.name.clone(),
+    );
     let connecting = tokio::spawn(async move {
         let mut ws = Ws::connect(&url, &label).await;
         ws.hello(&token, vec![]).await;
@@ -195,18 +232,26 @@ async fn removal_race(owner_node: &TestServer, victim_node: &TestServer) {
     alice.api.say(secret.id, "after removal").await;
     let marker = alice.api.say(open.id, "marker").await;
     let frames = bob_ws
-        .collect_until("marker", |f| matches!(f, ServerFrame::Event(e) if e.room == open.id && e.seq == marker.seq))
+        .collect_until(
+            "marker",
+            |f| matches!(f, ServerFrame::Event(e) if e.room == open.id && e.seq == marker.seq),
+        )
         .await;
     let leaked: Vec<_> = frames
         .iter()
         .filter(|f| matches!(f, ServerFrame::Event(e) if e.room == secret.id))
         .collect();
-    assert!(leaked.is_empty(), "events of a room bob was removed from: {leaked:#?}");
+    assert!(
+        leaked.is_empty(),
+        "events of a room bob was removed from: {leaked:#?}"
+    );
     // Typing there is refused too.
     bob_ws
         .send_frame(&protocol::ClientFrame::Typing { room: secret.id })
         .await;
-    bob_ws.expect_error_code(protocol::ErrorCode::NotAMember).await;
+    bob_ws
+        .expect_error_code(protocol::ErrorCode::NotAMember)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,9 +273,17 @@ async fn two_nodes_presence_scoped_and_deleted_edits_erased() {
     let seen = alice.api.get_user(stranger.id).await.unwrap();
     assert!(!seen.online && seen.last_seen.is_none(), "{seen:?}");
 
-    let room = alice.api.create_room("r", Visibility::Public).await.unwrap();
+    let room = alice
+        .api
+        .create_room("r", Visibility::Public)
+        .await
+        .unwrap();
     let msg = alice.api.say(room.id, "secret one").await;
-    alice.api.edit(room.id, msg.seq, "secret two").await.unwrap();
+    alice
+        .api
+        .edit(room.id, msg.seq, "secret two")
+        .await
+        .unwrap();
     alice
         .api_on(&n2)
         .delete_message(room.id, msg.seq)

@@ -50,7 +50,13 @@ async fn measure(backend: Backend, rooms: usize) -> Measured {
     .unwrap();
     for i in 0..rooms {
         let room = store
-            .create_room(spammer.id, &format!("spam {i}"), Visibility::Private, &joined, now)
+            .create_room(
+                spammer.id,
+                &format!("spam {i}"),
+                Visibility::Private,
+                &joined,
+                now,
+            )
             .await
             .unwrap();
         let change = MemberChange {
