@@ -77,6 +77,23 @@ pub struct Config {
     pub hello_timeout_secs: u64,
     /// Seconds to wait for connections to drain on shutdown.
     pub shutdown_grace_secs: u64,
+    /// Absolute session lifetime in seconds: a session older than this is refused even while
+    /// in use (the sliding `session_ttl_secs` alone would keep a used session forever).
+    pub session_max_age_secs: u64,
+    /// Who may create an account with `POST /api/v1/register`.
+    pub registration: Registration,
+}
+
+/// The `registration` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Registration {
+    /// Anyone can register.
+    Open,
+    /// Registering needs an invite code made by an admin (`chat-server admin create-invite`).
+    Invite,
+    /// Nobody can register; admins create accounts (`chat-server admin create-user`).
+    Closed,
 }
 
 impl Default for Config {
@@ -112,6 +129,8 @@ impl Default for Config {
             presence_heartbeat_secs: 5,
             hello_timeout_secs: 10,
             shutdown_grace_secs: 10,
+            session_max_age_secs: 90 * 24 * 3600,
+            registration: Registration::Open,
         }
     }
 }
@@ -168,6 +187,9 @@ impl Config {
         }
         if self.session_ttl_secs < 60 {
             return bad("session_ttl_secs must be at least 60");
+        }
+        if self.session_max_age_secs == 0 {
+            return bad("session_max_age_secs must be positive");
         }
         if [
             self.msgs_per_sec,

@@ -18,6 +18,7 @@ use protocol::rest::*;
 use protocol::{ErrorBody, ErrorCode, RoomId, UserId};
 use utoipa::OpenApi;
 
+mod accounts;
 mod moderation;
 
 /// `axum::Json` with typed errors.
@@ -387,7 +388,10 @@ impl utoipa::Modify for BearerAuth {
         create_room, get_room, join_room, leave_room, members, invite, remove_member, open_dm, history,
         send_message, edit_message, delete_message, set_read, healthz, readyz,
         moderation::bans, moderation::ban, moderation::unban, moderation::blocks, moderation::block,
-        moderation::unblock),
+        moderation::unblock,
+        accounts::change_password, accounts::logout_everywhere, accounts::list_users,
+        accounts::create_user, accounts::update_user, accounts::reset_password,
+        accounts::create_invite, accounts::export),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -422,6 +426,7 @@ pub fn router() -> Router<AppState> {
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi))
         .merge(moderation::router())
+        .merge(accounts::router())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
 }

@@ -4,8 +4,11 @@
 //! Layers, bottom up: [`store`] (Redis or embedded; the bus) → [`hub`] (this node's routing to
 //! connections) → [`chat`] (rules and operations) → [`http`] (REST) and [`ws`] (the socket).
 
+pub mod accounts;
 pub mod auth;
+pub mod backup;
 pub mod chat;
+pub mod cli;
 pub mod client_addr;
 pub mod config;
 pub mod error;

@@ -15,16 +15,28 @@ struct Args {
     /// TOML configuration file.
     #[arg(long, short, env = "CHAT_CONFIG")]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Accounts and backups on the configured store (see README, "Administration").
+    #[command(subcommand)]
+    Admin(chat_server::cli::AdminCommand),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(Command::Admin(command)) = args.command {
+        return chat_server::cli::main(args.config.as_deref(), command).await;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let args = Args::parse();
     let config = match Config::load(args.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {

@@ -10,7 +10,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `ids:user`, `ids:room` | string | last id handed out |
-//! | `user:{id}` | hash | `name`, `pw` (argon2 PHC string), `created` |
+//! | `user:{id}` | hash | `name`, `pw` (argon2 PHC string), `created`, `admin` and `off` (disabled): `1` when set |
 //! | `uname:{lowercase name}` | string | user id |
 //! | `uskel:{skeleton}` | string | user id, by `store::name_skeleton` (confusable names) |
 //! | `unames` | zset | `{lowercase name}:{id}`, score 0, for prefix search |
@@ -31,8 +31,12 @@
 //! | `pres:node:{node}` | set | users with a connection on that node |
 //! | `pres:seen` | hash | user id → last seen (ms) |
 //! | `store:epoch` | string | random id of this data set; missing after a wipe |
+//! | `invite:{sha256 of code}` | hash | `left` (uses), `expires` (ms), `by`, `created`; expires |
+//! | `invites` | set | invite code hashes (for export; expired ones are skipped) |
 //!
 //! The bus is the pub/sub channel `chat:bus`; each node holds one subscriber connection.
+
+mod admin;
 
 use super::bus::{self, BusMsg};
 use super::{
@@ -168,16 +172,34 @@ end
     };
 }
 
-/// ARGV: lowercase name, name, password hash, now, skeleton. Returns the new id, or 0 if the
-/// name or a confusable one is taken.
+/// ARGV: lowercase name, name, password hash, now, invite code hash ('' for none), '1' to
+/// admit only the store's first account. Returns the new id, 0 if the name is taken, -1 if the
+/// invite is unknown, used up or expired, -2 if not the first account. The first account of
+/// the store is an admin. ARGV[7]: the name's skeleton (`store::name_skeleton`): 0 too
+/// when a confusable name is taken.
 static CREATE_USER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 if redis.call('EXISTS', 'uname:' .. ARGV[1]) == 1 then return 0 end
-if redis.call('SET', 'uskel:' .. ARGV[5], 0, 'NX') == false then return 0 end
+if redis.call('EXISTS', 'uskel:' .. ARGV[7]) == 1 then return 0 end
+if ARGV[6] == '1' and redis.call('EXISTS', 'ids:user') == 1 then return -2 end
+if ARGV[5] ~= '' then
+  local ikey = 'invite:' .. ARGV[5]
+  local inv = redis.call('HMGET', ikey, 'left', 'expires')
+  local left, expires = tonumber(inv[1] or '0'), tonumber(inv[2] or '0')
+  if left < 1 or expires <= tonumber(ARGV[4]) then return -1 end
+  if left == 1 then
+    redis.call('DEL', ikey)
+    redis.call('SREM', 'invites', ARGV[5])
+  else
+    redis.call('HSET', ikey, 'left', left - 1)
+  end
+end
 local id = redis.call('INCR', 'ids:user')
-redis.call('SET', 'uskel:' .. ARGV[5], id)
-redis.call('HSET', 'user:' .. id, 'name', ARGV[2], 'pw', ARGV[3], 'created', ARGV[4])
+redis.call('SET', 'uskel:' .. ARGV[7], id)
+local admin = '0'
+if id == 1 then admin = '1' end
+redis.call('HSET', 'user:' .. id, 'name', ARGV[2], 'pw', ARGV[3], 'created', ARGV[4], 'admin', admin, 'off', '0')
 redis.call('SET', 'uname:' .. ARGV[1], id)
 redis.call('ZADD', 'unames', 0, ARGV[1] .. ':' .. id)
 return id
@@ -185,14 +207,25 @@ return id
     )
 });
 
-/// ARGV: token hash, now, ttl secs. Returns the session hash fields, or nil.
+/// ARGV: token hash, now, ttl secs, max age ms. Returns the session hash fields, or nil (also
+/// for a session older than the max age or of a disabled account: then it is deleted). The
+/// expiry slides to `ttl`, never past the max age.
 static TOUCH_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local key = 'sess:' .. ARGV[1]
-if redis.call('EXISTS', key) == 0 then return false end
+local f = redis.call('HMGET', key, 'user', 'created')
+if not f[1] then return false end
+local now = tonumber(ARGV[2])
+local deadline = (tonumber(f[2]) or 0) + tonumber(ARGV[4])
+if deadline <= now or redis.call('HGET', 'user:' .. f[1], 'off') == '1' then
+  redis.call('DEL', key)
+  return false
+end
 redis.call('HSET', key, 'used', ARGV[2])
-redis.call('EXPIRE', key, ARGV[3])
+local ttl = tonumber(ARGV[3]) * 1000
+if deadline - now < ttl then ttl = deadline - now end
+redis.call('PEXPIRE', key, ttl)
 return redis.call('HGETALL', key)
 "#,
     )
@@ -722,23 +755,8 @@ impl RedisStore {
         password_hash: &str,
         now: i64,
     ) -> StoreResult<UserRecord> {
-        let id: u64 = CREATE_USER
-            .arg(username.to_lowercase())
-            .arg(username)
-            .arg(password_hash)
-            .arg(now)
-            .arg(super::name_skeleton(username))
-            .invoke_async(&mut self.con())
-            .await?;
-        if id == 0 {
-            return Err(ApiError::new(ErrorCode::UsernameTaken, "that username is taken").into());
-        }
-        Ok(UserRecord {
-            id: UserId(id),
-            username: username.to_owned(),
-            password_hash: password_hash.to_owned(),
-            created_ts: now,
-        })
+        self.register_user(username, password_hash, now, super::Admission::Open)
+            .await
     }
 
     pub async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
@@ -748,20 +766,7 @@ impl RedisStore {
             .await?;
         let Some(id) = id else { return Ok(None) };
         let fields: HashMap<String, String> = con.hgetall(format!("user:{id}")).await?;
-        let get = |k: &str| {
-            fields
-                .get(k)
-                .cloned()
-                .ok_or_else(|| corrupt("user hash incomplete"))
-        };
-        Ok(Some(UserRecord {
-            id: UserId(id),
-            username: get("name")?,
-            password_hash: get("pw")?,
-            created_ts: get("created")?
-                .parse()
-                .map_err(|_| corrupt("user created"))?,
-        }))
+        user_from_fields(id, &fields).map(Some)
     }
 
     pub async fn users(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, String)>> {
@@ -842,11 +847,13 @@ impl RedisStore {
         token_hash: &str,
         now: i64,
         ttl_secs: u64,
+        max_age_secs: u64,
     ) -> StoreResult<Option<SessionRecord>> {
         let fields: Option<HashMap<String, String>> = TOUCH_SESSION
             .arg(token_hash)
             .arg(now)
             .arg(ttl_secs)
+            .arg(max_age_secs.saturating_mul(1000))
             .invoke_async(&mut self.con())
             .await?;
         fields
@@ -1319,6 +1326,26 @@ impl RedisStore {
     pub async fn room_count(&self, user: UserId) -> StoreResult<u64> {
         Ok(self.con().scard(format!("user:{user}:rooms")).await?)
     }
+}
+
+/// A `user:{id}` hash as a record.
+fn user_from_fields(id: u64, fields: &HashMap<String, String>) -> StoreResult<UserRecord> {
+    let get = |k: &str| {
+        fields
+            .get(k)
+            .cloned()
+            .ok_or_else(|| corrupt("user hash incomplete"))
+    };
+    Ok(UserRecord {
+        id: UserId(id),
+        username: get("name")?,
+        password_hash: get("pw")?,
+        created_ts: get("created")?
+            .parse()
+            .map_err(|_| corrupt("user created"))?,
+        admin: fields.get("admin").is_some_and(|v| v == "1"),
+        disabled: fields.get("off").is_some_and(|v| v == "1"),
+    })
 }
 
 fn session_from_fields(

@@ -281,11 +281,6 @@ impl TestServer {
         }
     }
 
-    /// The running server's shared state (test hooks, config).
-    pub fn state(&self) -> &chat_server::AppState {
-        self.running.as_ref().expect("server running").state()
-    }
-
     /// The running server (e.g. to reload its TLS certificate).
     pub fn running(&self) -> &chat_server::Running {
         self.running.as_ref().expect("server is running")
@@ -296,6 +291,11 @@ impl TestServer {
         if let Some(running) = self.running.take() {
             running.shutdown().await;
         }
+    }
+
+    /// The server's shared state (its store, for tests that set up data directly; test hooks).
+    pub fn state(&self) -> &chat_server::AppState {
+        self.running.as_ref().expect("server running").state()
     }
 
     /// Crash-like stop.
