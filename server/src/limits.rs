@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::LimitKind;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use protocol::UserId;
@@ -30,8 +31,10 @@ fn hourly(n: u32) -> DefaultKeyedRateLimiter<UserId> {
 
 fn verdict(
     result: Result<(), governor::NotUntil<<DefaultClock as Clock>::Instant>>,
+    kind: LimitKind,
 ) -> ApiResult<()> {
     result.map_err(|not_until| {
+        crate::metrics::get().rate_limited(kind);
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         ApiError::rate_limited(wait.as_millis().max(1) as u64)
     })
@@ -57,27 +60,30 @@ impl RateLimits {
 
     /// One message, edit or delete by `user`.
     pub fn message(&self, user: UserId) -> ApiResult<()> {
-        verdict(self.messages.check_key(&user))
+        verdict(self.messages.check_key(&user), LimitKind::Message)
     }
 
     /// One room created by `user`.
     pub fn room(&self, user: UserId) -> ApiResult<()> {
-        verdict(self.rooms.check_key(&user))
+        // Counted with the per-user message limits in the metrics.
+        verdict(self.rooms.check_key(&user), LimitKind::Message)
     }
 
     /// One direct room opened by `user`.
     pub fn dm(&self, user: UserId) -> ApiResult<()> {
-        verdict(self.dms.check_key(&user))
+        // Counted with the per-user message limits in the metrics.
+        verdict(self.dms.check_key(&user), LimitKind::Message)
     }
 
     /// One invite sent by `user`.
     pub fn invite(&self, user: UserId) -> ApiResult<()> {
-        verdict(self.invites.check_key(&user))
+        // Counted with the per-user message limits in the metrics.
+        verdict(self.invites.check_key(&user), LimitKind::Message)
     }
 
     /// One login or registration attempt from `ip`.
     pub fn login(&self, ip: IpAddr) -> ApiResult<()> {
-        verdict(self.logins.check_key(&ip))
+        verdict(self.logins.check_key(&ip), LimitKind::Login)
     }
 
     /// A new bucket for one connection's frames.
@@ -101,7 +107,7 @@ pub struct FrameBucket(DefaultDirectRateLimiter);
 
 impl FrameBucket {
     pub fn check(&self) -> ApiResult<()> {
-        verdict(self.0.check())
+        verdict(self.0.check(), LimitKind::Frame)
     }
 }
 
