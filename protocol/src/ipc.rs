@@ -211,6 +211,9 @@ pub struct Settings {
     pub start_minimized: bool,
     /// Show desktop notifications for new messages in rooms not in view.
     pub notifications: bool,
+    /// Notifications name the sender but not the message text (for shared screens).
+    #[serde(default)]
+    pub hide_notification_text: bool,
 }
 
 /// Events from the backend (event name [`EVENT`]).

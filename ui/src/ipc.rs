@@ -371,12 +371,14 @@ mod tests {
             json!({"command": {"cmd": "snapshot"}})
         );
         let settings = json!({"command": {"cmd": "set_settings",
-            "settings": {"start_minimized": true, "notifications": false}}});
+            "settings": {"start_minimized": true, "notifications": false,
+                "hide_notification_text": false}}});
         assert_eq!(
             encode(&Command::SetSettings {
                 settings: Settings {
                     start_minimized: true,
                     notifications: false,
+                    hide_notification_text: false,
                 },
             })
             .unwrap(),

@@ -72,7 +72,8 @@ impl Backend {
     }
 
     /// Revokes the token on the server (best effort when unreachable), deletes it from the
-    /// keychain and empties the cache, unsent messages included (see [`Backend::unsent`]).
+    /// keychain and empties the cache, unsent messages included (see [`Backend::unsent`]). The
+    /// cache is emptied even when the keychain fails; that failure is returned afterwards.
     pub async fn logout(&self) -> Result<()> {
         let (api, session, connection) = {
             let mut state = self.inner.lock();
@@ -92,17 +93,25 @@ impl Backend {
                 Err(e) => tracing::warn!(error = %e, "could not revoke the session on the server"),
             }
         }
-        if let Some(session) = session {
-            let account = session.account.clone();
-            credentials::blocking(&self.inner.tokens, move |t| t.delete(&account)).await?;
-        }
+        // The cache is cleared even when the keychain refuses: the user asked for this
+        // device to forget the account. The keychain failure is reported afterwards.
+        let forgotten = match session {
+            Some(session) => {
+                let account = session.account.clone();
+                credentials::blocking(&self.inner.tokens, move |t| t.delete(&account)).await
+            }
+            None => Ok(()),
+        };
         self.inner.cache.clear_account().await?;
         self.inner.cache.delete_setting(key::USER).await?;
         self.inner.cache.delete_setting(key::ACCOUNT).await?;
         self.inner.set_connection_state(ConnectionState::Offline);
         self.inner.sink.emit(AppEvent::RoomsChanged);
         self.inner.sink.unread_changed(0);
-        Ok(())
+        if let Err(e) = &forgotten {
+            tracing::error!(error = %e, "logged out; the token could not be removed from the keychain");
+        }
+        forgotten
     }
 }
 

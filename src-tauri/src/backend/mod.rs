@@ -86,6 +86,7 @@ fn default_settings() -> Settings {
     Settings {
         start_minimized: false,
         notifications: true,
+        hide_notification_text: false,
     }
 }
 

@@ -14,6 +14,9 @@ use protocol::ws::ClientFrame;
 use protocol::{RoomEvent, ServerFrame};
 use tokio_util::sync::CancellationToken;
 
+/// A notification's text when the settings hide message text.
+pub const HIDDEN_TEXT: &str = "New message";
+
 impl Inner {
     /// The server's store lost data (close 4010, protocol §7.7): what the cache holds from it
     /// may be gone there and its cursors may now name other events. Drop both (the outbox,
@@ -241,6 +244,9 @@ impl Inner {
         let in_view = state.window_focused && state.focus == Some(event.room);
         if !state.live || !state.settings.notifications || mine || *deleted || in_view {
             return None;
+        }
+        if state.settings.hide_notification_text {
+            return Some((message.sender_name.clone(), HIDDEN_TEXT.to_owned()));
         }
         let mut body: String = message.body.chars().take(200).collect();
         if body.len() < message.body.len() {
