@@ -4,20 +4,20 @@
 # scripted second user. See src-tauri/tests/e2e.rs for what it checks.
 #
 # 1. builds the UI (trunk) into ui/dist;
-# 2. builds the app with the UI embedded (`tauri/custom-protocol`) in its OWN target dir, so a
-#    plain `cargo test --workspace` (which builds the dev-URL variant) never overwrites it;
-# 3. runs the ignored `e2e` test against that binary.
+# 2. builds the app with the UI embedded (`tauri/custom-protocol`) in the SAME target dir as the
+#    tests: only the crates that feature changes (tauri and what depends on it) are built again,
+#    side by side with the test build's variant; every other dependency is shared. The binary is
+#    copied aside, so a later `cargo test --workspace` (the dev-URL variant) never replaces it;
+# 3. runs the ignored `e2e` test against that copy.
 #
 # Needs what scripts/setup.sh installs. Environment:
 #   CARGO_TARGET_DIR      target dir of the test itself (default /var/cache/chat/target)
-#   CHAT_E2E_TARGET_DIR   target dir of the app build   (default /var/cache/chat/target-e2e)
 #   CHAT_E2E_SHOTS        where screenshots go          (default $CARGO_TARGET_DIR/e2e-shots)
 #   CHAT_TOOLS            trunk, wasm-bindgen, tauri-driver (default /var/cache/chat/tools)
 #   JOBS                  cargo -j (default: nproc)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/chat/target}
-E2E_TARGET=${CHAT_E2E_TARGET_DIR:-/var/cache/chat/target-e2e}
 export PATH="${CHAT_TOOLS:-/var/cache/chat/tools}/bin:$HOME/.cargo/bin:$PATH"
 export CHAT_E2E_SHOTS=${CHAT_E2E_SHOTS:-$CARGO_TARGET_DIR/e2e-shots}
 JOBS=${JOBS:-$(nproc)}
@@ -33,10 +33,11 @@ start=$(date +%s)
 echo "== e2e: UI (trunk build --release)"
 (cd ui && trunk build --release)
 
-echo "== e2e: app with the UI embedded -> $E2E_TARGET"
-CARGO_TARGET_DIR=$E2E_TARGET cargo build -p chat-desktop --features tauri/custom-protocol \
-  --locked -j"$JOBS"
-APP=$E2E_TARGET/debug/chat-desktop
+echo "== e2e: app with the UI embedded"
+cargo build -p chat-desktop --features tauri/custom-protocol --locked -j"$JOBS"
+APP=$CARGO_TARGET_DIR/e2e-app/chat-desktop
+mkdir -p "$(dirname "$APP")"
+cp "$CARGO_TARGET_DIR/debug/chat-desktop" "$APP.tmp" && mv "$APP.tmp" "$APP"
 [ -x "$APP" ] || { echo "e2e: $APP was not built" >&2; exit 1; }
 
 echo "== e2e: test (window, WebDriver, server, Redis)"

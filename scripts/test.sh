@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The project's one test command: formatting, lints, then every test of the workspace.
 # Integration tests start their own redis-server on a free port and their own chat servers on
-# 127.0.0.1:0; nothing needs to be running. Run scripts/setup.sh first on a fresh machine.
+# 127.0.0.1:0; nothing needs to be running. On a fresh Debian/Ubuntu machine it first installs
+# what is missing (scripts/setup.sh: idempotent, a few seconds when everything is there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/setup.sh
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/chat/target}
 export PATH="${CHAT_TOOLS:-/var/cache/chat/tools}/bin:$HOME/.cargo/bin:$PATH"
 JOBS=${JOBS:-$(nproc)}

@@ -7,8 +7,10 @@
 //! open-loop senders and exactly-once accounting; [`scenario`] holds the named presets (`idle`,
 //! `fanout`, `two-node`, `history`), the idle one with its client sockets spread over [`worker`]
 //! processes; [`report`] repeats them for both targets and writes
-//! `docs/BENCHMARKS.md` with its plots ([`plot`]).
+//! `docs/BENCHMARKS.md` with its plots ([`plot`]). [`floor`] is the third target of the fanout
+//! scenario: a bare broadcast server that shows what the hardware allows.
 
+pub mod floor;
 pub mod load;
 pub mod plot;
 pub mod procs;
@@ -52,6 +54,9 @@ pub enum Target {
     Ours,
     /// Node.js + Socket.IO 4 + `@socket.io/redis-adapter` (`bench/peers/socketio`).
     Socketio,
+    /// A bare broadcast server on our WebSocket stack ([`floor`]): the work every broadcast
+    /// server must do per delivery. Fanout only.
+    Floor,
 }
 
 impl Target {
@@ -59,6 +64,7 @@ impl Target {
         match self {
             Target::Ours => "chat-server (Rust)",
             Target::Socketio => "Socket.IO (Node)",
+            Target::Floor => "floor (bare broadcast, Rust)",
         }
     }
 }

@@ -31,15 +31,33 @@ struct Args {
 enum Which {
     Ours,
     Socketio,
+    /// The bare broadcast server (fanout only).
+    Floor,
+    /// Ours and the Socket.IO peer.
     Both,
+    /// Ours, the peer and the floor (fanout).
+    All,
 }
 
 impl Which {
+    /// The targets of a scenario other than fanout: the floor only runs fanout.
+    fn servers(self) -> Result<Vec<Target>> {
+        match self {
+            Which::Floor => Err(chat_bench::Error::Setup(
+                "the floor target runs the fanout scenario only".into(),
+            )),
+            Which::All => Ok(Which::Both.targets()),
+            w => Ok(w.targets()),
+        }
+    }
+
     fn targets(self) -> Vec<Target> {
         match self {
             Which::Ours => vec![Target::Ours],
             Which::Socketio => vec![Target::Socketio],
+            Which::Floor => vec![Target::Floor],
             Which::Both => vec![Target::Ours, Target::Socketio],
+            Which::All => vec![Target::Ours, Target::Socketio, Target::Floor],
         }
     }
 }
@@ -68,7 +86,14 @@ enum Command {
         #[arg(long, value_enum)]
         target: Target,
     },
-    /// R rooms × M members, open-loop senders at increasing rates.
+    /// Internal: the floor target, a bare broadcast server (see `floor.rs`).
+    #[command(hide = true)]
+    FloorServer {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+    },
+    /// R rooms × M members, open-loop senders at increasing rates; `--target all` adds the
+    /// floor (a bare broadcast server) and prints ours / floor.
     Fanout {
         #[arg(long, value_enum, default_value = "both")]
         target: Which,
@@ -81,6 +106,13 @@ enum Command {
         rates: Option<Vec<f64>>,
         #[arg(long)]
         step_secs: Option<f64>,
+        #[arg(long)]
+        warmup_secs: Option<f64>,
+        #[arg(long)]
+        users_per_room: Option<usize>,
+        /// Run every step even after one failed.
+        #[arg(long)]
+        no_stop: bool,
     },
     /// Senders on node 0, receivers on node 1, one Redis.
     TwoNode {
@@ -165,6 +197,7 @@ async fn run(args: Args) -> Result<()> {
     }
     match args.command {
         Command::IdleWorker { target } => chat_bench::worker::serve(target).await,
+        Command::FloorServer { listen } => chat_bench::floor::serve(listen).await,
         Command::Idle {
             target,
             connections,
@@ -189,7 +222,7 @@ async fn run(args: Args) -> Result<()> {
                 );
             }
             let mut results = Vec::new();
-            for t in target.targets() {
+            for t in target.servers()? {
                 // Nodes 0..nodes hold the sockets and are measured; the last one registers the
                 // users.
                 let stack = Stack::start(t, p.nodes + 1, &opts).await?;
@@ -205,18 +238,27 @@ async fn run(args: Args) -> Result<()> {
             members,
             rates,
             step_secs,
+            warmup_secs,
+            users_per_room,
+            no_stop,
         } => {
             let mut p = FanoutParams::preset();
             p.rooms = rooms.unwrap_or(p.rooms);
             p.members = members.unwrap_or(p.members);
             p.rates = rates.unwrap_or(p.rates);
             p.step_secs = step_secs.unwrap_or(p.step_secs);
+            p.warmup_secs = warmup_secs.unwrap_or(p.warmup_secs);
+            p.users_per_room = users_per_room.unwrap_or(p.users_per_room);
+            p.stop_on_fail = !no_stop;
             let mut results = Vec::new();
             for t in target.targets() {
                 let stack = Stack::start(t, 1, &opts).await?;
                 let r = scenario::fanout(&stack.deployment(), &p).await?;
                 println!("{}", report::steps_table(t, &r.steps));
                 results.push(r);
+            }
+            if let Some(cmp) = report::floor_comparison_table(&results) {
+                println!("{cmp}");
             }
             write_json(&args.json, &serde_json::to_value(&results)?)
         }
@@ -231,7 +273,7 @@ async fn run(args: Args) -> Result<()> {
             p.members = members.unwrap_or(p.members);
             p.deliveries_per_sec = deliveries_per_sec.unwrap_or(p.deliveries_per_sec);
             let mut results = Vec::new();
-            for t in target.targets() {
+            for t in target.servers()? {
                 let stack = Stack::start(t, 2, &opts).await?;
                 let r = scenario::two_node(&stack.deployment(), &p).await?;
                 let steps: Vec<_> = r.runs.iter().map(|run| run.step.clone()).collect();
@@ -250,7 +292,7 @@ async fn run(args: Args) -> Result<()> {
             p.pagers = pagers.unwrap_or(p.pagers);
             opts.history_keep = opts.history_keep.max(p.messages + 1000);
             let mut results = Vec::new();
-            for t in target.targets() {
+            for t in target.servers()? {
                 let stack = Stack::start(t, 1, &opts).await?;
                 let r = scenario::history(&stack.deployment(), &p).await?;
                 println!("{}", report::history_table(std::slice::from_ref(&r)));

@@ -17,6 +17,7 @@ fn color(target: Target) -> RGBColor {
     match target {
         Target::Ours => RGBColor(0xc0, 0x39, 0x2b),
         Target::Socketio => RGBColor(0x29, 0x80, 0xb9),
+        Target::Floor => RGBColor(0x7f, 0x8c, 0x8d),
     }
 }
 

@@ -203,6 +203,8 @@ pub struct StackOptions {
     pub peer_dir: PathBuf,
     /// History kept per room (both targets).
     pub history_keep: u64,
+    /// The `chat-bench` executable, which also runs the floor (`chat-bench floor-server`).
+    pub bench_bin: PathBuf,
 }
 
 impl StackOptions {
@@ -213,6 +215,7 @@ impl StackOptions {
             .and_then(|exe| Some(exe.parent()?.join("chat-server")))
             .unwrap_or_else(|| PathBuf::from("chat-server"));
         StackOptions {
+            bench_bin: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("chat-bench")),
             server_bin,
             peer_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers/socketio"),
             history_keep: 100_000,
@@ -243,6 +246,7 @@ impl Stack {
             let guard = match target {
                 Target::Ours => spawn_ours(opts, addr, &stack.redis.info, i)?,
                 Target::Socketio => spawn_peer(opts, addr, &stack.redis.info, i)?,
+                Target::Floor => spawn_floor(opts, addr, i)?,
             };
             stack.nodes.push(guard);
             stack.addrs.push(addr);
@@ -258,7 +262,8 @@ impl Stack {
             target: self.target,
             nodes: self.addrs.clone(),
             server_pids: self.nodes.iter().map(Guard::pid).collect(),
-            redis: Some(self.redis.info.clone()),
+            // The floor does not use Redis: none of its CPU or commands belong to the run.
+            redis: (self.target != Target::Floor).then(|| self.redis.info.clone()),
         }
     }
 }
@@ -282,6 +287,25 @@ pub const OURS_ENV: &[(&str, &str)] = &[
     ("RUST_LOG", "warn"),
 ];
 
+/// Environment variable: a command line the measured server processes (ours and the floor) are
+/// started under, e.g. `valgrind --tool=callgrind --instr-atstart=no` for instruction counts
+/// (see `bench/profile.sh`). The wrapper must keep the server's pid (valgrind does).
+pub const SERVER_WRAP_ENV: &str = "CHAT_BENCH_SERVER_WRAP";
+
+/// `program` started under the wrapper of [`SERVER_WRAP_ENV`], if one is set.
+fn wrapped(program: &Path) -> Command {
+    let wrap = std::env::var(SERVER_WRAP_ENV).unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    match words.next() {
+        None => Command::new(program),
+        Some(first) => {
+            let mut cmd = Command::new(first);
+            cmd.args(words).arg(program);
+            cmd
+        }
+    }
+}
+
 fn spawn_ours(opts: &StackOptions, addr: SocketAddr, redis: &RedisInfo, i: usize) -> Result<Guard> {
     if !opts.server_bin.exists() {
         return Err(Error::Process(format!(
@@ -289,7 +313,7 @@ fn spawn_ours(opts: &StackOptions, addr: SocketAddr, redis: &RedisInfo, i: usize
             opts.server_bin.display()
         )));
     }
-    let mut cmd = Command::new(&opts.server_bin);
+    let mut cmd = wrapped(&opts.server_bin);
     cmd.env("CHAT_LISTEN", addr.to_string())
         .env("CHAT_REDIS_URL", redis.url())
         .env("CHAT_RETENTION_EVENTS", opts.history_keep.to_string())
@@ -297,6 +321,14 @@ fn spawn_ours(opts: &StackOptions, addr: SocketAddr, redis: &RedisInfo, i: usize
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     Guard::spawn(&format!("chat-server #{i}"), &mut cmd)
+}
+
+fn spawn_floor(opts: &StackOptions, addr: SocketAddr, i: usize) -> Result<Guard> {
+    let mut cmd = wrapped(&opts.bench_bin);
+    cmd.args(["floor-server", "--listen", &addr.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    Guard::spawn(&format!("floor #{i}"), &mut cmd)
 }
 
 fn spawn_peer(opts: &StackOptions, addr: SocketAddr, redis: &RedisInfo, i: usize) -> Result<Guard> {
@@ -337,7 +369,8 @@ pub fn ensure_peer_installed(dir: &Path) -> Result<()> {
 async fn wait_healthy(guard: &mut Guard, addr: SocketAddr) -> Result<()> {
     let client = reqwest::Client::new();
     let url = format!("http://{addr}/healthz");
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let wrapped = std::env::var_os(SERVER_WRAP_ENV).is_some();
+    let deadline = Instant::now() + Duration::from_secs(if wrapped { 120 } else { 20 });
     loop {
         guard.check_alive()?;
         if let Ok(resp) = client

@@ -302,6 +302,24 @@ pub async fn run(opts: &ReportOptions) -> Result<()> {
                 }
                 Err(e) => data.failures.push(format!("{what} fanout: {e}")),
             }
+            if target == Target::Ours {
+                // The floor right after ours, in the same run: ours / floor is what our own code
+                // adds per delivery on this machine at this moment.
+                let what = format!("run {run}/{}: {}", opts.runs, Target::Floor.label());
+                eprintln!("{what}: fanout");
+                match with_stack(Target::Floor, 1, &stack_opts, |d| {
+                    let p = plan.fanout.clone();
+                    async move { scenario::fanout(&d, &p).await }
+                })
+                .await
+                {
+                    Ok(r) => {
+                        eprintln!("{}", steps_table(Target::Floor, &r.steps));
+                        data.fanout.push(r)
+                    }
+                    Err(e) => data.failures.push(format!("{what} fanout: {e}")),
+                }
+            }
             eprintln!("{what}: two-node");
             match with_stack(target, 2, &stack_opts, |d| {
                 let p = plan.two_node.clone();
@@ -500,7 +518,7 @@ pub fn fanout_medians(data: &ReportData, target: Target) -> Vec<MedianStep> {
 
 fn latency_series(data: &ReportData) -> Vec<plot::Series> {
     let mut series = Vec::new();
-    for target in TARGETS {
+    for target in [Target::Ours, Target::Socketio, Target::Floor] {
         let medians = fanout_medians(data, target);
         series.push(plot::Series {
             label: format!("{} p99", target.label()),
@@ -602,6 +620,51 @@ pub fn steps_table(target: Target, steps: &[StepResult]) -> String {
         );
     }
     s
+}
+
+/// Ours against the floor at every offered rate both ran, from fanout results of one
+/// invocation (`chat-bench fanout --target all`); `None` without both.
+pub fn floor_comparison_table(results: &[FanoutResult]) -> Option<String> {
+    let ours = results.iter().find(|r| r.target == Target::Ours)?;
+    let floor = results.iter().find(|r| r.target == Target::Floor)?;
+    let mut s = format!(
+        "ours / floor\n{:>11} {:>12} {:>13} {:>7} {:>9} {:>10} {:>7}\n",
+        "offered d/s", "ours srv/1M", "floor srv/1M", "ratio", "ours p99", "floor p99", "ratio"
+    );
+    for o in &ours.steps {
+        let Some(f) = floor
+            .steps
+            .iter()
+            .find(|f| f.offered_msgs_per_sec == o.offered_msgs_per_sec)
+        else {
+            continue;
+        };
+        let _ = writeln!(
+            s,
+            "{:>11} {:>12} {:>13} {:>7} {:>9} {:>10} {:>7}",
+            num(o.offered_deliveries_per_sec),
+            num(o.server_cpu_s_per_million),
+            num(f.server_cpu_s_per_million),
+            ratio(
+                Some(o.server_cpu_s_per_million),
+                Some(f.server_cpu_s_per_million)
+            ),
+            num(o.latency.p99_ms),
+            num(f.latency.p99_ms),
+            ratio(Some(o.latency.p99_ms), Some(f.latency.p99_ms)),
+        );
+    }
+    let _ = writeln!(
+        s,
+        "highest passing offered deliveries/s: ours {}, floor {} (ours / floor {})",
+        ours.max_ok_deliveries_per_sec.map_or("-".into(), num),
+        floor.max_ok_deliveries_per_sec.map_or("-".into(), num),
+        ratio(
+            ours.max_ok_deliveries_per_sec,
+            floor.max_ok_deliveries_per_sec
+        )
+    );
+    Some(s)
 }
 
 /// Idle results: one line per socket-holding node, then the total over the nodes.
@@ -786,6 +849,64 @@ fn idle_scaled_section(w: &mut String, data: &ReportData) {
     let _ = writeln!(w);
 }
 
+/// The fanout's highest passing offered deliveries/s of `target`, median over runs.
+fn fanout_capacity(data: &ReportData, target: Target) -> Option<f64> {
+    median(
+        data.fanout
+            .iter()
+            .filter(|r| r.target == target)
+            .map(|r| r.max_ok_deliveries_per_sec.unwrap_or(0.0))
+            .collect(),
+    )
+}
+
+/// Ours against the floor (issue 17's targets): capacity and server CPU per delivery, from the
+/// same runs, then the ratio at every offered rate both ran.
+fn floor_summary(w: &mut String, data: &ReportData, ours: &[MedianStep], floor: &[MedianStep]) {
+    if floor.is_empty() || ours.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        w,
+        "### Against the floor (a bare broadcast server on the same WebSocket stack; same runs)\n"
+    );
+    let _ = writeln!(
+        w,
+        "| measure | chat-server | floor | ours / floor | target |"
+    );
+    let _ = writeln!(w, "|---|---:|---:|---:|---|");
+    let (co, cf) = (
+        fanout_capacity(data, Target::Ours),
+        fanout_capacity(data, Target::Floor),
+    );
+    let top = |m: &[MedianStep]| m.last().is_some_and(|m| m.passed_runs * 2 > m.runs);
+    let _ = writeln!(
+        w,
+        "| highest offered deliveries/s with p99 < {} ms and nothing lost | {}{} | {}{} | **{}** | ≥ 0.70× |",
+        num(data.plan.fanout.p99_limit_ms),
+        co.map_or("-".into(), num),
+        if top(ours) { " (top step tried)" } else { "" },
+        cf.map_or("-".into(), num),
+        if top(floor) { " (top step tried)" } else { "" },
+        ratio(co, cf)
+    );
+    for o in ours {
+        let Some(f) = floor.iter().find(|f| f.rate == o.rate) else {
+            continue;
+        };
+        let _ = writeln!(
+            w,
+            "| server CPU-s per 1M deliveries at {} deliveries/s (Redis not included; ours + Redis: {}) | {} | {} | **{}** | ≤ 1.25× |",
+            num(o.deliveries_offered),
+            num(o.total_cpu_per_m),
+            num(o.server_cpu_per_m),
+            num(f.server_cpu_per_m),
+            ratio(Some(o.server_cpu_per_m), Some(f.server_cpu_per_m))
+        );
+    }
+    let _ = writeln!(w);
+}
+
 /// The report as Markdown.
 pub fn markdown(data: &ReportData) -> String {
     let plan = &data.plan;
@@ -813,6 +934,7 @@ pub fn markdown(data: &ReportData) -> String {
     // Headline.
     let ours = fanout_medians(data, Target::Ours);
     let peer = fanout_medians(data, Target::Socketio);
+    let floor = fanout_medians(data, Target::Floor);
     let limit = plan.fanout.p99_limit_ms;
     let passed = |m: &MedianStep| m.passed_runs * 2 > m.runs;
     let common = ours.iter().rev().filter(|o| passed(o)).find_map(|o| {
@@ -963,6 +1085,7 @@ pub fn markdown(data: &ReportData) -> String {
         );
     }
     let _ = writeln!(w);
+    floor_summary(w, data, &ours, &floor);
     if !data.failures.is_empty() {
         let _ = writeln!(w, "**Runs that failed** (left out of the medians):\n");
         for f in &data.failures {
@@ -993,7 +1116,14 @@ pub fn markdown(data: &ReportData) -> String {
         num(limit)
     );
     let _ = writeln!(w, "![latency vs offered load](bench-latency.svg)\n");
-    for (target, medians) in [(Target::Ours, &ours), (Target::Socketio, &peer)] {
+    for (target, medians) in [
+        (Target::Ours, &ours),
+        (Target::Socketio, &peer),
+        (Target::Floor, &floor),
+    ] {
+        if medians.is_empty() {
+            continue;
+        }
         let _ = writeln!(w, "**{}**\n", target.label());
         let _ = writeln!(
             w,
@@ -1237,6 +1367,7 @@ pub fn markdown(data: &ReportData) -> String {
     // Method.
     let _ = writeln!(w, "## Method\n");
     let _ = writeln!(w, "- **Same workload, same generator, same Redis.** `chat-bench` drives both servers with one tokio + tokio-tungstenite client stack; it speaks our protocol (`docs/protocol.md`, `hello`/`send`/`event`/`ack`) and Socket.IO v5 over Engine.IO v4 (WebSocket transport only; `40` connect with the token as auth payload, `42[\"send\",…]` with acknowledgements, `2`/`3` heartbeats). Every configuration gets a fresh `redis-server` (no persistence) and fresh server processes.");
+    let _ = writeln!(w, "- **The floor** (`bench/src/floor.rs`, run as `chat-bench floor-server`) is the third fanout target: a bare broadcast server on the same WebSocket stack as ours (axum's WebSocket over tokio-tungstenite, the same buffer sizes, `TCP_NODELAY`), speaking `hello`/`send`/`event`/`ack`: parse, take the room's next seq, serialize the event once, hand the same bytes to every member's connection, acknowledge. No auth beyond a token lookup, no Redis, no history, no dedupe, no rate limits, no cursors, no bound on a slow consumer's queue. It runs in every run right after ours; ours / floor is what our own code adds per delivery.");
     let _ = writeln!(w, "- **Open loop.** Each sender's message *k* is due at `start + phase + k / rate` whatever happened before; late messages go out in a burst, and latency counts from when they were due, so a slow server cannot hide latency by slowing the sender (no coordinated omission). Each body carries its intended send time; receivers record `now − intended` in an HDR histogram (µs, 3 significant digits).");
     let _ = writeln!(w, "- **Exactly once.** Every receiver checks off each (sender, k) in a bitset: a second copy counts as a duplicate, a missing one as a drop. Expected deliveries = acknowledged messages × room size (the sender receives its own message on both targets).");
     let _ = writeln!(w, "- **CPU** is utime + stime from `/proc/<pid>/stat` of the server processes and of Redis, over the step including its drain. **Memory** is `VmRSS` of the server processes. Redis commands come from `INFO commandstats`.");
@@ -1253,6 +1384,6 @@ pub fn markdown(data: &ReportData) -> String {
 
     let _ = writeln!(w, "## How to reproduce\n");
     let _ = writeln!(w, "```sh\nbench/run.sh                 # small scale, 3 runs: this report\nbench/run.sh --scale full    # the issue's sizes (50k idle sockets over 3 server nodes and 4 generator processes)\n```\n");
-    let _ = writeln!(w, "`bench/run.sh` builds `chat-server` and `chat-bench` in release mode, installs the peer's Node packages from `bench/peers/socketio/package-lock.json` (`npm ci`) if needed, and runs `chat-bench report`, which starts its own `redis-server` (Debian's `/usr/bin/redis-server`), server nodes and Node processes on 127.0.0.1 and writes `docs/BENCHMARKS.md`, `docs/BENCHMARKS.json`, `docs/bench-latency.svg` and `docs/bench-memory.svg`. Needs: Rust, Node.js ≥ 18 with npm, redis-server. Single scenarios: `chat-bench idle|fanout|two-node|history --target ours|socketio|both [--json out.json]`.");
+    let _ = writeln!(w, "`bench/run.sh` builds `chat-server` and `chat-bench` in release mode, installs the peer's Node packages from `bench/peers/socketio/package-lock.json` (`npm ci`) if needed, and runs `chat-bench report`, which starts its own `redis-server` (Debian's `/usr/bin/redis-server`), server nodes and Node processes on 127.0.0.1 and writes `docs/BENCHMARKS.md`, `docs/BENCHMARKS.json`, `docs/bench-latency.svg` and `docs/bench-memory.svg`. Needs: Rust, Node.js ≥ 18 with npm, redis-server. Single scenarios: `chat-bench idle|fanout|two-node|history --target ours|socketio|both [--json out.json]`; `chat-bench fanout --target floor|all` adds the floor (a bare broadcast server on our WebSocket stack, `bench/src/floor.rs`). Instruction, allocation, syscall and context-switch counts per delivery at a fixed offered rate, repeatable on a busy machine: `bench/profile/run.sh callgrind|strace ours|floor OUT` then `bench/profile/summarize.py OUT`.");
     md
 }

@@ -137,6 +137,32 @@ impl StepResult {
     }
 }
 
+/// Environment variable: a program run as `<hook> start <server pids…>` right before each
+/// measured step and `<hook> end <server pids…>` right after it (with `CHAT_BENCH_DELIVERED`
+/// and `CHAT_BENCH_ACKED` set), e.g. to zero and dump callgrind counters or to attach strace
+/// for exactly the measured load (`bench/profile.sh`).
+pub const STEP_HOOK_ENV: &str = "CHAT_BENCH_STEP_HOOK";
+
+async fn step_hook(dep: &Deployment, phase: &str, out: Option<&StepOutcome>) {
+    let Some(hook) = std::env::var_os(STEP_HOOK_ENV) else {
+        return;
+    };
+    let mut cmd = tokio::process::Command::new(hook);
+    cmd.arg(phase)
+        .args(dep.server_pids.iter().map(u32::to_string))
+        .stdin(std::process::Stdio::null());
+    if let Some(out) = out {
+        cmd.env("CHAT_BENCH_DELIVERED", out.delivered.to_string())
+            .env("CHAT_BENCH_ACKED", out.acked.to_string());
+    }
+    match tokio::time::timeout(Duration::from_secs(300), cmd.status()).await {
+        Ok(Ok(status)) if status.success() => {}
+        Ok(Ok(status)) => eprintln!("step hook {phase}: {status}"),
+        Ok(Err(e)) => eprintln!("step hook {phase}: {e}"),
+        Err(_) => eprintln!("step hook {phase}: timed out"),
+    }
+}
+
 async fn measured_step(
     dep: &Deployment,
     fleet: &mut Fleet,
@@ -146,6 +172,7 @@ async fn measured_step(
     drain_secs: f64,
     body_bytes: usize,
 ) -> StepResult {
+    step_hook(dep, "start", None).await;
     let redis0 = redis_counters(dep).await;
     let cpu0 = CpuSnapshot::take(dep);
     let t0 = Instant::now();
@@ -160,6 +187,7 @@ async fn measured_step(
     let wall = t0.elapsed();
     let cpu1 = CpuSnapshot::take(dep);
     let redis1 = redis_counters(dep).await;
+    step_hook(dep, "end", Some(&out)).await;
     let cpu = Cpu::between(&cpu0, &cpu1, wall);
     let per_million = |s: f64| {
         if out.delivered == 0 {

@@ -84,10 +84,11 @@ impl Api {
             username: username.to_owned(),
             password: PASSWORD.to_owned(),
             device: Some("chat-bench".into()),
+            invite: None,
         };
         let path = match self.target {
             Target::Ours => "/api/v1/register",
-            Target::Socketio => "/api/register",
+            Target::Socketio | Target::Floor => "/api/register",
         };
         let resp = self
             .http
@@ -98,7 +99,7 @@ impl Api {
         let resp = Self::check(resp, "register").await?;
         Ok(match self.target {
             Target::Ours => resp.json::<AuthResponse>().await?.token,
-            Target::Socketio => resp.json::<PeerAuth>().await?.token,
+            Target::Socketio | Target::Floor => resp.json::<PeerAuth>().await?.token,
         })
     }
 
@@ -109,7 +110,7 @@ impl Api {
         };
         let path = match self.target {
             Target::Ours => "/api/v1/rooms",
-            Target::Socketio => "/api/rooms",
+            Target::Socketio | Target::Floor => "/api/rooms",
         };
         let resp = self
             .http
@@ -121,14 +122,14 @@ impl Api {
         let resp = Self::check(resp, "create room").await?;
         Ok(match self.target {
             Target::Ours => resp.json::<Room>().await?.id,
-            Target::Socketio => resp.json::<PeerRoom>().await?.id,
+            Target::Socketio | Target::Floor => resp.json::<PeerRoom>().await?.id,
         })
     }
 
     async fn join(&self, token: &str, room: RoomId) -> Result<()> {
         let path = match self.target {
             Target::Ours => format!("/api/v1/rooms/{room}/join"),
-            Target::Socketio => format!("/api/rooms/{room}/join"),
+            Target::Socketio | Target::Floor => format!("/api/rooms/{room}/join"),
         };
         let resp = self
             .http

@@ -116,7 +116,7 @@ impl Client {
     ) -> Result<Client> {
         let stream = tcp_from(source, addr).await?;
         let url = match target {
-            Target::Ours => format!("ws://{addr}/ws"),
+            Target::Ours | Target::Floor => format!("ws://{addr}/ws"),
             Target::Socketio => format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"),
         };
         let (ws, _) =
@@ -128,7 +128,7 @@ impl Client {
             next_ack: 0,
         };
         match target {
-            Target::Ours => client.hello_ours(token).await?,
+            Target::Ours | Target::Floor => client.hello_ours(token).await?,
             Target::Socketio => client.hello_socketio(token).await?,
         }
         Ok(client)
@@ -202,7 +202,7 @@ impl Client {
     /// Queues a message send without flushing (call [`Client::flush`] after a batch).
     pub async fn feed_message(&mut self, room: RoomId, id: &str, body: &str) -> Result<()> {
         let text = match self.target {
-            Target::Ours => serde_json::to_string(&ClientFrame::Send {
+            Target::Ours | Target::Floor => serde_json::to_string(&ClientFrame::Send {
                 room,
                 id: id.to_owned(),
                 body: body.to_owned(),
@@ -232,7 +232,7 @@ impl Client {
         limit: usize,
     ) -> Result<()> {
         let text = match self.target {
-            Target::Ours => serde_json::to_string(&ClientFrame::History {
+            Target::Ours | Target::Floor => serde_json::to_string(&ClientFrame::History {
                 room,
                 before,
                 after: None,
@@ -261,7 +261,7 @@ impl Client {
             }
             let incoming = match self.target {
                 // A frame this client cannot read is counted, not fatal.
-                Target::Ours => classify_ours(&text).unwrap_or(Incoming::Other),
+                Target::Ours | Target::Floor => classify_ours(&text).unwrap_or(Incoming::Other),
                 Target::Socketio => match self.classify_socketio(&text) {
                     Err(Error::Json(_)) => Incoming::Other,
                     Err(e) => return Err(e),

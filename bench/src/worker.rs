@@ -190,6 +190,7 @@ impl Pool {
         let target_arg = match target {
             Target::Ours => "ours",
             Target::Socketio => "socketio",
+            Target::Floor => "floor",
         };
         let mut pool = Pool {
             workers: Vec::new(),

@@ -2,7 +2,8 @@
 //! store, or a private `redis-server` where two nodes share one). Benchmarks are not timed
 //! tests: these assert only correctness — every sent message reached every member of its room
 //! exactly once, every connection opened, every page arrived. The Socket.IO peer is not part of
-//! the smoke (it needs Node packages); `chat-bench report` covers it.
+//! the smoke (it needs Node packages); `chat-bench report` covers it. The floor target (a bare
+//! broadcast server in this crate) runs the fanout smoke too.
 
 use chat_bench::procs::RedisServer;
 use chat_bench::scenario::{
@@ -93,6 +94,45 @@ async fn fanout_delivers_every_message_to_every_member_once() {
         assert_exactly_once(step, p.members);
     }
     server.shutdown().await;
+}
+
+/// The floor target (a bare broadcast server) under the same generator: every member gets
+/// every message once, in the same accounting as ours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floor_fanout_delivers_every_message_to_every_member_once() {
+    let floor = chat_bench::floor::start(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("floor starts");
+    let dep = Deployment {
+        target: Target::Floor,
+        nodes: vec![floor.addr()],
+        server_pids: vec![],
+        redis: None,
+    };
+    let p = FanoutParams {
+        rooms: 3,
+        members: 4,
+        senders_per_room: 2,
+        users_per_room: 2,
+        rates: vec![40.0, 80.0],
+        step_secs: 1.0,
+        drain_secs: 10.0,
+        warmup_secs: 0.0,
+        body_bytes: 60,
+        p99_limit_ms: 60_000.0,
+        stop_on_fail: false,
+    };
+    let r = tokio::time::timeout(LIMIT, scenario::fanout(&dep, &p))
+        .await
+        .expect("floor fanout smoke finishes in time")
+        .expect("floor fanout runs");
+    assert_eq!(r.target, Target::Floor);
+    assert_eq!(r.connections, 12);
+    assert_eq!(r.steps.len(), 2);
+    for step in &r.steps {
+        assert_exactly_once(step, p.members);
+    }
+    floor.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

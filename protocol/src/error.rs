@@ -73,6 +73,18 @@ pub enum ErrorCode {
     ServerBusy,
     /// The backing store is unreachable; retry later. Nothing was changed.
     StoreUnavailable,
+    /// `POST /api/v1/password`: the current password given is wrong. Nothing changed.
+    WrongPassword,
+    /// login: the account is disabled by an admin (only said after the right password).
+    AccountDisabled,
+    /// The route is for admins only.
+    NotAdmin,
+    /// register: the server's `registration` is `closed`; an admin creates accounts.
+    RegistrationClosed,
+    /// register: the invite code is missing, unknown, used up or expired.
+    InvalidInvite,
+    /// The store is not empty: an import goes only into an empty store.
+    StoreNotEmpty,
     /// An unexpected server error. Details are in the server log, never in the response.
     Internal,
 }
@@ -87,10 +99,11 @@ impl ErrorCode {
                 400
             }
             InvalidCredentials | Unauthorized | AuthRequired => 401,
-            NotAMember | NotAuthor | NotOwner | OriginNotAllowed => 403,
+            NotAMember | NotAuthor | NotOwner | OriginNotAllowed | WrongPassword
+            | AccountDisabled | NotAdmin | RegistrationClosed | InvalidInvite => 403,
             NotFound | RoomNotFound | UserNotFound | MessageNotFound | SessionNotFound => 404,
             MethodNotAllowed => 405,
-            UsernameTaken | MessageDeleted | AlreadyAuthenticated => 409,
+            UsernameTaken | MessageDeleted | AlreadyAuthenticated | StoreNotEmpty => 409,
             PayloadTooLarge => 413,
             RateLimited | TooManyConnections => 429,
             Internal => 500,
@@ -143,6 +156,12 @@ const ERROR_NAMES: &[(ErrorCode, &str)] = {
         (TooManyConnections, "too_many_connections"),
         (ServerBusy, "server_busy"),
         (StoreUnavailable, "store_unavailable"),
+        (WrongPassword, "wrong_password"),
+        (AccountDisabled, "account_disabled"),
+        (NotAdmin, "not_admin"),
+        (RegistrationClosed, "registration_closed"),
+        (InvalidInvite, "invalid_invite"),
+        (StoreNotEmpty, "store_not_empty"),
         (Internal, "internal"),
     ]
 };

@@ -19,6 +19,7 @@ fn user_view(u: &UserRecord) -> User {
         id: u.id,
         username: u.username.clone(),
         created_ts: u.created_ts,
+        admin: u.admin,
     }
 }
 
@@ -47,10 +48,12 @@ async fn new_session(
         created_ts: now,
         last_used_ts: now,
     };
-    state
-        .store
-        .create_session(&session, state.config.session_ttl_secs)
-        .await?;
+    // A new session's expiry never reaches past the absolute lifetime.
+    let ttl = state
+        .config
+        .session_ttl_secs
+        .min(state.config.session_max_age_secs);
+    state.store.create_session(&session, ttl).await?;
     Ok(AuthResponse {
         token,
         session_id: session.id,
@@ -62,6 +65,14 @@ pub async fn register(state: &AppState, creds: Credentials) -> ApiResult<AuthRes
     validate::username(&creds.username)?;
     validate::password(&creds.password)?;
     check_device(&creds.device)?;
+    let admission = crate::accounts::admission(state.config.registration, creds.invite.as_deref())?;
+    // Refused before the costly hash; the store checks again atomically.
+    if matches!(admission, crate::accounts::AdmissionKey::FirstAccount(_))
+        && !state.store.list_users(0, 1).await?.is_empty()
+    {
+        let e = store::registration_closed();
+        return Err(admission.refusal(e.into()));
+    }
     if state.store.user_by_name(&creds.username).await?.is_some() {
         return Err(ApiError::new(
             ErrorCode::UsernameTaken,
@@ -71,8 +82,9 @@ pub async fn register(state: &AppState, creds: Credentials) -> ApiResult<AuthRes
     let hash = state.hasher.hash(creds.password).await?;
     let user = state
         .store
-        .create_user(&creds.username, &hash, now_ms())
-        .await?;
+        .register_user(&creds.username, &hash, now_ms(), admission.admission())
+        .await
+        .map_err(|e| admission.refusal(e.into()))?;
     tracing::info!(user = %user.id, "registered");
     new_session(state, &user, creds.device).await
 }
@@ -92,6 +104,11 @@ pub async fn login(state: &AppState, creds: Credentials) -> ApiResult<AuthRespon
         )
         .await?;
     match user {
+        // Said only to someone who knows the password: no probing for disabled accounts.
+        Some(user) if ok && user.disabled => Err(ApiError::new(
+            ErrorCode::AccountDisabled,
+            "this account is disabled; ask the server's admin",
+        )),
         Some(user) if ok => new_session(state, &user, creds.device).await,
         _ => Err(invalid()),
     }

@@ -151,6 +151,13 @@ async fn close_with(socket: &mut WebSocket, code: u16, reason: &'static str) {
     .await;
 }
 
+/// Answers a close frame the client sent (RFC 6455 §5.5.1). The WebSocket library queues the
+/// answer itself (echoing the client's code and reason) but writes it only on the next flush; a
+/// socket dropped before that ends with a bare TCP close and no answer.
+async fn answer_close(socket: &mut WebSocket) {
+    let _ = tokio::time::timeout(CLOSE_LINGER, socket.flush()).await;
+}
+
 /// One socket's task. It lives as long as the socket, so its future is kept small: the socket
 /// is boxed (an async fn keeps its own copy of every argument for its whole life), and the
 /// steps that await the store (authentication, start, client frames, gap fills) are boxed and
@@ -198,7 +205,7 @@ async fn run(state: AppState, mut socket: Box<WebSocket>) {
         last_typing: HashMap::new(),
     };
     let closing = match Box::pin(conn.start(&session.id, resume)).await {
-        Ok(()) => conn.serve(&session.token_hash).await,
+        Ok(()) => conn.serve(&session.token_hash, session.created_ts).await,
         Err(StartError::Socket) => Closing(close::GOING_AWAY, "socket failed"),
         Err(StartError::Api(e)) => {
             let _ = conn
@@ -241,7 +248,11 @@ async fn await_hello(
                 close_with(socket, code, reason).await;
                 return None;
             }
-            Ok(None | Some(Ok(Message::Close(_)))) => return None,
+            Ok(None) => return None,
+            Ok(Some(Ok(Message::Close(_)))) => {
+                answer_close(socket).await;
+                return None;
+            }
             Ok(Some(Ok(msg))) => msg,
         };
         let frame = match msg {
@@ -258,8 +269,11 @@ async fn await_hello(
                 resume,
                 epoch,
             }) => {
-                match auth::authenticate(&state.store, &token, state.config.session_ttl_secs).await
-                {
+                let (ttl, max_age) = (
+                    state.config.session_ttl_secs,
+                    state.config.session_max_age_secs,
+                );
+                match auth::authenticate(&state.store, &token, ttl, max_age).await {
                     Ok(session) => {
                         // Cursors from another data set (the store lost data while this client
                         // was away): resuming from them would skip or misplace events.
@@ -523,7 +537,7 @@ impl Connection {
     }
 
     /// The main loop: live events out, client frames in, until something ends it.
-    async fn serve(&mut self, token_hash: &str) -> Closing {
+    async fn serve(&mut self, token_hash: &str, created_ts: i64) -> Closing {
         let shutdown = self.state.shutdown.clone();
         let handle = self.handle.clone();
         // Created once: re-creating them on every turn of the loop would re-register wakers.
@@ -538,10 +552,21 @@ impl Connection {
         let mut keepalive =
             tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         let mut last_heard = tokio::time::Instant::now();
+        // The absolute session lifetime ends the socket too, not only the next request.
+        let max_age_ms = (self.state.config.session_max_age_secs as i64).saturating_mul(1000);
+        let too_old_at = created_ts.saturating_add(max_age_ms);
+        let too_old = tokio::time::sleep(until_ms(too_old_at));
+        tokio::pin!(too_old);
         loop {
             tokio::select! {
                 biased;
                 (code, reason) = &mut killed => return Closing(code, reason),
+                _ = &mut too_old => {
+                    if now_ms() >= too_old_at {
+                        return Closing(close::UNAUTHORIZED, "session reached its maximum age; log in again");
+                    }
+                    too_old.as_mut().reset(tokio::time::Instant::now() + until_ms(too_old_at));
+                }
                 _ = &mut stopping => return Closing(close::GOING_AWAY, "server shutting down; reconnect"),
                 _ = handle.queued() => {
                     match self.drain(&mut batch).await {
@@ -552,7 +577,13 @@ impl Connection {
                 }
                 msg = self.socket.recv() => {
                     let msg = match msg {
-                        None | Some(Ok(Message::Close(_))) => return Closing(1000, "bye"),
+                        None => return Closing(1000, "bye"),
+                        Some(Ok(Message::Close(_))) => {
+                            // Our answer echoes the client's frame; the close_with that
+                            // follows finds the socket closed and sends nothing more.
+                            answer_close(&mut self.socket).await;
+                            return Closing(1000, "bye");
+                        }
                         Some(Err(e)) => return read_failure(e),
                         Some(Ok(msg)) => msg,
                     };
@@ -589,8 +620,8 @@ impl Connection {
                     }
                 }
                 _ = refresh.tick() => {
-                    let ttl = self.state.config.session_ttl_secs;
-                    match Box::pin(self.state.store.touch_session(token_hash, now_ms(), ttl)).await {
+                    let (ttl, max_age) = (self.state.config.session_ttl_secs, self.state.config.session_max_age_secs);
+                    match Box::pin(self.state.store.touch_session(token_hash, now_ms(), ttl, max_age)).await {
                         Ok(Some(_)) => {}
                         Ok(None) => return Closing(close::UNAUTHORIZED, "session expired or revoked"),
                         Err(e) => tracing::warn!(error = %e, "session refresh failed"),
@@ -771,4 +802,11 @@ impl From<SocketGone> for FillError {
     fn from(_: SocketGone) -> Self {
         FillError::Socket
     }
+}
+
+/// Time from now until `at_ms` (ms since the epoch), at most a day (a far deadline is
+/// re-armed when it fires).
+fn until_ms(at_ms: i64) -> Duration {
+    let left = at_ms.saturating_sub(now_ms()).clamp(0, 24 * 3600 * 1000);
+    Duration::from_millis(left as u64)
 }

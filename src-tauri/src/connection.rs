@@ -652,6 +652,7 @@ mod tests {
                 id: protocol::UserId(1),
                 username: "ann".into(),
                 created_ts: 0,
+                admin: false,
             },
             session_id: "s".into(),
             rooms: Vec::new(),

@@ -3,6 +3,8 @@
 //! Same semantics as Redis on a single node. Appends publish to the bus while holding the lock,
 //! so bus order equals seq order exactly as with the Redis scripts.
 
+mod admin;
+
 use super::bus::{self, MemberRoute};
 use super::{
     BusMsg, Change, LogPage, MemberChange, NewMessage, Presence, Range, Retention, RoomMeta,
@@ -17,8 +19,8 @@ use std::sync::Mutex;
 use tokio::sync::mpsc;
 
 pub struct MemoryStore {
-    /// Random per process: the data set dies with it.
-    epoch: String,
+    /// Random per process: the data set dies with it (unless exported). An import sets it.
+    epoch: Mutex<String>,
     state: Mutex<State>,
     bus_rx: Mutex<Option<mpsc::UnboundedReceiver<BusMsg>>>,
 }
@@ -41,6 +43,8 @@ struct State {
     /// Expiry order of `dedupe` keys (the TTL is the same for all).
     dedupe_expiry: VecDeque<(i64, (RoomId, UserId, String))>,
     read: HashMap<(UserId, RoomId), u64>,
+    /// Invite code hash → invite.
+    invites: HashMap<String, super::InviteRecord>,
     online: BTreeSet<UserId>,
     last_seen: HashMap<UserId, i64>,
 }
@@ -49,6 +53,8 @@ struct MemRoom {
     meta: RoomMeta,
     members: BTreeMap<UserId, Role>,
     log: VecDeque<(RoomEvent, String)>,
+    /// Timestamp of the newest event ever appended (kept when retention empties the log).
+    last_ts: i64,
 }
 
 fn lock_poisoned() -> StoreError {
@@ -59,7 +65,7 @@ impl MemoryStore {
     pub fn new() -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         Self {
-            epoch: format!("{:016x}", rand::random::<u64>()),
+            epoch: Mutex::new(format!("{:016x}", rand::random::<u64>())),
             state: Mutex::new(State {
                 bus: tx,
                 next_user: 0,
@@ -74,6 +80,7 @@ impl MemoryStore {
                 dedupe: HashMap::new(),
                 dedupe_expiry: VecDeque::new(),
                 read: HashMap::new(),
+                invites: HashMap::new(),
                 online: BTreeSet::new(),
                 last_seen: HashMap::new(),
             }),
@@ -100,24 +107,7 @@ impl MemoryStore {
         password_hash: &str,
         now: i64,
     ) -> StoreResult<UserRecord> {
-        self.with(|s| {
-            let lower = username.to_lowercase();
-            if s.names.contains_key(&lower) {
-                return Err(
-                    ApiError::new(ErrorCode::UsernameTaken, "that username is taken").into(),
-                );
-            }
-            s.next_user += 1;
-            let user = UserRecord {
-                id: UserId(s.next_user),
-                username: username.to_owned(),
-                password_hash: password_hash.to_owned(),
-                created_ts: now,
-            };
-            s.names.insert(lower, user.id);
-            s.users.insert(user.id, user.clone());
-            Ok(user)
-        })
+        self.with(|s| s.insert_user(username, password_hash, now))
     }
 
     pub async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
@@ -167,18 +157,27 @@ impl MemoryStore {
         token_hash: &str,
         now: i64,
         ttl_secs: u64,
+        max_age_secs: u64,
     ) -> StoreResult<Option<SessionRecord>> {
-        self.with(|s| match s.sessions.get_mut(token_hash) {
-            Some((_, expires)) if *expires <= now => {
+        self.with(|s| {
+            let disabled = |user: UserId| s.users.get(&user).is_none_or(|u| u.disabled);
+            let dead = match s.sessions.get(token_hash) {
+                None => return Ok(None),
+                Some((session, expires)) => {
+                    let too_old = session.created_ts + (max_age_secs as i64).saturating_mul(1000);
+                    *expires <= now || too_old <= now || disabled(session.user)
+                }
+            };
+            if dead {
                 s.sessions.remove(token_hash);
-                Ok(None)
+                return Ok(None);
             }
-            Some((session, expires)) => {
-                session.last_used_ts = now;
-                *expires = now + ttl_secs as i64 * 1000;
-                Ok(Some(session.clone()))
-            }
-            None => Ok(None),
+            let Some((session, expires)) = s.sessions.get_mut(token_hash) else {
+                return Ok(None);
+            };
+            session.last_used_ts = now;
+            *expires = now + ttl_secs as i64 * 1000;
+            Ok(Some(session.clone()))
         })
     }
 
@@ -580,8 +579,8 @@ impl MemoryStore {
         Ok(false)
     }
 
-    pub fn epoch(&self) -> &str {
-        &self.epoch
+    pub fn epoch(&self) -> String {
+        self.epoch.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The embedded store lives and dies with the process: never reset under a running node.
@@ -607,6 +606,31 @@ impl Default for MemoryStore {
 }
 
 impl State {
+    /// Creates an account; the first account of the store is an admin.
+    fn insert_user(
+        &mut self,
+        username: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> StoreResult<UserRecord> {
+        let lower = username.to_lowercase();
+        if self.names.contains_key(&lower) {
+            return Err(ApiError::new(ErrorCode::UsernameTaken, "that username is taken").into());
+        }
+        self.next_user += 1;
+        let user = UserRecord {
+            id: UserId(self.next_user),
+            username: username.to_owned(),
+            password_hash: password_hash.to_owned(),
+            created_ts: now,
+            admin: self.next_user == 1,
+            disabled: false,
+        };
+        self.names.insert(lower, user.id);
+        self.users.insert(user.id, user.clone());
+        Ok(user)
+    }
+
     fn send(&self, msg: String) {
         // The hub holds the receiver for the life of the process; after it is gone nobody listens.
         let _ = self.bus.send(BusMsg::Payload(msg));
@@ -651,6 +675,7 @@ impl State {
                 meta,
                 members: BTreeMap::new(),
                 log: VecDeque::new(),
+                last_ts: 0,
             },
         );
         id
@@ -691,10 +716,11 @@ impl State {
             .ok_or_else(ApiError::room_not_found)?;
         let seq = r.meta.last_seq + 1;
         // Timestamps never go backwards within a room, even if the clock does.
-        let ts = r.log.back().map_or(now, |(e, _)| e.ts.max(now));
+        let ts = r.last_ts.max(now);
         let frame = bus::event_frame(room, seq, ts, event_json);
         let event: RoomEvent = serde_json::from_str(&frame)?;
         r.meta.last_seq = seq;
+        r.last_ts = ts;
         r.log.push_back((event, frame.clone()));
         let msg = bus::room_msg(room, seq, member, &frame);
         self.send(msg);

@@ -7,6 +7,7 @@
 //! order equals seq order on every node.
 
 pub mod bus;
+pub mod dump;
 pub mod memory;
 pub mod redis;
 
@@ -25,6 +26,50 @@ pub struct UserRecord {
     pub username: String,
     pub password_hash: String,
     pub created_ts: i64,
+    /// May use the admin routes. The first account of a store is made admin.
+    pub admin: bool,
+    /// Cannot log in; its sessions were revoked when it was disabled.
+    pub disabled: bool,
+}
+
+/// A registration invite code. Only the code's SHA-256 is stored, like tokens.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InviteRecord {
+    pub code_hash: String,
+    /// Registrations still allowed.
+    pub uses_left: u32,
+    pub expires_ts: i64,
+    pub created_by: Option<UserId>,
+    pub created_ts: i64,
+}
+
+/// What lets a registration in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission<'a> {
+    /// Anyone (`registration = "open"`).
+    Open,
+    /// One use of the invite whose code hashes to this; `invalid_invite` if it is unknown, used
+    /// up or expired.
+    Invite(&'a str),
+    /// Only the store's first account (it becomes the admin); `registration_closed` after.
+    FirstAccount,
+}
+
+/// The refusal of [`Admission::FirstAccount`] once the store has an account.
+pub(crate) fn registration_closed() -> crate::error::StoreError {
+    crate::error::ApiError::new(
+        protocol::ErrorCode::RegistrationClosed,
+        "registration is closed on this server; ask its admin for an account",
+    )
+    .into()
+}
+
+/// An account flag an admin can change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserFlag {
+    Admin,
+    /// Setting it also revokes every session of the account (and closes their sockets).
+    Disabled,
 }
 
 /// A stored session. The token itself is never stored: only `token_hash` (SHA-256).
@@ -154,8 +199,9 @@ delegate! {
     fn search_users(&self, prefix: &str, limit: usize) -> StoreResult<Vec<(UserId, String)>>;
     /// Stores a session for `ttl_secs`.
     fn create_session(&self, session: &SessionRecord, ttl_secs: u64) -> StoreResult<()>;
-    /// The session for a token hash, sliding its expiry to `ttl_secs` from now.
-    fn touch_session(&self, token_hash: &str, now: i64, ttl_secs: u64) -> StoreResult<Option<SessionRecord>>;
+    /// The session for a token hash, sliding its expiry to `ttl_secs` from now. `None` when
+    /// unknown, expired, older than `max_age_secs`, or its account is disabled.
+    fn touch_session(&self, token_hash: &str, now: i64, ttl_secs: u64, max_age_secs: u64) -> StoreResult<Option<SessionRecord>>;
     /// All live sessions of a user.
     fn sessions(&self, user: UserId) -> StoreResult<Vec<SessionRecord>>;
     /// Revokes a session of `user` by id and tells every node to close its sockets. False if
@@ -203,6 +249,31 @@ delegate! {
     fn presence_heartbeat(&self, now: i64, ttl_ms: i64) -> StoreResult<bool>;
     /// Marks all of this node's users offline (graceful shutdown).
     fn presence_node_down(&self, now: i64) -> StoreResult<()>;
+
+    // --- Accounts and administration (see `memory/admin.rs`, `redis/admin.rs`) ---
+
+    /// An account by id.
+    fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>>;
+    /// Accounts with id > `after`, ascending, at most `limit`.
+    fn list_users(&self, after: u64, limit: usize) -> StoreResult<Vec<UserRecord>>;
+    /// Creates an account as [`Store::create_user`] does, if `admission` lets it in, in one
+    /// step (an invite's use is consumed only when the account is created).
+    fn register_user(&self, username: &str, password_hash: &str, now: i64, admission: Admission<'_>) -> StoreResult<UserRecord>;
+    /// Sets the password hash and, in the same step, revokes every session of the user except
+    /// `keep` (their sockets are closed on every node). False if there is no such user.
+    fn set_password(&self, user: UserId, password_hash: &str, keep: Option<&str>) -> StoreResult<bool>;
+    /// Revokes every session of `user` except `keep` and closes their sockets on every node;
+    /// returns how many were revoked.
+    fn revoke_sessions(&self, user: UserId, keep: Option<&str>) -> StoreResult<u64>;
+    /// Sets or clears a flag (disabling also revokes all sessions). False if no such user.
+    fn set_user_flag(&self, user: UserId, flag: UserFlag, on: bool) -> StoreResult<bool>;
+    /// Stores an invite code (expires at `invite.expires_ts`).
+    fn create_invite(&self, invite: &InviteRecord) -> StoreResult<()>;
+    /// The whole data set, for `chat-server admin export` (see [`dump`]).
+    fn dump(&self, now: i64) -> StoreResult<dump::DataSet>;
+    /// Loads a data set into an empty store (`store_not_empty` otherwise).
+    fn load(&self, data: &dump::DataSet) -> StoreResult<()>;
+
     /// Whether the store still holds the data this node started with. False (once) after it
     /// came back empty: Redis restarted without persistence, or was flushed.
     fn same_epoch(&self) -> StoreResult<bool>;
@@ -221,7 +292,7 @@ impl Store {
     /// Changes when the store loses data; see [`Store::same_epoch`].
     pub fn epoch(&self) -> String {
         match self {
-            Store::Memory(s) => s.epoch().to_owned(),
+            Store::Memory(s) => s.epoch(),
             Store::Redis(s) => s.epoch(),
         }
     }

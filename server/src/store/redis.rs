@@ -10,7 +10,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `ids:user`, `ids:room` | string | last id handed out |
-//! | `user:{id}` | hash | `name`, `pw` (argon2 PHC string), `created` |
+//! | `user:{id}` | hash | `name`, `pw` (argon2 PHC string), `created`, `admin` and `off` (disabled): `1` when set |
 //! | `uname:{lowercase name}` | string | user id |
 //! | `unames` | zset | `{lowercase name}:{id}`, score 0, for prefix search |
 //! | `sess:{sha256 of token}` | hash | `id`, `user`, `device`, `created`, `used`; expires |
@@ -27,8 +27,12 @@
 //! | `pres:node:{node}` | set | users with a connection on that node |
 //! | `pres:seen` | hash | user id → last seen (ms) |
 //! | `store:epoch` | string | random id of this data set; missing after a wipe |
+//! | `invite:{sha256 of code}` | hash | `left` (uses), `expires` (ms), `by`, `created`; expires |
+//! | `invites` | set | invite code hashes (for export; expired ones are skipped) |
 //!
 //! The bus is the pub/sub channel `chat:bus`; each node holds one subscriber connection.
+
+mod admin;
 
 use super::bus::{self, BusMsg};
 use super::{
@@ -164,13 +168,31 @@ end
     };
 }
 
-/// ARGV: lowercase name, name, password hash, now. Returns the new id, or 0 if taken.
+/// ARGV: lowercase name, name, password hash, now, invite code hash ('' for none), '1' to
+/// admit only the store's first account. Returns the new id, 0 if the name is taken, -1 if the
+/// invite is unknown, used up or expired, -2 if not the first account. The first account of
+/// the store is an admin.
 static CREATE_USER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 if redis.call('EXISTS', 'uname:' .. ARGV[1]) == 1 then return 0 end
+if ARGV[6] == '1' and redis.call('EXISTS', 'ids:user') == 1 then return -2 end
+if ARGV[5] ~= '' then
+  local ikey = 'invite:' .. ARGV[5]
+  local inv = redis.call('HMGET', ikey, 'left', 'expires')
+  local left, expires = tonumber(inv[1] or '0'), tonumber(inv[2] or '0')
+  if left < 1 or expires <= tonumber(ARGV[4]) then return -1 end
+  if left == 1 then
+    redis.call('DEL', ikey)
+    redis.call('SREM', 'invites', ARGV[5])
+  else
+    redis.call('HSET', ikey, 'left', left - 1)
+  end
+end
 local id = redis.call('INCR', 'ids:user')
-redis.call('HSET', 'user:' .. id, 'name', ARGV[2], 'pw', ARGV[3], 'created', ARGV[4])
+local admin = '0'
+if id == 1 then admin = '1' end
+redis.call('HSET', 'user:' .. id, 'name', ARGV[2], 'pw', ARGV[3], 'created', ARGV[4], 'admin', admin, 'off', '0')
 redis.call('SET', 'uname:' .. ARGV[1], id)
 redis.call('ZADD', 'unames', 0, ARGV[1] .. ':' .. id)
 return id
@@ -178,14 +200,25 @@ return id
     )
 });
 
-/// ARGV: token hash, now, ttl secs. Returns the session hash fields, or nil.
+/// ARGV: token hash, now, ttl secs, max age ms. Returns the session hash fields, or nil (also
+/// for a session older than the max age or of a disabled account: then it is deleted). The
+/// expiry slides to `ttl`, never past the max age.
 static TOUCH_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local key = 'sess:' .. ARGV[1]
-if redis.call('EXISTS', key) == 0 then return false end
+local f = redis.call('HMGET', key, 'user', 'created')
+if not f[1] then return false end
+local now = tonumber(ARGV[2])
+local deadline = (tonumber(f[2]) or 0) + tonumber(ARGV[4])
+if deadline <= now or redis.call('HGET', 'user:' .. f[1], 'off') == '1' then
+  redis.call('DEL', key)
+  return false
+end
 redis.call('HSET', key, 'used', ARGV[2])
-redis.call('EXPIRE', key, ARGV[3])
+local ttl = tonumber(ARGV[3]) * 1000
+if deadline - now < ttl then ttl = deadline - now end
+redis.call('PEXPIRE', key, ttl)
 return redis.call('HGETALL', key)
 "#,
     )
@@ -534,13 +567,33 @@ fn script_error(code: &str) -> StoreError {
     ApiError::new(code, message).into()
 }
 
+/// A client for a `rediss://` URL that trusts the CA certificate(s) in the PEM `ca` bytes
+/// instead of the system store. The URL's user and password (ACL) are used as with `redis://`.
+pub fn tls_client(url: &str, ca: Vec<u8>) -> Result<redis::Client, redis::RedisError> {
+    redis::Client::build_with_tls(
+        url,
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(ca),
+        },
+    )
+}
+
 impl RedisStore {
     /// Connects (commands and the bus subscriber) and registers this node for presence.
     pub async fn connect(
         url: &str,
         shutdown: CancellationToken,
     ) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(url)?;
+        Self::connect_with(redis::Client::open(url)?, shutdown).await
+    }
+
+    /// [`RedisStore::connect`] with a prepared client (e.g. TLS with a private CA, see
+    /// [`tls_client`]). Every connection of the store, the bus subscriber's too, comes from it.
+    pub async fn connect_with(
+        client: redis::Client,
+        shutdown: CancellationToken,
+    ) -> Result<Self, redis::RedisError> {
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(3)))
             .set_response_timeout(Some(Duration::from_secs(5)));
@@ -640,22 +693,8 @@ impl RedisStore {
         password_hash: &str,
         now: i64,
     ) -> StoreResult<UserRecord> {
-        let id: u64 = CREATE_USER
-            .arg(username.to_lowercase())
-            .arg(username)
-            .arg(password_hash)
-            .arg(now)
-            .invoke_async(&mut self.con())
-            .await?;
-        if id == 0 {
-            return Err(ApiError::new(ErrorCode::UsernameTaken, "that username is taken").into());
-        }
-        Ok(UserRecord {
-            id: UserId(id),
-            username: username.to_owned(),
-            password_hash: password_hash.to_owned(),
-            created_ts: now,
-        })
+        self.register_user(username, password_hash, now, super::Admission::Open)
+            .await
     }
 
     pub async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
@@ -665,20 +704,7 @@ impl RedisStore {
             .await?;
         let Some(id) = id else { return Ok(None) };
         let fields: HashMap<String, String> = con.hgetall(format!("user:{id}")).await?;
-        let get = |k: &str| {
-            fields
-                .get(k)
-                .cloned()
-                .ok_or_else(|| corrupt("user hash incomplete"))
-        };
-        Ok(Some(UserRecord {
-            id: UserId(id),
-            username: get("name")?,
-            password_hash: get("pw")?,
-            created_ts: get("created")?
-                .parse()
-                .map_err(|_| corrupt("user created"))?,
-        }))
+        user_from_fields(id, &fields).map(Some)
     }
 
     pub async fn users(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, String)>> {
@@ -759,11 +785,13 @@ impl RedisStore {
         token_hash: &str,
         now: i64,
         ttl_secs: u64,
+        max_age_secs: u64,
     ) -> StoreResult<Option<SessionRecord>> {
         let fields: Option<HashMap<String, String>> = TOUCH_SESSION
             .arg(token_hash)
             .arg(now)
             .arg(ttl_secs)
+            .arg(max_age_secs.saturating_mul(1000))
             .invoke_async(&mut self.con())
             .await?;
         fields
@@ -1136,6 +1164,26 @@ impl RedisStore {
             .await?;
         Ok(())
     }
+}
+
+/// A `user:{id}` hash as a record.
+fn user_from_fields(id: u64, fields: &HashMap<String, String>) -> StoreResult<UserRecord> {
+    let get = |k: &str| {
+        fields
+            .get(k)
+            .cloned()
+            .ok_or_else(|| corrupt("user hash incomplete"))
+    };
+    Ok(UserRecord {
+        id: UserId(id),
+        username: get("name")?,
+        password_hash: get("pw")?,
+        created_ts: get("created")?
+            .parse()
+            .map_err(|_| corrupt("user created"))?,
+        admin: fields.get("admin").is_some_and(|v| v == "1"),
+        disabled: fields.get("off").is_some_and(|v| v == "1"),
+    })
 }
 
 fn session_from_fields(

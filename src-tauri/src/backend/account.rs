@@ -132,6 +132,7 @@ impl Inner {
             username: username.trim().to_owned(),
             password: password.to_owned(),
             device: Some(self.options.device.clone()),
+            invite: None,
         }
     }
 
