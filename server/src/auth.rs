@@ -107,11 +107,14 @@ impl Hasher {
             )
         };
         // A permit per running job keeps the hand-off below from ever blocking.
+        let waiting = std::time::Instant::now();
         let permit =
             tokio::time::timeout(Duration::from_secs(5), self.permits.clone().acquire_owned())
-                .await
-                .map_err(|_| busy())?
-                .map_err(|_| busy())?;
+                .await;
+        crate::metrics::get()
+            .hash_wait
+            .record(waiting.elapsed().as_secs_f64());
+        let permit = permit.map_err(|_| busy())?.map_err(|_| busy())?;
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
             let _ = done.send(job());

@@ -555,10 +555,14 @@ pub async fn send(
         client_id,
         event_json: &event_json,
     };
-    Ok(state
+    let ack = state
         .store
         .append_message(msg, now_ms(), state.config.dedupe_ttl_secs, retention)
-        .await?)
+        .await?;
+    if !ack.duplicate {
+        crate::metrics::get().message(crate::metrics::MessageKind::Message);
+    }
+    Ok(ack)
 }
 
 /// Edits (`Some(body)`) or deletes (`None`) an own message; returns the change event's seq.
@@ -592,7 +596,13 @@ pub async fn change(
         body,
         event_json: &event_json,
     };
-    Ok(state.store.change_message(change, now_ms()).await?)
+    let seq = state.store.change_message(change, now_ms()).await?;
+    crate::metrics::get().message(if body.is_some() {
+        crate::metrics::MessageKind::Edit
+    } else {
+        crate::metrics::MessageKind::Delete
+    });
+    Ok(seq)
 }
 
 /// A history page; events are raw frames, parsed here for the REST response.

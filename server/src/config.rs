@@ -72,6 +72,12 @@ pub struct Config {
     pub session_max_age_secs: u64,
     /// Who may create an account with `POST /api/v1/register`.
     pub registration: Registration,
+    /// Address of the Prometheus metrics listener (`GET /metrics`), e.g. `127.0.0.1:9100`.
+    /// Unset: no metrics. Keep it off the public interface.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Log format on stderr: `text` (for people) or `json` (one object per line, for log
+    /// collectors). The level comes from `RUST_LOG` (default `info`).
+    pub log_format: LogFormat,
 }
 
 /// The `registration` setting.
@@ -84,6 +90,15 @@ pub enum Registration {
     Invite,
     /// Nobody can register; admins create accounts (`chat-server admin create-user`).
     Closed,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Default for Config {
@@ -116,6 +131,8 @@ impl Default for Config {
             shutdown_grace_secs: 10,
             session_max_age_secs: 90 * 24 * 3600,
             registration: Registration::Open,
+            metrics_listen: None,
+            log_format: LogFormat::Text,
         }
     }
 }

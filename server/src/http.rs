@@ -340,11 +340,28 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// How long `/readyz` waits for the store before answering 503.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "store reachable"), (status = 503, body = ErrorBody)))]
+    responses((status = 200, description = "store reachable, bus subscribed, not draining"),
+        (status = 503, body = ErrorBody)))]
 async fn readyz(State(state): State<AppState>) -> ApiResult<&'static str> {
-    state.store.ping().await?;
-    Ok("ready")
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::new(
+            ErrorCode::ServerBusy,
+            "shutting down; use another node",
+        ));
+    }
+    let unavailable = |what: &'static str| ApiError::new(ErrorCode::StoreUnavailable, what);
+    if !state.store.bus_ready() {
+        return Err(unavailable("not subscribed to the store's event bus"));
+    }
+    match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => Ok("ready"),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(unavailable("the store did not answer within a second")),
+    }
 }
 
 async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {

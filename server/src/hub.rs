@@ -348,8 +348,14 @@ impl Hub {
                 msg = bus.recv() => msg,
             };
             match msg {
-                Some(BusMsg::Payload(payload)) => self.dispatch(payload),
-                Some(BusMsg::Resync) => self.resync(&store).await,
+                Some(BusMsg::Payload(payload)) => {
+                    crate::metrics::bus_received(&payload);
+                    self.dispatch(payload)
+                }
+                Some(BusMsg::Resync) => {
+                    crate::metrics::get().bus_resyncs.increment(1);
+                    self.resync(&store).await
+                }
                 None => return,
             }
         }

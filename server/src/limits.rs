@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::LimitKind;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use protocol::UserId;
@@ -22,8 +23,10 @@ fn nz(n: u32) -> NonZeroU32 {
 
 fn verdict(
     result: Result<(), governor::NotUntil<<DefaultClock as Clock>::Instant>>,
+    kind: LimitKind,
 ) -> ApiResult<()> {
     result.map_err(|not_until| {
+        crate::metrics::get().rate_limited(kind);
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         ApiError::rate_limited(wait.as_millis().max(1) as u64)
     })
@@ -46,12 +49,12 @@ impl RateLimits {
 
     /// One message, edit or delete by `user`.
     pub fn message(&self, user: UserId) -> ApiResult<()> {
-        verdict(self.messages.check_key(&user))
+        verdict(self.messages.check_key(&user), LimitKind::Message)
     }
 
     /// One login or registration attempt from `ip`.
     pub fn login(&self, ip: IpAddr) -> ApiResult<()> {
-        verdict(self.logins.check_key(&ip))
+        verdict(self.logins.check_key(&ip), LimitKind::Login)
     }
 
     /// A new bucket for one connection's frames.
@@ -73,7 +76,7 @@ pub struct FrameBucket(DefaultDirectRateLimiter);
 
 impl FrameBucket {
     pub fn check(&self) -> ApiResult<()> {
-        verdict(self.0.check())
+        verdict(self.0.check(), LimitKind::Frame)
     }
 }
 

@@ -134,6 +134,7 @@ fn read_failure(e: axum::Error) -> Closing {
 /// on the way: a client cut off for flooding (4029) or for an oversized frame (1009) would see a
 /// bare "connection reset" instead of the code and reason.
 async fn close_with(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    crate::metrics::get().closed(code);
     let frame = CloseFrame {
         code,
         reason: Utf8Bytes::from_static(reason),
@@ -190,6 +191,7 @@ async fn run(state: AppState, mut socket: Box<WebSocket>) {
         .await;
         return;
     };
+    crate::metrics::get().connections_opened.increment(1);
     if first {
         let _ = state.presence.send(crate::presence::Change::Up(user));
     }
@@ -443,6 +445,7 @@ impl Connection {
                 self.emit(room, event.seq, member, Utf8Bytes::from(frame))
                     .await
                     .map_err(|_| FillError::Socket)?;
+                crate::metrics::get().delivered(crate::metrics::DeliveryKind::Replay, 1);
             }
         }
         Ok(())
@@ -509,6 +512,7 @@ impl Connection {
                 return Ok(());
             }
         }
+        crate::metrics::live_delivered(frame.as_str());
         self.emit(room, seq, member, frame)
             .await
             .map_err(|_| FillError::Socket)
@@ -525,11 +529,13 @@ impl Connection {
                     member,
                     frame,
                 } => self.deliver(room, seq, member, frame).await?,
-                Outbound::Frame(frame) => self
-                    .socket
-                    .feed(Message::Text(frame))
-                    .await
-                    .map_err(|_| FillError::Socket)?,
+                Outbound::Frame(frame) => {
+                    crate::metrics::get().delivered(crate::metrics::DeliveryKind::Ephemeral, 1);
+                    self.socket
+                        .feed(Message::Text(frame))
+                        .await
+                        .map_err(|_| FillError::Socket)?
+                }
                 Outbound::Probe { room, last_seq } => Box::pin(self.fill(room, last_seq)).await?,
             }
         }

@@ -158,6 +158,10 @@ async fn first_account_is_admin_and_admin_routes_work(backend: Backend) {
     create_invite(&alice.api, json!({"expires_in_secs": 10}))
         .await
         .expect_code(ErrorCode::BadRequest);
+    // serde would take an array for a struct; the body must be an object.
+    create_invite(&alice.api, json!([null, null]))
+        .await
+        .expect_code(ErrorCode::BadRequest);
 
     // The export is JSON lines starting with the format header.
     let (status, body) = alice

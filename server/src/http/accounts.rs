@@ -20,6 +20,29 @@ use protocol::rest::{
 };
 use protocol::{ErrorBody, UserId};
 
+/// A JSON body that must be an object (serde alone would also take `[...]` for a struct).
+pub struct Object<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned> axum::extract::FromRequest<AppState> for Object<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Json(value) = Json::<serde_json::Value>::from_request(req, state).await?;
+        if !value.is_object() {
+            return Err(ApiError::new(
+                protocol::ErrorCode::BadRequest,
+                "the body must be a JSON object",
+            ));
+        }
+        serde_json::from_value(value)
+            .map(Object)
+            .map_err(|e| ApiError::new(protocol::ErrorCode::BadRequest, e.to_string()))
+    }
+}
+
 /// An authenticated caller with the admin role. Checked before the body is read, so a
 /// non-admin is refused with `not_admin` whatever they send.
 pub struct Admin(pub UserId);
@@ -44,7 +67,7 @@ pub(super) async fn change_password(
     State(state): State<AppState>,
     client: ClientAddr,
     caller: Caller,
-    Json(req): Json<ChangePassword>,
+    Object(req): Object<ChangePassword>,
 ) -> ApiResult<StatusCode> {
     // Checking the current password costs a hash and is a guess: limited like login.
     check_login_rate(&state, client)?;
@@ -81,7 +104,7 @@ pub(super) async fn list_users(
 pub(super) async fn create_user(
     State(state): State<AppState>,
     _admin: Admin,
-    Json(req): Json<CreateUser>,
+    Object(req): Object<CreateUser>,
 ) -> ApiResult<(StatusCode, Json<AdminUser>)> {
     let user = accounts::create_user(
         &state.store,
@@ -101,7 +124,7 @@ pub(super) async fn update_user(
     State(state): State<AppState>,
     _admin: Admin,
     Path(user): Path<u64>,
-    Json(req): Json<UpdateUser>,
+    Object(req): Object<UpdateUser>,
 ) -> ApiResult<Json<AdminUser>> {
     let user = UserId(user);
     let mut view = None;
@@ -130,7 +153,7 @@ pub(super) async fn reset_password(
     State(state): State<AppState>,
     _admin: Admin,
     Path(user): Path<u64>,
-    Json(req): Json<ResetPassword>,
+    Object(req): Object<ResetPassword>,
 ) -> ApiResult<StatusCode> {
     accounts::reset_password(&state.store, &state.hasher, UserId(user), req.password).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -142,7 +165,7 @@ pub(super) async fn reset_password(
 pub(super) async fn create_invite(
     State(state): State<AppState>,
     Admin(admin): Admin,
-    Json(req): Json<NewInviteCode>,
+    Object(req): Object<NewInviteCode>,
 ) -> ApiResult<(StatusCode, Json<InviteCode>)> {
     let invite =
         accounts::create_invite(&state.store, Some(admin), req.uses, req.expires_in_secs).await?;

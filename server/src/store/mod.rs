@@ -8,10 +8,11 @@
 
 pub mod bus;
 pub mod dump;
+pub mod health;
 pub mod memory;
 pub mod redis;
 
-use crate::error::StoreResult;
+use crate::error::{StoreError, StoreResult};
 use protocol::event::Role;
 use protocol::rest::{RoomKind, SendAck, Visibility};
 use protocol::{RoomId, UserId};
@@ -176,10 +177,28 @@ macro_rules! delegate {
             $(
                 $(#[$doc])*
                 pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
-                    match self {
+                    static OP: std::sync::OnceLock<crate::metrics::StoreOp> = std::sync::OnceLock::new();
+                    let op = crate::metrics::get().store_op(&OP, stringify!($name));
+                    let started = std::time::Instant::now();
+                    let result = match self {
                         Store::Memory(s) => s.$name($($arg),*).await,
-                        Store::Redis(s) => s.$name($($arg),*).await,
+                        Store::Redis(s) => {
+                            // Known down: answer at once instead of waiting out reconnects.
+                            if s.health().is_down() {
+                                return Err(StoreError::Unreachable("the store is unreachable".into()));
+                            }
+                            let result = s.$name($($arg),*).await;
+                            if let Err(StoreError::Unreachable(_)) = &result {
+                                s.health().mark_down();
+                            }
+                            result
+                        }
+                    };
+                    op.duration.record(started.elapsed().as_secs_f64());
+                    if matches!(&result, Err(e) if !matches!(e, StoreError::Api(_))) {
+                        op.errors.increment(1);
                     }
+                    result
                 }
             )*
         }
@@ -294,6 +313,23 @@ impl Store {
         match self {
             Store::Memory(s) => s.epoch(),
             Store::Redis(s) => s.epoch(),
+        }
+    }
+
+    /// True while the store is known to be unreachable: store calls fail at once.
+    pub fn known_down(&self) -> bool {
+        match self {
+            Store::Memory(_) => false,
+            Store::Redis(s) => s.health().is_down(),
+        }
+    }
+
+    /// Whether this node receives every event from the bus (subscribed, and checked after a
+    /// reconnect).
+    pub fn bus_ready(&self) -> bool {
+        match self {
+            Store::Memory(_) => true,
+            Store::Redis(s) => s.bus_ready(),
         }
     }
 

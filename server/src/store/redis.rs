@@ -61,6 +61,7 @@ pub struct RedisStore {
     node: String,
     bus_rx: Mutex<Option<mpsc::UnboundedReceiver<BusMsg>>>,
     watch: Arc<Watch>,
+    health: Arc<super::health::Health>,
 }
 
 /// What the bus subscriber learns and the write path needs, to notice a store that lost data.
@@ -596,7 +597,10 @@ impl RedisStore {
     ) -> Result<Self, redis::RedisError> {
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(3)))
-            .set_response_timeout(Some(Duration::from_secs(5)));
+            .set_response_timeout(Some(Duration::from_secs(5)))
+            // Reconnect attempts at most this far apart: calls wait for the manager's current
+            // attempt once the store is back (see `health` for calls while it is down).
+            .set_max_delay(Duration::from_millis(500));
         let con = ConnectionManager::new_with_config(client.clone(), config).await?;
         let node = format!("{:016x}", rand::random::<u64>());
         let (tx, rx) = mpsc::unbounded_channel();
@@ -612,12 +616,22 @@ impl RedisStore {
             checked: AtomicBool::new(true),
             recheck: tokio::sync::Notify::new(),
         });
-        tokio::spawn(run_subscriber(client, pubsub, tx, shutdown, watch.clone()));
+        let health = Arc::new(super::health::Health::default());
+        tokio::spawn(health.clone().run_probe(client.clone(), shutdown.clone()));
+        tokio::spawn(run_subscriber(
+            client,
+            pubsub,
+            tx,
+            shutdown,
+            watch.clone(),
+            health.clone(),
+        ));
         Ok(Self {
             con,
             node,
             bus_rx: Mutex::new(Some(rx)),
             watch,
+            health,
         })
     }
 
@@ -672,6 +686,16 @@ impl RedisStore {
             "the store holds fewer events than this node saw handed out (writes lost); checking"
         );
         StoreError::Unavailable("the store lost writes; checking".into())
+    }
+
+    /// Whether the store is known to be unreachable (see [`super::health`]).
+    pub fn health(&self) -> &super::health::Health {
+        &self.health
+    }
+
+    /// Whether the bus is subscribed and, after a reconnect, checked.
+    pub fn bus_ready(&self) -> bool {
+        self.watch.checked.load(Ordering::Acquire)
     }
 
     pub fn take_bus(&self) -> Option<mpsc::UnboundedReceiver<BusMsg>> {
@@ -1279,6 +1303,7 @@ async fn run_subscriber(
     tx: mpsc::UnboundedSender<BusMsg>,
     shutdown: CancellationToken,
     watch: Arc<Watch>,
+    health: Arc<super::health::Health>,
 ) {
     loop {
         {
@@ -1289,7 +1314,12 @@ async fn run_subscriber(
                     _ = watch.recheck.notified() => break,
                     msg = stream.next() => msg,
                 };
-                let Some(msg) = msg else { break };
+                let Some(msg) = msg else {
+                    // Usually Redis stopped: if it cannot be reached, calls fail fast from
+                    // now on instead of each waiting for the reconnect.
+                    health.check_now(&client).await;
+                    break;
+                };
                 match msg.get_payload::<String>() {
                     Ok(payload) => {
                         watch.saw(&payload);

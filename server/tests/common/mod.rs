@@ -302,6 +302,11 @@ impl TestServer {
         }
     }
 
+    /// The metrics listener's address (when `metrics_listen` was set).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.running.as_ref().and_then(|r| r.metrics_addr())
+    }
+
     /// An HTTP client without a token.
     pub fn api(&self) -> Api {
         Api {
