@@ -12,8 +12,7 @@ use protocol::event::{EventBody, Role};
 use protocol::rest::{RoomKind, UserRef};
 use protocol::{ErrorCode, RoomId, UserId};
 
-/// Whether `user` moderates `room`: its owner. Server admins are the other moderators once
-/// accounts have an admin flag (hook: [`is_admin`]).
+/// Whether `user` moderates `room`: its owner, or a server admin ([`is_admin`]).
 pub async fn moderates(state: &AppState, room: RoomId, user: UserId) -> ApiResult<bool> {
     if state.store.role(room, user).await? == Some(Role::Owner) {
         return Ok(true);
@@ -21,10 +20,9 @@ pub async fn moderates(state: &AppState, room: RoomId, user: UserId) -> ApiResul
     is_admin(state, user).await
 }
 
-/// Server-wide admins moderate every room. No account has the flag yet: the account/admin
-/// work adds it to the store; this is the one place to ask it.
-pub async fn is_admin(_state: &AppState, _user: UserId) -> ApiResult<bool> {
-    Ok(false)
+/// Server-wide admins (not disabled) moderate every room they are in.
+pub async fn is_admin(state: &AppState, user: UserId) -> ApiResult<bool> {
+    Ok(matches!(state.store.user(user).await?, Some(u) if u.admin && !u.disabled))
 }
 
 fn limit_reached(message: &'static str) -> ApiError {

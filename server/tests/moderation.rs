@@ -53,6 +53,7 @@ impl ModerationApi for Api {
 
 backend_tests!(
     owner_deletes_others_messages_members_cannot,
+    server_admin_moderates_rooms_they_do_not_own,
     ban_removes_and_keeps_out_until_unbanned,
     block_refuses_direct_rooms_and_invites,
     rate_limits_and_caps_on_rooms_dms_and_invites,
@@ -60,6 +61,37 @@ backend_tests!(
     bidi_and_zero_width_refused_in_names_not_messages,
     confusable_usernames_cannot_both_register,
 );
+
+async fn server_admin_moderates_rooms_they_do_not_own(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    // The store's first account is its admin.
+    let admin = server.user("admin").await;
+    let bob = server.user("bob").await;
+    let carol = server.user("carol").await;
+    let room = bob
+        .api
+        .create_room("bobs", Visibility::Public)
+        .await
+        .unwrap();
+    admin.api.join(room.id).await.unwrap();
+    carol.api.join(room.id).await.unwrap();
+    let msg = carol.api.say(room.id, "abuse from carol").await;
+    // Carol, a plain member, cannot moderate; the admin, a plain member too, can.
+    carol
+        .api
+        .ban(room.id, bob.id)
+        .await
+        .expect_code(ErrorCode::NotOwner);
+    admin.api.delete_message(room.id, msg.seq).await.unwrap();
+    let events = bob.api.all_events(room.id).await.unwrap();
+    let original = events.iter().find(|e| e.seq == msg.seq).unwrap();
+    assert!(
+        matches!(&original.event, EventBody::Message { deleted: true, body, .. } if body.is_empty()),
+        "{original:?}"
+    );
+    admin.api.ban(room.id, carol.id).await.unwrap();
+    carol.api.join(room.id).await.expect_code(ErrorCode::Banned);
+}
 
 async fn owner_deletes_others_messages_members_cannot(backend: Backend) {
     let server = TestServer::start(backend).await;
