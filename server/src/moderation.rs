@@ -121,6 +121,7 @@ pub async fn ban(state: &AppState, by: UserId, room: RoomId, user: UserId) -> Ap
 /// Lifts a ban; the user may join or be invited again.
 pub async fn unban(state: &AppState, by: UserId, room: RoomId, user: UserId) -> ApiResult<()> {
     moderated_room(state, by, room).await?;
+    existing_user(state, user).await?;
     state.store.set_ban(room, user, false).await?;
     Ok(())
 }
@@ -151,15 +152,22 @@ pub async fn block(state: &AppState, user: UserId, other: UserId) -> ApiResult<(
             "you cannot block yourself",
         ));
     }
-    if state.store.users(&[other]).await?.is_empty() {
-        return Err(ApiError::new(ErrorCode::UserNotFound, "no such user"));
-    }
+    existing_user(state, other).await?;
     state.store.set_block(user, other, true).await?;
     Ok(())
 }
 
 pub async fn unblock(state: &AppState, user: UserId, other: UserId) -> ApiResult<()> {
+    existing_user(state, other).await?;
     state.store.set_block(user, other, false).await?;
+    Ok(())
+}
+
+/// `user_not_found` for an id no account has (block, unblock, unban alike).
+async fn existing_user(state: &AppState, user: UserId) -> ApiResult<()> {
+    if state.store.users(&[user]).await?.is_empty() {
+        return Err(ApiError::new(ErrorCode::UserNotFound, "no such user"));
+    }
     Ok(())
 }
 

@@ -261,6 +261,11 @@ async fn block_refuses_direct_rooms_and_invites(backend: Backend) {
     // One-way: alice may still write to pest. After unblocking, pest may write again.
     alice.api.say(dm.id, "go away").await;
     alice.api.unblock(pest.id).await.unwrap();
+    alice
+        .api
+        .unblock(UserId(9_999_999))
+        .await
+        .expect_code(ErrorCode::UserNotFound);
     assert!(alice.api.blocks().await.unwrap().is_empty());
     pest.api.open_dm(alice.id).await.expect("dm after unblock");
     pest.api.say(dm.id, "sorry").await;
