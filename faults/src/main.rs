@@ -4,7 +4,8 @@
 //! faults run --seed N [--only KIND] [--json] [--keep]   one run; replays exactly from its seed
 //! faults campaign [--runs N] [--jobs J] [--seed S] [--only KIND] [--out FILE] [--doc FILE]
 //! faults node                                           a chat-server node (used by the runs)
-//! faults rolling [--nodes N] [--clients C] [--rounds R] [--between-ms MS] [--send-every-ms MS] [--json]
+//! faults rolling [--nodes N] [--clients C] [--rounds R] [--between-ms MS] [--send-every-ms MS]
+//!                [--reconnect-bound-ms MS] [--json] [--keep]
 //!                                                       rolling restart behind nginx (issue 12)
 //! ```
 //!
@@ -145,6 +146,7 @@ async fn rolling(args: &Args) -> Result<ExitCode, String> {
         rounds: num("--rounds", 1)?.max(1) as usize,
         between_ms: num("--between-ms", 2000)?,
         send_every_ms: num("--send-every-ms", 100)?,
+        reconnect_bound_ms: num("--reconnect-bound-ms", 5000)?,
     };
     let base = run::default_base();
     let dir = run::run_dir(&base, 0).map_err(|e| e.to_string())?;

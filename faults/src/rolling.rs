@@ -1,21 +1,26 @@
 //! The rolling restart (issue 12): every node restarted in turn (SIGTERM, then started again
-//! and waited for on `/readyz`) while scripted clients keep sending through nginx, as an
-//! operator upgrades a deployment. Passes when the history checker finds nothing lost,
-//! duplicated or reordered, and no client reconnected more often than nodes were restarted
-//! (a client is moved at most once by each restart: when its own node goes).
+//! and waited for on `/readyz`) while scripted clients keep sending through Debian's nginx
+//! running the shipped `deploy/nginx/chat.conf` (plain HTTP: `testkit::proxy`), as an operator
+//! upgrades a deployment. It passes when what an operator and the users would observe is right:
+//!
+//! - the history checker finds nothing lost, duplicated or reordered;
+//! - each node drains on SIGTERM: it exits by itself with status 0 (not killed), and every socket
+//!   it closed was told 1001 "going away" (no other close code reached any client, and every
+//!   reconnect followed such a close);
+//! - no client reconnected more often than nodes were restarted (a client is moved at most once
+//!   by each restart: when its own node goes), and each was back (`ready` again) within
+//!   `reconnect_bound_ms` of losing its socket.
 
 use crate::checker::{self, Canonical, ClientObs, Findings, Volume};
 use crate::client::{Client, ClientSpec, LiveNodes};
-use crate::procs::{free_port, Node, Persistence, Redis};
+use crate::procs::{Node, Persistence, Redis, Stopped};
 use crate::rest::Rest;
 use protocol::RoomId;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
 /// What to run.
@@ -29,6 +34,8 @@ pub struct Options {
     pub between_ms: u64,
     /// Mean time between messages of one client.
     pub send_every_ms: u64,
+    /// Longest a client may be without an authenticated socket after losing one.
+    pub reconnect_bound_ms: u64,
 }
 
 /// What happened.
@@ -39,8 +46,12 @@ pub struct Report {
     pub restarts: usize,
     /// Seconds each restart took, SIGTERM to `/readyz` 200.
     pub restart_secs: Vec<f64>,
+    /// How each node ended after its SIGTERM, in restart order.
+    pub drains: Vec<Stopped>,
     /// Per client: sockets opened after the first.
     pub reconnects: Vec<u32>,
+    /// The longest time any client was without a socket (lost → `ready` again), ms.
+    pub outage_ms_max: u64,
     /// Close codes received, with counts.
     pub closes: BTreeMap<u16, u32>,
     pub volume: Volume,
@@ -52,13 +63,15 @@ pub struct Report {
 impl Report {
     pub fn line(&self) -> String {
         format!(
-            "rolling restart: {} nodes × {} rounds = {} restarts (each {:.1}–{:.1} s) under {} clients via nginx: \
-             sent={} delivered={} lost={} dup={} reord={} reconnects per client max={} (limit {}) closes={:?} {}",
+            "rolling restart: {} nodes × {} rounds = {} restarts (each {:.1}–{:.1} s, drains {}) under {} clients via nginx: \
+             sent={} delivered={} lost={} dup={} reord={} reconnects per client max={} (limit {}) \
+             back within {} ms (limit {}) closes={:?} {}",
             self.options.nodes,
             self.options.rounds,
             self.restarts,
             self.restart_secs.iter().copied().fold(f64::INFINITY, f64::min),
             self.restart_secs.iter().copied().fold(0.0, f64::max),
+            self.drains_line(),
             self.options.clients,
             self.volume.sent,
             self.volume.delivered,
@@ -67,99 +80,44 @@ impl Report {
             self.findings.reordered.len() + self.findings.gapped.len(),
             self.reconnects.iter().max().copied().unwrap_or(0),
             self.restarts,
+            self.outage_ms_max,
+            self.options.reconnect_bound_ms,
             self.closes,
             if self.ok { "ok" } else { "FAIL" },
         )
     }
-}
 
-/// nginx in front of the nodes, as in the operations guide: WebSocket upgrade passed through,
-/// a refused connection (a node that is restarting) retried on another node.
-struct Nginx {
-    addr: SocketAddr,
-    child: Child,
-}
+    fn drains_line(&self) -> String {
+        if self.drains_clean() {
+            let secs = self.drains.iter().filter_map(|d| match d {
+                Stopped::Exited { secs, .. } => Some(*secs),
+                _ => None,
+            });
+            format!("clean, ≤{:.1} s", secs.fold(0.0, f64::max))
+        } else {
+            format!("NOT clean: {:?}", self.drains)
+        }
+    }
 
-impl Nginx {
-    async fn start(dir: &Path, upstreams: &[SocketAddr]) -> Result<Nginx, String> {
-        let port = free_port()?;
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let root = dir.join("nginx");
-        for sub in ["", "tmp", "logs"] {
-            std::fs::create_dir_all(root.join(sub)).map_err(|e| format!("nginx dir: {e}"))?;
-        }
-        let servers: String = upstreams
-            .iter()
-            .map(|a| format!("    server {a} max_fails=1 fail_timeout=2s;\n"))
-            .collect();
-        let conf = NGINX_CONF
-            .replace("{root}", &root.display().to_string())
-            .replace("{listen}", &addr.to_string())
-            .replace("{servers}", &servers);
-        let path = root.join("nginx.conf");
-        std::fs::write(&path, conf).map_err(|e| format!("nginx.conf: {e}"))?;
-        let child = Command::new(nginx_binary())
-            .arg("-p")
-            .arg(&root)
-            .arg("-c")
-            .arg(&path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start nginx: {e}"))?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            if Instant::now() > deadline {
-                return Err("nginx did not listen within 10 s".into());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok(Nginx { addr, child })
+    /// Every node exited by itself with status 0 after its SIGTERM.
+    pub fn drains_clean(&self) -> bool {
+        self.drains.len() == self.restarts
+            && self
+                .drains
+                .iter()
+                .all(|d| matches!(d, Stopped::Exited { success: true, .. }))
+    }
+
+    /// Every close a client received was 1001 (going away), and every reconnect followed one.
+    pub fn closes_clean(&self) -> bool {
+        let going_away = self.closes.get(&protocol::close::GOING_AWAY).copied();
+        let reconnects: u32 = self.reconnects.iter().sum();
+        self.closes
+            .keys()
+            .all(|c| *c == protocol::close::GOING_AWAY)
+            && going_away.unwrap_or(0) == reconnects
     }
 }
-
-fn nginx_binary() -> PathBuf {
-    ["/usr/sbin/nginx", "/usr/local/sbin/nginx"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("nginx"))
-}
-
-/// The proxy configuration (placeholders filled in by [`Nginx::start`]).
-const NGINX_CONF: &str = r#"daemon off;
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path {root}/tmp/body;
-  proxy_temp_path {root}/tmp/proxy;
-  fastcgi_temp_path {root}/tmp/fastcgi;
-  uwsgi_temp_path {root}/tmp/uwsgi;
-  scgi_temp_path {root}/tmp/scgi;
-  map $http_upgrade $connection_upgrade { default upgrade; '' close; }
-  upstream chat {
-{servers}  }
-  server {
-    listen {listen};
-    location / {
-      proxy_pass http://chat;
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection $connection_upgrade;
-      proxy_set_header X-Request-Id $request_id;
-      proxy_read_timeout 120s;
-      proxy_connect_timeout 1s;
-      proxy_next_upstream error timeout http_502 http_503;
-      proxy_next_upstream_tries 3;
-    }
-  }
-}
-"#;
 
 /// Runs the rolling restart in `dir` with node processes from `exe` (`faults node`).
 pub async fn run(options: Options, exe: &Path, dir: &Path) -> Report {
@@ -169,7 +127,9 @@ pub async fn run(options: Options, exe: &Path, dir: &Path) -> Report {
         ok: false,
         restarts: 0,
         restart_secs: Vec::new(),
+        drains: Vec::new(),
         reconnects: Vec::new(),
+        outage_ms_max: 0,
         closes: BTreeMap::new(),
         volume: Volume::default(),
         findings: Findings::default(),
@@ -183,7 +143,12 @@ pub async fn run(options: Options, exe: &Path, dir: &Path) -> Report {
         .reconnects
         .iter()
         .all(|n| *n as usize <= report.restarts);
-    report.ok = report.error.is_none() && report.findings.is_clean() && reconnects_ok;
+    report.ok = report.error.is_none()
+        && report.findings.is_clean()
+        && reconnects_ok
+        && report.outage_ms_max <= options.reconnect_bound_ms
+        && report.drains_clean()
+        && report.closes_clean();
     report.secs = started.elapsed().as_secs_f64();
     report
 }
@@ -198,10 +163,19 @@ async fn execute(
     let mut nodes = Vec::new();
     for i in 0..options.nodes {
         let url = format!("redis://{}/", redis.addr);
-        nodes.push(Node::start(exe, i, url, dir.join(format!("node{i}.log"))).await?);
+        let log = dir.join(format!("node{i}.log"));
+        // Production settings where the fault runs shrink them: the default outbound queue
+        // (the fault runs use 16 to provoke slow-consumer closes), a 5 s drain.
+        let env = vec![
+            ("CHAT_OUTBOUND_QUEUE".to_owned(), "1024".to_owned()),
+            ("CHAT_SHUTDOWN_GRACE_SECS".to_owned(), "5".to_owned()),
+        ];
+        nodes.push(Node::start_with(exe, i, url, log, env).await?);
     }
     let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
-    let mut nginx = Nginx::start(dir, &addrs).await?;
+    let nginx_dir = dir.join("nginx");
+    std::fs::create_dir_all(&nginx_dir).map_err(|e| format!("nginx dir: {e}"))?;
+    let mut nginx = testkit::proxy::nginx(&nginx_dir, None, &addrs).await?;
     let rest = Rest::new(format!("http://{}", nginx.addr));
 
     // Everyone in one public room; pairs in direct rooms.
@@ -259,7 +233,7 @@ async fn execute(
         for node in &mut nodes {
             tokio::time::sleep(Duration::from_millis(options.between_ms)).await;
             let t = Instant::now();
-            node.term().await;
+            report.drains.push(node.term().await);
             node.up().await?;
             report.restart_secs.push(t.elapsed().as_secs_f64());
             report.restarts += 1;
@@ -287,6 +261,11 @@ async fn execute(
         .iter()
         .map(|s| s.connects.saturating_sub(1))
         .collect();
+    report.outage_ms_max = states
+        .iter()
+        .flat_map(|s| s.outages_ms.iter().copied())
+        .max()
+        .unwrap_or(0);
     for code in states.iter().flat_map(|s| s.closes.iter()) {
         *report.closes.entry(*code).or_default() += 1;
     }
@@ -299,7 +278,11 @@ async fn execute(
     for n in &mut nodes {
         n.kill9().await;
     }
-    let _ = nginx.child.kill().await;
+    let log = nginx.log();
+    nginx.stop();
+    if log.contains("[emerg]") || log.contains("[crit]") {
+        return Err(format!("nginx: {log}"));
+    }
     redis.kill9().await;
     Ok(())
 }
