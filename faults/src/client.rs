@@ -367,6 +367,7 @@ impl Client {
                         room: c.room,
                         id: c.id.clone(),
                         body,
+                        reply_to: None,
                     });
                 }
                 (frames, st.offline, st.slow, st.done)

@@ -568,6 +568,7 @@ impl Cache {
                 body,
                 edited_ts,
                 deleted,
+                ..
             } => {
                 let inserted = upsert_message(
                     &mut tx,
@@ -708,6 +709,11 @@ impl Cache {
                 }
                 changes.rooms_changed = true;
             }
+            // Reactions and kinds this client does not show yet (issue 13): the seq still
+            // counts as synced below.
+            EventBody::ReactionAdded { .. }
+            | EventBody::ReactionRemoved { .. }
+            | EventBody::Unknown => {}
         }
         sqlx::query(
             "UPDATE rooms SET synced_seq = ?2, last_seq = max(last_seq, ?2), \
@@ -749,6 +755,7 @@ impl Cache {
                 body,
                 edited_ts,
                 deleted,
+                ..
             } = &event.event
             {
                 upsert_message(
@@ -1462,6 +1469,8 @@ mod tests {
                 body: body.to_owned(),
                 edited_ts: None,
                 deleted: false,
+                reply_to: None,
+                reactions: Vec::new(),
             },
         }
     }
