@@ -469,6 +469,7 @@ async fn edit_and_delete(backend: Backend) {
             EventBody::MemberJoined { .. } => "joined",
             EventBody::MemberLeft { .. } => "left",
             EventBody::OwnerChanged { .. } => "owner",
+            _ => "other",
         })
         .collect();
     assert_eq!(
