@@ -98,7 +98,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         limits: Arc::new(limits::RateLimits::new(&config)),
         config: Arc::new(config),
         store: store.clone(),
-        hub: Arc::new(hub::Hub::default()),
+        hub: Arc::new(hub::Hub::new(shutdown.clone())),
         shutdown: shutdown.clone(),
         presence: presence_tx,
     };

@@ -524,12 +524,11 @@ impl Connection {
 
     /// The main loop: live events out, client frames in, until something ends it.
     async fn serve(&mut self, token_hash: &str) -> Closing {
-        let shutdown = self.state.shutdown.clone();
         let handle = self.handle.clone();
-        // Created once: re-creating them on every turn of the loop would re-register wakers.
+        // Created once: re-creating it on every turn of the loop would re-register wakers. It
+        // also ends the loop on shutdown (the kill token is a child of the shutdown token).
         let killed = handle.killed();
-        let stopping = shutdown.cancelled();
-        tokio::pin!(killed, stopping);
+        tokio::pin!(killed);
         let mut batch = VecDeque::new();
         let refresh_every =
             Duration::from_secs((self.state.config.session_ttl_secs / 4).clamp(30, 3600));
@@ -542,7 +541,6 @@ impl Connection {
             tokio::select! {
                 biased;
                 (code, reason) = &mut killed => return Closing(code, reason),
-                _ = &mut stopping => return Closing(close::GOING_AWAY, "server shutting down; reconnect"),
                 _ = handle.queued() => {
                     match self.drain(&mut batch).await {
                         Ok(()) => {}
