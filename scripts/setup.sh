@@ -16,6 +16,7 @@ APT_PACKAGES=(
   dbus gnome-keyring keyutils libsecret-1-dev      # a real keychain (Secret Service) for tests
   pkg-config build-essential curl
   python3 python3-venv                             # schemathesis (REST fuzzing) in a venv
+  nginx                                            # reverse-proxy test (server/tests/proxy.rs)
 )
 
 if command -v apt-get >/dev/null 2>&1; then
@@ -63,5 +64,12 @@ if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "version $SCHEMATH
   echo "setup: schemathesis $SCHEMATHESIS into $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS"
+fi
+# A WebSocket client that is not ours, for the conformance tests (server/tests/conformance.rs).
+WEBSOCKETS=15.0.1
+if ! "$VENV/bin/python" -c "import websockets, sys; sys.exit(websockets.__version__ != '$WEBSOCKETS')" 2>/dev/null; then
+  echo "setup: websockets $WEBSOCKETS into $VENV"
+  [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "websockets==$WEBSOCKETS"
 fi
 echo "setup: ok"

@@ -6,7 +6,7 @@ use figment::Figment;
 use protocol::limits::Limits;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Everything an operator can set. See `chat-server.example.toml` for a commented copy.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,8 +36,23 @@ pub struct Config {
     /// Per-connection frame rate (all frames) and burst.
     pub frames_per_sec: u32,
     pub frames_burst: u32,
-    /// Login/register attempts per client IP per minute.
+    /// Login/register attempts per client address per minute (IPv6: per /64).
     pub logins_per_min: u32,
+    /// Failed logins one account absorbs at once before it is throttled (see docs/SECURITY.md).
+    pub login_failures_burst: u32,
+    /// Failed logins per account per hour after the burst (the bucket refills at this rate).
+    pub login_failures_per_hour: u32,
+    /// PEM certificate chain (leaf first) for built-in TLS; with `tls_key`, the server speaks
+    /// only https/wss. Re-read on SIGHUP.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Reverse proxies (IP addresses or CIDR ranges) whose `X-Forwarded-For` is believed. The
+    /// client address for rate limits and logs is then the rightmost address in that header
+    /// that is not itself a trusted proxy. Empty: the TCP peer address is always used.
+    pub trusted_proxies: Vec<String>,
+    /// PEM CA certificate(s) to verify a `rediss://` Redis with, instead of the system store.
+    pub redis_ca: Option<PathBuf>,
     /// Outbound frames queued per connection before it is closed as a slow consumer (4008).
     pub outbound_queue: usize,
     /// Authenticated sockets one account may hold on this node; more are refused with
@@ -70,6 +85,12 @@ impl Default for Config {
             frames_per_sec: 50,
             frames_burst: 100,
             logins_per_min: 30,
+            login_failures_burst: 10,
+            login_failures_per_hour: 20,
+            tls_cert: None,
+            tls_key: None,
+            trusted_proxies: Vec::new(),
+            redis_ca: None,
             outbound_queue: 1024,
             max_sockets_per_user: 32,
             max_concurrent_hashes: 4,
@@ -139,6 +160,8 @@ impl Config {
             self.frames_per_sec,
             self.frames_burst,
             self.logins_per_min,
+            self.login_failures_burst,
+            self.login_failures_per_hour,
         ]
         .contains(&0)
         {
@@ -160,6 +183,20 @@ impl Config {
             {
                 return bad("redis_url must start with redis://, rediss:// or unix://");
             }
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return bad("tls_cert and tls_key go together: set both for built-in TLS, or neither");
+        }
+        if let Err(e) = crate::client_addr::TrustedProxies::parse(&self.trusted_proxies) {
+            return Err(ConfigError::Invalid(format!("trusted_proxies: {e}")));
+        }
+        if self.redis_ca.is_some()
+            && !self
+                .redis_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("rediss://"))
+        {
+            return bad("redis_ca is only used with a rediss:// redis_url");
         }
         for origin in &self.allowed_origins {
             if !(origin.starts_with("http://") || origin.starts_with("https://"))

@@ -134,4 +134,8 @@ pub enum Error {
     Redis(#[from] redis::RedisError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("TLS configuration: {0}")]
+    TlsConfig(#[from] rustls::Error),
 }

@@ -5,17 +5,17 @@
 
 use crate::auth::Caller;
 use crate::chat;
+use crate::client_addr::{net_key, ClientAddr};
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, State};
+use axum::extract::{FromRequest, FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 use protocol::rest::*;
 use protocol::{ErrorBody, ErrorCode, RoomId, UserId};
-use std::net::SocketAddr;
 use utoipa::OpenApi;
 
 /// `axum::Json` with typed errors.
@@ -60,19 +60,19 @@ impl From<PathRejection> for ApiError {
     }
 }
 
-/// Per-IP limit on register and login (each costs an argon2 hash).
-fn check_login_rate(state: &AppState, peer: SocketAddr) -> ApiResult<()> {
-    state.limits.login(peer.ip())
+/// Per-address limit on register and login (each costs an argon2 hash); IPv6 per /64.
+fn check_login_rate(state: &AppState, client: ClientAddr) -> ApiResult<()> {
+    state.limits.login(net_key(client.0))
 }
 
 #[utoipa::path(post, path = "/api/v1/register", request_body = Credentials, tag = "accounts",
     responses((status = 201, body = AuthResponse), (status = "4XX", body = ErrorBody)))]
 async fn register(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     Json(creds): Json<Credentials>,
 ) -> ApiResult<(StatusCode, Json<AuthResponse>)> {
-    check_login_rate(&state, peer)?;
+    check_login_rate(&state, client)?;
     Ok((
         StatusCode::CREATED,
         Json(chat::register(&state, creds).await?),
@@ -83,11 +83,21 @@ async fn register(
     responses((status = 200, body = AuthResponse), (status = "4XX", body = ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     Json(creds): Json<Credentials>,
 ) -> ApiResult<Json<AuthResponse>> {
-    check_login_rate(&state, peer)?;
-    Ok(Json(chat::login(&state, creds).await?))
+    check_login_rate(&state, client)?;
+    // Per account too (docs/SECURITY.md, "Password guessing").
+    let net = net_key(client.0);
+    let username = creds.username.clone();
+    let attempt = state
+        .login_throttle
+        .attempt(&username, net, std::time::Instant::now())?;
+    let auth = chat::login(&state, creds).await?;
+    state
+        .login_throttle
+        .succeeded(&username, net, attempt, std::time::Instant::now());
+    Ok(Json(auth))
 }
 
 #[utoipa::path(post, path = "/api/v1/logout", tag = "accounts", security(("bearer" = [])),

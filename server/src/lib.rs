@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod chat;
+pub mod client_addr;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -13,6 +14,8 @@ pub mod hub;
 pub mod limits;
 pub mod presence;
 pub mod store;
+pub mod throttle;
+pub mod tls;
 pub mod ws;
 
 pub use config::Config;
@@ -35,6 +38,10 @@ pub struct AppState {
     pub hub: Arc<hub::Hub>,
     pub hasher: Arc<auth::Hasher>,
     pub limits: Arc<limits::RateLimits>,
+    /// Failed-login budget per account.
+    pub login_throttle: Arc<throttle::LoginThrottle>,
+    /// Whose `X-Forwarded-For` to believe (`trusted_proxies`).
+    pub proxies: Arc<client_addr::TrustedProxies>,
     /// Cancelled when the server shuts down; every connection watches it.
     pub shutdown: CancellationToken,
     /// This node's presence changes, applied in order by [`presence::run`].
@@ -44,19 +51,25 @@ pub struct AppState {
 /// The whole HTTP surface for `state`.
 pub fn app(state: AppState) -> Router {
     let max_body = state.config.limits.max_frame_bytes;
+    let proxies = state.proxies.clone();
     http::router()
         .route("/ws", get(ws::upgrade))
         // Enforced by the body extractors, so an oversized body gets the typed 413 error.
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            TraceLayer::new_for_http().make_span_with(move |req: &axum::http::Request<_>| {
                 // The matched route, never the raw URI: no ids or query strings in logs.
                 let route = req
                     .extensions()
                     .get::<axum::extract::MatchedPath>()
                     .map_or("unmatched", axum::extract::MatchedPath::as_str)
                     .to_owned();
-                tracing::info_span!("request", method = %req.method(), route)
+                let peer = req
+                    .extensions()
+                    .get::<axum::extract::ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip());
+                let client = peer.map(|ip| proxies.client(ip, req.headers()));
+                tracing::info_span!("request", method = %req.method(), route, client = ?client)
             }),
         )
         .with_state(state)
@@ -68,6 +81,8 @@ pub struct Running {
     state: AppState,
     server: JoinHandle<()>,
     tasks: Vec<JoinHandle<()>>,
+    /// The certificate in use when serving TLS (`tls_cert`/`tls_key`).
+    tls: Option<Arc<tls::CertStore>>,
 }
 
 /// Connects the store, binds `config.listen` and starts serving.
@@ -76,12 +91,30 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let shutdown = CancellationToken::new();
     let store = match &config.redis_url {
         Some(url) => {
-            store::Store::Redis(store::redis::RedisStore::connect(url, shutdown.clone()).await?)
+            let client = match &config.redis_ca {
+                Some(ca) => {
+                    let pem = std::fs::read(ca).map_err(|source| {
+                        Error::Tls(tls::TlsError::Read {
+                            path: ca.clone(),
+                            source,
+                        })
+                    })?;
+                    store::redis::tls_client(url, pem)?
+                }
+                None => redis::Client::open(url.as_str())?,
+            };
+            store::Store::Redis(
+                store::redis::RedisStore::connect_with(client, shutdown.clone()).await?,
+            )
         }
         None => store::Store::Memory(Box::default()),
     };
     store.ping().await?;
     let store = Arc::new(store);
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::CertStore::load(cert, key)?),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| Error::Bind {
@@ -96,6 +129,15 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let state = AppState {
         hasher: Arc::new(auth::Hasher::new(config.max_concurrent_hashes)),
         limits: Arc::new(limits::RateLimits::new(&config)),
+        login_throttle: Arc::new(throttle::LoginThrottle::new(
+            config.login_failures_burst,
+            config.login_failures_per_hour,
+            Duration::from_secs(config.session_ttl_secs),
+        )),
+        proxies: Arc::new(
+            client_addr::TrustedProxies::parse(&config.trusted_proxies)
+                .map_err(|e| config::ConfigError::Invalid(format!("trusted_proxies: {e}")))?,
+        ),
         config: Arc::new(config),
         store: store.clone(),
         hub: Arc::new(hub::Hub::new(shutdown.clone())),
@@ -120,7 +162,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     ))];
     tasks.push(tokio::spawn(presence::run(state.clone(), presence_rx)));
     tasks.push(tokio::spawn(forget_idle_limits(state.clone())));
-    tracing::info!(%addr, store = state.store.kind(), "chat server listening");
+    tracing::info!(%addr, store = state.store.kind(), tls = tls.is_some(), "chat server listening");
     if state.config.redis_url.is_none() {
         tracing::warn!(
             "no redis_url configured: using the embedded store (single node, data is lost on exit)"
@@ -128,26 +170,35 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     }
     let app = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let stop = shutdown.clone();
-    let server = tokio::spawn(async move {
-        // No Nagle: a reply written right after another frame must not wait for the client's
-        // delayed ACK (up to 40 ms on Linux) before it leaves.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "server stopped with an error");
+    // No Nagle: a reply written right after another frame must not wait for the client's
+    // delayed ACK (up to 40 ms on Linux) before it leaves.
+    let server = match &tls {
+        None => tokio::spawn(serve(
+            axum::serve::ListenerExt::tap_io(listener, |tcp| nodelay(tcp)),
+            app,
+            stop,
+        )),
+        Some(certs) => {
+            let listener =
+                tls::TlsListener::new(listener, certs.server_config()?).map_err(|source| {
+                    Error::Bind {
+                        addr: state.config.listen,
+                        source,
+                    }
+                })?;
+            tokio::spawn(serve(
+                axum::serve::ListenerExt::tap_io(listener, |tls| nodelay(tls.get_ref().0)),
+                app,
+                stop,
+            ))
         }
-    });
+    };
     Ok(Running {
         addr,
         state,
         server,
         tasks,
+        tls,
     })
 }
 
@@ -155,6 +206,25 @@ impl Running {
     /// The address the server listens on (useful with port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `https` when serving TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// Reads `tls_cert` and `tls_key` again (SIGHUP): new connections get the new certificate,
+    /// open ones keep theirs. A pair that cannot be used keeps the old one; the error says why.
+    /// Without TLS there is nothing to reload.
+    pub fn reload_tls(&self) -> Result<(), tls::TlsError> {
+        match &self.tls {
+            Some(certs) => certs.reload(),
+            None => Ok(()),
+        }
     }
 
     /// The server's shared state (for tests and embedding).
@@ -204,12 +274,38 @@ impl Running {
     }
 }
 
+fn nodelay(tcp: &tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+    }
+}
+
+/// Serves `app` on `listener` (plain TCP or [`tls::TlsListener`]) until `stop`.
+async fn serve<L>(
+    listener: L,
+    app: axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr>,
+    stop: CancellationToken,
+) where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+    for<'a> SocketAddr: axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
+{
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "server stopped with an error");
+    }
+}
+
 async fn forget_idle_limits(state: AppState) {
     let mut tick = tokio::time::interval(limits::FORGET_EVERY);
     loop {
         tokio::select! {
             _ = state.shutdown.cancelled() => return,
-            _ = tick.tick() => state.limits.forget_idle(),
+            _ = tick.tick() => {
+                state.limits.forget_idle();
+                state.login_throttle.forget_idle(std::time::Instant::now());
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
 //! `chat-server`: loads the configuration, sets up logging, serves until SIGTERM or Ctrl-C.
+//! SIGHUP re-reads the TLS certificate and key (`tls_cert`, `tls_key`).
 
 use chat_server::Config;
 use clap::Parser;
@@ -31,6 +32,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let signals = Signals::register();
     let server = match chat_server::start(config).await {
         Ok(server) => server,
         Err(e) => {
@@ -38,29 +40,77 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("chat-server listening on http://{}", server.addr());
-    wait_for_signal().await;
+    println!(
+        "chat-server listening on {}://{}",
+        server.scheme(),
+        server.addr()
+    );
+    signals.wait(&server).await;
     server.shutdown().await;
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+fn reload(server: &chat_server::Running) {
+    if server.scheme() != "https" {
+        tracing::info!("SIGHUP: no TLS configured, nothing to reload");
+        return;
+    }
+    match server.reload_tls() {
+        Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+        Err(e) => tracing::error!(
+            error = %e,
+            "SIGHUP: TLS certificate NOT reloaded; still serving the previous one"
+        ),
+    }
+}
+
+/// The signals the server reacts to, registered before it announces itself: a SIGHUP sent
+/// right after the "listening" line must reload, not kill (SIGHUP's default action).
+struct Signals {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
+    unix: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn register() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let unix = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            ) {
+                (Ok(term), Ok(hup)) => Some((term, hup)),
+                _ => None,
             };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            Signals { unix }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// Waits for SIGTERM or Ctrl-C; on SIGHUP reloads the TLS certificate and keeps waiting.
+    async fn wait(self, server: &chat_server::Running) {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let Some((mut term, mut hup)) = self.unix else {
+                let _ = ctrl_c.await;
+                return;
+            };
+            tokio::pin!(ctrl_c);
+            loop {
+                tokio::select! {
+                    _ = &mut ctrl_c => return,
+                    _ = term.recv() => return,
+                    _ = hup.recv() => reload(server),
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (self, server);
+            let _ = ctrl_c.await;
         }
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

@@ -151,6 +151,13 @@ async fn close_with(socket: &mut WebSocket, code: u16, reason: &'static str) {
     .await;
 }
 
+/// Answers a close frame the client sent (RFC 6455 §5.5.1). The WebSocket library queues the
+/// answer itself (echoing the client's code and reason) but writes it only on the next flush; a
+/// socket dropped before that ends with a bare TCP close and no answer.
+async fn answer_close(socket: &mut WebSocket) {
+    let _ = tokio::time::timeout(CLOSE_LINGER, socket.flush()).await;
+}
+
 /// One socket's task. It lives as long as the socket, so its future is kept small: the socket
 /// is boxed (an async fn keeps its own copy of every argument for its whole life), and the
 /// steps that await the store (authentication, start, client frames, gap fills) are boxed and
@@ -241,7 +248,11 @@ async fn await_hello(
                 close_with(socket, code, reason).await;
                 return None;
             }
-            Ok(None | Some(Ok(Message::Close(_)))) => return None,
+            Ok(None) => return None,
+            Ok(Some(Ok(Message::Close(_)))) => {
+                answer_close(socket).await;
+                return None;
+            }
             Ok(Some(Ok(msg))) => msg,
         };
         let frame = match msg {
@@ -550,7 +561,13 @@ impl Connection {
                 }
                 msg = self.socket.recv() => {
                     let msg = match msg {
-                        None | Some(Ok(Message::Close(_))) => return Closing(1000, "bye"),
+                        None => return Closing(1000, "bye"),
+                        Some(Ok(Message::Close(_))) => {
+                            // Our answer echoes the client's frame; the close_with that
+                            // follows finds the socket closed and sends nothing more.
+                            answer_close(&mut self.socket).await;
+                            return Closing(1000, "bye");
+                        }
                         Some(Err(e)) => return read_failure(e),
                         Some(Ok(msg)) => msg,
                     };

@@ -2,10 +2,16 @@
 //! private `redis-server` that the test starts itself on a free port, so a test run needs no
 //! Redis running beforehand and behaves the same in CI and on a developer's machine.
 //!
+//! [`RedisServer::start_tls`] starts one that speaks only TLS and has an ACL user, and
+//! [`tls::TestCa`] makes the certificates.
+//!
 //! The fault harness (`faults/`) and the benchmark (`bench/`) manage their own Redis
 //! processes: they restart them at the same port, with persistence, and kill them mid-run.
 
+pub mod tls;
+
 use std::net::TcpListener;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -59,6 +65,84 @@ impl RedisServer {
             }
         }
         panic!("redis-server did not start: {last_error}");
+    }
+
+    /// Starts a redis that speaks only TLS (`--port 0`, `--tls-port`), with a certificate from
+    /// `ca` (files in `dir`) and the default user switched off: the one account is `user` with
+    /// `password`. `url` is `rediss://user:password@127.0.0.1:<port>/`. Ready once its TLS port
+    /// accepts connections (at most 10 s). [`RedisServer::cmd`] does not work on it.
+    pub async fn start_tls(
+        ca: &tls::TestCa,
+        dir: &Path,
+        user: &str,
+        password: &str,
+    ) -> RedisServer {
+        let leaf = ca.issue(&["127.0.0.1", "localhost"]);
+        let (cert, key) = leaf.write(dir);
+        let ca_file = dir.join("redis-ca.pem");
+        std::fs::write(&ca_file, ca.pem()).expect("write redis-ca.pem");
+        let path = |p: &Path| p.to_str().expect("UTF-8 temp path").to_owned();
+        let port = free_port();
+        let child = Command::new(Self::BINARY)
+            .args([
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .args([
+                "--tls-cert-file",
+                &path(&cert),
+                "--tls-key-file",
+                &path(&key),
+            ])
+            .args([
+                "--tls-ca-cert-file",
+                &path(&ca_file),
+                "--tls-auth-clients",
+                "no",
+            ])
+            .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
+            .args(["--user", "default", "off"])
+            .args([
+                "--user",
+                user,
+                "on",
+                &format!(">{password}"),
+                "~*",
+                "&*",
+                "+@all",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", Self::BINARY));
+        let mut server = RedisServer {
+            child,
+            port,
+            url: format!("rediss://{user}:{password}@127.0.0.1:{port}/"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("TLS redis-server on port {port} exited early with {status}");
+            }
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return server;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "TLS redis-server on port {port} did not listen within 10 s"
+            );
+            // Polling interval while the process starts up (not a "settle" sleep).
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     async fn wait_ready(&mut self, within: Duration) -> Result<(), String> {

@@ -534,13 +534,33 @@ fn script_error(code: &str) -> StoreError {
     ApiError::new(code, message).into()
 }
 
+/// A client for a `rediss://` URL that trusts the CA certificate(s) in the PEM `ca` bytes
+/// instead of the system store. The URL's user and password (ACL) are used as with `redis://`.
+pub fn tls_client(url: &str, ca: Vec<u8>) -> Result<redis::Client, redis::RedisError> {
+    redis::Client::build_with_tls(
+        url,
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(ca),
+        },
+    )
+}
+
 impl RedisStore {
     /// Connects (commands and the bus subscriber) and registers this node for presence.
     pub async fn connect(
         url: &str,
         shutdown: CancellationToken,
     ) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(url)?;
+        Self::connect_with(redis::Client::open(url)?, shutdown).await
+    }
+
+    /// [`RedisStore::connect`] with a prepared client (e.g. TLS with a private CA, see
+    /// [`tls_client`]). Every connection of the store, the bus subscriber's too, comes from it.
+    pub async fn connect_with(
+        client: redis::Client,
+        shutdown: CancellationToken,
+    ) -> Result<Self, redis::RedisError> {
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(3)))
             .set_response_timeout(Some(Duration::from_secs(5)));

@@ -171,6 +171,8 @@ pub struct TestServer {
     pub backend: Backend,
     pub redis: Option<Arc<RedisServer>>,
     http: reqwest::Client,
+    /// Client TLS settings when the server serves TLS (see [`TestServer::start_tls`]).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl TestServer {
@@ -195,6 +197,53 @@ impl TestServer {
         configure: impl FnOnce(&mut Config),
     ) -> TestServer {
         Self::start_config(Backend::Redis, Some(redis.clone()), configure).await
+    }
+
+    /// Starts a server on `backend` that serves TLS with a certificate for 127.0.0.1 from
+    /// `ca`, written to `dir`; its clients trust only `ca`.
+    pub async fn start_tls(
+        backend: Backend,
+        ca: &testkit::tls::TestCa,
+        dir: &std::path::Path,
+        configure: impl FnOnce(&mut Config),
+    ) -> TestServer {
+        let (cert, key) = ca.issue(&["127.0.0.1"]).write(dir);
+        Self::start_with(backend, |c| {
+            c.tls_cert = Some(cert);
+            c.tls_key = Some(key);
+            configure(c);
+        })
+        .await
+        .trusting(ca)
+    }
+
+    /// This server's clients trust `ca` only (and speak https/wss).
+    pub fn trusting(mut self, ca: &testkit::tls::TestCa) -> TestServer {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls::pki_types::CertificateDer::from(ca.der()))
+            .expect("test CA is a valid trust anchor");
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        self.http = reqwest::Client::builder()
+            .timeout(HTTP_TIMEOUT)
+            .no_proxy()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(ca.pem().as_bytes()).expect("CA PEM"),
+            )
+            .https_only(true)
+            .build()
+            .expect("reqwest client");
+        self.base = format!("https://{}", self.addr);
+        self.ws_url = format!("wss://{}/ws", self.addr);
+        self.tls = Some(Arc::new(config));
+        self
     }
 
     async fn start_config(
@@ -225,7 +274,13 @@ impl TestServer {
             backend,
             redis,
             http,
+            tls: None,
         }
+    }
+
+    /// The running server (e.g. to reload its TLS certificate).
+    pub fn running(&self) -> &chat_server::Running {
+        self.running.as_ref().expect("server is running")
     }
 
     /// Graceful shutdown (sockets get close code 1001).
@@ -300,12 +355,12 @@ impl TestServer {
 
     /// Opens a socket (no hello yet).
     pub async fn ws_raw(&self) -> Ws {
-        Ws::connect(&self.ws_url, "ws").await
+        Ws::connect_tls(&self.ws_url, "ws", self.tls.clone()).await
     }
 
     /// Opens a socket and completes `hello` (no resume). The Welcome is in `ws.welcome`.
     pub async fn ws(&self, user: &TestUser) -> Ws {
-        let mut ws = Ws::connect(&self.ws_url, &user.name).await;
+        let mut ws = Ws::connect_tls(&self.ws_url, &user.name, self.tls.clone()).await;
         let replay = ws.hello(&user.token, vec![]).await;
         assert!(
             replay.is_empty(),
@@ -318,7 +373,7 @@ impl TestServer {
     /// Opens a socket and sends `hello` with `resume`; returns the socket and the frames
     /// between Welcome and Ready.
     pub async fn ws_resume(&self, user: &TestUser, resume: Vec<Cursor>) -> (Ws, Vec<ServerFrame>) {
-        let mut ws = Ws::connect(&self.ws_url, &user.name).await;
+        let mut ws = Ws::connect_tls(&self.ws_url, &user.name, self.tls.clone()).await;
         let replay = ws.hello(&user.token, resume).await;
         (ws, replay)
     }
@@ -864,7 +919,12 @@ pub struct Ws {
 impl Ws {
     /// Connects (no hello). Panics if the upgrade fails.
     pub async fn connect(url: &str, label: &str) -> Ws {
-        Self::try_connect(url, label, None)
+        Self::connect_tls(url, label, None).await
+    }
+
+    /// [`Ws::connect`], over TLS with `tls` for `wss://` URLs.
+    pub async fn connect_tls(url: &str, label: &str, tls: Option<Arc<rustls::ClientConfig>>) -> Ws {
+        Self::try_connect_tls(url, label, None, tls)
             .await
             .unwrap_or_else(|e| panic!("[{label}] connecting to {url}: {e}"))
     }
@@ -875,6 +935,16 @@ impl Ws {
         label: &str,
         origin: Option<&str>,
     ) -> Result<Ws, tungstenite::Error> {
+        Self::try_connect_tls(url, label, origin, None).await
+    }
+
+    /// [`Ws::try_connect`] with client TLS settings for `wss://`.
+    pub async fn try_connect_tls(
+        url: &str,
+        label: &str,
+        origin: Option<&str>,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Result<Ws, tungstenite::Error> {
         let mut request = url.into_client_request()?;
         if let Some(origin) = origin {
             request.headers_mut().insert(
@@ -882,10 +952,17 @@ impl Ws {
                 HeaderValue::from_str(origin).expect("origin header value"),
             );
         }
-        let (stream, _response) =
-            tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(request))
-                .await
-                .unwrap_or_else(|_| panic!("[{label}] websocket handshake with {url} timed out"))?;
+        let (stream, _response) = tokio::time::timeout(
+            TIMEOUT,
+            tokio_tungstenite::connect_async_tls_with_config(
+                request,
+                None,
+                false,
+                tls.map(tokio_tungstenite::Connector::Rustls),
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("[{label}] websocket handshake with {url} timed out"))?;
         Ok(Ws {
             stream,
             label: label.to_string(),
