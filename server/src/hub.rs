@@ -11,9 +11,9 @@
 //! slots up front, ~2 KB per socket), and the connection takes everything queued in one swap,
 //! so a burst costs one lock and one wake-up instead of one per frame.
 //!
-//! The connection's task waits on two things only, each a lock-free wake-up: its queue
-//! ([`ConnHandle::queued`], an atomic flag and an `AtomicWaker`) and its kill token, which is a
-//! child of the server's shutdown token (so shutdown needs no third future). The task is woken
+//! The connection's task waits on two things only: its queue ([`ConnHandle::queued`], an
+//! atomic flag and an `AtomicWaker`, lock-free) and its kill token, which is a child of the
+//! server's shutdown token (so shutdown needs no third future). The task is woken
 //! for every delivery and polls everything it waits on each time: a `Notify` per wait took a
 //! mutex per poll, and was the largest single cost per delivery above the floor
 //! (bench/analysis.md).
