@@ -29,10 +29,11 @@ BIN="$CARGO_TARGET_DIR/debug/chat-server"
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 BASE="http://127.0.0.1:$PORT"
-# Logins and messages limited far above what the run sends, so generated requests reach the
+# Logins, messages, rooms, DMs and invites limited far above what the run sends, so generated requests reach the
 # handlers instead of stopping at 429 (rate limiting has its own tests).
 CHAT_LISTEN="127.0.0.1:$PORT" CHAT_LOGINS_PER_MIN=100000 CHAT_MSGS_PER_SEC=100000 \
-  CHAT_MSGS_BURST=100000 RUST_LOG=warn "$BIN" >"$OUT/server.log" 2>&1 &
+  CHAT_MSGS_BURST=100000 CHAT_ROOMS_PER_HOUR=100000 CHAT_DMS_PER_HOUR=100000 \
+  CHAT_INVITES_PER_HOUR=100000 CHAT_MAX_ROOMS_PER_USER=100000 RUST_LOG=warn "$BIN" >"$OUT/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
 
@@ -44,10 +45,13 @@ done
 curl -fsS "$BASE/readyz" >/dev/null
 
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
-# A few users first, so the small ids schemathesis tries for invites and DMs exist.
+# A few users first, so the small ids schemathesis tries for invites and DMs exist. The first
+# account of a store is its admin: its token drives the admin routes below.
+ADMIN_TOKEN=""
 for i in 1 2 3; do
-  curl -fsS -XPOST "$BASE/api/v1/register" -H 'content-type: application/json' \
-    -d "{\"username\":\"peer$i$RANDOM\",\"password\":\"correct horse battery\"}" >/dev/null
+  T=$(curl -fsS -XPOST "$BASE/api/v1/register" -H 'content-type: application/json' \
+    -d "{\"username\":\"peer$i$RANDOM\",\"password\":\"correct horse battery\"}" | json "['token']")
+  [ -n "$ADMIN_TOKEN" ] || ADMIN_TOKEN=$T
 done
 NAME="fuzz$RANDOM$RANDOM"
 TOKEN=$(curl -fsS -XPOST "$BASE/api/v1/register" -H 'content-type: application/json' \
@@ -65,14 +69,25 @@ status=0
   --request-timeout 20 \
   --report junit --report-junit-path "$OUT/junit.xml" \
   --exclude-path /api/v1/logout \
+  --exclude-path /api/v1/logout/all \
   --exclude-path "/api/v1/sessions/{id}") \
+  || status=$?
+
+# The admin routes as the admin (the run above tried them as a non-admin), except the two that
+# could disable the admin or change its password mid-run.
+(cd "$OUT" && "$VENV/bin/schemathesis" --config-file "$ROOT/scripts/schemathesis.toml" run "$BASE/openapi.json" \
+  --header "Authorization: Bearer $ADMIN_TOKEN" \
+  --max-examples "$MAX_EXAMPLES" --seed "$SEED" --workers 1 --request-timeout 20 \
+  --include-path /api/v1/admin/users --include-path /api/v1/admin/invites \
+  --include-path /api/v1/admin/export) \
   || status=$?
 
 # Logout and session revocation would end the run's own session; test them without a token.
 (cd "$OUT" && "$VENV/bin/schemathesis" --config-file "$ROOT/scripts/schemathesis.toml" run "$BASE/openapi.json" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --max-examples "$MAX_EXAMPLES" --seed "$SEED" --workers 1 --request-timeout 20 \
-  --include-path /api/v1/logout --include-path "/api/v1/sessions/{id}") \
+  --include-path /api/v1/logout --include-path /api/v1/logout/all \
+  --include-path "/api/v1/sessions/{id}") \
   || status=$?
 
 if grep -q "panicked" "$OUT/server.log"; then

@@ -17,6 +17,7 @@ APT_PACKAGES=(
   pkg-config build-essential curl
   python3 python3-venv                             # schemathesis (REST fuzzing) in a venv
   nginx                                            # reverse-proxy test (server/tests/proxy.rs)
+  prometheus caddy systemd                         # operations: promtool, Caddyfile check, unit check
 )
 
 if command -v apt-get >/dev/null 2>&1; then
@@ -64,6 +65,20 @@ if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "version $SCHEMATH
   echo "setup: schemathesis $SCHEMATHESIS into $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS"
+fi
+# Operations (issue 12): cargo-deb for the server package (scripts/deb.sh, deb-check.sh);
+# check-jsonschema (bundled Compose Specification schema) and dockerfilelint for deploy/
+# (scripts/lint-deploy.sh).
+install_tool cargo-deb 3.8.0 cargo-deb --locked
+CHECK_JSONSCHEMA=0.39.0
+if ! "$VENV/bin/check-jsonschema" --version 2>/dev/null | grep -q "$CHECK_JSONSCHEMA"; then
+  echo "setup: check-jsonschema $CHECK_JSONSCHEMA into $VENV"
+  [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "check-jsonschema==$CHECK_JSONSCHEMA"
+fi
+if [ ! -x "$TOOLS/npm/node_modules/.bin/dockerfilelint" ] && command -v npm >/dev/null 2>&1; then
+  echo "setup: npm install dockerfilelint"
+  npm install --silent --prefix "$TOOLS/npm" dockerfilelint@1.8.0 >/dev/null
 fi
 # A WebSocket client that is not ours, for the conformance tests (server/tests/conformance.rs).
 WEBSOCKETS=15.0.1

@@ -19,6 +19,11 @@ cargo clippy --workspace --all-targets --locked -j"$JOBS" -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked --no-fail-fast -j"$JOBS" -- --test-threads=4
 
+echo "== operations: deploy/ linted; the .deb built, installed, run as its unit would, removed"
+bash scripts/lint-deploy.sh
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo -E"
+$SUDO bash scripts/deb-check.sh
+
 echo "== fuzz smoke: each target replays its seeds and regressions, then fuzzes 15 s (libFuzzer)"
 bash scripts/fuzz.sh smoke
 

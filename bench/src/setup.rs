@@ -84,6 +84,7 @@ impl Api {
             username: username.to_owned(),
             password: PASSWORD.to_owned(),
             device: Some("chat-bench".into()),
+            invite: None,
         };
         let path = match self.target {
             Target::Ours => "/api/v1/register",

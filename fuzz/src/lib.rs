@@ -251,6 +251,7 @@ async fn setup() -> Harness {
         username: name.into(),
         password: password.clone(),
         device: None,
+        invite: None,
     };
     let alice = chat_server::chat::register(&state, register("alice"))
         .await
@@ -260,6 +261,13 @@ async fn setup() -> Harness {
         .expect("register bob");
     let names = [format!("secret-room-{}", random_word()), random_word()];
     let (a, b) = (alice.user.id, bob.user.id);
+    // The store's first account is its admin; alice stays a plain user, so an admin route
+    // (the export holds every secret) must refuse her like anyone else.
+    state
+        .store
+        .set_user_flag(a, chat_server::store::UserFlag::Admin, false)
+        .await
+        .expect("alice is no admin");
     // Room 1: alice's public room, bob a member. Room 2: bob's private room with a secret.
     // Room 3: their direct room. Room 4: bob's public room alice is not in.
     let public = chat_server::chat::create_room(&state, a, "alice public", Visibility::Public)
@@ -319,7 +327,8 @@ impl Harness {
     async fn ensure_session(&self) {
         let token = self.token();
         let ttl = self.state.config.session_ttl_secs;
-        if chat_server::auth::authenticate(&self.state.store, &token, ttl)
+        let max_age = self.state.config.session_max_age_secs;
+        if chat_server::auth::authenticate(&self.state.store, &token, ttl, max_age)
             .await
             .is_ok()
         {
@@ -329,6 +338,7 @@ impl Harness {
             username: "alice".into(),
             password: "correct horse battery staple".into(),
             device: None,
+            invite: None,
         };
         let auth = chat_server::chat::login(&self.state, creds)
             .await

@@ -1,8 +1,9 @@
 //! The desktop app's IPC: Tauri commands the Yew UI invokes and events the Rust backend emits.
 //!
 //! The backend owns the socket, the SQLite cache, the outbox and the token (which never reaches
-//! the web view); the UI only sees these views. Command names are the `snake_case` function
-//! names listed on [`Command`]; every command fails with an [`AppError`].
+//! the web view); the UI only sees these views. Every call goes through the one Tauri command
+//! [`INVOKE`], whose `command` argument is a [`Command`] (tagged by `cmd`, snake_case names and
+//! fields); every command fails with an [`AppError`].
 
 use crate::error::ErrorCode;
 use crate::ids::{RoomId, UserId};
@@ -13,8 +14,12 @@ use serde::{Deserialize, Serialize};
 /// The one event name the backend emits; its payload is an [`AppEvent`].
 pub const EVENT: &str = "chat";
 
-/// Every command, with its arguments (as a JSON object, camelCase keys per Tauri's convention)
-/// and result. Kept as documentation and as the UI's typed call list.
+/// The one Tauri command; its argument `command` is a [`Command`]:
+/// `invoke("execute", {command: {cmd: "messages", room: 3, before: null, limit: 50}})`.
+pub const INVOKE: &str = "execute";
+
+/// Every command, with its arguments and result: the whole IPC surface, written once. The UI
+/// sends these values; the backend dispatches them in one `match`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Command {
@@ -206,6 +211,9 @@ pub struct Settings {
     pub start_minimized: bool,
     /// Show desktop notifications for new messages in rooms not in view.
     pub notifications: bool,
+    /// Notifications name the sender but not the message text (for shared screens).
+    #[serde(default)]
+    pub hide_notification_text: bool,
 }
 
 /// Events from the backend (event name [`EVENT`]).

@@ -16,6 +16,9 @@ pub struct Credentials {
     /// A label for this session shown in the session list, e.g. "Laptop". At most 64 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
+    /// Register only: the invite code, required when the server's `registration` is `invite`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite: Option<String>,
 }
 
 /// A new session: the token authenticates HTTP (`Authorization: Bearer <token>`) and the socket (`hello`).
@@ -35,6 +38,9 @@ pub struct User {
     pub id: UserId,
     pub username: String,
     pub created_ts: i64,
+    /// The account may use the admin routes (`/api/v1/admin/...`).
+    #[serde(default)]
+    pub admin: bool,
 }
 
 /// Another user as everyone sees them: name and presence.
@@ -58,6 +64,28 @@ pub struct UserQuery {
     pub q: String,
 }
 
+/// `GET /api/v1/rooms/public` query: one page of public rooms, by ascending id.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct PublicRoomsQuery {
+    /// Only rooms whose name contains this (case-insensitive), 1 to 64 characters.
+    pub q: Option<String>,
+    /// Only rooms with an id above this (the last id of the previous page).
+    pub after: Option<u64>,
+    /// Page size, 1 to 100 (default 50). A page shorter than `limit` is the last.
+    pub limit: Option<usize>,
+}
+
+/// A user the caller blocked (`GET /api/v1/blocks`) or a user banned from a room
+/// (`GET /api/v1/rooms/{room}/bans`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UserRef {
+    pub id: UserId,
+    pub username: String,
+}
+
 /// One of the caller's sessions (`GET /api/v1/sessions`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -69,6 +97,90 @@ pub struct SessionInfo {
     pub last_used_ts: i64,
     /// True for the session that made this request.
     pub current: bool,
+}
+
+/// `POST /api/v1/password`: change the caller's password.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ChangePassword {
+    /// The password in use now.
+    pub current: String,
+    /// The new password (same rules as at registration).
+    pub new: String,
+}
+
+/// An account as an admin sees it (`/api/v1/admin/users`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AdminUser {
+    pub id: UserId,
+    pub username: String,
+    pub created_ts: i64,
+    pub admin: bool,
+    /// A disabled account cannot log in and has no sessions.
+    pub disabled: bool,
+}
+
+/// `GET /api/v1/admin/users` query: accounts by ascending id, a page at a time.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct AdminUsersQuery {
+    /// Accounts with an id above this one (default 0: from the first).
+    pub after: Option<u64>,
+    /// Page size, 1..=1000 (default 100).
+    pub limit: Option<u32>,
+}
+
+/// `POST /api/v1/admin/users`: create an account (whatever the registration mode).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreateUser {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub admin: bool,
+}
+
+/// `PATCH /api/v1/admin/users/{user}`: change an account's flags; absent fields stay.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UpdateUser {
+    /// Grant (true) or revoke (false) the admin role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<bool>,
+    /// Disable (true: sessions revoked, sockets closed, login refused) or enable (false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+}
+
+/// `PUT /api/v1/admin/users/{user}/password`: set a new password; all sessions are revoked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ResetPassword {
+    pub password: String,
+}
+
+/// `POST /api/v1/admin/invites`: a registration invite code.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct NewInviteCode {
+    /// How many registrations the code allows, 1..=10000 (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses: Option<u32>,
+    /// Seconds until the code expires, 60..=31536000 (default 604800: 7 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_secs: Option<u64>,
+}
+
+/// A new invite code. The code is shown once: the server keeps only its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct InviteCode {
+    pub code: String,
+    pub uses: u32,
+    /// When it stops working (ms since epoch).
+    pub expires_ts: i64,
 }
 
 /// Who can find and join a room.

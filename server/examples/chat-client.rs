@@ -59,6 +59,7 @@ async fn main() -> Result<(), BoxError> {
         username: args.user.clone(),
         password: args.password.clone(),
         device: Some("chat-client".into()),
+        invite: None,
     };
     let auth: AuthResponse = match post(&http, format!("{api}/register"), None, &creds).await? {
         Ok(auth) => auth,

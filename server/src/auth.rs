@@ -107,11 +107,14 @@ impl Hasher {
             )
         };
         // A permit per running job keeps the hand-off below from ever blocking.
+        let waiting = std::time::Instant::now();
         let permit =
             tokio::time::timeout(Duration::from_secs(5), self.permits.clone().acquire_owned())
-                .await
-                .map_err(|_| busy())?
-                .map_err(|_| busy())?;
+                .await;
+        crate::metrics::get()
+            .hash_wait
+            .record(waiting.elapsed().as_secs_f64());
+        let permit = permit.map_err(|_| busy())?.map_err(|_| busy())?;
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
             let _ = done.send(job());
@@ -228,8 +231,14 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Looks a token up, sliding its expiry. `unauthorized` when unknown or expired.
-pub async fn authenticate(store: &Store, token: &str, ttl_secs: u64) -> ApiResult<SessionRecord> {
+/// Looks a token up, sliding its expiry (never past the absolute lifetime `max_age_secs`).
+/// `unauthorized` when unknown, expired, too old, revoked, or its account is disabled.
+pub async fn authenticate(
+    store: &Store,
+    token: &str,
+    ttl_secs: u64,
+    max_age_secs: u64,
+) -> ApiResult<SessionRecord> {
     let unauthorized = || {
         ApiError::new(
             ErrorCode::Unauthorized,
@@ -240,7 +249,7 @@ pub async fn authenticate(store: &Store, token: &str, ttl_secs: u64) -> ApiResul
         return Err(unauthorized());
     }
     let found: StoreResult<_> = store
-        .touch_session(&token_hash(token), now_ms(), ttl_secs)
+        .touch_session(&token_hash(token), now_ms(), ttl_secs, max_age_secs)
         .await;
     found?.ok_or_else(unauthorized)
 }
@@ -269,8 +278,14 @@ impl FromRequestParts<AppState> for Caller {
                     "missing Authorization: Bearer <token> header",
                 )
             })?;
-        let session =
-            authenticate(&state.store, token.trim(), state.config.session_ttl_secs).await?;
+        let config = &state.config;
+        let session = authenticate(
+            &state.store,
+            token.trim(),
+            config.session_ttl_secs,
+            config.session_max_age_secs,
+        )
+        .await?;
         Ok(Caller {
             user: session.user,
             session,

@@ -53,6 +53,16 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     /// PEM CA certificate(s) to verify a `rediss://` Redis with, instead of the system store.
     pub redis_ca: Option<PathBuf>,
+    /// Per-user rates, per hour, of creating rooms, opening direct rooms with new people and
+    /// inviting (each also the burst). Abuse limits: a stranger cannot flood others with rooms.
+    pub rooms_per_hour: u32,
+    pub dms_per_hour: u32,
+    pub invites_per_hour: u32,
+    /// Rooms one user may belong to; joins, invites and new direct rooms beyond it are refused
+    /// with `limit_reached` (for the inviter too). Also bounds the cost of each reconnect.
+    pub max_rooms_per_user: u64,
+    /// Members one room may have; more joins and invites get `limit_reached`.
+    pub max_members_per_room: u64,
     /// Outbound frames queued per connection before it is closed as a slow consumer (4008).
     pub outbound_queue: usize,
     /// Authenticated sockets one account may hold on this node; more are refused with
@@ -67,6 +77,38 @@ pub struct Config {
     pub hello_timeout_secs: u64,
     /// Seconds to wait for connections to drain on shutdown.
     pub shutdown_grace_secs: u64,
+    /// Absolute session lifetime in seconds: a session older than this is refused even while
+    /// in use (the sliding `session_ttl_secs` alone would keep a used session forever).
+    pub session_max_age_secs: u64,
+    /// Who may create an account with `POST /api/v1/register`.
+    pub registration: Registration,
+    /// Address of the Prometheus metrics listener (`GET /metrics`), e.g. `127.0.0.1:9100`.
+    /// Unset: no metrics. Keep it off the public interface.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Log format on stderr: `text` (for people) or `json` (one object per line, for log
+    /// collectors). The level comes from `RUST_LOG` (default `info`).
+    pub log_format: LogFormat,
+}
+
+/// The `registration` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Registration {
+    /// Anyone can register.
+    Open,
+    /// Registering needs an invite code made by an admin (`chat-server admin create-invite`).
+    Invite,
+    /// Nobody can register; admins create accounts (`chat-server admin create-user`).
+    Closed,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Default for Config {
@@ -91,12 +133,21 @@ impl Default for Config {
             tls_key: None,
             trusted_proxies: Vec::new(),
             redis_ca: None,
+            rooms_per_hour: 20,
+            dms_per_hour: 60,
+            invites_per_hour: 120,
+            max_rooms_per_user: 1000,
+            max_members_per_room: 10_000,
             outbound_queue: 1024,
             max_sockets_per_user: 32,
             max_concurrent_hashes: 4,
             presence_heartbeat_secs: 5,
             hello_timeout_secs: 10,
             shutdown_grace_secs: 10,
+            session_max_age_secs: 90 * 24 * 3600,
+            registration: Registration::Open,
+            metrics_listen: None,
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -154,6 +205,9 @@ impl Config {
         if self.session_ttl_secs < 60 {
             return bad("session_ttl_secs must be at least 60");
         }
+        if self.session_max_age_secs == 0 {
+            return bad("session_max_age_secs must be positive");
+        }
         if [
             self.msgs_per_sec,
             self.msgs_burst,
@@ -162,10 +216,15 @@ impl Config {
             self.logins_per_min,
             self.login_failures_burst,
             self.login_failures_per_hour,
+            self.rooms_per_hour,
+            self.dms_per_hour,
+            self.invites_per_hour,
         ]
         .contains(&0)
+            || self.max_rooms_per_user == 0
+            || self.max_members_per_room < 2
         {
-            return bad("rate limits must be positive");
+            return bad("rate limits and max_rooms_per_user must be positive, max_members_per_room at least 2");
         }
         if self.outbound_queue < 16
             || self.max_concurrent_hashes == 0

@@ -63,7 +63,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Api(e) => e,
-            StoreError::Unavailable(detail) => {
+            StoreError::Unavailable(detail) | StoreError::Unreachable(detail) => {
                 tracing::warn!(%detail, "store unavailable");
                 Self::new(
                     ErrorCode::StoreUnavailable,
@@ -95,6 +95,10 @@ pub enum StoreError {
     /// The store could not be reached or answered with an error; nothing is known to have changed.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The store could not be reached (connection refused, dropped or timed out), or is known
+    /// to be down: the node fails store calls fast until it answers again.
+    #[error("store unreachable: {0}")]
+    Unreachable(String),
     /// The store holds something this server cannot read.
     #[error("corrupt store data: {0}")]
     Corrupt(String),
@@ -102,7 +106,11 @@ pub enum StoreError {
 
 impl From<redis::RedisError> for StoreError {
     fn from(e: redis::RedisError) -> Self {
-        StoreError::Unavailable(e.to_string())
+        if crate::store::health::is_unreachable(&e) {
+            StoreError::Unreachable(e.to_string())
+        } else {
+            StoreError::Unavailable(e.to_string())
+        }
     }
 }
 

@@ -240,6 +240,14 @@ impl Hub {
         }
     }
 
+    /// Stops routing rooms' events to this connection.
+    pub fn leave(&self, conn: &ConnHandle, rooms: &[RoomId]) {
+        let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        for room in rooms {
+            routes.remove(*room, conn.id);
+        }
+    }
+
     /// Users with at least one connection on this node.
     pub fn users(&self) -> Vec<UserId> {
         let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
@@ -396,8 +404,14 @@ impl Hub {
             }
             for msg in batch.drain(..) {
                 match msg {
-                    BusMsg::Payload(payload) => self.dispatch(payload),
-                    BusMsg::Resync => self.resync(&store).await,
+                    BusMsg::Payload(payload) => {
+                        crate::metrics::bus_received(&payload);
+                        self.dispatch(payload)
+                    }
+                    BusMsg::Resync => {
+                        crate::metrics::get().bus_resyncs.increment(1);
+                        self.resync(&store).await
+                    }
                 }
             }
         }

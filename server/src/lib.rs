@@ -4,15 +4,22 @@
 //! Layers, bottom up: [`store`] (Redis or embedded; the bus) → [`hub`] (this node's routing to
 //! connections) → [`chat`] (rules and operations) → [`http`] (REST) and [`ws`] (the socket).
 
+pub mod accounts;
 pub mod auth;
+pub mod backup;
 pub mod chat;
+pub mod cli;
 pub mod client_addr;
 pub mod config;
 pub mod error;
+pub mod hooks;
 pub mod http;
 pub mod hub;
 pub mod limits;
+pub mod metrics;
+pub mod moderation;
 pub mod presence;
+pub mod privacy;
 pub mod store;
 pub mod throttle;
 pub mod tls;
@@ -46,6 +53,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// This node's presence changes, applied in order by [`presence::run`].
     pub presence: tokio::sync::mpsc::UnboundedSender<presence::Change>,
+    /// Pause points for race tests (see [`hooks`]).
+    pub hooks: Arc<hooks::Hooks>,
 }
 
 /// The whole HTTP surface for `state`.
@@ -56,6 +65,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ws", get(ws::upgrade))
         // Enforced by the body extractors, so an oversized body gets the typed 413 error.
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(
             TraceLayer::new_for_http().make_span_with(move |req: &axum::http::Request<_>| {
                 // The matched route, never the raw URI: no ids or query strings in logs.
@@ -69,15 +79,41 @@ pub fn app(state: AppState) -> Router {
                     .get::<axum::extract::ConnectInfo<SocketAddr>>()
                     .map(|c| c.0.ip());
                 let client = peer.map(|ip| proxies.client(ip, req.headers()));
-                tracing::info_span!("request", method = %req.method(), route, client = ?client)
+                let request_id = request_id(req.headers());
+                tracing::info_span!("request", method = %req.method(), route, client = ?client, request_id)
             }),
         )
+        // Outermost: every request carries an `x-request-id` (the proxy's, or a new one), in
+        // its log span and in the response.
+        .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
+            tower_http::request_id::MakeRequestUuid,
+        ))
         .with_state(state)
+}
+
+/// The request's `x-request-id` if it looks like an id (a proxy's, e.g. nginx `$request_id`);
+/// anything longer or stranger is not written to the logs.
+fn request_id(headers: &axum::http::HeaderMap) -> &str {
+    match headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+        Some(id)
+            if !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            id
+        }
+        Some(_) => "invalid",
+        None => "none",
+    }
 }
 
 /// A running server.
 pub struct Running {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     state: AppState,
     server: JoinHandle<()>,
     tasks: Vec<JoinHandle<()>>,
@@ -125,6 +161,19 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         addr: config.listen,
         source,
     })?;
+    // Metrics on their own listener, so they can stay off the public interface.
+    let (metrics_listener, metrics_addr) = match config.metrics_listen {
+        Some(at) => {
+            metrics::install();
+            let bind_error = |source| Error::Bind { addr: at, source };
+            let listener = tokio::net::TcpListener::bind(at)
+                .await
+                .map_err(bind_error)?;
+            let bound = listener.local_addr().map_err(bind_error)?;
+            (Some(listener), Some(bound))
+        }
+        None => (None, None),
+    };
     let (presence_tx, presence_rx) = tokio::sync::mpsc::unbounded_channel();
     let state = AppState {
         hasher: Arc::new(auth::Hasher::new(config.max_concurrent_hashes)),
@@ -143,6 +192,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         hub: Arc::new(hub::Hub::new(shutdown.clone())),
         shutdown: shutdown.clone(),
         presence: presence_tx,
+        hooks: Arc::default(),
     };
     let bus = store.take_bus().ok_or_else(|| {
         Error::Store(error::StoreError::Corrupt(
@@ -162,6 +212,16 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     ))];
     tasks.push(tokio::spawn(presence::run(state.clone(), presence_rx)));
     tasks.push(tokio::spawn(forget_idle_limits(state.clone())));
+    if let Some(listener) = metrics_listener {
+        tasks.push(tokio::spawn(metrics::upkeep(shutdown.clone())));
+        let router = metrics::router(state.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "metrics listener stopped");
+            }
+        }));
+        tracing::info!(addr = ?metrics_addr, "metrics listening");
+    }
     tracing::info!(%addr, store = state.store.kind(), tls = tls.is_some(), "chat server listening");
     if state.config.redis_url.is_none() {
         tracing::warn!(
@@ -195,6 +255,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     };
     Ok(Running {
         addr,
+        metrics_addr,
         state,
         server,
         tasks,
@@ -206,6 +267,11 @@ impl Running {
     /// The address the server listens on (useful with port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The metrics listener's address, when metrics are on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// `https` when serving TLS, else `http`.

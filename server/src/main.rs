@@ -1,6 +1,7 @@
 //! `chat-server`: loads the configuration, sets up logging, serves until SIGTERM or Ctrl-C.
 //! SIGHUP re-reads the TLS certificate and key (`tls_cert`, `tls_key`).
 
+use chat_server::config::LogFormat;
 use chat_server::Config;
 use clap::Parser;
 use std::path::PathBuf;
@@ -15,16 +16,23 @@ struct Args {
     /// TOML configuration file.
     #[arg(long, short, env = "CHAT_CONFIG")]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Accounts and backups on the configured store (see README, "Administration").
+    #[command(subcommand)]
+    Admin(chat_server::cli::AdminCommand),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
     let args = Args::parse();
+    if let Some(Command::Admin(command)) = args.command {
+        return chat_server::cli::main(args.config.as_deref(), command).await;
+    }
     let config = match Config::load(args.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {
@@ -32,6 +40,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    init_logging(config.log_format);
     let signals = Signals::register();
     let server = match chat_server::start(config).await {
         Ok(server) => server,
@@ -45,9 +54,30 @@ async fn main() -> ExitCode {
         server.scheme(),
         server.addr()
     );
+    // systemd (Type=notify): the listener is bound, the store answered and the bus is
+    // subscribed. Outside systemd (no NOTIFY_SOCKET) this does nothing.
+    notify(&[sd_notify::NotifyState::Ready]);
     signals.wait(&server).await;
+    notify(&[sd_notify::NotifyState::Stopping]);
     server.shutdown().await;
     ExitCode::SUCCESS
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
+}
+
+fn notify(state: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
 }
 
 fn reload(server: &chat_server::Running) {

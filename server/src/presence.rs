@@ -66,6 +66,7 @@ pub async fn check_store(hub: &crate::hub::Hub, store: &crate::store::Store) {
     match store.same_epoch().await {
         Ok(true) => {}
         Ok(false) => {
+            crate::metrics::get().store_epoch_changes.increment(1);
             tracing::error!(
                 connections = hub.connections(),
                 "the store lost its data (Redis restarted without persistence, or flushed); closing every connection with 4010"

@@ -134,6 +134,7 @@ fn read_failure(e: axum::Error) -> Closing {
 /// on the way: a client cut off for flooding (4029) or for an oversized frame (1009) would see a
 /// bare "connection reset" instead of the code and reason.
 async fn close_with(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    crate::metrics::get().closed(code);
     let frame = CloseFrame {
         code,
         reason: Utf8Bytes::from_static(reason),
@@ -190,6 +191,7 @@ async fn run(state: AppState, mut socket: Box<WebSocket>) {
         .await;
         return;
     };
+    crate::metrics::get().connections_opened.increment(1);
     if first {
         let _ = state.presence.send(crate::presence::Change::Up(user));
     }
@@ -205,7 +207,7 @@ async fn run(state: AppState, mut socket: Box<WebSocket>) {
         last_typing: HashMap::new(),
     };
     let closing = match Box::pin(conn.start(&session.id, resume)).await {
-        Ok(()) => conn.serve(&session.token_hash).await,
+        Ok(()) => conn.serve(&session.token_hash, session.created_ts).await,
         Err(StartError::Socket) => Closing(close::GOING_AWAY, "socket failed"),
         Err(StartError::Api(e)) => {
             let _ = conn
@@ -269,8 +271,11 @@ async fn await_hello(
                 resume,
                 epoch,
             }) => {
-                match auth::authenticate(&state.store, &token, state.config.session_ttl_secs).await
-                {
+                let (ttl, max_age) = (
+                    state.config.session_ttl_secs,
+                    state.config.session_max_age_secs,
+                );
+                match auth::authenticate(&state.store, &token, ttl, max_age).await {
                     Ok(session) => {
                         // Cursors from another data set (the store lost data while this client
                         // was away): resuming from them would skip or misplace events.
@@ -333,9 +338,20 @@ impl Connection {
     async fn start(&mut self, session_id: &str, resume: Vec<Cursor>) -> Result<(), StartError> {
         let me = chat::me(&self.state, self.user).await?;
         self.username = me.username.clone();
-        let rooms = self.state.store.user_rooms(self.user).await?;
+        let read = self.state.store.user_rooms(self.user).await?;
+        let hooks = self.state.hooks.clone();
+        hooks
+            .at(crate::hooks::Point::ConnectRoomsRead, self.user)
+            .await;
         // Route live events first, then read where each room stands: nothing falls in between.
-        self.state.hub.join(&self.handle, &rooms);
+        self.state.hub.join(&self.handle, &read);
+        // A removal the hub routed between the read and the join above was undone by the join
+        // (the route came back): read the rooms again now that routing is on and drop those the
+        // user left meanwhile. Removals after this read reach the socket as `member_left`, and
+        // rooms joined meanwhile were routed by their `member_joined`.
+        let rooms = self.state.store.user_rooms(self.user).await?;
+        let gone: Vec<RoomId> = read.into_iter().filter(|r| !rooms.contains(r)).collect();
+        self.state.hub.leave(&self.handle, &gone);
         let metas = self.state.store.rooms(&rooms).await?;
         let resume: HashMap<RoomId, u64> = resume.into_iter().map(|c| (c.room, c.seq)).collect();
         let mut replay = Vec::new();
@@ -440,6 +456,7 @@ impl Connection {
                 self.emit(room, event.seq, member, Utf8Bytes::from(frame))
                     .await
                     .map_err(|_| FillError::Socket)?;
+                crate::metrics::get().delivered(crate::metrics::DeliveryKind::Replay, 1);
             }
         }
         Ok(())
@@ -506,6 +523,7 @@ impl Connection {
                 return Ok(());
             }
         }
+        crate::metrics::live_delivered(frame.as_str());
         self.emit(room, seq, member, frame)
             .await
             .map_err(|_| FillError::Socket)
@@ -522,11 +540,13 @@ impl Connection {
                     member,
                     frame,
                 } => self.deliver(room, seq, member, frame).await?,
-                Outbound::Frame(frame) => self
-                    .socket
-                    .feed(Message::Text(frame))
-                    .await
-                    .map_err(|_| FillError::Socket)?,
+                Outbound::Frame(frame) => {
+                    crate::metrics::get().delivered(crate::metrics::DeliveryKind::Ephemeral, 1);
+                    self.socket
+                        .feed(Message::Text(frame))
+                        .await
+                        .map_err(|_| FillError::Socket)?
+                }
                 Outbound::Probe { room, last_seq } => Box::pin(self.fill(room, last_seq)).await?,
             }
         }
@@ -534,7 +554,7 @@ impl Connection {
     }
 
     /// The main loop: live events out, client frames in, until something ends it.
-    async fn serve(&mut self, token_hash: &str) -> Closing {
+    async fn serve(&mut self, token_hash: &str, created_ts: i64) -> Closing {
         let handle = self.handle.clone();
         // Created once: re-creating it on every turn of the loop would re-register wakers. It
         // also ends the loop on shutdown (the kill token is a child of the shutdown token).
@@ -548,10 +568,21 @@ impl Connection {
         let mut keepalive =
             tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         let mut last_heard = tokio::time::Instant::now();
+        // The absolute session lifetime ends the socket too, not only the next request.
+        let max_age_ms = (self.state.config.session_max_age_secs as i64).saturating_mul(1000);
+        let too_old_at = created_ts.saturating_add(max_age_ms);
+        let too_old = tokio::time::sleep(until_ms(too_old_at));
+        tokio::pin!(too_old);
         loop {
             tokio::select! {
                 biased;
                 (code, reason) = &mut killed => return Closing(code, reason),
+                _ = &mut too_old => {
+                    if now_ms() >= too_old_at {
+                        return Closing(close::UNAUTHORIZED, "session reached its maximum age; log in again");
+                    }
+                    too_old.as_mut().reset(tokio::time::Instant::now() + until_ms(too_old_at));
+                }
                 _ = handle.queued() => {
                     match self.drain(&mut batch).await {
                         Ok(()) => {}
@@ -604,8 +635,8 @@ impl Connection {
                     }
                 }
                 _ = refresh.tick() => {
-                    let ttl = self.state.config.session_ttl_secs;
-                    match Box::pin(self.state.store.touch_session(token_hash, now_ms(), ttl)).await {
+                    let (ttl, max_age) = (self.state.config.session_ttl_secs, self.state.config.session_max_age_secs);
+                    match Box::pin(self.state.store.touch_session(token_hash, now_ms(), ttl, max_age)).await {
                         Ok(Some(_)) => {}
                         Ok(None) => return Closing(close::UNAUTHORIZED, "session expired or revoked"),
                         Err(e) => tracing::warn!(error = %e, "session refresh failed"),
@@ -786,4 +817,11 @@ impl From<SocketGone> for FillError {
     fn from(_: SocketGone) -> Self {
         FillError::Socket
     }
+}
+
+/// Time from now until `at_ms` (ms since the epoch), at most a day (a far deadline is
+/// re-armed when it fires).
+fn until_ms(at_ms: i64) -> Duration {
+    let left = at_ms.saturating_sub(now_ms()).clamp(0, 24 * 3600 * 1000);
+    Duration::from_millis(left as u64)
 }

@@ -23,6 +23,8 @@ common::backend_tests!(
     resume_cursors_for_foreign_rooms_replay_nothing,
     non_members_receive_nothing_of_the_room,
     no_events_after_leaving_or_being_removed,
+    admin_routes_refuse_non_admins,
+    account_routes_touch_only_the_callers_sessions,
 );
 
 /// Owner alice, member bob, outsider eve; a private room, a public room and alice–bob's direct
@@ -162,6 +164,14 @@ fn room_requests(room: RoomId, seq: u64, other: UserId) -> Vec<(Method, String, 
             Method::PUT,
             format!("/api/v1/rooms/{r}/read"),
             Some(json!({"seq": seq})),
+        ),
+        // Moderation (issue 11).
+        (Method::GET, format!("/api/v1/rooms/{r}/bans"), None),
+        (Method::PUT, format!("/api/v1/rooms/{r}/bans/{other}"), None),
+        (
+            Method::DELETE,
+            format!("/api/v1/rooms/{r}/bans/{other}"),
+            None,
         ),
     ]
 }
@@ -333,6 +343,25 @@ async fn rest_matrix_for_members_who_are_not_author_or_owner(backend: Backend) {
             ErrorCode::NotOwner,
         )
         .await;
+        // Only the owner bans, unbans or lists bans (issue 11).
+        for (method, path) in [
+            (
+                Method::PUT,
+                format!("/api/v1/rooms/{room}/bans/{}", w.alice.id),
+            ),
+            (
+                Method::PUT,
+                format!("/api/v1/rooms/{room}/bans/{}", w.eve.id),
+            ),
+            (
+                Method::DELETE,
+                format!("/api/v1/rooms/{room}/bans/{}", w.eve.id),
+            ),
+            (Method::GET, format!("/api/v1/rooms/{room}/bans")),
+        ] {
+            w.refused(bob, method, &path, None, ErrorCode::NotOwner)
+                .await;
+        }
     }
     // Direct rooms have exactly their two members.
     for (method, path, body) in [
@@ -349,6 +378,11 @@ async fn rest_matrix_for_members_who_are_not_author_or_owner(backend: Backend) {
         (
             Method::POST,
             format!("/api/v1/rooms/{}/leave", w.direct),
+            None,
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/rooms/{}/bans/{}", w.direct, w.eve.id),
             None,
         ),
     ] {
@@ -403,7 +437,12 @@ async fn rest_without_a_token(backend: Backend) {
             "/api/v1/dms".to_string(),
             Some(json!({"user": w.bob.id})),
         ),
+        (Method::GET, "/api/v1/blocks".to_string(), None),
+        (Method::PUT, format!("/api/v1/blocks/{}", w.bob.id), None),
+        (Method::DELETE, format!("/api/v1/blocks/{}", w.bob.id), None),
     ]);
+    requests.extend(account_requests());
+    requests.extend(admin_requests(w.bob.id));
     let anonymous = w.server.api();
     let forged = w.server.api_with("not-a-token");
     for (method, path, body) in requests {
@@ -678,4 +717,135 @@ async fn no_events_after_leaving_or_being_removed(backend: Backend) {
             .await
             .expect_code(ErrorCode::NotAMember);
     }
+}
+
+/// The account routes that act on the caller's own sessions.
+fn account_requests() -> Vec<(Method, String, Option<Value>)> {
+    vec![
+        (
+            Method::POST,
+            "/api/v1/password".to_string(),
+            Some(json!({"current": PASSWORD, "new": "a new password here"})),
+        ),
+        (Method::POST, "/api/v1/logout/all".to_string(), None),
+    ]
+}
+
+/// Every admin route, with a valid body, aimed at `target`.
+fn admin_requests(target: UserId) -> Vec<(Method, String, Option<Value>)> {
+    vec![
+        (Method::GET, "/api/v1/admin/users".to_string(), None),
+        (
+            Method::POST,
+            "/api/v1/admin/users".to_string(),
+            Some(json!({"username": "mallory", "password": PASSWORD, "admin": true})),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/admin/users/{target}"),
+            Some(json!({"admin": true, "disabled": false})),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/admin/users/{target}"),
+            Some(json!({"disabled": true})),
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/admin/users/{target}/password"),
+            Some(json!({"password": "taken over account"})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/admin/invites".to_string(),
+            Some(json!({"uses": 5})),
+        ),
+        (Method::GET, "/api/v1/admin/export".to_string(), None),
+    ]
+}
+
+/// Alice, the server's first account, is its admin; Bob and Eve are not. Every admin route is
+/// refused to them with `403 not_admin` (also a malformed body: the role is checked first),
+/// aimed at themselves or at Alice, and nothing happened: no account made, nobody disabled,
+/// no password changed.
+async fn admin_routes_refuse_non_admins(backend: Backend) {
+    let w = world(backend).await;
+    assert!(w.alice.api.me().await.unwrap().admin);
+    for user in [&w.bob, &w.eve] {
+        for target in [w.alice.id, user.id] {
+            for (method, path, body) in admin_requests(target) {
+                w.refused(&user.api, method, &path, body, ErrorCode::NotAdmin)
+                    .await;
+            }
+        }
+        w.refused(
+            &user.api,
+            Method::POST,
+            "/api/v1/admin/users",
+            Some(json!({"nonsense": 1})),
+            ErrorCode::NotAdmin,
+        )
+        .await;
+    }
+    w.alice
+        .api
+        .me()
+        .await
+        .expect("alice not disabled, password unchanged");
+    w.server
+        .api()
+        .login(&w.alice.name, PASSWORD, None)
+        .await
+        .expect("alice's password unchanged");
+    w.server
+        .api()
+        .login("mallory", PASSWORD, None)
+        .await
+        .expect_code(ErrorCode::InvalidCredentials);
+    assert!(!w.bob.api.me().await.unwrap().admin);
+}
+
+/// Session listing, password change and sign-out-everywhere act on the caller's own account
+/// only: Eve sees only her sessions, cannot end Alice's, and her sign-out leaves Alice's
+/// sessions and sockets alone.
+async fn account_routes_touch_only_the_callers_sessions(backend: Backend) {
+    let w = world(backend).await;
+    let alice_phone = w.server.login(&w.alice, "Phone").await;
+    let mut alice_ws = w.server.ws(&alice_phone).await;
+    let eve_sessions = w.eve.api.sessions().await.unwrap();
+    assert_eq!(
+        eve_sessions
+            .iter()
+            .map(|s| s.id.clone())
+            .collect::<Vec<_>>(),
+        vec![w.eve.session_id.clone()]
+    );
+    let text = serde_json::to_string(&eve_sessions).unwrap();
+    assert!(!text.contains(&w.alice.session_id) && !text.contains(&alice_phone.session_id));
+    w.refused(
+        &w.eve.api,
+        Method::DELETE,
+        &format!("/api/v1/sessions/{}", alice_phone.session_id),
+        None,
+        ErrorCode::SessionNotFound,
+    )
+    .await;
+    // Eve's own password change with Alice's password is just a wrong password.
+    w.refused(
+        &w.eve.api,
+        Method::POST,
+        "/api/v1/password",
+        Some(json!({"current": "alice's is not hers", "new": "a new password here"})),
+        ErrorCode::WrongPassword,
+    )
+    .await;
+    w.eve
+        .api
+        .call_empty(Method::POST, "/api/v1/logout/all", None)
+        .await
+        .expect("eve signs out everywhere");
+    w.eve.api.me().await.expect_code(ErrorCode::Unauthorized);
+    alice_ws.sync().await;
+    w.alice.api.me().await.expect("alice's sessions survive");
+    alice_phone.api.me().await.expect("alice's phone survives");
 }

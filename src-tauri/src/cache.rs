@@ -8,6 +8,12 @@
 //! and the range of seqs it holds without holes (`complete_from..=synced_seq`), so a page can be
 //! served from disk only when nothing is missing from it. At most `keep_per_room` messages are
 //! kept per room; older ones are deleted as new ones arrive.
+//!
+//! Privacy: the file (and its `-wal`/`-shm`) is readable by its owner only (0600 on Unix), and
+//! deleted text leaves no trace in it: `PRAGMA secure_delete` zeroes freed content, the FTS5
+//! index runs with `secure-delete` (tokens are removed, not shadowed by delete markers), and
+//! after a message is deleted or the account cleared the WAL is checkpointed and truncated
+//! ([`Cache::scrub`]), so old page images are gone from it too.
 
 use crate::error::{Error, Result};
 use protocol::event::{EventBody, Role};
@@ -228,12 +234,42 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Creates the cache file readable by its owner only, and tightens an older one (and its WAL
+/// and shared-memory files, which SQLite creates with the file's mode).
+fn owner_only(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let storage = |e: std::io::Error| Error::Storage(sqlx::Error::Io(e));
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(storage)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(storage(e)),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 impl Cache {
     /// Opens (creating if needed) the cache at `path` and brings its schema up to date.
     pub async fn open(path: &Path, keep_per_room: u32) -> Result<Cache> {
+        owner_only(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
+            .pragma("secure_delete", "ON")
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
@@ -246,10 +282,29 @@ impl Cache {
             .connect_with(options)
             .await?;
         sqlx::migrate!("src-tauri/migrations").run(&pool).await?;
+        // A persistent FTS5 option (SQLite 3.42+): deletes remove the tokens from the index.
+        sqlx::query("INSERT INTO messages_fts (messages_fts, rank) VALUES ('secure-delete', 1)")
+            .execute(&pool)
+            .await?;
         Ok(Cache {
             pool,
             keep_per_room: i64::from(keep_per_room.max(1)),
         })
+    }
+
+    /// Moves the WAL into the file and truncates it, so page images written before a delete
+    /// (with the deleted text) are gone from the WAL too. Best effort: a busy reader makes it
+    /// wait for the next one.
+    pub async fn scrub(&self) {
+        let done: std::result::Result<(i64, i64, i64), _> =
+            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.pool)
+                .await;
+        match done {
+            Ok((0, _, _)) => {}
+            Ok(_) => tracing::debug!("WAL checkpoint busy; the next one truncates it"),
+            Err(e) => tracing::warn!(error = %e, "cannot checkpoint the cache's WAL"),
+        }
     }
 
     /// Closes the pool, waiting for connections to finish.
@@ -322,6 +377,7 @@ impl Cache {
                 .await?;
         }
         tx.commit().await?;
+        self.scrub().await;
         Ok(())
     }
 
@@ -344,6 +400,7 @@ impl Cache {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.scrub().await;
         Ok(())
     }
 
@@ -501,6 +558,8 @@ impl Cache {
         let hole = synced.is_none_or(|s| seq > s + 1);
         let mut changes = Changes::default();
         let mut trim = false;
+        // A message's text was erased: scrub the WAL after the commit.
+        let mut erased = false;
         match &event.event {
             EventBody::Message {
                 id,
@@ -571,6 +630,7 @@ impl Cache {
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() > 0 {
+                    erased = true;
                     changes.message = message_in(&mut tx, room, to_i64(*target)).await?;
                 }
             }
@@ -664,6 +724,9 @@ impl Cache {
             self.trim(&mut tx, room).await?;
         }
         tx.commit().await?;
+        if erased {
+            self.scrub().await;
+        }
         Ok(Applied::Done(changes))
     }
 

@@ -13,6 +13,16 @@
 //! The handler sends frames through a [`Link`], which is up only while a socket is
 //! authenticated: what cannot be sent now (messages) lives in the outbox and is sent again on
 //! the next `welcome`.
+//!
+//! The socket loop never waits for the handler. Frames go through a queue to a frame task (one
+//! per socket) that hands them to the handler one at a time, in the order received; the
+//! handler may take its time there (a gap fill pages history over REST) while the socket loop
+//! keeps reading, answering pings, pinging and sending. When the socket is lost, the frame
+//! task's stop token is cancelled: the handler ends its REST waits at once (it selects on the
+//! token) and the frames already received are still handed over, in order, unless one of them
+//! could not be finished without the network ([`Handled::Interrupted`]): the rest are dropped
+//! then. The next `hello` resumes from what the handler applied, so nothing is applied twice
+//! or skipped.
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use protocol::ipc::ConnectionState;
@@ -130,8 +140,16 @@ impl Link {
 pub trait Handler: Send + Sync + 'static {
     /// The `hello` for a new socket (token and resume cursors). `Err`: try again later.
     fn hello(&self) -> impl Future<Output = Result<ClientFrame, String>> + Send;
-    /// One server frame, in the order received. `link` is up from `welcome` on.
-    fn on_frame(&self, frame: ServerFrame, link: &Link) -> impl Future<Output = ()> + Send;
+    /// One server frame, in the order received, on the socket's frame task (the socket keeps
+    /// going meanwhile). `link` is up from `welcome` on. `stop` is cancelled when the socket
+    /// is lost: end network waits then (and tasks spawned for this socket), and leave the
+    /// state consistent, since the frames after this one are dropped.
+    fn on_frame(
+        &self,
+        frame: ServerFrame,
+        link: &Link,
+        stop: &CancellationToken,
+    ) -> impl Future<Output = Handled> + Send;
     /// The connection's state changed.
     fn on_state(&self, state: ConnectionState);
     /// The server ended the session (close 4001); the connection has stopped for good.
@@ -139,6 +157,15 @@ pub trait Handler: Send + Sync + 'static {
     /// The server's store lost data (close 4010): drop cached history and resume cursors.
     /// Awaited before the next connect, so the next [`Handler::hello`] sees the result.
     fn on_store_reset(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// Whether the handler finished a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    Done,
+    /// `stop` cut a network wait short and the frame is only partly applied: the frames after
+    /// it must not be applied either (they come again after the next `hello`).
+    Interrupted,
 }
 
 /// Opens sockets. The real one is [`WsConnector`]; tests substitute their own.
@@ -256,7 +283,7 @@ async fn run<H: Handler, C: Connector>(
         handler.on_state(ConnectionState::Connecting);
         let ended = tokio::select! {
             _ = cancel.cancelled() => None,
-            ended = session(handler.as_ref(), &connector, &link, &timing) => Some(ended),
+            ended = session(&handler, &connector, &link, &timing) => Some(ended),
         };
         link.set(None);
         let (reason, was_up) = match ended {
@@ -300,12 +327,52 @@ fn text(frame: &ClientFrame) -> Message {
     Message::text(serde_json::to_string(frame).unwrap_or_default())
 }
 
-/// One socket, from connect to loss.
+/// Hands frames to the handler in order until the socket loop is done with the queue, or a
+/// frame was interrupted.
+async fn process<H: Handler>(
+    handler: Arc<H>,
+    mut frames: mpsc::UnboundedReceiver<ServerFrame>,
+    link: Link,
+    stop: CancellationToken,
+) {
+    while let Some(frame) = frames.recv().await {
+        if handler.on_frame(frame, &link, &stop).await == Handled::Interrupted {
+            tracing::debug!("socket lost during a frame; the rest come again on resume");
+            return;
+        }
+    }
+}
+
+/// One socket, from connect to loss: the socket loop ([`pump`]) and its frame task.
 async fn session<H: Handler, C: Connector>(
+    handler: &Arc<H>,
+    connector: &C,
+    link: &Link,
+    timing: &Timing,
+) -> Ended {
+    let stop = CancellationToken::new();
+    // Also when this future is dropped (the connection stopped).
+    let _stop_on_drop = stop.clone().drop_guard();
+    let (frames, queue) = mpsc::unbounded_channel();
+    let task = tokio::spawn(process(handler.clone(), queue, link.clone(), stop.clone()));
+    let ended = pump(handler.as_ref(), connector, link, timing, frames).await;
+    // Let the frame task finish before the next hello reads the resume cursors; its network
+    // waits end now.
+    stop.cancel();
+    if let Err(e) = task.await {
+        tracing::error!(error = %e, "the frame task failed");
+    }
+    ended
+}
+
+/// The socket loop: reads frames into `frames`, sends what the [`Link`] queues, pings.
+/// Never waits for the handler (beyond `hello`).
+async fn pump<H: Handler, C: Connector>(
     handler: &H,
     connector: &C,
     link: &Link,
     timing: &Timing,
+    frames: mpsc::UnboundedSender<ServerFrame>,
 ) -> Ended {
     let socket = match tokio::time::timeout(timing.connect_timeout, connector.connect()).await {
         Err(_) => return lost("connecting timed out", false),
@@ -363,7 +430,9 @@ async fn session<H: Handler, C: Connector>(
                                 up = true;
                                 link.set(Some(tx.clone()));
                             }
-                            handler.on_frame(frame, link).await;
+                            if frames.send(frame).is_err() {
+                                return lost("the frame task ended", up);
+                            }
                         }
                         Err(e) => tracing::warn!(error = %e, "ignoring an unreadable server frame"),
                     },
@@ -430,7 +499,14 @@ mod tests {
         async fn hello(&self) -> Result<ClientFrame, String> {
             Err("not used".into())
         }
-        async fn on_frame(&self, _frame: ServerFrame, _link: &Link) {}
+        async fn on_frame(
+            &self,
+            _frame: ServerFrame,
+            _link: &Link,
+            _stop: &CancellationToken,
+        ) -> Handled {
+            Handled::Done
+        }
         fn on_state(&self, state: ConnectionState) {
             let _ = self.0.send((Instant::now(), state));
         }
@@ -540,12 +616,18 @@ mod tests {
                 epoch: None,
             })
         }
-        async fn on_frame(&self, frame: ServerFrame, _link: &Link) {
+        async fn on_frame(
+            &self,
+            frame: ServerFrame,
+            _link: &Link,
+            _stop: &CancellationToken,
+        ) -> Handled {
             let name = match frame {
                 ServerFrame::Welcome { .. } => "welcome",
                 _ => "other",
             };
             let _ = self.log.send(Seen::Frame(name));
+            Handled::Done
         }
         fn on_state(&self, state: ConnectionState) {
             if let ConnectionState::Reconnecting { attempt, .. } = state {
@@ -570,6 +652,7 @@ mod tests {
                 id: protocol::UserId(1),
                 username: "ann".into(),
                 created_ts: 0,
+                admin: false,
             },
             session_id: "s".into(),
             rooms: Vec::new(),

@@ -4,7 +4,9 @@
 //! server; [`cache`] (SQLite) and [`credentials`] (OS keychain) keep state on this machine;
 //! [`outbox`] makes sends survive disconnects and restarts; [`backend`] ties them together and
 //! implements the IPC contract of [`protocol::ipc`] without knowing about Tauri; [`commands`]
-//! and [`run`] put it in a window with a tray icon.
+//! (the one Tauri command, dispatching a [`protocol::ipc::Command`]) and [`run`] put it in a
+//! window with a tray icon. Imports point down: the backend uses the outbox, the connection,
+//! the cache; none of those uses the backend.
 
 pub mod api;
 pub mod backend;

@@ -160,6 +160,7 @@ async fn drafts_settings_and_session_survive_restart() {
     let settings = Settings {
         start_minimized: true,
         notifications: false,
+        hide_notification_text: true,
     };
     within("settings", backend.set_settings(settings.clone()))
         .await

@@ -196,6 +196,104 @@ async fn gap_is_filled_from_history() {
     backend.shutdown().await;
 }
 
+/// A gap fill whose history request hangs (a slow server) does not stall the socket: while it
+/// waits, a message written in the app still reaches the server and the socket stays up past
+/// several ping deadlines; when the history comes, the filled messages reach the UI once, in
+/// order, and the cache is complete. (Before the socket loop handed frames to their own task,
+/// it awaited the fill: nothing was sent meanwhile, and the silent socket was dropped.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_gap_fill_keeps_the_socket_up_and_sending() {
+    let redis = Redis::start().await;
+    let server = Server::start_with(&redis, |c| c.limits.max_replay = 3).await;
+    let slow = SlowHistory::start(server.addr).await;
+    let mut home = Home::new();
+    // A server silent for 1.5 pings (300 ms) counts as gone.
+    home.timing.ping_every = Duration::from_millis(200);
+    let (backend, mut ui) = home.open().await;
+    within("set_server", backend.set_server(&slow.url()))
+        .await
+        .unwrap_or_else(|e| panic!("set_server: {e}"));
+    within("register", backend.register(&unique_name("ann"), PASSWORD))
+        .await
+        .unwrap_or_else(|e| panic!("register: {e}"));
+    ui.wait_online().await;
+    let (bob, room) = in_peers_room(&backend, &server, "slow").await;
+    bob.send(room.id, "before").await;
+    ui.wait_message("before", |m| m.body == "before").await;
+    backend.shutdown().await;
+    for i in 1..=12 {
+        bob.send(room.id, &format!("gap {i}")).await;
+    }
+
+    let (backend, mut ui) = home.open().await;
+    slow.wait_held().await;
+    // The fill waits for its first page. The socket still sends:
+    within("send", backend.send(room.id, "written during the fill"))
+        .await
+        .unwrap_or_else(|e| panic!("send: {e}"));
+    let deadline = Instant::now() + TIMEOUT;
+    while !bob
+        .bodies(room.id)
+        .await
+        .contains(&"written during the fill".to_owned())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the message written during the fill did not reach the server within {TIMEOUT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ...and stays up across several ping deadlines.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(slow.held(), 1, "the fill is still waiting");
+    slow.release();
+    ui.wait_online().await;
+    let log = {
+        ui.drain();
+        ui.log.lock().map(|l| l.clone()).unwrap_or_default()
+    };
+    let lost: Vec<&Seen> = log
+        .iter()
+        .filter(|s| {
+            matches!(
+                s,
+                Seen::Event(AppEvent::Connection {
+                    state: ConnectionState::Reconnecting { .. }
+                })
+            )
+        })
+        .collect();
+    assert!(lost.is_empty(), "the socket was dropped: {lost:?}");
+    let filled: Vec<String> = log
+        .iter()
+        .filter_map(|s| match s {
+            Seen::Event(AppEvent::Message { message }) if message.body.starts_with("gap") => {
+                Some(message.body.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    let want: Vec<String> = (1..=12).map(|i| format!("gap {i}")).collect();
+    assert_eq!(filled, want, "each filled message once, in order");
+    let mut all = vec!["before".to_owned()];
+    all.extend(want);
+    all.push("written during the fill".to_owned());
+    // The ack and the echo of the message written during the fill come after the fill.
+    let deadline = Instant::now() + TIMEOUT;
+    let page = loop {
+        let page = within("messages", backend.messages(room.id, None, Some(50)))
+            .await
+            .unwrap_or_else(|e| panic!("messages: {e}"));
+        if bodies(&page.messages) == all || Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(bodies(&page.messages), all);
+    assert_eq!(bodies(&page.messages), bob.bodies(room.id).await);
+    backend.shutdown().await;
+}
+
 /// The session revoked from another device: the server closes with 4001, the backend reports
 /// `session_ended`, forgets the token and stays offline (no reconnect loop).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,10 +1,10 @@
 //! The only door to the Rust backend: Tauri's `invoke` for commands and `listen` for the `chat`
 //! event, wrapped in typed async functions.
 //!
-//! Every call is built from a [`protocol::ipc::Command`] value, so command names and argument
-//! names come from the contract itself: the serde tag gives the command name, and the fields
-//! become the argument object with camelCase keys (Tauri's convention). Results and events are
-//! decoded into the protocol's types; failures become an [`Error`].
+//! Every call is a [`protocol::ipc::Command`] value sent through the one Tauri command
+//! ([`protocol::ipc::INVOKE`]) as its `command` argument, so names and arguments come from the
+//! contract itself. Results and events are decoded into the protocol's types; failures become
+//! an [`Error`].
 
 use protocol::ipc::{
     AppError, AppErrorCode, AppEvent, Command, MemberView, MessagePage, MessageView, RoomView,
@@ -111,38 +111,10 @@ impl std::fmt::Display for Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Splits a command into Tauri's `(name, args)`: the serde tag is the name; the other fields
-/// are the arguments, renamed to camelCase.
-pub fn encode(cmd: &Command) -> Result<(String, serde_json::Value)> {
-    let value = serde_json::to_value(cmd).map_err(|e| Error::Bridge(e.to_string()))?;
-    let serde_json::Value::Object(mut fields) = value else {
-        return Err(Error::Bridge("command is not an object".into()));
-    };
-    let name = match fields.remove("cmd") {
-        Some(serde_json::Value::String(name)) => name,
-        _ => return Err(Error::Bridge("command has no name".into())),
-    };
-    let args = fields
-        .into_iter()
-        .map(|(key, value)| (camel_case(&key), value))
-        .collect();
-    Ok((name, serde_json::Value::Object(args)))
-}
-
-fn camel_case(snake: &str) -> String {
-    let mut out = String::with_capacity(snake.len());
-    let mut upper = false;
-    for c in snake.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
+/// The argument object of the one Tauri command: `{command: <the command>}`.
+pub fn encode(cmd: &Command) -> Result<serde_json::Value> {
+    let command = serde_json::to_value(cmd).map_err(|e| Error::Bridge(e.to_string()))?;
+    Ok(serde_json::json!({ "command": command }))
 }
 
 /// Decodes a rejection: an [`AppError`] object when the backend refused, else whatever Tauri
@@ -167,9 +139,10 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue> {
 }
 
 async fn call_raw(cmd: Command) -> Result<JsValue> {
-    let (name, args) = encode(&cmd)?;
-    let args = to_js(&args)?;
-    tauri_invoke(&name, args).await.map_err(decode_error)
+    let args = to_js(&encode(&cmd)?)?;
+    tauri_invoke(protocol::ipc::INVOKE, args)
+        .await
+        .map_err(decode_error)
 }
 
 async fn call<T: DeserializeOwned>(cmd: Command) -> Result<T> {
@@ -376,48 +349,44 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn names_and_camel_case_args_come_from_the_contract() {
-        let (name, args) = encode(&Command::Retry {
-            client_id: "c1".into(),
-        })
-        .unwrap();
-        assert_eq!(name, "retry");
-        assert_eq!(args, json!({"clientId": "c1"}));
-
-        let (name, args) = encode(&Command::Messages {
-            room: RoomId(3),
-            before: None,
-            limit: Some(50),
-        })
-        .unwrap();
-        assert_eq!(name, "messages");
-        assert_eq!(args, json!({"room": 3, "before": null, "limit": 50}));
-
-        let (name, args) = encode(&Command::MarkRead {
-            room: RoomId(1),
-            seq: 9,
-        })
-        .unwrap();
-        assert_eq!(name, "mark_read");
-        assert_eq!(args, json!({"room": 1, "seq": 9}));
-
-        let (name, args) = encode(&Command::Snapshot).unwrap();
-        assert_eq!(name, "snapshot");
-        assert_eq!(args, json!({}));
-
-        let (name, args) = encode(&Command::SetSettings {
-            settings: Settings {
-                start_minimized: true,
-                notifications: false,
-            },
-        })
-        .unwrap();
-        assert_eq!(name, "set_settings");
-        // Only argument names are renamed; the settings object keeps its own serde names.
+    fn every_call_is_one_command_value() {
         assert_eq!(
-            args,
-            json!({"settings": {"start_minimized": true, "notifications": false}})
+            encode(&Command::Retry {
+                client_id: "c1".into(),
+            })
+            .unwrap(),
+            json!({"command": {"cmd": "retry", "client_id": "c1"}})
         );
+        assert_eq!(
+            encode(&Command::Messages {
+                room: RoomId(3),
+                before: None,
+                limit: Some(50),
+            })
+            .unwrap(),
+            json!({"command": {"cmd": "messages", "room": 3, "before": null, "limit": 50}})
+        );
+        assert_eq!(
+            encode(&Command::Snapshot).unwrap(),
+            json!({"command": {"cmd": "snapshot"}})
+        );
+        let settings = json!({"command": {"cmd": "set_settings",
+            "settings": {"start_minimized": true, "notifications": false,
+                "hide_notification_text": false}}});
+        assert_eq!(
+            encode(&Command::SetSettings {
+                settings: Settings {
+                    start_minimized: true,
+                    notifications: false,
+                    hide_notification_text: false,
+                },
+            })
+            .unwrap(),
+            settings
+        );
+        // What the backend's dispatch decodes is what was sent.
+        let back: Command = serde_json::from_value(settings["command"].clone()).unwrap();
+        assert!(matches!(back, Command::SetSettings { .. }));
     }
 
     #[test]

@@ -754,6 +754,7 @@ mod tests {
             id: UserId(1),
             username: "ann".into(),
             created_ts: 0,
+            admin: false,
         }));
         assert_eq!(s.screen, Screen::Main);
         let s = s.reduce(Action::LoggedOut {
@@ -838,6 +839,7 @@ mod tests {
             id: UserId(id),
             username: "me".into(),
             created_ts: 0,
+            admin: false,
         });
     }
 

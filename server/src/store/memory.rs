@@ -3,6 +3,8 @@
 //! Same semantics as Redis on a single node. Appends publish to the bus while holding the lock,
 //! so bus order equals seq order exactly as with the Redis scripts.
 
+mod admin;
+
 use super::bus::{self, MemberRoute};
 use super::{
     BusMsg, Change, LogPage, MemberChange, NewMessage, Presence, Range, Retention, RoomMeta,
@@ -17,8 +19,8 @@ use std::sync::Mutex;
 use tokio::sync::mpsc;
 
 pub struct MemoryStore {
-    /// Random per process: the data set dies with it.
-    epoch: String,
+    /// Random per process: the data set dies with it (unless exported). An import sets it.
+    epoch: Mutex<String>,
     state: Mutex<State>,
     bus_rx: Mutex<Option<mpsc::UnboundedReceiver<BusMsg>>>,
 }
@@ -41,14 +43,29 @@ struct State {
     /// Expiry order of `dedupe` keys (the TTL is the same for all).
     dedupe_expiry: VecDeque<(i64, (RoomId, UserId, String))>,
     read: HashMap<(UserId, RoomId), u64>,
+    /// Invite code hash → invite.
+    invites: HashMap<String, super::InviteRecord>,
     online: BTreeSet<UserId>,
     last_seen: HashMap<UserId, i64>,
+    moderation: Moderation,
+}
+
+/// Bans, blocks and confusable names (issue 11).
+#[derive(Default)]
+struct Moderation {
+    bans: HashMap<RoomId, BTreeSet<UserId>>,
+    /// User → the users they blocked.
+    blocks: HashMap<UserId, BTreeSet<UserId>>,
+    /// [`super::name_skeleton`] of every username → its account.
+    skeletons: HashMap<String, UserId>,
 }
 
 struct MemRoom {
     meta: RoomMeta,
     members: BTreeMap<UserId, Role>,
     log: VecDeque<(RoomEvent, String)>,
+    /// Timestamp of the newest event ever appended (kept when retention empties the log).
+    last_ts: i64,
 }
 
 fn lock_poisoned() -> StoreError {
@@ -59,7 +76,7 @@ impl MemoryStore {
     pub fn new() -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         Self {
-            epoch: format!("{:016x}", rand::random::<u64>()),
+            epoch: Mutex::new(format!("{:016x}", rand::random::<u64>())),
             state: Mutex::new(State {
                 bus: tx,
                 next_user: 0,
@@ -74,8 +91,10 @@ impl MemoryStore {
                 dedupe: HashMap::new(),
                 dedupe_expiry: VecDeque::new(),
                 read: HashMap::new(),
+                invites: HashMap::new(),
                 online: BTreeSet::new(),
                 last_seen: HashMap::new(),
+                moderation: Moderation::default(),
             }),
             bus_rx: Mutex::new(Some(rx)),
         }
@@ -100,24 +119,7 @@ impl MemoryStore {
         password_hash: &str,
         now: i64,
     ) -> StoreResult<UserRecord> {
-        self.with(|s| {
-            let lower = username.to_lowercase();
-            if s.names.contains_key(&lower) {
-                return Err(
-                    ApiError::new(ErrorCode::UsernameTaken, "that username is taken").into(),
-                );
-            }
-            s.next_user += 1;
-            let user = UserRecord {
-                id: UserId(s.next_user),
-                username: username.to_owned(),
-                password_hash: password_hash.to_owned(),
-                created_ts: now,
-            };
-            s.names.insert(lower, user.id);
-            s.users.insert(user.id, user.clone());
-            Ok(user)
-        })
+        self.with(|s| s.insert_user(username, password_hash, now))
     }
 
     pub async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
@@ -167,18 +169,27 @@ impl MemoryStore {
         token_hash: &str,
         now: i64,
         ttl_secs: u64,
+        max_age_secs: u64,
     ) -> StoreResult<Option<SessionRecord>> {
-        self.with(|s| match s.sessions.get_mut(token_hash) {
-            Some((_, expires)) if *expires <= now => {
+        self.with(|s| {
+            let disabled = |user: UserId| s.users.get(&user).is_none_or(|u| u.disabled);
+            let dead = match s.sessions.get(token_hash) {
+                None => return Ok(None),
+                Some((session, expires)) => {
+                    let too_old = session.created_ts + (max_age_secs as i64).saturating_mul(1000);
+                    *expires <= now || too_old <= now || disabled(session.user)
+                }
+            };
+            if dead {
                 s.sessions.remove(token_hash);
-                Ok(None)
+                return Ok(None);
             }
-            Some((session, expires)) => {
-                session.last_used_ts = now;
-                *expires = now + ttl_secs as i64 * 1000;
-                Ok(Some(session.clone()))
-            }
-            None => Ok(None),
+            let Some((session, expires)) = s.sessions.get_mut(token_hash) else {
+                return Ok(None);
+            };
+            session.last_used_ts = now;
+            *expires = now + ttl_secs as i64 * 1000;
+            Ok(Some(session.clone()))
         })
     }
 
@@ -313,8 +324,14 @@ impl MemoryStore {
                 .get(&change.room)
                 .ok_or_else(ApiError::room_not_found)?;
             let is_member = room.members.contains_key(&change.user);
+            let banned = s
+                .moderation
+                .bans
+                .get(&change.room)
+                .is_some_and(|b| b.contains(&change.user));
             match change.role {
                 Some(_) if is_member => Ok(None),
+                Some(_) if banned => Err(super::banned_error().into()),
                 Some(role) => {
                     let orphaned = room.meta.kind == RoomKind::Group && room.meta.owner.is_none();
                     let seq =
@@ -399,6 +416,17 @@ impl MemoryStore {
             if !room.members.contains_key(&msg.sender) {
                 return Err(ApiError::not_a_member().into());
             }
+            // A direct room whose other member blocked the sender: readable, not writable.
+            if let Some((a, b)) = room.meta.pair {
+                let other = if a == msg.sender { b } else { a };
+                if s.moderation
+                    .blocks
+                    .get(&other)
+                    .is_some_and(|blocked| blocked.contains(&msg.sender))
+                {
+                    return Err(super::blocked_error().into());
+                }
+            }
             let seq = s.append(msg.room, msg.event_json, now, None)?;
             let ts = s
                 .rooms
@@ -443,7 +471,8 @@ impl MemoryStore {
             else {
                 return Err(not_found().into());
             };
-            if *sender != change.sender {
+            // Moderators (the room's owner, see `chat::change`) may delete, never edit.
+            if *sender != change.sender && !(change.moderator && change.body.is_none()) {
                 return Err(ApiError::new(
                     ErrorCode::NotAuthor,
                     "only the author can change a message",
@@ -468,6 +497,18 @@ impl MemoryStore {
             }
             let json = serde_json::to_string(&event.event)?;
             *frame = bus::event_frame(event.room, event.seq, event.ts, &json);
+            if change.body.is_none() {
+                // The text of every earlier edit goes too: history must hold no trace of it.
+                for (event, frame) in room.log.iter_mut().skip(index + 1) {
+                    if let EventBody::Edit { target, body, .. } = &mut event.event {
+                        if *target == change.target && !body.is_empty() {
+                            body.clear();
+                            let json = serde_json::to_string(&event.event)?;
+                            *frame = bus::event_frame(event.room, event.seq, event.ts, &json);
+                        }
+                    }
+                }
+            }
             s.append(change.room, change.event_json, now, None)
         })
     }
@@ -580,8 +621,8 @@ impl MemoryStore {
         Ok(false)
     }
 
-    pub fn epoch(&self) -> &str {
-        &self.epoch
+    pub fn epoch(&self) -> String {
+        self.epoch.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The embedded store lives and dies with the process: never reset under a running node.
@@ -600,6 +641,103 @@ impl MemoryStore {
     }
 }
 
+// Privacy and moderation (issue 11).
+impl MemoryStore {
+    pub async fn shares_room(&self, user: UserId, others: &[UserId]) -> StoreResult<Vec<bool>> {
+        self.with(|s| {
+            let empty = BTreeSet::new();
+            let mine = s.user_rooms.get(&user).unwrap_or(&empty);
+            Ok(others
+                .iter()
+                .map(|o| {
+                    s.user_rooms
+                        .get(o)
+                        .is_some_and(|theirs| !mine.is_disjoint(theirs))
+                })
+                .collect())
+        })
+    }
+
+    pub async fn set_ban(&self, room: RoomId, user: UserId, banned: bool) -> StoreResult<bool> {
+        self.with(|s| {
+            let set = s.moderation.bans.entry(room).or_default();
+            Ok(if banned {
+                set.insert(user)
+            } else {
+                set.remove(&user)
+            })
+        })
+    }
+
+    pub async fn bans(&self, room: RoomId) -> StoreResult<Vec<UserId>> {
+        self.with(|s| {
+            Ok(s.moderation
+                .bans
+                .get(&room)
+                .map(|b| b.iter().copied().collect())
+                .unwrap_or_default())
+        })
+    }
+
+    pub async fn set_block(&self, user: UserId, other: UserId, blocked: bool) -> StoreResult<()> {
+        self.with(|s| {
+            let set = s.moderation.blocks.entry(user).or_default();
+            if blocked {
+                set.insert(other);
+            } else {
+                set.remove(&other);
+            }
+            Ok(())
+        })
+    }
+
+    pub async fn blocked(&self, by: UserId, whom: UserId) -> StoreResult<bool> {
+        self.with(|s| {
+            Ok(s.moderation
+                .blocks
+                .get(&by)
+                .is_some_and(|b| b.contains(&whom)))
+        })
+    }
+
+    pub async fn blocks(&self, user: UserId) -> StoreResult<Vec<UserId>> {
+        self.with(|s| {
+            Ok(s.moderation
+                .blocks
+                .get(&user)
+                .map(|b| b.iter().copied().collect())
+                .unwrap_or_default())
+        })
+    }
+
+    pub async fn roles(&self, user: UserId, rooms: &[RoomId]) -> StoreResult<Vec<Option<Role>>> {
+        self.with(|s| {
+            Ok(rooms
+                .iter()
+                .map(|r| s.rooms.get(r).and_then(|r| r.members.get(&user).copied()))
+                .collect())
+        })
+    }
+
+    pub async fn newest_events(&self, rooms: &[(RoomId, usize)]) -> StoreResult<Vec<Vec<String>>> {
+        self.with(|s| {
+            Ok(rooms
+                .iter()
+                .map(|(r, n)| {
+                    s.rooms.get(r).map_or_else(Vec::new, |r| {
+                        let skip = r.log.len().saturating_sub(*n);
+                        r.log.iter().skip(skip).map(|(_, f)| f.clone()).collect()
+                    })
+                })
+                .collect())
+        })
+    }
+
+    pub async fn room_count(&self, user: UserId) -> StoreResult<u64> {
+        self.with(|s| Ok(s.user_rooms.get(&user).map_or(0, |r| r.len() as u64)))
+    }
+}
+
 impl Default for MemoryStore {
     fn default() -> Self {
         Self::new()
@@ -607,6 +745,33 @@ impl Default for MemoryStore {
 }
 
 impl State {
+    /// Creates an account; the first account of the store is an admin.
+    fn insert_user(
+        &mut self,
+        username: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> StoreResult<UserRecord> {
+        let lower = username.to_lowercase();
+        let skeleton = super::name_skeleton(username);
+        if self.names.contains_key(&lower) || self.moderation.skeletons.contains_key(&skeleton) {
+            return Err(ApiError::new(ErrorCode::UsernameTaken, "that username is taken").into());
+        }
+        self.next_user += 1;
+        let user = UserRecord {
+            id: UserId(self.next_user),
+            username: username.to_owned(),
+            password_hash: password_hash.to_owned(),
+            created_ts: now,
+            admin: self.next_user == 1,
+            disabled: false,
+        };
+        self.names.insert(lower, user.id);
+        self.moderation.skeletons.insert(skeleton, user.id);
+        self.users.insert(user.id, user.clone());
+        Ok(user)
+    }
+
     fn send(&self, msg: String) {
         // The hub holds the receiver for the life of the process; after it is gone nobody listens.
         let _ = self.bus.send(BusMsg::Payload(msg));
@@ -651,6 +816,7 @@ impl State {
                 meta,
                 members: BTreeMap::new(),
                 log: VecDeque::new(),
+                last_ts: 0,
             },
         );
         id
@@ -691,10 +857,11 @@ impl State {
             .ok_or_else(ApiError::room_not_found)?;
         let seq = r.meta.last_seq + 1;
         // Timestamps never go backwards within a room, even if the clock does.
-        let ts = r.log.back().map_or(now, |(e, _)| e.ts.max(now));
+        let ts = r.last_ts.max(now);
         let frame = bus::event_frame(room, seq, ts, event_json);
         let event: RoomEvent = serde_json::from_str(&frame)?;
         r.meta.last_seq = seq;
+        r.last_ts = ts;
         r.log.push_back((event, frame.clone()));
         let msg = bus::room_msg(room, seq, member, &frame);
         self.send(msg);

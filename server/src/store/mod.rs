@@ -7,10 +7,12 @@
 //! order equals seq order on every node.
 
 pub mod bus;
+pub mod dump;
+pub mod health;
 pub mod memory;
 pub mod redis;
 
-use crate::error::StoreResult;
+use crate::error::{StoreError, StoreResult};
 use protocol::event::Role;
 use protocol::rest::{RoomKind, SendAck, Visibility};
 use protocol::{RoomId, UserId};
@@ -25,6 +27,50 @@ pub struct UserRecord {
     pub username: String,
     pub password_hash: String,
     pub created_ts: i64,
+    /// May use the admin routes. The first account of a store is made admin.
+    pub admin: bool,
+    /// Cannot log in; its sessions were revoked when it was disabled.
+    pub disabled: bool,
+}
+
+/// A registration invite code. Only the code's SHA-256 is stored, like tokens.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InviteRecord {
+    pub code_hash: String,
+    /// Registrations still allowed.
+    pub uses_left: u32,
+    pub expires_ts: i64,
+    pub created_by: Option<UserId>,
+    pub created_ts: i64,
+}
+
+/// What lets a registration in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission<'a> {
+    /// Anyone (`registration = "open"`).
+    Open,
+    /// One use of the invite whose code hashes to this; `invalid_invite` if it is unknown, used
+    /// up or expired.
+    Invite(&'a str),
+    /// Only the store's first account (it becomes the admin); `registration_closed` after.
+    FirstAccount,
+}
+
+/// The refusal of [`Admission::FirstAccount`] once the store has an account.
+pub(crate) fn registration_closed() -> crate::error::StoreError {
+    crate::error::ApiError::new(
+        protocol::ErrorCode::RegistrationClosed,
+        "registration is closed on this server; ask its admin for an account",
+    )
+    .into()
+}
+
+/// An account flag an admin can change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserFlag {
+    Admin,
+    /// Setting it also revokes every session of the account (and closes their sockets).
+    Disabled,
 }
 
 /// A stored session. The token itself is never stored: only `token_hash` (SHA-256).
@@ -98,6 +144,8 @@ pub struct Change<'a> {
     pub body: Option<&'a str>,
     /// The `event` object of the edit/delete event.
     pub event_json: &'a str,
+    /// The sender moderates the room (owner, or server admin): may delete others' messages.
+    pub moderator: bool,
 }
 
 /// A membership change to append to a room's log.
@@ -125,16 +173,44 @@ pub enum Store {
     Redis(redis::RedisStore),
 }
 
+/// Store calls made by this process (each is one round trip to Redis), for measuring what an
+/// operation costs (see docs/BENCHMARKS.md, "Reconnect cost").
+static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many store calls this process has made so far.
+pub fn calls() -> u64 {
+    CALLS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 macro_rules! delegate {
     ($( $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident : $ty:ty)*) -> $ret:ty; )*) => {
         impl Store {
             $(
                 $(#[$doc])*
                 pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
-                    match self {
+                    CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    static OP: std::sync::OnceLock<crate::metrics::StoreOp> = std::sync::OnceLock::new();
+                    let op = crate::metrics::get().store_op(&OP, stringify!($name));
+                    let started = std::time::Instant::now();
+                    let result = match self {
                         Store::Memory(s) => s.$name($($arg),*).await,
-                        Store::Redis(s) => s.$name($($arg),*).await,
+                        Store::Redis(s) => {
+                            // Known down: answer at once instead of waiting out reconnects.
+                            if s.health().is_down() {
+                                return Err(StoreError::Unreachable("the store is unreachable".into()));
+                            }
+                            let result = s.$name($($arg),*).await;
+                            if let Err(StoreError::Unreachable(_)) = &result {
+                                s.health().mark_down();
+                            }
+                            result
+                        }
+                    };
+                    op.duration.record(started.elapsed().as_secs_f64());
+                    if matches!(&result, Err(e) if !matches!(e, StoreError::Api(_))) {
+                        op.errors.increment(1);
                     }
+                    result
                 }
             )*
         }
@@ -144,7 +220,8 @@ macro_rules! delegate {
 delegate! {
     /// Whether the store answers.
     fn ping(&self) -> StoreResult<()>;
-    /// Creates an account; `username_taken` if the lowercase name exists.
+    /// Creates an account; `username_taken` if the lowercase name or its
+    /// [`name_skeleton`] (a confusable name) exists.
     fn create_user(&self, username: &str, password_hash: &str, now: i64) -> StoreResult<UserRecord>;
     /// Looks up an account by name, case-insensitively.
     fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>>;
@@ -154,8 +231,9 @@ delegate! {
     fn search_users(&self, prefix: &str, limit: usize) -> StoreResult<Vec<(UserId, String)>>;
     /// Stores a session for `ttl_secs`.
     fn create_session(&self, session: &SessionRecord, ttl_secs: u64) -> StoreResult<()>;
-    /// The session for a token hash, sliding its expiry to `ttl_secs` from now.
-    fn touch_session(&self, token_hash: &str, now: i64, ttl_secs: u64) -> StoreResult<Option<SessionRecord>>;
+    /// The session for a token hash, sliding its expiry to `ttl_secs` from now. `None` when
+    /// unknown, expired, older than `max_age_secs`, or its account is disabled.
+    fn touch_session(&self, token_hash: &str, now: i64, ttl_secs: u64, max_age_secs: u64) -> StoreResult<Option<SessionRecord>>;
     /// All live sessions of a user.
     fn sessions(&self, user: UserId) -> StoreResult<Vec<SessionRecord>>;
     /// Revokes a session of `user` by id and tells every node to close its sockets. False if
@@ -203,9 +281,58 @@ delegate! {
     fn presence_heartbeat(&self, now: i64, ttl_ms: i64) -> StoreResult<bool>;
     /// Marks all of this node's users offline (graceful shutdown).
     fn presence_node_down(&self, now: i64) -> StoreResult<()>;
+
+    // --- Accounts and administration (see `memory/admin.rs`, `redis/admin.rs`) ---
+
+    /// An account by id.
+    fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>>;
+    /// Accounts with id > `after`, ascending, at most `limit`.
+    fn list_users(&self, after: u64, limit: usize) -> StoreResult<Vec<UserRecord>>;
+    /// Creates an account as [`Store::create_user`] does, if `admission` lets it in, in one
+    /// step (an invite's use is consumed only when the account is created).
+    fn register_user(&self, username: &str, password_hash: &str, now: i64, admission: Admission<'_>) -> StoreResult<UserRecord>;
+    /// Sets the password hash and, in the same step, revokes every session of the user except
+    /// `keep` (their sockets are closed on every node). False if there is no such user.
+    fn set_password(&self, user: UserId, password_hash: &str, keep: Option<&str>) -> StoreResult<bool>;
+    /// Revokes every session of `user` except `keep` and closes their sockets on every node;
+    /// returns how many were revoked.
+    fn revoke_sessions(&self, user: UserId, keep: Option<&str>) -> StoreResult<u64>;
+    /// Sets or clears a flag (disabling also revokes all sessions). False if no such user.
+    fn set_user_flag(&self, user: UserId, flag: UserFlag, on: bool) -> StoreResult<bool>;
+    /// Stores an invite code (expires at `invite.expires_ts`).
+    fn create_invite(&self, invite: &InviteRecord) -> StoreResult<()>;
+    /// The whole data set, for `chat-server admin export` (see [`dump`]).
+    fn dump(&self, now: i64) -> StoreResult<dump::DataSet>;
+    /// Loads a data set into an empty store (`store_not_empty` otherwise).
+    fn load(&self, data: &dump::DataSet) -> StoreResult<()>;
+
     /// Whether the store still holds the data this node started with. False (once) after it
     /// came back empty: Redis restarted without persistence, or was flushed.
     fn same_epoch(&self) -> StoreResult<bool>;
+}
+
+// Privacy and moderation (issue 11). Kept together, apart from the methods above.
+delegate! {
+    /// For each of `others`: whether they share at least one room with `user`.
+    fn shares_room(&self, user: UserId, others: &[UserId]) -> StoreResult<Vec<bool>>;
+    /// Bans (`true`) or unbans `user` from `room`; a banned user's join or invite fails with
+    /// `banned` in [`Store::change_member`]. Returns whether anything changed.
+    fn set_ban(&self, room: RoomId, user: UserId, banned: bool) -> StoreResult<bool>;
+    /// The users banned from a room, ascending.
+    fn bans(&self, room: RoomId) -> StoreResult<Vec<UserId>>;
+    /// `user` blocks (`true`) or unblocks `other`.
+    fn set_block(&self, user: UserId, other: UserId, blocked: bool) -> StoreResult<()>;
+    /// Whether `by` blocked `whom`.
+    fn blocked(&self, by: UserId, whom: UserId) -> StoreResult<bool>;
+    /// The users `user` blocked, ascending.
+    fn blocks(&self, user: UserId) -> StoreResult<Vec<UserId>>;
+    /// How many rooms `user` belongs to.
+    fn room_count(&self, user: UserId) -> StoreResult<u64>;
+    /// `user`'s role in each of `rooms` (`None` where not a member), in one store call.
+    fn roles(&self, user: UserId, rooms: &[RoomId]) -> StoreResult<Vec<Option<Role>>>;
+    /// For each `(room, n)`: the newest `n` events of the room, ascending, in one store call
+    /// (unread counts of many rooms at connect).
+    fn newest_events(&self, rooms: &[(RoomId, usize)]) -> StoreResult<Vec<Vec<String>>>;
 }
 
 impl Store {
@@ -221,8 +348,25 @@ impl Store {
     /// Changes when the store loses data; see [`Store::same_epoch`].
     pub fn epoch(&self) -> String {
         match self {
-            Store::Memory(s) => s.epoch().to_owned(),
+            Store::Memory(s) => s.epoch(),
             Store::Redis(s) => s.epoch(),
+        }
+    }
+
+    /// True while the store is known to be unreachable: store calls fail at once.
+    pub fn known_down(&self) -> bool {
+        match self {
+            Store::Memory(_) => false,
+            Store::Redis(s) => s.health().is_down(),
+        }
+    }
+
+    /// Whether this node receives every event from the bus (subscribed, and checked after a
+    /// reconnect).
+    pub fn bus_ready(&self) -> bool {
+        match self {
+            Store::Memory(_) => true,
+            Store::Redis(s) => s.bus_ready(),
         }
     }
 
@@ -249,6 +393,32 @@ pub fn member_joined_json(user: UserId, username: &str, role: Role, by: Option<U
 /// The `owner_changed` event object.
 pub fn owner_changed_json(user: UserId) -> String {
     serde_json::to_string(&protocol::EventBody::OwnerChanged { user }).unwrap_or_default()
+}
+
+/// The key under which usernames that look alike collide: the UTS #39 skeleton (Unicode's
+/// confusables data: `I`, `l` and `1` become `l`, `0` becomes `O`, `m` becomes `rn`, ...),
+/// then lowercased, as names are unique case-insensitively. Both stores keep an index of it
+/// and refuse a second account with the same skeleton as `username_taken`.
+pub fn name_skeleton(username: &str) -> String {
+    unicode_security::confusable_detection::skeleton(username)
+        .collect::<String>()
+        .to_lowercase()
+}
+
+/// The refusal of a blocked user's DM, invite or message in the DM (both stores).
+pub(crate) fn blocked_error() -> crate::error::ApiError {
+    crate::error::ApiError::new(
+        protocol::ErrorCode::Blocked,
+        "that user does not accept direct messages or invites from you",
+    )
+}
+
+/// The refusal of a banned user's join or invite (both stores).
+pub(crate) fn banned_error() -> crate::error::ApiError {
+    crate::error::ApiError::new(
+        protocol::ErrorCode::Banned,
+        "that user is banned from this room",
+    )
 }
 
 /// Unread counts stop at this many (clients show "99+").

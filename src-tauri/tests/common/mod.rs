@@ -494,3 +494,124 @@ pub async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T
 pub fn bodies(messages: &[MessageView]) -> Vec<String> {
     messages.iter().map(|m| m.body.clone()).collect()
 }
+
+// ---------------------------------------------------------------------------------------------
+// A slow history route
+// ---------------------------------------------------------------------------------------------
+
+/// A TCP proxy in front of the server that holds history requests (`GET …/rooms/{r}/events`)
+/// until [`SlowHistory::release`]: a server whose history route is slow. Everything else
+/// passes through at once, the app's WebSocket included (after the upgrade its bytes are
+/// masked frames, never a request line).
+pub struct SlowHistory {
+    pub addr: SocketAddr,
+    open: tokio::sync::watch::Sender<bool>,
+    held: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SlowHistory {
+    /// Starts holding history requests to `upstream`.
+    pub async fn start(upstream: SocketAddr) -> SlowHistory {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("proxy bind: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("proxy addr: {e}"));
+        let (open, _) = tokio::sync::watch::channel(false);
+        let held = Arc::new(AtomicU64::new(0));
+        let task = {
+            let open = open.clone();
+            let held = held.clone();
+            tokio::spawn(async move {
+                while let Ok((client, _)) = listener.accept().await {
+                    tokio::spawn(proxy_one(client, upstream, open.subscribe(), held.clone()));
+                }
+            })
+        };
+        SlowHistory {
+            addr,
+            open,
+            held,
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// History requests held so far.
+    pub fn held(&self) -> u64 {
+        self.held.load(Ordering::SeqCst)
+    }
+
+    /// Waits until a history request is being held.
+    pub async fn wait_held(&self) {
+        let deadline = Instant::now() + TIMEOUT;
+        while self.held() == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "no history request within {TIMEOUT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Lets held and later history requests through.
+    pub fn release(&self) {
+        let _ = self.open.send(true);
+    }
+}
+
+impl Drop for SlowHistory {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn proxy_one(
+    mut client: tokio::net::TcpStream,
+    upstream: SocketAddr,
+    mut open: tokio::sync::watch::Receiver<bool>,
+    held: Arc<AtomicU64>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+        return;
+    };
+    let (mut from_client, mut to_client) = client.split();
+    let (mut from_server, mut to_server) = server.split();
+    let up = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match from_client.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let chunk = &buf[..n];
+            let line_end = chunk.iter().position(|b| *b == b'\n').unwrap_or(n);
+            let line = &chunk[..line_end];
+            let history =
+                line.starts_with(b"GET /api/v1/rooms/") && line.windows(7).any(|w| w == b"/events");
+            if history && !*open.borrow() {
+                held.fetch_add(1, Ordering::SeqCst);
+                while !*open.borrow_and_update() {
+                    if open.changed().await.is_err() {
+                        return;
+                    }
+                }
+            }
+            if to_server.write_all(chunk).await.is_err() {
+                break;
+            }
+        }
+        let _ = to_server.shutdown().await;
+    };
+    let down = async {
+        let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+        let _ = to_client.shutdown().await;
+    };
+    tokio::join!(up, down);
+}

@@ -8,7 +8,7 @@ use super::modal::Modal;
 use crate::effects;
 use crate::ipc;
 use crate::state::{Action, AppContext};
-use protocol::ipc::Settings;
+use protocol::ipc::{AppErrorCode, Settings};
 use web_sys::HtmlInputElement;
 use yew::platform::spawn_local;
 use yew::prelude::*;
@@ -33,6 +33,11 @@ fn do_logout(busy: UseStateHandle<bool>, d: effects::Dispatcher) {
     spawn_local(async move {
         match ipc::logout().await {
             Ok(()) => d.dispatch(Action::LoggedOut { reason: None }),
+            // Logged out and the cache cleared; only the keychain entry could not be removed.
+            Err(e) if e.code() == Some(AppErrorCode::Keychain) => {
+                effects::toast(&d, &e);
+                d.dispatch(Action::LoggedOut { reason: None });
+            }
             Err(e) => {
                 busy.set(false);
                 effects::toast(&d, &e);
@@ -140,6 +145,15 @@ pub fn SettingsDialog(props: &SettingsDialogProps) -> Html {
                     </span>
                     <input type="checkbox" role="switch" class="switch" checked={s.notifications} disabled={!loaded}
                         onchange={update(|s, v| s.notifications = v)} />
+                </label>
+                <label class="switch-row">
+                    <span>
+                        <strong>{ "Show message text in notifications" }</strong>
+                        <span class="muted">{ "Off: notifications say who wrote, not what." }</span>
+                    </span>
+                    <input type="checkbox" role="switch" class="switch notification-text" checked={!s.hide_notification_text}
+                        disabled={!loaded || !s.notifications}
+                        onchange={update(|s, v| s.hide_notification_text = !v)} />
                 </label>
                 <label class="switch-row">
                     <span>

@@ -1,0 +1,588 @@
+//! Accounts and administration on Redis: passwords, revoking every session, admin and disabled
+//! flags, invite codes, and the whole data set in and out (export/import). Keys: see the table
+//! in `redis.rs`.
+
+use super::{corrupt, parse_role, role_name, user_from_fields, RedisStore, CREATE_USER};
+use crate::error::{ApiError, StoreError, StoreResult};
+use crate::store::dump::{DataSet, DedupeRecord, RoomRecord};
+use crate::store::{Admission, InviteRecord, SessionRecord, UserFlag, UserRecord};
+use protocol::rest::{RoomKind, Visibility};
+use protocol::{ErrorCode, RoomEvent, RoomId, UserId};
+use redis::{AsyncCommands, Script};
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+/// Keys are read and written this many at a time (one pipeline each).
+const BATCH: usize = 500;
+
+macro_rules! lua_revoke_all {
+    () => {
+        r#"
+-- Revokes every session of `user` except `keep` ('' keeps none); each revoked session's
+-- sockets are closed on every node. Returns how many were revoked.
+local function revoke_all(user, keep)
+  local idx = 'user:' .. user .. ':sess'
+  local all = redis.call('HGETALL', idx)
+  local n = 0
+  for i = 1, #all, 2 do
+    if all[i] ~= keep then
+      redis.call('HDEL', idx, all[i])
+      n = n + redis.call('DEL', 'sess:' .. all[i + 1])
+      redis.call('PUBLISH', 'chat:bus', 'S ' .. user .. ' ' .. all[i] .. '\n')
+    end
+  end
+  return n
+end
+"#
+    };
+}
+
+/// ARGV: user, password hash, session to keep ('' for none). Returns -1 if no such user, else
+/// how many sessions were revoked.
+static SET_PASSWORD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        lua_revoke_all!(),
+        r#"
+local ukey = 'user:' .. ARGV[1]
+if redis.call('EXISTS', ukey) == 0 then return -1 end
+redis.call('HSET', ukey, 'pw', ARGV[2])
+return revoke_all(ARGV[1], ARGV[3])
+"#
+    ))
+});
+
+/// ARGV: user, session to keep ('' for none). Returns how many sessions were revoked.
+static REVOKE_ALL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        lua_revoke_all!(),
+        r#"
+return revoke_all(ARGV[1], ARGV[2])
+"#
+    ))
+});
+
+/// ARGV: user, field (`admin` or `off`), '1' or '0'. Disabling revokes every session too.
+/// Returns 0 if no such user.
+static SET_FLAG: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        lua_revoke_all!(),
+        r#"
+local ukey = 'user:' .. ARGV[1]
+if redis.call('EXISTS', ukey) == 0 then return 0 end
+redis.call('HSET', ukey, ARGV[2], ARGV[3])
+if ARGV[2] == 'off' and ARGV[3] == '1' then revoke_all(ARGV[1], '') end
+return 1
+"#
+    ))
+});
+
+fn store_not_empty() -> StoreError {
+    ApiError::new(
+        ErrorCode::StoreNotEmpty,
+        "the store already holds accounts or rooms",
+    )
+    .into()
+}
+
+fn num<T: std::str::FromStr>(fields: &HashMap<String, String>, key: &str) -> Option<T> {
+    fields.get(key).and_then(|v| v.parse().ok())
+}
+
+impl RedisStore {
+    pub async fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
+        let fields: HashMap<String, String> = self.con().hgetall(format!("user:{id}")).await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        user_from_fields(id.0, &fields).map(Some)
+    }
+
+    pub async fn list_users(&self, after: u64, limit: usize) -> StoreResult<Vec<UserRecord>> {
+        let mut con = self.con();
+        let last: Option<u64> = con.get("ids:user").await?;
+        let last = last.unwrap_or(0);
+        let mut out = Vec::new();
+        let mut next = after.saturating_add(1);
+        while out.len() < limit && next <= last {
+            let ids: Vec<u64> = (next..=last).take(limit.clamp(1, BATCH)).collect();
+            next = ids.last().map_or(last, |l| l + 1);
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.hgetall(format!("user:{id}"));
+            }
+            let all: Vec<HashMap<String, String>> = pipe.query_async(&mut con).await?;
+            for (id, fields) in ids.into_iter().zip(all) {
+                if !fields.is_empty() && out.len() < limit {
+                    out.push(user_from_fields(id, &fields)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn register_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        now: i64,
+        admission: Admission<'_>,
+    ) -> StoreResult<UserRecord> {
+        let (invite, first_only) = match admission {
+            Admission::Open => ("", "0"),
+            Admission::Invite(code) => (code, "0"),
+            Admission::FirstAccount => ("", "1"),
+        };
+        let id: i64 = CREATE_USER
+            .arg(username.to_lowercase())
+            .arg(username)
+            .arg(password_hash)
+            .arg(now)
+            .arg(invite)
+            .arg(first_only)
+            .arg(crate::store::name_skeleton(username))
+            .invoke_async(&mut self.con())
+            .await?;
+        match id {
+            -2 => Err(crate::store::registration_closed()),
+            0 => Err(ApiError::new(ErrorCode::UsernameTaken, "that username is taken").into()),
+            -1 => Err(ApiError::new(
+                ErrorCode::InvalidInvite,
+                "the invite code is unknown, used up or expired",
+            )
+            .into()),
+            id => Ok(UserRecord {
+                id: UserId(id as u64),
+                username: username.to_owned(),
+                password_hash: password_hash.to_owned(),
+                created_ts: now,
+                admin: id == 1,
+                disabled: false,
+            }),
+        }
+    }
+
+    pub async fn set_password(
+        &self,
+        user: UserId,
+        password_hash: &str,
+        keep: Option<&str>,
+    ) -> StoreResult<bool> {
+        let n: i64 = SET_PASSWORD
+            .arg(user.0)
+            .arg(password_hash)
+            .arg(keep.unwrap_or_default())
+            .invoke_async(&mut self.con())
+            .await?;
+        Ok(n >= 0)
+    }
+
+    pub async fn revoke_sessions(&self, user: UserId, keep: Option<&str>) -> StoreResult<u64> {
+        let n: u64 = REVOKE_ALL
+            .arg(user.0)
+            .arg(keep.unwrap_or_default())
+            .invoke_async(&mut self.con())
+            .await?;
+        Ok(n)
+    }
+
+    pub async fn set_user_flag(&self, user: UserId, flag: UserFlag, on: bool) -> StoreResult<bool> {
+        let field = match flag {
+            UserFlag::Admin => "admin",
+            UserFlag::Disabled => "off",
+        };
+        let found: i64 = SET_FLAG
+            .arg(user.0)
+            .arg(field)
+            .arg(if on { "1" } else { "0" })
+            .invoke_async(&mut self.con())
+            .await?;
+        Ok(found == 1)
+    }
+
+    pub async fn create_invite(&self, invite: &InviteRecord) -> StoreResult<()> {
+        let mut pipe = redis::pipe();
+        add_invite(&mut pipe, invite);
+        let () = pipe.query_async(&mut self.con()).await?;
+        Ok(())
+    }
+
+    pub async fn dump(&self, now: i64) -> StoreResult<DataSet> {
+        let mut con = self.con();
+        let (epoch, last_user, last_room): (Option<String>, Option<u64>, Option<u64>) =
+            redis::pipe()
+                .get("store:epoch")
+                .get("ids:user")
+                .get("ids:room")
+                .query_async(&mut con)
+                .await?;
+        let mut data = DataSet {
+            epoch: epoch.unwrap_or_default(),
+            last_user: last_user.unwrap_or(0),
+            last_room: last_room.unwrap_or(0),
+            ..DataSet::default()
+        };
+        let user_ids: Vec<u64> = (1..=data.last_user).collect();
+        for ids in user_ids.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for id in ids {
+                pipe.hgetall(format!("user:{id}"))
+                    .hgetall(format!("user:{id}:sess"))
+                    .hgetall(format!("user:{id}:read"));
+            }
+            let all: Vec<HashMap<String, String>> = pipe.query_async(&mut con).await?;
+            let mut tokens = Vec::new();
+            for (id, three) in ids.iter().zip(all.chunks(3)) {
+                if three[0].is_empty() {
+                    continue;
+                }
+                data.users.push(user_from_fields(*id, &three[0])?);
+                tokens.extend(three[1].values().cloned());
+                for (room, seq) in &three[2] {
+                    let room: u64 = room.parse().map_err(|_| corrupt("read marker room"))?;
+                    let seq: u64 = seq.parse().map_err(|_| corrupt("read marker"))?;
+                    if seq > 0 {
+                        data.reads.push((UserId(*id), RoomId(room), seq));
+                    }
+                }
+            }
+            if tokens.is_empty() {
+                continue;
+            }
+            let mut pipe = redis::pipe();
+            for hash in &tokens {
+                pipe.hgetall(format!("sess:{hash}"))
+                    .cmd("PEXPIRETIME")
+                    .arg(format!("sess:{hash}"));
+            }
+            let replies: Vec<redis::Value> = pipe.query_async(&mut con).await?;
+            for (hash, pair) in tokens.iter().zip(replies.chunks(2)) {
+                let fields: HashMap<String, String> = redis::from_redis_value(pair[0].clone())?;
+                let expires: i64 = redis::from_redis_value(pair[1].clone())?;
+                if fields.is_empty() || expires <= now {
+                    continue;
+                }
+                data.sessions
+                    .push((super::session_from_fields(hash, &fields)?, expires));
+            }
+        }
+        let room_ids: Vec<u64> = (1..=data.last_room).collect();
+        for ids in room_ids.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for id in ids {
+                pipe.hgetall(format!("room:{id}"))
+                    .hgetall(format!("room:{id}:m"));
+            }
+            let replies: Vec<HashMap<String, String>> = pipe.query_async(&mut con).await?;
+            for (id, pair) in ids.iter().zip(replies.chunks(2)) {
+                let f = &pair[0];
+                if f.is_empty() {
+                    continue;
+                }
+                let direct = f.get("kind").map(String::as_str) == Some("direct");
+                data.rooms.push(RoomRecord {
+                    id: RoomId(*id),
+                    name: f.get("name").cloned().unwrap_or_default(),
+                    kind: if direct {
+                        RoomKind::Direct
+                    } else {
+                        RoomKind::Group
+                    },
+                    visibility: if f.get("vis").map(String::as_str) == Some("public") {
+                        Visibility::Public
+                    } else {
+                        Visibility::Private
+                    },
+                    owner: num(f, "owner").map(UserId),
+                    last_seq: num(f, "seq").unwrap_or(0),
+                    last_ts: num(f, "ts").unwrap_or(0),
+                    pair: num(f, "a")
+                        .zip(num(f, "b"))
+                        .map(|(a, b)| (UserId(a), UserId(b))),
+                });
+                for (user, role) in &pair[1] {
+                    let user: u64 = user.parse().map_err(|_| corrupt("member id"))?;
+                    data.members
+                        .push((RoomId(*id), UserId(user), parse_role(role)));
+                }
+            }
+        }
+        for room in &data.rooms {
+            // A page at a time, by seq, so a long history is never one huge reply.
+            let mut after = 0u64;
+            loop {
+                let page: Vec<(String, u64)> = redis::cmd("ZRANGE")
+                    .arg(format!("room:{}:log", room.id))
+                    .arg(format!("({after}"))
+                    .arg("+inf")
+                    .arg("BYSCORE")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(BATCH)
+                    .arg("WITHSCORES")
+                    .query_async(&mut con)
+                    .await?;
+                let Some((_, last)) = page.last() else { break };
+                after = *last;
+                let full = page.len() == BATCH;
+                data.events.extend(page.into_iter().map(|(frame, _)| frame));
+                if !full {
+                    break;
+                }
+            }
+        }
+        let codes: Vec<String> = con.smembers("invites").await?;
+        let all: Vec<HashMap<String, String>> = if codes.is_empty() {
+            Vec::new()
+        } else {
+            let mut pipe = redis::pipe();
+            for code in &codes {
+                pipe.hgetall(format!("invite:{code}"));
+            }
+            pipe.query_async(&mut con).await?
+        };
+        for (code, f) in codes.into_iter().zip(all) {
+            let invite = InviteRecord {
+                code_hash: code,
+                uses_left: num(&f, "left").unwrap_or(0),
+                expires_ts: num(&f, "expires").unwrap_or(0),
+                created_by: num(&f, "by").map(UserId),
+                created_ts: num(&f, "created").unwrap_or(0),
+            };
+            if invite.uses_left > 0 && invite.expires_ts > now {
+                data.invites.push(invite);
+            }
+        }
+        let mut keys = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg("dd:*")
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut con)
+                .await?;
+            keys.extend(batch);
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        for chunk in keys.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for key in chunk {
+                pipe.get(key).cmd("PEXPIRETIME").arg(key);
+            }
+            let replies: Vec<redis::Value> = pipe.query_async(&mut con).await?;
+            for (key, pair) in chunk.iter().zip(replies.chunks(2)) {
+                let value: Option<String> = redis::from_redis_value(pair[0].clone())?;
+                let expires: i64 = redis::from_redis_value(pair[1].clone())?;
+                let (Some(value), true) = (value, expires > now) else {
+                    continue;
+                };
+                let mut parts = key.splitn(4, ':').skip(1);
+                let (Some(room), Some(sender), Some(client_id)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
+                    return Err(corrupt("dedupe key"));
+                };
+                let (seq, ts) = value
+                    .split_once(' ')
+                    .ok_or_else(|| corrupt("dedupe value"))?;
+                data.dedupe.push(DedupeRecord {
+                    room: RoomId(room.parse().map_err(|_| corrupt("dedupe room"))?),
+                    sender: UserId(sender.parse().map_err(|_| corrupt("dedupe sender"))?),
+                    client_id: client_id.to_owned(),
+                    seq: seq.parse().map_err(|_| corrupt("dedupe seq"))?,
+                    ts: ts.parse().map_err(|_| corrupt("dedupe ts"))?,
+                    expires_ts: expires,
+                });
+            }
+        }
+        data.sort();
+        Ok(data)
+    }
+
+    /// Not atomic (a data set can be larger than one script should take): run it with no
+    /// server on this Redis. It refuses to start on a store that holds accounts or rooms.
+    pub async fn load(&self, data: &DataSet) -> StoreResult<()> {
+        let mut con = self.con();
+        let (users, rooms): (bool, bool) = redis::pipe()
+            .exists("ids:user")
+            .exists("ids:room")
+            .query_async(&mut con)
+            .await?;
+        if users || rooms {
+            return Err(store_not_empty());
+        }
+        let mut pipe = redis::pipe();
+        pipe.set("store:epoch", &data.epoch).ignore();
+        if data.last_user > 0 {
+            pipe.set("ids:user", data.last_user).ignore();
+        }
+        if data.last_room > 0 {
+            pipe.set("ids:room", data.last_room).ignore();
+        }
+        let () = pipe.query_async(&mut con).await?;
+        for chunk in data.users.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for u in chunk {
+                let lower = u.username.to_lowercase();
+                pipe.hset_multiple(
+                    format!("user:{}", u.id),
+                    &[
+                        ("name", u.username.clone()),
+                        ("pw", u.password_hash.clone()),
+                        ("created", u.created_ts.to_string()),
+                        ("admin", flag(u.admin).to_owned()),
+                        ("off", flag(u.disabled).to_owned()),
+                    ],
+                )
+                .ignore()
+                .set(format!("uname:{lower}"), u.id.0)
+                .ignore()
+                .zadd("unames", format!("{lower}:{}", u.id), 0)
+                .ignore();
+            }
+            let () = pipe.query_async(&mut con).await?;
+        }
+        for chunk in data.sessions.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for (s, expires) in chunk {
+                add_session(&mut pipe, s, *expires);
+            }
+            let () = pipe.query_async(&mut con).await?;
+        }
+        for chunk in data.rooms.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for r in chunk {
+                let key = format!("room:{}", r.id);
+                let direct = r.kind == RoomKind::Direct;
+                let mut fields = vec![
+                    ("name", r.name.clone()),
+                    ("kind", if direct { "direct" } else { "group" }.to_owned()),
+                    (
+                        "vis",
+                        if r.visibility == Visibility::Public {
+                            "public"
+                        } else {
+                            "private"
+                        }
+                        .to_owned(),
+                    ),
+                    ("seq", r.last_seq.to_string()),
+                    ("ts", r.last_ts.to_string()),
+                ];
+                if let Some(owner) = r.owner {
+                    fields.push(("owner", owner.to_string()));
+                }
+                if let Some((a, b)) = r.pair {
+                    fields.push(("a", a.to_string()));
+                    fields.push(("b", b.to_string()));
+                    pipe.set(format!("dm:{a}:{b}"), r.id.0).ignore();
+                }
+                pipe.hset_multiple(&key, &fields).ignore();
+                if r.visibility == Visibility::Public && !direct {
+                    pipe.sadd("rooms:public", r.id.0).ignore();
+                }
+            }
+            let () = pipe.query_async(&mut con).await?;
+        }
+        for chunk in data.members.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for (room, user, role) in chunk {
+                pipe.hset(format!("room:{room}:m"), user.0, role_name(*role))
+                    .ignore()
+                    .sadd(format!("user:{user}:rooms"), room.0)
+                    .ignore();
+            }
+            let () = pipe.query_async(&mut con).await?;
+        }
+        for chunk in data.events.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for frame in chunk {
+                let event: RoomEvent = serde_json::from_str(frame)?;
+                pipe.zadd(format!("room:{}:log", event.room), frame, event.seq)
+                    .ignore();
+            }
+            let () = pipe.query_async(&mut con).await?;
+        }
+        for chunk in data.reads.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for (user, room, seq) in chunk {
+                pipe.hset(format!("user:{user}:read"), room.0, seq).ignore();
+            }
+            let () = pipe.query_async(&mut con).await?;
+        }
+        for chunk in data.invites.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for invite in chunk {
+                add_invite(&mut pipe, invite);
+            }
+            let () = pipe.query_async(&mut con).await?;
+        }
+        for chunk in data.dedupe.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for d in chunk {
+                pipe.cmd("SET")
+                    .arg(format!("dd:{}:{}:{}", d.room, d.sender, d.client_id))
+                    .arg(format!("{} {}", d.seq, d.ts))
+                    .arg("PXAT")
+                    .arg(d.expires_ts)
+                    .ignore();
+            }
+            let () = pipe.query_async(&mut con).await?;
+        }
+        Ok(())
+    }
+}
+
+fn flag(on: bool) -> &'static str {
+    if on {
+        "1"
+    } else {
+        "0"
+    }
+}
+
+fn add_session(pipe: &mut redis::Pipeline, s: &SessionRecord, expires: i64) {
+    let key = format!("sess:{}", s.token_hash);
+    pipe.hset_multiple(
+        &key,
+        &[
+            ("id", s.id.clone()),
+            ("user", s.user.to_string()),
+            ("device", s.device.clone().unwrap_or_default()),
+            ("created", s.created_ts.to_string()),
+            ("used", s.last_used_ts.to_string()),
+        ],
+    )
+    .ignore()
+    .cmd("PEXPIREAT")
+    .arg(&key)
+    .arg(expires)
+    .ignore()
+    .hset(format!("user:{}:sess", s.user), &s.id, &s.token_hash)
+    .ignore();
+}
+
+fn add_invite(pipe: &mut redis::Pipeline, invite: &InviteRecord) {
+    let key = format!("invite:{}", invite.code_hash);
+    let mut fields = vec![
+        ("left", invite.uses_left.to_string()),
+        ("expires", invite.expires_ts.to_string()),
+        ("created", invite.created_ts.to_string()),
+    ];
+    if let Some(by) = invite.created_by {
+        fields.push(("by", by.to_string()));
+    }
+    pipe.hset_multiple(&key, &fields)
+        .ignore()
+        .cmd("PEXPIREAT")
+        .arg(&key)
+        .arg(invite.expires_ts)
+        .ignore()
+        .sadd("invites", &invite.code_hash)
+        .ignore();
+}

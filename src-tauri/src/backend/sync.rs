@@ -1,0 +1,313 @@
+//! The socket's side: the `hello` for each new socket and every server frame, applied to the
+//! cache in order and reported to the UI (on the socket's frame task, see
+//! [`crate::connection`]).
+
+use super::{key, Inner};
+use crate::cache::Applied;
+use crate::connection::{Handled, Handler, Link};
+use crate::error::Result;
+use protocol::event::EventBody;
+use protocol::ipc::{AppEvent, ConnectionState, MessageView};
+use protocol::limits::Limits;
+use protocol::rest::{Room, User};
+use protocol::ws::ClientFrame;
+use protocol::{RoomEvent, ServerFrame};
+use tokio_util::sync::CancellationToken;
+
+/// A notification's text when the settings hide message text.
+pub const HIDDEN_TEXT: &str = "New message";
+
+impl Inner {
+    /// The server's store lost data (close 4010, protocol §7.7): what the cache holds from it
+    /// may be gone there and its cursors may now name other events. Drop both (the outbox,
+    /// drafts and settings stay) and tell the UI; the next `hello` resumes nothing, `welcome`
+    /// re-syncs the room list and [`Inner::fill_previews`] refetches every room's newest page.
+    /// Pending messages are sent again on that `welcome` under their client ids. If the
+    /// token is gone with the data, the server refuses it (4001) and the session ends.
+    async fn store_reset(&self) {
+        let cleared = self.cache.reset_history().await;
+        if let Err(e) = &cleared {
+            tracing::error!(error = %e, "cannot drop the cached history after a store reset");
+        }
+        // Even if the cache could not be cleared, never resume from its cursors.
+        self.lock().resume_blocked = true;
+        self.sink.emit(AppEvent::HistoryReset);
+        self.sink.unread_changed(0);
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Socket frames
+    // -----------------------------------------------------------------------------------------
+
+    async fn handle_frame(
+        &self,
+        frame: ServerFrame,
+        link: &Link,
+        stop: &CancellationToken,
+    ) -> Result<Handled> {
+        match frame {
+            ServerFrame::Welcome {
+                user,
+                rooms,
+                limits,
+                epoch,
+                ..
+            } => {
+                self.cache
+                    .set_setting(crate::cache::STORE_EPOCH, &epoch)
+                    .await?;
+                self.on_welcome(user, rooms, limits, link, stop).await?
+            }
+            ServerFrame::Ready => {
+                self.set_connection_state(ConnectionState::Online);
+                self.lock().live = true;
+            }
+            ServerFrame::Event(event) => return self.apply(event, stop).await,
+            ServerFrame::Gap {
+                room,
+                after,
+                until,
+                reason,
+            } => return self.fill_gap(room, after, until, reason, stop).await,
+            ServerFrame::Ack(ack) => {
+                if let Some(me) = self.me() {
+                    if let Some(message) = self.cache.outbox_acked(&ack, &me).await? {
+                        self.sink.emit(AppEvent::Message { message });
+                    }
+                }
+            }
+            ServerFrame::Error {
+                code,
+                message,
+                room: Some(room),
+                id: Some(id),
+                retry_after_ms,
+                ..
+            } => {
+                let failed = self
+                    .outbox
+                    .refused(room, &id, code, &message, retry_after_ms)
+                    .await?;
+                if let (Some(me), Some(entry)) = (self.me(), failed) {
+                    self.sink.emit(AppEvent::Message {
+                        message: entry.view(&me),
+                    });
+                }
+            }
+            ServerFrame::Error { code, message, .. } => {
+                tracing::warn!(%code, %message, "the server reported an error");
+            }
+            ServerFrame::Presence {
+                user,
+                online,
+                last_seen,
+            } => {
+                self.cache.set_presence(user, online, last_seen).await?;
+                self.sink.emit(AppEvent::Presence {
+                    user,
+                    online,
+                    last_seen,
+                });
+            }
+            ServerFrame::Typing {
+                room,
+                user,
+                username,
+                ttl_ms,
+            } => {
+                if self.me().is_some_and(|me| me.id != user) {
+                    self.sink.emit(AppEvent::Typing {
+                        room,
+                        user,
+                        username,
+                        ttl_ms,
+                    });
+                }
+            }
+            ServerFrame::ReadMarker { room, seq } => {
+                if let Some(me) = self.me() {
+                    if self.cache.set_read(room, seq, true, me.id).await? {
+                        self.rooms_changed().await;
+                    }
+                }
+            }
+            ServerFrame::Ok { .. } | ServerFrame::History { .. } | ServerFrame::Pong { .. } => {}
+        }
+        Ok(Handled::Done)
+    }
+
+    async fn on_welcome(
+        &self,
+        user: User,
+        rooms: Vec<Room>,
+        limits: Limits,
+        link: &Link,
+        stop: &CancellationToken,
+    ) -> Result<()> {
+        self.cache.set_json_setting(key::LIMITS, &limits).await?;
+        let limits_changed = self.lock().limits != limits;
+        if limits_changed {
+            self.sink.emit(AppEvent::Limits {
+                limits: limits.clone(),
+            });
+        }
+        let user_changed = {
+            let mut state = self.lock();
+            state.limits = limits;
+            match &mut state.session {
+                Some(session) if session.user != user => {
+                    session.user = user.clone();
+                    true
+                }
+                _ => false,
+            }
+        };
+        if user_changed {
+            self.cache.set_json_setting(key::USER, &user).await?;
+        }
+        self.cache.sync_rooms(&rooms).await?;
+        self.lock().resume_blocked = false;
+        // Read markers moved while offline.
+        for (room, seq) in self.cache.unsynced_read_markers().await? {
+            if link.send(ClientFrame::Read { room, seq }) {
+                self.cache.read_marker_synced(room, seq).await?;
+                self.cache.recount_unread(room, user.id).await?;
+            }
+        }
+        self.outbox.flush(link).await?;
+        self.rooms_changed().await;
+        self.refresh_peers(&rooms);
+        self.fill_previews(stop).await?;
+        Ok(())
+    }
+
+    /// Applies one room event and tells the UI; fetches the room first when it is new to us
+    /// (interrupted if `stop` comes first: the event is not applied).
+    pub(super) async fn apply(
+        &self,
+        event: RoomEvent,
+        stop: &CancellationToken,
+    ) -> Result<Handled> {
+        let Some(me) = self.me() else {
+            return Ok(Handled::Done);
+        };
+        let mut applied = self.cache.apply_event(&event, me.id).await?;
+        if applied == Applied::UnknownRoom {
+            // We are a member (the server only sends our rooms' events) of a room we have not
+            // cached yet, e.g. joined on another device or invited.
+            let (api, token) = self.authed()?;
+            let fetched = tokio::select! {
+                _ = stop.cancelled() => return Ok(Handled::Interrupted),
+                fetched = api.room(&token, event.room) => fetched,
+            };
+            match fetched {
+                Ok(room) => {
+                    self.cache.upsert_room(&room).await?;
+                    applied = self.cache.apply_event(&event, me.id).await?;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, room = %event.room, "cannot fetch a new room");
+                    return Ok(Handled::Done);
+                }
+            }
+        }
+        let Applied::Done(changes) = applied else {
+            return Ok(Handled::Done);
+        };
+        if let Some(message) = changes.message {
+            let notify = self.notification_for(&event, &message);
+            self.sink.emit(AppEvent::Message { message });
+            if let Some((title, body)) = notify {
+                self.sink.notify(&title, &body);
+            }
+        }
+        if changes.rooms_changed {
+            self.rooms_changed().await;
+        }
+        Ok(Handled::Done)
+    }
+
+    /// The notification (title, text) for a new message the user is not looking at, if any.
+    fn notification_for(
+        &self,
+        event: &RoomEvent,
+        message: &MessageView,
+    ) -> Option<(String, String)> {
+        let EventBody::Message {
+            sender, deleted, ..
+        } = &event.event
+        else {
+            return None;
+        };
+        let state = self.lock();
+        let mine = state.session.as_ref().is_some_and(|s| s.user.id == *sender);
+        let in_view = state.window_focused && state.focus == Some(event.room);
+        if !state.live || !state.settings.notifications || mine || *deleted || in_view {
+            return None;
+        }
+        if state.settings.hide_notification_text {
+            return Some((message.sender_name.clone(), HIDDEN_TEXT.to_owned()));
+        }
+        let mut body: String = message.body.chars().take(200).collect();
+        if body.len() < message.body.len() {
+            body.push('…');
+        }
+        Some((message.sender_name.clone(), body))
+    }
+}
+
+impl Handler for Inner {
+    async fn hello(&self) -> std::result::Result<ClientFrame, String> {
+        let (token, resume_blocked) = {
+            let state = self.lock();
+            let token = state
+                .session
+                .as_ref()
+                .map(|s| s.token.clone())
+                .ok_or_else(|| "not logged in".to_owned())?;
+            (token, state.resume_blocked)
+        };
+        let resume = if resume_blocked {
+            Vec::new()
+        } else {
+            self.cache.cursors().await.map_err(|e| e.to_string())?
+        };
+        // The cursors' data set: if the server lost data since, it answers 4010 rather than
+        // resuming from cursors that mean something else now.
+        let epoch = if resume.is_empty() {
+            None
+        } else {
+            self.cache
+                .setting(crate::cache::STORE_EPOCH)
+                .await
+                .map_err(|e| e.to_string())?
+        };
+        Ok(ClientFrame::Hello {
+            token,
+            resume,
+            epoch,
+        })
+    }
+
+    async fn on_frame(&self, frame: ServerFrame, link: &Link, stop: &CancellationToken) -> Handled {
+        match self.handle_frame(frame, link, stop).await {
+            Ok(handled) => handled,
+            Err(e) => {
+                tracing::error!(error = %e, "handling a server frame failed");
+                Handled::Done
+            }
+        }
+    }
+
+    fn on_state(&self, state: ConnectionState) {
+        self.set_connection_state(state);
+    }
+
+    async fn on_session_ended(&self, reason: String) {
+        self.end_session(reason).await;
+    }
+
+    async fn on_store_reset(&self) {
+        self.store_reset().await;
+    }
+}
