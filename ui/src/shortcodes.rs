@@ -1,7 +1,9 @@
 //! Emoji shortcodes in the composer (`:thumbsup:` → 👍), from the `emojis` crate's GitHub
-//! (gemoji) shortcode table. Pure functions over the text, so the host tests cover them; the
-//! composer calls them while typing (suggestions, completion when the closing `:` is typed)
-//! and on send.
+//! (gemoji) shortcode table, taken at build time (`build.rs` writes [`SHORTCODES`]). Pure
+//! functions over the text, so the host tests cover them; the composer calls them while
+//! typing (suggestions, completion when the closing `:` is typed) and on send.
+
+include!(concat!(env!("OUT_DIR"), "/shortcodes.rs"));
 
 /// Suggestions shown at most.
 pub const MAX_SUGGESTIONS: usize = 6;
@@ -14,7 +16,10 @@ fn is_code_char(c: char) -> bool {
 
 /// The emoji for a shortcode name (without colons).
 pub fn emoji(name: &str) -> Option<&'static str> {
-    emojis::get_by_shortcode(name).map(|e| e.as_str())
+    SHORTCODES
+        .binary_search_by(|(code, _)| (*code).cmp(name))
+        .ok()
+        .map(|i| SHORTCODES[i].1)
 }
 
 /// Every known `:name:` in `text` replaced by its emoji, except inside code (between
@@ -80,9 +85,11 @@ pub fn typing_at(text: &str, cursor: usize) -> Option<(usize, &str)> {
 /// emoji.
 pub fn suggestions(typed: &str) -> Vec<(&'static str, &'static str)> {
     let typed = typed.to_ascii_lowercase();
-    let mut found: Vec<(&'static str, &'static str)> = emojis::iter()
-        .flat_map(|e| e.shortcodes().map(move |code| (code, e.as_str())))
-        .filter(|(code, _)| code.starts_with(typed.as_str()))
+    let from = SHORTCODES.partition_point(|(code, _)| *code < typed.as_str());
+    let mut found: Vec<(&'static str, &'static str)> = SHORTCODES[from..]
+        .iter()
+        .take_while(|(code, _)| code.starts_with(typed.as_str()))
+        .copied()
         .collect();
     found.sort_by_key(|(code, _)| (*code != typed, code.len(), *code));
     found.truncate(MAX_SUGGESTIONS);
