@@ -29,7 +29,7 @@
 
 mod common;
 
-use common::{Redis, Server, PASSWORD};
+use common::{Pki, Redis, Server, Terminator, PASSWORD};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::{SinkExt, StreamExt};
@@ -216,6 +216,29 @@ async fn scenario(app: &Path) {
             d.server_input.then_some(())
         })
         .await;
+    // A server behind TLS with a certificate from a CA this computer does not know: the app
+    // shows the certificate (fingerprint, subject, issuer) and asks; cancel and use the other.
+    let pki = Pki::new("Example Corp Internal CA");
+    let tls = Terminator::start(&pki, server.addr).await;
+    window.type_into("#server-url", &tls.url()).await;
+    window.click("form button[type=submit]").await;
+    let shown = window
+        .wait("the untrusted-certificate prompt", UI_WAIT, |d| {
+            d.cert_sha256.clone()
+        })
+        .await;
+    assert_eq!(shown, pki.sha256());
+    window.shot("00-untrusted-certificate").await;
+    window
+        .click_xpath("//button[normalize-space()='Cancel']")
+        .await;
+    window
+        .wait("the server screen again", UI_WAIT, |d| {
+            d.server_input.then_some(())
+        })
+        .await;
+    window.clear("#server-url").await;
+    drop(tls);
     window.type_into("#server-url", &server.url()).await;
     window.shot("01-server-url").await;
     window.click("form button[type=submit]").await;
@@ -956,6 +979,8 @@ struct Dom {
     unsent_warning: Option<String>,
     /// The settings dialog's "Start minimized" switch is on.
     start_minimized: bool,
+    /// The untrusted-certificate prompt's fingerprint.
+    cert_sha256: Option<String>,
     typing: Option<String>,
     messages: Vec<DomMessage>,
     rooms: Vec<DomRoom>,
@@ -1007,6 +1032,7 @@ const text = (sel, root) => {
 const composer = document.querySelector('#composer');
 return {
   server_input: !!document.querySelector('#server-url'),
+  cert_sha256: text('#cert-sha256'),
   username_input: !!document.querySelector('#username'),
   card_title: text('.auth-card h1'),
   me: text('.me-name'),
@@ -1179,6 +1205,14 @@ impl Window {
             },
             Err(_) => note(&format!("no {xpath} to click")),
         }
+    }
+
+    async fn clear(&self, css: &str) {
+        let element = self.find(Locator::Css(css), css).await;
+        element
+            .clear()
+            .await
+            .unwrap_or_else(|e| panic!("cannot clear {css}: {e}"));
     }
 
     async fn type_into(&self, css: &str, text: &str) {

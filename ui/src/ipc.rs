@@ -7,8 +7,8 @@
 //! an [`Error`].
 
 use protocol::ipc::{
-    AppError, AppErrorCode, AppEvent, Command, MemberView, MessagePage, MessageView, RoomView,
-    SearchHit, Settings, Snapshot, UserView,
+    AppError, AppErrorCode, AppEvent, CertificateView, Command, MemberView, MessagePage,
+    MessageView, RoomView, SearchHit, Settings, Snapshot, UserView,
 };
 use protocol::rest::{Room, User, Visibility};
 use protocol::{ErrorCode, RoomId, UserId};
@@ -48,6 +48,14 @@ impl Error {
         }
     }
 
+    /// The server's certificate, when it was not trusted or changed.
+    pub fn certificate(&self) -> Option<&CertificateView> {
+        match self {
+            Error::App(e) => e.certificate.as_ref(),
+            Error::Bridge(_) => None,
+        }
+    }
+
     /// The server's code, when the server refused.
     pub fn server_code(&self) -> Option<ErrorCode> {
         match self.code() {
@@ -67,6 +75,13 @@ impl Error {
                 Some("No chat server answered at that address. Check the URL and your connection.")
             }
             Some(AppErrorCode::NotLoggedIn) => Some("You are not logged in."),
+            Some(AppErrorCode::UntrustedCertificate) => {
+                Some("This computer does not trust the server's certificate.")
+            }
+            Some(AppErrorCode::CertificateChanged) => Some(
+                "The server's certificate changed since you trusted it. Not connecting: someone \
+                 may be posing as the server. Check with its operator.",
+            ),
             Some(AppErrorCode::Storage) => Some("The local message cache failed."),
             Some(AppErrorCode::Keychain) => {
                 Some("The system keychain could not be used to keep your session.")
@@ -161,6 +176,11 @@ pub async fn snapshot() -> Result<Snapshot> {
 
 pub async fn set_server(url: String) -> Result<()> {
     call_unit(Command::SetServer { url }).await
+}
+
+/// Chooses the server, trusting its certificate with this fingerprint.
+pub async fn trust_certificate(url: String, sha256: String) -> Result<()> {
+    call_unit(Command::TrustCertificate { url, sha256 }).await
 }
 
 pub async fn register(username: String, password: String) -> Result<User> {
@@ -394,11 +414,13 @@ mod tests {
         let err = Error::App(AppError {
             code: AppErrorCode::Server(ErrorCode::InvalidCredentials),
             message: "invalid credentials".into(),
+            certificate: None,
         });
         assert_eq!(err.user_message(), "Wrong username or password.");
         let err = Error::App(AppError {
             code: AppErrorCode::Server(ErrorCode::InvalidUsername),
             message: "username must be 3 to 32 characters".into(),
+            certificate: None,
         });
         assert_eq!(err.user_message(), "Username must be 3 to 32 characters");
     }

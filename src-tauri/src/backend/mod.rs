@@ -71,6 +71,8 @@ impl Options {
 /// Settings keys in the cache's `settings` table.
 mod key {
     pub const SERVER_URL: &str = "server_url";
+    /// The SHA-256 of the certificate the user trusted for that server (`AB:CD:…`), if any.
+    pub const SERVER_PIN: &str = "server_pin";
     /// The last username used (prefills the login form).
     pub const USERNAME: &str = "username";
     /// The logged-in user (JSON); present while a token should be in the keychain.
@@ -150,8 +152,12 @@ impl Backend {
             .json_setting::<Limits>(key::LIMITS)
             .await?
             .unwrap_or_default();
+        let pin = cache
+            .setting(key::SERVER_PIN)
+            .await?
+            .and_then(|p| crate::tls::parse_fingerprint(&p));
         let api = match cache.setting(key::SERVER_URL).await? {
-            Some(url) => match api::parse_server_url(&url).and_then(Api::new) {
+            Some(url) => match api::parse_server_url(&url).and_then(|u| Api::new(u, pin)) {
                 Ok(api) => Some(api),
                 Err(e) => {
                     tracing::warn!(error = %e, "ignoring the stored server URL");
@@ -234,6 +240,9 @@ impl Backend {
         match command {
             Command::Snapshot => json(self.snapshot()),
             Command::SetServer { url } => json(self.set_server(&url).await?),
+            Command::TrustCertificate { url, sha256 } => {
+                json(self.trust_certificate(&url, &sha256).await?)
+            }
             Command::Register { username, password } => {
                 json(self.register(&username, &password).await?)
             }

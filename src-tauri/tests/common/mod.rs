@@ -615,3 +615,107 @@ async fn proxy_one(
     };
     tokio::join!(up, down);
 }
+
+// ---------------------------------------------------------------------------------------------
+// TLS in front of the plain server
+// ---------------------------------------------------------------------------------------------
+
+/// A CA and a server certificate for `localhost`/127.0.0.1 signed by it.
+pub struct Pki {
+    pub ca_name: String,
+    pub cert: rustls::pki_types::CertificateDer<'static>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+}
+
+impl Pki {
+    pub fn new(ca_name: &str) -> Pki {
+        let ca_key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("ca key: {e}"));
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())
+            .unwrap_or_else(|e| panic!("ca params: {e}"));
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, ca_name);
+        let ca = ca_params
+            .self_signed(&ca_key)
+            .unwrap_or_else(|e| panic!("ca cert: {e}"));
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("key: {e}"));
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .unwrap_or_else(|e| panic!("params: {e}"));
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "chat.test");
+        let cert = params
+            .signed_by(&key, &issuer)
+            .unwrap_or_else(|e| panic!("cert: {e}"));
+        let _ = ca;
+        Pki {
+            ca_name: ca_name.to_owned(),
+            cert: cert.der().clone(),
+            key: rustls::pki_types::PrivateKeyDer::Pkcs8(
+                rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()),
+            ),
+        }
+    }
+
+    pub fn sha256(&self) -> String {
+        chat_desktop::tls::format_fingerprint(&chat_desktop::tls::fingerprint(&self.cert))
+    }
+}
+
+/// Terminates TLS with `pki`'s certificate and passes the bytes on to `upstream`.
+pub struct Terminator {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Terminator {
+    pub async fn start(pki: &Pki, upstream: SocketAddr) -> Terminator {
+        Terminator::start_at(pki, upstream, 0).await
+    }
+
+    /// On `port` of 127.0.0.1 (0: any free one).
+    pub async fn start_at(pki: &Pki, upstream: SocketAddr, port: u16) -> Terminator {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap_or_else(|e| panic!("tls versions: {e}"))
+            .with_no_client_auth()
+            .with_single_cert(vec![pki.cert.clone()], pki.key.clone_key())
+            .unwrap_or_else(|e| panic!("tls cert: {e}"));
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap_or_else(|e| panic!("bind: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("addr: {e}"));
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let Ok(mut plain) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                });
+            }
+        });
+        Terminator { addr, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}", self.addr.port())
+    }
+}
+
+impl Drop for Terminator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
