@@ -5,9 +5,10 @@
 #
 # 1. builds the UI (trunk) into ui/dist;
 # 2. builds the app with the UI embedded (`tauri/custom-protocol`) in the SAME target dir as the
-#    tests: only the crates that feature changes (tauri and what depends on it) are built again,
-#    side by side with the test build's variant; every other dependency is shared. The binary is
-#    copied aside, so a later `cargo test --workspace` (the dev-URL variant) never replaces it;
+#    tests, side by side with the test build's variant, so dependencies whose features match are
+#    shared. Not all do: `-p chat-desktop` resolves features for the app alone, not for the whole
+#    workspace, so part of the tree (the tauri crates and some shared ones) is built a second time.
+#    The binary is copied aside, so a later `cargo test --workspace` never replaces it;
 # 3. runs the ignored `e2e` test against that copy.
 #
 # Needs what scripts/setup.sh installs. Environment:

@@ -29,10 +29,11 @@ BIN="$CARGO_TARGET_DIR/debug/chat-server"
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 BASE="http://127.0.0.1:$PORT"
-# Logins and messages limited far above what the run sends, so generated requests reach the
+# Logins, messages, rooms, DMs and invites limited far above what the run sends, so generated requests reach the
 # handlers instead of stopping at 429 (rate limiting has its own tests).
 CHAT_LISTEN="127.0.0.1:$PORT" CHAT_LOGINS_PER_MIN=100000 CHAT_MSGS_PER_SEC=100000 \
-  CHAT_MSGS_BURST=100000 RUST_LOG=warn "$BIN" >"$OUT/server.log" 2>&1 &
+  CHAT_MSGS_BURST=100000 CHAT_ROOMS_PER_HOUR=100000 CHAT_DMS_PER_HOUR=100000 \
+  CHAT_INVITES_PER_HOUR=100000 CHAT_MAX_ROOMS_PER_USER=100000 RUST_LOG=warn "$BIN" >"$OUT/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
 

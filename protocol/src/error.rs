@@ -62,6 +62,15 @@ pub enum ErrorCode {
     DirectRoom,
     /// The session id does not belong to the caller.
     SessionNotFound,
+    /// The device label breaks the rules (see `validate::device_name`).
+    InvalidDeviceName,
+    /// The user is banned from this room: they cannot join or be invited until unbanned.
+    Banned,
+    /// The other user blocked the caller: no direct room with them, no invites to them.
+    Blocked,
+    /// A cap on rooms per user or members per room is reached (see the server settings
+    /// `max_rooms_per_user` and `max_members_per_room`).
+    LimitReached,
     /// Too many requests or frames; slow down. `retry_after_ms` says when to retry.
     RateLimited,
     /// The browser Origin is not in the server's allowlist.
@@ -95,12 +104,12 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             BadRequest | MalformedFrame | UnknownFrame | BinaryNotSupported | InvalidUsername
-            | InvalidPassword | InvalidRoomName | InvalidMessage | InvalidClientId | DirectRoom => {
-                400
-            }
+            | InvalidPassword | InvalidRoomName | InvalidMessage | InvalidClientId | DirectRoom
+            | InvalidDeviceName => 400,
             InvalidCredentials | Unauthorized | AuthRequired => 401,
             NotAMember | NotAuthor | NotOwner | OriginNotAllowed | WrongPassword
-            | AccountDisabled | NotAdmin | RegistrationClosed | InvalidInvite => 403,
+            | AccountDisabled | NotAdmin | RegistrationClosed | InvalidInvite | Banned
+            | Blocked | LimitReached => 403,
             NotFound | RoomNotFound | UserNotFound | MessageNotFound | SessionNotFound => 404,
             MethodNotAllowed => 405,
             UsernameTaken | MessageDeleted | AlreadyAuthenticated | StoreNotEmpty => 409,
@@ -151,6 +160,10 @@ const ERROR_NAMES: &[(ErrorCode, &str)] = {
         (NotOwner, "not_owner"),
         (DirectRoom, "direct_room"),
         (SessionNotFound, "session_not_found"),
+        (InvalidDeviceName, "invalid_device_name"),
+        (Banned, "banned"),
+        (Blocked, "blocked"),
+        (LimitReached, "limit_reached"),
         (RateLimited, "rate_limited"),
         (OriginNotAllowed, "origin_not_allowed"),
         (TooManyConnections, "too_many_connections"),

@@ -64,6 +64,28 @@ pub struct UserQuery {
     pub q: String,
 }
 
+/// `GET /api/v1/rooms/public` query: one page of public rooms, by ascending id.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct PublicRoomsQuery {
+    /// Only rooms whose name contains this (case-insensitive), 1 to 64 characters.
+    pub q: Option<String>,
+    /// Only rooms with an id above this (the last id of the previous page).
+    pub after: Option<u64>,
+    /// Page size, 1 to 100 (default 50). A page shorter than `limit` is the last.
+    pub limit: Option<usize>,
+}
+
+/// A user the caller blocked (`GET /api/v1/blocks`) or a user banned from a room
+/// (`GET /api/v1/rooms/{room}/bans`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UserRef {
+    pub id: UserId,
+    pub username: String,
+}
+
 /// One of the caller's sessions (`GET /api/v1/sessions`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

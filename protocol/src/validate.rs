@@ -52,7 +52,54 @@ pub fn password(password: &str) -> Result<(), RuleError> {
     Ok(())
 }
 
-/// Room names: 1–64 characters after trimming, no control characters.
+/// Characters that are invisible or change the direction of the text around them: bidi
+/// embeddings, overrides, isolates and marks; zero-width spaces and joiners; the BOM; other
+/// invisible format characters and fillers. Refused in names (a name could otherwise
+/// impersonate another or reorder the text it is shown in); message text may contain them
+/// (clients isolate user text when they show it).
+pub fn is_invisible_or_bidi(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'               // soft hyphen
+        | '\u{034F}'             // combining grapheme joiner
+        | '\u{061C}'             // Arabic letter mark
+        | '\u{115F}' | '\u{1160}' // Hangul fillers
+        | '\u{17B4}' | '\u{17B5}' // Khmer inherent vowels
+        | '\u{180B}'..='\u{180F}' // Mongolian variation selectors and vowel separator
+        | '\u{200B}'..='\u{200F}' // zero-width space, non-joiner, joiner; LRM, RLM
+        | '\u{2028}'..='\u{202E}' // line/paragraph separators; LRE, RLE, PDF, LRO, RLO
+        | '\u{2060}'..='\u{206F}' // word joiner, invisible operators, LRI, RLI, FSI, PDI, ...
+        | '\u{3164}'             // Hangul filler
+        | '\u{FE00}'..='\u{FE0F}' // variation selectors
+        | '\u{FEFF}'             // zero-width no-break space (BOM)
+        | '\u{FFA0}'             // halfwidth Hangul filler
+        | '\u{FFF9}'..='\u{FFFB}' // interlinear annotation
+        | '\u{1D173}'..='\u{1D17A}' // musical format characters
+        | '\u{E0000}'..='\u{E007F}' // tags
+    )
+}
+
+/// Device labels (shown in the session list): at most 64 characters, no control characters,
+/// no bidi controls or zero-width characters.
+pub fn device_name(name: &str) -> Result<(), RuleError> {
+    let code = ErrorCode::InvalidDeviceName;
+    if name.chars().count() > 64 {
+        return fail(code, "device name must be at most 64 characters");
+    }
+    if name.chars().any(char::is_control) {
+        return fail(code, "device name must not contain control characters");
+    }
+    if name.chars().any(is_invisible_or_bidi) {
+        return fail(
+            code,
+            "device name must not contain bidi controls or zero-width characters",
+        );
+    }
+    Ok(())
+}
+
+/// Room names: 1–64 characters after trimming, no control characters, no bidi controls or
+/// zero-width characters.
 pub fn room_name(name: &str) -> Result<(), RuleError> {
     let code = ErrorCode::InvalidRoomName;
     let trimmed = name.trim();
@@ -67,6 +114,12 @@ pub fn room_name(name: &str) -> Result<(), RuleError> {
     }
     if name.chars().any(char::is_control) {
         return fail(code, "room name must not contain control characters");
+    }
+    if name.chars().any(is_invisible_or_bidi) {
+        return fail(
+            code,
+            "room name must not contain bidi controls or zero-width characters",
+        );
     }
     Ok(())
 }
@@ -139,6 +192,32 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn bidi_and_zero_width_are_refused_in_names_only() {
+        for bad in [
+            "a\u{202E}b",
+            "\u{2067}x",
+            "x\u{200B}",
+            "a\u{FEFF}b",
+            "a\u{2066}b\u{2069}",
+        ] {
+            assert_eq!(
+                room_name(bad).unwrap_err().code,
+                ErrorCode::InvalidRoomName,
+                "{bad:?}"
+            );
+            assert_eq!(
+                device_name(bad).unwrap_err().code,
+                ErrorCode::InvalidDeviceName,
+                "{bad:?}"
+            );
+            assert_eq!(username(bad).unwrap_err().code, ErrorCode::InvalidUsername);
+            assert!(message_body(bad, 100).is_ok(), "{bad:?}");
+        }
+        assert!(room_name("שלום עולם").is_ok());
+        assert!(device_name("Laptop 💻").is_ok());
     }
 
     #[test]

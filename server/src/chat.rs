@@ -25,11 +25,8 @@ fn user_view(u: &UserRecord) -> User {
 
 fn check_device(device: &Option<String>) -> ApiResult<()> {
     match device {
-        Some(d) if d.chars().count() > 64 || d.chars().any(char::is_control) => Err(ApiError::new(
-            ErrorCode::BadRequest,
-            "device must be at most 64 characters without control characters",
-        )),
-        _ => Ok(()),
+        Some(d) => Ok(validate::device_name(d)?),
+        None => Ok(()),
     }
 }
 
@@ -156,23 +153,48 @@ pub async fn me(state: &AppState, user: UserId) -> ApiResult<User> {
 }
 
 /// Names and presence of users, in the order given (unknown users are left out).
-pub async fn public_users(state: &AppState, ids: &[UserId]) -> ApiResult<Vec<UserPublic>> {
+///
+/// Presence is private to people who share a room (as on the socket): with `viewer` given,
+/// users who share no room with the viewer show `online: false` and no `last_seen`. `None`
+/// when the caller already knows they all share a room (a room's member list).
+pub async fn public_users(
+    state: &AppState,
+    viewer: Option<UserId>,
+    ids: &[UserId],
+) -> ApiResult<Vec<UserPublic>> {
     let names = state.store.users(ids).await?;
     let found: Vec<UserId> = names.iter().map(|(id, _)| *id).collect();
-    let presence = state.store.presence(&found, now_ms()).await?;
+    let visible = match viewer {
+        Some(viewer) => crate::privacy::presence_visible(state, viewer, &found).await?,
+        None => vec![true; found.len()],
+    };
+    let shown: Vec<UserId> = found
+        .iter()
+        .zip(&visible)
+        .filter(|(_, v)| **v)
+        .map(|(id, _)| *id)
+        .collect();
+    let mut presence = state.store.presence(&shown, now_ms()).await?.into_iter();
     Ok(names
         .into_iter()
-        .zip(presence)
-        .map(|((id, username), p)| UserPublic {
-            id,
-            username,
-            online: p.online,
-            last_seen: if p.online { None } else { p.last_seen },
+        .zip(visible)
+        .map(|((id, username), visible)| {
+            let p = if visible { presence.next() } else { None };
+            let p = p.unwrap_or(store::Presence {
+                online: false,
+                last_seen: None,
+            });
+            UserPublic {
+                id,
+                username,
+                online: p.online,
+                last_seen: if p.online { None } else { p.last_seen },
+            }
         })
         .collect())
 }
 
-pub async fn search_users(state: &AppState, q: &str) -> ApiResult<Vec<UserPublic>> {
+pub async fn search_users(state: &AppState, viewer: UserId, q: &str) -> ApiResult<Vec<UserPublic>> {
     let q = q.trim().to_lowercase();
     if q.is_empty() || q.len() > 32 {
         return Err(ApiError::new(
@@ -182,11 +204,11 @@ pub async fn search_users(state: &AppState, q: &str) -> ApiResult<Vec<UserPublic
     }
     let found = state.store.search_users(&q, 20).await?;
     let ids: Vec<UserId> = found.into_iter().map(|(id, _)| id).collect();
-    public_users(state, &ids).await
+    public_users(state, Some(viewer), &ids).await
 }
 
-pub async fn user(state: &AppState, id: UserId) -> ApiResult<UserPublic> {
-    public_users(state, &[id])
+pub async fn user(state: &AppState, viewer: UserId, id: UserId) -> ApiResult<UserPublic> {
+    public_users(state, Some(viewer), &[id])
         .await?
         .pop()
         .ok_or_else(|| ApiError::new(ErrorCode::UserNotFound, "no such user"))
@@ -209,16 +231,31 @@ pub async fn room_views(
     member: bool,
 ) -> ApiResult<Vec<Room>> {
     let ids: Vec<RoomId> = metas.iter().map(|m| m.id).collect();
+    // A fixed number of store calls whatever the number of rooms (a reconnect of a user in
+    // thousands of rooms must stay cheap): roles, read markers and the events that count
+    // toward unread are each read for all rooms at once.
     let (reads, roles) = if member {
         let reads = state.store.read_markers(user, &ids).await?;
-        let mut roles = Vec::with_capacity(ids.len());
-        for id in &ids {
-            roles.push(state.store.role(*id, user).await?);
-        }
+        let roles = state.store.roles(user, &ids).await?;
         (reads, roles)
     } else {
         (vec![0; ids.len()], vec![None; ids.len()])
     };
+    // Only events after the read marker can be unread: read at most that many per room.
+    let scans: Vec<(RoomId, usize)> = metas
+        .iter()
+        .zip(&reads)
+        .filter(|(meta, read)| member && meta.last_seq > **read)
+        .map(|(meta, read)| {
+            let after = (meta.last_seq - read).min(store::UNREAD_SCAN as u64) as usize;
+            (meta.id, after)
+        })
+        .collect();
+    let mut newest: std::collections::HashMap<RoomId, Vec<String>> = scans
+        .iter()
+        .map(|(id, _)| *id)
+        .zip(state.store.newest_events(&scans).await?)
+        .collect();
     // Direct rooms are named after the other member.
     let peers: Vec<UserId> = metas
         .iter()
@@ -236,10 +273,9 @@ pub async fn room_views(
                 .unwrap_or_default(),
             None => meta.name.clone(),
         };
-        let unread = if member && meta.last_seq > read_seq {
-            unread_count(state, meta.id, user, read_seq).await?
-        } else {
-            0
+        let unread = match newest.remove(&meta.id) {
+            Some(events) => unread_count(&events, user, read_seq)?,
+            None => 0,
         };
         views.push(Room {
             id: meta.id,
@@ -257,20 +293,12 @@ pub async fn room_views(
     Ok(views)
 }
 
-async fn unread_count(
-    state: &AppState,
-    room: RoomId,
-    user: UserId,
-    read_seq: u64,
-) -> ApiResult<u64> {
+/// Unread messages among a room's newest `events` (ascending frames).
+fn unread_count(events: &[String], user: UserId, read_seq: u64) -> ApiResult<u64> {
     // Newest first: messages from others after the read marker, stopping at the user's own
     // latest message or join (having written or joined implies having read what came before).
-    let page = state
-        .store
-        .history(room, Range::Before(None), store::UNREAD_SCAN)
-        .await?;
     let mut count = 0;
-    for frame in page.events.iter().rev() {
+    for frame in events.iter().rev() {
         let event: RoomEvent =
             serde_json::from_str(frame).map_err(|e| ApiError::from(StoreError::from(e)))?;
         if event.seq <= read_seq || event.is_own_activity(user) {
@@ -292,9 +320,52 @@ pub async fn my_rooms(state: &AppState, user: UserId) -> ApiResult<Vec<Room>> {
     room_views(state, user, metas, true).await
 }
 
-pub async fn public_rooms(state: &AppState, user: UserId) -> ApiResult<Vec<Room>> {
-    let ids = state.store.public_rooms().await?;
-    let metas = state.store.rooms(&ids).await?;
+/// One page of public rooms (ascending id), optionally those whose name contains `q`.
+pub async fn public_rooms(
+    state: &AppState,
+    user: UserId,
+    query: &protocol::rest::PublicRoomsQuery,
+) -> ApiResult<Vec<Room>> {
+    let limit = query.limit.unwrap_or(50);
+    if limit == 0 || limit > 100 {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "limit must be between 1 and 100",
+        ));
+    }
+    let needle = match &query.q {
+        Some(q) if q.trim().is_empty() || q.chars().count() > 64 => {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                "q must be 1 to 64 characters",
+            ))
+        }
+        Some(q) => Some(q.trim().to_lowercase()),
+        None => None,
+    };
+    let after = RoomId(query.after.unwrap_or(0));
+    let ids: Vec<RoomId> = state
+        .store
+        .public_rooms()
+        .await?
+        .into_iter()
+        .filter(|id| *id > after)
+        .collect();
+    // Names are in the metadata: read it a chunk at a time until the page is full.
+    let mut metas = Vec::with_capacity(limit);
+    for chunk in ids.chunks(limit.max(64)) {
+        for meta in state.store.rooms(chunk).await? {
+            let hit = needle
+                .as_deref()
+                .is_none_or(|n| meta.name.to_lowercase().contains(n));
+            if hit && metas.len() < limit {
+                metas.push(meta);
+            }
+        }
+        if metas.len() >= limit {
+            break;
+        }
+    }
     let mine = state.store.user_rooms(user).await?;
     let mut views = room_views(state, user, metas, false).await?;
     for view in &mut views {
@@ -340,6 +411,8 @@ pub async fn create_room(
     visibility: Visibility,
 ) -> ApiResult<Room> {
     validate::room_name(name)?;
+    state.limits.room(user)?;
+    crate::moderation::check_room_cap(state, user).await?;
     let username = username_of(state, user).await?;
     let event = store::member_joined_json(user, &username, Role::Owner, None);
     let room = state
@@ -368,6 +441,9 @@ pub async fn join(state: &AppState, user: UserId, room: RoomId) -> ApiResult<Roo
     let is_member = state.store.role(room, user).await?.is_some();
     if !is_member && (meta.visibility != Visibility::Public || meta.kind != RoomKind::Group) {
         return Err(ApiError::room_not_found());
+    }
+    if !is_member {
+        crate::moderation::check_caps(state, &meta, user).await?;
     }
     let username = username_of(state, user).await?;
     let event = store::member_joined_json(user, &username, Role::Member, None);
@@ -425,7 +501,12 @@ pub async fn invite(state: &AppState, by: UserId, room: RoomId, user: UserId) ->
             "only the owner can invite to a private room",
         ));
     }
+    state.limits.invite(by)?;
     let username = username_of(state, user).await?;
+    crate::moderation::check_not_blocked(state, user, by).await?;
+    if state.store.role(room, user).await?.is_none() {
+        crate::moderation::check_caps(state, &meta, user).await?;
+    }
     let event = store::member_joined_json(user, &username, Role::Member, Some(by));
     state
         .store
@@ -481,7 +562,7 @@ pub async fn members(state: &AppState, user: UserId, room: RoomId) -> ApiResult<
     require_member(state, room, user).await?;
     let members = state.store.members(room).await?;
     let ids: Vec<UserId> = members.iter().map(|(u, _)| *u).collect();
-    let users = public_users(state, &ids).await?;
+    let users = public_users(state, None, &ids).await?;
     Ok(users
         .into_iter()
         .filter_map(|u| {
@@ -513,6 +594,18 @@ pub async fn open_dm(state: &AppState, user: UserId, peer: UserId) -> ApiResult<
     let (Some(mine), Some(theirs)) = (name(user), name(peer)) else {
         return Err(ApiError::new(ErrorCode::UserNotFound, "no such user"));
     };
+    crate::moderation::check_not_blocked(state, peer, user).await?;
+    state.limits.dm(user)?;
+    // A direct room they already have adds no room; a new one adds one to each.
+    if !state
+        .store
+        .shares_room(user, &[peer])
+        .await?
+        .contains(&true)
+    {
+        crate::moderation::check_room_cap(state, user).await?;
+        crate::moderation::check_room_cap(state, peer).await?;
+    }
     let room = state
         .store
         .open_dm((user, mine), (peer, theirs), now_ms())
@@ -589,12 +682,16 @@ pub async fn change(
     };
     let event_json =
         serde_json::to_string(&event).map_err(|e| ApiError::from(StoreError::from(e)))?;
+    // Deleting someone else's message takes moderation rights; the store still requires
+    // membership and lets authors change their own messages.
+    let moderator = body.is_none() && crate::moderation::moderates(state, room, user).await?;
     let change = Change {
         room,
         target,
         sender: user,
         body,
         event_json: &event_json,
+        moderator,
     };
     let seq = state.store.change_message(change, now_ms()).await?;
     crate::metrics::get().message(if body.is_some() {
@@ -658,6 +755,8 @@ pub async fn set_read(state: &AppState, user: UserId, room: RoomId, seq: u64) ->
 
 /// Tells the room's other members that `user` is typing.
 pub async fn typing(state: &AppState, user: UserId, username: &str, room: RoomId) -> ApiResult<()> {
+    // The socket's cursor may be stale (removed while the event is still on its way).
+    require_member(state, room, user).await?;
     let frame = protocol::ServerFrame::Typing {
         room,
         user,

@@ -53,6 +53,16 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     /// PEM CA certificate(s) to verify a `rediss://` Redis with, instead of the system store.
     pub redis_ca: Option<PathBuf>,
+    /// Per-user rates, per hour, of creating rooms, opening direct rooms with new people and
+    /// inviting (each also the burst). Abuse limits: a stranger cannot flood others with rooms.
+    pub rooms_per_hour: u32,
+    pub dms_per_hour: u32,
+    pub invites_per_hour: u32,
+    /// Rooms one user may belong to; joins, invites and new direct rooms beyond it are refused
+    /// with `limit_reached` (for the inviter too). Also bounds the cost of each reconnect.
+    pub max_rooms_per_user: u64,
+    /// Members one room may have; more joins and invites get `limit_reached`.
+    pub max_members_per_room: u64,
     /// Outbound frames queued per connection before it is closed as a slow consumer (4008).
     pub outbound_queue: usize,
     /// Authenticated sockets one account may hold on this node; more are refused with
@@ -123,6 +133,11 @@ impl Default for Config {
             tls_key: None,
             trusted_proxies: Vec::new(),
             redis_ca: None,
+            rooms_per_hour: 20,
+            dms_per_hour: 60,
+            invites_per_hour: 120,
+            max_rooms_per_user: 1000,
+            max_members_per_room: 10_000,
             outbound_queue: 1024,
             max_sockets_per_user: 32,
             max_concurrent_hashes: 4,
@@ -201,10 +216,15 @@ impl Config {
             self.logins_per_min,
             self.login_failures_burst,
             self.login_failures_per_hour,
+            self.rooms_per_hour,
+            self.dms_per_hour,
+            self.invites_per_hour,
         ]
         .contains(&0)
+            || self.max_rooms_per_user == 0
+            || self.max_members_per_room < 2
         {
-            return bad("rate limits must be positive");
+            return bad("rate limits and max_rooms_per_user must be positive, max_members_per_room at least 2");
         }
         if self.outbound_queue < 16
             || self.max_concurrent_hashes == 0

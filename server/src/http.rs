@@ -19,6 +19,7 @@ use protocol::{ErrorBody, ErrorCode, RoomId, UserId};
 use utoipa::OpenApi;
 
 mod accounts;
+mod moderation;
 
 /// `axum::Json` with typed errors.
 #[derive(FromRequest)]
@@ -139,20 +140,20 @@ async fn revoke_session(
     responses((status = 200, body = Vec<UserPublic>), (status = "4XX", body = ErrorBody)))]
 async fn search_users(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Query(q): Query<UserQuery>,
 ) -> ApiResult<Json<Vec<UserPublic>>> {
-    Ok(Json(chat::search_users(&state, &q.q).await?))
+    Ok(Json(chat::search_users(&state, caller.user, &q.q).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/users/{user}", tag = "users", security(("bearer" = [])),
     params(("user" = u64, Path)), responses((status = 200, body = UserPublic), (status = "4XX", body = ErrorBody)))]
 async fn get_user(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(user): Path<u64>,
 ) -> ApiResult<Json<UserPublic>> {
-    Ok(Json(chat::user(&state, UserId(user)).await?))
+    Ok(Json(chat::user(&state, caller.user, UserId(user)).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/rooms", tag = "rooms", security(("bearer" = [])),
@@ -161,10 +162,14 @@ async fn my_rooms(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
     Ok(Json(chat::my_rooms(&state, caller.user).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/rooms/public", tag = "rooms", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/rooms/public", tag = "rooms", security(("bearer" = [])), params(PublicRoomsQuery),
     responses((status = 200, body = Vec<Room>), (status = "4XX", body = ErrorBody)))]
-async fn public_rooms(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Room>>> {
-    Ok(Json(chat::public_rooms(&state, caller.user).await?))
+async fn public_rooms(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<PublicRoomsQuery>,
+) -> ApiResult<Json<Vec<Room>>> {
+    Ok(Json(chat::public_rooms(&state, caller.user, &q).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/rooms", tag = "rooms", security(("bearer" = [])), request_body = CreateRoom,
@@ -399,6 +404,8 @@ impl utoipa::Modify for BearerAuth {
     paths(register, login, logout, me, sessions, revoke_session, search_users, get_user, my_rooms, public_rooms,
         create_room, get_room, join_room, leave_room, members, invite, remove_member, open_dm, history,
         send_message, edit_message, delete_message, set_read, healthz, readyz,
+        moderation::bans, moderation::ban, moderation::unban, moderation::blocks, moderation::block,
+        moderation::unblock,
         accounts::change_password, accounts::logout_everywhere, accounts::list_users,
         accounts::create_user, accounts::update_user, accounts::reset_password,
         accounts::create_invite, accounts::export),
@@ -435,6 +442,7 @@ pub fn router() -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi))
+        .merge(moderation::router())
         .merge(accounts::router())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)

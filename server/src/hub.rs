@@ -198,6 +198,14 @@ impl Hub {
         }
     }
 
+    /// Stops routing rooms' events to this connection.
+    pub fn leave(&self, conn: &ConnHandle, rooms: &[RoomId]) {
+        let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        for room in rooms {
+            routes.remove(*room, conn.id);
+        }
+    }
+
     /// Users with at least one connection on this node.
     pub fn users(&self) -> Vec<UserId> {
         let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());

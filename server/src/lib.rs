@@ -12,11 +12,14 @@ pub mod cli;
 pub mod client_addr;
 pub mod config;
 pub mod error;
+pub mod hooks;
 pub mod http;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
+pub mod moderation;
 pub mod presence;
+pub mod privacy;
 pub mod store;
 pub mod throttle;
 pub mod tls;
@@ -50,6 +53,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// This node's presence changes, applied in order by [`presence::run`].
     pub presence: tokio::sync::mpsc::UnboundedSender<presence::Change>,
+    /// Pause points for race tests (see [`hooks`]).
+    pub hooks: Arc<hooks::Hooks>,
 }
 
 /// The whole HTTP surface for `state`.
@@ -187,6 +192,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         hub: Arc::new(hub::Hub::default()),
         shutdown: shutdown.clone(),
         presence: presence_tx,
+        hooks: Arc::default(),
     };
     let bus = store.take_bus().ok_or_else(|| {
         Error::Store(error::StoreError::Corrupt(

@@ -13,12 +13,20 @@ use std::time::Duration;
 
 pub struct RateLimits {
     messages: DefaultKeyedRateLimiter<UserId>,
+    rooms: DefaultKeyedRateLimiter<UserId>,
+    dms: DefaultKeyedRateLimiter<UserId>,
+    invites: DefaultKeyedRateLimiter<UserId>,
     logins: DefaultKeyedRateLimiter<IpAddr>,
     frames: Quota,
 }
 
 fn nz(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+}
+
+/// `n` per hour, all of them at once if need be.
+fn hourly(n: u32) -> DefaultKeyedRateLimiter<UserId> {
+    RateLimiter::keyed(Quota::per_hour(nz(n)).allow_burst(nz(n)))
 }
 
 fn verdict(
@@ -38,6 +46,9 @@ impl RateLimits {
             messages: RateLimiter::keyed(
                 Quota::per_second(nz(config.msgs_per_sec)).allow_burst(nz(config.msgs_burst)),
             ),
+            rooms: hourly(config.rooms_per_hour),
+            dms: hourly(config.dms_per_hour),
+            invites: hourly(config.invites_per_hour),
             logins: RateLimiter::keyed(
                 Quota::per_minute(nz(config.logins_per_min))
                     .allow_burst(nz(config.logins_per_min.div_ceil(3))),
@@ -52,6 +63,24 @@ impl RateLimits {
         verdict(self.messages.check_key(&user), LimitKind::Message)
     }
 
+    /// One room created by `user`.
+    pub fn room(&self, user: UserId) -> ApiResult<()> {
+        // Counted with the per-user message limits in the metrics.
+        verdict(self.rooms.check_key(&user), LimitKind::Message)
+    }
+
+    /// One direct room opened by `user`.
+    pub fn dm(&self, user: UserId) -> ApiResult<()> {
+        // Counted with the per-user message limits in the metrics.
+        verdict(self.dms.check_key(&user), LimitKind::Message)
+    }
+
+    /// One invite sent by `user`.
+    pub fn invite(&self, user: UserId) -> ApiResult<()> {
+        // Counted with the per-user message limits in the metrics.
+        verdict(self.invites.check_key(&user), LimitKind::Message)
+    }
+
     /// One login or registration attempt from `ip`.
     pub fn login(&self, ip: IpAddr) -> ApiResult<()> {
         verdict(self.logins.check_key(&ip), LimitKind::Login)
@@ -64,9 +93,11 @@ impl RateLimits {
 
     /// Forgets idle keys so the keyed limiters do not grow without bound.
     pub fn forget_idle(&self) {
-        self.messages.retain_recent();
+        for limiter in [&self.messages, &self.rooms, &self.dms, &self.invites] {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
         self.logins.retain_recent();
-        self.messages.shrink_to_fit();
         self.logins.shrink_to_fit();
     }
 }

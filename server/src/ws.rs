@@ -338,9 +338,20 @@ impl Connection {
     async fn start(&mut self, session_id: &str, resume: Vec<Cursor>) -> Result<(), StartError> {
         let me = chat::me(&self.state, self.user).await?;
         self.username = me.username.clone();
-        let rooms = self.state.store.user_rooms(self.user).await?;
+        let read = self.state.store.user_rooms(self.user).await?;
+        let hooks = self.state.hooks.clone();
+        hooks
+            .at(crate::hooks::Point::ConnectRoomsRead, self.user)
+            .await;
         // Route live events first, then read where each room stands: nothing falls in between.
-        self.state.hub.join(&self.handle, &rooms);
+        self.state.hub.join(&self.handle, &read);
+        // A removal the hub routed between the read and the join above was undone by the join
+        // (the route came back): read the rooms again now that routing is on and drop those the
+        // user left meanwhile. Removals after this read reach the socket as `member_left`, and
+        // rooms joined meanwhile were routed by their `member_joined`.
+        let rooms = self.state.store.user_rooms(self.user).await?;
+        let gone: Vec<RoomId> = read.into_iter().filter(|r| !rooms.contains(r)).collect();
+        self.state.hub.leave(&self.handle, &gone);
         let metas = self.state.store.rooms(&rooms).await?;
         let resume: HashMap<RoomId, u64> = resume.into_iter().map(|c| (c.room, c.seq)).collect();
         let mut replay = Vec::new();

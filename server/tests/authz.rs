@@ -165,6 +165,14 @@ fn room_requests(room: RoomId, seq: u64, other: UserId) -> Vec<(Method, String, 
             format!("/api/v1/rooms/{r}/read"),
             Some(json!({"seq": seq})),
         ),
+        // Moderation (issue 11).
+        (Method::GET, format!("/api/v1/rooms/{r}/bans"), None),
+        (Method::PUT, format!("/api/v1/rooms/{r}/bans/{other}"), None),
+        (
+            Method::DELETE,
+            format!("/api/v1/rooms/{r}/bans/{other}"),
+            None,
+        ),
     ]
 }
 
@@ -335,6 +343,25 @@ async fn rest_matrix_for_members_who_are_not_author_or_owner(backend: Backend) {
             ErrorCode::NotOwner,
         )
         .await;
+        // Only the owner bans, unbans or lists bans (issue 11).
+        for (method, path) in [
+            (
+                Method::PUT,
+                format!("/api/v1/rooms/{room}/bans/{}", w.alice.id),
+            ),
+            (
+                Method::PUT,
+                format!("/api/v1/rooms/{room}/bans/{}", w.eve.id),
+            ),
+            (
+                Method::DELETE,
+                format!("/api/v1/rooms/{room}/bans/{}", w.eve.id),
+            ),
+            (Method::GET, format!("/api/v1/rooms/{room}/bans")),
+        ] {
+            w.refused(bob, method, &path, None, ErrorCode::NotOwner)
+                .await;
+        }
     }
     // Direct rooms have exactly their two members.
     for (method, path, body) in [
@@ -351,6 +378,11 @@ async fn rest_matrix_for_members_who_are_not_author_or_owner(backend: Backend) {
         (
             Method::POST,
             format!("/api/v1/rooms/{}/leave", w.direct),
+            None,
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/rooms/{}/bans/{}", w.direct, w.eve.id),
             None,
         ),
     ] {
@@ -405,6 +437,9 @@ async fn rest_without_a_token(backend: Backend) {
             "/api/v1/dms".to_string(),
             Some(json!({"user": w.bob.id})),
         ),
+        (Method::GET, "/api/v1/blocks".to_string(), None),
+        (Method::PUT, format!("/api/v1/blocks/{}", w.bob.id), None),
+        (Method::DELETE, format!("/api/v1/blocks/{}", w.bob.id), None),
     ]);
     requests.extend(account_requests());
     requests.extend(admin_requests(w.bob.id));

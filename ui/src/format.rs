@@ -16,6 +16,14 @@ const WEEKDAYS: [&str; 7] = [
     "Saturday",
 ];
 
+/// `s` wrapped in FIRST STRONG ISOLATE … POP DIRECTIONAL ISOLATE, for user-supplied text put
+/// into a plain string next to other text (labels, titles, sentences): its direction cannot
+/// reorder what is around it. In markup, wrap such text in `<bdi>` (or give its own element
+/// `dir="auto"`) instead.
+pub fn isolate(s: &str) -> String {
+    format!("\u{2068}{s}\u{2069}")
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
     Date::now() as i64

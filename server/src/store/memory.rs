@@ -47,6 +47,17 @@ struct State {
     invites: HashMap<String, super::InviteRecord>,
     online: BTreeSet<UserId>,
     last_seen: HashMap<UserId, i64>,
+    moderation: Moderation,
+}
+
+/// Bans, blocks and confusable names (issue 11).
+#[derive(Default)]
+struct Moderation {
+    bans: HashMap<RoomId, BTreeSet<UserId>>,
+    /// User → the users they blocked.
+    blocks: HashMap<UserId, BTreeSet<UserId>>,
+    /// [`super::name_skeleton`] of every username → its account.
+    skeletons: HashMap<String, UserId>,
 }
 
 struct MemRoom {
@@ -83,6 +94,7 @@ impl MemoryStore {
                 invites: HashMap::new(),
                 online: BTreeSet::new(),
                 last_seen: HashMap::new(),
+                moderation: Moderation::default(),
             }),
             bus_rx: Mutex::new(Some(rx)),
         }
@@ -312,8 +324,14 @@ impl MemoryStore {
                 .get(&change.room)
                 .ok_or_else(ApiError::room_not_found)?;
             let is_member = room.members.contains_key(&change.user);
+            let banned = s
+                .moderation
+                .bans
+                .get(&change.room)
+                .is_some_and(|b| b.contains(&change.user));
             match change.role {
                 Some(_) if is_member => Ok(None),
+                Some(_) if banned => Err(super::banned_error().into()),
                 Some(role) => {
                     let orphaned = room.meta.kind == RoomKind::Group && room.meta.owner.is_none();
                     let seq =
@@ -398,6 +416,17 @@ impl MemoryStore {
             if !room.members.contains_key(&msg.sender) {
                 return Err(ApiError::not_a_member().into());
             }
+            // A direct room whose other member blocked the sender: readable, not writable.
+            if let Some((a, b)) = room.meta.pair {
+                let other = if a == msg.sender { b } else { a };
+                if s.moderation
+                    .blocks
+                    .get(&other)
+                    .is_some_and(|blocked| blocked.contains(&msg.sender))
+                {
+                    return Err(super::blocked_error().into());
+                }
+            }
             let seq = s.append(msg.room, msg.event_json, now, None)?;
             let ts = s
                 .rooms
@@ -442,7 +471,8 @@ impl MemoryStore {
             else {
                 return Err(not_found().into());
             };
-            if *sender != change.sender {
+            // Moderators (the room's owner, see `chat::change`) may delete, never edit.
+            if *sender != change.sender && !(change.moderator && change.body.is_none()) {
                 return Err(ApiError::new(
                     ErrorCode::NotAuthor,
                     "only the author can change a message",
@@ -467,6 +497,18 @@ impl MemoryStore {
             }
             let json = serde_json::to_string(&event.event)?;
             *frame = bus::event_frame(event.room, event.seq, event.ts, &json);
+            if change.body.is_none() {
+                // The text of every earlier edit goes too: history must hold no trace of it.
+                for (event, frame) in room.log.iter_mut().skip(index + 1) {
+                    if let EventBody::Edit { target, body, .. } = &mut event.event {
+                        if *target == change.target && !body.is_empty() {
+                            body.clear();
+                            let json = serde_json::to_string(&event.event)?;
+                            *frame = bus::event_frame(event.room, event.seq, event.ts, &json);
+                        }
+                    }
+                }
+            }
             s.append(change.room, change.event_json, now, None)
         })
     }
@@ -599,6 +641,103 @@ impl MemoryStore {
     }
 }
 
+// Privacy and moderation (issue 11).
+impl MemoryStore {
+    pub async fn shares_room(&self, user: UserId, others: &[UserId]) -> StoreResult<Vec<bool>> {
+        self.with(|s| {
+            let empty = BTreeSet::new();
+            let mine = s.user_rooms.get(&user).unwrap_or(&empty);
+            Ok(others
+                .iter()
+                .map(|o| {
+                    s.user_rooms
+                        .get(o)
+                        .is_some_and(|theirs| !mine.is_disjoint(theirs))
+                })
+                .collect())
+        })
+    }
+
+    pub async fn set_ban(&self, room: RoomId, user: UserId, banned: bool) -> StoreResult<bool> {
+        self.with(|s| {
+            let set = s.moderation.bans.entry(room).or_default();
+            Ok(if banned {
+                set.insert(user)
+            } else {
+                set.remove(&user)
+            })
+        })
+    }
+
+    pub async fn bans(&self, room: RoomId) -> StoreResult<Vec<UserId>> {
+        self.with(|s| {
+            Ok(s.moderation
+                .bans
+                .get(&room)
+                .map(|b| b.iter().copied().collect())
+                .unwrap_or_default())
+        })
+    }
+
+    pub async fn set_block(&self, user: UserId, other: UserId, blocked: bool) -> StoreResult<()> {
+        self.with(|s| {
+            let set = s.moderation.blocks.entry(user).or_default();
+            if blocked {
+                set.insert(other);
+            } else {
+                set.remove(&other);
+            }
+            Ok(())
+        })
+    }
+
+    pub async fn blocked(&self, by: UserId, whom: UserId) -> StoreResult<bool> {
+        self.with(|s| {
+            Ok(s.moderation
+                .blocks
+                .get(&by)
+                .is_some_and(|b| b.contains(&whom)))
+        })
+    }
+
+    pub async fn blocks(&self, user: UserId) -> StoreResult<Vec<UserId>> {
+        self.with(|s| {
+            Ok(s.moderation
+                .blocks
+                .get(&user)
+                .map(|b| b.iter().copied().collect())
+                .unwrap_or_default())
+        })
+    }
+
+    pub async fn roles(&self, user: UserId, rooms: &[RoomId]) -> StoreResult<Vec<Option<Role>>> {
+        self.with(|s| {
+            Ok(rooms
+                .iter()
+                .map(|r| s.rooms.get(r).and_then(|r| r.members.get(&user).copied()))
+                .collect())
+        })
+    }
+
+    pub async fn newest_events(&self, rooms: &[(RoomId, usize)]) -> StoreResult<Vec<Vec<String>>> {
+        self.with(|s| {
+            Ok(rooms
+                .iter()
+                .map(|(r, n)| {
+                    s.rooms.get(r).map_or_else(Vec::new, |r| {
+                        let skip = r.log.len().saturating_sub(*n);
+                        r.log.iter().skip(skip).map(|(_, f)| f.clone()).collect()
+                    })
+                })
+                .collect())
+        })
+    }
+
+    pub async fn room_count(&self, user: UserId) -> StoreResult<u64> {
+        self.with(|s| Ok(s.user_rooms.get(&user).map_or(0, |r| r.len() as u64)))
+    }
+}
+
 impl Default for MemoryStore {
     fn default() -> Self {
         Self::new()
@@ -614,7 +753,8 @@ impl State {
         now: i64,
     ) -> StoreResult<UserRecord> {
         let lower = username.to_lowercase();
-        if self.names.contains_key(&lower) {
+        let skeleton = super::name_skeleton(username);
+        if self.names.contains_key(&lower) || self.moderation.skeletons.contains_key(&skeleton) {
             return Err(ApiError::new(ErrorCode::UsernameTaken, "that username is taken").into());
         }
         self.next_user += 1;
@@ -627,6 +767,7 @@ impl State {
             disabled: false,
         };
         self.names.insert(lower, user.id);
+        self.moderation.skeletons.insert(skeleton, user.id);
         self.users.insert(user.id, user.clone());
         Ok(user)
     }

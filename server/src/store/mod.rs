@@ -144,6 +144,8 @@ pub struct Change<'a> {
     pub body: Option<&'a str>,
     /// The `event` object of the edit/delete event.
     pub event_json: &'a str,
+    /// The sender moderates the room (owner, or server admin): may delete others' messages.
+    pub moderator: bool,
 }
 
 /// A membership change to append to a room's log.
@@ -171,12 +173,22 @@ pub enum Store {
     Redis(redis::RedisStore),
 }
 
+/// Store calls made by this process (each is one round trip to Redis), for measuring what an
+/// operation costs (see docs/BENCHMARKS.md, "Reconnect cost").
+static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many store calls this process has made so far.
+pub fn calls() -> u64 {
+    CALLS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 macro_rules! delegate {
     ($( $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident : $ty:ty)*) -> $ret:ty; )*) => {
         impl Store {
             $(
                 $(#[$doc])*
                 pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                    CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     static OP: std::sync::OnceLock<crate::metrics::StoreOp> = std::sync::OnceLock::new();
                     let op = crate::metrics::get().store_op(&OP, stringify!($name));
                     let started = std::time::Instant::now();
@@ -208,7 +220,8 @@ macro_rules! delegate {
 delegate! {
     /// Whether the store answers.
     fn ping(&self) -> StoreResult<()>;
-    /// Creates an account; `username_taken` if the lowercase name exists.
+    /// Creates an account; `username_taken` if the lowercase name or its
+    /// [`name_skeleton`] (a confusable name) exists.
     fn create_user(&self, username: &str, password_hash: &str, now: i64) -> StoreResult<UserRecord>;
     /// Looks up an account by name, case-insensitively.
     fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>>;
@@ -298,6 +311,30 @@ delegate! {
     fn same_epoch(&self) -> StoreResult<bool>;
 }
 
+// Privacy and moderation (issue 11). Kept together, apart from the methods above.
+delegate! {
+    /// For each of `others`: whether they share at least one room with `user`.
+    fn shares_room(&self, user: UserId, others: &[UserId]) -> StoreResult<Vec<bool>>;
+    /// Bans (`true`) or unbans `user` from `room`; a banned user's join or invite fails with
+    /// `banned` in [`Store::change_member`]. Returns whether anything changed.
+    fn set_ban(&self, room: RoomId, user: UserId, banned: bool) -> StoreResult<bool>;
+    /// The users banned from a room, ascending.
+    fn bans(&self, room: RoomId) -> StoreResult<Vec<UserId>>;
+    /// `user` blocks (`true`) or unblocks `other`.
+    fn set_block(&self, user: UserId, other: UserId, blocked: bool) -> StoreResult<()>;
+    /// Whether `by` blocked `whom`.
+    fn blocked(&self, by: UserId, whom: UserId) -> StoreResult<bool>;
+    /// The users `user` blocked, ascending.
+    fn blocks(&self, user: UserId) -> StoreResult<Vec<UserId>>;
+    /// How many rooms `user` belongs to.
+    fn room_count(&self, user: UserId) -> StoreResult<u64>;
+    /// `user`'s role in each of `rooms` (`None` where not a member), in one store call.
+    fn roles(&self, user: UserId, rooms: &[RoomId]) -> StoreResult<Vec<Option<Role>>>;
+    /// For each `(room, n)`: the newest `n` events of the room, ascending, in one store call
+    /// (unread counts of many rooms at connect).
+    fn newest_events(&self, rooms: &[(RoomId, usize)]) -> StoreResult<Vec<Vec<String>>>;
+}
+
 impl Store {
     /// The receiving end of the bus for this node. Can be taken once.
     pub fn take_bus(&self) -> Option<mpsc::UnboundedReceiver<BusMsg>> {
@@ -356,6 +393,32 @@ pub fn member_joined_json(user: UserId, username: &str, role: Role, by: Option<U
 /// The `owner_changed` event object.
 pub fn owner_changed_json(user: UserId) -> String {
     serde_json::to_string(&protocol::EventBody::OwnerChanged { user }).unwrap_or_default()
+}
+
+/// The key under which usernames that look alike collide: the UTS #39 skeleton (Unicode's
+/// confusables data: `I`, `l` and `1` become `l`, `0` becomes `O`, `m` becomes `rn`, ...),
+/// then lowercased, as names are unique case-insensitively. Both stores keep an index of it
+/// and refuse a second account with the same skeleton as `username_taken`.
+pub fn name_skeleton(username: &str) -> String {
+    unicode_security::confusable_detection::skeleton(username)
+        .collect::<String>()
+        .to_lowercase()
+}
+
+/// The refusal of a blocked user's DM, invite or message in the DM (both stores).
+pub(crate) fn blocked_error() -> crate::error::ApiError {
+    crate::error::ApiError::new(
+        protocol::ErrorCode::Blocked,
+        "that user does not accept direct messages or invites from you",
+    )
+}
+
+/// The refusal of a banned user's join or invite (both stores).
+pub(crate) fn banned_error() -> crate::error::ApiError {
+    crate::error::ApiError::new(
+        protocol::ErrorCode::Banned,
+        "that user is banned from this room",
+    )
 }
 
 /// Unread counts stop at this many (clients show "99+").

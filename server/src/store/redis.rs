@@ -12,13 +12,17 @@
 //! | `ids:user`, `ids:room` | string | last id handed out |
 //! | `user:{id}` | hash | `name`, `pw` (argon2 PHC string), `created`, `admin` and `off` (disabled): `1` when set |
 //! | `uname:{lowercase name}` | string | user id |
+//! | `uskel:{skeleton}` | string | user id, by `store::name_skeleton` (confusable names) |
 //! | `unames` | zset | `{lowercase name}:{id}`, score 0, for prefix search |
 //! | `sess:{sha256 of token}` | hash | `id`, `user`, `device`, `created`, `used`; expires |
 //! | `user:{id}:sess` | hash | session id → token hash |
 //! | `room:{id}` | hash | `name`, `kind`, `vis`, `owner`, `seq`, `ts`, `a`, `b` |
-//! | `room:{id}:m` | hash | member id → `owner` / `member` |
+//! | `room:{id}:m` | hash | member id → `owner` / `member` / `blocked` (a DM member the other blocked: may read, not send) |
 //! | `room:{id}:log` | zset | event frames scored by seq |
+//! | `room:{id}:edits` | hash | message seq → seqs of its edit events (space-separated), until deleted |
 //! | `user:{id}:rooms` | set | room ids |
+//! | `room:{id}:bans` | set | user ids banned from the room |
+//! | `user:{id}:blocks` | set | user ids this user blocked |
 //! | `rooms:public` | set | public room ids |
 //! | `dm:{a}:{b}` | string | direct room of users a < b |
 //! | `dd:{room}:{user}:{client id}` | string | `seq ts` of a sent message; expires (dedupe window) |
@@ -172,11 +176,13 @@ end
 /// ARGV: lowercase name, name, password hash, now, invite code hash ('' for none), '1' to
 /// admit only the store's first account. Returns the new id, 0 if the name is taken, -1 if the
 /// invite is unknown, used up or expired, -2 if not the first account. The first account of
-/// the store is an admin.
+/// the store is an admin. ARGV[7]: the name's skeleton (`store::name_skeleton`): 0 too
+/// when a confusable name is taken.
 static CREATE_USER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 if redis.call('EXISTS', 'uname:' .. ARGV[1]) == 1 then return 0 end
+if redis.call('EXISTS', 'uskel:' .. ARGV[7]) == 1 then return 0 end
 if ARGV[6] == '1' and redis.call('EXISTS', 'ids:user') == 1 then return -2 end
 if ARGV[5] ~= '' then
   local ikey = 'invite:' .. ARGV[5]
@@ -191,6 +197,7 @@ if ARGV[5] ~= '' then
   end
 end
 local id = redis.call('INCR', 'ids:user')
+redis.call('SET', 'uskel:' .. ARGV[7], id)
 local admin = '0'
 if id == 1 then admin = '1' end
 redis.call('HSET', 'user:' .. id, 'name', ARGV[2], 'pw', ARGV[3], 'created', ARGV[4], 'admin', admin, 'off', '0')
@@ -267,7 +274,10 @@ local id = redis.call('INCR', 'ids:room')
 redis.call('HSET', 'room:' .. id, 'name', '', 'kind', 'direct', 'vis', 'private', 'seq', 0, 'a', ARGV[1], 'b', ARGV[2])
 redis.call('SET', key, id)
 for i = 1, 2 do
-  redis.call('HSET', 'room:' .. id .. ':m', ARGV[i], 'member')
+  -- A member the other blocked may read the room but not send (see SET_BLOCK).
+  local role = 'member'
+  if redis.call('SISMEMBER', 'user:' .. ARGV[3 - i] .. ':blocks', ARGV[i]) == 1 then role = 'blocked' end
+  redis.call('HSET', 'room:' .. id .. ':m', ARGV[i], role)
   redis.call('SADD', 'user:' .. ARGV[i] .. ':rooms', id)
   append(id, ARGV[i + 2], ' J ' .. ARGV[i])
 end
@@ -277,7 +287,8 @@ return id
 });
 
 /// ARGV: room, user, role ('' removes), event, floor (see `behind`). Returns the seq, 0 if
-/// nothing changed, -1 if no room, -2 if the store is behind this node.
+/// nothing changed, -1 if no room, -2 if the store is behind this node, -3 if the user is
+/// banned from the room (joins and invites only).
 static CHANGE_MEMBER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         lua_common!(),
@@ -289,6 +300,7 @@ if behind(room, ARGV[5]) then return -2 end
 local current = redis.call('HGET', rkey .. ':m', user)
 if role ~= '' then
   if current then return 0 end
+  if redis.call('SISMEMBER', rkey .. ':bans', user) == 1 then return -3 end
   redis.call('HSET', rkey .. ':m', user, role)
   redis.call('SADD', 'user:' .. user .. ':rooms', room)
   if role == 'owner' then redis.call('HSET', rkey, 'owner', user) end
@@ -330,12 +342,15 @@ static APPEND_MESSAGE: LazyLock<Script> = LazyLock::new(|| {
         r#"
 local room, sender = ARGV[1], ARGV[2]
 local ddkey = 'dd:' .. room .. ':' .. sender .. ':' .. ARGV[3]
-if redis.call('HEXISTS', 'room:' .. room .. ':m', sender) == 0 then
+local role = redis.call('HGET', 'room:' .. room .. ':m', sender)
+if not role then
   -- A resend of a message accepted before the sender left is still a duplicate.
   local prev = redis.call('GET', ddkey)
   if prev then return 'dup ' .. prev end
   return 'not_a_member'
 end
+-- In a direct room whose other member blocked the sender (see SET_BLOCK).
+if role == 'blocked' then return 'blocked' end
 -- Claims the client id and learns of an earlier send in one command (the hot path makes
 -- 7 calls plus trimming; each call costs Redis about as much as a plain command).
 local seq, ts = next_seq(room)
@@ -365,7 +380,11 @@ return 'ok ' .. seq .. ' ' .. ts
 });
 
 /// ARGV: room, target seq, sender, new body ('' with ARGV[5]=='delete' deletes), mode, event,
-/// floor (see `behind`). Returns "ok seq", an error code or "behind".
+/// floor (see `behind`), '1' when the sender moderates the room (may delete others' messages).
+/// Returns "ok seq", an error code or "behind".
+///
+/// Edits record their seq in `room:{id}:edits` (field: the message's seq); a delete empties
+/// the body of each of those edit events too, so history keeps no trace of the text.
 static CHANGE_MESSAGE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         lua_common!(),
@@ -374,14 +393,20 @@ local room, target, sender, body, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARG
 local rkey = 'room:' .. room
 if redis.call('HEXISTS', rkey .. ':m', sender) == 0 then return 'not_a_member' end
 if behind(room, ARGV[7]) then return 'behind' end
-local found = redis.call('ZRANGE', rkey .. ':log', target, target, 'BYSCORE')
-if #found == 0 then return 'message_not_found' end
-local frame = found[1]
-local at = string.find(frame, ',"event":', 1, true)
-if not at then return 'message_not_found' end
-local ev = cjson.decode(string.sub(frame, at + 9, -2))
-if ev.kind ~= 'message' then return 'message_not_found' end
-if tostring(ev.sender) ~= sender then return 'not_author' end
+local function read_event(seq)
+  local found = redis.call('ZRANGE', rkey .. ':log', seq, seq, 'BYSCORE')
+  if #found == 0 then return nil end
+  local at = string.find(found[1], ',"event":', 1, true)
+  if not at then return nil end
+  return found[1], at, cjson.decode(string.sub(found[1], at + 9, -2))
+end
+local function rewrite(seq, frame, at, ev)
+  redis.call('ZREM', rkey .. ':log', frame)
+  redis.call('ZADD', rkey .. ':log', seq, string.sub(frame, 1, at + 8) .. cjson.encode(ev) .. '}')
+end
+local frame, at, ev = read_event(target)
+if not frame or ev.kind ~= 'message' then return 'message_not_found' end
+if tostring(ev.sender) ~= sender and not (mode == 'delete' and ARGV[8] == '1') then return 'not_author' end
 if ev.deleted == true then return 'message_deleted' end
 local ts = now_ms()
 if mode == 'delete' then
@@ -392,12 +417,48 @@ else
   ev.body = body
   ev.edited_ts = ts
 end
-redis.call('ZREM', rkey .. ':log', frame)
-redis.call('ZADD', rkey .. ':log', target, string.sub(frame, 1, at + 8) .. cjson.encode(ev) .. '}')
+rewrite(target, frame, at, ev)
+local edits = redis.call('HGET', rkey .. ':edits', target)
+if mode == 'delete' and edits then
+  for eseq in string.gmatch(edits, '%d+') do
+    local eframe, eat, eev = read_event(eseq)
+    if eframe and eev.kind == 'edit' then
+      eev.body = ''
+      rewrite(eseq, eframe, eat, eev)
+    end
+  end
+  redis.call('HDEL', rkey .. ':edits', target)
+end
 local seq = append(room, ARGV[6], '')
+if mode ~= 'delete' then
+  redis.call('HSET', rkey .. ':edits', target, (edits and (edits .. ' ') or '') .. seq)
+end
 return 'ok ' .. seq
 "#
     ))
+});
+
+/// ARGV: user, other, '1' to block / '0' to unblock. When the two have a direct room, the other
+/// user's entry in its member hash becomes `blocked` (their sends there are refused by
+/// APPEND_MESSAGE, at no extra cost) or back to `member`.
+static SET_BLOCK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local user, other = ARGV[1], ARGV[2]
+if ARGV[3] == '1' then
+  redis.call('SADD', 'user:' .. user .. ':blocks', other)
+else
+  redis.call('SREM', 'user:' .. user .. ':blocks', other)
+end
+local a, b = user, other
+if tonumber(a) > tonumber(b) then a, b = b, a end
+local dm = redis.call('GET', 'dm:' .. a .. ':' .. b)
+if dm and redis.call('HEXISTS', 'room:' .. dm .. ':m', other) == 1 then
+  redis.call('HSET', 'room:' .. dm .. ':m', other, ARGV[3] == '1' and 'blocked' or 'member')
+end
+return 1
+"#,
+    )
 });
 
 /// ARGV: user, room, seq, read_marker frame. Returns the marker after the call.
@@ -557,6 +618,7 @@ fn script_error(code: &str) -> StoreError {
         "message_not_found" => ErrorCode::MessageNotFound,
         "not_author" => ErrorCode::NotAuthor,
         "message_deleted" => ErrorCode::MessageDeleted,
+        "blocked" => return super::blocked_error().into(),
         other => return corrupt(&format!("unexpected script reply {other:?}")),
     };
     let message = match code {
@@ -986,6 +1048,7 @@ impl RedisStore {
         match seq {
             -1 => Err(ApiError::room_not_found().into()),
             -2 => Err(self.behind()),
+            -3 => Err(super::banned_error().into()),
             0 => Ok(None),
             seq => {
                 self.watch.note(change.room.0, seq as u64);
@@ -1053,6 +1116,7 @@ impl RedisStore {
             })
             .arg(change.event_json)
             .arg(self.watch.floor(change.room.0))
+            .arg(if change.moderator { "1" } else { "0" })
             .invoke_async(&mut self.con())
             .await?;
         match reply.split_once(' ') {
@@ -1187,6 +1251,104 @@ impl RedisStore {
             .invoke_async(&mut self.con())
             .await?;
         Ok(())
+    }
+}
+
+// Privacy and moderation (issue 11).
+impl RedisStore {
+    pub async fn shares_room(&self, user: UserId, others: &[UserId]) -> StoreResult<Vec<bool>> {
+        if others.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for other in others {
+            pipe.cmd("SINTERCARD")
+                .arg(2)
+                .arg(format!("user:{user}:rooms"))
+                .arg(format!("user:{other}:rooms"))
+                .arg("LIMIT")
+                .arg(1);
+        }
+        let counts: Vec<u64> = pipe.query_async(&mut self.con()).await?;
+        Ok(counts.into_iter().map(|n| n > 0).collect())
+    }
+
+    pub async fn set_ban(&self, room: RoomId, user: UserId, banned: bool) -> StoreResult<bool> {
+        let key = format!("room:{room}:bans");
+        let changed: u64 = if banned {
+            self.con().sadd(key, user.0).await?
+        } else {
+            self.con().srem(key, user.0).await?
+        };
+        Ok(changed > 0)
+    }
+
+    pub async fn bans(&self, room: RoomId) -> StoreResult<Vec<UserId>> {
+        let ids: Vec<u64> = self.con().smembers(format!("room:{room}:bans")).await?;
+        let mut ids: Vec<UserId> = ids.into_iter().map(UserId).collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    pub async fn set_block(&self, user: UserId, other: UserId, blocked: bool) -> StoreResult<()> {
+        let _: i64 = SET_BLOCK
+            .arg(user.0)
+            .arg(other.0)
+            .arg(if blocked { "1" } else { "0" })
+            .invoke_async(&mut self.con())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn blocked(&self, by: UserId, whom: UserId) -> StoreResult<bool> {
+        Ok(self
+            .con()
+            .sismember(format!("user:{by}:blocks"), whom.0)
+            .await?)
+    }
+
+    pub async fn blocks(&self, user: UserId) -> StoreResult<Vec<UserId>> {
+        let ids: Vec<u64> = self.con().smembers(format!("user:{user}:blocks")).await?;
+        let mut ids: Vec<UserId> = ids.into_iter().map(UserId).collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    pub async fn roles(&self, user: UserId, rooms: &[RoomId]) -> StoreResult<Vec<Option<Role>>> {
+        if rooms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for room in rooms {
+            pipe.hget(format!("room:{room}:m"), user.0);
+        }
+        let roles: Vec<Option<String>> = pipe.query_async(&mut self.con()).await?;
+        Ok(roles
+            .into_iter()
+            .map(|r| r.as_deref().map(parse_role))
+            .collect())
+    }
+
+    pub async fn newest_events(&self, rooms: &[(RoomId, usize)]) -> StoreResult<Vec<Vec<String>>> {
+        if rooms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for (room, n) in rooms {
+            let n = (*n).max(1) as isize;
+            pipe.zrange(format!("room:{room}:log"), -n, -1);
+        }
+        let mut pages: Vec<Vec<String>> = pipe.query_async(&mut self.con()).await?;
+        for ((_, n), page) in rooms.iter().zip(&mut pages) {
+            if *n == 0 {
+                page.clear();
+            }
+        }
+        Ok(pages)
+    }
+
+    pub async fn room_count(&self, user: UserId) -> StoreResult<u64> {
+        Ok(self.con().scard(format!("user:{user}:rooms")).await?)
     }
 }
 

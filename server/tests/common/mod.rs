@@ -154,6 +154,9 @@ pub fn test_config() -> Config {
         msgs_burst: 10_000,
         frames_per_sec: 10_000,
         frames_burst: 10_000,
+        rooms_per_hour: 10_000,
+        dms_per_hour: 10_000,
+        invites_per_hour: 10_000,
         ..Default::default()
     }
 }
@@ -290,7 +293,7 @@ impl TestServer {
         }
     }
 
-    /// The server's shared state (its store, for tests that set up data directly).
+    /// The server's shared state (its store, for tests that set up data directly; test hooks).
     pub fn state(&self) -> &chat_server::AppState {
         self.running.as_ref().expect("server running").state()
     }

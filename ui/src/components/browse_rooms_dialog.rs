@@ -100,7 +100,7 @@ pub fn BrowseRoomsDialog(props: &BrowseRoomsDialogProps) -> Html {
                             <li key={id.0} class="pick-row">
                                 <span class="room-glyph" aria-hidden="true"><IconView icon={Icon::Hash} /></span>
                                 <span class="pick-text">
-                                    <span class="pick-name">{ r.name.clone() }</span>
+                                    <span class="pick-name"><bdi>{ r.name.clone() }</bdi></span>
                                     <span class="muted">{ format!("{} member{}", r.member_count, if r.member_count == 1 { "" } else { "s" }) }</span>
                                 </span>
                                 <button type="button" class={classes!("button", "small", (!joined).then_some("primary"))}

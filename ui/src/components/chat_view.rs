@@ -140,7 +140,7 @@ pub fn ChatView() -> Html {
                 </button>
                 { avatar }
                 <div class="chat-title">
-                    <h1>{ room.name.clone() }</h1>
+                    <h1><bdi>{ room.name.clone() }</bdi></h1>
                     <span class="chat-subtitle">{ subtitle }</span>
                 </div>
                 <div class="header-actions">

@@ -50,7 +50,7 @@ pub fn LeaveRoomDialog(props: &LeaveRoomDialogProps) -> Html {
         Callback::from(move |_: MouseEvent| onclose.emit(()))
     };
     html! {
-        <Modal title={format!("Leave #{name}?")} onclose={props.onclose.clone()}>
+        <Modal title={format!("Leave #{}?", crate::format::isolate(&name))} onclose={props.onclose.clone()}>
             <p>{
                 if private {
                     "You will need a new invitation to come back to this private room."

@@ -62,7 +62,7 @@ pub fn MemberPanel() -> Html {
                         Callback::from(move |_: MouseEvent| effects::open_dm(&d, user))
                     };
                     let name = m.user.username.clone();
-                    let label = if is_me { format!("{name} (you)") } else { format!("Message {name}") };
+                    let label = if is_me { format!("{} (you)", crate::format::isolate(&name)) } else { format!("Message {}", crate::format::isolate(&name)) };
                     html! {
                         <li key={user.0}>
                             <button type="button" class="member" disabled={is_me} onclick={onclick}
@@ -71,7 +71,7 @@ pub fn MemberPanel() -> Html {
                                 <span class="member-text">
                                     // The name shrinks (ellipsis); "(you)" always shows.
                                     <span class="member-name">
-                                        <span class="member-name-text">{ name }</span>
+                                        <span class="member-name-text"><bdi>{ name }</bdi></span>
                                         if is_me { <span class="member-you">{ "(you)" }</span> }
                                     </span>
                                     <span class="member-status">

@@ -164,7 +164,7 @@ pub fn MessageItem(props: &MessageItemProps) -> Html {
         html! { <p class="body deleted">{ "This message was deleted." }</p> }
     } else {
         html! {
-            <p class="body">
+            <p class="body" dir="auto">
                 { m.body.clone() }
                 if m.edited { <span class="edited" title="Edited">{ " (edited)" }</span> }
             </p>
@@ -190,7 +190,7 @@ pub fn MessageItem(props: &MessageItemProps) -> Html {
             <div class="message-main">
                 if props.header {
                     <div class="message-meta">
-                        <span class="sender">{ m.sender_name.clone() }</span>
+                        <span class="sender"><bdi>{ m.sender_name.clone() }</bdi></span>
                         <time class="time" title={time_title}>{ time_of_day(m.ts) }</time>
                     </div>
                 }

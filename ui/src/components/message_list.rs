@@ -196,14 +196,14 @@ pub fn MessageList(props: &MessageListProps) -> Html {
     } else if t.loaded && !t.has_more {
         html! {
             <div class="room-intro">
-                <h2>{ if props.direct { props.room_name.to_string() } else { format!("Welcome to #{}", props.room_name) } }</h2>
-                <p class="muted">{
+                <h2>if !props.direct { { "Welcome to #" } }<bdi>{ props.room_name.to_string() }</bdi></h2>
+                <p class="muted">
                     if props.direct {
-                        format!("This is the beginning of your conversation with {}.", props.room_name)
+                        { "This is the beginning of your conversation with " }<bdi>{ props.room_name.to_string() }</bdi>{ "." }
                     } else {
-                        "This is the beginning of the room.".to_string()
+                        { "This is the beginning of the room." }
                     }
-                }</p>
+                </p>
             </div>
         }
     } else if t.load_error {

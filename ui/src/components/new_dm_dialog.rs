@@ -51,7 +51,7 @@ pub fn NewDmDialog(props: &NewDmDialogProps) -> Html {
                                 <button type="button" class="pick-row pick-button" onclick={onclick}>
                                     <Avatar name={u.username.clone()} status={Some(status)} class="small" />
                                     <span class="pick-text">
-                                        <span class="pick-name">{ u.username.clone() }</span>
+                                        <span class="pick-name"><bdi>{ u.username.clone() }</bdi></span>
                                         <span class="muted">{ presence_text(status, u.last_seen, now) }</span>
                                     </span>
                                     <IconView icon={Icon::Chat} class="trailing" />

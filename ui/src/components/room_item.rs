@@ -41,12 +41,13 @@ pub fn RoomItem(props: &RoomItemProps) -> Html {
     };
     let direct = room.kind == RoomKind::Direct;
     let preview = props.view.last_message.as_ref().map(|m| {
+        // Names and text isolated (`<bdi>`): right-to-left text cannot reorder the line.
         let who = if Some(m.sender) == props.me {
-            "You: ".to_string()
+            html! { "You: " }
         } else if direct {
-            String::new()
+            html! {}
         } else {
-            format!("{}: ", m.sender_name)
+            html! { <><bdi>{ m.sender_name.clone() }</bdi>{ ": " }</> }
         };
         let text = if m.deleted {
             "Message deleted".to_string()
@@ -55,7 +56,7 @@ pub fn RoomItem(props: &RoomItemProps) -> Html {
             m.body.split_whitespace().collect::<Vec<_>>().join(" ")
         };
         let failed = matches!(m.status, MessageStatus::Failed { .. });
-        (format!("{who}{text}"), failed)
+        (html! { <>{ who }<bdi>{ text }</bdi></> }, failed)
     });
     let time = props
         .view
@@ -74,7 +75,11 @@ pub fn RoomItem(props: &RoomItemProps) -> Html {
         html! { <span class="room-glyph" aria-hidden="true"><IconView {icon} /></span> }
     };
     let label = if unread > 0 {
-        format!("{}, {} unread", room.name, unread_label(unread))
+        format!(
+            "{}, {} unread",
+            crate::format::isolate(&room.name),
+            unread_label(unread)
+        )
     } else {
         room.name.clone()
     };
@@ -86,7 +91,7 @@ pub fn RoomItem(props: &RoomItemProps) -> Html {
                 { avatar }
                 <span class="room-text">
                     <span class="room-line">
-                        <span class="room-name">{ room.name.clone() }</span>
+                        <span class="room-name"><bdi>{ room.name.clone() }</bdi></span>
                         if let Some(time) = time { <span class="room-time">{ time }</span> }
                     </span>
                     <span class="room-line">

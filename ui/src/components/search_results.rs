@@ -72,11 +72,11 @@ pub fn SearchResults(props: &SearchResultsProps) -> Html {
                     <li key={format!("{}-{}", hit.room.0, hit.seq)}>
                         <button type="button" class="search-hit" onclick={onclick}>
                             <span class="room-line">
-                                <span class="hit-room">{ hit.room_name.clone() }</span>
+                                <span class="hit-room"><bdi>{ hit.room_name.clone() }</bdi></span>
                                 <span class="room-time">{ short_time(hit.ts, props.now) }</span>
                             </span>
-                            <span class="hit-sender">{ hit.sender_name.clone() }</span>
-                            <span class="hit-body">
+                            <span class="hit-sender"><bdi>{ hit.sender_name.clone() }</bdi></span>
+                            <span class="hit-body" dir="auto">
                                 { for highlight(&hit.body, &props.query).into_iter().map(|(text, m)| {
                                     if m { html! { <mark>{ text }</mark> } } else { html! { { text } } }
                                 }) }

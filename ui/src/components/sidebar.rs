@@ -163,7 +163,7 @@ pub fn Sidebar() -> Html {
             <footer class="sidebar-footer">
                 <Avatar name={username.clone()} />
                 <div class="me">
-                    <span class="me-name">{ username }</span>
+                    <span class="me-name"><bdi>{ username }</bdi></span>
                     <span class={classes!("me-status", status_class)}>{ status_text }</span>
                 </div>
                 <button class="icon-button" type="button" title="Settings" aria-label="Settings"

@@ -19,11 +19,24 @@ pub fn typing_text(names: &[String]) -> Option<String> {
     }
 }
 
+/// [`typing_text`] as markup, each name isolated (`<bdi>`) so that a right-to-left name
+/// cannot reorder the sentence. Same text.
+fn typing_html(names: &[String]) -> Option<Html> {
+    let b = |n: &String| html! { <bdi>{ n.clone() }</bdi> };
+    Some(match names {
+        [] => return None,
+        [a] => html! { <>{ b(a) }{ " is typing…" }</> },
+        [a, c] => html! { <>{ b(a) }{ " and " }{ b(c) }{ " are typing…" }</> },
+        [a, c, d] => html! { <>{ b(a) }{ ", " }{ b(c) }{ " and " }{ b(d) }{ " are typing…" }</> },
+        _ => html! { "Several people are typing…" },
+    })
+}
+
 #[function_component]
 pub fn TypingIndicator(props: &TypingIndicatorProps) -> Html {
     html! {
         <div class="typing" aria-live="polite">
-            if let Some(text) = typing_text(&props.names) {
+            if let Some(text) = typing_html(&props.names) {
                 <span class="typing-dots" aria-hidden="true"><span></span><span></span><span></span></span>
                 <span>{ text }</span>
             }

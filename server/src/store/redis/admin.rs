@@ -139,6 +139,7 @@ impl RedisStore {
             .arg(now)
             .arg(invite)
             .arg(first_only)
+            .arg(crate::store::name_skeleton(username))
             .invoke_async(&mut self.con())
             .await?;
         match id {
