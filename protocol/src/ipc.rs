@@ -100,6 +100,17 @@ pub enum Command {
     GetSettings,
     /// `{settings}` → `()`.
     SetSettings { settings: Settings },
+    /// → `Vec<`[`SessionInfo`](crate::rest::SessionInfo)`>`: the account's live sessions (device, last used, `current`
+    /// for this device's), oldest first.
+    Sessions,
+    /// `{id}` → `()`. Ends one of the account's sessions (that device is signed out at once);
+    /// this device's own session is a [`Command::Logout`].
+    EndSession { id: String },
+    /// `{current, new}` → `()`. Changes the password; every other session is signed out.
+    /// Fails with `wrong_password` or `invalid_password` (server codes).
+    ChangePassword { current: String, new: String },
+    /// → `()`. Signs every session of the account out, this one included, then logs out here.
+    LogoutEverywhere,
 }
 
 /// Where the app stands.

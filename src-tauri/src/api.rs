@@ -5,8 +5,8 @@
 use crate::error::{Error, Result};
 use crate::tls::{Fingerprint, Refusal, Tls};
 use protocol::rest::{
-    AuthResponse, CreateRoom, Credentials, HistoryPage, Member, OpenDm, Room, User, UserPublic,
-    Visibility,
+    AuthResponse, ChangePassword, CreateRoom, Credentials, HistoryPage, Member, OpenDm, Room,
+    SessionInfo, User, UserPublic, Visibility,
 };
 use protocol::{ErrorBody, ErrorCode, RoomId, UserId};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
@@ -148,11 +148,15 @@ impl Api {
     }
 
     fn request(&self, method: Method, path: &str, token: Option<&str>) -> Result<RequestBuilder> {
-        let builder = self.http.request(method, self.url(path)?);
-        Ok(match token {
+        Ok(self.request_url(method, self.url(path)?, token))
+    }
+
+    fn request_url(&self, method: Method, url: Url, token: Option<&str>) -> RequestBuilder {
+        let builder = self.http.request(method, url);
+        match token {
             Some(token) => builder.bearer_auth(token),
             None => builder,
-        })
+        }
     }
 
     /// Checks that a chat server answers at the base URL: an unauthenticated `GET /api/v1/me`
@@ -193,6 +197,38 @@ impl Api {
     /// Revokes the session of `token`.
     pub async fn logout(&self, token: &str) -> Result<()> {
         empty(self.request(Method::POST, "api/v1/logout", Some(token))?).await
+    }
+
+    /// Revokes every session of the account, this one included.
+    pub async fn logout_all(&self, token: &str) -> Result<()> {
+        empty(self.request(Method::POST, "api/v1/logout/all", Some(token))?).await
+    }
+
+    /// The account's live sessions, oldest first.
+    pub async fn sessions(&self, token: &str) -> Result<Vec<SessionInfo>> {
+        json(self.request(Method::GET, "api/v1/sessions", Some(token))?).await
+    }
+
+    /// Revokes one session of the account.
+    pub async fn revoke_session(&self, token: &str, id: &str) -> Result<()> {
+        let mut url = self.url("api/v1/sessions")?;
+        url.path_segments_mut()
+            .map_err(|()| Error::BadUrl("the server URL cannot have a path".into()))?
+            .push(id);
+        empty(self.request_url(Method::DELETE, url, Some(token))).await
+    }
+
+    /// Changes the password (`current` must be right); the server revokes every other session.
+    pub async fn change_password(&self, token: &str, current: &str, new: &str) -> Result<()> {
+        let body = ChangePassword {
+            current: current.to_owned(),
+            new: new.to_owned(),
+        };
+        empty(
+            self.request(Method::POST, "api/v1/password", Some(token))?
+                .json(&body),
+        )
+        .await
     }
 
     pub async fn me(&self, token: &str) -> Result<User> {

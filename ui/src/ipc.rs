@@ -10,7 +10,7 @@ use protocol::ipc::{
     AppError, AppErrorCode, AppEvent, CertificateView, Command, MemberView, MessagePage,
     MessageView, RoomView, SearchHit, Settings, Snapshot, UserView,
 };
-use protocol::rest::{Room, User, Visibility};
+use protocol::rest::{Room, SessionInfo, User, Visibility};
 use protocol::{ErrorCode, RoomId, UserId};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -97,6 +97,8 @@ impl Error {
                 ErrorCode::DirectRoom => Some("That does not apply to direct messages."),
                 ErrorCode::MessageDeleted => Some("That message was deleted."),
                 ErrorCode::NotAuthor => Some("You can only change your own messages."),
+                ErrorCode::WrongPassword => Some("Your current password is not right."),
+                ErrorCode::SessionNotFound => Some("That session has already ended."),
                 _ => None,
             },
             Some(AppErrorCode::Invalid) | None => None,
@@ -193,6 +195,26 @@ pub async fn login(username: String, password: String) -> Result<User> {
 
 pub async fn logout() -> Result<()> {
     call_unit(Command::Logout).await
+}
+
+/// The account's live sessions (`current`: this device's).
+pub async fn sessions() -> Result<Vec<SessionInfo>> {
+    call(Command::Sessions).await
+}
+
+/// Ends one session of the account (this device's own: a logout).
+pub async fn end_session(id: String) -> Result<()> {
+    call_unit(Command::EndSession { id }).await
+}
+
+/// Changes the password; the other devices are signed out.
+pub async fn change_password(current: String, new: String) -> Result<()> {
+    call_unit(Command::ChangePassword { current, new }).await
+}
+
+/// Signs every device of the account out, this one included.
+pub async fn logout_everywhere() -> Result<()> {
+    call_unit(Command::LogoutEverywhere).await
 }
 
 /// Messages not sent yet (logging out would drop them).

@@ -50,28 +50,25 @@ impl Backend {
                 ));
             }
         }
-        // The same server again keeps the certificate trusted for it.
-        let pin = pin.or_else(|| {
-            let state = self.inner.lock();
-            state
-                .api
-                .as_ref()
-                .filter(|a| api::display_url(a.base()) == api::display_url(&base))
-                .and_then(Api::pin)
-        });
+        // A certificate trusted for this server before stays trusted (and checked).
+        let cache = &self.inner.cache;
+        let pin_key = key::server_pin(&api::display_url(&base));
+        let pin = match pin {
+            Some(pin) => Some(pin),
+            None => cache
+                .setting(&pin_key)
+                .await?
+                .and_then(|p| crate::tls::parse_fingerprint(&p)),
+        };
         let api = Api::new(base, pin)?;
         api.probe().await?;
-        let cache = &self.inner.cache;
         cache
             .set_setting(key::SERVER_URL, &api::display_url(api.base()))
             .await?;
-        match pin {
-            Some(pin) => {
-                cache
-                    .set_setting(key::SERVER_PIN, &crate::tls::format_fingerprint(&pin))
-                    .await?
-            }
-            None => cache.delete_setting(key::SERVER_PIN).await?,
+        if let Some(pin) = pin {
+            cache
+                .set_setting(&pin_key, &crate::tls::format_fingerprint(&pin))
+                .await?;
         }
         self.inner.lock().api = Some(api);
         Ok(())

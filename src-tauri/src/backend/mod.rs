@@ -9,13 +9,15 @@
 //!
 //! One file per job: [`account`] (server, sign-in, session), [`rooms`] (room list, membership,
 //! people), [`history`] (message pages, gap fills, previews), [`messages`] (send, edit, read
-//! markers, typing), [`settings`] (drafts, focus, settings), [`sync`] (socket frames). This
+//! markers, typing), [`settings`] (drafts, focus, settings), [`security`] (sessions,
+//! password, sign out everywhere), [`sync`] (socket frames). This
 //! file holds the shared state and the dispatch.
 
 mod account;
 mod history;
 mod messages;
 mod rooms;
+mod security;
 mod settings;
 mod sync;
 
@@ -71,8 +73,6 @@ impl Options {
 /// Settings keys in the cache's `settings` table.
 mod key {
     pub const SERVER_URL: &str = "server_url";
-    /// The SHA-256 of the certificate the user trusted for that server (`AB:CD:…`), if any.
-    pub const SERVER_PIN: &str = "server_pin";
     /// The last username used (prefills the login form).
     pub const USERNAME: &str = "username";
     /// The logged-in user (JSON); present while a token should be in the keychain.
@@ -82,6 +82,12 @@ mod key {
     pub const ACCOUNT: &str = "account";
     pub const SETTINGS: &str = "settings";
     pub const LIMITS: &str = "limits";
+
+    /// The SHA-256 (`AB:CD:…`) of the certificate the user trusted for the server at `url`
+    /// (as [`crate::api::display_url`] writes it): pins are kept per server.
+    pub fn server_pin(url: &str) -> String {
+        format!("server_pin {url}")
+    }
 }
 
 fn default_settings() -> Settings {
@@ -152,10 +158,13 @@ impl Backend {
             .json_setting::<Limits>(key::LIMITS)
             .await?
             .unwrap_or_default();
-        let pin = cache
-            .setting(key::SERVER_PIN)
-            .await?
-            .and_then(|p| crate::tls::parse_fingerprint(&p));
+        let pin = match cache.setting(key::SERVER_URL).await? {
+            Some(url) => cache
+                .setting(&key::server_pin(&url))
+                .await?
+                .and_then(|p| crate::tls::parse_fingerprint(&p)),
+            None => None,
+        };
         let api = match cache.setting(key::SERVER_URL).await? {
             Some(url) => match api::parse_server_url(&url).and_then(|u| Api::new(u, pin)) {
                 Ok(api) => Some(api),
@@ -284,6 +293,12 @@ impl Backend {
             }
             Command::GetSettings => json(self.get_settings()),
             Command::SetSettings { settings } => json(self.set_settings(settings).await?),
+            Command::Sessions => json(self.sessions().await?),
+            Command::EndSession { id } => json(self.end_session(&id).await?),
+            Command::ChangePassword { current, new } => {
+                json(self.change_password(&current, &new).await?)
+            }
+            Command::LogoutEverywhere => json(self.logout_everywhere().await?),
         }
     }
 }

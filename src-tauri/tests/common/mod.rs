@@ -51,6 +51,12 @@ pub struct Server {
     redis_url: String,
     config: chat_server::Config,
     running: Option<chat_server::Running>,
+    /// For built-in TLS: where `cert.pem` and `key.pem` are.
+    tls_dir: Option<tempfile::TempDir>,
+    /// For built-in TLS: the SHA-256 of the certificate served at start, as the app shows it.
+    pub cert_sha256: Option<String>,
+    /// The peers' REST client (trusting the test CA when the server speaks TLS).
+    http: reqwest::Client,
 }
 
 impl Server {
@@ -75,13 +81,64 @@ impl Server {
             redis_url: redis.url.clone(),
             config,
             running: None,
+            tls_dir: None,
+            cert_sha256: None,
+            http: reqwest::Client::new(),
         };
         server.up().await;
         server
     }
 
+    /// Serves https/wss itself (`tls_cert`/`tls_key`) with a certificate for 127.0.0.1 and
+    /// localhost from `ca`; the peers' REST client trusts `ca`.
+    pub async fn start_tls(redis: &Redis, ca: &TestCa) -> Server {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temp dir: {e}"));
+        let leaf = ca.issue(&["127.0.0.1", "localhost"]);
+        let (cert, key) = leaf.write(dir.path());
+        let mut server = Server::start_with(redis, |c| {
+            c.tls_cert = Some(cert);
+            c.tls_key = Some(key);
+        })
+        .await;
+        server.tls_dir = Some(dir);
+        server.cert_sha256 = Some(sha256_of(&leaf));
+        server.http = reqwest::Client::builder()
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(ca.pem().as_bytes())
+                    .unwrap_or_else(|e| panic!("CA PEM: {e}")),
+            )
+            .build()
+            .unwrap_or_else(|e| panic!("reqwest client: {e}"));
+        server
+    }
+
+    /// The running TLS server presents `leaf` to new connections from now on (the files are
+    /// replaced and reloaded, as on SIGHUP).
+    pub fn present(&self, leaf: &Leaf) {
+        let dir = self
+            .tls_dir
+            .as_ref()
+            .unwrap_or_else(|| panic!("not a TLS server"));
+        leaf.write(dir.path());
+        self.running
+            .as_ref()
+            .unwrap_or_else(|| panic!("not running"))
+            .reload_tls()
+            .unwrap_or_else(|e| panic!("reload_tls: {e}"));
+    }
+
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls_dir.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// A REST client for this server (trusts its CA).
+    pub fn client(&self) -> reqwest::Client {
+        self.http.clone()
     }
 
     /// Starts (again) at the same address.
@@ -133,7 +190,7 @@ pub struct Peer {
 
 impl Peer {
     pub async fn register(server: &Server, prefix: &str) -> Peer {
-        let http = reqwest::Client::new();
+        let http = server.client();
         let username = unique_name(prefix);
         let auth: AuthResponse = ok_json(
             http.post(format!("{}/api/v1/register", server.url()))
@@ -151,7 +208,7 @@ impl Peer {
 
     /// Logs in to an existing account (another device of that user).
     pub async fn login(server: &Server, username: &str) -> Peer {
-        let http = reqwest::Client::new();
+        let http = server.client();
         let auth: AuthResponse = ok_json(
             http.post(format!("{}/api/v1/login", server.url()))
                 .json(&json!({"username": username, "password": PASSWORD})),
@@ -164,6 +221,23 @@ impl Peer {
             id: auth.user.id,
             username: auth.user.username,
         }
+    }
+
+    /// The HTTP status of `GET /api/v1/me` with this peer's token: 200 while its session
+    /// lives, 401 once it was revoked.
+    pub async fn me_status(&self) -> u16 {
+        tokio::time::timeout(
+            TIMEOUT,
+            self.http
+                .get(format!("{}/api/v1/me", self.base))
+                .bearer_auth(&self.token)
+                .send(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("GET /me took longer than {TIMEOUT:?}"))
+        .unwrap_or_else(|e| panic!("GET /me failed: {e}"))
+        .status()
+        .as_u16()
     }
 
     /// Revokes every session of this user except the one of this peer.
@@ -617,105 +691,12 @@ async fn proxy_one(
 }
 
 // ---------------------------------------------------------------------------------------------
-// TLS in front of the plain server
+// Certificates for the server's built-in TLS
 // ---------------------------------------------------------------------------------------------
 
-/// A CA and a server certificate for `localhost`/127.0.0.1 signed by it.
-pub struct Pki {
-    pub ca_name: String,
-    pub cert: rustls::pki_types::CertificateDer<'static>,
-    key: rustls::pki_types::PrivateKeyDer<'static>,
-}
+pub use testkit::tls::{Leaf, TestCa};
 
-impl Pki {
-    pub fn new(ca_name: &str) -> Pki {
-        let ca_key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("ca key: {e}"));
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())
-            .unwrap_or_else(|e| panic!("ca params: {e}"));
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, ca_name);
-        let ca = ca_params
-            .self_signed(&ca_key)
-            .unwrap_or_else(|e| panic!("ca cert: {e}"));
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("key: {e}"));
-        let mut params =
-            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-                .unwrap_or_else(|e| panic!("params: {e}"));
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "chat.test");
-        let cert = params
-            .signed_by(&key, &issuer)
-            .unwrap_or_else(|e| panic!("cert: {e}"));
-        let _ = ca;
-        Pki {
-            ca_name: ca_name.to_owned(),
-            cert: cert.der().clone(),
-            key: rustls::pki_types::PrivateKeyDer::Pkcs8(
-                rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()),
-            ),
-        }
-    }
-
-    pub fn sha256(&self) -> String {
-        chat_desktop::tls::format_fingerprint(&chat_desktop::tls::fingerprint(&self.cert))
-    }
-}
-
-/// Terminates TLS with `pki`'s certificate and passes the bytes on to `upstream`.
-pub struct Terminator {
-    pub addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Terminator {
-    pub async fn start(pki: &Pki, upstream: SocketAddr) -> Terminator {
-        Terminator::start_at(pki, upstream, 0).await
-    }
-
-    /// On `port` of 127.0.0.1 (0: any free one).
-    pub async fn start_at(pki: &Pki, upstream: SocketAddr, port: u16) -> Terminator {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap_or_else(|e| panic!("tls versions: {e}"))
-            .with_no_client_auth()
-            .with_single_cert(vec![pki.cert.clone()], pki.key.clone_key())
-            .unwrap_or_else(|e| panic!("tls cert: {e}"));
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap_or_else(|e| panic!("bind: {e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("addr: {e}"));
-        let task = tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let Ok(mut tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let Ok(mut plain) = tokio::net::TcpStream::connect(upstream).await else {
-                        return;
-                    };
-                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
-                });
-            }
-        });
-        Terminator { addr, task }
-    }
-
-    pub fn url(&self) -> String {
-        format!("https://localhost:{}", self.addr.port())
-    }
-}
-
-impl Drop for Terminator {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+/// The SHA-256 of a leaf as the app shows it (`AB:CD:…`).
+pub fn sha256_of(leaf: &Leaf) -> String {
+    chat_desktop::tls::format_fingerprint(&chat_desktop::tls::fingerprint(&leaf.der))
 }
