@@ -101,7 +101,8 @@ impl Error {
                 ErrorCode::SessionNotFound => Some("That session has already ended."),
                 _ => None,
             },
-            Some(AppErrorCode::Invalid) | None => None,
+            // The backend says why and what the operator should do.
+            Some(AppErrorCode::Invalid | AppErrorCode::InsecureUrl) | None => None,
         };
         match (fixed, self) {
             (Some(text), _) => text.to_string(),
