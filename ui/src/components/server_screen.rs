@@ -19,8 +19,9 @@ pub fn ServerScreen() -> Html {
     let url = use_state(|| state.server_url.clone().unwrap_or_default());
     let error = use_state(|| None::<String>);
     let busy = use_state(|| false);
-    // A server whose certificate is not trusted: its URL and certificate, for the prompt.
-    let untrusted = use_state(|| None::<(String, CertificateView)>);
+    // A server whose certificate is not trusted: its URL and certificate, for the prompt, and
+    // whether it replaced one the user trusted before (changed).
+    let untrusted = use_state(|| None::<(String, CertificateView, bool)>);
 
     let oninput = {
         let url = url.clone();
@@ -58,9 +59,18 @@ pub fn ServerScreen() -> Html {
                 busy.set(false);
                 match result {
                     Ok(()) => d.dispatch(Action::ServerChosen(value)),
-                    Err(e) if e.code() == Some(AppErrorCode::UntrustedCertificate) => {
+                    Err(e)
+                        if matches!(
+                            e.code(),
+                            Some(
+                                AppErrorCode::UntrustedCertificate
+                                    | AppErrorCode::CertificateChanged
+                            )
+                        ) =>
+                    {
+                        let changed = e.code() == Some(AppErrorCode::CertificateChanged);
                         if let Some(cert) = e.certificate() {
-                            untrusted.set(Some((value, cert.clone())));
+                            untrusted.set(Some((value, cert.clone(), changed)));
                         } else {
                             error.set(Some(e.user_message()));
                         }
@@ -84,7 +94,7 @@ pub fn ServerScreen() -> Html {
         })
     };
 
-    if let Some((server, cert)) = (*untrusted).clone() {
+    if let Some((server, cert, changed)) = (*untrusted).clone() {
         let cancel = {
             let untrusted = untrusted.clone();
             Callback::from(move |_: MouseEvent| untrusted.set(None))
@@ -114,12 +124,22 @@ pub fn ServerScreen() -> Html {
                 <div class="card auth-card cert-prompt" role="alertdialog" aria-labelledby="cert-title">
                     <div class="brand">
                         <span class="brand-mark warning"><IconView icon={Icon::Alert} /></span>
-                        <h1 id="cert-title">{ "Untrusted certificate" }</h1>
-                        <p class="muted">
-                            { format!("This computer does not trust the certificate of {server}. \
-                                       Ask the server's operator for its SHA-256 fingerprint and \
-                                       trust it only if the two match.") }
-                        </p>
+                        if changed {
+                            <h1 id="cert-title">{ "Certificate changed" }</h1>
+                            <p class="muted">
+                                { format!("{server} now presents another certificate than the one \
+                                           you trusted. Someone may be posing as the server: the app \
+                                           does not connect. Trust the new one only if the server's \
+                                           operator confirms they replaced it and the fingerprints match.") }
+                            </p>
+                        } else {
+                            <h1 id="cert-title">{ "Untrusted certificate" }</h1>
+                            <p class="muted">
+                                { format!("This computer does not trust the certificate of {server}. \
+                                           Ask the server's operator for its SHA-256 fingerprint and \
+                                           trust it only if the two match.") }
+                            </p>
+                        }
                     </div>
                     <dl class="cert-details">
                         <dt>{ "SHA-256 fingerprint" }</dt>
@@ -132,7 +152,7 @@ pub fn ServerScreen() -> Html {
                     <div class="dialog-actions">
                         <button type="button" class="button" onclick={cancel}>{ "Cancel" }</button>
                         <button id="trust-cert" type="button" class="button danger" disabled={*busy} onclick={trust}>
-                            { "Trust this certificate" }
+                            { if changed { "Trust the new certificate" } else { "Trust this certificate" } }
                         </button>
                     </div>
                 </div>
