@@ -39,6 +39,17 @@ impl Ident {
             EventBody::MemberJoined { user, .. } => Ident::Other(format!("joined {user}")),
             EventBody::MemberLeft { user, .. } => Ident::Other(format!("left {user}")),
             EventBody::OwnerChanged { user } => Ident::Other(format!("owner {user}")),
+            EventBody::ReactionAdded {
+                target,
+                user,
+                emoji,
+            } => Ident::Other(format!("+{emoji} {user} on {target}")),
+            EventBody::ReactionRemoved {
+                target,
+                user,
+                emoji,
+            } => Ident::Other(format!("-{emoji} {user} on {target}")),
+            EventBody::Unknown => Ident::Other("unknown".into()),
         }
     }
 }
@@ -367,6 +378,7 @@ impl Client {
                         room: c.room,
                         id: c.id.clone(),
                         body,
+                        reply_to: None,
                     });
                 }
                 (frames, st.offline, st.slow, st.done)

@@ -152,16 +152,42 @@ pub fn message_body(body: &str, max_bytes: usize) -> Result<(), RuleError> {
     if body.trim().is_empty() {
         return fail(ErrorCode::InvalidMessage, "message must not be empty");
     }
-    if body
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
+    // Bytes for ASCII text (the common case, and on the hot path of every send); chars
+    // otherwise, for the C1 controls U+0080..U+009F.
+    let control = if body.is_ascii() {
+        body.bytes()
+            .any(|b| (b < 0x20 || b == 0x7f) && b != b'\n' && b != b'\t')
+    } else {
+        body.chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+    };
+    if control {
         return fail(
             ErrorCode::InvalidMessage,
             "message must not contain control characters",
         );
     }
     Ok(())
+}
+
+/// A reaction: exactly one Unicode emoji (any the `emojis` crate knows, with or without its
+/// variation selector, any skin tone). Returns its fully qualified form, so the same emoji
+/// sent two ways counts once.
+pub fn emoji(emoji: &str) -> Result<&'static str, RuleError> {
+    // The longest emoji (family and flag sequences) are well under this.
+    if emoji.len() > 64 {
+        return Err(RuleError {
+            code: ErrorCode::InvalidEmoji,
+            message: "a reaction must be one emoji",
+        });
+    }
+    match emojis::get(emoji) {
+        Some(found) => Ok(found.as_str()),
+        None => Err(RuleError {
+            code: ErrorCode::InvalidEmoji,
+            message: "a reaction must be one emoji",
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -235,6 +261,31 @@ mod tests {
             message_body("12345678901", 10).unwrap_err().code,
             ErrorCode::PayloadTooLarge
         );
+    }
+
+    #[test]
+    fn emoji_reactions() {
+        for ok in ["👍", "🎉", "❤️", "👍🏽", "🇫🇷", "👨‍👩‍👧"] {
+            assert!(emoji(ok).is_ok(), "{ok:?}");
+        }
+        // Without its variation selector, the heart is the same reaction.
+        assert_eq!(emoji("\u{2764}"), emoji("❤️"));
+        for bad in [
+            "",
+            "a",
+            ":+1:",
+            "👍👍",
+            "👍 ",
+            "<b>",
+            "\u{200D}",
+            &"👍".repeat(40),
+        ] {
+            assert_eq!(
+                emoji(bad).unwrap_err().code,
+                ErrorCode::InvalidEmoji,
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -555,12 +555,11 @@ impl Connection {
 
     /// The main loop: live events out, client frames in, until something ends it.
     async fn serve(&mut self, token_hash: &str, created_ts: i64) -> Closing {
-        let shutdown = self.state.shutdown.clone();
         let handle = self.handle.clone();
-        // Created once: re-creating them on every turn of the loop would re-register wakers.
+        // Created once: re-creating it on every turn of the loop would re-register wakers. It
+        // also ends the loop on shutdown (the kill token is a child of the shutdown token).
         let killed = handle.killed();
-        let stopping = shutdown.cancelled();
-        tokio::pin!(killed, stopping);
+        tokio::pin!(killed);
         let mut batch = VecDeque::new();
         let refresh_every =
             Duration::from_secs((self.state.config.session_ttl_secs / 4).clamp(30, 3600));
@@ -584,7 +583,6 @@ impl Connection {
                     }
                     too_old.as_mut().reset(tokio::time::Instant::now() + until_ms(too_old_at));
                 }
-                _ = &mut stopping => return Closing(close::GOING_AWAY, "server shutting down; reconnect"),
                 _ = handle.queued() => {
                     match self.drain(&mut batch).await {
                         Ok(()) => {}
@@ -679,11 +677,19 @@ impl Connection {
                 None,
                 None,
             )),
-            ClientFrame::Send { room, id, body } => {
+            ClientFrame::Send {
+                room,
+                id,
+                body,
+                reply_to,
+            } => {
+                let draft = chat::Draft {
+                    id: &id,
+                    body: &body,
+                    reply_to,
+                };
                 let result = match state.limits.message(user) {
-                    Ok(()) => {
-                        chat::send(&state, user, Some(&self.username), room, &id, &body).await
-                    }
+                    Ok(()) => chat::send(&state, user, Some(&self.username), room, draft).await,
                     Err(e) => Err(e),
                 };
                 Some(match result {
@@ -713,6 +719,19 @@ impl Connection {
                     Err(e) => Err(e),
                 };
                 reply_ok(result, reference)
+            }
+            ClientFrame::React {
+                room,
+                seq,
+                emoji,
+                remove,
+                reference,
+            } => {
+                let result = match state.limits.message(user) {
+                    Ok(()) => chat::react(&state, user, room, seq, &emoji, !remove).await,
+                    Err(e) => Err(e),
+                };
+                reply_ok(result.map(|()| seq), reference)
             }
             ClientFrame::Typing { room } => {
                 if !self.cursors.contains_key(&room) {

@@ -1779,6 +1779,7 @@ impl Bob {
             room,
             id: id.clone(),
             body: body.to_owned(),
+            reply_to: None,
         });
         self.wait_frame("the ack of bob's message", UI_WAIT, |f| match f {
             ServerFrame::Ack(ack) if ack.id == id => Some(()),
