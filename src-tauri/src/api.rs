@@ -41,6 +41,11 @@ pub fn parse_server_url(input: &str) -> Result<Url> {
     let Some(host) = url.host_str().filter(|h| !h.is_empty()).map(str::to_owned) else {
         return Err(Error::BadUrl("the server URL has no host".into()));
     };
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(Error::BadUrl(
+            "the server URL must not contain a query, fragment or user name".into(),
+        ));
+    }
     if url.scheme() == "http" && !is_loopback(&host) {
         return Err(Error::InsecureUrl(format!(
             "Refusing http://{host}: over plain http the password and the session token would \
@@ -49,11 +54,6 @@ pub fn parse_server_url(input: &str) -> Result<Url> {
              configuration, or a reverse proxy such as nginx or Caddy in front of it). Plain \
              http is allowed only for a server on this computer (localhost)."
         )));
-    }
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(Error::BadUrl(
-            "the server URL must not contain a query, fragment or user name".into(),
-        ));
     }
     let path = url.path().trim_end_matches('/').to_owned();
     url.set_path(&path);
