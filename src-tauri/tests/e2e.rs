@@ -882,6 +882,26 @@ async fn formatting_and_links(
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(read_opened(home), [bare], "nothing else was opened");
+
+    // Emoji shortcodes: `:thu` lists matches, Enter takes the first; a typed closing colon
+    // completes a known one at once.
+    window.type_into("#composer", ":thu").await;
+    window
+        .wait("the emoji suggestions", UI_WAIT, |d| {
+            (d.emoji_suggestions.first().map(String::as_str) == Some(":thumbsup:")).then_some(())
+        })
+        .await;
+    window.shot("04d-emoji-suggestions").await;
+    window.type_into("#composer", &Key::Enter.to_string()).await;
+    window.type_into("#composer", " see you :tada:").await;
+    window
+        .wait("the shortcodes replaced", UI_WAIT, |d| {
+            (d.composer_text.as_deref() == Some("👍 see you 🎉") && d.emoji_suggestions.is_empty())
+                .then_some(())
+        })
+        .await;
+    window.type_into("#composer", &Key::Enter.to_string()).await;
+    bob.wait_message(room, "👍 see you 🎉", UI_WAIT).await;
 }
 
 async fn assert_token_in_keychain(server_url: &str, username: &str) {
@@ -1205,6 +1225,8 @@ struct Dom {
     no_rooms_hint: bool,
     dialog: Option<String>,
     dialog_text: Option<String>,
+    /// The composer's emoji shortcode suggestions, as shown (`:thumbsup:`).
+    emoji_suggestions: Vec<String>,
     chat_title: Option<String>,
     chat_subtitle: Option<String>,
     composer: bool,
@@ -1304,6 +1326,7 @@ return {
   no_rooms_hint: all('.room-list .empty-hint').some(e => e.textContent.includes('not in any rooms')),
   dialog: text('.modal #modal-title'),
   dialog_text: text('.modal .modal-body'),
+  emoji_suggestions: all('.emoji-suggestion .shortcode').map(e => e.textContent),
   chat_title: text('.chat-title h1'),
   chat_subtitle: text('.chat-subtitle'),
   composer: !!composer,
