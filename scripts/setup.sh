@@ -17,8 +17,8 @@ APT_PACKAGES=(
   dbus gnome-keyring keyutils libsecret-1-dev      # a real keychain (Secret Service) for tests
   pkg-config build-essential curl
   python3 python3-venv                             # schemathesis (REST fuzzing) in a venv
-  nginx                                            # reverse-proxy test (server/tests/proxy.rs)
-  prometheus caddy systemd                         # operations: promtool, Caddyfile check, unit check
+  nginx                                            # proxy test (server/tests/proxy.rs), rolling restart
+  prometheus caddy systemd                         # operations: promtool, Caddyfile check + proxy test, units
 )
 
 if command -v apt-get >/dev/null 2>&1; then
