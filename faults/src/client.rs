@@ -379,6 +379,8 @@ impl Client {
                         id: c.id.clone(),
                         body,
                         reply_to: None,
+                        mentions: vec![],
+                        mention_room: false,
                     });
                 }
                 (frames, st.offline, st.slow, st.done)

@@ -1655,6 +1655,8 @@ impl Bob {
             id: id.clone(),
             body: body.to_owned(),
             reply_to: None,
+            mentions: vec![],
+            mention_room: false,
         });
         self.wait_frame("the ack of bob's message", UI_WAIT, |f| match f {
             ServerFrame::Ack(ack) if ack.id == id => Some(()),
