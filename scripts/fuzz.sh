@@ -5,7 +5,7 @@
 #
 #   scripts/fuzz.sh smoke              # CI: every target replays its seeds and fuzz/regressions,
 #                                      #     then fuzzes for $SMOKE_SECS (15) seconds
-#   scripts/fuzz.sh run TARGET SECS    # fuzz one target (decode, frames, rest)
+#   scripts/fuzz.sh run TARGET SECS    # fuzz one target (decode, frames, rest, markdown)
 #   scripts/fuzz.sh campaign SECS      # every target in turn, SECS each
 #
 # The corpus grows in $CHAT_FUZZ_OUT/corpus/TARGET (default /var/cache/chat/fuzz). A crash stops
@@ -19,7 +19,7 @@ export RUSTC_BOOTSTRAP=1
 export CARGO_BUILD_JOBS=${JOBS:-$(nproc)}
 TARGET_DIR=${CHAT_FUZZ_TARGET:-/var/cache/chat/target-fuzz}
 OUT=${CHAT_FUZZ_OUT:-/var/cache/chat/fuzz}
-TARGETS=(decode frames rest)
+TARGETS=(decode frames rest markdown)
 
 build() {
   cargo fuzz build -s none --target-dir "$TARGET_DIR" >"$OUT/build.log" 2>&1 || {

@@ -520,6 +520,9 @@ fn latency_series(data: &ReportData) -> Vec<plot::Series> {
     let mut series = Vec::new();
     for target in [Target::Ours, Target::Socketio, Target::Floor] {
         let medians = fanout_medians(data, target);
+        if medians.is_empty() {
+            continue;
+        }
         series.push(plot::Series {
             label: format!("{} p99", target.label()),
             target,

@@ -8,6 +8,9 @@
 //!   per process) over a real WebSocket: the server's own frame handling, authentication, resume
 //!   and delivery code, not a copy of it.
 //! - [`rest`]: HTTP requests through the server's real router (`chat_server::app`), in process.
+//! - [`markdown`]: the desktop's Markdown renderer (`markup::parse`, what the UI draws): never a
+//!   panic, and the tree holds only allowed elements, links only to allowed targets, bounded
+//!   nesting (`markup::audit`).
 //!
 //! The oracles (a violation panics, which libFuzzer reports as a crash and saves the input):
 //! no panic anywhere in the server (a panic hook flags panics in spawned tasks too); every frame
@@ -54,6 +57,18 @@ fn round_trip<T: Serialize + DeserializeOwned>(text: &str) -> Option<T> {
     let again = serde_json::to_value(&back).expect("a decoded value encodes");
     assert_eq!(again, json, "a round trip changed the value");
     Some(value)
+}
+
+/// Message text through the Markdown renderer and its plain-text form.
+pub fn markdown(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let nodes = markup::parse(text);
+    if let Err(e) = markup::audit(&nodes) {
+        panic!("rendered tree breaks the rules: {e}; input {text:?}");
+    }
+    let _ = markup::plain_text(text);
 }
 
 /// The protocol decoder: frames both ways, REST bodies, validation rules.

@@ -10,16 +10,28 @@
 //! connection's queue holds no allocation at all (a bounded tokio channel allocates a block of
 //! slots up front, ~2 KB per socket), and the connection takes everything queued in one swap,
 //! so a burst costs one lock and one wake-up instead of one per frame.
+//!
+//! The connection's task waits on two things only: its queue ([`ConnHandle::queued`], an
+//! atomic flag and an `AtomicWaker`, lock-free) and its kill token, which is a child of the
+//! server's shutdown token (so shutdown needs no third future). The task is woken
+//! for every delivery and polls everything it waits on each time: a `Notify` per wait took a
+//! mutex per poll, and was the largest single cost per delivery above the floor
+//! (bench/analysis.md).
 
 use crate::store::bus::{self, MemberRoute, Route};
 use crate::store::{BusMsg, Store};
 use axum::extract::ws::Utf8Bytes;
+use futures_util::task::AtomicWaker;
 use protocol::{close, RoomId, UserId};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
-use tokio::sync::{mpsc, Notify};
+use std::task::Poll;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+/// Bus messages the hub takes per wake-up at most.
+const BUS_BATCH: usize = 64;
 
 /// What the hub hands a connection.
 #[derive(Debug, Clone)]
@@ -45,8 +57,12 @@ pub struct ConnHandle {
     /// Frames waiting for the connection's task, at most `capacity`.
     queue: Mutex<VecDeque<Outbound>>,
     capacity: usize,
-    /// Woken when `queue` gains an item (keeps a permit if the task is busy).
-    queued: Notify,
+    /// Set when `queue` gains an item, cleared by the task when it wakes for it (a permit kept
+    /// while the task is busy).
+    queued: AtomicBool,
+    /// The connection's task, woken when `queued` is set.
+    waker: AtomicWaker,
+    /// Cancelled by [`ConnHandle::kill`] or by the server's shutdown (its parent).
     kill: CancellationToken,
     reason: OnceLock<(u16, &'static str)>,
 }
@@ -64,13 +80,27 @@ impl ConnHandle {
         }
         queue.push_back(item);
         drop(queue);
-        self.queued.notify_one();
+        self.queued.store(true, Ordering::Release);
+        self.waker.wake();
     }
 
-    /// Resolves once something was queued since the last [`ConnHandle::take`] (or at once if
-    /// a wake-up is pending; it may then find the queue empty).
+    /// Resolves once something was queued since the last wake-up (or at once if a wake-up is
+    /// pending; it may then find the queue empty).
     pub async fn queued(&self) {
-        self.queued.notified().await;
+        std::future::poll_fn(|cx| {
+            if self.queued.swap(false, Ordering::AcqRel) {
+                return Poll::Ready(());
+            }
+            self.waker.register(cx.waker());
+            // Queued between the check and the registration: `offer` may have woken the
+            // previous waker.
+            if self.queued.swap(false, Ordering::AcqRel) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
     }
 
     /// Moves everything queued into `into` (which should be empty), in order. Swapping the
@@ -86,13 +116,14 @@ impl ConnHandle {
         self.kill.cancel();
     }
 
-    /// Resolves when the connection was asked to close; yields the close code and reason.
+    /// Resolves when the connection was asked to close, or the server shuts down; yields the
+    /// close code and reason.
     pub async fn killed(&self) -> (u16, &'static str) {
         self.kill.cancelled().await;
         self.reason
             .get()
             .copied()
-            .unwrap_or((close::GOING_AWAY, "closing"))
+            .unwrap_or((close::GOING_AWAY, "server shutting down; reconnect"))
     }
 }
 
@@ -131,6 +162,8 @@ impl Routes {
 pub struct Hub {
     routes: RwLock<Routes>,
     next_id: AtomicU64,
+    /// The server's shutdown token: every connection's kill token is a child of it.
+    shutdown: CancellationToken,
 }
 
 fn remove_conn(list: &mut Vec<Arc<ConnHandle>>, id: u64) {
@@ -138,6 +171,14 @@ fn remove_conn(list: &mut Vec<Arc<ConnHandle>>, id: u64) {
 }
 
 impl Hub {
+    /// A hub whose connections are all killed when `shutdown` is cancelled.
+    pub fn new(shutdown: CancellationToken) -> Hub {
+        Hub {
+            shutdown,
+            ..Hub::default()
+        }
+    }
+
     /// Adds a connection whose queue holds at most `queue` frames; returns its handle and
     /// whether it is the user's first on this node (presence goes online). `None` when the user
     /// already has `max_per_user` connections here.
@@ -159,8 +200,9 @@ impl Hub {
             session,
             queue: Mutex::new(VecDeque::new()),
             capacity: queue,
-            queued: Notify::new(),
-            kill: CancellationToken::new(),
+            queued: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+            kill: self.shutdown.child_token(),
             reason: OnceLock::new(),
         });
         conns.push(handle.clone());
@@ -350,21 +392,27 @@ impl Hub {
         mut bus: mpsc::UnboundedReceiver<BusMsg>,
         stop: CancellationToken,
     ) {
+        // Everything the bus has ready is taken per wake-up, not one message per wake-up.
+        let mut batch = Vec::with_capacity(BUS_BATCH);
         loop {
-            let msg = tokio::select! {
+            let got = tokio::select! {
                 _ = stop.cancelled() => return,
-                msg = bus.recv() => msg,
+                got = bus.recv_many(&mut batch, BUS_BATCH) => got,
             };
-            match msg {
-                Some(BusMsg::Payload(payload)) => {
-                    crate::metrics::bus_received(&payload);
-                    self.dispatch(payload)
+            if got == 0 {
+                return;
+            }
+            for msg in batch.drain(..) {
+                match msg {
+                    BusMsg::Payload(payload) => {
+                        crate::metrics::bus_received(&payload);
+                        self.dispatch(payload)
+                    }
+                    BusMsg::Resync => {
+                        crate::metrics::get().bus_resyncs.increment(1);
+                        self.resync(&store).await
+                    }
                 }
-                Some(BusMsg::Resync) => {
-                    crate::metrics::get().bus_resyncs.increment(1);
-                    self.resync(&store).await
-                }
-                None => return,
             }
         }
     }

@@ -189,7 +189,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         ),
         config: Arc::new(config),
         store: store.clone(),
-        hub: Arc::new(hub::Hub::default()),
+        hub: Arc::new(hub::Hub::new(shutdown.clone())),
         shutdown: shutdown.clone(),
         presence: presence_tx,
         hooks: Arc::default(),

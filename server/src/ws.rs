@@ -555,12 +555,11 @@ impl Connection {
 
     /// The main loop: live events out, client frames in, until something ends it.
     async fn serve(&mut self, token_hash: &str, created_ts: i64) -> Closing {
-        let shutdown = self.state.shutdown.clone();
         let handle = self.handle.clone();
-        // Created once: re-creating them on every turn of the loop would re-register wakers.
+        // Created once: re-creating it on every turn of the loop would re-register wakers. It
+        // also ends the loop on shutdown (the kill token is a child of the shutdown token).
         let killed = handle.killed();
-        let stopping = shutdown.cancelled();
-        tokio::pin!(killed, stopping);
+        tokio::pin!(killed);
         let mut batch = VecDeque::new();
         let refresh_every =
             Duration::from_secs((self.state.config.session_ttl_secs / 4).clamp(30, 3600));
@@ -584,7 +583,6 @@ impl Connection {
                     }
                     too_old.as_mut().reset(tokio::time::Instant::now() + until_ms(too_old_at));
                 }
-                _ = &mut stopping => return Closing(close::GOING_AWAY, "server shutting down; reconnect"),
                 _ = handle.queued() => {
                     match self.drain(&mut batch).await {
                         Ok(()) => {}

@@ -610,9 +610,10 @@ impl Cache {
             }
             EventBody::Edit { target, body, .. } => {
                 let done = sqlx::query(
-                    "UPDATE messages SET body = ?, edited = 1 WHERE room = ? AND seq = ? AND deleted = 0",
+                    "UPDATE messages SET body = ?, plain = ?, edited = 1 WHERE room = ? AND seq = ? AND deleted = 0",
                 )
                 .bind(body)
+                .bind(markup::plain_text(body))
                 .bind(room)
                 .bind(to_i64(*target))
                 .execute(&mut *tx)
@@ -623,7 +624,7 @@ impl Cache {
             }
             EventBody::Delete { target, .. } => {
                 let done = sqlx::query(
-                    "UPDATE messages SET body = '', deleted = 1 WHERE room = ? AND seq = ? AND deleted = 0",
+                    "UPDATE messages SET body = '', plain = '', deleted = 1 WHERE room = ? AND seq = ? AND deleted = 0",
                 )
                 .bind(room)
                 .bind(to_i64(*target))
@@ -869,13 +870,14 @@ impl Cache {
     }
 
     /// Full-text search over cached message bodies, newest first. Every word of `query` must
-    /// match (as a word prefix); FTS syntax in the query is treated as plain text.
+    /// match (as a word prefix); FTS syntax in the query is treated as plain text. The words
+    /// are those a reader sees (`markup::plain_text`), and a hit's `body` is that text.
     pub async fn search(&self, query: &str, limit: u32) -> Result<Vec<SearchHit>> {
         let Some(expr) = fts_query(query) else {
             return Ok(Vec::new());
         };
         let rows: Vec<(i64, String, i64, String, String, i64)> = sqlx::query_as(
-            "SELECT m.room, r.name, m.seq, m.sender_name, m.body, m.ts \
+            "SELECT m.room, r.name, m.seq, m.sender_name, m.plain, m.ts \
              FROM messages_fts f JOIN messages m ON m.id = f.rowid JOIN rooms r ON r.id = m.room \
              WHERE messages_fts MATCH ? AND m.deleted = 0 ORDER BY m.ts DESC, m.seq DESC LIMIT ?",
         )
@@ -1381,10 +1383,11 @@ async fn upsert_user(conn: &mut SqliteConnection, user: UserId, username: &str) 
 /// Inserts or updates a message; `true` when the row is new or its content changed.
 async fn upsert_message(conn: &mut SqliteConnection, m: &MessageRow) -> Result<bool> {
     let done = sqlx::query(
-        "INSERT INTO messages (room, seq, client_id, sender, sender_name, body, ts, edited, deleted) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+        "INSERT INTO messages (room, seq, client_id, sender, sender_name, body, plain, ts, edited, deleted) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (room, seq) DO UPDATE SET client_id = excluded.client_id, \
          sender = excluded.sender, sender_name = excluded.sender_name, body = excluded.body, \
+         plain = excluded.plain, \
          ts = excluded.ts, edited = excluded.edited, deleted = excluded.deleted \
          WHERE messages.body IS NOT excluded.body OR messages.edited IS NOT excluded.edited \
          OR messages.deleted IS NOT excluded.deleted OR messages.client_id IS NOT excluded.client_id",
@@ -1395,6 +1398,7 @@ async fn upsert_message(conn: &mut SqliteConnection, m: &MessageRow) -> Result<b
     .bind(m.sender)
     .bind(&m.sender_name)
     .bind(&m.body)
+    .bind(markup::plain_text(&m.body))
     .bind(m.ts)
     .bind(m.edited)
     .bind(m.deleted)

@@ -183,6 +183,14 @@ pub fn run() {
             show_main_window(app);
         }))
         .plugin(tauri_plugin_notification::init())
+        // Links in messages open in the system browser, only through the UI's own click
+        // handler (which confirms a link whose text is not its target): the plugin's global
+        // click interception stays off. The capability limits it to http, https and mailto.
+        .plugin(
+            tauri_plugin_opener::Builder::new()
+                .open_js_links_on_click(false)
+                .build(),
+        )
         .plugin(
             tauri_plugin_window_state::Builder::default()
                 .with_state_flags(window_state_flags())

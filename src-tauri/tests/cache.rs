@@ -193,3 +193,57 @@ async fn drafts_settings_and_session_survive_restart() {
     assert_eq!(home.tokens.load(&account).ok().flatten(), None);
     backend.shutdown().await;
 }
+
+/// Search matches the words a reader sees: Markdown characters and link targets are not in
+/// the index, a hit shows the text without markup, and an edit re-indexes the new text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_matches_the_text_not_the_markup() {
+    let redis = Redis::start().await;
+    let server = Server::start(&redis).await;
+    let home = Home::new();
+    let (backend, mut ui, _me) = signed_up(&home, &server, "ann").await;
+    let room = within("create", backend.create_room("notes", Visibility::Private))
+        .await
+        .unwrap_or_else(|e| panic!("create_room: {e}"));
+    for body in [
+        "**bold** move, see [the docs](https://internal.example/secret)",
+        "```rust\nlet answer = 42;\n```",
+    ] {
+        let pending = within("send", backend.send(room.id, body))
+            .await
+            .unwrap_or_else(|e| panic!("send: {e}"));
+        ui.wait_message("sent", |m| m.client_id == pending.client_id && is_sent(m))
+            .await;
+    }
+    let search = |q: &'static str| within("search", backend.search(q));
+
+    let hits = search("docs").await.unwrap_or_default();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].body, "bold move, see the docs");
+    assert!(search("internal").await.unwrap_or_default().is_empty());
+    assert!(search("secret").await.unwrap_or_default().is_empty());
+    assert_eq!(search("answer").await.unwrap_or_default().len(), 1);
+    assert!(search("rust").await.unwrap_or_default().is_empty());
+
+    let seq = hits[0].seq;
+    within(
+        "edit",
+        backend.edit(room.id, seq, "_renamed_ [page](https://other.example)"),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("edit: {e}"));
+    ui.wait_message("the edit", |m| m.seq == Some(seq) && m.edited)
+        .await;
+    assert!(search("docs").await.unwrap_or_default().is_empty());
+    assert!(search("other").await.unwrap_or_default().is_empty());
+    let hits = search("renamed").await.unwrap_or_default();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].body, "renamed page");
+    // The message itself keeps its source text.
+    let m = backend.cache().message(room.id, seq).await.ok().flatten();
+    assert_eq!(
+        m.map(|m| m.body).as_deref(),
+        Some("_renamed_ [page](https://other.example)")
+    );
+    backend.shutdown().await;
+}

@@ -318,6 +318,7 @@ async fn scenario(app: &Path) {
         })
         .await;
     window.shot("04-room-chat").await;
+    formatting_and_links(&window, &mut bob, room, &tag, home.path()).await;
 
     // c) Presence and typing: bob opens a DM with alice (online dot there), is listed online
     // in the members panel, and types in the room.
@@ -647,6 +648,141 @@ async fn scenario(app: &Path) {
 
 /// The app keeps the session token in the Secret Service (the throwaway keyring of this run),
 /// under the server and username.
+/// Markdown (issue 13): alice sends a message with a list, a code block, links and raw HTML;
+/// the window shows them as such (raw HTML as text), bob receives the source text. A link whose
+/// text is not its target asks first and shows the target; one whose text is its target opens
+/// at once in the browser (the stand-in xdg-open records it); the capability refuses any other
+/// scheme even when asked directly.
+async fn formatting_and_links(
+    window: &Window,
+    bob: &mut Bob,
+    room: RoomId,
+    tag: &str,
+    home: &Path,
+) {
+    const ALLOWED: &[&str] = &[
+        "p",
+        "br",
+        "strong",
+        "em",
+        "del",
+        "code",
+        "pre",
+        "blockquote",
+        "ul",
+        "ol",
+        "li",
+        "a",
+    ];
+    let trail = format!("https://maps.example/trail-{tag}");
+    let bare = format!("https://example.org/weather-{tag}");
+    let formatted = format!(
+        "Packing list for **Saturday**:\n- boots\n- water\n\n```\nmeet --at 09:00 <trailhead>\n```\n\
+         Map: [the trail]({trail}) and {bare}\n<b>not bold</b>"
+    );
+    // Multi-line text goes in as one input event (Enter would send each line).
+    window
+        .client
+        .execute(
+            "const el = document.querySelector('#composer'); el.value = arguments[0]; \
+             el.dispatchEvent(new InputEvent('input', {bubbles: true}));",
+            vec![json!(formatted)],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("cannot fill the composer: {e}"));
+    window.type_into("#composer", &Key::Enter.to_string()).await;
+    bob.wait_message(room, &formatted, UI_WAIT).await;
+    window
+        .wait("the formatted message", UI_WAIT, |d| {
+            d.messages
+                .iter()
+                .find(|m| m.body.starts_with("Packing list") && m.seq.is_some())
+                .filter(|m| {
+                    m.items == ["boots", "water"]
+                        && m.code == ["meet --at 09:00 <trailhead>"]
+                        && m.links
+                            == [
+                                ("the trail".to_string(), trail.clone()),
+                                (bare.clone(), bare.clone()),
+                            ]
+                        && m.body.contains("<b>not bold</b>")
+                        && m.tags.iter().any(|t| t == "strong")
+                        && m.tags.iter().all(|t| ALLOWED.contains(&t.as_str()))
+                })
+                .map(|_| ())
+        })
+        .await;
+    // Hostile text from someone else stays text: no image, no script link.
+    let hostile = "<img src=x onerror=alert(1)> [click](javascript:alert(1))";
+    bob.send(room, hostile).await;
+    window
+        .wait("bob's hostile message, as text", UI_WAIT, |d| {
+            d.messages
+                .iter()
+                .find(|m| m.body == hostile)
+                .filter(|m| m.links.is_empty() && m.tags.iter().all(|t| t == "p"))
+                .map(|_| ())
+        })
+        .await;
+    window.shot("04b-formatting").await;
+
+    // A link whose text is not its target: a confirmation showing the target; Cancel opens
+    // nothing.
+    window
+        .click_xpath("//li[contains(@class,'message')]//a[normalize-space()='the trail']")
+        .await;
+    window
+        .wait("the link confirmation", UI_WAIT, |d| {
+            (d.dialog.as_deref() == Some("Open this link?")
+                && d.dialog_text.as_deref().is_some_and(|t| t.contains(&trail)))
+            .then_some(())
+        })
+        .await;
+    window.shot("04c-link-confirm").await;
+    window
+        .click_xpath("//div[@class='modal-body']//button[.='Cancel']")
+        .await;
+    window
+        .wait("the confirmation closed", UI_WAIT, |d| {
+            d.dialog.is_none().then_some(())
+        })
+        .await;
+    // A link that is its own text opens at once, in the browser.
+    window
+        .click_xpath(&format!("//li[contains(@class,'message')]//a[.='{bare}']"))
+        .await;
+    let deadline = Instant::now() + UI_WAIT;
+    while read_opened(home).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        read_opened(home),
+        std::slice::from_ref(&bare),
+        "what the browser was asked to open"
+    );
+    // The capability refuses other schemes, even asked directly from the page.
+    for url in [
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+        "ftp://example.org/x",
+    ] {
+        let answer = window
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1]; \
+                 window.__TAURI__.core.invoke('plugin:opener|open_url', {url: arguments[0]}) \
+                   .then(() => done('opened'), e => done('refused: ' + e));",
+                vec![json!(url)],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("cannot call the opener: {e}"));
+        let answer = answer.as_str().unwrap_or_default().to_string();
+        assert!(answer.starts_with("refused"), "{url}: {answer}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(read_opened(home), [bare], "nothing else was opened");
+}
+
 async fn assert_token_in_keychain(server_url: &str, username: &str) {
     use chat_desktop::credentials::{account_key, Keychain, TokenStore};
     let base = chat_desktop::api::parse_server_url(server_url)
@@ -676,8 +812,22 @@ async fn assert_token_in_keychain(server_url: &str, username: &str) {
 fn app_launcher(app: &Path, dir: &Path, log: &Path) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
+    // Links open through the opener plugin, which runs `xdg-open URL`: a stand-in on the PATH
+    // writes the URL to `opened_urls(dir)` instead of starting a browser.
+    let bin = dir.join("fake-bin");
+    let opener = format!(
+        "#!/bin/sh\nprintf '%s\\n' \"$*\" >>{}\n",
+        quote(&opened_urls(dir))
+    );
+    std::fs::create_dir_all(&bin)
+        .and_then(|()| std::fs::write(bin.join("xdg-open"), opener))
+        .and_then(|()| {
+            std::fs::set_permissions(bin.join("xdg-open"), std::fs::Permissions::from_mode(0o755))
+        })
+        .unwrap_or_else(|e| panic!("cannot write the stand-in xdg-open: {e}"));
     let script = format!(
-        "#!/bin/sh\nexec {} \"$@\" >>{} 2>&1\n",
+        "#!/bin/sh\nPATH={}:\"$PATH\" exec {} \"$@\" >>{} 2>&1\n",
+        quote(&bin),
         quote(app),
         quote(log)
     );
@@ -686,6 +836,19 @@ fn app_launcher(app: &Path, dir: &Path, log: &Path) -> PathBuf {
         .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)))
         .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     path
+}
+
+/// Where the stand-in `xdg-open` (see [`app_launcher`]) writes each URL it was asked to open.
+fn opened_urls(dir: &Path) -> PathBuf {
+    dir.join("opened-urls.txt")
+}
+
+fn read_opened(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(opened_urls(dir))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 fn note(msg: &str) {
@@ -940,6 +1103,7 @@ struct Dom {
     /// "You're not in any rooms yet."
     no_rooms_hint: bool,
     dialog: Option<String>,
+    dialog_text: Option<String>,
     chat_title: Option<String>,
     chat_subtitle: Option<String>,
     composer: bool,
@@ -968,6 +1132,14 @@ struct Dom {
 #[serde(default)]
 struct DomMessage {
     body: String,
+    /// The text of each code block (`<pre>`).
+    code: Vec<String>,
+    /// The text of each list item.
+    items: Vec<String>,
+    /// `(text, title)` of each link: the title is the full target.
+    links: Vec<(String, String)>,
+    /// Every element inside the message text.
+    tags: Vec<String>,
     seq: Option<String>,
     pending: bool,
     failed: bool,
@@ -1015,6 +1187,7 @@ return {
   welcome: text('.welcome h1'),
   no_rooms_hint: all('.room-list .empty-hint').some(e => e.textContent.includes('not in any rooms')),
   dialog: text('.modal #modal-title'),
+  dialog_text: text('.modal .modal-body'),
   chat_title: text('.chat-title h1'),
   chat_subtitle: text('.chat-subtitle'),
   composer: !!composer,
@@ -1030,6 +1203,10 @@ return {
   typing: text('.typing') || null,
   messages: all('.messages li.message').map(li => ({
     body: text('.body', li) || '',
+    code: all('.body pre', li).map(e => e.textContent),
+    items: all('.body li', li).map(e => e.textContent.trim()),
+    links: all('.body a', li).map(a => [a.textContent, a.title]),
+    tags: all('.body *', li).map(e => e.tagName.toLowerCase()),
     seq: li.getAttribute('data-seq'),
     pending: li.classList.contains('pending'),
     failed: li.classList.contains('failed'),

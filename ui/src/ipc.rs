@@ -155,6 +155,17 @@ async fn call_unit(cmd: Command) -> Result<()> {
     call_raw(cmd).await.map(|_| ())
 }
 
+/// Opens `url` in the system browser through Tauri's opener plugin. The capability file lets
+/// the web view ask only for `http`, `https` and `mailto` URLs; anything else is refused there
+/// too (an [`Error::Bridge`] with the plugin's message).
+pub async fn open_url(url: &str) -> Result<()> {
+    let args = to_js(&serde_json::json!({ "url": url }))?;
+    tauri_invoke("plugin:opener|open_url", args)
+        .await
+        .map(|_| ())
+        .map_err(decode_error)
+}
+
 pub async fn snapshot() -> Result<Snapshot> {
     call(Command::Snapshot).await
 }

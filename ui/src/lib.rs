@@ -4,7 +4,8 @@
 //! `chat` event, all from `protocol::ipc`); [`state`] holds the app state as a reducer;
 //! [`effects`] runs commands and feeds their results to the state; [`components`] draws it,
 //! one component per file; [`rows`] and [`format`] are the pure helpers behind the message
-//! list. Message text is only ever rendered as text nodes.
+//! list. Message text is Markdown turned into a tree of allowed elements by the `markup` crate
+//! and drawn node by node: its characters only ever reach the page as text nodes.
 
 pub mod components;
 pub mod effects;

@@ -1,9 +1,10 @@
-//! One message: sender and time (first of a group), the text (as text), edited/deleted
+//! One message: sender and time (first of a group), the text (Markdown, as DOM nodes), edited/deleted
 //! markers, the delivery state (pending with a clock; failed in red with the reason, Retry and
 //! Discard), and for the user's own messages Edit and Delete.
 
 use super::avatar::Avatar;
 use super::icon::{Icon, IconView};
+use super::message_text::MessageText;
 use crate::format::{full_time, time_of_day};
 use protocol::ipc::{MessageStatus, MessageView};
 use web_sys::HtmlTextAreaElement;
@@ -164,10 +165,9 @@ pub fn MessageItem(props: &MessageItemProps) -> Html {
         html! { <p class="body deleted">{ "This message was deleted." }</p> }
     } else {
         html! {
-            <p class="body" dir="auto">
-                { m.body.clone() }
+            <MessageText text={m.body.clone()}>
                 if m.edited { <span class="edited" title="Edited">{ " (edited)" }</span> }
-            </p>
+            </MessageText>
         }
     };
 

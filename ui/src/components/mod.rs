@@ -15,6 +15,7 @@ pub mod main_screen;
 pub mod member_panel;
 pub mod message_item;
 pub mod message_list;
+pub mod message_text;
 pub mod modal;
 pub mod new_dm_dialog;
 pub mod room_item;

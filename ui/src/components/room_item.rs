@@ -52,8 +52,11 @@ pub fn RoomItem(props: &RoomItemProps) -> Html {
         let text = if m.deleted {
             "Message deleted".to_string()
         } else {
-            // One line: newlines would only be collapsed by CSS anyway.
-            m.body.split_whitespace().collect::<Vec<_>>().join(" ")
+            // The words without the Markdown, on one line.
+            markup::plain_text(&m.body)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
         };
         let failed = matches!(m.status, MessageStatus::Failed { .. });
         (html! { <>{ who }<bdi>{ text }</bdi></> }, failed)
