@@ -5,7 +5,8 @@
 #   - deploy/compose.yml: the Compose Specification's JSON schema (check-jsonschema's bundled
 #     `vendor.compose-spec`);
 #   - deploy/Dockerfile: dockerfilelint (syntax, instruction arguments, best practice);
-#   - deploy/compose/Caddyfile: `caddy validate` (Debian's caddy: parses and provisions it);
+#   - deploy/compose/Caddyfile and deploy/Caddyfile: `caddy validate` (Debian's caddy: parses
+#     and provisions them; deploy/Caddyfile also runs in server/tests/proxy.rs);
 #   - deploy/prometheus/chat-alerts.yml and every PromQL query of the Grafana dashboard:
 #     `promtool check rules`.
 # Tools come from scripts/setup.sh.
@@ -22,9 +23,10 @@ echo "== compose.yml against the Compose Specification schema"
 echo "== Dockerfile (dockerfilelint)"
 "$TOOLS/npm/node_modules/.bin/dockerfilelint" deploy/Dockerfile
 
-echo "== Caddyfile (caddy validate)"
+echo "== Caddyfiles (caddy validate)"
 CHAT_DOMAIN=chat.example.org caddy validate --adapter caddyfile --config deploy/compose/Caddyfile 2>&1 \
   | grep -v '"level":"info"'
+caddy validate --adapter caddyfile --config deploy/Caddyfile 2>&1 | grep -v '"level":"info"'
 
 echo "== alerting rules and dashboard queries (promtool)"
 promtool check rules deploy/prometheus/chat-alerts.yml

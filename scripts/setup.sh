@@ -13,11 +13,12 @@ APT_PACKAGES=(
   redis-server                                     # store for tests and multi-node servers
   libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libsoup-3.0-dev  # Tauri
   xvfb webkit2gtk-driver imagemagick               # end-to-end test in a real window, screenshots
+  fonts-noto-color-emoji                           # emoji drawn in those screenshots (not boxes)
   dbus gnome-keyring keyutils libsecret-1-dev      # a real keychain (Secret Service) for tests
   pkg-config build-essential curl
   python3 python3-venv                             # schemathesis (REST fuzzing) in a venv
-  nginx                                            # reverse-proxy test (server/tests/proxy.rs)
-  prometheus caddy systemd                         # operations: promtool, Caddyfile check, unit check
+  nginx                                            # proxy test (server/tests/proxy.rs), rolling restart
+  prometheus caddy systemd                         # operations: promtool, Caddyfile check + proxy test, units
 )
 
 if command -v apt-get >/dev/null 2>&1; then

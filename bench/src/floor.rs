@@ -183,7 +183,7 @@ async fn conn(floor: Floor, mut socket: WebSocket) {
                 };
                 let reply = match serde_json::from_str::<ClientFrame>(t.as_str()) {
                     Ok(ClientFrame::Hello { token, .. }) => Some(hello(&floor, &token, id, &tx, &mut me)),
-                    Ok(ClientFrame::Send { room, id: client_id, body }) => {
+                    Ok(ClientFrame::Send { room, id: client_id, body, .. }) => {
                         Some(send(me.as_ref(), room, client_id, body))
                     }
                     Ok(ClientFrame::Ping { reference }) => Some(ServerFrame::Pong { reference }),
@@ -267,6 +267,8 @@ fn send(me: Option<&Member>, room: RoomId, client_id: String, body: String) -> S
             body,
             edited_ts: None,
             deleted: false,
+            reply_to: None,
+            reactions: Vec::new(),
         },
     });
     let frame = Utf8Bytes::from(serde_json::to_string(&event).unwrap_or_default());

@@ -206,6 +206,7 @@ impl Client {
                 room,
                 id: id.to_owned(),
                 body: body.to_owned(),
+                reply_to: None,
             })?,
             Target::Socketio => {
                 let ack = self.next_ack;

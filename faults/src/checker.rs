@@ -497,6 +497,8 @@ mod tests {
                 body: format!("body of {id}"),
                 edited_ts: None,
                 deleted: false,
+                reply_to: None,
+                reactions: Vec::new(),
             },
         }
     }

@@ -39,6 +39,17 @@ impl Ident {
             EventBody::MemberJoined { user, .. } => Ident::Other(format!("joined {user}")),
             EventBody::MemberLeft { user, .. } => Ident::Other(format!("left {user}")),
             EventBody::OwnerChanged { user } => Ident::Other(format!("owner {user}")),
+            EventBody::ReactionAdded {
+                target,
+                user,
+                emoji,
+            } => Ident::Other(format!("+{emoji} {user} on {target}")),
+            EventBody::ReactionRemoved {
+                target,
+                user,
+                emoji,
+            } => Ident::Other(format!("-{emoji} {user} on {target}")),
+            EventBody::Unknown => Ident::Other("unknown".into()),
         }
     }
 }
@@ -100,6 +111,10 @@ pub struct ClientState {
     pub errors: Vec<ErrorCode>,
     pub connected: bool,
     pub connects: u32,
+    /// When the last authenticated socket was lost (cleared by the next `ready`).
+    lost_at: Option<Instant>,
+    /// Per reconnect: milliseconds from losing the authenticated socket to the next `ready`.
+    pub outages_ms: Vec<u64>,
     /// Faults: stay away / stop reading / compose this many at once.
     pub offline: bool,
     pub slow: bool,
@@ -238,6 +253,9 @@ impl Client {
             };
             {
                 let mut st = self.lock();
+                if st.connected {
+                    st.lost_at = Some(Instant::now());
+                }
                 st.connected = false;
                 st.written.clear();
                 st.retry.clear();
@@ -340,6 +358,10 @@ impl Client {
         {
             let mut st = self.lock();
             st.connected = true;
+            if let Some(lost) = st.lost_at.take() {
+                let ms = lost.elapsed().as_millis();
+                st.outages_ms.push(u64::try_from(ms).unwrap_or(u64::MAX));
+            }
         }
         let mut ping = tokio::time::interval(Duration::from_millis(1000));
         let mut last_heard = Instant::now();
@@ -367,6 +389,7 @@ impl Client {
                         room: c.room,
                         id: c.id.clone(),
                         body,
+                        reply_to: None,
                     });
                 }
                 (frames, st.offline, st.slow, st.done)

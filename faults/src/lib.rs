@@ -5,7 +5,8 @@
 //! (the node↔Redis links the harness cuts) → [`client`] (scripted protocol clients) and
 //! [`desktop`] (the desktop backend's real connection manager and outbox) → [`run`] (one seeded
 //! run: plan, faults, healing, settling) → [`checker`] (client observations against the
-//! server's canonical history) → [`campaign`] (many runs, the results table).
+//! server's canonical history) → [`campaign`] (many runs, the results table). [`rolling`] restarts
+//! every node in turn behind nginx (the upgrade procedure).
 
 pub mod campaign;
 pub mod checker;
@@ -14,4 +15,5 @@ pub mod desktop;
 pub mod procs;
 pub mod proxy;
 pub mod rest;
+pub mod rolling;
 pub mod run;

@@ -4,6 +4,9 @@
 //! faults run --seed N [--only KIND] [--json] [--keep]   one run; replays exactly from its seed
 //! faults campaign [--runs N] [--jobs J] [--seed S] [--only KIND] [--out FILE] [--doc FILE]
 //! faults node                                           a chat-server node (used by the runs)
+//! faults rolling [--nodes N] [--clients C] [--rounds R] [--between-ms MS] [--send-every-ms MS]
+//!                [--reconnect-bound-ms MS] [--json] [--keep]
+//!                                                       rolling restart behind nginx (issue 12)
 //! ```
 //!
 //! `KIND` is one of the fault kinds (`node_kill`, `redis_wipe`, ... see `faults::run::FaultKind`).
@@ -53,8 +56,9 @@ fn main() -> ExitCode {
         Some("node") => rt.block_on(node()),
         Some("run") => rt.block_on(one(&args)),
         Some("campaign") => rt.block_on(many(&args)),
+        Some("rolling") => rt.block_on(rolling(&args)),
         _ => Err(
-            "usage: faults run --seed N | faults campaign [--runs N] [--jobs J] | faults node"
+            "usage: faults run --seed N | faults campaign [--runs N] [--jobs J] | faults rolling | faults node"
                 .into(),
         ),
     };
@@ -117,6 +121,47 @@ async fn one(args: &Args) -> Result<ExitCode, String> {
             serde_json::to_string_pretty(&report.plan).map_err(|e| e.to_string())?
         );
         println!("  closes received: {:?}", report.closes);
+        for l in report.findings.lines().iter().take(50) {
+            println!("  {l}");
+        }
+        if let Some(e) = &report.error {
+            println!("  error: {e}");
+        }
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The rolling restart: every node restarted in turn behind nginx under steady traffic.
+async fn rolling(args: &Args) -> Result<ExitCode, String> {
+    let num = |name: &str, default: u64| -> Result<u64, String> {
+        Ok(args.num(name)?.unwrap_or(default))
+    };
+    let options = faults::rolling::Options {
+        nodes: num("--nodes", 2)?.max(2) as usize,
+        clients: num("--clients", 6)?.max(2) as usize,
+        rounds: num("--rounds", 1)?.max(1) as usize,
+        between_ms: num("--between-ms", 2000)?,
+        send_every_ms: num("--send-every-ms", 100)?,
+        reconnect_bound_ms: num("--reconnect-bound-ms", 5000)?,
+    };
+    let base = run::default_base();
+    let dir = run::run_dir(&base, 0).map_err(|e| e.to_string())?;
+    let report = faults::rolling::run(options, &exe()?, dir.path()).await;
+    if args.flag("--keep") || !report.ok {
+        let kept = dir.keep();
+        eprintln!("run directory (node and nginx logs): {}", kept.display());
+    }
+    if args.flag("--json") {
+        println!(
+            "{}",
+            serde_json::to_string(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        println!("{}", report.line());
         for l in report.findings.lines().iter().take(50) {
             println!("  {l}");
         }

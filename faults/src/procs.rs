@@ -197,11 +197,25 @@ pub struct Node {
     redis_url: String,
     exe: PathBuf,
     log: PathBuf,
+    /// Settings (`CHAT_*` variables) over the harness's defaults.
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
 impl Node {
     pub async fn start(exe: &Path, index: usize, redis_url: String, log: PathBuf) -> Result<Node> {
+        Node::start_with(exe, index, redis_url, log, Vec::new()).await
+    }
+
+    /// As [`Node::start`], with `env` (`CHAT_*` settings) over the harness's defaults, on
+    /// every start.
+    pub async fn start_with(
+        exe: &Path,
+        index: usize,
+        redis_url: String,
+        log: PathBuf,
+        env: Vec<(String, String)>,
+    ) -> Result<Node> {
         let port = free_port()?;
         let mut node = Node {
             index,
@@ -209,6 +223,7 @@ impl Node {
             redis_url,
             exe: exe.to_owned(),
             log,
+            env,
             child: None,
         };
         node.up().await?;
@@ -253,6 +268,7 @@ impl Node {
                 .env("CHAT_PRESENCE_HEARTBEAT_SECS", "1")
                 .env("CHAT_MAX_CONCURRENT_HASHES", "2")
                 .env("RUST_LOG", "warn")
+                .envs(self.env.iter().map(|(k, v)| (k, v)))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log)
@@ -293,18 +309,39 @@ impl Node {
         }
     }
 
-    /// SIGTERM and wait for the graceful shutdown (at most 10 s, then SIGKILL).
-    pub async fn term(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            if let Some(pid) = child.id() {
-                sigterm(pid);
-            }
-            if tokio::time::timeout(Duration::from_secs(10), child.wait())
-                .await
-                .is_err()
-            {
+    /// SIGTERM and wait for the graceful shutdown (at most 10 s, then SIGKILL). Says how the
+    /// process ended.
+    pub async fn term(&mut self) -> Stopped {
+        let Some(mut child) = self.child.take() else {
+            return Stopped::NotRunning;
+        };
+        let t = Instant::now();
+        if let Some(pid) = child.id() {
+            sigterm(pid);
+        }
+        match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
+            Ok(Ok(status)) => Stopped::Exited {
+                success: status.success(),
+                secs: t.elapsed().as_secs_f64(),
+            },
+            Ok(Err(_)) | Err(_) => {
                 let _ = child.kill().await;
+                Stopped::Killed
             }
         }
     }
+}
+
+/// How a node ended after SIGTERM.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stopped {
+    /// It exited by itself, `secs` after the signal.
+    Exited {
+        success: bool,
+        secs: f64,
+    },
+    /// It did not exit within 10 s and was killed.
+    Killed,
+    NotRunning,
 }

@@ -28,6 +28,8 @@ pub enum ErrorCode {
     InvalidMessage,
     /// The client message id breaks the rules (see `validate::client_id`).
     InvalidClientId,
+    /// A reaction is not one Unicode emoji (see `validate::emoji`).
+    InvalidEmoji,
     /// Another account already has this username (compared case-insensitively).
     UsernameTaken,
     /// Wrong username or password.
@@ -104,8 +106,8 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             BadRequest | MalformedFrame | UnknownFrame | BinaryNotSupported | InvalidUsername
-            | InvalidPassword | InvalidRoomName | InvalidMessage | InvalidClientId | DirectRoom
-            | InvalidDeviceName => 400,
+            | InvalidPassword | InvalidRoomName | InvalidMessage | InvalidClientId
+            | InvalidEmoji | DirectRoom | InvalidDeviceName => 400,
             InvalidCredentials | Unauthorized | AuthRequired => 401,
             NotAMember | NotAuthor | NotOwner | OriginNotAllowed | WrongPassword
             | AccountDisabled | NotAdmin | RegistrationClosed | InvalidInvite | Banned
@@ -144,6 +146,7 @@ const ERROR_NAMES: &[(ErrorCode, &str)] = {
         (InvalidRoomName, "invalid_room_name"),
         (InvalidMessage, "invalid_message"),
         (InvalidClientId, "invalid_client_id"),
+        (InvalidEmoji, "invalid_emoji"),
         (UsernameTaken, "username_taken"),
         (InvalidCredentials, "invalid_credentials"),
         (Unauthorized, "unauthorized"),

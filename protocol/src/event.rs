@@ -41,6 +41,16 @@ pub enum EventBody {
         /// Set when the author deleted the message; `body` is then empty.
         #[serde(default, skip_serializing_if = "is_false")]
         deleted: bool,
+        /// The seq of the message (same room) this one replies to. It stays when that message
+        /// is deleted later: clients then show "deleted message" (its stored `message` has
+        /// `deleted: true`, and a `delete` event with `target` = this seq went by live).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
+        /// Current reactions, in the order each emoji was first used. Kept up to date in
+        /// history (like `edited_ts`), so a page shows the final state; live clients follow
+        /// `reaction_added` / `reaction_removed`. Empty (absent) when deleted.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        reactions: Vec<Reaction>,
     },
     /// The author changed the text of message `target`.
     Edit {
@@ -67,6 +77,33 @@ pub enum EventBody {
     },
     /// Ownership moved to another member (the owner left).
     OwnerChanged { user: UserId },
+    /// `user` reacted to message `target` with `emoji`. Only sent when it changed something
+    /// (a second add of the same reaction, from any device, appends nothing).
+    ReactionAdded {
+        target: u64,
+        user: UserId,
+        emoji: String,
+    },
+    /// `user` took back their `emoji` reaction to message `target`.
+    ReactionRemoved {
+        target: u64,
+        user: UserId,
+        emoji: String,
+    },
+    /// An event kind this version of the crate does not know (sent by a newer server).
+    /// Clients skip it; its seq still counts as delivered.
+    #[serde(other)]
+    Unknown,
+}
+
+/// One emoji on a message and who reacted with it (the count is `users.len()`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Reaction {
+    /// The emoji, in the form [`crate::validate::emoji`] returns (fully qualified).
+    pub emoji: String,
+    /// Who reacted, in the order they did.
+    pub users: Vec<UserId>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -26,7 +26,13 @@ pub enum Command {
     /// → [`Snapshot`]. Where the app stands: server, account, connection.
     Snapshot,
     /// `{url}` → `()`. Checks the URL and that a chat server answers there, then remembers it.
+    /// An https server whose certificate is not trusted fails with
+    /// [`AppErrorCode::UntrustedCertificate`] and the certificate in [`AppError::certificate`].
     SetServer { url: String },
+    /// `{url, sha256}` → `()`. Like `SetServer`, trusting the certificate with this SHA-256
+    /// fingerprint for this server (the user accepted it); the pin is kept with the server.
+    /// Fails with [`AppErrorCode::CertificateChanged`] if the server presents another one.
+    TrustCertificate { url: String, sha256: String },
     /// `{username, password}` → [`User`]. Registers, stores the token in the keychain, connects.
     Register { username: String, password: String },
     /// `{username, password}` → [`User`]. Logs in, stores the token in the keychain, connects.
@@ -94,6 +100,17 @@ pub enum Command {
     GetSettings,
     /// `{settings}` → `()`.
     SetSettings { settings: Settings },
+    /// → `Vec<`[`SessionInfo`](crate::rest::SessionInfo)`>`: the account's live sessions (device, last used, `current`
+    /// for this device's), oldest first.
+    Sessions,
+    /// `{id}` → `()`. Ends one of the account's sessions (that device is signed out at once);
+    /// this device's own session is a [`Command::Logout`].
+    EndSession { id: String },
+    /// `{current, new}` → `()`. Changes the password; every other session is signed out.
+    /// Fails with `wrong_password` or `invalid_password` (server codes).
+    ChangePassword { current: String, new: String },
+    /// → `()`. Signs every session of the account out, this one included, then logs out here.
+    LogoutEverywhere,
 }
 
 /// Where the app stands.
@@ -261,6 +278,20 @@ pub enum AppEvent {
 pub struct AppError {
     pub code: AppErrorCode,
     pub message: String,
+    /// The server's certificate, for `untrusted_certificate` and `certificate_changed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertificateView>,
+}
+
+/// A server certificate, as the user checks it against what the operator says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateView {
+    /// SHA-256 of the certificate (DER), `AB:CD:…`.
+    pub sha256: String,
+    /// The subject's distinguished name, e.g. `CN=chat.example.com`.
+    pub subject: String,
+    /// Who signed it, e.g. `CN=Example Corp CA`.
+    pub issuer: String,
 }
 
 /// App-level error codes; server refusals carry the server's code.
@@ -269,6 +300,14 @@ pub struct AppError {
 pub enum AppErrorCode {
     /// The server URL is not a valid http(s) URL.
     BadUrl,
+    /// `http://` to a host that is not this machine: passwords and tokens would cross the
+    /// network in clear text. The message says what to do (https, TLS on the server).
+    InsecureUrl,
+    /// The server's certificate is not trusted (no known CA): the user may trust it
+    /// ([`Command::TrustCertificate`]); the certificate is in [`AppError::certificate`].
+    UntrustedCertificate,
+    /// The server presented another certificate than the one trusted for it: refused.
+    CertificateChanged,
     /// No chat server answered at the URL.
     ServerUnreachable,
     /// No server chosen or not logged in.

@@ -29,3 +29,8 @@ impl Default for Limits {
         }
     }
 }
+
+/// Distinct emoji one message may carry: a new emoji beyond it gets `limit_reached`.
+pub const MAX_REACTIONS_PER_MESSAGE: usize = 20;
+/// Distinct emoji one user may put on one message: more get `limit_reached`.
+pub const MAX_REACTIONS_PER_USER: usize = 10;

@@ -267,6 +267,9 @@ pub struct SendMessage {
     /// Client message id: the idempotency key. Retrying with the same id never creates a second message.
     pub id: String,
     pub body: String,
+    /// The seq of the message of the same room this one replies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<u64>,
 }
 
 /// The outcome of a send (HTTP response, or the `ack` frame).

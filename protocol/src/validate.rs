@@ -170,6 +170,26 @@ pub fn message_body(body: &str, max_bytes: usize) -> Result<(), RuleError> {
     Ok(())
 }
 
+/// A reaction: exactly one Unicode emoji (any the `emojis` crate knows, with or without its
+/// variation selector, any skin tone). Returns its fully qualified form, so the same emoji
+/// sent two ways counts once.
+pub fn emoji(emoji: &str) -> Result<&'static str, RuleError> {
+    // The longest emoji (family and flag sequences) are well under this.
+    if emoji.len() > 64 {
+        return Err(RuleError {
+            code: ErrorCode::InvalidEmoji,
+            message: "a reaction must be one emoji",
+        });
+    }
+    match emojis::get(emoji) {
+        Some(found) => Ok(found.as_str()),
+        None => Err(RuleError {
+            code: ErrorCode::InvalidEmoji,
+            message: "a reaction must be one emoji",
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,6 +261,31 @@ mod tests {
             message_body("12345678901", 10).unwrap_err().code,
             ErrorCode::PayloadTooLarge
         );
+    }
+
+    #[test]
+    fn emoji_reactions() {
+        for ok in ["👍", "🎉", "❤️", "👍🏽", "🇫🇷", "👨‍👩‍👧"] {
+            assert!(emoji(ok).is_ok(), "{ok:?}");
+        }
+        // Without its variation selector, the heart is the same reaction.
+        assert_eq!(emoji("\u{2764}"), emoji("❤️"));
+        for bad in [
+            "",
+            "a",
+            ":+1:",
+            "👍👍",
+            "👍 ",
+            "<b>",
+            "\u{200D}",
+            &"👍".repeat(40),
+        ] {
+            assert_eq!(
+                emoji(bad).unwrap_err().code,
+                ErrorCode::InvalidEmoji,
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -40,6 +40,10 @@ pub enum ClientFrame {
         room: RoomId,
         id: String,
         body: String,
+        /// The seq of the message of the same room this one answers (`message_not_found` when
+        /// there is no such message, `message_deleted` when it was deleted).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
     },
     /// Edit an own message. Answered by `ok` (or `error`) with `ref` when given.
     Edit {
@@ -53,6 +57,18 @@ pub enum ClientFrame {
     Delete {
         room: RoomId,
         seq: u64,
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    /// Add (or, with `remove`, take back) the caller's `emoji` reaction to message `seq`.
+    /// Idempotent: adding a reaction the caller already has, or removing one they do not
+    /// have, changes nothing and succeeds. Answered by `ok` (or `error`) with `ref` when given.
+    React {
+        room: RoomId,
+        seq: u64,
+        emoji: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        remove: bool,
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
@@ -162,6 +178,10 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_after_ms: Option<u64>,
     },
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Why a `gap` frame was sent.

@@ -129,7 +129,7 @@ async fn main() -> Result<(), BoxError> {
                 } else {
                     sent += 1;
                     let id = format!("cli-{:x}-{sent}", rand::random::<u64>());
-                    ClientFrame::Send { room: room.id, id, body: line }
+                    ClientFrame::Send { room: room.id, id, body: line, reply_to: None }
                 };
                 tx.send(Message::text(serde_json::to_string(&frame)?)).await?;
             }
@@ -144,6 +144,9 @@ async fn main() -> Result<(), BoxError> {
                         EventBody::MemberJoined { username, .. } => println!("* {username} joined"),
                         EventBody::MemberLeft { user, .. } => println!("* user {user} left"),
                         EventBody::OwnerChanged { user } => println!("* user {user} now owns the room"),
+                        EventBody::ReactionAdded { target, user, emoji } => println!("* user {user} reacted {emoji} to message {target}"),
+                        EventBody::ReactionRemoved { target, user, emoji } => println!("* user {user} took back {emoji} on message {target}"),
+                        EventBody::Unknown => {}
                     },
                     ServerFrame::Typing { room: r, username, .. } if r == room.id => println!("* {username} is typing…"),
                     ServerFrame::Presence { user, online, .. } => {

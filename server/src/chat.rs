@@ -613,15 +613,29 @@ pub async fn open_dm(state: &AppState, user: UserId, peer: UserId) -> ApiResult<
     room_view(state, user, room).await
 }
 
+/// A message as a client sends it (socket `send`, `POST .../messages`).
+#[derive(Debug, Clone, Copy)]
+pub struct Draft<'a> {
+    /// The client message id (idempotency key).
+    pub id: &'a str,
+    pub body: &'a str,
+    /// The seq of the message of the same room this one replies to.
+    pub reply_to: Option<u64>,
+}
+
 /// Sends a message as `user`. `sender_name` saves a lookup when the caller knows it (sockets do).
 pub async fn send(
     state: &AppState,
     user: UserId,
     sender_name: Option<&str>,
     room: RoomId,
-    client_id: &str,
-    body: &str,
+    draft: Draft<'_>,
 ) -> ApiResult<SendAck> {
+    let Draft {
+        id: client_id,
+        body,
+        reply_to,
+    } = draft;
     validate::client_id(client_id)?;
     validate::message_body(body, state.config.limits.max_message_bytes)?;
     let sender_name = match sender_name {
@@ -635,6 +649,8 @@ pub async fn send(
         body: body.to_owned(),
         edited_ts: None,
         deleted: false,
+        reply_to,
+        reactions: Vec::new(),
     };
     let event_json =
         serde_json::to_string(&event).map_err(|e| ApiError::from(StoreError::from(e)))?;
@@ -647,6 +663,7 @@ pub async fn send(
         sender: user,
         client_id,
         event_json: &event_json,
+        reply_to,
     };
     let ack = state
         .store
@@ -700,6 +717,44 @@ pub async fn change(
         crate::metrics::MessageKind::Delete
     });
     Ok(seq)
+}
+
+/// Adds (`add`) or takes back `user`'s `emoji` reaction to message `target`. Idempotent:
+/// nothing is appended when nothing changes.
+pub async fn react(
+    state: &AppState,
+    user: UserId,
+    room: RoomId,
+    target: u64,
+    emoji: &str,
+    add: bool,
+) -> ApiResult<()> {
+    let emoji = validate::emoji(emoji)?;
+    let event = if add {
+        EventBody::ReactionAdded {
+            target,
+            user,
+            emoji: emoji.to_owned(),
+        }
+    } else {
+        EventBody::ReactionRemoved {
+            target,
+            user,
+            emoji: emoji.to_owned(),
+        }
+    };
+    let event_json =
+        serde_json::to_string(&event).map_err(|e| ApiError::from(StoreError::from(e)))?;
+    let change = store::ReactionChange {
+        room,
+        target,
+        user,
+        emoji,
+        add,
+        event_json: &event_json,
+    };
+    state.store.react(change, now_ms()).await?;
+    Ok(())
 }
 
 /// A history page; events are raw frames, parsed here for the REST response.

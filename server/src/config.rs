@@ -43,10 +43,13 @@ pub struct Config {
     /// Failed logins per account per hour after the burst (the bucket refills at this rate).
     pub login_failures_per_hour: u32,
     /// PEM certificate chain (leaf first) for built-in TLS; with `tls_key`, the server speaks
-    /// only https/wss. Re-read on SIGHUP.
+    /// only https/wss. Re-read on SIGHUP, and when changed (`tls_watch_secs`).
     pub tls_cert: Option<PathBuf>,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) for `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// Seconds between checks of `tls_cert`/`tls_key` for changed contents (a renewed pair is
+    /// then loaded, as on SIGHUP); 0: only SIGHUP reloads.
+    pub tls_watch_secs: u64,
     /// Reverse proxies (IP addresses or CIDR ranges) whose `X-Forwarded-For` is believed. The
     /// client address for rate limits and logs is then the rightmost address in that header
     /// that is not itself a trusted proxy. Empty: the TCP peer address is always used.
@@ -131,6 +134,7 @@ impl Default for Config {
             login_failures_per_hour: 20,
             tls_cert: None,
             tls_key: None,
+            tls_watch_secs: 60,
             trusted_proxies: Vec::new(),
             redis_ca: None,
             rooms_per_hour: 20,
@@ -245,6 +249,9 @@ impl Config {
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return bad("tls_cert and tls_key go together: set both for built-in TLS, or neither");
+        }
+        if self.tls_watch_secs > 86_400 {
+            return bad("tls_watch_secs is at most 86400 (a day); 0 turns the file watch off");
         }
         if let Err(e) = crate::client_addr::TrustedProxies::parse(&self.trusted_proxies) {
             return Err(ConfigError::Invalid(format!("trusted_proxies: {e}")));

@@ -19,6 +19,7 @@ use protocol::{ErrorBody, ErrorCode, RoomId, UserId};
 use utoipa::OpenApi;
 
 mod accounts;
+mod everyday;
 mod moderation;
 
 /// `axum::Json` with typed errors.
@@ -296,7 +297,18 @@ async fn send_message(
 ) -> ApiResult<Json<SendAck>> {
     state.limits.message(caller.user)?;
     Ok(Json(
-        chat::send(&state, caller.user, None, RoomId(room), &req.id, &req.body).await?,
+        chat::send(
+            &state,
+            caller.user,
+            None,
+            RoomId(room),
+            chat::Draft {
+                id: &req.id,
+                body: &req.body,
+                reply_to: req.reply_to,
+            },
+        )
+        .await?,
     ))
 }
 
@@ -408,7 +420,8 @@ impl utoipa::Modify for BearerAuth {
         moderation::unblock,
         accounts::change_password, accounts::logout_everywhere, accounts::list_users,
         accounts::create_user, accounts::update_user, accounts::reset_password,
-        accounts::create_invite, accounts::export),
+        accounts::create_invite, accounts::export,
+        everyday::add_reaction, everyday::remove_reaction),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -444,6 +457,7 @@ pub fn router() -> Router<AppState> {
         .route("/openapi.json", get(openapi))
         .merge(moderation::router())
         .merge(accounts::router())
+        .merge(everyday::router())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
 }

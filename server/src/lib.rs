@@ -23,6 +23,7 @@ pub mod privacy;
 pub mod store;
 pub mod throttle;
 pub mod tls;
+pub mod tls_watch;
 pub mod ws;
 
 pub use config::Config;
@@ -222,6 +223,14 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         }));
         tracing::info!(addr = ?metrics_addr, "metrics listening");
     }
+    if let (Some(certs), secs @ 1..) = (&tls, state.config.tls_watch_secs) {
+        let every = Duration::from_secs(secs);
+        tasks.push(tokio::spawn(tls_watch::run(
+            certs.clone(),
+            every,
+            shutdown.clone(),
+        )));
+    }
     tracing::info!(%addr, store = state.store.kind(), tls = tls.is_some(), "chat server listening");
     if state.config.redis_url.is_none() {
         tracing::warn!(
@@ -291,6 +300,11 @@ impl Running {
             Some(certs) => certs.reload(),
             None => Ok(()),
         }
+    }
+
+    /// Certificate reloads so far (SIGHUP and the file watch); `None` without TLS.
+    pub fn tls_reloads(&self) -> Option<tls::ReloadCounts> {
+        self.tls.as_ref().map(|certs| certs.reload_counts())
     }
 
     /// The server's shared state (for tests and embedding).

@@ -5,7 +5,9 @@
 //! parsed pair and gives it to every new handshake; [`CertStore::reload`] (called on SIGHUP by
 //! `main.rs`) reads the files again and swaps the pair only when the new one is whole and
 //! matches, so a half-written or wrong renewal keeps the old certificate and logs why. Open
-//! connections keep the session they negotiated.
+//! connections keep the session they negotiated. [`CertStore::reload_if_changed`] does the same
+//! only when the files' contents differ from what was last read: the file watch
+//! (`crate::tls_watch`) calls it every `tls_watch_secs`.
 //!
 //! [`TlsListener`] implements axum's `Listener`: one task accepts TCP connections and runs each
 //! handshake in its own task (bounded by [`HANDSHAKE_TIMEOUT`]), so a slow or silent client
@@ -20,7 +22,8 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -58,6 +61,18 @@ pub struct CertStore {
     cert_path: PathBuf,
     key_path: PathBuf,
     current: RwLock<Arc<CertifiedKey>>,
+    /// SHA-256 of the files' contents at the last read (`None`: one could not be read); no
+    /// second copy of the key is kept.
+    last_read: Mutex<Option<[u8; 32]>>,
+    reloaded: AtomicU64,
+    refused: AtomicU64,
+}
+
+/// Reloads since start: pairs taken, and pairs refused (the old one kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReloadCounts {
+    pub reloaded: u64,
+    pub refused: u64,
 }
 
 fn provider() -> CryptoProvider {
@@ -67,20 +82,63 @@ fn provider() -> CryptoProvider {
 impl CertStore {
     /// Reads and checks the pair at `cert` and `key`.
     pub fn load(cert: &Path, key: &Path) -> Result<Arc<Self>, TlsError> {
-        let pair = read_pair(cert, key)?;
+        let files = read_files(cert, key)?;
+        let pair = parse_pair(cert, key, &files)?;
         Ok(Arc::new(Self {
             cert_path: cert.to_owned(),
             key_path: key.to_owned(),
             current: RwLock::new(Arc::new(pair)),
+            last_read: Mutex::new(Some(digest(&files))),
+            reloaded: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
         }))
     }
 
     /// Reads the files again. On success new handshakes use the new pair; on failure the old
     /// one stays and the error says why.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let pair = read_pair(&self.cert_path, &self.key_path)?;
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(pair);
-        Ok(())
+        let files = read_files(&self.cert_path, &self.key_path);
+        self.take(files)
+    }
+
+    /// Reads the files and reloads only if their contents changed since the last read (by
+    /// this, [`CertStore::reload`] or the start): `None` when unchanged, else the outcome. A
+    /// broken pair is reported once, not at every check, and tried again when either file
+    /// changes again (e.g. the key written after the certificate).
+    pub fn reload_if_changed(&self) -> Option<Result<(), TlsError>> {
+        let files = read_files(&self.cert_path, &self.key_path);
+        let unchanged = {
+            let last = self.last_read.lock().unwrap_or_else(|p| p.into_inner());
+            *last == files.as_ref().ok().map(digest)
+        };
+        if unchanged {
+            return None;
+        }
+        Some(self.take(files))
+    }
+
+    fn take(&self, files: Result<(Vec<u8>, Vec<u8>), TlsError>) -> Result<(), TlsError> {
+        *self.last_read.lock().unwrap_or_else(|p| p.into_inner()) = files.as_ref().ok().map(digest);
+        let parsed = files.and_then(|f| parse_pair(&self.cert_path, &self.key_path, &f));
+        match parsed {
+            Ok(pair) => {
+                *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(pair);
+                self.reloaded.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// How many reloads took a new pair and how many kept the old one.
+    pub fn reload_counts(&self) -> ReloadCounts {
+        ReloadCounts {
+            reloaded: self.reloaded.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+        }
     }
 
     /// The chain new handshakes present (leaf first).
@@ -120,9 +178,25 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-fn read_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
-    let chain_pem = read(cert)?;
-    let chain = CertificateDer::pem_slice_iter(&chain_pem)
+fn digest((cert, key): &(Vec<u8>, Vec<u8>)) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update((cert.len() as u64).to_le_bytes());
+    h.update(cert);
+    h.update(key);
+    h.finalize().into()
+}
+
+fn read_files(cert: &Path, key: &Path) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
+    Ok((read(cert)?, read(key)?))
+}
+
+fn parse_pair(
+    cert: &Path,
+    key: &Path,
+    (chain_pem, key_pem): &(Vec<u8>, Vec<u8>),
+) -> Result<CertifiedKey, TlsError> {
+    let chain = CertificateDer::pem_slice_iter(chain_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TlsError::Chain {
             path: cert.to_owned(),
@@ -134,8 +208,7 @@ fn read_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
             reason: "no CERTIFICATE block".into(),
         });
     }
-    let key_pem = read(key)?;
-    let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::Key {
+    let private = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TlsError::Key {
         path: key.to_owned(),
         reason: e.to_string(),
     })?;

@@ -677,11 +677,19 @@ impl Connection {
                 None,
                 None,
             )),
-            ClientFrame::Send { room, id, body } => {
+            ClientFrame::Send {
+                room,
+                id,
+                body,
+                reply_to,
+            } => {
+                let draft = chat::Draft {
+                    id: &id,
+                    body: &body,
+                    reply_to,
+                };
                 let result = match state.limits.message(user) {
-                    Ok(()) => {
-                        chat::send(&state, user, Some(&self.username), room, &id, &body).await
-                    }
+                    Ok(()) => chat::send(&state, user, Some(&self.username), room, draft).await,
                     Err(e) => Err(e),
                 };
                 Some(match result {
@@ -711,6 +719,19 @@ impl Connection {
                     Err(e) => Err(e),
                 };
                 reply_ok(result, reference)
+            }
+            ClientFrame::React {
+                room,
+                seq,
+                emoji,
+                remove,
+                reference,
+            } => {
+                let result = match state.limits.message(user) {
+                    Ok(()) => chat::react(&state, user, room, seq, &emoji, !remove).await,
+                    Err(e) => Err(e),
+                };
+                reply_ok(result.map(|()| seq), reference)
             }
             ClientFrame::Typing { room } => {
                 if !self.cursors.contains_key(&room) {

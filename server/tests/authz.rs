@@ -165,6 +165,17 @@ fn room_requests(room: RoomId, seq: u64, other: UserId) -> Vec<(Method, String, 
             format!("/api/v1/rooms/{r}/read"),
             Some(json!({"seq": seq})),
         ),
+        // Reactions (issue 13).
+        (
+            Method::PUT,
+            format!("/api/v1/rooms/{r}/messages/{seq}/reactions/%F0%9F%91%8D"),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/rooms/{r}/messages/{seq}/reactions/%F0%9F%91%8D"),
+            None,
+        ),
         // Moderation (issue 11).
         (Method::GET, format!("/api/v1/rooms/{r}/bans"), None),
         (Method::PUT, format!("/api/v1/rooms/{r}/bans/{other}"), None),
@@ -490,6 +501,7 @@ async fn socket_matrix_for_non_members(backend: Backend) {
                 room,
                 id: id.clone(),
                 body: "let me in".into(),
+                reply_to: None,
             },
             ErrorCode::NotAMember,
         )
@@ -504,6 +516,20 @@ async fn socket_matrix_for_non_members(backend: Backend) {
             ClientFrame::Delete {
                 room,
                 seq,
+                reference: r.clone(),
+            },
+            ClientFrame::React {
+                room,
+                seq,
+                emoji: "👍".into(),
+                remove: false,
+                reference: r.clone(),
+            },
+            ClientFrame::React {
+                room,
+                seq,
+                emoji: "👍".into(),
+                remove: true,
                 reference: r.clone(),
             },
             ClientFrame::Typing { room },
@@ -608,6 +634,14 @@ async fn non_members_receive_nothing_of_the_room(backend: Backend) {
                 |f| matches!(f, ServerFrame::Typing { room: r, .. } if *r == room),
             )
             .await;
+        bob.send_frame(&ClientFrame::React {
+            room,
+            seq: ack.seq,
+            emoji: "🤫".into(),
+            remove: false,
+            reference: None,
+        })
+        .await;
         bob.send_frame(&ClientFrame::Edit {
             room,
             seq: ack.seq,
@@ -623,8 +657,12 @@ async fn non_members_receive_nothing_of_the_room(backend: Backend) {
         .await;
         bob.send_frame(&ClientFrame::Read { room, seq: ack.seq })
             .await;
-        let last = alice.events_until(room, ack.seq + 2).await;
-        assert_eq!(last.len(), 2, "edit and delete reach alice: {last:?}");
+        let last = alice.events_until(room, ack.seq + 3).await;
+        assert_eq!(
+            last.len(),
+            3,
+            "reaction, edit and delete reach alice: {last:?}"
+        );
     }
     // Membership changes of the private room.
     w.alice.api.invite(w.private, carol.id).await.unwrap();

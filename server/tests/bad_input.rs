@@ -131,6 +131,7 @@ async fn binary_frame(backend: Backend) {
         room: s.room,
         id: unique_id(),
         body: "as binary".into(),
+        reply_to: None,
     })
     .unwrap();
     s.ws.send_binary(json).await;
@@ -155,6 +156,7 @@ async fn message_too_large(backend: Backend) {
         room: s.room,
         id: id.clone(),
         body: "x".repeat(max + 1),
+        reply_to: None,
     })
     .await;
     let err =
@@ -172,6 +174,7 @@ async fn message_too_large(backend: Backend) {
         room: s.room,
         id: id.clone(),
         body: "é".repeat(max / 2 + 1),
+        reply_to: None,
     })
     .await;
     let err =
@@ -209,6 +212,7 @@ async fn invalid_message_and_client_id(backend: Backend) {
             room: s.room,
             id: id.clone(),
             body: body.into(),
+            reply_to: None,
         })
         .await;
         let err =
@@ -226,6 +230,7 @@ async fn invalid_message_and_client_id(backend: Backend) {
             room: s.room,
             id: id.to_string(),
             body: "fine".into(),
+            reply_to: None,
         })
         .await;
         let err = s.ws.expect_error().await;
@@ -258,6 +263,7 @@ async fn send_to_a_room_one_is_not_in(backend: Backend) {
             room,
             id: id.clone(),
             body: "let me in".into(),
+            reply_to: None,
         })
         .await;
         let err = s.ws.await_ack(room, &id).await.expect_err("not a member");
@@ -307,6 +313,7 @@ async fn frames_before_hello(backend: Backend) {
         room: s.room,
         id: unique_id(),
         body: "sneaky".into(),
+        reply_to: None,
     })
     .await;
     ws.expect_error_code(ErrorCode::AuthRequired).await;
@@ -372,6 +379,7 @@ async fn oversized_frame_closes_with_1009(backend: Backend) {
         room: s.room,
         id: unique_id(),
         body: "z".repeat(max_frame + 1),
+        reply_to: None,
     };
     // The server may stop reading mid-frame; a failed write is fine, the close code is what counts.
     let _ =
@@ -515,6 +523,7 @@ async fn message_rate_limit(backend: Backend) {
             room: s.room,
             id: id.clone(),
             body: "spam".into(),
+            reply_to: None,
         })
         .await;
         match s.ws.await_ack(s.room, &id).await {

@@ -153,6 +153,7 @@ async fn fifty_messages_keep_their_order(backend: Backend) {
             room: room.id,
             id: id.clone(),
             body: format!("message {i}"),
+            reply_to: None,
         })
         .await;
     }
@@ -268,6 +269,7 @@ async fn concurrent_sends_of_one_id_make_one_message(backend: Backend) {
             room: room.id,
             id: id.clone(),
             body: "ws race".into(),
+            reply_to: None,
         };
         tokio::join!(a1.send_frame(&frame), a2.send_frame(&frame));
         let (x, y) = tokio::join!(a1.await_ack(room.id, &id), a2.await_ack(room.id, &id));
@@ -467,6 +469,7 @@ async fn edit_and_delete(backend: Backend) {
             EventBody::MemberJoined { .. } => "joined",
             EventBody::MemberLeft { .. } => "left",
             EventBody::OwnerChanged { .. } => "owner",
+            _ => "other",
         })
         .collect();
     assert_eq!(

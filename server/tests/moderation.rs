@@ -240,6 +240,7 @@ async fn block_refuses_direct_rooms_and_invites(backend: Backend) {
             room: dm.id,
             id: unique_id(),
             body: "over the socket".into(),
+            reply_to: None,
         })
         .await;
     pest_ws.expect_error_code(ErrorCode::Blocked).await;

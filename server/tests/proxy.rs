@@ -1,6 +1,9 @@
-//! Debian's nginx, running the shipped `deploy/nginx/chat.conf` (ports, paths and upstreams
-//! replaced), in front of two nodes on one Redis: register, log in and chat through it over
-//! https/wss with a CA made in the test, and the login limit keys on the real client address.
+//! The shipped reverse-proxy configurations in front of two nodes on one Redis, run by Debian's
+//! proxies (`testkit::proxy`): nginx with `deploy/nginx/chat.conf` (ports, paths and upstreams
+//! replaced) over https/wss with a CA made in the test, and caddy with `deploy/Caddyfile`
+//! unchanged (its placeholders set: plain http on a free port). Through each: register, log in
+//! and chat over the WebSocket, the login limit keys on the real client address, a spoofed
+//! X-Forwarded-For is ignored, and every request reaches the node with the proxy's request id.
 
 mod common;
 
@@ -8,126 +11,22 @@ use common::*;
 use protocol::rest::Visibility;
 use serde_json::{json, Value};
 use std::net::IpAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use testkit::proxy::TlsFiles;
 use testkit::tls::TestCa;
-use tokio::time::Instant;
 
-const NGINX: &str = "/usr/sbin/nginx";
-
-/// An nginx master process; stopped on drop.
-struct Nginx {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The shipped site file with the test's port, certificate and upstream nodes.
-fn site_config(port: u16, cert: &Path, key: &Path, nodes: &[std::net::SocketAddr]) -> String {
-    let shipped = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nginx/chat.conf"),
-    )
-    .expect("deploy/nginx/chat.conf");
-    let upstreams: String = nodes.iter().map(|n| format!("server {n};\n    ")).collect();
-    let mut out = String::new();
-    let mut skip_redirect = false;
-    for line in shipped.lines() {
-        let t = line.trim();
-        // The port-80 redirect block is not needed here.
-        if t == "listen 80;" {
-            skip_redirect = true;
-        }
-        let replaced = match t {
-            "listen 443 ssl http2;" => format!("    listen 127.0.0.1:{port} ssl http2;"),
-            "listen [::]:443 ssl http2;" | "listen [::]:80;" => continue,
-            "server 127.0.0.1:8080;" => format!("    {upstreams}"),
-            _ if t.starts_with("ssl_certificate ") => {
-                format!("    ssl_certificate {};", cert.display())
-            }
-            _ if t.starts_with("ssl_certificate_key ") => {
-                format!("    ssl_certificate_key {};", key.display())
-            }
-            _ => line.to_owned(),
-        };
-        if !skip_redirect {
-            out.push_str(&replaced);
-            out.push('\n');
-        }
-    }
-    // The redirect block started with `server {` on the line before `listen 80;`.
-    let cut = out.rfind("server {").expect("redirect block");
-    out.truncate(cut);
-    out
-}
-
-/// Starts nginx on a free port with the shipped site in front of `nodes`, files in `dir`.
-async fn start_nginx(dir: &Path, cert: &Path, key: &Path, nodes: &[std::net::SocketAddr]) -> Nginx {
-    for d in ["body", "proxy", "fastcgi", "uwsgi", "scgi"] {
-        std::fs::create_dir_all(dir.join(d)).unwrap();
-    }
-    let port = testkit::free_port();
-    std::fs::write(dir.join("chat.conf"), site_config(port, cert, key, nodes)).unwrap();
-    let root = rustix::process::geteuid().is_root();
-    let main = format!(
-        "{user}worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
-         events {{ worker_connections 256; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
-         fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-         include {d}/chat.conf;\n}}\n",
-        user = if root { "user root;\n" } else { "" },
-        d = dir.display(),
-    );
-    std::fs::write(dir.join("nginx.conf"), main).unwrap();
-    let child = Command::new(NGINX)
-        .arg("-p")
-        .arg(dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .args(["-g", "daemon off;"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {NGINX} (scripts/setup.sh installs nginx): {e}"));
-    let mut nginx = Nginx { child, port };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(Some(status)) = nginx.child.try_wait() {
-            let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-            panic!("nginx exited with {status}:\n{log}");
-        }
-        if tokio::net::TcpStream::connect(("127.0.0.1", nginx.port))
-            .await
-            .is_ok()
-        {
-            return nginx;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "nginx did not listen within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// An https client that trusts `ca` and connects from `from` (a loopback address).
-fn client(ca: &TestCa, from: IpAddr) -> reqwest::Client {
-    reqwest::Client::builder()
+/// An http(s) client that trusts only `ca` (if any) and connects from `from` (a loopback
+/// address).
+fn client(ca: Option<&TestCa>, from: IpAddr) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
         .timeout(HTTP_TIMEOUT)
         .no_proxy()
         .local_address(from)
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
-        .build()
-        .unwrap()
+        .tls_built_in_root_certs(false);
+    if let Some(ca) = ca {
+        b = b.add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap());
+    }
+    b.build().unwrap()
 }
 
 async fn post(http: &reqwest::Client, url: &str, body: Value, xff: Option<&str>) -> (u16, Value) {
@@ -143,38 +42,40 @@ async fn post(http: &reqwest::Client, url: &str, body: Value, xff: Option<&str>)
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_nodes_behind_nginx() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new("nginx test CA");
-    let (cert, key) = ca.issue(&["127.0.0.1"]).write(dir.path());
-    let redis = Arc::new(RedisServer::start().await);
-    let behind_nginx = |c: &mut chat_server::Config| {
-        c.trusted_proxies = vec!["127.0.0.1".into()];
-        // A burst of one login per client address and node.
-        c.logins_per_min = 3;
-    };
-    let n1 = TestServer::start_on_redis(&redis, behind_nginx).await;
-    let n2 = TestServer::start_on_redis(&redis, behind_nginx).await;
-    let nginx = start_nginx(dir.path(), &cert, &key, &[n1.addr, n2.addr]).await;
-    let base = format!("https://127.0.0.1:{}", nginx.port);
+/// Node settings behind a proxy on loopback.
+fn behind_proxy(c: &mut chat_server::Config) {
+    c.trusted_proxies = vec!["127.0.0.1".into()];
+    // A burst of one login per client address and node.
+    c.logins_per_min = 3;
+}
 
+/// What a user and an operator observe through a proxy at `base` (`http(s)://host:port`) in front
+/// of `n1` and `n2`, balancing requests over both: accounts, chat over the WebSocket, the login
+/// limit per real client address, spoofed X-Forwarded-For ignored, the proxy's request id.
+/// `request_id` tells the proxy's id format from anything else.
+async fn through_proxy(
+    name: &str,
+    base: &str,
+    ca: Option<&TestCa>,
+    nodes: [&TestServer; 2],
+    request_id: impl Fn(&str) -> bool,
+) {
     // Each user registers from their own address (one login-bucket token each, per node).
     let from = |n: u8| IpAddr::from([127, 0, 0, n]);
     let mut users = Vec::new();
-    for (n, name) in [(2, unique_name("alice")), (3, unique_name("bob"))] {
-        let http = client(&ca, from(n));
+    for (n, user) in [(2, unique_name("alice")), (3, unique_name("bob"))] {
+        let http = client(ca, from(n));
         let (status, auth) = post(
             &http,
             &format!("{base}/api/v1/register"),
-            json!({"username": name, "password": PASSWORD}),
+            json!({"username": user, "password": PASSWORD}),
             None,
         )
         .await;
-        assert_eq!(status, 201, "register through nginx: {auth}");
-        users.push((name, auth["token"].as_str().unwrap().to_owned()));
+        assert_eq!(status, 201, "register through {name}: {auth}");
+        users.push((user, auth["token"].as_str().unwrap().to_owned()));
     }
-    let tls = {
+    let tls = ca.map(|ca| {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(ca.der().into()).unwrap();
         Arc::new(
@@ -186,45 +87,108 @@ async fn two_nodes_behind_nginx() {
             .with_root_certificates(roots)
             .with_no_client_auth(),
         )
-    };
-    // A room made on the nodes directly; then both users chat through nginx, whichever node
-    // each socket lands on.
-    let room = n1
+    });
+    // A room made on the nodes directly; then both users chat through the proxy, whichever
+    // node each socket lands on.
+    let room = nodes[0]
         .api_with(&users[0].1)
         .create_room("proxied", Visibility::Public)
         .await
         .unwrap();
-    n2.api_with(&users[1].1).join(room.id).await.unwrap();
-    let ws_url = format!("wss://127.0.0.1:{}/ws", nginx.port);
-    let mut alice_ws = Ws::connect_tls(&ws_url, "alice", Some(tls.clone())).await;
+    nodes[1].api_with(&users[1].1).join(room.id).await.unwrap();
+    let ws_url = format!("{}/ws", base.replacen("http", "ws", 1));
+    let mut alice_ws = Ws::connect_tls(&ws_url, "alice", tls.clone()).await;
     alice_ws.hello(&users[0].1, vec![]).await;
-    let mut bob_ws = Ws::connect_tls(&ws_url, "bob", Some(tls.clone())).await;
+    let mut bob_ws = Ws::connect_tls(&ws_url, "bob", tls.clone()).await;
     bob_ws.hello(&users[1].1, vec![]).await;
-    let ack = alice_ws.say(room.id, "through nginx").await;
+    let text = format!("through {name}");
+    let ack = alice_ws.say(room.id, &text).await;
     let seen = bob_ws.expect_events(1).await;
     assert_eq!(seen[0].seq, ack.seq);
-    assert_eq!(message_of(&seen[0]).1, "through nginx");
+    assert_eq!(message_of(&seen[0]).1, text);
 
-    // Logins: 127.0.0.4 spends its one token on each node (nginx alternates the nodes)...
-    let mallory = client(&ca, from(4));
-    let login = |name: &str| json!({"username": name, "password": PASSWORD});
+    // Logins: 127.0.0.4 spends its one token on each node (the proxy alternates the nodes)...
+    let mallory = client(ca, from(4));
+    let login = |user: &str| json!({"username": user, "password": PASSWORD});
     let url = format!("{base}/api/v1/login");
     let mut answers = Vec::new();
     for _ in 0..4 {
         answers.push(post(&mallory, &url, login(&users[0].0), None).await.0);
     }
     assert_eq!(answers, [200, 200, 429, 429], "two nodes, one token each");
-    // ...writing another address into X-Forwarded-For does not help (nginx appends the real one)...
+    // ...writing another address into X-Forwarded-For does not help (the proxy appends or sets
+    // the real one)...
     for _ in 0..2 {
         let (status, body) = post(&mallory, &url, login(&users[0].0), Some("198.51.100.9")).await;
         assert_eq!(status, 429, "spoofed X-Forwarded-For was believed: {body}");
     }
-    // ...and another client behind the same nginx is not affected.
-    let carol = client(&ca, from(5));
+    // ...and another client behind the same proxy is not affected.
+    let carol = client(ca, from(5));
     let (status, body) = post(&carol, &url, login(&users[0].0), None).await;
     assert_eq!(status, 200, "{body}");
 
-    let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+    // Every request reaches the node with the proxy's own request id (the node logs it and
+    // answers with it), not one the client made up.
+    for _ in 0..2 {
+        let resp = carol
+            .get(format!("{base}/healthz"))
+            .header("x-request-id", "made-up-by-the-client")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let id = resp
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(
+            request_id(id),
+            "x-request-id {id:?} is not {name}'s request id"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_behind_nginx() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("nginx test CA");
+    let (cert, key) = ca.issue(&["127.0.0.1"]).write(dir.path());
+    let redis = Arc::new(RedisServer::start().await);
+    let n1 = TestServer::start_on_redis(&redis, behind_proxy).await;
+    let n2 = TestServer::start_on_redis(&redis, behind_proxy).await;
+    let tls = TlsFiles {
+        cert: &cert,
+        key: &key,
+    };
+    let nginx = testkit::proxy::nginx(dir.path(), Some(tls), &[n1.addr, n2.addr])
+        .await
+        .unwrap();
+    let base = format!("https://{}", nginx.addr);
+    // nginx's $request_id: 32 hex digits.
+    let nginx_id = |id: &str| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    through_proxy("nginx", &base, Some(&ca), [&n1, &n2], nginx_id).await;
+    let log = nginx.log();
     assert!(!log.contains("[emerg]"), "{log}");
-    drop(nginx);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_behind_caddy() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Arc::new(RedisServer::start().await);
+    let n1 = TestServer::start_on_redis(&redis, behind_proxy).await;
+    let n2 = TestServer::start_on_redis(&redis, behind_proxy).await;
+    let caddy = testkit::proxy::caddy(dir.path(), &[n1.addr, n2.addr])
+        .await
+        .unwrap();
+    let base = format!("http://{}", caddy.addr);
+    // Caddy's {http.request.uuid}: a UUID.
+    let caddy_id = |id: &str| {
+        id.len() == 36
+            && id.split('-').map(str::len).eq([8, 4, 4, 4, 12])
+            && id.bytes().all(|b| b == b'-' || b.is_ascii_hexdigit())
+    };
+    through_proxy("caddy", &base, None, [&n1, &n2], caddy_id).await;
+    let log = caddy.log();
+    assert!(!log.contains("\"level\":\"error\""), "{log}");
 }

@@ -51,6 +51,8 @@ async fn measure(backend: Backend, rooms: usize) -> Measured {
         body: "spam".into(),
         edited_ts: None,
         deleted: false,
+        reply_to: None,
+        reactions: Vec::new(),
     })
     .unwrap();
     for i in 0..rooms {
@@ -76,6 +78,7 @@ async fn measure(backend: Backend, rooms: usize) -> Measured {
             sender: spammer.id,
             client_id: "spam",
             event_json: &event,
+            reply_to: None,
         };
         let retention = Retention {
             max_events: 0,

@@ -1,5 +1,6 @@
 //! Built-in TLS: https and wss with a certificate from a CA made in the test, and renewed
-//! certificates picked up without a restart (the reload function, and SIGHUP to the binary).
+//! certificates picked up without a restart (the reload function, SIGHUP to the binary, and the
+//! file watch).
 
 mod common;
 
@@ -13,7 +14,8 @@ use tokio::time::Instant;
 
 common::backend_tests!(
     https_and_wss_with_a_private_ca,
-    renewed_certificate_is_served_after_reload
+    renewed_certificate_is_served_after_reload,
+    renewed_certificate_files_are_picked_up_without_a_signal,
 );
 
 /// The leaf certificate a new TLS connection to `addr` is shown (verified against `ca`).
@@ -135,6 +137,71 @@ async fn renewed_certificate_is_served_after_reload(backend: Backend) {
         "{err}"
     );
     assert_eq!(served_cert(server.addr, &ca).await, renewed.der);
+    server
+        .api()
+        .login(&alice.name, PASSWORD, None)
+        .await
+        .unwrap();
+}
+
+/// Waits (at most 20 s) until the server counts `refused` refused reloads.
+async fn wait_refused(server: &TestServer, refused: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.running().tls_reloads().unwrap().refused < refused {
+        assert!(
+            Instant::now() < deadline,
+            "the file watch did not look at the broken pair within 20 s: {:?}",
+            server.running().tls_reloads()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Replaces `name` in `dir` the way renewal tools do: a new file renamed over the old one.
+fn replace(dir: &std::path::Path, name: &str, contents: &str) {
+    let tmp = dir.join(format!("{name}.new"));
+    std::fs::write(&tmp, contents).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+/// The file watch (`tls_watch_secs`): a renewal written over the files is served without
+/// SIGHUP; a broken pair written first keeps the old certificate (and is counted as refused).
+async fn renewed_certificate_files_are_picked_up_without_a_signal(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("chat test CA");
+    let server = TestServer::start_tls(backend, &ca, dir.path(), |c| c.tls_watch_secs = 1).await;
+    let first = served_cert(server.addr, &ca).await;
+    assert_eq!(server.running().tls_reloads().unwrap().refused, 0);
+
+    // A broken renewal: the key of another certificate. Once the watch has looked at it, the
+    // old certificate is still served.
+    let other = ca.issue(&["127.0.0.1"]);
+    replace(dir.path(), "key.pem", &other.key_pem);
+    wait_refused(&server, 1).await;
+    assert_eq!(served_cert(server.addr, &ca).await, first);
+    // Garbage in the certificate file: the same.
+    replace(dir.path(), "cert.pem", "not a certificate");
+    wait_refused(&server, 2).await;
+    assert_eq!(served_cert(server.addr, &ca).await, first);
+
+    // The real renewal, certificate then key, each replaced by rename: served once the watch
+    // has seen both (a check between the two sees a mismatched pair and keeps the old one).
+    let renewed = ca.issue(&["127.0.0.1"]);
+    assert_ne!(renewed.der, first);
+    replace(dir.path(), "cert.pem", &renewed.cert_pem);
+    replace(dir.path(), "key.pem", &renewed.key_pem);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while served_cert(server.addr, &ca).await != renewed.der {
+        assert!(
+            Instant::now() < deadline,
+            "still the old certificate 20 s after the files were replaced: {:?}",
+            server.running().tls_reloads()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(server.running().tls_reloads().unwrap().reloaded >= 1);
+    // Serving goes on over the new certificate.
+    let alice = server.user("alice").await;
     server
         .api()
         .login(&alice.name, PASSWORD, None)

@@ -248,6 +248,7 @@ async fn same_client_id_through_both_nodes_is_one_message() {
             room: room.id,
             id: id.clone(),
             body: "race".into(),
+            reply_to: None,
         };
         tokio::join!(a1.send_frame(&frame), a2.send_frame(&frame));
         let (x, y) = tokio::join!(a1.await_ack(room.id, &id), a2.await_ack(room.id, &id));
@@ -342,6 +343,7 @@ async fn send_all(ws: &mut Ws, room: protocol::RoomId, ids: &[String]) {
             room,
             id: id.clone(),
             body: format!("body of {id}"),
+            reply_to: None,
         })
         .await;
     }

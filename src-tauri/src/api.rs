@@ -3,9 +3,10 @@
 //! [`Error::Unreachable`].
 
 use crate::error::{Error, Result};
+use crate::tls::{Fingerprint, Refusal, Tls};
 use protocol::rest::{
-    AuthResponse, CreateRoom, Credentials, HistoryPage, Member, OpenDm, Room, User, UserPublic,
-    Visibility,
+    AuthResponse, ChangePassword, CreateRoom, Credentials, HistoryPage, Member, OpenDm, Room,
+    SessionInfo, User, UserPublic, Visibility,
 };
 use protocol::{ErrorBody, ErrorCode, RoomId, UserId};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
@@ -22,6 +23,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Api {
     http: reqwest::Client,
     base: Url,
+    /// For https: the trust shared with the socket.
+    tls: Option<Tls>,
+    pin: Option<Fingerprint>,
 }
 
 /// Checks and normalizes a server URL typed by the user: http(s), a host, no query; the path
@@ -34,17 +38,40 @@ pub fn parse_server_url(input: &str) -> Result<Url> {
             "the server URL must start with http:// or https://".into(),
         ));
     }
-    if url.host_str().is_none_or(str::is_empty) {
+    let Some(host) = url.host_str().filter(|h| !h.is_empty()).map(str::to_owned) else {
         return Err(Error::BadUrl("the server URL has no host".into()));
-    }
+    };
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
         return Err(Error::BadUrl(
             "the server URL must not contain a query, fragment or user name".into(),
         ));
     }
+    if url.scheme() == "http" && !is_loopback(&host) {
+        return Err(Error::InsecureUrl(format!(
+            "Refusing http://{host}: over plain http the password and the session token would \
+             cross the network unencrypted. Use https://{host} instead. If the server does not \
+             answer on https, its operator must enable TLS (tls_cert and tls_key in the server's \
+             configuration, or a reverse proxy such as nginx or Caddy in front of it). Plain \
+             http is allowed only for a server on this computer (localhost)."
+        )));
+    }
     let path = url.path().trim_end_matches('/').to_owned();
     url.set_path(&path);
     Ok(url)
+}
+
+/// This machine: `localhost`, 127.0.0.0/8, `[::1]` (a URL's host as `Url::host_str` gives it).
+fn is_loopback(host: &str) -> bool {
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    }
+    if let Ok(v4) = host.parse::<std::net::Ipv4Addr>() {
+        return v4.is_loopback();
+    }
+    let name = host.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost" || name.ends_with(".localhost")
 }
 
 /// The server URL as stored and shown: no trailing slash.
@@ -53,14 +80,48 @@ pub fn display_url(url: &Url) -> String {
 }
 
 impl Api {
-    pub fn new(base: Url) -> Result<Api> {
-        let http = reqwest::Client::builder()
+    /// A client for `base`; over https it trusts the bundled and OS roots and `pin` (the
+    /// SHA-256 of a certificate the user accepted for this server).
+    pub fn new(base: Url, pin: Option<Fingerprint>) -> Result<Api> {
+        let mut builder = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
-            .user_agent(concat!("chat-desktop/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("chat-desktop/", env!("CARGO_PKG_VERSION")));
+        let tls = if base.scheme() == "https" {
+            let tls = Tls::new(pin).map_err(Error::Unreachable)?;
+            builder = builder.use_preconfigured_tls((*tls.config()).clone());
+            Some(tls)
+        } else {
+            None
+        };
+        let http = builder
             .build()
             .map_err(|e| Error::Unreachable(format!("cannot set up HTTP: {e}")))?;
-        Ok(Api { http, base })
+        Ok(Api {
+            http,
+            base,
+            tls,
+            pin,
+        })
+    }
+
+    /// The TLS trust of this server (https only), shared with the socket.
+    pub fn tls(&self) -> Option<&Tls> {
+        self.tls.as_ref()
+    }
+
+    /// The certificate pinned for this server.
+    pub fn pin(&self) -> Option<Fingerprint> {
+        self.pin
+    }
+
+    /// A transport failure caused by the server's certificate becomes the typed error.
+    fn certificate_error(&self, e: Error) -> Error {
+        match self.tls.as_ref().and_then(Tls::refusal) {
+            Some(Refusal::Untrusted(cert)) => Error::UntrustedCertificate(cert),
+            Some(Refusal::Changed(cert)) => Error::CertificateChanged(cert),
+            None => e,
+        }
     }
 
     pub fn base(&self) -> &Url {
@@ -87,17 +148,23 @@ impl Api {
     }
 
     fn request(&self, method: Method, path: &str, token: Option<&str>) -> Result<RequestBuilder> {
-        let builder = self.http.request(method, self.url(path)?);
-        Ok(match token {
+        Ok(self.request_url(method, self.url(path)?, token))
+    }
+
+    fn request_url(&self, method: Method, url: Url, token: Option<&str>) -> RequestBuilder {
+        let builder = self.http.request(method, url);
+        match token {
             Some(token) => builder.bearer_auth(token),
             None => builder,
-        })
+        }
     }
 
     /// Checks that a chat server answers at the base URL: an unauthenticated `GET /api/v1/me`
     /// must be refused with the protocol's `unauthorized` error body.
     pub async fn probe(&self) -> Result<()> {
-        let response = send(self.request(Method::GET, "api/v1/me", None)?).await?;
+        let response = send(self.request(Method::GET, "api/v1/me", None)?)
+            .await
+            .map_err(|e| self.certificate_error(e))?;
         let status = response.status();
         let body = response.bytes().await.map_err(transport)?;
         match serde_json::from_slice::<ErrorBody>(&body) {
@@ -130,6 +197,38 @@ impl Api {
     /// Revokes the session of `token`.
     pub async fn logout(&self, token: &str) -> Result<()> {
         empty(self.request(Method::POST, "api/v1/logout", Some(token))?).await
+    }
+
+    /// Revokes every session of the account, this one included.
+    pub async fn logout_all(&self, token: &str) -> Result<()> {
+        empty(self.request(Method::POST, "api/v1/logout/all", Some(token))?).await
+    }
+
+    /// The account's live sessions, oldest first.
+    pub async fn sessions(&self, token: &str) -> Result<Vec<SessionInfo>> {
+        json(self.request(Method::GET, "api/v1/sessions", Some(token))?).await
+    }
+
+    /// Revokes one session of the account.
+    pub async fn revoke_session(&self, token: &str, id: &str) -> Result<()> {
+        let mut url = self.url("api/v1/sessions")?;
+        url.path_segments_mut()
+            .map_err(|()| Error::BadUrl("the server URL cannot have a path".into()))?
+            .push(id);
+        empty(self.request_url(Method::DELETE, url, Some(token))).await
+    }
+
+    /// Changes the password (`current` must be right); the server revokes every other session.
+    pub async fn change_password(&self, token: &str, current: &str, new: &str) -> Result<()> {
+        let body = ChangePassword {
+            current: current.to_owned(),
+            new: new.to_owned(),
+        };
+        empty(
+            self.request(Method::POST, "api/v1/password", Some(token))?
+                .json(&body),
+        )
+        .await
     }
 
     pub async fn me(&self, token: &str) -> Result<User> {
@@ -322,14 +421,32 @@ mod tests {
             url.as_ref().map(display_url).as_deref(),
             Some("https://chat.example.org")
         );
-        let api = url.and_then(|u| Api::new(u).ok());
+        let api = url.and_then(|u| Api::new(u, None).ok());
         let ws = api.and_then(|a| a.ws_url().ok()).map(|u| u.to_string());
         assert_eq!(ws.as_deref(), Some("wss://chat.example.org/ws"));
 
-        let prefixed = parse_server_url("http://10.0.0.1:8080/chat/").ok();
-        let api = prefixed.and_then(|u| Api::new(u).ok());
+        let prefixed = parse_server_url("http://127.0.0.1:8080/chat/").ok();
+        let api = prefixed.and_then(|u| Api::new(u, None).ok());
         let ws = api.and_then(|a| a.ws_url().ok()).map(|u| u.to_string());
-        assert_eq!(ws.as_deref(), Some("ws://10.0.0.1:8080/chat/ws"));
+        assert_eq!(ws.as_deref(), Some("ws://127.0.0.1:8080/chat/ws"));
+
+        for ok in [
+            "http://localhost:8080",
+            "http://127.1.2.3",
+            "http://[::1]:8080",
+        ] {
+            assert!(parse_server_url(ok).is_ok(), "{ok}");
+        }
+        for insecure in [
+            "http://10.0.0.1:8080",
+            "http://chat.example.com",
+            "http://[fe80::1]",
+        ] {
+            assert!(
+                matches!(parse_server_url(insecure), Err(Error::InsecureUrl(_))),
+                "{insecure}"
+            );
+        }
 
         for bad in ["ftp://x", "not a url", "http://x/?a=1", "file:///etc"] {
             assert!(

@@ -568,6 +568,7 @@ impl Cache {
                 body,
                 edited_ts,
                 deleted,
+                ..
             } => {
                 let inserted = upsert_message(
                     &mut tx,
@@ -709,6 +710,11 @@ impl Cache {
                 }
                 changes.rooms_changed = true;
             }
+            // Reactions and kinds this client does not show yet (issue 13): the seq still
+            // counts as synced below.
+            EventBody::ReactionAdded { .. }
+            | EventBody::ReactionRemoved { .. }
+            | EventBody::Unknown => {}
         }
         sqlx::query(
             "UPDATE rooms SET synced_seq = ?2, last_seq = max(last_seq, ?2), \
@@ -750,6 +756,7 @@ impl Cache {
                 body,
                 edited_ts,
                 deleted,
+                ..
             } = &event.event
             {
                 upsert_message(
@@ -1466,6 +1473,8 @@ mod tests {
                 body: body.to_owned(),
                 edited_ts: None,
                 deleted: false,
+                reply_to: None,
+                reactions: Vec::new(),
             },
         }
     }

@@ -24,6 +24,8 @@
 //! then. The next `hello` resumes from what the handler applied, so nothing is applied twice
 //! or skipped.
 
+use crate::error::Error;
+use crate::tls::{Refusal, Tls};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use protocol::ipc::ConnectionState;
 use protocol::ws::ClientFrame;
@@ -178,10 +180,11 @@ pub trait Connector: Send + Sync + 'static {
     fn connect(&self) -> impl Future<Output = Result<Self::Socket, String>> + Send;
 }
 
-/// Connects to a `ws://` or `wss://` URL (rustls with the webpki roots).
+/// Connects to a `ws://` or `wss://` URL; for wss with the same trust as REST ([`Tls`]).
 #[derive(Debug, Clone)]
 pub struct WsConnector {
     pub url: String,
+    pub tls: Option<Tls>,
 }
 
 impl Connector for WsConnector {
@@ -190,10 +193,18 @@ impl Connector for WsConnector {
     >;
 
     async fn connect(&self) -> Result<Self::Socket, String> {
-        tokio_tungstenite::connect_async(self.url.as_str())
+        let connector = self
+            .tls
+            .as_ref()
+            .map(|tls| tokio_tungstenite::Connector::Rustls(tls.config()));
+        tokio_tungstenite::connect_async_tls_with_config(self.url.as_str(), None, false, connector)
             .await
             .map(|(socket, _response)| socket)
-            .map_err(|e| describe(&e))
+            .map_err(|e| match self.tls.as_ref().and_then(Tls::refusal) {
+                Some(Refusal::Changed(cert)) => Error::CertificateChanged(cert).to_string(),
+                Some(Refusal::Untrusted(cert)) => Error::UntrustedCertificate(cert).to_string(),
+                None => describe(&e),
+            })
     }
 }
 

@@ -3,7 +3,7 @@
 //! Infrastructure failures (SQLite, keychain) are logged in full and reach the UI as a short
 //! message only.
 
-use protocol::ipc::{AppError, AppErrorCode};
+use protocol::ipc::{AppError, AppErrorCode, CertificateView};
 use protocol::{ErrorBody, ErrorCode};
 use serde::{Serialize, Serializer};
 
@@ -13,6 +13,15 @@ pub enum Error {
     /// The server URL is not a usable http(s) URL.
     #[error("{0}")]
     BadUrl(String),
+    /// `http://` to a host that is not loopback.
+    #[error("{0}")]
+    InsecureUrl(String),
+    /// The server's certificate is not trusted here; the user may trust it.
+    #[error("the server's certificate is not trusted by this computer (SHA-256 {})", .0.sha256)]
+    UntrustedCertificate(CertificateView),
+    /// The server presented another certificate than the one trusted for it.
+    #[error("the server's certificate changed (now SHA-256 {}); refusing to connect: this may be someone else posing as the server. If the operator replaced the certificate, confirm its fingerprint with them", .0.sha256)]
+    CertificateChanged(CertificateView),
     /// Nothing (or no chat server) answered: offline, wrong address, TLS failure, timeout.
     #[error("cannot reach the chat server: {0}")]
     Unreachable(String),
@@ -66,6 +75,21 @@ impl Error {
     pub fn to_app_error(&self) -> AppError {
         let (code, message) = match self {
             Error::BadUrl(_) => (AppErrorCode::BadUrl, self.to_string()),
+            Error::InsecureUrl(_) => (AppErrorCode::InsecureUrl, self.to_string()),
+            Error::UntrustedCertificate(cert) => {
+                return AppError {
+                    code: AppErrorCode::UntrustedCertificate,
+                    message: self.to_string(),
+                    certificate: Some(cert.clone()),
+                }
+            }
+            Error::CertificateChanged(cert) => {
+                return AppError {
+                    code: AppErrorCode::CertificateChanged,
+                    message: self.to_string(),
+                    certificate: Some(cert.clone()),
+                }
+            }
             Error::Unreachable(_) | Error::Protocol(_) => {
                 (AppErrorCode::ServerUnreachable, self.to_string())
             }
@@ -87,7 +111,11 @@ impl Error {
             }
             Error::Invalid(_) => (AppErrorCode::Invalid, self.to_string()),
         };
-        AppError { code, message }
+        AppError {
+            code,
+            message,
+            certificate: None,
+        }
     }
 }
 

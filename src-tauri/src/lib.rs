@@ -16,6 +16,7 @@ pub mod connection;
 pub mod credentials;
 pub mod error;
 pub mod outbox;
+pub mod tls;
 
 pub use backend::{Backend, EventSink, Options};
 pub use error::{Error, Result};

@@ -46,6 +46,7 @@ fn frame(entry: &OutboxEntry) -> ClientFrame {
         room: entry.room_id(),
         id: entry.client_id.clone(),
         body: entry.body.clone(),
+        reply_to: None,
     }
 }
 

@@ -30,7 +30,7 @@
 
 mod common;
 
-use common::{Redis, Server, PASSWORD};
+use common::{Redis, Server, TestCa, PASSWORD};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::{SinkExt, StreamExt};
@@ -217,6 +217,29 @@ async fn scenario(app: &Path) {
             d.server_input.then_some(())
         })
         .await;
+    // A server behind TLS with a certificate from a CA this computer does not know: the app
+    // shows the certificate (fingerprint, subject, issuer) and asks; cancel and use the other.
+    let private_ca = TestCa::new("Example Corp Internal CA");
+    let tls = Server::start_tls(&redis, &private_ca).await;
+    window.type_into("#server-url", &tls.url()).await;
+    window.click("form button[type=submit]").await;
+    let shown = window
+        .wait("the untrusted-certificate prompt", UI_WAIT, |d| {
+            d.cert_sha256.clone()
+        })
+        .await;
+    assert_eq!(Some(shown), tls.cert_sha256.clone());
+    window.shot("00-untrusted-certificate").await;
+    window
+        .click_xpath("//button[normalize-space()='Cancel']")
+        .await;
+    window
+        .wait("the server screen again", UI_WAIT, |d| {
+            d.server_input.then_some(())
+        })
+        .await;
+    window.clear("#server-url").await;
+    drop(tls);
     window.type_into("#server-url", &server.url()).await;
     window.shot("01-server-url").await;
     window.click("form button[type=submit]").await;
@@ -253,6 +276,54 @@ async fn scenario(app: &Path) {
         .await;
     window.shot("03-main-empty").await;
     assert_token_in_keychain(&server.url(), &alice).await;
+
+    // Account and security: alice is also signed in on her phone; the list shows both, this
+    // device marked; she ends the phone's session; a wrong current password is refused.
+    let phone = login_from(&server, &alice, "Phone (Android)").await;
+    window.click("button[aria-label='Settings']").await;
+    window.click("#open-account").await;
+    window
+        .wait("both sessions listed", UI_WAIT, |d| {
+            (d.dialog.as_deref() == Some("Account and security")
+                && d.sessions.len() == 2
+                && d.sessions.iter().filter(|s| s.current).count() == 1)
+                .then_some(())
+        })
+        .await;
+    window.shot("03b-sessions").await;
+    window
+        .click(&format!(
+            ".session-row[data-session='{phone}'] .end-session"
+        ))
+        .await;
+    window
+        .wait("only this device left", UI_WAIT, |d| {
+            (d.sessions.len() == 1 && d.sessions[0].current).then_some(())
+        })
+        .await;
+    window
+        .type_into("#current-password", "not my password")
+        .await;
+    window
+        .type_into("#new-password", "a brand new passphrase")
+        .await;
+    window
+        .type_into("#confirm-password", "a brand new passphrase")
+        .await;
+    window.click(".password-form button[type=submit]").await;
+    window
+        .wait("the wrong-password error", UI_WAIT, |d| {
+            (d.password_error.as_deref() == Some("Your current password is not right."))
+                .then_some(())
+        })
+        .await;
+    window.shot("03c-change-password").await;
+    window.click(".modal button[aria-label='Close']").await;
+    window
+        .wait("the dialog closed", UI_WAIT, |d| {
+            d.dialog.is_none().then_some(())
+        })
+        .await;
 
     // b) A public room; bob joins it and talks; alice answers with Enter.
     window.click("button[aria-label='Create a room']").await;
@@ -646,6 +717,37 @@ async fn scenario(app: &Path) {
     ));
 }
 
+/// Logs `username` in from another device named `device`; returns that session's id.
+async fn login_from(server: &Server, username: &str, device: &str) -> String {
+    let http = server.client();
+    let auth: serde_json::Value = http
+        .post(format!("{}/api/v1/login", server.url()))
+        .json(&serde_json::json!({"username": username, "password": PASSWORD, "device": device}))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .unwrap_or_else(|e| panic!("login from {device}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("login answer: {e}"));
+    let token = auth["token"].as_str().unwrap_or_default().to_owned();
+    let sessions: Vec<protocol::rest::SessionInfo> = http
+        .get(format!("{}/api/v1/sessions", server.url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .unwrap_or_else(|e| panic!("sessions: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("sessions answer: {e}"));
+    sessions
+        .into_iter()
+        .find(|s| s.current)
+        .map(|s| s.id)
+        .unwrap_or_else(|| panic!("no current session"))
+}
+
 /// The app keeps the session token in the Secret Service (the throwaway keyring of this run),
 /// under the server and username.
 /// Markdown (issue 13): alice sends a message with a list, a code block, links and raw HTML;
@@ -781,6 +883,26 @@ async fn formatting_and_links(
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(read_opened(home), [bare], "nothing else was opened");
+
+    // Emoji shortcodes: `:thu` lists matches, Enter takes the first; a typed closing colon
+    // completes a known one at once.
+    window.type_into("#composer", ":thu").await;
+    window
+        .wait("the emoji suggestions", UI_WAIT, |d| {
+            (d.emoji_suggestions.first().map(String::as_str) == Some(":thumbsup:")).then_some(())
+        })
+        .await;
+    window.shot("04d-emoji-suggestions").await;
+    window.type_into("#composer", &Key::Enter.to_string()).await;
+    window.type_into("#composer", " see you :tada:").await;
+    window
+        .wait("the shortcodes replaced", UI_WAIT, |d| {
+            (d.composer_text.as_deref() == Some("👍 see you 🎉") && d.emoji_suggestions.is_empty())
+                .then_some(())
+        })
+        .await;
+    window.type_into("#composer", &Key::Enter.to_string()).await;
+    bob.wait_message(room, "👍 see you 🎉", UI_WAIT).await;
 }
 
 async fn assert_token_in_keychain(server_url: &str, username: &str) {
@@ -1104,6 +1226,8 @@ struct Dom {
     no_rooms_hint: bool,
     dialog: Option<String>,
     dialog_text: Option<String>,
+    /// The composer's emoji shortcode suggestions, as shown (`:thumbsup:`).
+    emoji_suggestions: Vec<String>,
     chat_title: Option<String>,
     chat_subtitle: Option<String>,
     composer: bool,
@@ -1121,11 +1245,23 @@ struct Dom {
     unsent_warning: Option<String>,
     /// The settings dialog's "Start minimized" switch is on.
     start_minimized: bool,
+    /// The untrusted-certificate prompt's fingerprint.
+    cert_sha256: Option<String>,
+    /// The account dialog's session list.
+    sessions: Vec<DomSession>,
+    /// The change-password form's error under the current password.
+    password_error: Option<String>,
     typing: Option<String>,
     messages: Vec<DomMessage>,
     rooms: Vec<DomRoom>,
     members: Vec<DomMember>,
     alerts: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct DomSession {
+    current: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1180,6 +1316,9 @@ const text = (sel, root) => {
 const composer = document.querySelector('#composer');
 return {
   server_input: !!document.querySelector('#server-url'),
+  cert_sha256: text('#cert-sha256'),
+  sessions: all('.session-row').map(r => ({ current: r.classList.contains('current') })),
+  password_error: text('#current-password-error') || null,
   username_input: !!document.querySelector('#username'),
   card_title: text('.auth-card h1'),
   me: text('.me-name'),
@@ -1188,6 +1327,7 @@ return {
   no_rooms_hint: all('.room-list .empty-hint').some(e => e.textContent.includes('not in any rooms')),
   dialog: text('.modal #modal-title'),
   dialog_text: text('.modal .modal-body'),
+  emoji_suggestions: all('.emoji-suggestion .shortcode').map(e => e.textContent),
   chat_title: text('.chat-title h1'),
   chat_subtitle: text('.chat-subtitle'),
   composer: !!composer,
@@ -1357,6 +1497,14 @@ impl Window {
             },
             Err(_) => note(&format!("no {xpath} to click")),
         }
+    }
+
+    async fn clear(&self, css: &str) {
+        let element = self.find(Locator::Css(css), css).await;
+        element
+            .clear()
+            .await
+            .unwrap_or_else(|e| panic!("cannot clear {css}: {e}"));
     }
 
     async fn type_into(&self, css: &str, text: &str) {
@@ -1655,6 +1803,7 @@ impl Bob {
             room,
             id: id.clone(),
             body: body.to_owned(),
+            reply_to: None,
         });
         self.wait_frame("the ack of bob's message", UI_WAIT, |f| match f {
             ServerFrame::Ack(ack) if ack.id == id => Some(()),

@@ -3,11 +3,13 @@
 //! Redis running beforehand and behaves the same in CI and on a developer's machine.
 //!
 //! [`RedisServer::start_tls`] starts one that speaks only TLS and has an ACL user, and
-//! [`tls::TestCa`] makes the certificates.
+//! [`tls::TestCa`] makes the certificates. [`proxy`] runs Debian's nginx and caddy with the
+//! shipped `deploy/` configurations in front of nodes.
 //!
 //! The fault harness (`faults/`) and the benchmark (`bench/`) manage their own Redis
 //! processes: they restart them at the same port, with persistence, and kill them mid-run.
 
+pub mod proxy;
 pub mod tls;
 
 use std::net::TcpListener;

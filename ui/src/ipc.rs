@@ -7,10 +7,10 @@
 //! an [`Error`].
 
 use protocol::ipc::{
-    AppError, AppErrorCode, AppEvent, Command, MemberView, MessagePage, MessageView, RoomView,
-    SearchHit, Settings, Snapshot, UserView,
+    AppError, AppErrorCode, AppEvent, CertificateView, Command, MemberView, MessagePage,
+    MessageView, RoomView, SearchHit, Settings, Snapshot, UserView,
 };
-use protocol::rest::{Room, User, Visibility};
+use protocol::rest::{Room, SessionInfo, User, Visibility};
 use protocol::{ErrorCode, RoomId, UserId};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -48,6 +48,14 @@ impl Error {
         }
     }
 
+    /// The server's certificate, when it was not trusted or changed.
+    pub fn certificate(&self) -> Option<&CertificateView> {
+        match self {
+            Error::App(e) => e.certificate.as_ref(),
+            Error::Bridge(_) => None,
+        }
+    }
+
     /// The server's code, when the server refused.
     pub fn server_code(&self) -> Option<ErrorCode> {
         match self.code() {
@@ -67,6 +75,13 @@ impl Error {
                 Some("No chat server answered at that address. Check the URL and your connection.")
             }
             Some(AppErrorCode::NotLoggedIn) => Some("You are not logged in."),
+            Some(AppErrorCode::UntrustedCertificate) => {
+                Some("This computer does not trust the server's certificate.")
+            }
+            Some(AppErrorCode::CertificateChanged) => Some(
+                "The server's certificate changed since you trusted it. Not connecting: someone \
+                 may be posing as the server. Check with its operator.",
+            ),
             Some(AppErrorCode::Storage) => Some("The local message cache failed."),
             Some(AppErrorCode::Keychain) => {
                 Some("The system keychain could not be used to keep your session.")
@@ -82,9 +97,12 @@ impl Error {
                 ErrorCode::DirectRoom => Some("That does not apply to direct messages."),
                 ErrorCode::MessageDeleted => Some("That message was deleted."),
                 ErrorCode::NotAuthor => Some("You can only change your own messages."),
+                ErrorCode::WrongPassword => Some("Your current password is not right."),
+                ErrorCode::SessionNotFound => Some("That session has already ended."),
                 _ => None,
             },
-            Some(AppErrorCode::Invalid) | None => None,
+            // The backend says why and what the operator should do.
+            Some(AppErrorCode::Invalid | AppErrorCode::InsecureUrl) | None => None,
         };
         match (fixed, self) {
             (Some(text), _) => text.to_string(),
@@ -174,6 +192,11 @@ pub async fn set_server(url: String) -> Result<()> {
     call_unit(Command::SetServer { url }).await
 }
 
+/// Chooses the server, trusting its certificate with this fingerprint.
+pub async fn trust_certificate(url: String, sha256: String) -> Result<()> {
+    call_unit(Command::TrustCertificate { url, sha256 }).await
+}
+
 pub async fn register(username: String, password: String) -> Result<User> {
     call(Command::Register { username, password }).await
 }
@@ -184,6 +207,26 @@ pub async fn login(username: String, password: String) -> Result<User> {
 
 pub async fn logout() -> Result<()> {
     call_unit(Command::Logout).await
+}
+
+/// The account's live sessions (`current`: this device's).
+pub async fn sessions() -> Result<Vec<SessionInfo>> {
+    call(Command::Sessions).await
+}
+
+/// Ends one session of the account (this device's own: a logout).
+pub async fn end_session(id: String) -> Result<()> {
+    call_unit(Command::EndSession { id }).await
+}
+
+/// Changes the password; the other devices are signed out.
+pub async fn change_password(current: String, new: String) -> Result<()> {
+    call_unit(Command::ChangePassword { current, new }).await
+}
+
+/// Signs every device of the account out, this one included.
+pub async fn logout_everywhere() -> Result<()> {
+    call_unit(Command::LogoutEverywhere).await
 }
 
 /// Messages not sent yet (logging out would drop them).
@@ -405,11 +448,13 @@ mod tests {
         let err = Error::App(AppError {
             code: AppErrorCode::Server(ErrorCode::InvalidCredentials),
             message: "invalid credentials".into(),
+            certificate: None,
         });
         assert_eq!(err.user_message(), "Wrong username or password.");
         let err = Error::App(AppError {
             code: AppErrorCode::Server(ErrorCode::InvalidUsername),
             message: "username must be 3 to 32 characters".into(),
+            certificate: None,
         });
         assert_eq!(err.user_message(), "Username must be 3 to 32 characters");
     }

@@ -13,6 +13,7 @@ pub mod format;
 pub mod ipc;
 pub mod rows;
 pub mod search;
+pub mod shortcodes;
 pub mod state;
 
 /// Mounts the app on the page's `<body>`.

@@ -36,6 +36,8 @@ pub enum Dialog {
     BrowseRooms,
     NewDm,
     Settings,
+    /// Sessions, password, sign out everywhere.
+    Account,
     LeaveRoom(RoomId),
 }
 

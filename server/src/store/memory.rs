@@ -427,6 +427,12 @@ impl MemoryStore {
                     return Err(super::blocked_error().into());
                 }
             }
+            if let Some(target) = msg.reply_to {
+                s.rooms
+                    .get_mut(&msg.room)
+                    .ok_or_else(ApiError::not_a_member)?
+                    .message(target)?;
+            }
             let seq = s.append(msg.room, msg.event_json, now, None)?;
             let ts = s
                 .rooms
@@ -466,6 +472,7 @@ impl MemoryStore {
                 body,
                 edited_ts,
                 deleted,
+                reactions,
                 ..
             } = &mut event.event
             else {
@@ -493,6 +500,7 @@ impl MemoryStore {
                     body.clear();
                     *deleted = true;
                     *edited_ts = None;
+                    reactions.clear();
                 }
             }
             let json = serde_json::to_string(&event.event)?;
@@ -735,6 +743,81 @@ impl MemoryStore {
 
     pub async fn room_count(&self, user: UserId) -> StoreResult<u64> {
         self.with(|s| Ok(s.user_rooms.get(&user).map_or(0, |r| r.len() as u64)))
+    }
+}
+
+impl MemRoom {
+    /// The kept, not deleted message at `seq` (`message_not_found`, `message_deleted`).
+    fn message(&mut self, seq: u64) -> StoreResult<&mut (RoomEvent, String)> {
+        let not_found =
+            || ApiError::new(ErrorCode::MessageNotFound, "no such message in this room");
+        let first = self.log.front().map_or(u64::MAX, |(e, _)| e.seq);
+        let index = seq.checked_sub(first).ok_or_else(not_found)? as usize;
+        let entry = self.log.get_mut(index).ok_or_else(not_found)?;
+        match &entry.0.event {
+            EventBody::Message { deleted: true, .. } => {
+                Err(ApiError::new(ErrorCode::MessageDeleted, "the message was deleted").into())
+            }
+            EventBody::Message { .. } => Ok(entry),
+            _ => Err(not_found().into()),
+        }
+    }
+}
+
+// Everyday chat (issue 13).
+impl MemoryStore {
+    pub async fn react(
+        &self,
+        change: super::ReactionChange<'_>,
+        now: i64,
+    ) -> StoreResult<Option<u64>> {
+        self.with(|s| {
+            let room = s
+                .rooms
+                .get_mut(&change.room)
+                .ok_or_else(ApiError::not_a_member)?;
+            if !room.members.contains_key(&change.user) {
+                return Err(ApiError::not_a_member().into());
+            }
+            let (event, frame) = room.message(change.target)?;
+            let EventBody::Message { reactions, .. } = &mut event.event else {
+                return Ok(None);
+            };
+            let found = reactions.iter().position(|r| r.emoji == change.emoji);
+            let mine = |r: &protocol::event::Reaction| r.users.contains(&change.user);
+            match (change.add, found) {
+                (true, Some(i)) if mine(&reactions[i]) => return Ok(None),
+                (false, None) => return Ok(None),
+                (false, Some(i)) if !mine(&reactions[i]) => return Ok(None),
+                (true, found) => {
+                    if reactions.iter().filter(|r| mine(r)).count()
+                        >= protocol::limits::MAX_REACTIONS_PER_USER
+                    {
+                        return Err(super::reactions_full(true).into());
+                    }
+                    match found {
+                        Some(i) => reactions[i].users.push(change.user),
+                        None if reactions.len() >= protocol::limits::MAX_REACTIONS_PER_MESSAGE => {
+                            return Err(super::reactions_full(false).into())
+                        }
+                        None => reactions.push(protocol::event::Reaction {
+                            emoji: change.emoji.to_owned(),
+                            users: vec![change.user],
+                        }),
+                    }
+                }
+                (false, Some(i)) => {
+                    reactions[i].users.retain(|u| *u != change.user);
+                    if reactions[i].users.is_empty() {
+                        reactions.remove(i);
+                    }
+                }
+            }
+            let json = serde_json::to_string(&event.event)?;
+            *frame = bus::event_frame(event.room, event.seq, event.ts, &json);
+            s.append(change.room, change.event_json, now, None)
+                .map(Some)
+        })
     }
 }
 

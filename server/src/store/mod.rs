@@ -132,6 +132,10 @@ pub struct NewMessage<'a> {
     pub client_id: &'a str,
     /// The `event` object (`{"kind":"message",...}`) serialized by the caller.
     pub event_json: &'a str,
+    /// The seq of the message this one replies to: it must be a message of the same room that
+    /// is still kept and not deleted (`message_not_found`, `message_deleted`), checked in the
+    /// same atomic step as the append.
+    pub reply_to: Option<u64>,
 }
 
 /// Edit or delete of message `target` by `sender`.
@@ -146,6 +150,20 @@ pub struct Change<'a> {
     pub event_json: &'a str,
     /// The sender moderates the room (owner, or server admin): may delete others' messages.
     pub moderator: bool,
+}
+
+/// A reaction added or taken back by `user` on message `target` (issue 13).
+#[derive(Debug, Clone)]
+pub struct ReactionChange<'a> {
+    pub room: RoomId,
+    pub target: u64,
+    pub user: UserId,
+    /// Validated and in canonical form (`protocol::validate::emoji`).
+    pub emoji: &'a str,
+    /// Add (`true`) or take back.
+    pub add: bool,
+    /// The `event` object of the `reaction_added` / `reaction_removed` event.
+    pub event_json: &'a str,
 }
 
 /// A membership change to append to a room's log.
@@ -333,6 +351,27 @@ delegate! {
     /// For each `(room, n)`: the newest `n` events of the room, ascending, in one store call
     /// (unread counts of many rooms at connect).
     fn newest_events(&self, rooms: &[(RoomId, usize)]) -> StoreResult<Vec<Vec<String>>>;
+}
+
+// Everyday chat (issue 13).
+delegate! {
+    /// Applies a reaction to message `target` and appends its event; the event's seq, or
+    /// `None` when nothing changed (already there / not there). `not_a_member`,
+    /// `message_not_found`, `message_deleted`, or `limit_reached` when the message has
+    /// `MAX_REACTIONS_PER_MESSAGE` emoji or the user `MAX_REACTIONS_PER_USER` on it.
+    fn react(&self, change: ReactionChange<'_>, now: i64) -> StoreResult<Option<u64>>;
+}
+
+/// The refusal of a reaction beyond the caps of `protocol::limits` (both stores).
+pub(crate) fn reactions_full(per_user: bool) -> crate::error::ApiError {
+    crate::error::ApiError::new(
+        protocol::ErrorCode::LimitReached,
+        if per_user {
+            "you have as many reactions on this message as allowed"
+        } else {
+            "this message has as many different reactions as allowed"
+        },
+    )
 }
 
 impl Store {

@@ -335,7 +335,9 @@ return seq
 });
 
 /// ARGV: room, sender, client id, event, dedupe ttl, max events, max age ms, floor (see
-/// `behind`). Returns "ok seq ts", "dup seq ts", "not_a_member" or "behind".
+/// `behind`), the seq the message replies to ('' for none). Returns "ok seq ts", "dup seq ts",
+/// "behind" or an error code ("not_a_member", "blocked", "message_not_found",
+/// "message_deleted").
 static APPEND_MESSAGE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         lua_common!(),
@@ -351,6 +353,24 @@ if not role then
 end
 -- In a direct room whose other member blocked the sender (see SET_BLOCK).
 if role == 'blocked' then return 'blocked' end
+-- A reply: the original must be a kept, not deleted message of this room. A resend of a reply
+-- accepted before the original was deleted is still a duplicate.
+if ARGV[9] ~= '' then
+  local found = redis.call('ZRANGE', 'room:' .. room .. ':log', ARGV[9], ARGV[9], 'BYSCORE')
+  local problem = 'message_not_found'
+  local at = found[1] and string.find(found[1], ',"event":', 1, true)
+  if at then
+    local ev = cjson.decode(string.sub(found[1], at + 9, -2))
+    if ev.kind == 'message' then
+      problem = ev.deleted == true and 'message_deleted' or nil
+    end
+  end
+  if problem then
+    local prev = redis.call('GET', ddkey)
+    if prev then return 'dup ' .. prev end
+    return problem
+  end
+end
 -- Claims the client id and learns of an earlier send in one command (the hot path makes
 -- 7 calls plus trimming; each call costs Redis about as much as a plain command).
 local seq, ts = next_seq(room)
@@ -413,6 +433,7 @@ if mode == 'delete' then
   ev.body = ''
   ev.deleted = true
   ev.edited_ts = nil
+  ev.reactions = nil
 else
   ev.body = body
   ev.edited_ts = ts
@@ -433,6 +454,65 @@ local seq = append(room, ARGV[6], '')
 if mode ~= 'delete' then
   redis.call('HSET', rkey .. ':edits', target, (edits and (edits .. ' ') or '') .. seq)
 end
+return 'ok ' .. seq
+"#
+    ))
+});
+
+/// ARGV: room, target seq, user, emoji, 'add' | 'remove', event, floor (see `behind`), most
+/// emoji per message, most emoji per user. Returns "ok seq", "same" (nothing to change),
+/// "behind", "full_message", "full_user" or an error code.
+///
+/// The message's `reactions` list is rewritten in place (as an edit rewrites its text), so
+/// history shows the current reactions. cjson would encode an empty list as `{}`: an emoji no
+/// one uses any more is dropped, and so is an empty `reactions`.
+static REACT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        lua_common!(),
+        r#"
+local room, target, user, emoji, mode = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local rkey = 'room:' .. room
+if redis.call('HEXISTS', rkey .. ':m', ARGV[3]) == 0 then return 'not_a_member' end
+if behind(room, ARGV[7]) then return 'behind' end
+local frame = redis.call('ZRANGE', rkey .. ':log', target, target, 'BYSCORE')[1]
+local at = frame and string.find(frame, ',"event":', 1, true)
+if not at then return 'message_not_found' end
+local ev = cjson.decode(string.sub(frame, at + 9, -2))
+if ev.kind ~= 'message' then return 'message_not_found' end
+if ev.deleted == true then return 'message_deleted' end
+local list = ev.reactions or {}
+local found, mine = nil, 0
+for i, r in ipairs(list) do
+  local has = false
+  for _, u in ipairs(r.users) do
+    if u == user then has = true end
+  end
+  if has then mine = mine + 1 end
+  if r.emoji == emoji then found = i end
+  if r.emoji == emoji and has and mode == 'add' then return 'same' end
+  if r.emoji == emoji and not has and mode == 'remove' then return 'same' end
+end
+if mode == 'add' then
+  if mine >= tonumber(ARGV[9]) then return 'full_user' end
+  if found then
+    table.insert(list[found].users, user)
+  elseif #list >= tonumber(ARGV[8]) then
+    return 'full_message'
+  else
+    table.insert(list, {emoji = emoji, users = {user}})
+  end
+else
+  if not found then return 'same' end
+  local users = {}
+  for _, u in ipairs(list[found].users) do
+    if u ~= user then table.insert(users, u) end
+  end
+  if #users == 0 then table.remove(list, found) else list[found].users = users end
+end
+if #list == 0 then ev.reactions = nil else ev.reactions = list end
+redis.call('ZREM', rkey .. ':log', frame)
+redis.call('ZADD', rkey .. ':log', target, string.sub(frame, 1, at + 8) .. cjson.encode(ev) .. '}')
+local seq = append(room, ARGV[6], '')
 return 'ok ' .. seq
 "#
     ))
@@ -1074,6 +1154,7 @@ impl RedisStore {
             .arg(retention.max_events)
             .arg(retention.max_age_ms)
             .arg(self.watch.floor(msg.room.0))
+            .arg(msg.reply_to.map(|seq| seq.to_string()).unwrap_or_default())
             .invoke_async(&mut self.con())
             .await?;
         let mut parts = reply.split(' ');
@@ -1251,6 +1332,43 @@ impl RedisStore {
             .invoke_async(&mut self.con())
             .await?;
         Ok(())
+    }
+}
+
+// Everyday chat (issue 13).
+impl RedisStore {
+    pub async fn react(
+        &self,
+        change: super::ReactionChange<'_>,
+        _now: i64,
+    ) -> StoreResult<Option<u64>> {
+        self.writable()?;
+        let reply: String = REACT
+            .arg(change.room.0)
+            .arg(change.target)
+            .arg(change.user.0)
+            .arg(change.emoji)
+            .arg(if change.add { "add" } else { "remove" })
+            .arg(change.event_json)
+            .arg(self.watch.floor(change.room.0))
+            .arg(protocol::limits::MAX_REACTIONS_PER_MESSAGE)
+            .arg(protocol::limits::MAX_REACTIONS_PER_USER)
+            .invoke_async(&mut self.con())
+            .await?;
+        match reply.split_once(' ') {
+            Some(("ok", seq)) => {
+                let seq = seq.parse().map_err(|_| corrupt("reaction seq"))?;
+                self.watch.note(change.room.0, seq);
+                Ok(Some(seq))
+            }
+            _ => match reply.as_str() {
+                "same" => Ok(None),
+                "behind" => Err(self.behind()),
+                "full_message" => Err(super::reactions_full(false).into()),
+                "full_user" => Err(super::reactions_full(true).into()),
+                other => Err(script_error(other)),
+            },
+        }
     }
 }
 

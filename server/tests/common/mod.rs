@@ -1281,6 +1281,7 @@ impl Ws {
             room,
             id: id.to_string(),
             body: body.to_string(),
+            reply_to: None,
         })
         .await;
         self.await_ack(room, id)

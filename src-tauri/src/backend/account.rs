@@ -6,6 +6,7 @@ use crate::api::{self, Api};
 use crate::connection::{Connection, WsConnector};
 use crate::credentials;
 use crate::error::{Error, Result};
+use crate::tls::Fingerprint;
 use protocol::ipc::{AppEvent, ConnectionState, Snapshot};
 use protocol::rest::{AuthResponse, Credentials, User};
 use protocol::{validate, ErrorCode};
@@ -22,8 +23,23 @@ impl Backend {
         }
     }
 
-    /// Checks that a chat server answers at `url` and remembers it.
+    /// Checks that a chat server answers at `url` and remembers it. Over https, a certificate
+    /// no root vouches for fails with [`Error::UntrustedCertificate`] (unless the user trusted
+    /// it for this server before).
     pub async fn set_server(&self, url: &str) -> Result<()> {
+        self.choose_server(url, None).await
+    }
+
+    /// Like [`Backend::set_server`], trusting the certificate with SHA-256 `sha256` for this
+    /// server (the user checked it); the pin is stored with the server. Another certificate
+    /// fails with [`Error::CertificateChanged`].
+    pub async fn trust_certificate(&self, url: &str, sha256: &str) -> Result<()> {
+        let pin = crate::tls::parse_fingerprint(sha256)
+            .ok_or_else(|| Error::Invalid("not a SHA-256 fingerprint".into()))?;
+        self.choose_server(url, Some(pin)).await
+    }
+
+    async fn choose_server(&self, url: &str, pin: Option<Fingerprint>) -> Result<()> {
         let base = api::parse_server_url(url)?;
         {
             let state = self.inner.lock();
@@ -34,12 +50,26 @@ impl Backend {
                 ));
             }
         }
-        let api = Api::new(base)?;
+        // A certificate trusted for this server before stays trusted (and checked).
+        let cache = &self.inner.cache;
+        let pin_key = key::server_pin(&api::display_url(&base));
+        let pin = match pin {
+            Some(pin) => Some(pin),
+            None => cache
+                .setting(&pin_key)
+                .await?
+                .and_then(|p| crate::tls::parse_fingerprint(&p)),
+        };
+        let api = Api::new(base, pin)?;
         api.probe().await?;
-        self.inner
-            .cache
+        cache
             .set_setting(key::SERVER_URL, &api::display_url(api.base()))
             .await?;
+        if let Some(pin) = pin {
+            cache
+                .set_setting(&pin_key, &crate::tls::format_fingerprint(&pin))
+                .await?;
+        }
         self.inner.lock().api = Some(api);
         Ok(())
     }
@@ -216,6 +246,7 @@ impl Inner {
         };
         let connector = WsConnector {
             url: api.ws_url()?.to_string(),
+            tls: api.tls().cloned(),
         };
         let connection = Connection::spawn(me, connector, self.link.clone(), self.options.timing);
         let old = self.lock().connection.replace(connection);

@@ -49,6 +49,7 @@ fn message_view(event: &RoomEvent) -> Option<MessageView> {
             body,
             edited_ts,
             deleted,
+            ..
         } => Some(MessageView {
             room: event.room,
             seq: Some(event.seq),

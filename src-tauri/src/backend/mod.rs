@@ -9,13 +9,15 @@
 //!
 //! One file per job: [`account`] (server, sign-in, session), [`rooms`] (room list, membership,
 //! people), [`history`] (message pages, gap fills, previews), [`messages`] (send, edit, read
-//! markers, typing), [`settings`] (drafts, focus, settings), [`sync`] (socket frames). This
+//! markers, typing), [`settings`] (drafts, focus, settings), [`security`] (sessions,
+//! password, sign out everywhere), [`sync`] (socket frames). This
 //! file holds the shared state and the dispatch.
 
 mod account;
 mod history;
 mod messages;
 mod rooms;
+mod security;
 mod settings;
 mod sync;
 
@@ -80,6 +82,12 @@ mod key {
     pub const ACCOUNT: &str = "account";
     pub const SETTINGS: &str = "settings";
     pub const LIMITS: &str = "limits";
+
+    /// The SHA-256 (`AB:CD:…`) of the certificate the user trusted for the server at `url`
+    /// (as [`crate::api::display_url`] writes it): pins are kept per server.
+    pub fn server_pin(url: &str) -> String {
+        format!("server_pin {url}")
+    }
 }
 
 fn default_settings() -> Settings {
@@ -150,8 +158,15 @@ impl Backend {
             .json_setting::<Limits>(key::LIMITS)
             .await?
             .unwrap_or_default();
+        let pin = match cache.setting(key::SERVER_URL).await? {
+            Some(url) => cache
+                .setting(&key::server_pin(&url))
+                .await?
+                .and_then(|p| crate::tls::parse_fingerprint(&p)),
+            None => None,
+        };
         let api = match cache.setting(key::SERVER_URL).await? {
-            Some(url) => match api::parse_server_url(&url).and_then(Api::new) {
+            Some(url) => match api::parse_server_url(&url).and_then(|u| Api::new(u, pin)) {
                 Ok(api) => Some(api),
                 Err(e) => {
                     tracing::warn!(error = %e, "ignoring the stored server URL");
@@ -234,6 +249,9 @@ impl Backend {
         match command {
             Command::Snapshot => json(self.snapshot()),
             Command::SetServer { url } => json(self.set_server(&url).await?),
+            Command::TrustCertificate { url, sha256 } => {
+                json(self.trust_certificate(&url, &sha256).await?)
+            }
             Command::Register { username, password } => {
                 json(self.register(&username, &password).await?)
             }
@@ -275,6 +293,12 @@ impl Backend {
             }
             Command::GetSettings => json(self.get_settings()),
             Command::SetSettings { settings } => json(self.set_settings(settings).await?),
+            Command::Sessions => json(self.sessions().await?),
+            Command::EndSession { id } => json(self.end_session(&id).await?),
+            Command::ChangePassword { current, new } => {
+                json(self.change_password(&current, &new).await?)
+            }
+            Command::LogoutEverywhere => json(self.logout_everywhere().await?),
         }
     }
 }

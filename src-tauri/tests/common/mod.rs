@@ -51,6 +51,12 @@ pub struct Server {
     redis_url: String,
     config: chat_server::Config,
     running: Option<chat_server::Running>,
+    /// For built-in TLS: where `cert.pem` and `key.pem` are.
+    tls_dir: Option<tempfile::TempDir>,
+    /// For built-in TLS: the SHA-256 of the certificate served at start, as the app shows it.
+    pub cert_sha256: Option<String>,
+    /// The peers' REST client (trusting the test CA when the server speaks TLS).
+    http: reqwest::Client,
 }
 
 impl Server {
@@ -75,13 +81,64 @@ impl Server {
             redis_url: redis.url.clone(),
             config,
             running: None,
+            tls_dir: None,
+            cert_sha256: None,
+            http: reqwest::Client::new(),
         };
         server.up().await;
         server
     }
 
+    /// Serves https/wss itself (`tls_cert`/`tls_key`) with a certificate for 127.0.0.1 and
+    /// localhost from `ca`; the peers' REST client trusts `ca`.
+    pub async fn start_tls(redis: &Redis, ca: &TestCa) -> Server {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temp dir: {e}"));
+        let leaf = ca.issue(&["127.0.0.1", "localhost"]);
+        let (cert, key) = leaf.write(dir.path());
+        let mut server = Server::start_with(redis, |c| {
+            c.tls_cert = Some(cert);
+            c.tls_key = Some(key);
+        })
+        .await;
+        server.tls_dir = Some(dir);
+        server.cert_sha256 = Some(sha256_of(&leaf));
+        server.http = reqwest::Client::builder()
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(ca.pem().as_bytes())
+                    .unwrap_or_else(|e| panic!("CA PEM: {e}")),
+            )
+            .build()
+            .unwrap_or_else(|e| panic!("reqwest client: {e}"));
+        server
+    }
+
+    /// The running TLS server presents `leaf` to new connections from now on (the files are
+    /// replaced and reloaded, as on SIGHUP).
+    pub fn present(&self, leaf: &Leaf) {
+        let dir = self
+            .tls_dir
+            .as_ref()
+            .unwrap_or_else(|| panic!("not a TLS server"));
+        leaf.write(dir.path());
+        self.running
+            .as_ref()
+            .unwrap_or_else(|| panic!("not running"))
+            .reload_tls()
+            .unwrap_or_else(|e| panic!("reload_tls: {e}"));
+    }
+
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls_dir.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// A REST client for this server (trusts its CA).
+    pub fn client(&self) -> reqwest::Client {
+        self.http.clone()
     }
 
     /// Starts (again) at the same address.
@@ -133,7 +190,7 @@ pub struct Peer {
 
 impl Peer {
     pub async fn register(server: &Server, prefix: &str) -> Peer {
-        let http = reqwest::Client::new();
+        let http = server.client();
         let username = unique_name(prefix);
         let auth: AuthResponse = ok_json(
             http.post(format!("{}/api/v1/register", server.url()))
@@ -151,7 +208,7 @@ impl Peer {
 
     /// Logs in to an existing account (another device of that user).
     pub async fn login(server: &Server, username: &str) -> Peer {
-        let http = reqwest::Client::new();
+        let http = server.client();
         let auth: AuthResponse = ok_json(
             http.post(format!("{}/api/v1/login", server.url()))
                 .json(&json!({"username": username, "password": PASSWORD})),
@@ -164,6 +221,23 @@ impl Peer {
             id: auth.user.id,
             username: auth.user.username,
         }
+    }
+
+    /// The HTTP status of `GET /api/v1/me` with this peer's token: 200 while its session
+    /// lives, 401 once it was revoked.
+    pub async fn me_status(&self) -> u16 {
+        tokio::time::timeout(
+            TIMEOUT,
+            self.http
+                .get(format!("{}/api/v1/me", self.base))
+                .bearer_auth(&self.token)
+                .send(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("GET /me took longer than {TIMEOUT:?}"))
+        .unwrap_or_else(|e| panic!("GET /me failed: {e}"))
+        .status()
+        .as_u16()
     }
 
     /// Revokes every session of this user except the one of this peer.
@@ -614,4 +688,15 @@ async fn proxy_one(
         let _ = to_client.shutdown().await;
     };
     tokio::join!(up, down);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Certificates for the server's built-in TLS
+// ---------------------------------------------------------------------------------------------
+
+pub use testkit::tls::{Leaf, TestCa};
+
+/// The SHA-256 of a leaf as the app shows it (`AB:CD:…`).
+pub fn sha256_of(leaf: &Leaf) -> String {
+    chat_desktop::tls::format_fingerprint(&chat_desktop::tls::fingerprint(&leaf.der))
 }

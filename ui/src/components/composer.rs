@@ -2,11 +2,16 @@
 //! per room by the backend (saved a moment after typing stops, and when leaving the room) and
 //! restored when the room opens. While typing, others are told so at most every few seconds.
 //!
+//! Emoji shortcodes: typing `:thu` lists matching emoji (arrows to choose, Enter or Tab to
+//! take one, Esc to close); typing the closing colon of a known shortcode replaces it at once,
+//! and any left in the text are replaced on send (`crate::shortcodes`).
+//!
 //! Mounted with the room as its key, so each room gets a fresh composer.
 
 use super::icon::{Icon, IconView};
 use crate::format::now_ms;
 use crate::ipc;
+use crate::shortcodes;
 use protocol::validate;
 use protocol::RoomId;
 use std::cell::RefCell;
@@ -64,12 +69,45 @@ fn save_draft(room: RoomId, draft: &Rc<RefCell<Draft>>, cancel_timer: bool) {
     });
 }
 
+/// The shortcode being typed and what it could be.
+#[derive(Clone, PartialEq)]
+struct Suggest {
+    /// Byte offsets of its `:` and of the cursor.
+    colon: usize,
+    cursor: usize,
+    /// `(shortcode, emoji)`, best first.
+    items: Vec<(&'static str, &'static str)>,
+    selected: usize,
+}
+
+/// Where the text and its cursor are after the shortcode under the cursor was looked at:
+/// `Some((new text, new cursor))` when a closed shortcode was replaced, and the suggestions for
+/// one being typed.
+fn look_at_shortcode(value: &str, cursor: usize) -> (Option<(String, usize)>, Option<Suggest>) {
+    if let Some(done) = shortcodes::complete_closed(value, cursor) {
+        return (Some(done), None);
+    }
+    let suggest = shortcodes::typing_at(value, cursor).and_then(|(colon, typed)| {
+        let items = shortcodes::suggestions(typed);
+        (!items.is_empty()).then_some(Suggest {
+            colon,
+            cursor,
+            items,
+            selected: 0,
+        })
+    });
+    (None, suggest)
+}
+
 #[function_component]
 pub fn Composer(props: &ComposerProps) -> Html {
     let text = use_state(String::new);
     let error = use_state(|| None::<String>);
+    let suggest = use_state(|| None::<Suggest>);
     let draft = use_mut_ref(Draft::default);
     let input_ref = use_node_ref();
+    // A cursor position (UTF-16) to restore after the next render put a new value in.
+    let caret = use_mut_ref(|| None::<u32>);
     let room = props.room;
     let max_bytes = props.max_bytes;
 
@@ -97,10 +135,39 @@ pub fn Composer(props: &ComposerProps) -> Html {
         });
     }
 
+    {
+        let (input_ref, caret) = (input_ref.clone(), caret.clone());
+        use_effect(move || {
+            if let Some(at) = caret.borrow_mut().take() {
+                if let Some(el) = input_ref.cast::<HtmlTextAreaElement>() {
+                    let _ = el.set_selection_range(at, at);
+                }
+            }
+        });
+    }
+
     let oninput = {
-        let (text, error, draft) = (text.clone(), error.clone(), draft.clone());
+        let (text, error, draft, suggest, caret) = (
+            text.clone(),
+            error.clone(),
+            draft.clone(),
+            suggest.clone(),
+            caret.clone(),
+        );
         Callback::from(move |e: InputEvent| {
-            let value = e.target_unchecked_into::<HtmlTextAreaElement>().value();
+            let el = e.target_unchecked_into::<HtmlTextAreaElement>();
+            let mut value = el.value();
+            let cursor = el
+                .selection_start()
+                .ok()
+                .flatten()
+                .map_or(value.len(), |at| shortcodes::byte_offset(&value, at));
+            let (done, found) = look_at_shortcode(&value, cursor);
+            if let Some((new, at)) = done {
+                *caret.borrow_mut() = Some(shortcodes::utf16_offset(&new, at));
+                value = new;
+            }
+            suggest.set(found);
             error.set(None);
             let now = now_ms();
             let tell_typing = {
@@ -129,14 +196,16 @@ pub fn Composer(props: &ComposerProps) -> Html {
     };
 
     let send = {
-        let (text, error, draft, onsend) = (
+        let (text, error, draft, onsend, suggest) = (
             text.clone(),
             error.clone(),
             draft.clone(),
             props.onsend.clone(),
+            suggest.clone(),
         );
         move || {
-            let body = text.trim_end().to_string();
+            suggest.set(None);
+            let body = shortcodes::replace_all(text.trim_end());
             if body.trim().is_empty() {
                 return;
             }
@@ -174,9 +243,63 @@ pub fn Composer(props: &ComposerProps) -> Html {
             save_draft(room, &draft, true);
         }
     };
+    // Takes a suggestion: the typed shortcode becomes the emoji.
+    let pick = {
+        let (text, draft, suggest, caret) =
+            (text.clone(), draft.clone(), suggest.clone(), caret.clone());
+        Callback::from(move |emoji: &'static str| {
+            let Some(s) = (*suggest).clone() else {
+                return;
+            };
+            let current = draft.borrow().text.clone();
+            if current.get(s.colon..s.cursor).is_none() {
+                suggest.set(None);
+                return;
+            }
+            let (new, at) = shortcodes::complete(&current, s.colon, s.cursor, emoji);
+            *caret.borrow_mut() = Some(shortcodes::utf16_offset(&new, at));
+            {
+                let mut d = draft.borrow_mut();
+                d.text = new.clone();
+                d.dirty = true;
+                d.touched = true;
+            }
+            suggest.set(None);
+            text.set(new);
+        })
+    };
     let onkeydown = {
-        let send = send.clone();
+        let (send, suggest, pick) = (send.clone(), suggest.clone(), pick.clone());
         Callback::from(move |e: KeyboardEvent| {
+            if let Some(s) = (*suggest).clone() {
+                let n = s.items.len();
+                let key = e.key();
+                match key.as_str() {
+                    "ArrowDown" | "ArrowUp" => {
+                        e.prevent_default();
+                        let selected = if key == "ArrowDown" {
+                            (s.selected + 1) % n
+                        } else {
+                            (s.selected + n - 1) % n
+                        };
+                        suggest.set(Some(Suggest { selected, ..s }));
+                        return;
+                    }
+                    "Enter" | "Tab" if !e.shift_key() && !e.is_composing() => {
+                        e.prevent_default();
+                        if let Some((_, emoji)) = s.items.get(s.selected) {
+                            pick.emit(emoji);
+                        }
+                        return;
+                    }
+                    "Escape" => {
+                        e.prevent_default();
+                        suggest.set(None);
+                        return;
+                    }
+                    _ => {}
+                }
+            }
             if e.key() == "Enter" && !e.shift_key() && !e.is_composing() {
                 e.prevent_default();
                 send();
@@ -190,11 +313,36 @@ pub fn Composer(props: &ComposerProps) -> Html {
     let show_counter = len as f64 >= max_bytes as f64 * COUNTER_FROM;
     let over = len > max_bytes;
     let empty = text.trim().is_empty();
+    let suggestions = (*suggest).clone().map(|s| {
+        html! {
+            <ul class="emoji-suggestions" role="listbox" aria-label="Emoji">
+                { for s.items.iter().enumerate().map(|(i, (code, emoji))| {
+                    let onmousedown = {
+                        let (pick, emoji) = (pick.clone(), *emoji);
+                        Callback::from(move |e: MouseEvent| {
+                            // Keep the focus (and the cursor) in the textarea.
+                            e.prevent_default();
+                            pick.emit(emoji);
+                        })
+                    };
+                    html! {
+                        <li role="option" aria-selected={(i == s.selected).to_string()}
+                            class={classes!("emoji-suggestion", (i == s.selected).then_some("selected"))}
+                            onmousedown={onmousedown}>
+                            <span class="emoji">{ *emoji }</span>
+                            <span class="shortcode">{ format!(":{code}:") }</span>
+                        </li>
+                    }
+                }) }
+            </ul>
+        }
+    });
     html! {
         <div class="composer-wrap">
             if let Some(err) = &*error {
                 <p class="composer-error" role="alert">{ err.clone() }</p>
             }
+            { suggestions.unwrap_or_default() }
             <div class={classes!("composer", over.then_some("over"))}>
                 <textarea ref={input_ref} id="composer" rows={rows.to_string()}
                     placeholder={props.placeholder.clone()} aria-label={props.placeholder.clone()}

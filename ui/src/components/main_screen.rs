@@ -1,6 +1,7 @@
 //! The logged-in window: room list, the open room, the members panel, the connection banner
 //! and whichever dialog is open.
 
+use super::account_dialog::AccountDialog;
 use super::browse_rooms_dialog::BrowseRoomsDialog;
 use super::chat_view::ChatView;
 use super::connection_banner::ConnectionBanner;
@@ -32,6 +33,7 @@ pub fn MainScreen() -> Html {
         Some(Dialog::BrowseRooms) => html! { <BrowseRoomsDialog onclose={close_dialog} /> },
         Some(Dialog::NewDm) => html! { <NewDmDialog onclose={close_dialog} /> },
         Some(Dialog::Settings) => html! { <SettingsDialog onclose={close_dialog} /> },
+        Some(Dialog::Account) => html! { <AccountDialog onclose={close_dialog} /> },
         Some(Dialog::LeaveRoom(room)) => {
             html! { <LeaveRoomDialog {room} onclose={close_dialog} /> }
         }

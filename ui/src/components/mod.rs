@@ -1,6 +1,7 @@
 //! Yew components, one per file. Screens and panels read the app state from context; smaller
 //! pieces take props and report through `on…` callbacks.
 
+pub mod account_dialog;
 pub mod app;
 pub mod auth_screen;
 pub mod avatar;

@@ -1,10 +1,12 @@
 //! First run: which chat server to use. `set_server` checks the address and that a chat
-//! server answers there before the app moves on to logging in.
+//! server answers there before the app moves on to logging in. A server whose certificate this
+//! computer does not trust gets a prompt with the certificate's fingerprint, subject and
+//! issuer; the user may trust it for this server (`trust_certificate`).
 
 use super::icon::{Icon, IconView};
 use crate::ipc;
 use crate::state::{Action, AppContext};
-use protocol::ipc::AppErrorCode;
+use protocol::ipc::{AppErrorCode, CertificateView};
 use web_sys::HtmlInputElement;
 use yew::platform::spawn_local;
 use yew::prelude::*;
@@ -17,6 +19,9 @@ pub fn ServerScreen() -> Html {
     let url = use_state(|| state.server_url.clone().unwrap_or_default());
     let error = use_state(|| None::<String>);
     let busy = use_state(|| false);
+    // A server whose certificate is not trusted: its URL and certificate, for the prompt, and
+    // whether it replaced one the user trusted before (changed).
+    let untrusted = use_state(|| None::<(String, CertificateView, bool)>);
 
     let oninput = {
         let url = url.clone();
@@ -30,6 +35,7 @@ pub fn ServerScreen() -> Html {
         let url = url.clone();
         let error = error.clone();
         let busy = busy.clone();
+        let untrusted = untrusted.clone();
         let d = state.dispatcher();
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
@@ -47,11 +53,28 @@ pub fn ServerScreen() -> Html {
             }
             busy.set(true);
             let (error, busy, d) = (error.clone(), busy.clone(), d.clone());
+            let untrusted = untrusted.clone();
             spawn_local(async move {
                 let result = ipc::set_server(value.clone()).await;
                 busy.set(false);
                 match result {
                     Ok(()) => d.dispatch(Action::ServerChosen(value)),
+                    Err(e)
+                        if matches!(
+                            e.code(),
+                            Some(
+                                AppErrorCode::UntrustedCertificate
+                                    | AppErrorCode::CertificateChanged
+                            )
+                        ) =>
+                    {
+                        let changed = e.code() == Some(AppErrorCode::CertificateChanged);
+                        if let Some(cert) = e.certificate() {
+                            untrusted.set(Some((value, cert.clone(), changed)));
+                        } else {
+                            error.set(Some(e.user_message()));
+                        }
+                    }
                     Err(e) => {
                         let text = match e.code() {
                             Some(AppErrorCode::BadUrl) => format!(
@@ -70,6 +93,72 @@ pub fn ServerScreen() -> Html {
             });
         })
     };
+
+    if let Some((server, cert, changed)) = (*untrusted).clone() {
+        let cancel = {
+            let untrusted = untrusted.clone();
+            Callback::from(move |_: MouseEvent| untrusted.set(None))
+        };
+        let trust = {
+            let (untrusted, error, busy) = (untrusted.clone(), error.clone(), busy.clone());
+            let d = state.dispatcher();
+            let (server, sha256) = (server.clone(), cert.sha256.clone());
+            Callback::from(move |_: MouseEvent| {
+                busy.set(true);
+                let (untrusted, error, busy, d) =
+                    (untrusted.clone(), error.clone(), busy.clone(), d.clone());
+                let (server, sha256) = (server.clone(), sha256.clone());
+                spawn_local(async move {
+                    let result = ipc::trust_certificate(server.clone(), sha256).await;
+                    busy.set(false);
+                    untrusted.set(None);
+                    match result {
+                        Ok(()) => d.dispatch(Action::ServerChosen(server)),
+                        Err(e) => error.set(Some(e.user_message())),
+                    }
+                });
+            })
+        };
+        return html! {
+            <main class="center-screen">
+                <div class="card auth-card cert-prompt" role="alertdialog" aria-labelledby="cert-title">
+                    <div class="brand">
+                        <span class="brand-mark warning"><IconView icon={Icon::Alert} /></span>
+                        if changed {
+                            <h1 id="cert-title">{ "Certificate changed" }</h1>
+                            <p class="muted">
+                                { format!("{server} now presents another certificate than the one \
+                                           you trusted. Someone may be posing as the server: the app \
+                                           does not connect. Trust the new one only if the server's \
+                                           operator confirms they replaced it and the fingerprints match.") }
+                            </p>
+                        } else {
+                            <h1 id="cert-title">{ "Untrusted certificate" }</h1>
+                            <p class="muted">
+                                { format!("This computer does not trust the certificate of {server}. \
+                                           Ask the server's operator for its SHA-256 fingerprint and \
+                                           trust it only if the two match.") }
+                            </p>
+                        }
+                    </div>
+                    <dl class="cert-details">
+                        <dt>{ "SHA-256 fingerprint" }</dt>
+                        <dd id="cert-sha256" class="fingerprint">{ cert.sha256.clone() }</dd>
+                        <dt>{ "Issued to" }</dt>
+                        <dd id="cert-subject">{ cert.subject.clone() }</dd>
+                        <dt>{ "Issued by" }</dt>
+                        <dd id="cert-issuer">{ cert.issuer.clone() }</dd>
+                    </dl>
+                    <div class="dialog-actions">
+                        <button type="button" class="button" onclick={cancel}>{ "Cancel" }</button>
+                        <button id="trust-cert" type="button" class="button danger" disabled={*busy} onclick={trust}>
+                            { if changed { "Trust the new certificate" } else { "Trust this certificate" } }
+                        </button>
+                    </div>
+                </div>
+            </main>
+        };
+    }
 
     let invalid = error.is_some();
     html! {

@@ -7,7 +7,7 @@ use super::icon::{Icon, IconView};
 use super::modal::Modal;
 use crate::effects;
 use crate::ipc;
-use crate::state::{Action, AppContext};
+use crate::state::{Action, AppContext, Dialog};
 use protocol::ipc::{AppErrorCode, Settings};
 use web_sys::HtmlInputElement;
 use yew::platform::spawn_local;
@@ -117,6 +117,10 @@ pub fn SettingsDialog(props: &SettingsDialogProps) -> Html {
         let confirm = confirm.clone();
         Callback::from(move |_: MouseEvent| confirm.set(None))
     };
+    let open_account = {
+        let d = state.dispatcher();
+        Callback::from(move |_: MouseEvent| d.dispatch(Action::Open(Dialog::Account)))
+    };
     let user = state
         .user
         .as_ref()
@@ -136,6 +140,9 @@ pub fn SettingsDialog(props: &SettingsDialogProps) -> Html {
                         <span class="muted server-line"><IconView icon={Icon::Server} /><span class="server-url">{ server }</span></span>
                     </div>
                 </div>
+                <button id="open-account" type="button" class="button account-button" onclick={open_account}>
+                    <IconView icon={Icon::Lock} />{ "Sessions and password…" }
+                </button>
             </section>
             <section class="settings-section">
                 <label class="switch-row">
