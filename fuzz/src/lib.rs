@@ -310,7 +310,13 @@ async fn setup() -> Harness {
         (dm.id, b, "a direct message"),
         (other.id, b, "bob's public room"),
     ] {
-        chat_server::chat::send(&state, user, None, room, &random_word(), body)
+        let id = random_word();
+        let draft = chat_server::chat::Draft {
+            id: &id,
+            body,
+            reply_to: None,
+        };
+        chat_server::chat::send(&state, user, None, room, draft)
             .await
             .expect("send");
     }
