@@ -4,12 +4,12 @@
 # scripted second user. See src-tauri/tests/e2e.rs for what it checks.
 #
 # 1. builds the UI (trunk) into ui/dist;
-# 2. builds the app with the UI embedded (`tauri/custom-protocol`) in the SAME target dir as the
-#    tests, side by side with the test build's variant, so dependencies whose features match are
-#    shared. Not all do: `-p chat-desktop` resolves features for the app alone, not for the whole
-#    workspace, so part of the tree (the tauri crates and some shared ones) is built a second time.
-#    The binary is copied aside, so a later `cargo test --workspace` never replaces it;
-# 3. runs the ignored `e2e` test against that copy.
+# 2. builds the workspace's tests with the UI embedded (`chat-desktop/custom-protocol`) — the
+#    same command and flags as scripts/test.sh, so after it this is a no-op: the app binary the
+#    test build made beside the tests is the one driven here (features are resolved for the
+#    whole workspace either way; a `-p chat-desktop` build would resolve them apart and rebuild
+#    part of the tree). The binary is copied aside, so a later build never replaces it;
+# 3. runs the ignored `e2e` test (the binary that build made) against that copy.
 #
 # Needs what scripts/setup.sh installs. Environment:
 #   CARGO_TARGET_DIR      target dir of the test itself (default /var/cache/chat/target)
@@ -34,8 +34,17 @@ start=$(date +%s)
 echo "== e2e: UI (trunk build --release)"
 (cd ui && trunk build --release)
 
-echo "== e2e: app with the UI embedded"
-cargo build -p chat-desktop --features tauri/custom-protocol --locked -j"$JOBS"
+echo "== e2e: app with the UI embedded (the test build's own binary)"
+# The e2e test binary is taken from this build too: `cargo test --test e2e` would select fewer
+# targets, resolve dev-dependency features apart and rebuild the tauri crates (~4 min cold).
+E2E_TEST=$(cargo test --workspace --features chat-desktop/custom-protocol --locked -j"$JOBS" \
+  --no-run --message-format=json-render-diagnostics | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "e2e" and m.get("executable"):
+        print(m["executable"])')
+[ -x "$E2E_TEST" ] || { echo "e2e: the e2e test binary was not built" >&2; exit 1; }
 APP=$CARGO_TARGET_DIR/e2e-app/chat-desktop
 mkdir -p "$(dirname "$APP")"
 cp "$CARGO_TARGET_DIR/debug/chat-desktop" "$APP.tmp" && mv "$APP.tmp" "$APP"
@@ -43,8 +52,7 @@ cp "$CARGO_TARGET_DIR/debug/chat-desktop" "$APP.tmp" && mv "$APP.tmp" "$APP"
 
 echo "== e2e: test (window, WebDriver, server, Redis)"
 status=0
-CHAT_E2E_APP=$APP cargo test -p chat-desktop --test e2e --locked -j"$JOBS" \
-  -- --ignored --nocapture || status=$?
+CHAT_E2E_APP=$APP "$E2E_TEST" --ignored --nocapture || status=$?
 
 echo "== e2e: $( [ $status -eq 0 ] && echo passed || echo FAILED ) in $(( $(date +%s) - start )) s"
 echo "   screenshots and tauri-driver's log: $CHAT_E2E_SHOTS"

@@ -17,7 +17,7 @@ echo "== building the UI"
 (cd ui && trunk build --release)
 echo "== building the server and the app (first time: several minutes)"
 cargo build --release -p chat-server
-CARGO_TARGET_DIR="$APP_TARGET" cargo build --release -p chat-desktop --features tauri/custom-protocol
+CARGO_TARGET_DIR="$APP_TARGET" cargo build --release -p chat-desktop --features custom-protocol
 
 echo "== starting the chat server on http://127.0.0.1:$PORT (embedded store)"
 CHAT_LISTEN="127.0.0.1:$PORT" "$CARGO_TARGET_DIR/release/chat-server" &

@@ -16,8 +16,15 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -j"$JOBS" -- -D warnings
 
+echo "== UI (trunk build --release): the app below embeds it"
+(cd ui && trunk build --release)
+
 echo "== cargo test"
-cargo test --workspace --locked --no-fail-fast -j"$JOBS" -- --test-threads=4
+# With the UI embedded (`custom-protocol`): the app binary this build makes beside the tests is
+# the one the end-to-end test drives, so the tree is built once. scripts/e2e.sh uses the same
+# flags; keep them in step.
+cargo test --workspace --features chat-desktop/custom-protocol --locked --no-fail-fast -j"$JOBS" \
+  -- --test-threads=4
 
 echo "== operations: deploy/ linted; the .deb built, installed, run as its unit would, removed"
 bash scripts/lint-deploy.sh

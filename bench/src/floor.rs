@@ -269,6 +269,8 @@ fn send(me: Option<&Member>, room: RoomId, client_id: String, body: String) -> S
             deleted: false,
             reply_to: None,
             reactions: Vec::new(),
+            mentions: Vec::new(),
+            mention_room: false,
         },
     });
     let frame = Utf8Bytes::from(serde_json::to_string(&event).unwrap_or_default());

@@ -207,6 +207,8 @@ impl Client {
                 id: id.to_owned(),
                 body: body.to_owned(),
                 reply_to: None,
+                mentions: vec![],
+                mention_room: false,
             })?,
             Target::Socketio => {
                 let ack = self.next_ack;

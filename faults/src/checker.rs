@@ -499,6 +499,8 @@ mod tests {
                 deleted: false,
                 reply_to: None,
                 reactions: Vec::new(),
+                mentions: Vec::new(),
+                mention_room: false,
             },
         }
     }

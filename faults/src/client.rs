@@ -390,6 +390,8 @@ impl Client {
                         id: c.id.clone(),
                         body,
                         reply_to: None,
+                        mentions: vec![],
+                        mention_room: false,
                     });
                 }
                 (frames, st.offline, st.slow, st.done)

@@ -315,6 +315,8 @@ async fn setup() -> Harness {
             id: &id,
             body,
             reply_to: None,
+            mentions: &[],
+            mention_room: false,
         };
         chat_server::chat::send(&state, user, None, room, draft)
             .await

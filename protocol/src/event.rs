@@ -51,6 +51,12 @@ pub enum EventBody {
         /// `reaction_added` / `reaction_removed`. Empty (absent) when deleted.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         reactions: Vec<Reaction>,
+        /// Members of the room this message mentions (checked by the server when it was sent).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mentions: Vec<UserId>,
+        /// `@room`: the message mentions every member.
+        #[serde(default, skip_serializing_if = "is_false")]
+        mention_room: bool,
     },
     /// The author changed the text of message `target`.
     Edit {
@@ -133,5 +139,18 @@ impl RoomEvent {
     /// Whether this event is a message that counts toward `user`'s unread count.
     pub fn is_unread_for(&self, user: UserId) -> bool {
         matches!(&self.event, EventBody::Message { sender, deleted: false, .. } if *sender != user)
+    }
+
+    /// Whether this event is an unread message (see [`RoomEvent::is_unread_for`]) that
+    /// mentions `user`, by id or with `@room`.
+    pub fn mentions(&self, user: UserId) -> bool {
+        match &self.event {
+            EventBody::Message {
+                mentions,
+                mention_room,
+                ..
+            } => self.is_unread_for(user) && (*mention_room || mentions.contains(&user)),
+            _ => false,
+        }
     }
 }

@@ -233,6 +233,10 @@ pub struct Room {
     /// (among the newest 500 events), counted up to 100 (show "99+" at 100).
     #[serde(default)]
     pub unread: u64,
+    /// Of those unread messages, the ones that mention the caller (by id, or `@room`), counted
+    /// the same way up to 100. The read marker clears it, on every device.
+    #[serde(default)]
+    pub mentions: u64,
     /// For direct rooms: the other member.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer: Option<UserId>,
@@ -270,6 +274,12 @@ pub struct SendMessage {
     /// The seq of the message of the same room this one replies to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<u64>,
+    /// Users this message mentions; the server keeps only members of the room.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<UserId>,
+    /// `@room` (room owners and server admins only, rate limited).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mention_room: bool,
 }
 
 /// The outcome of a send (HTTP response, or the `ack` frame).

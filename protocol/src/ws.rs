@@ -44,6 +44,13 @@ pub enum ClientFrame {
         /// there is no such message, `message_deleted` when it was deleted).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reply_to: Option<u64>,
+        /// Users this message mentions (`@name` in the text; the client resolves names to ids).
+        /// The server keeps only those who are members of the room.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mentions: Vec<UserId>,
+        /// `@room`: notifies every member. Room owners (and server admins) only, rate limited.
+        #[serde(default, skip_serializing_if = "is_false")]
+        mention_room: bool,
     },
     /// Edit an own message. Answered by `ok` (or `error`) with `ref` when given.
     Edit {

@@ -273,9 +273,9 @@ pub async fn room_views(
                 .unwrap_or_default(),
             None => meta.name.clone(),
         };
-        let unread = match newest.remove(&meta.id) {
+        let (unread, mentions) = match newest.remove(&meta.id) {
             Some(events) => unread_count(&events, user, read_seq)?,
-            None => 0,
+            None => (0, 0),
         };
         views.push(Room {
             id: meta.id,
@@ -287,22 +287,28 @@ pub async fn room_views(
             role,
             read_seq,
             unread,
+            mentions,
             peer,
         });
     }
     Ok(views)
 }
 
-/// Unread messages among a room's newest `events` (ascending frames).
-fn unread_count(events: &[String], user: UserId, read_seq: u64) -> ApiResult<u64> {
+/// Unread messages among a room's newest `events` (ascending frames), and how many of them
+/// mention `user`.
+fn unread_count(events: &[String], user: UserId, read_seq: u64) -> ApiResult<(u64, u64)> {
     // Newest first: messages from others after the read marker, stopping at the user's own
     // latest message or join (having written or joined implies having read what came before).
     let mut count = 0;
+    let mut mentions = 0;
     for frame in events.iter().rev() {
         let event: RoomEvent =
             serde_json::from_str(frame).map_err(|e| ApiError::from(StoreError::from(e)))?;
         if event.seq <= read_seq || event.is_own_activity(user) {
             break;
+        }
+        if event.mentions(user) {
+            mentions += 1;
         }
         if event.is_unread_for(user) {
             count += 1;
@@ -311,7 +317,7 @@ fn unread_count(events: &[String], user: UserId, read_seq: u64) -> ApiResult<u64
             }
         }
     }
-    Ok(count)
+    Ok((count, mentions))
 }
 
 pub async fn my_rooms(state: &AppState, user: UserId) -> ApiResult<Vec<Room>> {
@@ -621,6 +627,59 @@ pub struct Draft<'a> {
     pub body: &'a str,
     /// The seq of the message of the same room this one replies to.
     pub reply_to: Option<u64>,
+    /// Users it mentions (only the room's members are kept).
+    pub mentions: &'a [UserId],
+    /// `@room`: room owners and server admins only, rate limited.
+    pub mention_room: bool,
+}
+
+/// Most users one message may mention.
+pub const MAX_MENTIONS: usize = 50;
+
+/// The members of `room` among `mentioned` (without `user` and duplicates), and whether
+/// `user` may mention the whole room. One store call for the members, whatever their number.
+async fn check_mentions(
+    state: &AppState,
+    user: UserId,
+    room: RoomId,
+    mentioned: &[UserId],
+    mention_room: bool,
+) -> ApiResult<Vec<UserId>> {
+    let mut ids: Vec<UserId> = Vec::with_capacity(mentioned.len());
+    for id in mentioned {
+        if *id != user && !ids.contains(id) {
+            ids.push(*id);
+        }
+    }
+    if ids.len() > MAX_MENTIONS {
+        return Err(ApiError::new(
+            ErrorCode::InvalidMessage,
+            format!("a message may mention at most {MAX_MENTIONS} users"),
+        ));
+    }
+    if mention_room {
+        // Non-members learn nothing more than from any other room operation.
+        match require_member(state, room, user).await? {
+            Role::Owner => {}
+            Role::Member if crate::moderation::is_admin(state, user).await? => {}
+            Role::Member => {
+                return Err(ApiError::new(
+                    ErrorCode::NotOwner,
+                    "only the room's owner can mention @room",
+                ))
+            }
+        }
+        state.limits.room_mention(user)?;
+    }
+    if ids.is_empty() {
+        return Ok(ids);
+    }
+    let members = state.store.members_among(room, &ids).await?;
+    Ok(ids
+        .into_iter()
+        .zip(members)
+        .filter_map(|(id, member)| member.then_some(id))
+        .collect())
 }
 
 /// Sends a message as `user`. `sender_name` saves a lookup when the caller knows it (sockets do).
@@ -635,9 +694,12 @@ pub async fn send(
         id: client_id,
         body,
         reply_to,
+        mentions,
+        mention_room,
     } = draft;
     validate::client_id(client_id)?;
     validate::message_body(body, state.config.limits.max_message_bytes)?;
+    let mentions = check_mentions(state, user, room, mentions, mention_room).await?;
     let sender_name = match sender_name {
         Some(name) => name.to_owned(),
         None => username_of(state, user).await?,
@@ -651,6 +713,8 @@ pub async fn send(
         deleted: false,
         reply_to,
         reactions: Vec::new(),
+        mentions,
+        mention_room,
     };
     let event_json =
         serde_json::to_string(&event).map_err(|e| ApiError::from(StoreError::from(e)))?;

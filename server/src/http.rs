@@ -306,6 +306,8 @@ async fn send_message(
                 id: &req.id,
                 body: &req.body,
                 reply_to: req.reply_to,
+                mentions: &req.mentions,
+                mention_room: req.mention_room,
             },
         )
         .await?,

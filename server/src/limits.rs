@@ -16,6 +16,7 @@ pub struct RateLimits {
     rooms: DefaultKeyedRateLimiter<UserId>,
     dms: DefaultKeyedRateLimiter<UserId>,
     invites: DefaultKeyedRateLimiter<UserId>,
+    room_mentions: DefaultKeyedRateLimiter<UserId>,
     logins: DefaultKeyedRateLimiter<IpAddr>,
     frames: Quota,
 }
@@ -49,6 +50,7 @@ impl RateLimits {
             rooms: hourly(config.rooms_per_hour),
             dms: hourly(config.dms_per_hour),
             invites: hourly(config.invites_per_hour),
+            room_mentions: hourly(ROOM_MENTIONS_PER_HOUR),
             logins: RateLimiter::keyed(
                 Quota::per_minute(nz(config.logins_per_min))
                     .allow_burst(nz(config.logins_per_min.div_ceil(3))),
@@ -81,6 +83,12 @@ impl RateLimits {
         verdict(self.invites.check_key(&user), LimitKind::Message)
     }
 
+    /// One `@room` mention by `user`.
+    pub fn room_mention(&self, user: UserId) -> ApiResult<()> {
+        // Counted with the per-user message limits in the metrics.
+        verdict(self.room_mentions.check_key(&user), LimitKind::Message)
+    }
+
     /// One login or registration attempt from `ip`.
     pub fn login(&self, ip: IpAddr) -> ApiResult<()> {
         verdict(self.logins.check_key(&ip), LimitKind::Login)
@@ -93,7 +101,13 @@ impl RateLimits {
 
     /// Forgets idle keys so the keyed limiters do not grow without bound.
     pub fn forget_idle(&self) {
-        for limiter in [&self.messages, &self.rooms, &self.dms, &self.invites] {
+        for limiter in [
+            &self.messages,
+            &self.rooms,
+            &self.dms,
+            &self.invites,
+            &self.room_mentions,
+        ] {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
@@ -110,6 +124,10 @@ impl FrameBucket {
         verdict(self.0.check(), LimitKind::Frame)
     }
 }
+
+/// `@room` mentions one user may send per hour (all of them at once if need be), whatever
+/// the room: each notifies every member.
+pub const ROOM_MENTIONS_PER_HOUR: u32 = 10;
 
 /// How often [`RateLimits::forget_idle`] runs.
 pub const FORGET_EVERY: Duration = Duration::from_secs(60);

@@ -682,11 +682,15 @@ impl Connection {
                 id,
                 body,
                 reply_to,
+                mentions,
+                mention_room,
             } => {
                 let draft = chat::Draft {
                     id: &id,
                     body: &body,
                     reply_to,
+                    mentions: &mentions,
+                    mention_room,
                 };
                 let result = match state.limits.message(user) {
                     Ok(()) => chat::send(&state, user, Some(&self.username), room, draft).await,

@@ -150,6 +150,14 @@ fn room_requests(room: RoomId, seq: u64, other: UserId) -> Vec<(Method, String, 
             format!("/api/v1/rooms/{r}/messages"),
             Some(json!({"id": unique_id(), "body": "let me in"})),
         ),
+        // Mentions (issue 13): mentioning members, and @room.
+        (
+            Method::POST,
+            format!("/api/v1/rooms/{r}/messages"),
+            Some(
+                json!({"id": unique_id(), "body": "@all", "mentions": [other], "mention_room": true}),
+            ),
+        ),
         (
             Method::PATCH,
             format!("/api/v1/rooms/{r}/messages/{seq}"),
@@ -502,6 +510,23 @@ async fn socket_matrix_for_non_members(backend: Backend) {
                 id: id.clone(),
                 body: "let me in".into(),
                 reply_to: None,
+                mentions: vec![],
+                mention_room: false,
+            },
+            ErrorCode::NotAMember,
+        )
+        .await;
+        // Mentioning members of the room, or all of them (issue 13).
+        frame_refused(
+            &w,
+            &mut eve,
+            ClientFrame::Send {
+                room,
+                id: unique_id(),
+                body: "@room @bob".into(),
+                reply_to: Some(seq),
+                mentions: vec![w.bob.id],
+                mention_room: true,
             },
             ErrorCode::NotAMember,
         )

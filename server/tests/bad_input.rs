@@ -132,6 +132,8 @@ async fn binary_frame(backend: Backend) {
         id: unique_id(),
         body: "as binary".into(),
         reply_to: None,
+        mentions: vec![],
+        mention_room: false,
     })
     .unwrap();
     s.ws.send_binary(json).await;
@@ -157,6 +159,8 @@ async fn message_too_large(backend: Backend) {
         id: id.clone(),
         body: "x".repeat(max + 1),
         reply_to: None,
+        mentions: vec![],
+        mention_room: false,
     })
     .await;
     let err =
@@ -175,6 +179,8 @@ async fn message_too_large(backend: Backend) {
         id: id.clone(),
         body: "é".repeat(max / 2 + 1),
         reply_to: None,
+        mentions: vec![],
+        mention_room: false,
     })
     .await;
     let err =
@@ -213,6 +219,8 @@ async fn invalid_message_and_client_id(backend: Backend) {
             id: id.clone(),
             body: body.into(),
             reply_to: None,
+            mentions: vec![],
+            mention_room: false,
         })
         .await;
         let err =
@@ -231,6 +239,8 @@ async fn invalid_message_and_client_id(backend: Backend) {
             id: id.to_string(),
             body: "fine".into(),
             reply_to: None,
+            mentions: vec![],
+            mention_room: false,
         })
         .await;
         let err = s.ws.expect_error().await;
@@ -264,6 +274,8 @@ async fn send_to_a_room_one_is_not_in(backend: Backend) {
             id: id.clone(),
             body: "let me in".into(),
             reply_to: None,
+            mentions: vec![],
+            mention_room: false,
         })
         .await;
         let err = s.ws.await_ack(room, &id).await.expect_err("not a member");
@@ -314,6 +326,8 @@ async fn frames_before_hello(backend: Backend) {
         id: unique_id(),
         body: "sneaky".into(),
         reply_to: None,
+        mentions: vec![],
+        mention_room: false,
     })
     .await;
     ws.expect_error_code(ErrorCode::AuthRequired).await;
@@ -380,6 +394,8 @@ async fn oversized_frame_closes_with_1009(backend: Backend) {
         id: unique_id(),
         body: "z".repeat(max_frame + 1),
         reply_to: None,
+        mentions: vec![],
+        mention_room: false,
     };
     // The server may stop reading mid-frame; a failed write is fine, the close code is what counts.
     let _ =
@@ -524,6 +540,8 @@ async fn message_rate_limit(backend: Backend) {
             id: id.clone(),
             body: "spam".into(),
             reply_to: None,
+            mentions: vec![],
+            mention_room: false,
         })
         .await;
         match s.ws.await_ack(s.room, &id).await {

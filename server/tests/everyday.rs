@@ -17,6 +17,8 @@ common::backend_tests!(
     reactions_live_idempotent_in_history_and_on_resume,
     reactions_are_validated_and_bounded,
     old_clients_keep_working,
+    mentions_count_on_every_device_until_read,
+    mentions_keep_members_only_and_room_mentions_are_for_owners,
 );
 
 /// Sends `body` as a reply to `reply_to` over the socket; the ack or the error for it.
@@ -27,6 +29,8 @@ async fn reply(ws: &mut Ws, room: RoomId, reply_to: u64, body: &str) -> Result<u
         id: id.clone(),
         body: body.into(),
         reply_to: Some(reply_to),
+        mentions: vec![],
+        mention_room: false,
     })
     .await;
     ws.await_ack(room, &id).await.map(|ack| ack.seq)
@@ -111,6 +115,47 @@ fn apply_reactions(events: &[RoomEvent], seq: u64) -> Vec<(String, Vec<u64>)> {
 fn reaction_path(room: RoomId, seq: u64, emoji: &str) -> String {
     let encoded: String = emoji.bytes().map(|b| format!("%{b:02X}")).collect();
     format!("/api/v1/rooms/{room}/messages/{seq}/reactions/{encoded}")
+}
+
+/// Sends `body` mentioning `mentions` (and `@room` if `room_mention`); the ack's seq or the
+/// error.
+async fn mention(
+    ws: &mut Ws,
+    room: RoomId,
+    body: &str,
+    mentions: &[protocol::UserId],
+    mention_room: bool,
+) -> Result<u64, WsError> {
+    let id = unique_id();
+    ws.send_frame(&ClientFrame::Send {
+        room,
+        id: id.clone(),
+        body: body.into(),
+        reply_to: None,
+        mentions: mentions.to_vec(),
+        mention_room,
+    })
+    .await;
+    ws.await_ack(room, &id).await.map(|ack| ack.seq)
+}
+
+/// The mentions of a message event.
+#[track_caller]
+fn mentions_of(ev: &RoomEvent) -> (Vec<protocol::UserId>, bool) {
+    match &ev.event {
+        EventBody::Message {
+            mentions,
+            mention_room,
+            ..
+        } => (mentions.clone(), *mention_room),
+        other => panic!("expected a message at seq {}, got {other:?}", ev.seq),
+    }
+}
+
+/// `(unread, mentions)` of `room` in `user`'s room list.
+async fn counts(api: &Api, room: RoomId) -> (u64, u64) {
+    let r = api.my_room(room).await;
+    (r.unread, r.mentions)
 }
 
 /// The `reply_to` of a message event.
@@ -248,6 +293,8 @@ async fn replies_are_validated(backend: Backend) {
         id: id.clone(),
         body: "answer".into(),
         reply_to: Some(original),
+        mentions: vec![],
+        mention_room: false,
     })
     .await;
     let accepted = b1.await_ack(busy, &id).await.expect("reply accepted");
@@ -308,6 +355,8 @@ async fn replies_are_validated(backend: Backend) {
         id: id.clone(),
         body: "answer".into(),
         reply_to: Some(original),
+        mentions: vec![],
+        mention_room: false,
     })
     .await;
     let again = b1.await_ack(busy, &id).await.expect("duplicate ack");
@@ -741,4 +790,186 @@ async fn old_clients_keep_working(backend: Backend) {
     // Its own old-shape REST send still works.
     let ack = old.api.send(room, "old-2", "still here").await.unwrap();
     assert_eq!(ack.seq, last + 1);
+}
+
+/// Bob has two devices. Alice mentions him: both devices get the mention in the event, his room
+/// list counts it beside the unread count (REST and `welcome`), and reading on one device
+/// clears it on both (the read marker syncs).
+async fn mentions_count_on_every_device_until_read(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let bob_phone = server.login(&bob, "phone").await;
+    let carol = server.user("carol").await;
+    let room = shared_room(&alice, &[&bob, &carol]).await.id;
+    let mut a1 = server.ws(&alice).await;
+    let mut b1 = server.ws(&bob).await;
+    let mut b2 = server.ws(&bob_phone).await;
+    a1.say(room, "morning all").await;
+    let ping = mention(&mut a1, room, "@bob can you look?", &[bob.id], false)
+        .await
+        .unwrap();
+    let other = mention(&mut a1, room, "@carol and you", &[carol.id], false)
+        .await
+        .unwrap();
+    for ws in [&mut b1, &mut b2] {
+        let events = ws.events_until(room, other).await;
+        assert_eq!(mentions_of(at(&events, ping)), (vec![bob.id], false));
+        assert_eq!(mentions_of(at(&events, other)), (vec![carol.id], false));
+    }
+    assert_eq!(counts(&bob.api, room).await, (3, 1));
+    assert_eq!(counts(&bob_phone.api, room).await, (3, 1));
+    assert_eq!(counts(&carol.api, room).await, (3, 1));
+    let (b3, _) = server.ws_resume(&bob_phone, vec![]).await;
+    let listed = b3.welcome().rooms.iter().find(|r| r.id == room).unwrap();
+    assert_eq!((listed.unread, listed.mentions), (3, 1), "welcome counts");
+    // History keeps the mentions.
+    let history = bob.api.all_events(room).await.unwrap();
+    assert_eq!(mentions_of(at(&history, ping)).0, vec![bob.id]);
+
+    // Bob reads on his laptop: his phone is told, and the count is gone everywhere.
+    b1.send_frame(&ClientFrame::Read { room, seq: other }).await;
+    let moved = |f: &ServerFrame| matches!(f, ServerFrame::ReadMarker { room: r, seq } if *r == room && *seq == other);
+    b1.take("read marker on the laptop", moved).await;
+    b2.take("read marker on the phone", moved).await;
+    assert_eq!(counts(&bob.api, room).await, (0, 0));
+    assert_eq!(counts(&bob_phone.api, room).await, (0, 0));
+    // Carol's is hers: still there.
+    assert_eq!(counts(&carol.api, room).await, (3, 1));
+    // A deleted mention no longer counts.
+    alice.api.delete_message(room, other).await.unwrap();
+    assert_eq!(counts(&carol.api, room).await, (2, 0));
+}
+
+/// Mentions keep only members of the room (an outsider is not notified and never sees the
+/// message); `@room` is for the owner, counts for every member, and is rate limited.
+async fn mentions_keep_members_only_and_room_mentions_are_for_owners(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let carol = server.user("carol").await;
+    let eve = server.user("eve").await;
+    let room = shared_room(&alice, &[&bob, &carol]).await.id;
+    let eve_room = shared_room(&eve, &[]).await.id;
+    let mut a1 = server.ws(&alice).await;
+    let mut b1 = server.ws(&bob).await;
+    let mut e1 = server.ws(&eve).await;
+
+    // Eve is not in the room, 9999 is nobody, alice is the sender, bob twice.
+    let seq = mention(
+        &mut a1,
+        room,
+        "@eve @bob @ghost @alice",
+        &[eve.id, bob.id, protocol::UserId(9_999), alice.id, bob.id],
+        false,
+    )
+    .await
+    .unwrap();
+    let ev = b1.events_until(room, seq).await.pop().unwrap();
+    assert_eq!(
+        mentions_of(&ev),
+        (vec![bob.id], false),
+        "members only, once"
+    );
+    assert_eq!(counts(&eve.api, eve_room).await, (0, 0));
+    let got = e1.sync().await;
+    assert!(
+        got.iter()
+            .all(|f| !matches!(f, ServerFrame::Event(e) if e.room == room)),
+        "eve sees nothing of the room: {got:?}"
+    );
+    // Over REST the same.
+    let (status, text) = alice
+        .api
+        .raw(
+            Method::POST,
+            &format!("/api/v1/rooms/{room}/messages"),
+            Some(RawBody::Json(
+                json!({"id": unique_id(), "body": "@carol @eve", "mentions": [carol.id, eve.id]}),
+            )),
+        )
+        .await;
+    assert_eq!(status, 200, "{text}");
+    let rest_seq: protocol::rest::SendAck = serde_json::from_str(&text).unwrap();
+    let events = bob.api.all_events(room).await.unwrap();
+    assert_eq!(mentions_of(at(&events, rest_seq.seq)).0, vec![carol.id]);
+    // Too many mentions is refused.
+    let many: Vec<protocol::UserId> = (1..=60).map(protocol::UserId).collect();
+    let err = mention(&mut a1, room, "everyone?", &many, false)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidMessage, "{err:?}");
+
+    // @room: a member may not; an outsider gets the non-member answer; the owner may.
+    let err = mention(&mut b1, room, "@room hi", &[], true)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::NotOwner, "{err:?}");
+    let err = mention(&mut e1, room, "@room hi", &[], true)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::NotAMember, "{err:?}");
+    let read = last_seq(&alice.api, room).await;
+    b1.send_frame(&ClientFrame::Read { room, seq: read }).await;
+    b1.take(
+        "bob's read marker",
+        |f| matches!(f, ServerFrame::ReadMarker { seq, .. } if *seq == read),
+    )
+    .await;
+    let all = mention(&mut a1, room, "@room release is out", &[], true)
+        .await
+        .unwrap();
+    let ev = b1.events_until(room, all).await.pop().unwrap();
+    assert_eq!(mentions_of(&ev), (vec![], true));
+    assert_eq!(counts(&bob.api, room).await, (1, 1));
+    assert_eq!(
+        counts(&carol.api, room).await.1,
+        2,
+        "carol's mention and @room"
+    );
+    assert_eq!(counts(&alice.api, room).await, (0, 0), "not the sender");
+    // Rate limited: the owner's hourly budget runs out.
+    let mut limited = None;
+    for i in 0..20 {
+        match mention(&mut a1, room, &format!("@room {i}"), &[], true).await {
+            Ok(_) => {}
+            Err(e) => {
+                limited = Some(e);
+                break;
+            }
+        }
+    }
+    let err = limited.expect("@room is rate limited");
+    assert_eq!(err.code, ErrorCode::RateLimited, "{err:?}");
+    assert!(err.retry_after_ms.is_some());
+    // Plain messages still go.
+    a1.say(room, "still talking").await;
+}
+
+/// Two nodes: a mention sent through one node counts for the user connected to the other, and
+/// reading there clears it for the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mentions_cross_nodes() {
+    let redis = Arc::new(RedisServer::start().await);
+    let n1 = TestServer::start_on_redis(&redis, |_| {}).await;
+    let n2 = TestServer::start_on_redis(&redis, |_| {}).await;
+    let alice = n1.user("alice").await;
+    let bob = n2.user("bob").await;
+    let room = shared_room(&alice, &[&bob]).await.id;
+    let mut a1 = n1.ws(&alice).await;
+    let mut b1 = n1.ws(&bob).await;
+    let mut b2 = n2.ws(&bob).await;
+    let seq = mention(&mut a1, room, "@bob", &[bob.id], false)
+        .await
+        .unwrap();
+    let ev = b2.events_until(room, seq).await.pop().unwrap();
+    assert_eq!(mentions_of(&ev).0, vec![bob.id]);
+    assert_eq!(counts(&bob.api_on(&n1), room).await, (1, 1));
+    b2.send_frame(&ClientFrame::Read { room, seq }).await;
+    b1.take(
+        "read marker from node 2",
+        |f| matches!(f, ServerFrame::ReadMarker { seq: s, .. } if *s == seq),
+    )
+    .await;
+    assert_eq!(counts(&bob.api_on(&n1), room).await, (0, 0));
 }

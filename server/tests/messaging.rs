@@ -154,6 +154,8 @@ async fn fifty_messages_keep_their_order(backend: Backend) {
             id: id.clone(),
             body: format!("message {i}"),
             reply_to: None,
+            mentions: vec![],
+            mention_room: false,
         })
         .await;
     }
@@ -270,6 +272,8 @@ async fn concurrent_sends_of_one_id_make_one_message(backend: Backend) {
             id: id.clone(),
             body: "ws race".into(),
             reply_to: None,
+            mentions: vec![],
+            mention_room: false,
         };
         tokio::join!(a1.send_frame(&frame), a2.send_frame(&frame));
         let (x, y) = tokio::join!(a1.await_ack(room.id, &id), a2.await_ack(room.id, &id));

@@ -241,6 +241,8 @@ async fn block_refuses_direct_rooms_and_invites(backend: Backend) {
             id: unique_id(),
             body: "over the socket".into(),
             reply_to: None,
+            mentions: vec![],
+            mention_room: false,
         })
         .await;
     pest_ws.expect_error_code(ErrorCode::Blocked).await;

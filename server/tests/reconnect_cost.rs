@@ -53,6 +53,8 @@ async fn measure(backend: Backend, rooms: usize) -> Measured {
         deleted: false,
         reply_to: None,
         reactions: Vec::new(),
+        mentions: Vec::new(),
+        mention_room: false,
     })
     .unwrap();
     for i in 0..rooms {

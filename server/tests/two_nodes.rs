@@ -249,6 +249,8 @@ async fn same_client_id_through_both_nodes_is_one_message() {
             id: id.clone(),
             body: "race".into(),
             reply_to: None,
+            mentions: vec![],
+            mention_room: false,
         };
         tokio::join!(a1.send_frame(&frame), a2.send_frame(&frame));
         let (x, y) = tokio::join!(a1.await_ack(room.id, &id), a2.await_ack(room.id, &id));
@@ -344,6 +346,8 @@ async fn send_all(ws: &mut Ws, room: protocol::RoomId, ids: &[String]) {
             id: id.clone(),
             body: format!("body of {id}"),
             reply_to: None,
+            mentions: vec![],
+            mention_room: false,
         })
         .await;
     }

@@ -159,6 +159,7 @@ impl RoomRow {
                 role: self.role.as_deref().map(parse_enum).transpose()?,
                 read_seq: to_u64(self.read_seq),
                 unread: to_u64(self.unread),
+                mentions: 0,
                 peer: self.peer.map(|p| UserId(to_u64(p))),
             },
             synced_seq: self.synced_seq.map(to_u64),
@@ -1457,6 +1458,7 @@ mod tests {
             role: Some(Role::Member),
             read_seq: 0,
             unread: 0,
+            mentions: 0,
             peer: None,
         }
     }
@@ -1475,6 +1477,8 @@ mod tests {
                 deleted: false,
                 reply_to: None,
                 reactions: Vec::new(),
+                mentions: Vec::new(),
+                mention_room: false,
             },
         }
     }

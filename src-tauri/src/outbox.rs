@@ -47,6 +47,8 @@ fn frame(entry: &OutboxEntry) -> ClientFrame {
         id: entry.client_id.clone(),
         body: entry.body.clone(),
         reply_to: None,
+        mentions: vec![],
+        mention_room: false,
     }
 }
 

@@ -1,11 +1,12 @@
-//! End to end: the real app (UI embedded, `tauri/custom-protocol` build) in a real window,
+//! End to end: the real app (UI embedded, `custom-protocol` build) in a real window,
 //! driven over WebDriver (`tauri-driver` + `WebKitWebDriver`) like a user would, against a real
 //! chat server and Redis, with a scripted second user ("bob") on the WebSocket.
 //!
-//! Ignored by default (it needs a window and a separate build of the app). Run it with
-//! `scripts/e2e.sh`, which builds the UI and the app and then runs
-//! `CHAT_E2E_APP=/var/cache/chat/target-e2e/debug/chat-desktop \
-//!  cargo test -p chat-desktop --test e2e -- --ignored --nocapture`.
+//! Ignored by default (it needs a window and the app built with the UI embedded). Run it with
+//! `scripts/e2e.sh`, which builds the UI and the workspace with `chat-desktop/custom-protocol`,
+//! copies the app aside and then runs
+//! `CHAT_E2E_APP=$CARGO_TARGET_DIR/e2e-app/chat-desktop cargo test --workspace \
+//!  --features chat-desktop/custom-protocol --test e2e -- --ignored --nocapture`.
 //!
 //! The test starts everything it needs and stops it when dropped: `redis-server` and the chat
 //! server (in-process) on free loopback ports, `Xvfb` on a free display when `DISPLAY` is unset,
@@ -79,9 +80,9 @@ async fn e2e() {
 
 /// The app binary from `CHAT_E2E_APP`, or a failure that says how to run the test.
 fn app_binary() -> PathBuf {
-    let how = "run the end-to-end test with scripts/e2e.sh (it builds the UI and the app with \
-               `--features tauri/custom-protocol` into /var/cache/chat/target-e2e and sets \
-               CHAT_E2E_APP=/var/cache/chat/target-e2e/debug/chat-desktop)";
+    let how = "run the end-to-end test with scripts/e2e.sh (it builds the UI, then the workspace \
+               with `--features chat-desktop/custom-protocol`, and sets CHAT_E2E_APP to a copy \
+               of the app that build made)";
     let Some(path) = std::env::var_os(APP_ENV) else {
         panic!("{APP_ENV} is not set: {how}");
     };
@@ -1803,6 +1804,8 @@ impl Bob {
             id: id.clone(),
             body: body.to_owned(),
             reply_to: None,
+            mentions: vec![],
+            mention_room: false,
         });
         self.wait_frame("the ack of bob's message", UI_WAIT, |f| match f {
             ServerFrame::Ack(ack) if ack.id == id => Some(()),

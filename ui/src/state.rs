@@ -673,6 +673,7 @@ mod tests {
                 role: None,
                 read_seq: 4,
                 unread: 3,
+                mentions: 0,
                 peer: (kind == RoomKind::Direct).then_some(UserId(9)),
             },
             last_message: None,

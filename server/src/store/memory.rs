@@ -766,6 +766,16 @@ impl MemRoom {
 
 // Everyday chat (issue 13).
 impl MemoryStore {
+    pub async fn members_among(&self, room: RoomId, users: &[UserId]) -> StoreResult<Vec<bool>> {
+        self.with(|s| {
+            let room = s.rooms.get(&room);
+            Ok(users
+                .iter()
+                .map(|u| room.is_some_and(|r| r.members.contains_key(u)))
+                .collect())
+        })
+    }
+
     pub async fn react(
         &self,
         change: super::ReactionChange<'_>,

@@ -360,6 +360,8 @@ delegate! {
     /// `message_not_found`, `message_deleted`, or `limit_reached` when the message has
     /// `MAX_REACTIONS_PER_MESSAGE` emoji or the user `MAX_REACTIONS_PER_USER` on it.
     fn react(&self, change: ReactionChange<'_>, now: i64) -> StoreResult<Option<u64>>;
+    /// For each of `users`: whether they are a member of `room`, in one store call.
+    fn members_among(&self, room: RoomId, users: &[UserId]) -> StoreResult<Vec<bool>>;
 }
 
 /// The refusal of a reaction beyond the caps of `protocol::limits` (both stores).

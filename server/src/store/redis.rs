@@ -1337,6 +1337,17 @@ impl RedisStore {
 
 // Everyday chat (issue 13).
 impl RedisStore {
+    pub async fn members_among(&self, room: RoomId, users: &[UserId]) -> StoreResult<Vec<bool>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for user in users {
+            pipe.hexists(format!("room:{room}:m"), user.0);
+        }
+        Ok(pipe.query_async(&mut self.con()).await?)
+    }
+
     pub async fn react(
         &self,
         change: super::ReactionChange<'_>,

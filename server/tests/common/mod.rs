@@ -1282,6 +1282,8 @@ impl Ws {
             id: id.to_string(),
             body: body.to_string(),
             reply_to: None,
+            mentions: vec![],
+            mention_room: false,
         })
         .await;
         self.await_ack(room, id)
