@@ -350,6 +350,11 @@ fn skip_to_end<'a>(events: &mut impl Iterator<Item = (Event<'a>, std::ops::Range
 
 /// Text with every bare `http://`, `https://` or `mailto:` URL in it made a link.
 fn push_linkified(b: &mut Builder, text: &str) {
+    // A link is one more level: at the depth limit a bare URL stays text.
+    if b.depth >= MAX_DEPTH {
+        b.push(Node::Text(text.to_string()));
+        return;
+    }
     let mut rest = text;
     while let Some((start, end)) = find_url(rest) {
         if start > 0 {
