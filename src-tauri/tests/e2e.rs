@@ -762,20 +762,6 @@ async fn formatting_and_links(
     tag: &str,
     home: &Path,
 ) {
-    const ALLOWED: &[&str] = &[
-        "p",
-        "br",
-        "strong",
-        "em",
-        "del",
-        "code",
-        "pre",
-        "blockquote",
-        "ul",
-        "ol",
-        "li",
-        "a",
-    ];
     let trail = format!("https://maps.example/trail-{tag}");
     let bare = format!("https://example.org/weather-{tag}");
     let formatted = format!(
@@ -809,7 +795,9 @@ async fn formatting_and_links(
                             ]
                         && m.body.contains("<b>not bold</b>")
                         && m.tags.iter().any(|t| t == "strong")
-                        && m.tags.iter().all(|t| ALLOWED.contains(&t.as_str()))
+                        && m.tags
+                            .iter()
+                            .all(|t| markup::ALLOWED_TAGS.contains(&t.as_str()))
                 })
                 .map(|_| ())
         })
