@@ -152,6 +152,9 @@ async fn block_and_unblock_from_the_app() {
         Command::Send {
             room: dm.id,
             body: "are you there?".into(),
+            reply_to: None,
+            mentions: Vec::new(),
+            mention_room: false,
         },
     )
     .await;

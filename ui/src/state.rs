@@ -747,6 +747,11 @@ mod tests {
             } else {
                 MessageStatus::Pending
             },
+            reply_to: None,
+            quote: None,
+            reactions: Vec::new(),
+            mentions: Vec::new(),
+            mention_room: false,
         }
     }
 
