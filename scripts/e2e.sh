@@ -23,7 +23,7 @@ export PATH="${CHAT_TOOLS:-/var/cache/chat/tools}/bin:$HOME/.cargo/bin:$PATH"
 export CHAT_E2E_SHOTS=${CHAT_E2E_SHOTS:-$CARGO_TARGET_DIR/e2e-shots}
 JOBS=${JOBS:-$(nproc)}
 
-for tool in trunk wasm-bindgen tauri-driver WebKitWebDriver redis-server dbus-run-session gnome-keyring-daemon; do
+for tool in trunk wasm-bindgen tauri-driver WebKitWebDriver redis-server dbus-run-session gnome-keyring-daemon dunst dunstctl import; do
   command -v "$tool" >/dev/null 2>&1 || { echo "e2e: $tool is missing; run scripts/setup.sh" >&2; exit 1; }
 done
 if [ -z "${DISPLAY:-}" ]; then

@@ -13,6 +13,7 @@ APT_PACKAGES=(
   redis-server                                     # store for tests and multi-node servers
   libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libsoup-3.0-dev  # Tauri
   xvfb webkit2gtk-driver imagemagick               # end-to-end test in a real window, screenshots
+  dunst                                            # e2e: a notification daemon on the test display
   fonts-noto-color-emoji                           # emoji drawn in those screenshots (not boxes)
   dbus gnome-keyring keyutils libsecret-1-dev      # a real keychain (Secret Service) for tests
   pkg-config build-essential curl

@@ -179,13 +179,13 @@ pub fn open_dm(d: &Dispatcher, user: protocol::UserId) {
     });
 }
 
-/// Loads the list of blocked users.
+/// Loads the list of blocked users. Quietly keeps the last list when it fails (offline): the
+/// user did not ask, and a toast per attempt would only cover what they are doing.
 pub fn load_blocks(d: &Dispatcher) {
     let d = d.clone();
     spawn_local(async move {
-        match ipc::blocks().await {
-            Ok(users) => d.dispatch(Action::Blocked(users)),
-            Err(e) => toast(&d, &e),
+        if let Ok(users) = ipc::blocks().await {
+            d.dispatch(Action::Blocked(users));
         }
     });
 }

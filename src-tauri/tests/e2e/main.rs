@@ -29,7 +29,7 @@
 //! `${CHAT_TOOLS:-/var/cache/chat/tools}/bin/tauri-driver`).
 //!
 //! Layout: this file holds the scenario; each feature area's steps live in their own module
-//! (`formatting.rs`, …), called from [`scenario`]; the harness is `display.rs` (Xvfb,
+//! (`formatting.rs`, `moderation.rs`, …), called from [`scenario`]; the harness is `display.rs` (Xvfb,
 //! tauri-driver), `window.rs` (the page over WebDriver), `x11.rs` (the window as a window
 //! manager sees it), `bob.rs` (the scripted second user) and `shots.rs`.
 
@@ -39,6 +39,7 @@ mod common;
 mod display;
 mod formatting;
 mod installed;
+mod moderation;
 mod shots;
 mod support;
 mod window;
@@ -48,6 +49,7 @@ use bob::*;
 use display::*;
 use formatting::*;
 use installed::*;
+use moderation::*;
 use shots::*;
 use support::*;
 use window::*;
@@ -468,6 +470,8 @@ async fn scenario(app: &Path) {
         .await;
     window.shot("05-typing-presence").await;
     drop(typing);
+    let notifications =
+        moderation_views(&window, &mut bob, &display, alice_id, &room_name, &tag).await;
 
     // d) The server goes away (Redis stays): alice still reads, and what she sends waits.
     server.down().await;
@@ -750,6 +754,7 @@ async fn scenario(app: &Path) {
         .await;
 
     window.close().await;
+    drop(notifications);
     drop(driver);
     drop(xvfb);
     note(&format!(

@@ -46,6 +46,10 @@ pub(crate) struct Dom {
     pub(crate) rooms: Vec<DomRoom>,
     pub(crate) members: Vec<DomMember>,
     pub(crate) alerts: Vec<String>,
+    /// The notice in place of a room the user was removed or banned from: its explanation.
+    pub(crate) removed_text: Option<String>,
+    /// The settings dialog's "Show message text in notifications" switch (`None`: not shown).
+    pub(crate) notification_text: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -165,6 +169,11 @@ return {
     };
   }),
   alerts: all('[role=alert], .toast').map(e => e.textContent.trim()).filter(t => t),
+  removed_text: text('.removed-text'),
+  notification_text: (() => {
+    const s = document.querySelector('.switch.notification-text');
+    return s ? s.checked : null;
+  })(),
 };
 "#;
 

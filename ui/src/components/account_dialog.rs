@@ -1,7 +1,8 @@
 //! Account and security: the account's sessions (device, last used, this device) with a
-//! button to end each, the change-password form, and "sign out everywhere". Ending this
+//! button to end each, the change-password form, the blocked users, and "sign out everywhere". Ending this
 //! device's own session, or every session, logs this device out.
 
+use super::blocked_users::BlockedUsers;
 use super::icon::{Icon, IconView};
 use super::modal::Modal;
 use crate::effects;
@@ -129,6 +130,7 @@ pub fn AccountDialog(props: &AccountDialogProps) -> Html {
                     Callback::from(move |()| load_sessions(sessions.clone()))
                 }} />
             </section>
+            <BlockedUsers />
             <section class="settings-section last">
                 <h3 class="account-heading">{ "Sign out everywhere" }</h3>
                 <SignOutEverywhere {others} />

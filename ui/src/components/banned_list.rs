@@ -25,13 +25,13 @@ pub fn BannedList(props: &BannedListProps) -> Html {
     let reload = use_state(|| 0u32);
     let room = props.room;
     {
+        // Reloaded with the member list; offline it keeps the last list, without a toast (the
+        // member list reloads from the cache while offline, and nobody asked for this).
         let bans = bans.clone();
-        let d = state.dispatcher();
         use_effect_with((room, props.generation, *reload), move |_| {
             spawn_local(async move {
-                match ipc::bans(room).await {
-                    Ok(list) => bans.set(Some(list)),
-                    Err(e) => effects::toast(&d, &e),
+                if let Ok(list) = ipc::bans(room).await {
+                    bans.set(Some(list));
                 }
             });
         });

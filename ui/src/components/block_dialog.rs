@@ -22,7 +22,7 @@ pub fn block_effects(name: &str) -> [String; 4] {
         format!("{name} can no longer send you direct messages or invite you to rooms."),
         format!("Your existing conversation stays; {name} can still read it but not write in it."),
         format!("{name} is not told. Rooms you are both in stay as they are."),
-        "You can unblock them at any time in Settings.".to_string(),
+        "You can unblock them at any time in Settings (Sessions and password).".to_string(),
     ]
 }
 

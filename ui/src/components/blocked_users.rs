@@ -1,4 +1,5 @@
-//! The settings section listing the users this account blocked, each with "Unblock".
+//! The users this account blocked, each with "Unblock": a section of the account dialog
+//! (Settings → Sessions and password…).
 
 use crate::effects;
 use crate::state::AppContext;
@@ -41,8 +42,8 @@ pub fn BlockedUsers() -> Html {
     };
     html! {
         <section class="settings-section blocked-users" aria-label="Blocked users">
-            <strong>{ "Blocked users" }</strong>
-            <span class="muted">{ "They cannot message you or invite you to rooms." }</span>
+            <h3 class="account-heading">{ "Blocked users" }</h3>
+            <p class="muted section-help">{ "They cannot send you direct messages or invite you to rooms. Block someone from the member list or a direct message." }</p>
             { list }
         </section>
     }
