@@ -434,7 +434,9 @@ impl AppState {
                 self.update_preview(&m);
                 self.keep_divider_for_unread(&m);
                 if let Some(t) = self.timelines.get_mut(&m.room) {
-                    Rc::make_mut(t).upsert(m);
+                    let t = Rc::make_mut(t);
+                    crate::replies::refresh_quotes(&mut t.messages, &m);
+                    t.upsert(m);
                 }
             }
             Action::Discarded { room, client_id } => {
@@ -498,6 +500,7 @@ impl AppState {
                     if seq > r.room.read_seq {
                         r.room.read_seq = seq;
                         r.room.unread = 0;
+                        r.room.mentions = 0;
                     }
                 }
             }
