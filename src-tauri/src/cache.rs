@@ -823,7 +823,11 @@ impl Cache {
                         .bind(room)
                         .execute(&mut *tx)
                         .await?;
-                    clear_unread(&mut tx, room).await?;
+                    // Joining reads what came before, but not what the server already counted
+                    // after it (the room was fetched when messages had followed the join).
+                    if seq >= last_seq {
+                        clear_unread(&mut tx, room).await?;
+                    }
                 } else if new.rows_affected() > 0 {
                     sqlx::query("UPDATE rooms SET member_count = member_count + 1 WHERE id = ?")
                         .bind(room)

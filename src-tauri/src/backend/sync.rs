@@ -262,14 +262,21 @@ impl Inner {
         if !state.live || !state.settings.notifications || mine || *deleted || in_view {
             return None;
         }
+        // A mention says so in the title.
+        let me = state.session.as_ref().map(|s| s.user.id);
+        let title = if me.is_some_and(|me| event.mentions(me)) {
+            format!("{} mentioned you", message.sender_name)
+        } else {
+            message.sender_name.clone()
+        };
         if state.settings.hide_notification_text {
-            return Some((message.sender_name.clone(), HIDDEN_TEXT.to_owned()));
+            return Some((title, HIDDEN_TEXT.to_owned()));
         }
         let mut body: String = message.body.chars().take(200).collect();
         if body.len() < message.body.len() {
             body.push('…');
         }
-        Some((message.sender_name.clone(), body))
+        Some((title, body))
     }
 }
 
