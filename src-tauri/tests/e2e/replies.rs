@@ -11,6 +11,8 @@ struct Everyday {
     replying: Option<String>,
     /// `@name` suggestions shown under the composer.
     people: Vec<String>,
+    /// Those of them marked "not in this room".
+    people_outside: Vec<String>,
     messages: Vec<EverydayMessage>,
     /// The emoji picker is open, with these emoji shown.
     picker: Option<Vec<String>>,
@@ -44,6 +46,8 @@ const picker = document.querySelector('.emoji-picker');
 return {
   replying: text('.replying'),
   people: all('.mention-suggestion .mention-name').map(e => e.textContent.trim()),
+  people_outside: all('.mention-suggestion').filter(e => e.querySelector('.shortcode'))
+    .map(e => text('.mention-name', e)),
   picker: picker ? all('.picker-emoji', picker).map(e => e.textContent.trim()) : null,
   badges: all('.room-item').map(b => [text('.room-name', b) || '', text('.mention-badge', b),
     text('.badge:not(.mention-badge)', b)]),
@@ -160,6 +164,10 @@ pub(crate) async fn replies_reactions_mentions(
     })
     .await;
     assert_eq!(people.first(), Some(&format!("@{}", bob.username)));
+    wait_for(window, "bob suggested as a member of the room", |p| {
+        p.people_outside.is_empty().then_some(())
+    })
+    .await;
     window.shot("05a-reply-mention-suggest").await;
     window.type_into("#composer", &Key::Enter.to_string()).await;
     window.type_into("#composer", "chips and fruit").await;
@@ -251,6 +259,7 @@ pub(crate) async fn replies_reactions_mentions(
         p.picker.as_ref().map(|_| ())
     })
     .await;
+    window.shot("05b-reactions-picker-open").await;
     window.type_into(".picker-search", "tada").await;
     wait_for(window, "🎉 found by searching", |p| {
         p.picker
@@ -259,7 +268,7 @@ pub(crate) async fn replies_reactions_mentions(
             .then_some(())
     })
     .await;
-    window.shot("05b-reactions-picker").await;
+    window.shot("05b-reactions-picker-search").await;
     window
         .click(".emoji-picker .picker-emoji[data-emoji='🎉']")
         .await;

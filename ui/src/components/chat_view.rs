@@ -25,13 +25,15 @@ pub fn ChatView() -> Html {
     let d = state.dispatcher();
     // The message being answered, for the room it belongs to.
     let replying = use_state(|| None::<MessageView>);
-    // Members for `@` suggestions and names: loaded once per room opened.
+    // Members for `@` suggestions and names: loaded when a room opens and when its member
+    // count changes.
     {
         let d = d.clone();
-        let room = state.current;
-        let loaded = room.is_some_and(|r| state.members.contains_key(&r));
-        use_effect_with((room, loaded), move |(room, loaded)| {
-            if let (Some(room), false) = (*room, *loaded) {
+        let key = state
+            .current_room()
+            .map(|view| (view.room.id, view.room.member_count));
+        use_effect_with(key, move |key| {
+            if let Some((room, _)) = *key {
                 effects::load_members(&d, room);
             }
         });
