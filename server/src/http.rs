@@ -19,6 +19,7 @@ use protocol::{ErrorBody, ErrorCode, RoomId, UserId};
 use utoipa::OpenApi;
 
 mod accounts;
+mod attachments;
 mod everyday;
 mod moderation;
 
@@ -308,6 +309,7 @@ async fn send_message(
                 reply_to: req.reply_to,
                 mentions: &req.mentions,
                 mention_room: req.mention_room,
+                attachments: &req.attachments,
             },
         )
         .await?,
@@ -423,7 +425,8 @@ impl utoipa::Modify for BearerAuth {
         accounts::change_password, accounts::logout_everywhere, accounts::list_users,
         accounts::create_user, accounts::update_user, accounts::reset_password,
         accounts::create_invite, accounts::export,
-        everyday::add_reaction, everyday::remove_reaction),
+        everyday::add_reaction, everyday::remove_reaction,
+        attachments::upload, attachments::download, attachments::thumbnail),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -460,6 +463,7 @@ pub fn router() -> Router<AppState> {
         .merge(moderation::router())
         .merge(accounts::router())
         .merge(everyday::router())
+        .merge(attachments::router())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
 }

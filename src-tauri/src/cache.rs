@@ -1479,6 +1479,7 @@ mod tests {
                 reactions: Vec::new(),
                 mentions: Vec::new(),
                 mention_room: false,
+                attachments: Vec::new(),
             },
         }
     }

@@ -49,6 +49,7 @@ fn frame(entry: &OutboxEntry) -> ClientFrame {
         reply_to: None,
         mentions: vec![],
         mention_room: false,
+        attachments: Vec::new(),
     }
 }
 

@@ -4,6 +4,7 @@
 //! so bus order equals seq order exactly as with the Redis scripts.
 
 mod admin;
+mod attachments;
 
 use super::bus::{self, MemberRoute};
 use super::{
@@ -48,6 +49,7 @@ struct State {
     online: BTreeSet<UserId>,
     last_seen: HashMap<UserId, i64>,
     moderation: Moderation,
+    uploads: attachments::Uploads,
 }
 
 /// Bans, blocks and confusable names (issue 11).
@@ -95,6 +97,7 @@ impl MemoryStore {
                 online: BTreeSet::new(),
                 last_seen: HashMap::new(),
                 moderation: Moderation::default(),
+                uploads: Default::default(),
             }),
             bus_rx: Mutex::new(Some(rx)),
         }
@@ -433,7 +436,9 @@ impl MemoryStore {
                     .ok_or_else(ApiError::not_a_member)?
                     .message(target)?;
             }
+            s.uploads.check(msg.room, msg.sender, msg.attachments)?;
             let seq = s.append(msg.room, msg.event_json, now, None)?;
+            s.uploads.attach(msg.attachments, seq);
             let ts = s
                 .rooms
                 .get(&msg.room)
@@ -473,6 +478,7 @@ impl MemoryStore {
                 edited_ts,
                 deleted,
                 reactions,
+                attachments,
                 ..
             } = &mut event.event
             else {
@@ -501,6 +507,7 @@ impl MemoryStore {
                     *deleted = true;
                     *edited_ts = None;
                     reactions.clear();
+                    s.uploads.condemn(attachments.drain(..).map(|a| a.id));
                 }
             }
             let json = serde_json::to_string(&event.event)?;

@@ -136,6 +136,9 @@ pub struct NewMessage<'a> {
     /// is still kept and not deleted (`message_not_found`, `message_deleted`), checked in the
     /// same atomic step as the append.
     pub reply_to: Option<u64>,
+    /// Ids of pending uploads of the sender for this room, attached in the same atomic step
+    /// (`attachment_not_found` otherwise; see [`uploads`]).
+    pub attachments: &'a [String],
 }
 
 /// Edit or delete of message `target` by `sender`.
@@ -363,6 +366,11 @@ delegate! {
     /// For each of `users`: whether they are a member of `room`, in one store call.
     fn members_among(&self, room: RoomId, users: &[UserId]) -> StoreResult<Vec<bool>>;
 }
+
+// Attachments (issue 14).
+mod uploads;
+pub use uploads::UploadRecord;
+pub(crate) use uploads::{not_attachable, quota_exceeded};
 
 /// The refusal of a reaction beyond the caps of `protocol::limits` (both stores).
 pub(crate) fn reactions_full(per_user: bool) -> crate::error::ApiError {
