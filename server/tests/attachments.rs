@@ -661,7 +661,293 @@ async fn off_without_a_directory(backend: Backend) {
     );
 }
 
+/// A `w`×`h` picture with a gradient (so a thumbnail has something to show).
+fn picture(w: u32, h: u32) -> image::RgbImage {
+    image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
+    })
+}
+
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    picture(w, h)
+        .write_to(&mut out, image::ImageFormat::Png)
+        .expect("encode PNG");
+    out.into_inner()
+}
+
+/// The location a phone would write into a photo.
+const SECRET_PLACE: &[u8] = b"Secret garden, 48 51 29.6 N 2 17 40.2 E";
+
+/// A JPEG as a phone makes it: JFIF, then an APP1 EXIF segment with a description and a GPS
+/// position (latitude 48°51'29.6" N), then the picture.
+fn jpeg_with_gps(w: u32, h: u32) -> Vec<u8> {
+    let mut plain = std::io::Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut plain, 90)
+        .encode_image(&picture(w, h))
+        .expect("encode JPEG");
+    let plain = plain.into_inner();
+    // TIFF, little endian: IFD0 at 8 with ImageDescription and a GPS IFD pointer.
+    let mut tiff: Vec<u8> = b"II*\0".to_vec();
+    tiff.extend(8u32.to_le_bytes());
+    let entry = |tag: u16, kind: u16, count: u32, value: u32| {
+        let mut e = tag.to_le_bytes().to_vec();
+        e.extend(kind.to_le_bytes());
+        e.extend(count.to_le_bytes());
+        e.extend(value.to_le_bytes());
+        e
+    };
+    let ifd0_len = 2 + 2 * 12 + 4;
+    let desc_at = 8 + ifd0_len;
+    let gps_at = desc_at + SECRET_PLACE.len() as u32 + 1;
+    tiff.extend(2u16.to_le_bytes());
+    tiff.extend(entry(0x010E, 2, SECRET_PLACE.len() as u32 + 1, desc_at));
+    tiff.extend(entry(0x8825, 4, 1, gps_at));
+    tiff.extend(0u32.to_le_bytes());
+    tiff.extend(SECRET_PLACE);
+    tiff.push(0);
+    // GPS IFD: GPSLatitudeRef "N", GPSLatitude 48/1 51/1 296/10.
+    let rationals_at = gps_at + 2 + 2 * 12 + 4;
+    tiff.extend(2u16.to_le_bytes());
+    tiff.extend(entry(0x0001, 2, 2, u32::from_le_bytes(*b"N\0\0\0")));
+    tiff.extend(entry(0x0002, 5, 3, rationals_at));
+    tiff.extend(0u32.to_le_bytes());
+    for (n, d) in [(48u32, 1u32), (51, 1), (296, 10)] {
+        tiff.extend(n.to_le_bytes());
+        tiff.extend(d.to_le_bytes());
+    }
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend(tiff);
+    let mut out = plain[..2].to_vec(); // SOI
+    out.extend([0xFF, 0xE1]);
+    out.extend(((app1.len() + 2) as u16).to_be_bytes());
+    out.extend(app1);
+    out.extend(&plain[2..]);
+    out
+}
+
+fn decode(bytes: &[u8]) -> image::DynamicImage {
+    image::load_from_memory(bytes).expect("decodes")
+}
+
+async fn images_get_dimensions_and_thumbnails(backend: Backend) {
+    let (server, dir) = server_with(backend, |c| c.attachments.thumbnail_px = 100).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let room = shared_room(&alice, &[&bob]).await;
+    let original = png(640, 480);
+    let att = upload_ok(&server, &alice, room.id, "shot.png", original.clone()).await;
+    assert_eq!(att.content_type, "image/png");
+    assert_eq!(
+        (att.width, att.height, att.thumbnail),
+        (Some(640), Some(480), true)
+    );
+    send_rest(&alice, room.id, &unique_id(), "look", &[&att.id])
+        .await
+        .expect("send");
+    let got = download(&server, &bob, &att.id).await;
+    assert!(
+        got.body == original,
+        "a PNG without metadata is served as uploaded"
+    );
+    assert_eq!(
+        got.header("content-disposition"),
+        Some("inline; filename*=UTF-8''shot.png")
+    );
+    let thumb = get(
+        &server,
+        Some(&bob.token),
+        &format!("/api/v1/attachments/{}/thumbnail", att.id),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (thumb.status, thumb.header("content-type")),
+        (200, Some("image/png"))
+    );
+    assert_eq!(
+        thumb.header("etag"),
+        Some(format!("\"{}-t\"", att.id).as_str())
+    );
+    let small = decode(&thumb.body);
+    assert_eq!((small.width(), small.height()), (100, 75));
+    // Not an image: no thumbnail.
+    let doc = upload_ok(&server, &alice, room.id, "doc", noise(100)).await;
+    let none = get(
+        &server,
+        Some(&alice.token),
+        &format!("/api/v1/attachments/{}/thumbnail", doc.id),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (none.status, none.code()),
+        (404, Some(ErrorCode::AttachmentNotFound))
+    );
+    // Non-members see neither.
+    let carol = server.user("carol").await;
+    let refused = get(
+        &server,
+        Some(&carol.token),
+        &format!("/api/v1/attachments/{}/thumbnail", att.id),
+        &[],
+    )
+    .await;
+    let missing = get(
+        &server,
+        Some(&carol.token),
+        "/api/v1/attachments/0123456789abcdef0123456789abcdef/thumbnail",
+        &[],
+    )
+    .await;
+    assert_eq!(refused, missing);
+    // Deleting the message deletes the thumbnail too.
+    let files = stored_files(dir.path());
+    assert!(files.contains(&format!("thumbs/{}", att.id)), "{files:?}");
+    let seq = bob.api.all_events(room.id).await.expect("history").iter().rev().find(|e| {
+        matches!(&e.event, EventBody::Message { attachments, .. } if attachments.iter().any(|a| a.id == att.id))
+    }).expect("the message").seq;
+    alice
+        .api
+        .delete_message(room.id, seq)
+        .await
+        .expect("delete");
+    chat_server::attachments::collect(server.state())
+        .await
+        .expect("collect");
+    assert_eq!(stored_files(dir.path()), vec![format!("blobs/{}", doc.id)]);
+}
+
+async fn exif_is_stripped_from_photos(backend: Backend) {
+    let (server, dir) = server_with(backend, |_| {}).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let room = shared_room(&alice, &[&bob]).await;
+    let photo = jpeg_with_gps(400, 300);
+    let exif = img_parts::jpeg::Jpeg::from_bytes(photo.clone().into()).expect("jpeg");
+    assert!(
+        img_parts::ImageEXIF::exif(&exif).is_some(),
+        "the test photo carries EXIF"
+    );
+    assert!(contains(&photo, SECRET_PLACE));
+    let att = upload_ok(&server, &alice, room.id, "IMG_0001.JPG", photo.clone()).await;
+    assert_eq!(att.content_type, "image/jpeg");
+    assert_eq!(
+        (att.width, att.height, att.thumbnail),
+        (Some(400), Some(300), true)
+    );
+    assert!(
+        att.size < photo.len() as u64,
+        "{} >= {}",
+        att.size,
+        photo.len()
+    );
+    send_rest(&alice, room.id, &unique_id(), "holiday", &[&att.id])
+        .await
+        .expect("send");
+    let got = download(&server, &bob, &att.id).await;
+    assert_eq!(got.body.len() as u64, att.size);
+    assert!(
+        !contains(&got.body, SECRET_PLACE),
+        "the place is still in the photo"
+    );
+    assert!(
+        !contains(&got.body, b"Exif\0\0"),
+        "EXIF is still in the photo"
+    );
+    let served = img_parts::jpeg::Jpeg::from_bytes(got.body.clone().into()).expect("jpeg");
+    assert!(img_parts::ImageEXIF::exif(&served).is_none());
+    // Lossless: the same pixels.
+    assert_eq!(decode(&got.body).to_rgb8(), decode(&photo).to_rgb8());
+    let thumb = get(
+        &server,
+        Some(&bob.token),
+        &format!("/api/v1/attachments/{}/thumbnail", att.id),
+        &[],
+    )
+    .await;
+    assert_eq!(thumb.header("content-type"), Some("image/jpeg"));
+    assert!(!contains(&thumb.body, SECRET_PLACE));
+    assert_eq!(decode(&thumb.body).width(), 320);
+    // Nothing on disk keeps it either.
+    for f in stored_files(dir.path()) {
+        let bytes = std::fs::read(dir.path().join(&f)).expect("stored file");
+        assert!(!contains(&bytes, SECRET_PLACE), "{f} keeps the place");
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+async fn decompression_bombs_are_refused(backend: Backend) {
+    let (server, dir) = server_with(backend, |c| c.attachments.max_image_pixels = 1_000_000).await;
+    let alice = server.user("alice").await;
+    let room = shared_room(&alice, &[]).await;
+    // 4 million pixels of one colour: a few KB that decode to 12 MB.
+    let mut bomb = std::io::Cursor::new(Vec::new());
+    image::RgbImage::new(2000, 2000)
+        .write_to(&mut bomb, image::ImageFormat::Png)
+        .expect("encode");
+    let bomb = bomb.into_inner();
+    assert!(bomb.len() < 100_000, "{}", bomb.len());
+    assert_eq!(
+        upload(&server, &alice, room.id, "bomb.png", bomb)
+            .await
+            .unwrap_err(),
+        (413, Some(ErrorCode::TooLarge))
+    );
+    // A header that claims 100000 × 100000 pixels.
+    let mut huge = png(8, 8);
+    huge[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+    huge[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+    let crc = crc32(&huge[12..29]);
+    huge[29..33].copy_from_slice(&crc.to_be_bytes());
+    assert_eq!(
+        upload(&server, &alice, room.id, "huge.png", huge)
+            .await
+            .unwrap_err(),
+        (413, Some(ErrorCode::TooLarge))
+    );
+    // A PNG signature on garbage.
+    let mut broken = b"\x89PNG\r\n\x1a\n".to_vec();
+    broken.extend(noise(1000));
+    assert_eq!(
+        upload(&server, &alice, room.id, "broken.png", broken)
+            .await
+            .unwrap_err(),
+        (415, Some(ErrorCode::UnsupportedType))
+    );
+    // Within the limit it works, and nothing refused was kept.
+    let ok = upload_ok(&server, &alice, room.id, "ok.png", png(1000, 1000)).await;
+    let mut files = stored_files(dir.path());
+    files.sort();
+    assert_eq!(
+        files,
+        vec![format!("blobs/{}", ok.id), format!("thumbs/{}", ok.id)]
+    );
+}
+
+/// CRC-32 of PNG chunks (ISO 3309).
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
 backend_tests!(
+    images_get_dimensions_and_thumbnails,
+    exif_is_stripped_from_photos,
+    decompression_bombs_are_refused,
     upload_send_download_only_for_members,
     attaching_is_checked,
     one_upload_one_message,

@@ -14,7 +14,7 @@
 //!    the files, then the record.
 
 pub mod config;
-mod image;
+pub mod images;
 pub mod range;
 mod sniff;
 
@@ -234,8 +234,8 @@ where
         dead: false,
     };
     let stored = async {
-        if image::is_image(content_type) {
-            image::process(&blobs, cfg, &mut record).await?;
+        if images::is_image(content_type) {
+            images::process(&blobs, cfg, &mut record).await?;
         }
         state.store.create_upload(&record, cfg.quota_bytes).await?;
         Ok::<_, ApiError>(())

@@ -15,10 +15,15 @@ use axum::Router;
 use protocol::attachment::UploadQuery;
 use protocol::{Attachment, ErrorBody, ErrorCode, RoomId};
 
+/// A file's bytes in the OpenAPI document (a `Vec<u8>` would be an array of integers there).
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub(super) struct FileBytes(#[allow(dead_code)] Vec<u8>);
+
 #[utoipa::path(post, path = "/api/v1/rooms/{room}/attachments", tag = "attachments",
     security(("bearer" = [])),
     params(("room" = u64, Path), UploadQuery),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+    request_body(content = FileBytes, content_type = "application/octet-stream",
         description = "the file's bytes (its type is sniffed from them)"),
     responses((status = 201, body = Attachment), (status = "4XX", body = ErrorBody)))]
 pub(super) async fn upload(
@@ -44,7 +49,7 @@ pub(super) async fn upload(
     security(("bearer" = [])),
     params(("id" = String, Path, description = "32 lowercase hex digits"),
         ("range" = Option<String>, Header, description = "one range: `bytes=A-B`, `bytes=A-` or `bytes=-N`")),
-    responses((status = 200, description = "the file", content_type = "application/octet-stream"),
+    responses((status = 200, description = "the file", body = FileBytes, content_type = "application/octet-stream"),
         (status = 206, description = "the requested range"),
         (status = 304, description = "unchanged (If-None-Match)"),
         (status = "4XX", body = ErrorBody)))]
@@ -61,7 +66,7 @@ pub(super) async fn download(
     security(("bearer" = [])),
     params(("id" = String, Path, description = "32 lowercase hex digits"),
         ("range" = Option<String>, Header, description = "one range, as for the file")),
-    responses((status = 200, description = "a PNG or JPEG at most `attachments.thumbnail_px` on its longer side", content_type = "image/png"),
+    responses((status = 200, description = "a PNG or JPEG at most `attachments.thumbnail_px` on its longer side", body = FileBytes, content_type = "image/png"),
         (status = 206, description = "the requested range"),
         (status = 304, description = "unchanged (If-None-Match)"),
         (status = "4XX", body = ErrorBody)))]
