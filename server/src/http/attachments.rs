@@ -49,7 +49,7 @@ pub(super) async fn upload(
     security(("bearer" = [])),
     params(("id" = String, Path, description = "32 lowercase hex digits"),
         ("range" = Option<String>, Header, description = "one range: `bytes=A-B`, `bytes=A-` or `bytes=-N`")),
-    responses((status = 200, description = "the file", body = FileBytes, content_type = "application/octet-stream"),
+    responses((status = 200, description = "the file, as its sniffed `content_type`", body = FileBytes, content_type = "*/*"),
         (status = 206, description = "the requested range"),
         (status = 304, description = "unchanged (If-None-Match)"),
         (status = "4XX", body = ErrorBody)))]
@@ -66,7 +66,8 @@ pub(super) async fn download(
     security(("bearer" = [])),
     params(("id" = String, Path, description = "32 lowercase hex digits"),
         ("range" = Option<String>, Header, description = "one range, as for the file")),
-    responses((status = 200, description = "a PNG or JPEG at most `attachments.thumbnail_px` on its longer side", body = FileBytes, content_type = "image/png"),
+    responses((status = 200, description = "a PNG or JPEG at most `attachments.thumbnail_px` on its longer side",
+            content((FileBytes = "image/png"), (FileBytes = "image/jpeg"))),
         (status = 206, description = "the requested range"),
         (status = 304, description = "unchanged (If-None-Match)"),
         (status = "4XX", body = ErrorBody)))]
