@@ -10,12 +10,13 @@
 //! One file per job: [`account`] (server, sign-in, session), [`rooms`] (room list, membership,
 //! people), [`history`] (message pages, gap fills, previews), [`messages`] (send, edit, read
 //! markers, typing), [`settings`] (drafts, focus, settings), [`security`] (sessions,
-//! password, sign out everywhere), [`sync`] (socket frames). This
+//! password, sign out everywhere), [`moderation`] (bans, blocks), [`sync`] (socket frames). This
 //! file holds the shared state and the dispatch.
 
 mod account;
 mod history;
 mod messages;
+mod moderation;
 mod rooms;
 mod security;
 mod settings;
@@ -268,7 +269,30 @@ impl Backend {
                 before,
                 limit,
             } => json(self.messages(room, before, limit).await?),
-            Command::Send { room, body } => json(self.send(room, &body).await?),
+            Command::Send {
+                room,
+                body,
+                reply_to,
+                mentions,
+                mention_room,
+            } => json(
+                self.send_message(
+                    room,
+                    crate::cache::Outgoing {
+                        body,
+                        reply_to,
+                        mentions,
+                        mention_room,
+                    },
+                )
+                .await?,
+            ),
+            Command::React { room, seq, emoji } => {
+                json(self.react(room, seq, &emoji, false).await?)
+            }
+            Command::Unreact { room, seq, emoji } => {
+                json(self.react(room, seq, &emoji, true).await?)
+            }
             Command::Retry { client_id } => json(self.retry(&client_id).await?),
             Command::Discard { client_id } => json(self.discard(&client_id).await?),
             Command::Edit { room, seq, body } => json(self.edit(room, seq, &body).await?),
@@ -299,6 +323,12 @@ impl Backend {
                 json(self.change_password(&current, &new).await?)
             }
             Command::LogoutEverywhere => json(self.logout_everywhere().await?),
+            Command::Ban { room, user } => json(self.set_ban(room, user, true).await?),
+            Command::Unban { room, user } => json(self.set_ban(room, user, false).await?),
+            Command::Bans { room } => json(self.bans(room).await?),
+            Command::Block { user } => json(self.set_block(user, true).await?),
+            Command::Unblock { user } => json(self.set_block(user, false).await?),
+            Command::Blocks => json(self.blocks().await?),
         }
     }
 }

@@ -6,14 +6,70 @@ use super::{corrupt, parse_role, role_name, user_from_fields, RedisStore, CREATE
 use crate::error::{ApiError, StoreError, StoreResult};
 use crate::store::dump::{DataSet, DedupeRecord, RoomRecord};
 use crate::store::{Admission, InviteRecord, SessionRecord, UserFlag, UserRecord};
+use protocol::event::EventBody;
 use protocol::rest::{RoomKind, Visibility};
 use protocol::{ErrorCode, RoomEvent, RoomId, UserId};
+use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
 /// Keys are read and written this many at a time (one pipeline each).
 const BATCH: usize = 500;
+
+/// Set once every account's name skeleton is in the `uskel:` index ([`index_skeletons`]).
+const SKELETONS_INDEXED: &str = "migr:uskel";
+
+/// Puts the name skeleton of every account in the `uskel:` index, once per data set (marked
+/// by `migr:uskel`): accounts registered before the index existed, or imported by a server
+/// that did not build it, would otherwise let a confusable name be registered beside them.
+/// Safe to run from several nodes at once (`SET NX`; the first account of a skeleton keeps it,
+/// in name order). Registrations meanwhile index themselves.
+pub(super) async fn index_skeletons(con: &mut ConnectionManager) -> redis::RedisResult<()> {
+    if con.exists(SKELETONS_INDEXED).await? {
+        return Ok(());
+    }
+    let mut indexed = 0usize;
+    let mut start = 0isize;
+    loop {
+        let entries: Vec<String> = con
+            .zrange("unames", start, start + BATCH as isize - 1)
+            .await?;
+        if entries.is_empty() {
+            break;
+        }
+        start += entries.len() as isize;
+        let ids: Vec<u64> = entries
+            .iter()
+            .filter_map(|e| e.rsplit_once(':').and_then(|(_, id)| id.parse().ok()))
+            .collect();
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hget(format!("user:{id}"), "name");
+        }
+        let names: Vec<Option<String>> = pipe.query_async(con).await?;
+        let mut pipe = redis::pipe();
+        for (id, name) in ids.iter().zip(names) {
+            if let Some(name) = name {
+                pipe.cmd("SET")
+                    .arg(format!("uskel:{}", crate::store::name_skeleton(&name)))
+                    .arg(id)
+                    .arg("NX")
+                    .ignore();
+                indexed += 1;
+            }
+        }
+        let () = pipe.query_async(con).await?;
+    }
+    let () = con.set(SKELETONS_INDEXED, 1).await?;
+    if indexed > 0 {
+        tracing::info!(
+            accounts = indexed,
+            "indexed existing usernames for confusables"
+        );
+    }
+    Ok(())
+}
 
 macro_rules! lua_revoke_all {
     () => {
@@ -400,6 +456,28 @@ impl RedisStore {
                 });
             }
         }
+        for ids in user_ids.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for id in ids {
+                pipe.smembers(format!("user:{id}:blocks"));
+            }
+            let all: Vec<Vec<u64>> = pipe.query_async(&mut con).await?;
+            for (id, blocked) in ids.iter().zip(all) {
+                data.blocks
+                    .extend(blocked.into_iter().map(|b| (UserId(*id), UserId(b))));
+            }
+        }
+        for ids in room_ids.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for id in ids {
+                pipe.smembers(format!("room:{id}:bans"));
+            }
+            let all: Vec<Vec<u64>> = pipe.query_async(&mut con).await?;
+            for (id, banned) in ids.iter().zip(all) {
+                data.bans
+                    .extend(banned.into_iter().map(|u| (RoomId(*id), UserId(u))));
+            }
+        }
         data.sort();
         Ok(data)
     }
@@ -444,9 +522,19 @@ impl RedisStore {
                 .ignore()
                 .zadd("unames", format!("{lower}:{}", u.id), 0)
                 .ignore();
+                // Confusable names of the data set collide from now on (the first keeps it).
+                pipe.cmd("SET")
+                    .arg(format!(
+                        "uskel:{}",
+                        crate::store::name_skeleton(&u.username)
+                    ))
+                    .arg(u.id.0)
+                    .arg("NX")
+                    .ignore();
             }
             let () = pipe.query_async(&mut con).await?;
         }
+        let () = con.set(SKELETONS_INDEXED, 1).await?;
         for chunk in data.sessions.chunks(BATCH) {
             let mut pipe = redis::pipe();
             for (s, expires) in chunk {
@@ -499,11 +587,37 @@ impl RedisStore {
             }
             let () = pipe.query_async(&mut con).await?;
         }
+        // The edit index (`room:{id}:edits`: message seq → its edit events) is derived from the
+        // events, so a message deleted after the move still has its edits' text erased.
+        let mut edits: HashMap<(RoomId, u64), String> = HashMap::new();
         for chunk in data.events.chunks(BATCH) {
             let mut pipe = redis::pipe();
             for frame in chunk {
                 let event: RoomEvent = serde_json::from_str(frame)?;
                 pipe.zadd(format!("room:{}:log", event.room), frame, event.seq)
+                    .ignore();
+                match event.event {
+                    EventBody::Edit { target, .. } => {
+                        let seqs = edits.entry((event.room, target)).or_default();
+                        if !seqs.is_empty() {
+                            seqs.push(' ');
+                        }
+                        seqs.push_str(&event.seq.to_string());
+                    }
+                    // As the live store does: a deleted message's entry is gone.
+                    EventBody::Delete { target, .. } => {
+                        edits.remove(&(event.room, target));
+                    }
+                    _ => {}
+                }
+            }
+            let () = pipe.query_async(&mut con).await?;
+        }
+        let edits: Vec<_> = edits.into_iter().collect();
+        for chunk in edits.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for ((room, target), seqs) in chunk {
+                pipe.hset(format!("room:{room}:edits"), target, seqs)
                     .ignore();
             }
             let () = pipe.query_async(&mut con).await?;
@@ -519,6 +633,20 @@ impl RedisStore {
             let mut pipe = redis::pipe();
             for invite in chunk {
                 add_invite(&mut pipe, invite);
+            }
+            let () = pipe.query_async(&mut con).await?;
+        }
+        for chunk in data.bans.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for (room, user) in chunk {
+                pipe.sadd(format!("room:{room}:bans"), user.0).ignore();
+            }
+            let () = pipe.query_async(&mut con).await?;
+        }
+        for chunk in data.blocks.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for (user, blocked) in chunk {
+                pipe.sadd(format!("user:{user}:blocks"), blocked.0).ignore();
             }
             let () = pipe.query_async(&mut con).await?;
         }
