@@ -161,6 +161,9 @@ impl RoomRow {
                 unread: to_u64(self.unread),
                 mentions: 0,
                 peer: self.peer.map(|p| UserId(to_u64(p))),
+                peer_display_name: None,
+                topic: String::new(),
+                notify: Default::default(),
             },
             synced_seq: self.synced_seq.map(to_u64),
             complete_from: self.complete_from.map(to_u64),
@@ -715,6 +718,8 @@ impl Cache {
             // counts as synced below.
             EventBody::ReactionAdded { .. }
             | EventBody::ReactionRemoved { .. }
+            | EventBody::RoomUpdated { .. }
+            | EventBody::RoomDeleted { .. }
             | EventBody::Unknown => {}
         }
         sqlx::query(
@@ -1460,6 +1465,9 @@ mod tests {
             unread: 0,
             mentions: 0,
             peer: None,
+            peer_display_name: None,
+            topic: String::new(),
+            notify: Default::default(),
         }
     }
 

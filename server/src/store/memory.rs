@@ -4,6 +4,7 @@
 //! so bus order equals seq order exactly as with the Redis scripts.
 
 mod admin;
+mod settings;
 
 use super::bus::{self, MemberRoute};
 use super::{
@@ -48,6 +49,7 @@ struct State {
     online: BTreeSet<UserId>,
     last_seen: HashMap<UserId, i64>,
     moderation: Moderation,
+    profiles: settings::Profiles,
 }
 
 /// Bans, blocks and confusable names (issue 11).
@@ -95,6 +97,7 @@ impl MemoryStore {
                 online: BTreeSet::new(),
                 last_seen: HashMap::new(),
                 moderation: Moderation::default(),
+                profiles: settings::Profiles::default(),
             }),
             bus_rx: Mutex::new(Some(rx)),
         }
@@ -902,6 +905,7 @@ impl State {
             last_seq: 0,
             member_count: 0,
             pair,
+            topic: String::new(),
         };
         self.rooms.insert(
             id,

@@ -131,7 +131,11 @@ impl Inner {
                     }
                 }
             }
-            ServerFrame::Ok { .. } | ServerFrame::History { .. } | ServerFrame::Pong { .. } => {}
+            ServerFrame::Ok { .. }
+            | ServerFrame::History { .. }
+            | ServerFrame::Pong { .. }
+            | ServerFrame::NotifyLevel { .. }
+            | ServerFrame::UserUpdated { .. } => {}
         }
         Ok(Handled::Done)
     }

@@ -236,6 +236,7 @@ impl MemoryStore {
                     last_seq: r.last_seq,
                     member_count: 0,
                     pair: r.pair,
+                    topic: String::new(),
                 };
                 if r.visibility == Visibility::Public && r.kind == RoomKind::Group {
                     s.public.insert(r.id);
