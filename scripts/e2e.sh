@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end test: the desktop app in a real window (Xvfb when there is no DISPLAY), driven
 # over WebDriver (tauri-driver + WebKitWebDriver), against a real chat server and Redis, with a
-# scripted second user. See src-tauri/tests/e2e.rs for what it checks.
+# scripted second user. See src-tauri/tests/e2e/main.rs for what it checks.
 #
 # 1. builds the UI (trunk) into ui/dist;
 # 2. builds the workspace's tests with the UI embedded (`chat-desktop/custom-protocol`) — the

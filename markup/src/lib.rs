@@ -215,6 +215,19 @@ pub fn plain_text(src: &str) -> String {
     out.trim_end().to_string()
 }
 
+/// A message's first non-blank line as words without markup, cut at `max_chars` characters
+/// (with "…"): what a reply's quote shows of its original.
+pub fn first_line(src: &str, max_chars: usize) -> String {
+    let all = plain_text(src);
+    let line = all.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let plain = line.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut text: String = plain.chars().take(max_chars).collect();
+    if text.len() < plain.len() {
+        text.push('…');
+    }
+    text
+}
+
 /// `url` if it may be opened: an `http`/`https` URL with a host, or a `mailto:` with an
 /// address; no whitespace or control characters. Everything else is `None`.
 pub fn safe_href(url: &str) -> Option<String> {

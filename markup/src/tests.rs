@@ -361,3 +361,18 @@ fn confirmation_when_the_text_is_not_the_target() {
         "https://evil.example"
     ));
 }
+
+#[test]
+fn first_line_is_plain_and_cut() {
+    assert_eq!(
+        first_line("\n  \n**lunch** at `noon`?\nor later", 50),
+        "lunch at noon?"
+    );
+    assert_eq!(first_line("abcdef", 3), "abc…");
+    assert_eq!(first_line("", 3), "");
+}
+
+#[test]
+fn first_line_of_a_code_block_is_its_code() {
+    assert_eq!(first_line("```rust\nfn main() {}\n```", 50), "fn main() {}");
+}

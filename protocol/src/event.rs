@@ -130,6 +130,40 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+/// Applies one reaction change to a message's reactions as a set operation (protocol §1.8):
+/// adds `user` to `emoji`'s list when absent (a new emoji goes last), or removes them and drops
+/// an emoji nobody is left on. Returns whether anything changed, so replayed events are no-ops.
+pub fn apply_reaction(reactions: &mut Vec<Reaction>, user: UserId, emoji: &str, add: bool) -> bool {
+    let at = reactions.iter().position(|r| r.emoji == emoji);
+    match (at, add) {
+        (Some(i), true) => {
+            if reactions[i].users.contains(&user) {
+                return false;
+            }
+            reactions[i].users.push(user);
+            true
+        }
+        (None, true) => {
+            reactions.push(Reaction {
+                emoji: emoji.to_owned(),
+                users: vec![user],
+            });
+            true
+        }
+        (Some(i), false) => {
+            let Some(pos) = reactions[i].users.iter().position(|u| *u == user) else {
+                return false;
+            };
+            reactions[i].users.remove(pos);
+            if reactions[i].users.is_empty() {
+                reactions.remove(i);
+            }
+            true
+        }
+        (None, false) => false,
+    }
+}
+
 /// A member's role in a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -166,5 +200,30 @@ impl RoomEvent {
             } => self.is_unread_for(user) && (*mention_room || mentions.contains(&user)),
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reaction_changes_are_set_operations() {
+        let mut r = Vec::new();
+        assert!(apply_reaction(&mut r, UserId(2), "👍", true));
+        assert!(
+            !apply_reaction(&mut r, UserId(2), "👍", true),
+            "a second add"
+        );
+        assert!(apply_reaction(&mut r, UserId(1), "🎉", true));
+        assert!(apply_reaction(&mut r, UserId(1), "👍", true));
+        assert_eq!(r[0].users, [UserId(2), UserId(1)]);
+        assert!(
+            !apply_reaction(&mut r, UserId(3), "👍", false),
+            "not theirs"
+        );
+        assert!(apply_reaction(&mut r, UserId(1), "🎉", false));
+        assert_eq!(r.len(), 1, "an emoji nobody is left on goes");
+        assert!(!apply_reaction(&mut r, UserId(1), "🎉", false));
     }
 }

@@ -6,6 +6,7 @@
 //! fields); every command fails with an [`AppError`].
 
 use crate::error::ErrorCode;
+use crate::event::Reaction;
 use crate::ids::{RoomId, UserId};
 use crate::limits::Limits;
 use crate::rest::{Room, User, Visibility};
@@ -52,8 +53,32 @@ pub enum Command {
         before: Option<u64>,
         limit: Option<u32>,
     },
-    /// `{room, body}` → [`MessageView`] (pending). Stored in the outbox first, sent when online.
-    Send { room: RoomId, body: String },
+    /// `{room, body, replyTo?, mentions?, mentionRoom?}` → [`MessageView`] (pending). Stored in
+    /// the outbox first, sent when online. `reply_to`: the seq of the message it answers;
+    /// `mentions`: the ids of the `@username`s in the text (protocol §1.7, §1.9).
+    Send {
+        room: RoomId,
+        body: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mentions: Vec<UserId>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        mention_room: bool,
+    },
+    /// `{room, seq, emoji}` → `()`. Adds the user's reaction: shown at once, sent through the
+    /// outbox (delivered once, also when made offline).
+    React {
+        room: RoomId,
+        seq: u64,
+        emoji: String,
+    },
+    /// `{room, seq, emoji}` → `()`. Takes the user's reaction back, like [`Command::React`].
+    Unreact {
+        room: RoomId,
+        seq: u64,
+        emoji: String,
+    },
     /// `{clientId}` → `()`. Sends a failed outbox message again.
     Retry { client_id: String },
     /// `{clientId}` → `()`. Drops a failed or pending outbox message.
@@ -183,6 +208,37 @@ pub struct MessageView {
     pub edited: bool,
     pub deleted: bool,
     pub status: MessageStatus,
+    /// The seq of the message (same room) this one answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<u64>,
+    /// What the reply quotes, from the cache; `None` when the original is not known here
+    /// (out of retention, or not fetched yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote: Option<Quote>,
+    /// Reactions, in the order each emoji was first used, with who reacted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
+    /// Users the message mentions (structural: ids, not text).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<UserId>,
+    /// `@room`: the message mentions every member.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mention_room: bool,
+}
+
+/// The original of a reply, as its quoted preview shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quote {
+    pub sender_name: String,
+    /// The first non-blank line of the text, without markup (empty when deleted).
+    pub text: String,
+    /// The original was deleted: the preview says "deleted message".
+    pub deleted: bool,
+}
+
+impl Quote {
+    /// Longest quoted line, in characters (the rest is cut with "…").
+    pub const MAX_CHARS: usize = 120;
 }
 
 /// A page of messages, ascending.
@@ -236,6 +292,9 @@ pub struct Settings {
 /// Events from the backend (event name [`EVENT`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+// A message (with its reactions and quote) is most of the events; boxing it would only add an
+// allocation to each of them.
+#[allow(clippy::large_enum_variant)]
 pub enum AppEvent {
     Connection {
         state: ConnectionState,

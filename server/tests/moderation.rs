@@ -60,6 +60,8 @@ backend_tests!(
     public_rooms_are_paged_and_searchable,
     bidi_and_zero_width_refused_in_names_not_messages,
     confusable_usernames_cannot_both_register,
+    blocked_user_cannot_react_or_edit_in_the_dm,
+    imported_accounts_keep_their_names_from_look_alikes,
 );
 
 async fn server_admin_moderates_rooms_they_do_not_own(backend: Backend) {
@@ -534,4 +536,137 @@ async fn confusable_usernames_cannot_both_register(backend: Backend) {
         .register(&format!("{alice}x"), PASSWORD, None)
         .await
         .unwrap();
+}
+
+/// Blocking makes the DM read-only for the blocked user: besides sends, reactions (socket and
+/// REST) and edits are refused with `blocked`; they may still delete their own messages. The
+/// blocker may still react.
+async fn blocked_user_cannot_react_or_edit_in_the_dm(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let alice = server.user("alice").await;
+    let pest = server.user("pest").await;
+    let dm = pest.api.open_dm(alice.id).await.unwrap();
+    let hers = alice.api.say(dm.id, "hi").await.seq;
+    let his = pest.api.say(dm.id, "hello").await.seq;
+    let doomed = pest.api.say(dm.id, "to delete").await.seq;
+    alice.api.block(pest.id).await.unwrap();
+
+    let mut pest_ws = server.ws(&pest).await;
+    pest_ws
+        .send_frame(&protocol::ClientFrame::React {
+            room: dm.id,
+            seq: hers,
+            emoji: "👍".into(),
+            remove: false,
+            reference: Some("r1".into()),
+        })
+        .await;
+    let e = pest_ws.expect_error_code(ErrorCode::Blocked).await;
+    assert_eq!(e.reference.as_deref(), Some("r1"), "{e:?}");
+    let encoded: String = "👍".bytes().map(|b| format!("%{b:02X}")).collect();
+    let path = format!(
+        "/api/v1/rooms/{}/messages/{hers}/reactions/{encoded}",
+        dm.id
+    );
+    pest.api
+        .call_empty(reqwest::Method::PUT, &path, None)
+        .await
+        .expect_code(ErrorCode::Blocked);
+    pest.api
+        .edit(dm.id, his, "edited into something nasty")
+        .await
+        .expect_code(ErrorCode::Blocked);
+    pest.api.delete_message(dm.id, doomed).await.unwrap();
+    // Nothing of it reached the DM: no reaction on alice's message, pest's text unchanged.
+    let events = alice.api.all_events(dm.id).await.unwrap();
+    for ev in &events {
+        match &ev.event {
+            EventBody::Message { reactions, .. } => {
+                assert!(reactions.is_empty(), "{ev:?}")
+            }
+            EventBody::ReactionAdded { .. } | EventBody::Edit { .. } => {
+                panic!("a blocked user's change was stored: {ev:?}")
+            }
+            _ => {}
+        }
+    }
+    // The blocker may react; after unblocking, so may pest.
+    let mine = format!("/api/v1/rooms/{}/messages/{his}/reactions/{encoded}", dm.id);
+    alice
+        .api
+        .call_empty(reqwest::Method::PUT, &mine, None)
+        .await
+        .unwrap();
+    alice.api.unblock(pest.id).await.unwrap();
+    pest.api
+        .call_empty(reqwest::Method::PUT, &path, None)
+        .await
+        .unwrap();
+    pest.api.edit(dm.id, his, "hello again").await.unwrap();
+}
+
+/// Accounts that arrive by `admin import` (the store's `load`) are in the confusable-names
+/// index: a look-alike of an imported name is refused.
+async fn imported_accounts_keep_their_names_from_look_alikes(backend: Backend) {
+    let source = TestServer::start(backend).await;
+    let base = unique_name("al");
+    let alice = format!("a{}", &base[1..]);
+    source.api().register(&alice, PASSWORD, None).await.unwrap();
+    let data = source
+        .state()
+        .store
+        .dump(chat_server::auth::now_ms())
+        .await
+        .unwrap();
+    let target = TestServer::start(backend).await;
+    target.state().store.load(&data).await.unwrap();
+    target
+        .api()
+        .register(&alice.replacen('l', "I", 1), PASSWORD, None)
+        .await
+        .expect_code(ErrorCode::UsernameTaken);
+    target
+        .api()
+        .register(&format!("{alice}x"), PASSWORD, None)
+        .await
+        .unwrap();
+}
+
+/// Accounts registered on Redis before the confusable-names index existed get indexed when a
+/// server starts: simulated by deleting the index (and its marker) from a store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn existing_redis_accounts_are_indexed_at_start() {
+    let redis = Arc::new(RedisServer::start().await);
+    let first = TestServer::start_on_redis(&redis, |_| {}).await;
+    let base = unique_name("al");
+    let alice = format!("a{}", &base[1..]);
+    first.api().register(&alice, PASSWORD, None).await.unwrap();
+    first.shutdown().await;
+    // The data as an older server left it: accounts, no `uskel:` keys, no marker.
+    let client = ::redis::Client::open(redis.url.as_str()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg("uskel:*")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let () = ::redis::cmd("DEL")
+        .arg(&keys)
+        .arg("migr:uskel")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+
+    let server = TestServer::start_on_redis(&redis, |_| {}).await;
+    server
+        .api()
+        .register(&alice.replacen('l', "I", 1), PASSWORD, None)
+        .await
+        .expect_code(ErrorCode::UsernameTaken);
+    server
+        .api()
+        .register(&alice.replacen('l', "1", 1), PASSWORD, None)
+        .await
+        .expect_code(ErrorCode::UsernameTaken);
 }

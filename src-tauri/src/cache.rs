@@ -16,8 +16,8 @@
 //! ([`Cache::scrub`]), so old page images are gone from it too.
 
 use crate::error::{Error, Result};
-use protocol::event::{EventBody, Role};
-use protocol::ipc::{MemberView, MessageStatus, MessageView, SearchHit, UserView};
+use protocol::event::{apply_reaction, EventBody, Reaction, Role};
+use protocol::ipc::{MemberView, MessageStatus, MessageView, Quote, SearchHit, UserView};
 use protocol::rest::{Member, Room, SendAck, User};
 use protocol::ws::Cursor;
 use protocol::{ErrorCode, RoomEvent, RoomId, UserId};
@@ -55,6 +55,18 @@ pub struct CachedRoom {
     pub activity_ts: i64,
 }
 
+/// A message the user wrote, as it enters the outbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outgoing {
+    pub body: String,
+    /// The seq of the message it answers.
+    pub reply_to: Option<u64>,
+    /// The users it mentions.
+    pub mentions: Vec<UserId>,
+    /// `@room`.
+    pub mention_room: bool,
+}
+
 /// A pending or failed message of the outbox.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct OutboxEntry {
@@ -65,9 +77,36 @@ pub struct OutboxEntry {
     pub state: String,
     pub fail_code: Option<String>,
     pub fail_reason: Option<String>,
+    pub reply_to: Option<i64>,
+    /// JSON array of user ids.
+    pub mentions: String,
+    pub mention_room: bool,
+}
+
+const OUTBOX_COLUMNS: &str =
+    "client_id, room, body, created, state, fail_code, fail_reason, reply_to, mentions, mention_room";
+
+/// A reaction change waiting for the server's `ok`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingReaction {
+    pub room: RoomId,
+    pub seq: u64,
+    pub emoji: String,
+    pub remove: bool,
+    /// The `ref` it is sent with.
+    pub op: String,
 }
 
 impl OutboxEntry {
+    /// The users the message mentions.
+    pub fn mention_ids(&self) -> Vec<UserId> {
+        json_list(&self.mentions)
+    }
+
+    pub fn reply_to_seq(&self) -> Option<u64> {
+        self.reply_to.map(to_u64)
+    }
+
     pub fn room_id(&self) -> RoomId {
         RoomId(to_u64(self.room))
     }
@@ -102,6 +141,11 @@ impl OutboxEntry {
             edited: false,
             deleted: false,
             status,
+            reply_to: self.reply_to_seq(),
+            quote: None,
+            reactions: Vec::new(),
+            mentions: self.mention_ids(),
+            mention_room: self.mention_room,
         }
     }
 }
@@ -121,6 +165,8 @@ pub struct Changes {
 
 /// The outcome of [`Cache::apply_event`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Made once per event and matched at once; boxing `Changes` would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Applied {
     /// The room is not cached: fetch it, [`Cache::upsert_room`] it, then apply again.
     UnknownRoom,
@@ -140,6 +186,7 @@ struct RoomRow {
     role: Option<String>,
     read_seq: i64,
     unread: i64,
+    mentions: i64,
     peer: Option<i64>,
     synced_seq: Option<i64>,
     complete_from: Option<i64>,
@@ -159,7 +206,7 @@ impl RoomRow {
                 role: self.role.as_deref().map(parse_enum).transpose()?,
                 read_seq: to_u64(self.read_seq),
                 unread: to_u64(self.unread),
-                mentions: 0,
+                mentions: to_u64(self.mentions),
                 peer: self.peer.map(|p| UserId(to_u64(p))),
                 peer_display_name: None,
                 topic: String::new(),
@@ -172,6 +219,7 @@ impl RoomRow {
     }
 }
 
+/// A cached message as read, with its reply's original (`q_*`, from a self-join).
 #[derive(FromRow)]
 struct MessageRow {
     room: i64,
@@ -183,10 +231,29 @@ struct MessageRow {
     ts: i64,
     edited: bool,
     deleted: bool,
+    reply_to: Option<i64>,
+    mentions: String,
+    mention_room: bool,
+    reactions: String,
+    q_sender_name: Option<String>,
+    q_body: Option<String>,
+    q_deleted: Option<bool>,
 }
 
 impl MessageRow {
     fn view(self) -> MessageView {
+        let quote = match (self.q_sender_name, self.q_body, self.q_deleted) {
+            (Some(sender_name), Some(body), Some(deleted)) => Some(Quote {
+                sender_name,
+                text: if deleted {
+                    String::new()
+                } else {
+                    quote_text(&body)
+                },
+                deleted,
+            }),
+            _ => None,
+        };
         MessageView {
             room: RoomId(to_u64(self.room)),
             seq: Some(to_u64(self.seq)),
@@ -198,15 +265,93 @@ impl MessageRow {
             edited: self.edited,
             deleted: self.deleted,
             status: MessageStatus::Sent,
+            reply_to: self.reply_to.map(to_u64),
+            quote,
+            reactions: json_list(&self.reactions),
+            mentions: json_list(&self.mentions),
+            mention_room: self.mention_room,
         }
     }
 }
 
-const MESSAGE_COLUMNS: &str =
-    "room, seq, client_id, sender, sender_name, body, ts, edited, deleted";
+/// A message to write (from an event, a history page or an acknowledged outbox entry).
+struct NewMessage {
+    room: i64,
+    seq: i64,
+    client_id: String,
+    sender: i64,
+    sender_name: String,
+    body: String,
+    ts: i64,
+    edited: bool,
+    deleted: bool,
+    reply_to: Option<i64>,
+    mentions: Vec<UserId>,
+    mention_room: bool,
+    reactions: Vec<Reaction>,
+}
+
+impl NewMessage {
+    /// The message of a `message` event, in the state the event carries.
+    fn from_event(event: &RoomEvent) -> Option<NewMessage> {
+        match &event.event {
+            EventBody::Message {
+                id,
+                sender,
+                sender_name,
+                body,
+                edited_ts,
+                deleted,
+                reply_to,
+                reactions,
+                mentions,
+                mention_room,
+            } => Some(NewMessage {
+                room: to_i64(event.room.0),
+                seq: to_i64(event.seq),
+                client_id: id.clone(),
+                sender: to_i64(sender.0),
+                sender_name: sender_name.clone(),
+                body: body.clone(),
+                ts: event.ts,
+                edited: edited_ts.is_some(),
+                deleted: *deleted,
+                reply_to: reply_to.map(to_i64),
+                mentions: mentions.clone(),
+                mention_room: *mention_room,
+                reactions: reactions.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What a reply's quote shows of its original's text.
+pub fn quote_text(body: &str) -> String {
+    markup::first_line(body, Quote::MAX_CHARS)
+}
+
+/// A JSON list column; an unreadable one (never written by this version) reads as empty.
+fn json_list<T: DeserializeOwned>(json: &str) -> Vec<T> {
+    serde_json::from_str(json).unwrap_or_default()
+}
+
+/// A list as a JSON column.
+fn json_text<T: Serialize>(list: &[T]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot encode a list for the cache");
+        "[]".to_owned()
+    })
+}
+
+/// Reads messages with their reply's original; callers add `WHERE` on `m`.
+const MESSAGE_SELECT: &str = "SELECT m.room, m.seq, m.client_id, m.sender, m.sender_name, \
+     m.body, m.ts, m.edited, m.deleted, m.reply_to, m.mentions, m.mention_room, m.reactions, \
+     q.sender_name AS q_sender_name, q.body AS q_body, q.deleted AS q_deleted \
+     FROM messages m LEFT JOIN messages q ON q.room = m.room AND q.seq = m.reply_to";
 
 const ROOM_COLUMNS: &str = "id, name, kind, visibility, member_count, last_seq, role, read_seq, \
-     unread, peer, synced_seq, complete_from, activity_ts";
+     unread, mentions, peer, synced_seq, complete_from, activity_ts";
 
 /// SQLite integers are signed; seqs and ids never come near 2^63.
 fn to_i64(v: u64) -> i64 {
@@ -374,6 +519,7 @@ impl Cache {
             "messages",
             "read_markers",
             "outbox",
+            "reaction_outbox",
             "drafts",
         ] {
             sqlx::query(&format!("DELETE FROM {table}"))
@@ -393,7 +539,15 @@ impl Cache {
     /// store epoch, which belonged to the dropped cursors).
     pub async fn reset_history(&self) -> Result<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for table in ["members", "rooms", "users", "messages", "read_markers"] {
+        // Unconfirmed reactions name seqs of the lost data set: they go too.
+        for table in [
+            "members",
+            "rooms",
+            "users",
+            "messages",
+            "read_markers",
+            "reaction_outbox",
+        ] {
             sqlx::query(&format!("DELETE FROM {table}"))
                 .execute(&mut *tx)
                 .await?;
@@ -568,27 +722,13 @@ impl Cache {
             EventBody::Message {
                 id,
                 sender,
-                sender_name,
-                body,
-                edited_ts,
                 deleted,
                 ..
             } => {
-                let inserted = upsert_message(
-                    &mut tx,
-                    &MessageRow {
-                        room,
-                        seq,
-                        client_id: id.clone(),
-                        sender: to_i64(sender.0),
-                        sender_name: sender_name.clone(),
-                        body: body.clone(),
-                        ts: event.ts,
-                        edited: edited_ts.is_some(),
-                        deleted: *deleted,
-                    },
-                )
-                .await?;
+                let mut inserted = false;
+                if let Some(new) = NewMessage::from_event(event) {
+                    inserted = upsert_message(&mut tx, &new).await?;
+                }
                 if *sender == me {
                     changes.from_outbox = sqlx::query("DELETE FROM outbox WHERE client_id = ?")
                         .bind(id)
@@ -601,11 +741,15 @@ impl Cache {
                 } else if !*deleted && seq > read_seq && seq > last_seq {
                     // Only events newer than the room's last seq: the server's count (from
                     // `welcome` or REST) already includes replayed and filled ones.
-                    sqlx::query("UPDATE rooms SET unread = min(unread + 1, ?) WHERE id = ?")
-                        .bind(UNREAD_CAP)
-                        .bind(room)
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query(
+                        "UPDATE rooms SET unread = min(unread + 1, ?1), \
+                         mentions = min(mentions + ?2, ?1) WHERE id = ?3",
+                    )
+                    .bind(UNREAD_CAP)
+                    .bind(i64::from(event.mentions(me)))
+                    .bind(room)
+                    .execute(&mut *tx)
+                    .await?;
                     changes.rooms_changed = true;
                 }
                 if inserted || changes.from_outbox {
@@ -628,8 +772,28 @@ impl Cache {
                 }
             }
             EventBody::Delete { target, .. } => {
+                // A deleted message stops counting as a mention (protocol §1.9).
+                let counted: Option<(i64, i64)> = sqlx::query_as(
+                    "SELECT m.seq, r.read_seq FROM messages m JOIN rooms r ON r.id = m.room \
+                     WHERE m.room = ?1 AND m.seq = ?2 AND m.deleted = 0 AND m.sender != ?3 \
+                     AND (m.mention_room OR EXISTS \
+                     (SELECT 1 FROM json_each(m.mentions) WHERE value = ?3))",
+                )
+                .bind(room)
+                .bind(to_i64(*target))
+                .bind(to_i64(me.0))
+                .fetch_optional(&mut *tx)
+                .await?;
+                if counted.is_some_and(|(seq, read)| seq > read) {
+                    sqlx::query("UPDATE rooms SET mentions = max(mentions - 1, 0) WHERE id = ?")
+                        .bind(room)
+                        .execute(&mut *tx)
+                        .await?;
+                    changes.rooms_changed = true;
+                }
                 let done = sqlx::query(
-                    "UPDATE messages SET body = '', plain = '', deleted = 1 WHERE room = ? AND seq = ? AND deleted = 0",
+                    "UPDATE messages SET body = '', plain = '', deleted = 1, reactions = '[]' \
+                     WHERE room = ? AND seq = ? AND deleted = 0",
                 )
                 .bind(room)
                 .bind(to_i64(*target))
@@ -714,13 +878,23 @@ impl Cache {
                 }
                 changes.rooms_changed = true;
             }
-            // Reactions and kinds this client does not show yet (issue 13): the seq still
+            EventBody::ReactionAdded {
+                target,
+                user,
+                emoji,
+            } => {
+                changes.message = react_in(&mut tx, room, *target, *user, emoji, true).await?;
+            }
+            EventBody::ReactionRemoved {
+                target,
+                user,
+                emoji,
+            } => {
+                changes.message = react_in(&mut tx, room, *target, *user, emoji, false).await?;
+            }
+            // Kinds this client does not show yet (issue 13, room settings): the seq still
             // counts as synced below.
-            EventBody::ReactionAdded { .. }
-            | EventBody::ReactionRemoved { .. }
-            | EventBody::RoomUpdated { .. }
-            | EventBody::RoomDeleted { .. }
-            | EventBody::Unknown => {}
+            EventBody::RoomUpdated { .. } | EventBody::RoomDeleted { .. } | EventBody::Unknown => {}
         }
         sqlx::query(
             "UPDATE rooms SET synced_seq = ?2, last_seq = max(last_seq, ?2), \
@@ -754,32 +928,9 @@ impl Cache {
     ) -> Result<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let id = to_i64(room.0);
-        for event in events {
-            if let EventBody::Message {
-                id: client_id,
-                sender,
-                sender_name,
-                body,
-                edited_ts,
-                deleted,
-                ..
-            } = &event.event
-            {
-                upsert_message(
-                    &mut tx,
-                    &MessageRow {
-                        room: id,
-                        seq: to_i64(event.seq),
-                        client_id: client_id.clone(),
-                        sender: to_i64(sender.0),
-                        sender_name: sender_name.clone(),
-                        body: body.clone(),
-                        ts: event.ts,
-                        edited: edited_ts.is_some(),
-                        deleted: *deleted,
-                    },
-                )
-                .await?;
+        for event in events.iter().filter(|e| e.room == room) {
+            if let Some(new) = NewMessage::from_event(event) {
+                upsert_message(&mut tx, &new).await?;
             }
         }
         if let Some(from) = extends_to {
@@ -833,8 +984,8 @@ impl Cache {
         limit: u32,
     ) -> Result<Vec<MessageView>> {
         let mut rows = sqlx::query_as::<_, MessageRow>(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room = ? AND seq >= ? AND seq < ? \
-             ORDER BY seq DESC LIMIT ?"
+            "{MESSAGE_SELECT} WHERE m.room = ? AND m.seq >= ? AND m.seq < ? \
+             ORDER BY m.seq DESC LIMIT ?"
         ))
         .bind(to_i64(room.0))
         .bind(to_i64(from))
@@ -865,7 +1016,7 @@ impl Cache {
     /// The newest cached message of `room`.
     pub async fn last_message(&self, room: RoomId) -> Result<Option<MessageView>> {
         Ok(sqlx::query_as::<_, MessageRow>(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room = ? ORDER BY seq DESC LIMIT 1"
+            "{MESSAGE_SELECT} WHERE m.room = ? ORDER BY m.seq DESC LIMIT 1"
         ))
         .bind(to_i64(room.0))
         .fetch_optional(&self.pool)
@@ -916,24 +1067,47 @@ impl Cache {
     // -----------------------------------------------------------------------------------------
 
     /// Puts a new message in the outbox, pending.
-    pub async fn outbox_add(&self, client_id: &str, room: RoomId, body: &str) -> Result<()> {
+    pub async fn outbox_add(&self, client_id: &str, room: RoomId, msg: &Outgoing) -> Result<()> {
         sqlx::query(
-            "INSERT INTO outbox (client_id, room, body, created, state) VALUES (?, ?, ?, ?, 'pending')",
+            "INSERT INTO outbox (client_id, room, body, created, state, reply_to, mentions, \
+             mention_room) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
         )
         .bind(client_id)
         .bind(to_i64(room.0))
-        .bind(body)
+        .bind(&msg.body)
         .bind(now_ms())
+        .bind(msg.reply_to.map(to_i64))
+        .bind(json_text(&msg.mentions))
+        .bind(msg.mention_room)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    pub async fn outbox_entry(&self, client_id: &str) -> Result<Option<OutboxEntry>> {
-        Ok(sqlx::query_as::<_, OutboxEntry>(
-            "SELECT client_id, room, body, created, state, fail_code, fail_reason \
-             FROM outbox WHERE client_id = ?",
+    /// The quoted preview of message `seq` of `room`, when it is cached.
+    pub async fn quote(&self, room: RoomId, seq: u64) -> Result<Option<Quote>> {
+        let row: Option<(String, String, bool)> = sqlx::query_as(
+            "SELECT sender_name, body, deleted FROM messages WHERE room = ? AND seq = ?",
         )
+        .bind(to_i64(room.0))
+        .bind(to_i64(seq))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(sender_name, body, deleted)| Quote {
+            sender_name,
+            text: if deleted {
+                String::new()
+            } else {
+                quote_text(&body)
+            },
+            deleted,
+        }))
+    }
+
+    pub async fn outbox_entry(&self, client_id: &str) -> Result<Option<OutboxEntry>> {
+        Ok(sqlx::query_as::<_, OutboxEntry>(&format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE client_id = ?"
+        ))
         .bind(client_id)
         .fetch_optional(&self.pool)
         .await?)
@@ -941,10 +1115,9 @@ impl Cache {
 
     /// Pending entries in the order they were written (the order to send them in).
     pub async fn outbox_pending(&self) -> Result<Vec<OutboxEntry>> {
-        Ok(sqlx::query_as::<_, OutboxEntry>(
-            "SELECT client_id, room, body, created, state, fail_code, fail_reason \
-             FROM outbox WHERE state = 'pending' ORDER BY created, rowid",
-        )
+        Ok(sqlx::query_as::<_, OutboxEntry>(&format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state = 'pending' ORDER BY created, rowid"
+        ))
         .fetch_all(&self.pool)
         .await?)
     }
@@ -959,10 +1132,9 @@ impl Cache {
 
     /// Every entry of `room` (pending and failed), oldest first.
     pub async fn outbox_for_room(&self, room: RoomId) -> Result<Vec<OutboxEntry>> {
-        Ok(sqlx::query_as::<_, OutboxEntry>(
-            "SELECT client_id, room, body, created, state, fail_code, fail_reason \
-             FROM outbox WHERE room = ? ORDER BY created, rowid",
-        )
+        Ok(sqlx::query_as::<_, OutboxEntry>(&format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE room = ? ORDER BY created, rowid"
+        ))
         .bind(to_i64(room.0))
         .fetch_all(&self.pool)
         .await?)
@@ -1011,18 +1183,20 @@ impl Cache {
     /// transaction. `None` when the entry had already left (e.g. its event came first).
     pub async fn outbox_acked(&self, ack: &SendAck, me: &User) -> Result<Option<MessageView>> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let entry: Option<(i64, String)> =
-            sqlx::query_as("SELECT room, body FROM outbox WHERE client_id = ?")
-                .bind(&ack.id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((room, body)) = entry else {
+        let entry = sqlx::query_as::<_, OutboxEntry>(&format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE client_id = ?"
+        ))
+        .bind(&ack.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(entry) = entry else {
             return Ok(None);
         };
         sqlx::query("DELETE FROM outbox WHERE client_id = ?")
             .bind(&ack.id)
             .execute(&mut *tx)
             .await?;
+        let room = entry.room;
         let known: Option<i64> = sqlx::query_scalar("SELECT id FROM rooms WHERE id = ?")
             .bind(room)
             .fetch_optional(&mut *tx)
@@ -1031,16 +1205,20 @@ impl Cache {
         let message = if known.is_some() {
             upsert_message(
                 &mut tx,
-                &MessageRow {
+                &NewMessage {
                     room,
                     seq,
                     client_id: ack.id.clone(),
                     sender: to_i64(me.id.0),
                     sender_name: me.username.clone(),
-                    body,
+                    body: entry.body.clone(),
                     ts: ack.ts,
                     edited: false,
                     deleted: false,
+                    reply_to: entry.reply_to,
+                    mentions: entry.mention_ids(),
+                    mention_room: entry.mention_room,
+                    reactions: Vec::new(),
                 },
             )
             .await?;
@@ -1053,23 +1231,104 @@ impl Cache {
             message_in(&mut tx, room, seq).await?
         } else {
             // Not a cached room (sent to a room we are not tracking): report it as sent.
-            Some(
-                MessageRow {
-                    room,
-                    seq,
-                    client_id: ack.id.clone(),
-                    sender: to_i64(me.id.0),
-                    sender_name: me.username.clone(),
-                    body,
-                    ts: ack.ts,
-                    edited: false,
-                    deleted: false,
-                }
-                .view(),
-            )
+            let mut view = entry.view(me);
+            view.seq = Some(ack.seq);
+            view.ts = ack.ts;
+            view.status = MessageStatus::Sent;
+            Some(view)
         };
         tx.commit().await?;
         Ok(message)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Reactions
+    // -----------------------------------------------------------------------------------------
+
+    /// Applies the user's own reaction change at once (before the server confirms it), so it
+    /// shows offline too. Returns the message when it changed.
+    pub async fn react_locally(
+        &self,
+        room: RoomId,
+        seq: u64,
+        me: UserId,
+        emoji: &str,
+        add: bool,
+    ) -> Result<Option<MessageView>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let changed = react_in(&mut tx, to_i64(room.0), seq, me, emoji, add).await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// Queues a reaction change for the server, replacing an unconfirmed one for the same
+    /// message and emoji (only the latest intent matters). Returns it with its new `op`.
+    pub async fn reaction_queue(
+        &self,
+        room: RoomId,
+        seq: u64,
+        emoji: &str,
+        remove: bool,
+    ) -> Result<PendingReaction> {
+        let op = uuid::Uuid::new_v4().simple().to_string();
+        sqlx::query(
+            "INSERT INTO reaction_outbox (room, seq, emoji, remove, op, created) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (room, seq, emoji) DO UPDATE SET \
+             remove = excluded.remove, op = excluded.op, created = excluded.created",
+        )
+        .bind(to_i64(room.0))
+        .bind(to_i64(seq))
+        .bind(emoji)
+        .bind(remove)
+        .bind(&op)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(PendingReaction {
+            room,
+            seq,
+            emoji: emoji.to_owned(),
+            remove,
+            op,
+        })
+    }
+
+    /// Unconfirmed reaction changes, oldest first.
+    pub async fn reactions_pending(&self) -> Result<Vec<PendingReaction>> {
+        let rows: Vec<(i64, i64, String, bool, String)> = sqlx::query_as(
+            "SELECT room, seq, emoji, remove, op FROM reaction_outbox ORDER BY created, rowid",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(room, seq, emoji, remove, op)| PendingReaction {
+                room: RoomId(to_u64(room)),
+                seq: to_u64(seq),
+                emoji,
+                remove,
+                op,
+            })
+            .collect())
+    }
+
+    /// The unconfirmed change sent as `op`, if it is still the latest intent.
+    pub async fn reaction_op(&self, op: &str) -> Result<Option<PendingReaction>> {
+        Ok(self
+            .reactions_pending()
+            .await?
+            .into_iter()
+            .find(|p| p.op == op))
+    }
+
+    /// The server confirmed (or refused for good) the change sent as `op`: it leaves the
+    /// queue, unless a newer intent replaced it. `true` when a row went.
+    pub async fn reaction_done(&self, op: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM reaction_outbox WHERE op = ?")
+            .bind(op)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1310,24 +1569,26 @@ async fn recount_unread(conn: &mut SqliteConnection, room: i64, me: UserId) -> R
     let Some((read_seq, last_seq, complete_from)) = state else {
         return Ok(());
     };
-    let unread = if read_seq >= last_seq {
-        0
+    let (unread, mentions) = if read_seq >= last_seq {
+        (0, 0)
     } else if complete_from.is_some_and(|c| c <= read_seq + 1) {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM messages \
-             WHERE room = ? AND seq > ? AND sender != ? AND deleted = 0",
+        let (n, m): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), coalesce(sum(mention_room OR EXISTS \
+             (SELECT 1 FROM json_each(mentions) WHERE value = ?3)), 0) FROM messages \
+             WHERE room = ?1 AND seq > ?2 AND sender != ?3 AND deleted = 0",
         )
         .bind(room)
         .bind(read_seq)
         .bind(to_i64(me.0))
         .fetch_one(&mut *conn)
         .await?;
-        n.min(UNREAD_CAP)
+        (n.min(UNREAD_CAP), m.min(UNREAD_CAP))
     } else {
         return Ok(());
     };
-    sqlx::query("UPDATE rooms SET unread = ? WHERE id = ?")
+    sqlx::query("UPDATE rooms SET unread = ?, mentions = ? WHERE id = ?")
         .bind(unread)
+        .bind(mentions)
         .bind(room)
         .execute(&mut *conn)
         .await?;
@@ -1336,22 +1597,24 @@ async fn recount_unread(conn: &mut SqliteConnection, room: i64, me: UserId) -> R
 
 /// Sets a room's unread count to 0; `true` when it was not 0.
 async fn clear_unread(conn: &mut SqliteConnection, room: i64) -> Result<bool> {
-    let done = sqlx::query("UPDATE rooms SET unread = 0 WHERE id = ? AND unread != 0")
-        .bind(room)
-        .execute(&mut *conn)
-        .await?;
+    let done = sqlx::query(
+        "UPDATE rooms SET unread = 0, mentions = 0 WHERE id = ? AND (unread != 0 OR mentions != 0)",
+    )
+    .bind(room)
+    .execute(&mut *conn)
+    .await?;
     Ok(done.rows_affected() > 0)
 }
 
 async fn upsert_room(conn: &mut SqliteConnection, room: &Room) -> Result<()> {
     sqlx::query(
-        "INSERT INTO rooms (id, name, kind, visibility, member_count, last_seq, role, read_seq, unread, peer) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+        "INSERT INTO rooms (id, name, kind, visibility, member_count, last_seq, role, read_seq, unread, mentions, peer) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, kind = excluded.kind, \
          visibility = excluded.visibility, member_count = excluded.member_count, \
          last_seq = max(rooms.last_seq, excluded.last_seq), role = excluded.role, \
          read_seq = max(rooms.read_seq, excluded.read_seq), unread = excluded.unread, \
-         peer = excluded.peer",
+         mentions = excluded.mentions, peer = excluded.peer",
     )
     .bind(to_i64(room.id.0))
     .bind(&room.name)
@@ -1362,6 +1625,7 @@ async fn upsert_room(conn: &mut SqliteConnection, room: &Room) -> Result<()> {
     .bind(room.role.as_ref().map(enum_str))
     .bind(to_i64(room.read_seq))
     .bind(to_i64(room.unread))
+    .bind(to_i64(room.mentions))
     .bind(room.peer.map(|p| to_i64(p.0)))
     .execute(&mut *conn)
     .await?;
@@ -1374,6 +1638,7 @@ async fn remove_room(conn: &mut SqliteConnection, room: i64) -> Result<()> {
         "DELETE FROM members WHERE room = ?",
         "DELETE FROM read_markers WHERE room = ?",
         "DELETE FROM drafts WHERE room = ?",
+        "DELETE FROM reaction_outbox WHERE room = ?",
         "DELETE FROM rooms WHERE id = ?",
     ] {
         sqlx::query(sql).bind(room).execute(&mut *conn).await?;
@@ -1394,16 +1659,22 @@ async fn upsert_user(conn: &mut SqliteConnection, user: UserId, username: &str) 
 }
 
 /// Inserts or updates a message; `true` when the row is new or its content changed.
-async fn upsert_message(conn: &mut SqliteConnection, m: &MessageRow) -> Result<bool> {
+async fn upsert_message(conn: &mut SqliteConnection, m: &NewMessage) -> Result<bool> {
     let done = sqlx::query(
-        "INSERT INTO messages (room, seq, client_id, sender, sender_name, body, plain, ts, edited, deleted) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+        "INSERT INTO messages (room, seq, client_id, sender, sender_name, body, plain, ts, edited, \
+         deleted, reply_to, mentions, mention_room, reactions) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (room, seq) DO UPDATE SET client_id = excluded.client_id, \
          sender = excluded.sender, sender_name = excluded.sender_name, body = excluded.body, \
          plain = excluded.plain, \
-         ts = excluded.ts, edited = excluded.edited, deleted = excluded.deleted \
+         ts = excluded.ts, edited = excluded.edited, deleted = excluded.deleted, \
+         reply_to = excluded.reply_to, mentions = excluded.mentions, \
+         mention_room = excluded.mention_room, reactions = excluded.reactions \
          WHERE messages.body IS NOT excluded.body OR messages.edited IS NOT excluded.edited \
-         OR messages.deleted IS NOT excluded.deleted OR messages.client_id IS NOT excluded.client_id",
+         OR messages.deleted IS NOT excluded.deleted OR messages.client_id IS NOT excluded.client_id \
+         OR messages.reply_to IS NOT excluded.reply_to OR messages.mentions IS NOT excluded.mentions \
+         OR messages.mention_room IS NOT excluded.mention_room \
+         OR messages.reactions IS NOT excluded.reactions",
     )
     .bind(m.room)
     .bind(m.seq)
@@ -1415,9 +1686,47 @@ async fn upsert_message(conn: &mut SqliteConnection, m: &MessageRow) -> Result<b
     .bind(m.ts)
     .bind(m.edited)
     .bind(m.deleted)
+    .bind(m.reply_to)
+    .bind(json_text(&m.mentions))
+    .bind(m.mention_room)
+    .bind(json_text(&m.reactions))
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() > 0)
+}
+
+/// Applies one reaction change to a cached message as a set operation; returns the message
+/// when it changed (an unknown or deleted message, or a repeat, changes nothing).
+async fn react_in(
+    conn: &mut SqliteConnection,
+    room: i64,
+    target: u64,
+    user: UserId,
+    emoji: &str,
+    add: bool,
+) -> Result<Option<MessageView>> {
+    let target = to_i64(target);
+    let current: Option<String> = sqlx::query_scalar(
+        "SELECT reactions FROM messages WHERE room = ? AND seq = ? AND deleted = 0",
+    )
+    .bind(room)
+    .bind(target)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(current) = current else {
+        return Ok(None);
+    };
+    let mut reactions: Vec<Reaction> = json_list(&current);
+    if !apply_reaction(&mut reactions, user, emoji, add) {
+        return Ok(None);
+    }
+    sqlx::query("UPDATE messages SET reactions = ? WHERE room = ? AND seq = ?")
+        .bind(json_text(&reactions))
+        .bind(room)
+        .bind(target)
+        .execute(&mut *conn)
+        .await?;
+    message_in(conn, room, target).await
 }
 
 async fn message_in(
@@ -1425,14 +1734,16 @@ async fn message_in(
     room: i64,
     seq: i64,
 ) -> Result<Option<MessageView>> {
-    Ok(sqlx::query_as::<_, MessageRow>(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room = ? AND seq = ?"
-    ))
-    .bind(room)
-    .bind(seq)
-    .fetch_optional(&mut *conn)
-    .await?
-    .map(MessageRow::view))
+    Ok(
+        sqlx::query_as::<_, MessageRow>(&format!(
+            "{MESSAGE_SELECT} WHERE m.room = ? AND m.seq = ?"
+        ))
+        .bind(room)
+        .bind(seq)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(MessageRow::view),
+    )
 }
 
 /// Turns what the user typed into an FTS5 expression: every word quoted (so `AND`, `*`, `"`

@@ -14,14 +14,20 @@
 //! current socket; before that, the flush picks them up. [`SendState`] behind an async mutex
 //! makes the two exclusive, so no message overtakes an older pending one.
 //!
+//! Reactions go through the outbox too (`reaction_outbox`): the change shows at once in the
+//! cache, and the `react` frame carries a `ref` (`react:<op>`) that the server's `ok` settles.
+//! Until then it is sent again on every `welcome`; reactions are set operations on the server,
+//! so a resend never counts twice. Only the latest intent per message and emoji is kept.
+//!
 //! [`Outbox`] knows the cache and the [`Link`], not the backend: it returns what changed (an
 //! entry that failed) and the backend tells the UI.
 
-use crate::cache::{Cache, OutboxEntry};
+use crate::cache::{Cache, OutboxEntry, Outgoing, PendingReaction};
 use crate::connection::Link;
 use crate::error::{Error, Result};
+use protocol::ipc::MessageView;
 use protocol::ws::ClientFrame;
-use protocol::{ErrorCode, RoomId};
+use protocol::{ErrorCode, RoomId, UserId};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,9 +52,22 @@ fn frame(entry: &OutboxEntry) -> ClientFrame {
         room: entry.room_id(),
         id: entry.client_id.clone(),
         body: entry.body.clone(),
-        reply_to: None,
-        mentions: vec![],
-        mention_room: false,
+        reply_to: entry.reply_to_seq(),
+        mentions: entry.mention_ids(),
+        mention_room: entry.mention_room,
+    }
+}
+
+/// The `ref` prefix of `react` frames.
+pub const REACT_REF: &str = "react:";
+
+fn react_frame(pending: &PendingReaction) -> ClientFrame {
+    ClientFrame::React {
+        room: pending.room,
+        seq: pending.seq,
+        emoji: pending.emoji.clone(),
+        remove: pending.remove,
+        reference: Some(format!("{REACT_REF}{}", pending.op)),
     }
 }
 
@@ -73,9 +92,9 @@ impl Outbox {
     }
 
     /// Writes a new pending entry and sends it if the outbox is flushed on a live socket.
-    pub async fn enqueue(&self, room: RoomId, body: &str) -> Result<OutboxEntry> {
+    pub async fn enqueue(&self, room: RoomId, msg: &Outgoing) -> Result<OutboxEntry> {
         let client_id = uuid::Uuid::new_v4().simple().to_string();
-        self.cache.outbox_add(&client_id, room, body).await?;
+        self.cache.outbox_add(&client_id, room, msg).await?;
         // Read back for the stored fields. A reconnect's flush may already have sent the entry
         // and its ack removed it (found by the fault runs, issue 5): it was delivered, so report
         // it as written instead of failing the send.
@@ -85,11 +104,15 @@ impl Outbox {
                 return Ok(OutboxEntry {
                     client_id,
                     room: i64::try_from(room.0).unwrap_or(i64::MAX),
-                    body: body.to_owned(),
+                    body: msg.body.clone(),
                     created: crate::cache::now_ms(),
                     state: "pending".into(),
                     fail_code: None,
                     fail_reason: None,
+                    reply_to: msg.reply_to.map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+                    mentions: serde_json::to_string(&msg.mentions)
+                        .unwrap_or_else(|_| "[]".to_owned()),
+                    mention_room: msg.mention_room,
                 })
             }
         };
@@ -112,10 +135,16 @@ impl Outbox {
     }
 
     async fn send_if_flushed(&self, entry: &OutboxEntry) {
+        self.send_frame_if_flushed(frame(entry)).await;
+    }
+
+    /// Sends `frame` now if the outbox has been flushed on the live socket (else the next
+    /// flush sends what it stands for).
+    async fn send_frame_if_flushed(&self, frame: ClientFrame) {
         let sending = self.sending.lock().await;
         let epoch = self.link.epoch();
         if epoch.is_some() && sending.flushed_epoch == epoch {
-            self.link.send(frame(entry));
+            self.link.send(frame);
         }
     }
 
@@ -133,8 +162,83 @@ impl Outbox {
                 return Ok(());
             }
         }
+        for pending in self.cache.reactions_pending().await? {
+            if !link.send(react_frame(&pending)) {
+                return Ok(());
+            }
+        }
         sending.flushed_epoch = epoch;
         Ok(())
+    }
+
+    /// The user adds (or takes back) a reaction: applied to the cache at once, queued, and
+    /// sent when the outbox is flushed on a live socket. Returns the message if it changed.
+    pub async fn react(
+        &self,
+        room: RoomId,
+        seq: u64,
+        me: UserId,
+        emoji: &str,
+        remove: bool,
+    ) -> Result<Option<MessageView>> {
+        let changed = self
+            .cache
+            .react_locally(room, seq, me, emoji, !remove)
+            .await?;
+        let pending = self.cache.reaction_queue(room, seq, emoji, remove).await?;
+        self.send_frame_if_flushed(react_frame(&pending)).await;
+        Ok(changed)
+    }
+
+    /// The server's `ok` for `reference`: a confirmed reaction leaves the queue.
+    pub async fn confirmed(&self, reference: &str) -> Result<()> {
+        if let Some(op) = reference.strip_prefix(REACT_REF) {
+            self.cache.reaction_done(op).await?;
+        }
+        Ok(())
+    }
+
+    /// The server refused the `react` sent as `reference`. Transient refusals are sent again
+    /// after the delay asked for; otherwise the change leaves the queue and is undone in the
+    /// cache (returned, for the UI). Nothing when `reference` is not a reaction's.
+    pub async fn reaction_refused(
+        &self,
+        reference: &str,
+        me: UserId,
+        code: ErrorCode,
+        retry_after_ms: Option<u64>,
+    ) -> Result<Option<MessageView>> {
+        let Some(op) = reference.strip_prefix(REACT_REF) else {
+            return Ok(None);
+        };
+        let Some(pending) = self.cache.reaction_op(op).await? else {
+            return Ok(None);
+        };
+        if is_transient(code) {
+            let delay = Duration::from_millis(retry_after_ms.unwrap_or(1000).clamp(100, 60_000));
+            let outbox = self.clone();
+            let op = op.to_owned();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                match outbox.cache.reaction_op(&op).await {
+                    Ok(Some(pending)) => outbox.send_frame_if_flushed(react_frame(&pending)).await,
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot read the reaction outbox"),
+                }
+            });
+            return Ok(None);
+        }
+        tracing::info!(room = %pending.room, %code, "reaction refused");
+        self.cache.reaction_done(op).await?;
+        self.cache
+            .react_locally(
+                pending.room,
+                pending.seq,
+                me,
+                &pending.emoji,
+                pending.remove,
+            )
+            .await
     }
 
     /// The server refused the `send` of `client_id`. Transient refusals are sent again after

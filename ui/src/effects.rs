@@ -87,17 +87,40 @@ pub fn load_members(d: &Dispatcher, room: RoomId) {
     });
 }
 
+/// A message as the composer hands it over.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outgoing {
+    pub body: String,
+    /// The seq of the message it answers.
+    pub reply_to: Option<u64>,
+    /// The users its `@username`s name.
+    pub mentions: Vec<protocol::UserId>,
+    /// `@room` (owners only).
+    pub mention_room: bool,
+}
+
 /// Puts a message in the outbox; it shows as pending until the backend reports it sent.
 /// When the backend refuses it outright, the text goes back to `give_back` (the composer).
-pub fn send(d: &Dispatcher, room: RoomId, body: String, give_back: yew::Callback<String>) {
+pub fn send(d: &Dispatcher, room: RoomId, msg: Outgoing, give_back: yew::Callback<String>) {
     let d = d.clone();
     spawn_local(async move {
-        match ipc::send(room, body.clone()).await {
+        let body = msg.body.clone();
+        match ipc::send(room, msg.body, msg.reply_to, msg.mentions, msg.mention_room).await {
             Ok(pending) => d.dispatch(Action::Message(pending)),
             Err(e) => {
                 give_back.emit(body);
                 toast(&d, &e);
             }
+        }
+    });
+}
+
+/// Adds or takes back the user's reaction; the backend reports the message as changed.
+pub fn react(d: &Dispatcher, room: RoomId, seq: u64, emoji: String, remove: bool) {
+    let d = d.clone();
+    spawn_local(async move {
+        if let Err(e) = ipc::react(room, seq, emoji, remove).await {
+            toast(&d, &e);
         }
     });
 }

@@ -256,8 +256,31 @@ pub async fn messages(
     .await
 }
 
-pub async fn send(room: RoomId, body: String) -> Result<MessageView> {
-    call(Command::Send { room, body }).await
+/// Sends a message: its text, the seq it answers, and the ids of the users it mentions.
+pub async fn send(
+    room: RoomId,
+    body: String,
+    reply_to: Option<u64>,
+    mentions: Vec<UserId>,
+    mention_room: bool,
+) -> Result<MessageView> {
+    call(Command::Send {
+        room,
+        body,
+        reply_to,
+        mentions,
+        mention_room,
+    })
+    .await
+}
+
+/// Adds the user's `emoji` reaction to message `seq` (or, with `remove`, takes it back).
+pub async fn react(room: RoomId, seq: u64, emoji: String, remove: bool) -> Result<()> {
+    if remove {
+        call_unit(Command::Unreact { room, seq, emoji }).await
+    } else {
+        call_unit(Command::React { room, seq, emoji }).await
+    }
 }
 
 pub async fn retry(client_id: String) -> Result<()> {

@@ -72,6 +72,11 @@ mod tests {
             edited: false,
             deleted: false,
             status: MessageStatus::Sent,
+            reply_to: None,
+            quote: None,
+            reactions: Vec::new(),
+            mentions: Vec::new(),
+            mention_room: false,
         }
     }
 

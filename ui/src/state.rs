@@ -658,6 +658,11 @@ mod tests {
             } else {
                 MessageStatus::Pending
             },
+            reply_to: None,
+            quote: None,
+            reactions: Vec::new(),
+            mentions: Vec::new(),
+            mention_room: false,
         }
     }
 

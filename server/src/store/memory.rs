@@ -419,16 +419,8 @@ impl MemoryStore {
             if !room.members.contains_key(&msg.sender) {
                 return Err(ApiError::not_a_member().into());
             }
-            // A direct room whose other member blocked the sender: readable, not writable.
-            if let Some((a, b)) = room.meta.pair {
-                let other = if a == msg.sender { b } else { a };
-                if s.moderation
-                    .blocks
-                    .get(&other)
-                    .is_some_and(|blocked| blocked.contains(&msg.sender))
-                {
-                    return Err(super::blocked_error().into());
-                }
+            if s.blocked_in_dm(msg.room, msg.sender) {
+                return Err(super::blocked_error().into());
             }
             if let Some(target) = msg.reply_to {
                 s.rooms
@@ -458,6 +450,10 @@ impl MemoryStore {
 
     pub async fn change_message(&self, change: Change<'_>, now: i64) -> StoreResult<u64> {
         self.with(|s| {
+            // A DM member the other blocked may delete their messages there, not edit them.
+            if change.body.is_some() && s.blocked_in_dm(change.room, change.sender) {
+                return Err(super::blocked_error().into());
+            }
             let room = s
                 .rooms
                 .get_mut(&change.room)
@@ -785,6 +781,9 @@ impl MemoryStore {
         now: i64,
     ) -> StoreResult<Option<u64>> {
         self.with(|s| {
+            if s.blocked_in_dm(change.room, change.user) {
+                return Err(super::blocked_error().into());
+            }
             let room = s
                 .rooms
                 .get_mut(&change.room)
@@ -841,6 +840,21 @@ impl Default for MemoryStore {
 }
 
 impl State {
+    /// `user` is a member of the direct room `room` whose other member blocked them: they may
+    /// read it, not write in it (send, edit, react).
+    fn blocked_in_dm(&self, room: RoomId, user: UserId) -> bool {
+        let Some((a, b)) = self.rooms.get(&room).and_then(|r| r.meta.pair) else {
+            return false;
+        };
+        let other = if a == user { b } else { a };
+        (a == user || b == user)
+            && self
+                .moderation
+                .blocks
+                .get(&other)
+                .is_some_and(|blocked| blocked.contains(&user))
+    }
+
     /// Creates an account; the first account of the store is an admin.
     fn insert_user(
         &mut self,

@@ -13,6 +13,7 @@
 //! | `user:{id}` | hash | `name`, `pw` (argon2 PHC string), `created`, `admin` and `off` (disabled): `1` when set, `dname` (display name) |
 //! | `uname:{lowercase name}` | string | user id |
 //! | `uskel:{skeleton}` | string | user id, by `store::name_skeleton` (confusable names) |
+//! | `migr:uskel` | string | `1` once every account is in `uskel:` (set at start or by an import) |
 //! | `unames` | zset | `{lowercase name}:{id}`, score 0, for prefix search |
 //! | `sess:{sha256 of token}` | hash | `id`, `user`, `device`, `created`, `used`; expires |
 //! | `user:{id}:sess` | hash | session id → token hash |
@@ -415,7 +416,10 @@ static CHANGE_MESSAGE: LazyLock<Script> = LazyLock::new(|| {
         r#"
 local room, target, sender, body, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local rkey = 'room:' .. room
-if redis.call('HEXISTS', rkey .. ':m', sender) == 0 then return 'not_a_member' end
+local role = redis.call('HGET', rkey .. ':m', sender)
+if not role then return 'not_a_member' end
+-- A DM member the other blocked may delete their messages there, not edit them (see SET_BLOCK).
+if role == 'blocked' and mode ~= 'delete' then return 'blocked' end
 if behind(room, ARGV[7]) then return 'behind' end
 local function read_event(seq)
   local found = redis.call('ZRANGE', rkey .. ':log', seq, seq, 'BYSCORE')
@@ -476,7 +480,10 @@ static REACT: LazyLock<Script> = LazyLock::new(|| {
         r#"
 local room, target, user, emoji, mode = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local rkey = 'room:' .. room
-if redis.call('HEXISTS', rkey .. ':m', ARGV[3]) == 0 then return 'not_a_member' end
+local role = redis.call('HGET', rkey .. ':m', ARGV[3])
+if not role then return 'not_a_member' end
+-- A DM member the other blocked may read, not react (see SET_BLOCK).
+if role == 'blocked' then return 'blocked' end
 if behind(room, ARGV[7]) then return 'behind' end
 local frame = redis.call('ZRANGE', rkey .. ':log', target, target, 'BYSCORE')[1]
 local at = frame and string.find(frame, ',"event":', 1, true)
@@ -756,6 +763,7 @@ impl RedisStore {
             .arg(fresh_epoch())
             .invoke_async(&mut con.clone())
             .await?;
+        admin::index_skeletons(&mut con.clone()).await?;
         let watch = Arc::new(Watch {
             epoch: Mutex::new(epoch),
             seen: Mutex::default(),

@@ -20,6 +20,9 @@ const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;
 /// History pages fetched from the server per `messages` call, at most.
 const MAX_FETCHES: usize = 5;
+/// Originals of replies fetched from the server per `messages` call, at most (the others show
+/// without a quote until a later page or a jump brings them).
+const MAX_QUOTE_FETCHES: usize = 10;
 /// Rooms without a cached message whose newest page is fetched after `welcome`, at most, and
 /// the size of that page (the preview line, and the first screen when the room opens).
 const PREVIEW_ROOMS: usize = 200;
@@ -49,7 +52,10 @@ fn message_view(event: &RoomEvent) -> Option<MessageView> {
             body,
             edited_ts,
             deleted,
-            ..
+            reply_to,
+            reactions,
+            mentions,
+            mention_room,
         } => Some(MessageView {
             room: event.room,
             seq: Some(event.seq),
@@ -61,6 +67,11 @@ fn message_view(event: &RoomEvent) -> Option<MessageView> {
             edited: edited_ts.is_some(),
             deleted: *deleted,
             status: protocol::ipc::MessageStatus::Sent,
+            reply_to: *reply_to,
+            quote: None,
+            reactions: reactions.clone(),
+            mentions: mentions.clone(),
+            mention_room: *mention_room,
         }),
         _ => None,
     }
@@ -133,7 +144,42 @@ impl Inner {
                 }
             }
         }
+        self.fill_quotes(room, &mut messages).await?;
         Ok(MessagePage { messages, has_more })
+    }
+
+    /// Gives replies the quote of their original: from the cache, else (online, a few per
+    /// page) fetched from history as protocol §1.7 says (`after = reply_to - 1`, `limit = 1`)
+    /// and cached. An original that fell out of retention stays without a quote.
+    async fn fill_quotes(&self, room: RoomId, messages: &mut [MessageView]) -> Result<()> {
+        let mut fetched = 0;
+        for message in messages.iter_mut() {
+            let Some(original) = message.reply_to else {
+                continue;
+            };
+            if message.quote.is_some() {
+                continue;
+            }
+            let mut quote = self.cache.quote(room, original).await?;
+            if quote.is_none() && fetched < MAX_QUOTE_FETCHES {
+                fetched += 1;
+                if let Ok((api, token)) = self.authed() {
+                    match api
+                        .history(&token, room, None, Some(original.saturating_sub(1)), 1)
+                        .await
+                    {
+                        Ok(page) if page.events.first().is_some_and(|e| e.seq == original) => {
+                            self.cache.store_page(room, &page.events[..1], None).await?;
+                            quote = self.cache.quote(room, original).await?;
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::debug!(error = %e, "cannot fetch a reply's original"),
+                    }
+                }
+            }
+            message.quote = quote;
+        }
+        Ok(())
     }
 
     /// Pages history back from the server until `messages` holds `limit` or the start of the

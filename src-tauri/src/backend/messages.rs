@@ -2,6 +2,7 @@
 //! and local search.
 
 use super::Backend;
+use crate::cache::Outgoing;
 use crate::error::{Error, Result};
 use protocol::ipc::{AppEvent, MessageView, SearchHit};
 use protocol::ws::ClientFrame;
@@ -10,20 +11,60 @@ use std::time::{Duration, Instant};
 
 /// Typing notices sent at most this often per room (the server ignores faster repeats).
 const TYPING_EVERY: Duration = Duration::from_secs(2);
+/// Users one message may mention (the server's bound, protocol §1.9).
+const MAX_MENTIONS: usize = 50;
 /// Local search results returned at most.
 const SEARCH_LIMIT: u32 = 100;
 
 impl Backend {
     /// Writes a message to the outbox and sends it when online. Returns it as pending.
     pub async fn send(&self, room: RoomId, body: &str) -> Result<MessageView> {
+        self.send_message(
+            room,
+            Outgoing {
+                body: body.to_owned(),
+                ..Outgoing::default()
+            },
+        )
+        .await
+    }
+
+    /// Like [`Backend::send`], with a reply and mentions.
+    pub async fn send_message(&self, room: RoomId, msg: Outgoing) -> Result<MessageView> {
         let me = self
             .inner
             .me()
             .ok_or(Error::NotLoggedIn("log in to send messages"))?;
         let max = self.inner.lock().limits.max_message_bytes;
-        validate::message_body(body, max)?;
-        let entry = self.inner.outbox.enqueue(room, body).await?;
-        Ok(entry.view(&me))
+        validate::message_body(&msg.body, max)?;
+        if msg.mentions.len() > MAX_MENTIONS {
+            return Err(Error::Invalid("too many people mentioned".into()));
+        }
+        let entry = self.inner.outbox.enqueue(room, &msg).await?;
+        let mut view = entry.view(&me);
+        if let Some(original) = view.reply_to {
+            view.quote = self.inner.cache.quote(room, original).await?;
+        }
+        Ok(view)
+    }
+
+    /// Adds (or, with `remove`, takes back) the user's reaction: shown at once, delivered
+    /// through the outbox.
+    pub async fn react(&self, room: RoomId, seq: u64, emoji: &str, remove: bool) -> Result<()> {
+        let me = self
+            .inner
+            .me()
+            .ok_or(Error::NotLoggedIn("log in to react"))?;
+        let emoji = validate::emoji(emoji)?;
+        if let Some(message) = self
+            .inner
+            .outbox
+            .react(room, seq, me.id, emoji, remove)
+            .await?
+        {
+            self.inner.sink.emit(AppEvent::Message { message });
+        }
+        Ok(())
     }
 
     /// Sends a failed message again.

@@ -268,7 +268,30 @@ impl Backend {
                 before,
                 limit,
             } => json(self.messages(room, before, limit).await?),
-            Command::Send { room, body } => json(self.send(room, &body).await?),
+            Command::Send {
+                room,
+                body,
+                reply_to,
+                mentions,
+                mention_room,
+            } => json(
+                self.send_message(
+                    room,
+                    crate::cache::Outgoing {
+                        body,
+                        reply_to,
+                        mentions,
+                        mention_room,
+                    },
+                )
+                .await?,
+            ),
+            Command::React { room, seq, emoji } => {
+                json(self.react(room, seq, &emoji, false).await?)
+            }
+            Command::Unreact { room, seq, emoji } => {
+                json(self.react(room, seq, &emoji, true).await?)
+            }
             Command::Retry { client_id } => json(self.retry(&client_id).await?),
             Command::Discard { client_id } => json(self.discard(&client_id).await?),
             Command::Edit { room, seq, body } => json(self.edit(room, seq, &body).await?),

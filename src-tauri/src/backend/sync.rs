@@ -94,9 +94,26 @@ impl Inner {
                     });
                 }
             }
+            ServerFrame::Error {
+                code,
+                reference: Some(reference),
+                retry_after_ms,
+                ..
+            } if reference.starts_with(crate::outbox::REACT_REF) => {
+                if let Some(me) = self.me() {
+                    if let Some(message) = self
+                        .outbox
+                        .reaction_refused(&reference, me.id, code, retry_after_ms)
+                        .await?
+                    {
+                        self.sink.emit(AppEvent::Message { message });
+                    }
+                }
+            }
             ServerFrame::Error { code, message, .. } => {
                 tracing::warn!(%code, %message, "the server reported an error");
             }
+            ServerFrame::Ok { reference } => self.outbox.confirmed(&reference).await?,
             ServerFrame::Presence {
                 user,
                 online,
@@ -131,8 +148,7 @@ impl Inner {
                     }
                 }
             }
-            ServerFrame::Ok { .. }
-            | ServerFrame::History { .. }
+            ServerFrame::History { .. }
             | ServerFrame::Pong { .. }
             | ServerFrame::NotifyLevel { .. }
             | ServerFrame::UserUpdated { .. } => {}

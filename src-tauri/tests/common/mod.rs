@@ -11,7 +11,7 @@ use chat_desktop::Backend;
 use protocol::ipc::{AppEvent, ConnectionState, MessageStatus, MessageView};
 use protocol::rest::{AuthResponse, HistoryPage, Room, SendAck, Visibility};
 use protocol::{RoomId, UserId};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -308,6 +308,62 @@ impl Peer {
         .await
     }
 
+    /// Sends a message with extra fields (`reply_to`, `mentions`, ...).
+    pub async fn send_with(&self, room: RoomId, body: &str, extra: Value) -> SendAck {
+        let mut request = json!({"id": unique_name("m"), "body": body});
+        if let (Some(request), Value::Object(extra)) = (request.as_object_mut(), extra) {
+            request.extend(extra);
+        }
+        ok_json(
+            self.http
+                .post(format!("{}/api/v1/rooms/{room}/messages", self.base))
+                .bearer_auth(&self.token)
+                .json(&request),
+        )
+        .await
+    }
+
+    /// Adds (`PUT`) or takes back (`DELETE`) this peer's reaction; asserts success.
+    pub async fn react(&self, room: RoomId, seq: u64, emoji: &str, add: bool) {
+        let url = format!(
+            "{}/api/v1/rooms/{room}/messages/{seq}/reactions/{emoji}",
+            self.base
+        );
+        let request = if add {
+            self.http.put(url)
+        } else {
+            self.http.delete(url)
+        };
+        let response = tokio::time::timeout(TIMEOUT, request.bearer_auth(&self.token).send())
+            .await
+            .unwrap_or_else(|_| panic!("react took longer than {TIMEOUT:?}"))
+            .unwrap_or_else(|e| panic!("react failed: {e}"));
+        assert!(
+            response.status().is_success(),
+            "react: HTTP {}",
+            response.status()
+        );
+    }
+
+    /// Deletes one of this peer's messages; asserts success.
+    pub async fn delete(&self, room: RoomId, seq: u64) {
+        let response = tokio::time::timeout(
+            TIMEOUT,
+            self.http
+                .delete(format!("{}/api/v1/rooms/{room}/messages/{seq}", self.base))
+                .bearer_auth(&self.token)
+                .send(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("delete took longer than {TIMEOUT:?}"))
+        .unwrap_or_else(|e| panic!("delete failed: {e}"));
+        assert!(
+            response.status().is_success(),
+            "delete: HTTP {}",
+            response.status()
+        );
+    }
+
     /// The whole history of a room (up to 100 events), as the server has it.
     pub async fn history(&self, room: RoomId) -> HistoryPage {
         ok_json(
@@ -352,6 +408,8 @@ async fn ok_json<T: serde::de::DeserializeOwned>(request: reqwest::RequestBuilde
 
 /// One thing the backend reported.
 #[derive(Debug, Clone, PartialEq)]
+// Most of what is seen is events; boxing them would only make the tests wordier.
+#[allow(clippy::large_enum_variant)]
 pub enum Seen {
     Event(AppEvent),
     Notification { title: String, body: String },

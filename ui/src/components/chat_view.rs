@@ -113,7 +113,15 @@ pub fn ChatView() -> Html {
     let on_send = {
         let d = d.clone();
         Callback::from(move |(body, give_back): (String, Callback<String>)| {
-            effects::send(&d, id, body, give_back)
+            effects::send(
+                &d,
+                id,
+                effects::Outgoing {
+                    body,
+                    ..Default::default()
+                },
+                give_back,
+            )
         })
     };
     let avatar = if direct {

@@ -220,6 +220,11 @@ impl MemoryStore {
             s.next_room = data.last_room;
             for u in &data.users {
                 s.names.insert(u.username.to_lowercase(), u.id);
+                // Confusable names of the data set collide from now on (the first keeps it).
+                s.moderation
+                    .skeletons
+                    .entry(crate::store::name_skeleton(&u.username))
+                    .or_insert(u.id);
                 s.users.insert(u.id, u.clone());
             }
             for (session, expires) in &data.sessions {

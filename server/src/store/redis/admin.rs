@@ -8,12 +8,67 @@ use crate::store::dump::{DataSet, DedupeRecord, RoomRecord};
 use crate::store::{Admission, InviteRecord, SessionRecord, UserFlag, UserRecord};
 use protocol::rest::{RoomKind, Visibility};
 use protocol::{ErrorCode, RoomEvent, RoomId, UserId};
+use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
 /// Keys are read and written this many at a time (one pipeline each).
 const BATCH: usize = 500;
+
+/// Set once every account's name skeleton is in the `uskel:` index ([`index_skeletons`]).
+const SKELETONS_INDEXED: &str = "migr:uskel";
+
+/// Puts the name skeleton of every account in the `uskel:` index, once per data set (marked
+/// by `migr:uskel`): accounts registered before the index existed, or imported by a server
+/// that did not build it, would otherwise let a confusable name be registered beside them.
+/// Safe to run from several nodes at once (`SET NX`; the first account of a skeleton keeps it,
+/// in name order). Registrations meanwhile index themselves.
+pub(super) async fn index_skeletons(con: &mut ConnectionManager) -> redis::RedisResult<()> {
+    if con.exists(SKELETONS_INDEXED).await? {
+        return Ok(());
+    }
+    let mut indexed = 0usize;
+    let mut start = 0isize;
+    loop {
+        let entries: Vec<String> = con
+            .zrange("unames", start, start + BATCH as isize - 1)
+            .await?;
+        if entries.is_empty() {
+            break;
+        }
+        start += entries.len() as isize;
+        let ids: Vec<u64> = entries
+            .iter()
+            .filter_map(|e| e.rsplit_once(':').and_then(|(_, id)| id.parse().ok()))
+            .collect();
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hget(format!("user:{id}"), "name");
+        }
+        let names: Vec<Option<String>> = pipe.query_async(con).await?;
+        let mut pipe = redis::pipe();
+        for (id, name) in ids.iter().zip(names) {
+            if let Some(name) = name {
+                pipe.cmd("SET")
+                    .arg(format!("uskel:{}", crate::store::name_skeleton(&name)))
+                    .arg(id)
+                    .arg("NX")
+                    .ignore();
+                indexed += 1;
+            }
+        }
+        let () = pipe.query_async(con).await?;
+    }
+    let () = con.set(SKELETONS_INDEXED, 1).await?;
+    if indexed > 0 {
+        tracing::info!(
+            accounts = indexed,
+            "indexed existing usernames for confusables"
+        );
+    }
+    Ok(())
+}
 
 macro_rules! lua_revoke_all {
     () => {
@@ -444,9 +499,19 @@ impl RedisStore {
                 .ignore()
                 .zadd("unames", format!("{lower}:{}", u.id), 0)
                 .ignore();
+                // Confusable names of the data set collide from now on (the first keeps it).
+                pipe.cmd("SET")
+                    .arg(format!(
+                        "uskel:{}",
+                        crate::store::name_skeleton(&u.username)
+                    ))
+                    .arg(u.id.0)
+                    .arg("NX")
+                    .ignore();
             }
             let () = pipe.query_async(&mut con).await?;
         }
+        let () = con.set(SKELETONS_INDEXED, 1).await?;
         for chunk in data.sessions.chunks(BATCH) {
             let mut pipe = redis::pipe();
             for (s, expires) in chunk {
