@@ -80,6 +80,9 @@ pub enum EventBody {
         user: UserId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by: Option<UserId>,
+        /// The removal is a ban (`by` banned them): they cannot rejoin until unbanned.
+        #[serde(default, skip_serializing_if = "is_false")]
+        banned: bool,
     },
     /// Ownership moved to another member (the owner left).
     OwnerChanged { user: UserId },

@@ -8,6 +8,7 @@
 //!                        are already applied to the message they change, and follow as events)
 //! {"type":"read",…}      by (user, room)            {"type":"invite",…}   by code hash
 //! {"type":"dedupe",…}    by (room, sender, client id)
+//! {"type":"ban",…}       by (room, user)            {"type":"block",…}    by (user, blocked)
 //! ```
 //!
 //! The same data set encodes to the same bytes, whichever backend it came from.
@@ -92,6 +93,14 @@ enum Line {
         seq: u64,
         ts: i64,
         expires_ts: i64,
+    },
+    Ban {
+        room: RoomId,
+        user: UserId,
+    },
+    Block {
+        user: UserId,
+        blocked: UserId,
     },
 }
 
@@ -213,13 +222,32 @@ pub fn encode(data: &DataSet) -> String {
             },
         );
     }
+    for (room, user) in &data.bans {
+        push(
+            &mut out,
+            &Line::Ban {
+                room: *room,
+                user: *user,
+            },
+        );
+    }
+    for (user, blocked) in &data.blocks {
+        push(
+            &mut out,
+            &Line::Block {
+                user: *user,
+                blocked: *blocked,
+            },
+        );
+    }
     out
 }
 
-/// Reads an export. Checks the header, every line's shape, and that members, events and read
-/// markers name rooms and users of the file.
+/// Reads an export. Checks the header, every line's shape, and that members, events and bans
+/// name rooms of the file.
 pub fn decode(text: &str) -> Result<DataSet, BackupError> {
     let mut data = DataSet::default();
+    let mut rooms = std::collections::HashSet::new();
     let mut header = false;
     for (n, raw) in text.lines().enumerate() {
         let line = n + 1;
@@ -235,7 +263,7 @@ pub fn decode(text: &str) -> Result<DataSet, BackupError> {
         }
         if tag.kind == "event" {
             let event: RoomEvent = serde_json::from_str(raw).map_err(|e| err(e.to_string()))?;
-            if !data.rooms.iter().any(|r| r.id == event.room) {
+            if !rooms.contains(&event.room) {
                 return Err(err(format!("event of room {} before its room", event.room)));
             }
             data.events.push(raw.to_owned());
@@ -314,6 +342,7 @@ pub fn decode(text: &str) -> Result<DataSet, BackupError> {
                 if id.0 == 0 || id.0 > data.last_room {
                     return Err(err(format!("room id {id} above last_room")));
                 }
+                rooms.insert(id);
                 data.rooms.push(RoomRecord {
                     id,
                     name,
@@ -326,7 +355,7 @@ pub fn decode(text: &str) -> Result<DataSet, BackupError> {
                 });
             }
             Line::Member { room, user, role } => {
-                if !data.rooms.iter().any(|r| r.id == room) {
+                if !rooms.contains(&room) {
                     return Err(err(format!("member of room {room} before its room")));
                 }
                 data.members.push((room, user, role));
@@ -360,6 +389,13 @@ pub fn decode(text: &str) -> Result<DataSet, BackupError> {
                 ts,
                 expires_ts,
             }),
+            Line::Ban { room, user } => {
+                if !rooms.contains(&room) {
+                    return Err(err(format!("ban in room {room} before its room")));
+                }
+                data.bans.push((room, user));
+            }
+            Line::Block { user, blocked } => data.blocks.push((user, blocked)),
         }
     }
     if !header {
@@ -416,6 +452,8 @@ mod tests {
                 pair: None,
             }],
             members: vec![(RoomId(1), UserId(1), Role::Owner)],
+            bans: vec![(RoomId(1), UserId(2))],
+            blocks: vec![(UserId(1), UserId(2))],
             events: vec![crate::store::bus::event_frame(
                 RoomId(1),
                 1,

@@ -503,8 +503,12 @@ async fn group_room(state: &AppState, room: RoomId) -> ApiResult<RoomMeta> {
 pub async fn leave(state: &AppState, user: UserId, room: RoomId) -> ApiResult<()> {
     require_member(state, room, user).await?;
     group_room(state, room).await?;
-    let event =
-        serde_json::to_string(&EventBody::MemberLeft { user, by: None }).unwrap_or_default();
+    let event = serde_json::to_string(&EventBody::MemberLeft {
+        user,
+        by: None,
+        banned: false,
+    })
+    .unwrap_or_default();
     state
         .store
         .change_member(
@@ -569,8 +573,12 @@ pub async fn remove(state: &AppState, by: UserId, room: RoomId, user: UserId) ->
             "that user is not a member",
         ));
     }
-    let event =
-        serde_json::to_string(&EventBody::MemberLeft { user, by: Some(by) }).unwrap_or_default();
+    let event = serde_json::to_string(&EventBody::MemberLeft {
+        user,
+        by: Some(by),
+        banned: false,
+    })
+    .unwrap_or_default();
     state
         .store
         .change_member(

@@ -169,7 +169,7 @@ async fn ban_removes_and_keeps_out_until_unbanned(backend: Backend) {
     owner.api.ban(room.id, bob.id).await.unwrap();
     let ev = bob_ws.expect_event().await;
     assert!(
-        matches!(ev.event, EventBody::MemberLeft { user, by: Some(by) } if user == bob.id && by == owner.id),
+        matches!(ev.event, EventBody::MemberLeft { user, by: Some(by), banned: true } if user == bob.id && by == owner.id),
         "{ev:?}"
     );
     assert_eq!(

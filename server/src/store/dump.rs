@@ -5,7 +5,7 @@
 //! Left out on purpose: presence (who is online now) and the bus. Kept: everything a client
 //! needs to carry on as if nothing happened — accounts, sessions (token hashes, with their
 //! expiry), rooms, members, the kept history exactly as stored (edits and deletes included),
-//! read markers, the dedupe window (a client's resend after the move is still a duplicate),
+//! read markers, bans and blocks, the dedupe window (a client's resend after the move is still a duplicate),
 //! invite codes, the id counters and the store epoch (clients' resume cursors stay valid).
 
 use super::{InviteRecord, SessionRecord, UserRecord};
@@ -37,6 +37,10 @@ pub struct DataSet {
     pub invites: Vec<InviteRecord>,
     /// Remembered client message ids, by (room, sender, client id).
     pub dedupe: Vec<DedupeRecord>,
+    /// Users banned from rooms, by (room, user).
+    pub bans: Vec<(RoomId, UserId)>,
+    /// Blocks, by (user, the user they blocked).
+    pub blocks: Vec<(UserId, UserId)>,
 }
 
 /// A room without its derived fields (member count, DM index, public index).
@@ -78,6 +82,8 @@ impl DataSet {
         self.dedupe.sort_by(|a, b| {
             (a.room, a.sender, &a.client_id).cmp(&(b.room, b.sender, &b.client_id))
         });
+        self.bans.sort();
+        self.blocks.sort();
     }
 
     /// Whether a store holding this has nothing an import could collide with.

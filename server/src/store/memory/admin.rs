@@ -202,6 +202,12 @@ impl MemoryStore {
                     });
                 }
             }
+            for (room, users) in &s.moderation.bans {
+                data.bans.extend(users.iter().map(|u| (*room, *u)));
+            }
+            for (user, blocked) in &s.moderation.blocks {
+                data.blocks.extend(blocked.iter().map(|b| (*user, *b)));
+            }
             data.sort();
             Ok(data)
         })
@@ -280,6 +286,16 @@ impl MemoryStore {
             }
             for i in &data.invites {
                 s.invites.insert(i.code_hash.clone(), i.clone());
+            }
+            for (room, user) in &data.bans {
+                s.moderation.bans.entry(*room).or_default().insert(*user);
+            }
+            for (user, blocked) in &data.blocks {
+                s.moderation
+                    .blocks
+                    .entry(*user)
+                    .or_default()
+                    .insert(*blocked);
             }
             let mut dedupe: Vec<&DedupeRecord> = data.dedupe.iter().collect();
             dedupe.sort_by_key(|d| d.expires_ts);

@@ -6,6 +6,7 @@ use super::{corrupt, parse_role, role_name, user_from_fields, RedisStore, CREATE
 use crate::error::{ApiError, StoreError, StoreResult};
 use crate::store::dump::{DataSet, DedupeRecord, RoomRecord};
 use crate::store::{Admission, InviteRecord, SessionRecord, UserFlag, UserRecord};
+use protocol::event::EventBody;
 use protocol::rest::{RoomKind, Visibility};
 use protocol::{ErrorCode, RoomEvent, RoomId, UserId};
 use redis::aio::ConnectionManager;
@@ -455,6 +456,28 @@ impl RedisStore {
                 });
             }
         }
+        for ids in user_ids.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for id in ids {
+                pipe.smembers(format!("user:{id}:blocks"));
+            }
+            let all: Vec<Vec<u64>> = pipe.query_async(&mut con).await?;
+            for (id, blocked) in ids.iter().zip(all) {
+                data.blocks
+                    .extend(blocked.into_iter().map(|b| (UserId(*id), UserId(b))));
+            }
+        }
+        for ids in room_ids.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for id in ids {
+                pipe.smembers(format!("room:{id}:bans"));
+            }
+            let all: Vec<Vec<u64>> = pipe.query_async(&mut con).await?;
+            for (id, banned) in ids.iter().zip(all) {
+                data.bans
+                    .extend(banned.into_iter().map(|u| (RoomId(*id), UserId(u))));
+            }
+        }
         data.sort();
         Ok(data)
     }
@@ -564,11 +587,37 @@ impl RedisStore {
             }
             let () = pipe.query_async(&mut con).await?;
         }
+        // The edit index (`room:{id}:edits`: message seq → its edit events) is derived from the
+        // events, so a message deleted after the move still has its edits' text erased.
+        let mut edits: HashMap<(RoomId, u64), String> = HashMap::new();
         for chunk in data.events.chunks(BATCH) {
             let mut pipe = redis::pipe();
             for frame in chunk {
                 let event: RoomEvent = serde_json::from_str(frame)?;
                 pipe.zadd(format!("room:{}:log", event.room), frame, event.seq)
+                    .ignore();
+                match event.event {
+                    EventBody::Edit { target, .. } => {
+                        let seqs = edits.entry((event.room, target)).or_default();
+                        if !seqs.is_empty() {
+                            seqs.push(' ');
+                        }
+                        seqs.push_str(&event.seq.to_string());
+                    }
+                    // As the live store does: a deleted message's entry is gone.
+                    EventBody::Delete { target, .. } => {
+                        edits.remove(&(event.room, target));
+                    }
+                    _ => {}
+                }
+            }
+            let () = pipe.query_async(&mut con).await?;
+        }
+        let edits: Vec<_> = edits.into_iter().collect();
+        for chunk in edits.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for ((room, target), seqs) in chunk {
+                pipe.hset(format!("room:{room}:edits"), target, seqs)
                     .ignore();
             }
             let () = pipe.query_async(&mut con).await?;
@@ -584,6 +633,20 @@ impl RedisStore {
             let mut pipe = redis::pipe();
             for invite in chunk {
                 add_invite(&mut pipe, invite);
+            }
+            let () = pipe.query_async(&mut con).await?;
+        }
+        for chunk in data.bans.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for (room, user) in chunk {
+                pipe.sadd(format!("room:{room}:bans"), user.0).ignore();
+            }
+            let () = pipe.query_async(&mut con).await?;
+        }
+        for chunk in data.blocks.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for (user, blocked) in chunk {
+                pipe.sadd(format!("user:{user}:blocks"), blocked.0).ignore();
             }
             let () = pipe.query_async(&mut con).await?;
         }
