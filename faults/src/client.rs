@@ -49,6 +49,10 @@ impl Ident {
                 user,
                 emoji,
             } => Ident::Other(format!("-{emoji} {user} on {target}")),
+            EventBody::RoomUpdated { by, name, topic } => {
+                Ident::Other(format!("updated by {by}: {name:?} {topic:?}"))
+            }
+            EventBody::RoomDeleted { by } => Ident::Other(format!("deleted by {by}")),
             EventBody::Unknown => Ident::Other("unknown".into()),
         }
     }

@@ -30,6 +30,10 @@ pub enum ErrorCode {
     InvalidClientId,
     /// A reaction is not one Unicode emoji (see `validate::emoji`).
     InvalidEmoji,
+    /// A room topic breaks the rules (see `validate::topic`).
+    InvalidTopic,
+    /// A display name breaks the rules (see `validate::display_name`).
+    InvalidDisplayName,
     /// Another account already has this username (compared case-insensitively).
     UsernameTaken,
     /// Wrong username or password.
@@ -120,7 +124,9 @@ impl ErrorCode {
         match self {
             BadRequest | MalformedFrame | UnknownFrame | BinaryNotSupported | InvalidUsername
             | InvalidPassword | InvalidRoomName | InvalidMessage | InvalidClientId
-            | InvalidEmoji | DirectRoom | InvalidDeviceName => 400,
+            | InvalidEmoji | DirectRoom | InvalidDeviceName | InvalidTopic | InvalidDisplayName => {
+                400
+            }
             InvalidCredentials | Unauthorized | AuthRequired => 401,
             NotAMember | NotAuthor | NotOwner | OriginNotAllowed | WrongPassword
             | AccountDisabled | NotAdmin | RegistrationClosed | InvalidInvite | Banned
@@ -163,6 +169,8 @@ const ERROR_NAMES: &[(ErrorCode, &str)] = {
         (InvalidMessage, "invalid_message"),
         (InvalidClientId, "invalid_client_id"),
         (InvalidEmoji, "invalid_emoji"),
+        (InvalidTopic, "invalid_topic"),
+        (InvalidDisplayName, "invalid_display_name"),
         (UsernameTaken, "username_taken"),
         (InvalidCredentials, "invalid_credentials"),
         (Unauthorized, "unauthorized"),

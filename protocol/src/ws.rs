@@ -9,7 +9,7 @@ use crate::error::ErrorCode;
 use crate::event::RoomEvent;
 use crate::ids::{RoomId, UserId};
 use crate::limits::Limits;
-use crate::rest::{Room, SendAck, User};
+use crate::rest::{NotifyLevel, Room, SendAck, User};
 use serde::{Deserialize, Serialize};
 
 /// The last seq a client holds for a room.
@@ -169,6 +169,15 @@ pub enum ServerFrame {
     },
     /// Your read marker moved (from this or another of your devices).
     ReadMarker { room: RoomId, seq: u64 },
+    /// Your notification level for a room changed (from this or another of your devices).
+    NotifyLevel { room: RoomId, level: NotifyLevel },
+    /// A user sharing a room with you (or you) changed their profile. `display_name` absent:
+    /// they removed it.
+    UserUpdated {
+        user: UserId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        display_name: Option<String>,
+    },
     /// Reply to `ping`.
     Pong {
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]

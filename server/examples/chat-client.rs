@@ -146,6 +146,14 @@ async fn main() -> Result<(), BoxError> {
                         EventBody::OwnerChanged { user } => println!("* user {user} now owns the room"),
                         EventBody::ReactionAdded { target, user, emoji } => println!("* user {user} reacted {emoji} to message {target}"),
                         EventBody::ReactionRemoved { target, user, emoji } => println!("* user {user} took back {emoji} on message {target}"),
+                        EventBody::RoomUpdated { name, topic, .. } => {
+                            if let Some(name) = name { println!("* the room is now called {name}") }
+                            if let Some(topic) = topic { println!("* topic: {topic}") }
+                        }
+                        EventBody::RoomDeleted { .. } => {
+                            println!("* the owner deleted the room");
+                            break;
+                        }
                         EventBody::Unknown => {}
                     },
                     ServerFrame::Typing { room: r, username, .. } if r == room.id => println!("* {username} is typing…"),

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod moderation;
 pub mod presence;
 pub mod privacy;
+pub mod settings;
 pub mod store;
 pub mod throttle;
 pub mod tls;

@@ -228,6 +228,18 @@ fn room_requests(room: RoomId, seq: u64, other: UserId) -> Vec<(Method, String, 
             format!("/api/v1/rooms/{r}/messages/{seq}/reactions/%F0%9F%91%8D"),
             None,
         ),
+        // Room settings (issue 13).
+        (
+            Method::PATCH,
+            format!("/api/v1/rooms/{r}"),
+            Some(json!({"name": "taken over", "topic": "mine"})),
+        ),
+        (Method::DELETE, format!("/api/v1/rooms/{r}"), None),
+        (
+            Method::PUT,
+            format!("/api/v1/rooms/{r}/notify"),
+            Some(json!({"level": "none"})),
+        ),
         // Moderation (issue 11).
         (Method::GET, format!("/api/v1/rooms/{r}/bans"), None),
         (Method::PUT, format!("/api/v1/rooms/{r}/bans/{other}"), None),
@@ -461,10 +473,20 @@ async fn rest_matrix_for_members_who_are_not_author_or_owner(backend: Backend) {
                 format!("/api/v1/rooms/{room}/bans/{}", w.eve.id),
             ),
             (Method::GET, format!("/api/v1/rooms/{room}/bans")),
+            // Only the owner renames, sets the topic or deletes (issue 13).
+            (Method::DELETE, format!("/api/v1/rooms/{room}")),
         ] {
             w.refused(bob, method, &path, None, ErrorCode::NotOwner)
                 .await;
         }
+        w.refused(
+            bob,
+            Method::PATCH,
+            &format!("/api/v1/rooms/{room}"),
+            Some(json!({"name": "bob's now", "topic": "bob's"})),
+            ErrorCode::NotOwner,
+        )
+        .await;
     }
     // Direct rooms have exactly their two members.
     for (method, path, body) in [
@@ -488,6 +510,12 @@ async fn rest_matrix_for_members_who_are_not_author_or_owner(backend: Backend) {
             format!("/api/v1/rooms/{}/bans/{}", w.direct, w.eve.id),
             None,
         ),
+        (
+            Method::PATCH,
+            format!("/api/v1/rooms/{}", w.direct),
+            Some(json!({"topic": "ours"})),
+        ),
+        (Method::DELETE, format!("/api/v1/rooms/{}", w.direct), None),
     ] {
         w.refused(
             bob,
@@ -505,6 +533,12 @@ async fn rest_matrix_for_members_who_are_not_author_or_owner(backend: Backend) {
         let events = w.alice.api.all_events(room).await.unwrap();
         let msg = events.iter().find(|e| e.seq == w.alice_msg[i]).unwrap();
         assert!(message_of(msg).1.starts_with("secret body"), "{msg:?}");
+        assert!(
+            events
+                .iter()
+                .all(|e| !matches!(e.event, protocol::EventBody::RoomUpdated { .. })),
+            "room {room} was renamed: {events:?}"
+        );
         let members = w.alice.api.members(room).await.unwrap();
         assert_eq!(members.len(), 2, "room {room}: {members:?}");
     }
@@ -518,6 +552,11 @@ async fn rest_without_a_token(backend: Backend) {
     requests.extend([
         (Method::POST, "/api/v1/logout".to_string(), None),
         (Method::GET, "/api/v1/me".to_string(), None),
+        (
+            Method::PATCH,
+            "/api/v1/me".to_string(),
+            Some(json!({"display_name": "nobody"})),
+        ),
         (Method::GET, "/api/v1/sessions".to_string(), None),
         (
             Method::DELETE,

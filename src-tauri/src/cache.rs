@@ -208,6 +208,9 @@ impl RoomRow {
                 unread: to_u64(self.unread),
                 mentions: to_u64(self.mentions),
                 peer: self.peer.map(|p| UserId(to_u64(p))),
+                peer_display_name: None,
+                topic: String::new(),
+                notify: Default::default(),
             },
             synced_seq: self.synced_seq.map(to_u64),
             complete_from: self.complete_from.map(to_u64),
@@ -891,8 +894,9 @@ impl Cache {
             } => {
                 changes.message = react_in(&mut tx, room, *target, *user, emoji, false).await?;
             }
-            // Kinds this client does not know: the seq still counts as synced below.
-            EventBody::Unknown => {}
+            // Kinds this client does not show yet (issue 13, room settings): the seq still
+            // counts as synced below.
+            EventBody::RoomUpdated { .. } | EventBody::RoomDeleted { .. } | EventBody::Unknown => {}
         }
         sqlx::query(
             "UPDATE rooms SET synced_seq = ?2, last_seq = max(last_seq, ?2), \
@@ -1774,6 +1778,9 @@ mod tests {
             unread: 0,
             mentions: 0,
             peer: None,
+            peer_display_name: None,
+            topic: String::new(),
+            notify: Default::default(),
         }
     }
 

@@ -769,6 +769,9 @@ mod tests {
                 unread: 3,
                 mentions: 0,
                 peer: (kind == RoomKind::Direct).then_some(UserId(9)),
+                peer_display_name: None,
+                topic: String::new(),
+                notify: Default::default(),
             },
             last_message: None,
             peer_online: (kind == RoomKind::Direct).then_some(false),
@@ -852,6 +855,7 @@ mod tests {
             username: "ann".into(),
             created_ts: 0,
             admin: false,
+            display_name: None,
         }));
         assert_eq!(s.screen, Screen::Main);
         let s = s.reduce(Action::LoggedOut {
@@ -937,6 +941,7 @@ mod tests {
             username: "me".into(),
             created_ts: 0,
             admin: false,
+            display_name: None,
         });
     }
 

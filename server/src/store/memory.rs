@@ -5,6 +5,7 @@
 
 mod admin;
 mod attachments;
+mod settings;
 
 use super::bus::{self, MemberRoute};
 use super::{
@@ -50,6 +51,7 @@ struct State {
     last_seen: HashMap<UserId, i64>,
     moderation: Moderation,
     uploads: attachments::Uploads,
+    profiles: settings::Profiles,
 }
 
 /// Bans, blocks and confusable names (issue 11).
@@ -98,6 +100,7 @@ impl MemoryStore {
                 last_seen: HashMap::new(),
                 moderation: Moderation::default(),
                 uploads: Default::default(),
+                profiles: settings::Profiles::default(),
             }),
             bus_rx: Mutex::new(Some(rx)),
         }
@@ -923,6 +926,7 @@ impl State {
             last_seq: 0,
             member_count: 0,
             pair,
+            topic: String::new(),
         };
         self.rooms.insert(
             id,

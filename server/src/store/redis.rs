@@ -10,14 +10,14 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `ids:user`, `ids:room` | string | last id handed out |
-//! | `user:{id}` | hash | `name`, `pw` (argon2 PHC string), `created`, `admin` and `off` (disabled): `1` when set |
+//! | `user:{id}` | hash | `name`, `pw` (argon2 PHC string), `created`, `admin` and `off` (disabled): `1` when set, `dname` (display name) |
 //! | `uname:{lowercase name}` | string | user id |
 //! | `uskel:{skeleton}` | string | user id, by `store::name_skeleton` (confusable names) |
 //! | `migr:uskel` | string | `1` once every account is in `uskel:` (set at start or by an import) |
 //! | `unames` | zset | `{lowercase name}:{id}`, score 0, for prefix search |
 //! | `sess:{sha256 of token}` | hash | `id`, `user`, `device`, `created`, `used`; expires |
 //! | `user:{id}:sess` | hash | session id → token hash |
-//! | `room:{id}` | hash | `name`, `kind`, `vis`, `owner`, `seq`, `ts`, `a`, `b` |
+//! | `room:{id}` | hash | `name`, `kind`, `vis`, `owner`, `seq`, `ts`, `a`, `b`, `topic` |
 //! | `room:{id}:m` | hash | member id → `owner` / `member` / `blocked` (a DM member the other blocked: may read, not send) |
 //! | `room:{id}:log` | zset | event frames scored by seq |
 //! | `room:{id}:edits` | hash | message seq → seqs of its edit events (space-separated), until deleted |
@@ -28,6 +28,7 @@
 //! | `dm:{a}:{b}` | string | direct room of users a < b |
 //! | `dd:{room}:{user}:{client id}` | string | `seq ts` of a sent message; expires (dedupe window) |
 //! | `user:{id}:read` | hash | room id → read seq |
+//! | `user:{id}:notify` | hash | room id → notification level (see `redis/settings.rs`) |
 //! | `pres:nodes` | zset | node id scored by heartbeat expiry (ms) |
 //! | `pres:node:{node}` | set | users with a connection on that node |
 //! | `pres:seen` | hash | user id → last seen (ms) |
@@ -176,6 +177,9 @@ end
 "#
     };
 }
+
+// After `lua_common!`, which it uses.
+mod settings;
 
 /// ARGV: lowercase name, name, password hash, now, invite code hash ('' for none), '1' to
 /// admit only the store's first account. Returns the new id, 0 if the name is taken, -1 if the
@@ -1096,6 +1100,7 @@ impl RedisStore {
                 last_seq: num("seq").unwrap_or(0),
                 member_count: members,
                 pair: num("a").zip(num("b")).map(|(a, b)| (UserId(a), UserId(b))),
+                topic: fields.get("topic").cloned().unwrap_or_default(),
             });
         }
         Ok(out)

@@ -151,7 +151,10 @@ impl Inner {
                     }
                 }
             }
-            ServerFrame::History { .. } | ServerFrame::Pong { .. } => {}
+            ServerFrame::History { .. }
+            | ServerFrame::Pong { .. }
+            | ServerFrame::NotifyLevel { .. }
+            | ServerFrame::UserUpdated { .. } => {}
         }
         Ok(Handled::Done)
     }
