@@ -585,6 +585,21 @@ async fn deleting_the_message_deletes_its_files(backend: Backend) {
         .expect("collect");
     assert_eq!(stored_files(dir.path()), vec![format!("blobs/{}", kept.id)]);
     assert_eq!(download(&server, &bob, &kept.id).await.status, 200);
+    // Deleting the room deletes the rest.
+    alice
+        .api
+        .call_empty(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/rooms/{}", room.id),
+            None,
+        )
+        .await
+        .expect("delete the room");
+    chat_server::attachments::collect(server.state())
+        .await
+        .expect("collect");
+    assert!(stored_files(dir.path()).is_empty());
+    assert_eq!(download(&server, &alice, &kept.id).await.status, 404);
 }
 
 async fn orphans_and_retention_are_collected(backend: Backend) {
@@ -600,10 +615,30 @@ async fn orphans_and_retention_are_collected(backend: Backend) {
         .await
         .expect("send");
     let orphan = upload_ok(&server, &alice, room.id, "orphan", noise(100)).await;
+    // Files of uploads a node died before recording: an old one goes, a recent one (maybe
+    // still being processed) stays.
+    let (old, recent) = (
+        "0000000000000000000000000000000a",
+        "0000000000000000000000000000000b",
+    );
+    let hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
+    for (sub, id) in [("blobs", old), ("thumbs", old), ("blobs", recent)] {
+        std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
+        let path = dir.path().join(sub).join(id);
+        std::fs::write(&path, b"left behind").expect("stray file");
+        if id == old {
+            let file = std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .expect("open");
+            file.set_modified(hours_ago).expect("mtime");
+        }
+    }
     let done = chat_server::attachments::collect(server.state())
         .await
         .expect("collect");
-    assert_eq!(done.deleted, 1);
+    assert_eq!((done.deleted, done.strays), (1, 1));
+    std::fs::remove_file(dir.path().join("blobs").join(recent)).expect("the recent stray stays");
     assert_eq!(
         stored_files(dir.path()),
         vec![format!("blobs/{}", attached.id)]
