@@ -19,6 +19,7 @@ APT_PACKAGES=(
   python3 python3-venv                             # schemathesis (REST fuzzing) in a venv
   nginx                                            # proxy test (server/tests/proxy.rs), rolling restart
   prometheus caddy systemd                         # operations: promtool, Caddyfile check + proxy test, units
+  desktop-file-utils rpm                           # desktop packages: desktop-file-validate, rpm -qp
 )
 
 if command -v apt-get >/dev/null 2>&1; then
@@ -80,6 +81,13 @@ fi
 if [ ! -x "$TOOLS/npm/node_modules/.bin/dockerfilelint" ] && command -v npm >/dev/null 2>&1; then
   echo "setup: npm install dockerfilelint"
   npm install --silent --prefix "$TOOLS/npm" dockerfilelint@1.8.0 >/dev/null
+fi
+# Tauri's CLI bundles the app into .deb/.rpm (scripts/desktop-package-check.sh); the npm package
+# carries the native binary.
+TAURI_CLI=2.12.6
+if ! "$TOOLS/npm/node_modules/.bin/tauri" --version 2>/dev/null | grep -q "$TAURI_CLI" && command -v npm >/dev/null 2>&1; then
+  echo "setup: npm install @tauri-apps/cli@$TAURI_CLI"
+  npm install --silent --prefix "$TOOLS/npm" "@tauri-apps/cli@$TAURI_CLI" >/dev/null
 fi
 # A WebSocket client that is not ours, for the conformance tests (server/tests/conformance.rs).
 WEBSOCKETS=15.0.1

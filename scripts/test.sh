@@ -40,3 +40,6 @@ SEED=${SCHEMATHESIS_SEED:-24879} bash scripts/schemathesis.sh
 
 echo "== end-to-end: the desktop app in a real window"
 bash scripts/e2e.sh
+
+echo "== desktop packages: .deb/.rpm bundled, the .deb installed, run in a window, removed"
+$SUDO bash scripts/desktop-package-check.sh

@@ -136,6 +136,20 @@ pub enum Command {
     ChangePassword { current: String, new: String },
     /// → `()`. Signs every session of the account out, this one included, then logs out here.
     LogoutEverywhere,
+    /// `{room, user}` → `()`. Bans `user` from a group room the caller owns (or moderates as
+    /// a server admin): they are removed and cannot rejoin or be invited until unbanned.
+    Ban { room: RoomId, user: UserId },
+    /// `{room, user}` → `()`. Lifts a ban (the user is not re-added).
+    Unban { room: RoomId, user: UserId },
+    /// `{room}` → `Vec<`[`UserRef`](crate::rest::UserRef)`>`: who is banned from the room (owner only).
+    Bans { room: RoomId },
+    /// `{user}` → `()`. Blocks `user`: no DMs or invites from them, and they cannot write in
+    /// the DM they have with the caller. They are not told.
+    Block { user: UserId },
+    /// `{user}` → `()`.
+    Unblock { user: UserId },
+    /// → `Vec<`[`UserRef`](crate::rest::UserRef)`>`: the users this account blocked.
+    Blocks,
 }
 
 /// Where the app stands.
@@ -330,6 +344,16 @@ pub enum AppEvent {
     /// them again; `rooms` is empty until the next `welcome` re-syncs the room list (it is
     /// followed by `rooms_changed`).
     HistoryReset,
+    /// Someone else took the user out of a room (removed or banned them, live): the room is
+    /// gone from the list (`rooms_changed` follows). Show why, above all if it was open.
+    RemovedFromRoom {
+        room: RoomId,
+        room_name: String,
+        /// Who did it, when known from the cache.
+        by_name: Option<String>,
+        /// A ban: rejoining and invites are refused until the owner lifts it.
+        banned: bool,
+    },
 }
 
 /// Why a command failed: a stable code and a message for people.

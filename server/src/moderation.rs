@@ -101,8 +101,12 @@ pub async fn ban(state: &AppState, by: UserId, room: RoomId, user: UserId) -> Ap
     }
     // Ban first: a join racing with this ban is refused by the store, or removed below.
     state.store.set_ban(room, user, true).await?;
-    let event =
-        serde_json::to_string(&EventBody::MemberLeft { user, by: Some(by) }).unwrap_or_default();
+    let event = serde_json::to_string(&EventBody::MemberLeft {
+        user,
+        by: Some(by),
+        banned: true,
+    })
+    .unwrap_or_default();
     state
         .store
         .change_member(

@@ -169,7 +169,7 @@ async fn ban_removes_and_keeps_out_until_unbanned(backend: Backend) {
     owner.api.ban(room.id, bob.id).await.unwrap();
     let ev = bob_ws.expect_event().await;
     assert!(
-        matches!(ev.event, EventBody::MemberLeft { user, by: Some(by) } if user == bob.id && by == owner.id),
+        matches!(ev.event, EventBody::MemberLeft { user, by: Some(by), banned: true } if user == bob.id && by == owner.id),
         "{ev:?}"
     );
     assert_eq!(
@@ -245,6 +245,7 @@ async fn block_refuses_direct_rooms_and_invites(backend: Backend) {
             reply_to: None,
             mentions: vec![],
             mention_room: false,
+            attachments: Vec::new(),
         })
         .await;
     pest_ws.expect_error_code(ErrorCode::Blocked).await;

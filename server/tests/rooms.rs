@@ -296,7 +296,7 @@ async fn owner_removes_member(backend: Backend) {
     let page = alice.api.history(room.id, None, None, None).await.unwrap();
     let last = page.events.last().unwrap();
     assert!(
-        matches!(&last.event, EventBody::MemberLeft { user, by: Some(by) } if *user == bob.id && *by == alice.id),
+        matches!(&last.event, EventBody::MemberLeft { user, by: Some(by), banned: false } if *user == bob.id && *by == alice.id),
         "{last:?}"
     );
     assert_eq!(alice.api.get_room(room.id).await.unwrap().member_count, 2);
@@ -330,7 +330,7 @@ async fn leave_room(backend: Backend) {
     let page = alice.api.history(room.id, None, None, None).await.unwrap();
     let last = page.events.last().unwrap();
     assert!(
-        matches!(&last.event, EventBody::MemberLeft { user, by: None } if *user == bob.id),
+        matches!(&last.event, EventBody::MemberLeft { user, by: None, banned: false } if *user == bob.id),
         "{last:?}"
     );
 

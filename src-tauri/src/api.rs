@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::tls::{Fingerprint, Refusal, Tls};
 use protocol::rest::{
     AuthResponse, ChangePassword, CreateRoom, Credentials, HistoryPage, Member, OpenDm, Room,
-    SessionInfo, User, UserPublic, Visibility,
+    SessionInfo, User, UserPublic, UserRef, Visibility,
 };
 use protocol::{ErrorBody, ErrorCode, RoomId, UserId};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
@@ -374,6 +374,31 @@ impl Api {
             .json(&protocol::rest::ReadMarker { seq }),
         )
         .await
+    }
+}
+
+// Moderation (protocol §2.9): bans of a room, the account's blocks.
+impl Api {
+    /// Bans (`true`) or unbans `user` from `room`.
+    pub async fn set_ban(&self, token: &str, room: RoomId, user: UserId, ban: bool) -> Result<()> {
+        let method = if ban { Method::PUT } else { Method::DELETE };
+        let path = format!("api/v1/rooms/{room}/bans/{user}");
+        empty(self.request(method, &path, Some(token))?).await
+    }
+
+    pub async fn bans(&self, token: &str, room: RoomId) -> Result<Vec<UserRef>> {
+        let path = format!("api/v1/rooms/{room}/bans");
+        json(self.request(Method::GET, &path, Some(token))?).await
+    }
+
+    /// Blocks (`true`) or unblocks `user`.
+    pub async fn set_block(&self, token: &str, user: UserId, block: bool) -> Result<()> {
+        let method = if block { Method::PUT } else { Method::DELETE };
+        empty(self.request(method, &format!("api/v1/blocks/{user}"), Some(token))?).await
+    }
+
+    pub async fn blocks(&self, token: &str) -> Result<Vec<UserRef>> {
+        json(self.request(Method::GET, "api/v1/blocks", Some(token))?).await
     }
 }
 

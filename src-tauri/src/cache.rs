@@ -208,6 +208,9 @@ impl RoomRow {
                 unread: to_u64(self.unread),
                 mentions: to_u64(self.mentions),
                 peer: self.peer.map(|p| UserId(to_u64(p))),
+                peer_display_name: None,
+                topic: String::new(),
+                notify: Default::default(),
             },
             synced_seq: self.synced_seq.map(to_u64),
             complete_from: self.complete_from.map(to_u64),
@@ -303,6 +306,8 @@ impl NewMessage {
                 reactions,
                 mentions,
                 mention_room,
+                // Attachments (issue 14) are not shown by the desktop yet.
+                attachments: _,
             } => Some(NewMessage {
                 room: to_i64(event.room.0),
                 seq: to_i64(event.seq),
@@ -893,8 +898,9 @@ impl Cache {
             } => {
                 changes.message = react_in(&mut tx, room, *target, *user, emoji, false).await?;
             }
-            // Kinds this client does not know: the seq still counts as synced below.
-            EventBody::Unknown => {}
+            // Kinds this client does not show yet (issue 13, room settings): the seq still
+            // counts as synced below.
+            EventBody::RoomUpdated { .. } | EventBody::RoomDeleted { .. } | EventBody::Unknown => {}
         }
         sqlx::query(
             "UPDATE rooms SET synced_seq = ?2, last_seq = max(last_seq, ?2), \
@@ -1776,6 +1782,9 @@ mod tests {
             unread: 0,
             mentions: 0,
             peer: None,
+            peer_display_name: None,
+            topic: String::new(),
+            notify: Default::default(),
         }
     }
 
@@ -1795,6 +1804,7 @@ mod tests {
                 reactions: Vec::new(),
                 mentions: Vec::new(),
                 mention_room: false,
+                attachments: Vec::new(),
             },
         }
     }

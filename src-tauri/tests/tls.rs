@@ -4,7 +4,9 @@
 //! A CA in the OS store → works like any public one; an unknown CA → a typed error carrying the
 //! certificate's fingerprint, subject and issuer; pinned → REST and the socket work, also after
 //! a restart; a changed certificate → refused as changed (at `set_server` and on the socket);
-//! `http://` to a host that is not loopback → refused before anything is sent.
+//! `http://` to a host that is not loopback → refused before anything is sent. Debian's nginx
+//! with the shipped site config terminating TLS in front of two nodes → login and messages both
+//! ways, across nodes.
 //!
 //! The "OS store" of this test process is `SSL_CERT_FILE` (read by rustls-native-certs on
 //! Linux), set once, before any test of this binary makes a TLS client.
@@ -205,5 +207,75 @@ async fn plain_http_only_for_loopback() {
     within("set_server", backend.set_server(&server.url()))
         .await
         .unwrap_or_else(|e| panic!("set_server http://127.0.0.1: {e}"));
+    backend.shutdown().await;
+}
+
+/// Debian's nginx with the shipped `deploy/nginx/chat.conf` terminates TLS in front of two
+/// nodes on one Redis; its certificate comes from a CA in the OS store. The app logs in over
+/// https, its socket goes over wss through nginx to one of the nodes, and messages cross both
+/// ways: from the app to users on each node, and from users on each node (so at least one on
+/// the node the app is not connected to) to the app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_nginx_in_front_of_two_nodes() {
+    let ca = os_trusted_ca();
+    let redis = Redis::start().await;
+    let (n1, n2) = (Server::start(&redis).await, Server::start(&redis).await);
+    let certs = tempfile::tempdir().unwrap_or_else(|e| panic!("no temp dir: {e}"));
+    let (cert, key) = ca.issue(&["127.0.0.1", "localhost"]).write(certs.path());
+    let site = tempfile::tempdir().unwrap_or_else(|e| panic!("no temp dir: {e}"));
+    let tls = testkit::proxy::TlsFiles {
+        cert: &cert,
+        key: &key,
+    };
+    let nginx = testkit::proxy::nginx(site.path(), Some(tls), &[n1.addr, n2.addr])
+        .await
+        .unwrap_or_else(|e| panic!("nginx: {e}"));
+    let url = format!("https://{}", nginx.addr);
+
+    let home = Home::new();
+    let (backend, mut ui) = home.open().await;
+    within("set_server", backend.set_server(&url))
+        .await
+        .unwrap_or_else(|e| panic!("set_server through nginx: {e}"));
+    let name = unique_name("ann");
+    within("register", backend.register(&name, PASSWORD))
+        .await
+        .unwrap_or_else(|e| panic!("register through nginx: {e}"));
+    backend.logout().await.unwrap_or_else(|e| panic!("{e}"));
+    within("login", backend.login(&name, PASSWORD))
+        .await
+        .unwrap_or_else(|e| panic!("login through nginx: {e}"));
+    ui.wait_online().await;
+
+    // Bob is on node 1, carol on node 2, both in one room with the app's user.
+    let (bob, room) = in_peers_room(&backend, &n1, "nginx").await;
+    let carol = Peer::register(&n2, "carol").await;
+    bob.invite(room.id, carol.id).await;
+    bob.send(room.id, "from node 1").await;
+    carol.send(room.id, "from node 2").await;
+    for body in ["from node 1", "from node 2"] {
+        ui.wait_message(body, |m| m.body == body && m.seq.is_some())
+            .await;
+    }
+    within("send", backend.send(room.id, "from the app via nginx"))
+        .await
+        .unwrap_or_else(|e| panic!("send: {e}"));
+    ui.wait_message("the app's message sent", |m| {
+        m.body == "from the app via nginx" && is_sent(m)
+    })
+    .await;
+    for peer in [&bob, &carol] {
+        let bodies = peer.bodies(room.id).await;
+        assert!(
+            bodies.iter().any(|b| b == "from the app via nginx"),
+            "{} does not see the app's message: {bodies:?}",
+            peer.username
+        );
+    }
+    assert!(
+        !nginx.log().contains("[error]"),
+        "nginx logged errors:\n{}",
+        nginx.log()
+    );
     backend.shutdown().await;
 }

@@ -178,3 +178,31 @@ pub fn open_dm(d: &Dispatcher, user: protocol::UserId) {
         }
     });
 }
+
+/// Loads the list of blocked users.
+pub fn load_blocks(d: &Dispatcher) {
+    let d = d.clone();
+    spawn_local(async move {
+        match ipc::blocks().await {
+            Ok(users) => d.dispatch(Action::Blocked(users)),
+            Err(e) => toast(&d, &e),
+        }
+    });
+}
+
+/// Unblocks `user` (no confirmation: it only gives back what blocking took) and says so.
+pub fn unblock(d: &Dispatcher, user: protocol::UserId, name: String) {
+    let d = d.clone();
+    spawn_local(async move {
+        match ipc::unblock(user).await {
+            Ok(()) => {
+                d.dispatch(Action::Toast(format!(
+                    "Unblocked {}",
+                    crate::format::isolate(&name)
+                )));
+                load_blocks(&d);
+            }
+            Err(e) => toast(&d, &e),
+        }
+    });
+}

@@ -10,7 +10,7 @@ use protocol::ipc::{
     AppError, AppErrorCode, AppEvent, CertificateView, Command, MemberView, MessagePage,
     MessageView, RoomView, SearchHit, Settings, Snapshot, UserView,
 };
-use protocol::rest::{Room, SessionInfo, User, Visibility};
+use protocol::rest::{Room, SessionInfo, User, UserRef, Visibility};
 use protocol::{ErrorCode, RoomId, UserId};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -99,6 +99,10 @@ impl Error {
                 ErrorCode::NotAuthor => Some("You can only change your own messages."),
                 ErrorCode::WrongPassword => Some("Your current password is not right."),
                 ErrorCode::SessionNotFound => Some("That session has already ended."),
+                ErrorCode::Banned => {
+                    Some("You are banned from this room. Only its owner can lift the ban.")
+                }
+                ErrorCode::Blocked => Some("This person does not accept messages from you."),
                 _ => None,
             },
             // The backend says why and what the operator should do.
@@ -357,6 +361,33 @@ pub async fn get_settings() -> Result<Settings> {
 
 pub async fn set_settings(settings: Settings) -> Result<()> {
     call_unit(Command::SetSettings { settings }).await
+}
+
+/// Bans `user` from `room` (the room's owner).
+pub async fn ban(room: RoomId, user: UserId) -> Result<()> {
+    call_unit(Command::Ban { room, user }).await
+}
+
+pub async fn unban(room: RoomId, user: UserId) -> Result<()> {
+    call_unit(Command::Unban { room, user }).await
+}
+
+/// Who is banned from `room` (the room's owner).
+pub async fn bans(room: RoomId) -> Result<Vec<UserRef>> {
+    call(Command::Bans { room }).await
+}
+
+pub async fn block(user: UserId) -> Result<()> {
+    call_unit(Command::Block { user }).await
+}
+
+pub async fn unblock(user: UserId) -> Result<()> {
+    call_unit(Command::Unblock { user }).await
+}
+
+/// The users this account blocked.
+pub async fn blocks() -> Result<Vec<UserRef>> {
+    call(Command::Blocks).await
 }
 
 /// A live subscription to the backend's `chat` event; unsubscribes when dropped.

@@ -6,7 +6,7 @@
 
 use protocol::ipc::{ConnectionState, MemberView, MessagePage, MessageView, RoomView, Snapshot};
 use protocol::limits::Limits;
-use protocol::rest::{RoomKind, User};
+use protocol::rest::{RoomKind, User, UserRef};
 use protocol::{RoomId, UserId};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -39,6 +39,32 @@ pub enum Dialog {
     /// Sessions, password, sign out everywhere.
     Account,
     LeaveRoom(RoomId),
+    /// Confirms blocking a user (what blocking does, then block).
+    Block(UserId),
+    /// Confirms banning a member from a room the user owns.
+    Ban(RoomId, UserId),
+}
+
+/// Why the room that was open went away: someone removed or banned the user (shown in its
+/// place until they pick another room).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    pub room: RoomId,
+    pub room_name: String,
+    pub by_name: Option<String>,
+    pub banned: bool,
+}
+
+impl Removal {
+    /// One line for a toast (when the room was not open).
+    pub fn summary(&self) -> String {
+        let what = if self.banned { "banned" } else { "removed" };
+        let room = crate::format::isolate(&self.room_name);
+        match &self.by_name {
+            Some(by) => format!("{} {what} you from #{room}", crate::format::isolate(by)),
+            None => format!("You were {what} from #{room}"),
+        }
+    }
 }
 
 /// The loaded part of a room's history.
@@ -166,6 +192,10 @@ pub struct AppState {
     /// Bumped when the server's store lost data and the backend dropped its cache: effects
     /// keyed on it load the open room's newest page and members again.
     pub history_generation: u32,
+    /// The users this account blocked (`None` until loaded).
+    pub blocked: Option<Rc<Vec<UserRef>>>,
+    /// The open room was taken away from the user (removed or banned).
+    pub removal: Option<Removal>,
 }
 
 impl Default for AppState {
@@ -195,6 +225,8 @@ impl Default for AppState {
             next_toast: 1,
             window_focused: true,
             history_generation: 0,
+            blocked: None,
+            removal: None,
         }
     }
 }
@@ -283,6 +315,10 @@ pub enum Action {
     /// loaded timeline, member list and preview (they may show messages the server no longer
     /// has) and load them again.
     HistoryReset,
+    /// The list of blocked users (after loading, blocking or unblocking).
+    Blocked(Vec<UserRef>),
+    /// Someone removed or banned the user from a room.
+    Removed(Removal),
 }
 
 impl Reducible for AppState {
@@ -394,6 +430,9 @@ impl AppState {
                 self.current = room;
                 self.jump_to = None;
                 self.sidebar_open = false;
+                if room.is_some() {
+                    self.removal = None;
+                }
             }
             Action::JumpTo { room, seq } => {
                 self.apply(Action::Select(Some(room)));
@@ -520,6 +559,25 @@ impl AppState {
                     "The server lost recent data; history was reloaded".into(),
                 ));
             }
+            Action::Blocked(users) => self.blocked = Some(Rc::new(users)),
+            Action::Removed(removal) => {
+                let room = removal.room;
+                let was_open = self.current == Some(room);
+                self.rooms.retain(|r| r.room.id != room);
+                self.timelines.remove(&room);
+                self.members.remove(&room);
+                self.typing.remove(&room);
+                if was_open {
+                    self.current = None;
+                    self.divider_after = None;
+                    self.jump_to = None;
+                    // A dialog about that room (leave, ban) has nothing left to act on.
+                    self.dialog = None;
+                    self.removal = Some(removal);
+                } else {
+                    self.apply(Action::Toast(removal.summary()));
+                }
+            }
             Action::Left(room) => {
                 self.rooms.retain(|r| r.room.id != room);
                 self.timelines.remove(&room);
@@ -637,6 +695,37 @@ impl AppState {
     pub fn my_id(&self) -> Option<UserId> {
         self.user.as_ref().map(|u| u.id)
     }
+
+    /// Whether this account blocked `user` (false until the list is loaded).
+    pub fn is_blocked(&self, user: UserId) -> bool {
+        self.blocked
+            .as_ref()
+            .is_some_and(|list| list.iter().any(|u| u.id == user))
+    }
+
+    /// A user's name as the app knows it: from a loaded member list, a direct room with them,
+    /// or the blocked list.
+    pub fn user_name(&self, user: UserId) -> Option<String> {
+        let member = self
+            .members
+            .values()
+            .flat_map(|list| list.iter())
+            .find(|m| m.user.id == user)
+            .map(|m| m.user.username.clone());
+        member
+            .or_else(|| {
+                self.rooms
+                    .iter()
+                    .find(|r| r.room.kind == RoomKind::Direct && r.room.peer == Some(user))
+                    .map(|r| r.room.name.clone())
+            })
+            .or_else(|| {
+                self.blocked
+                    .as_ref()
+                    .and_then(|list| list.iter().find(|u| u.id == user))
+                    .map(|u| u.username.clone())
+            })
+    }
 }
 
 #[cfg(test)]
@@ -683,6 +772,9 @@ mod tests {
                 unread: 3,
                 mentions: 0,
                 peer: (kind == RoomKind::Direct).then_some(UserId(9)),
+                peer_display_name: None,
+                topic: String::new(),
+                notify: Default::default(),
             },
             last_message: None,
             peer_online: (kind == RoomKind::Direct).then_some(false),
@@ -766,6 +858,7 @@ mod tests {
             username: "ann".into(),
             created_ts: 0,
             admin: false,
+            display_name: None,
         }));
         assert_eq!(s.screen, Screen::Main);
         let s = s.reduce(Action::LoggedOut {
@@ -851,6 +944,7 @@ mod tests {
             username: "me".into(),
             created_ts: 0,
             admin: false,
+            display_name: None,
         });
     }
 
@@ -1025,5 +1119,46 @@ mod tests {
         ));
         let t = s.timeline(RoomId(1)).map(|t| seqs(t)).unwrap_or_default();
         assert_eq!(t, vec![(Some(5), "a".into()), (None, "p".into())]);
+    }
+
+    #[test]
+    fn a_ban_closes_the_open_room_and_says_why() {
+        let mut s = AppState::default();
+        s.apply(Action::Rooms(vec![
+            room(1, RoomKind::Group),
+            room(2, RoomKind::Group),
+            room(3, RoomKind::Group),
+        ]));
+        s.apply(Action::Select(Some(RoomId(1))));
+        s.apply(Action::Open(Dialog::LeaveRoom(RoomId(1))));
+        let removal = Removal {
+            room: RoomId(1),
+            room_name: "room1".into(),
+            by_name: Some("olga".into()),
+            banned: true,
+        };
+        s.apply(Action::Removed(removal.clone()));
+        assert_eq!(s.current, None);
+        assert_eq!(s.dialog, None);
+        assert!(s.rooms.iter().all(|r| r.room.id != RoomId(1)));
+        assert_eq!(s.removal.as_ref(), Some(&removal));
+        assert!(s.toasts.is_empty());
+        // Picking another room puts the notice away.
+        s.apply(Action::Select(Some(RoomId(2))));
+        assert_eq!(s.removal, None);
+        // A room that is not open: a toast says it, the open room stays.
+        s.apply(Action::Removed(Removal {
+            room: RoomId(3),
+            room_name: "room3".into(),
+            by_name: None,
+            banned: false,
+        }));
+        assert_eq!(s.current, Some(RoomId(2)));
+        assert_eq!(s.removal, None);
+        assert!(s.rooms.iter().all(|r| r.room.id != RoomId(3)));
+        assert_eq!(
+            s.toasts.last().map(|t| t.text.as_str()),
+            Some("You were removed from #\u{2068}room3\u{2069}")
+        );
     }
 }

@@ -10,12 +10,13 @@
 //! One file per job: [`account`] (server, sign-in, session), [`rooms`] (room list, membership,
 //! people), [`history`] (message pages, gap fills, previews), [`messages`] (send, edit, read
 //! markers, typing), [`settings`] (drafts, focus, settings), [`security`] (sessions,
-//! password, sign out everywhere), [`sync`] (socket frames). This
+//! password, sign out everywhere), [`moderation`] (bans, blocks), [`sync`] (socket frames). This
 //! file holds the shared state and the dispatch.
 
 mod account;
 mod history;
 mod messages;
+mod moderation;
 mod rooms;
 mod security;
 mod settings;
@@ -322,6 +323,12 @@ impl Backend {
                 json(self.change_password(&current, &new).await?)
             }
             Command::LogoutEverywhere => json(self.logout_everywhere().await?),
+            Command::Ban { room, user } => json(self.set_ban(room, user, true).await?),
+            Command::Unban { room, user } => json(self.set_ban(room, user, false).await?),
+            Command::Bans { room } => json(self.bans(room).await?),
+            Command::Block { user } => json(self.set_block(user, true).await?),
+            Command::Unblock { user } => json(self.set_block(user, false).await?),
+            Command::Blocks => json(self.blocks().await?),
         }
     }
 }

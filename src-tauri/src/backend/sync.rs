@@ -11,8 +11,11 @@ use protocol::ipc::{AppEvent, ConnectionState, MessageView};
 use protocol::limits::Limits;
 use protocol::rest::{Room, User};
 use protocol::ws::ClientFrame;
-use protocol::{RoomEvent, ServerFrame};
+use protocol::{RoomEvent, ServerFrame, UserId};
 use tokio_util::sync::CancellationToken;
+
+/// How long the removal notice waits for the remover's name from the server.
+const NAME_LOOKUP: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// A notification's text when the settings hide message text.
 pub const HIDDEN_TEXT: &str = "New message";
@@ -148,7 +151,10 @@ impl Inner {
                     }
                 }
             }
-            ServerFrame::History { .. } | ServerFrame::Pong { .. } => {}
+            ServerFrame::History { .. }
+            | ServerFrame::Pong { .. }
+            | ServerFrame::NotifyLevel { .. }
+            | ServerFrame::UserUpdated { .. } => {}
         }
         Ok(Handled::Done)
     }
@@ -208,6 +214,7 @@ impl Inner {
         let Some(me) = self.me() else {
             return Ok(Handled::Done);
         };
+        let removal = self.removal(&event, me.id).await?;
         let mut applied = self.cache.apply_event(&event, me.id).await?;
         if applied == Applied::UnknownRoom {
             // We are a member (the server only sends our rooms' events) of a room we have not
@@ -238,10 +245,57 @@ impl Inner {
                 self.sink.notify(&title, &body);
             }
         }
+        if let (true, Some(removal)) = (changes.left, removal) {
+            self.sink.emit(removal);
+        }
         if changes.rooms_changed {
             self.rooms_changed().await;
         }
         Ok(Handled::Done)
+    }
+
+    /// For an event that takes the user out of a room by someone else's hand (removed or
+    /// banned): what to tell them, with the names read from the cache before the room goes.
+    async fn removal(&self, event: &RoomEvent, me: UserId) -> Result<Option<AppEvent>> {
+        let EventBody::MemberLeft {
+            user,
+            by: Some(by),
+            banned,
+        } = &event.event
+        else {
+            return Ok(None);
+        };
+        if *user != me || *by == me {
+            return Ok(None);
+        }
+        let Some(room) = self.cache.room(event.room).await? else {
+            return Ok(None);
+        };
+        let by_name = self
+            .cache
+            .members(event.room)
+            .await?
+            .into_iter()
+            .find(|m| m.user.id == *by)
+            .map(|m| m.user.username);
+        // Not cached (the member list was never opened): ask the server, briefly — a rare
+        // event, and the notice does without the name.
+        let by_name = match (by_name, self.authed()) {
+            (Some(name), _) => Some(name),
+            (None, Ok((api, token))) => {
+                match tokio::time::timeout(NAME_LOOKUP, api.user(&token, *by)).await {
+                    Ok(Ok(user)) => Some(user.username),
+                    _ => None,
+                }
+            }
+            (None, Err(_)) => None,
+        };
+        Ok(Some(AppEvent::RemovedFromRoom {
+            room: event.room,
+            room_name: room.room.name,
+            by_name,
+            banned: *banned,
+        }))
     }
 
     /// The notification (title, text) for a new message the user is not looking at, if any.

@@ -38,6 +38,7 @@ mod bob;
 mod common;
 mod display;
 mod formatting;
+mod installed;
 mod replies;
 mod shots;
 mod support;
@@ -47,6 +48,7 @@ mod x11;
 use bob::*;
 use display::*;
 use formatting::*;
+use installed::*;
 use replies::*;
 use shots::*;
 use support::*;
@@ -98,7 +100,24 @@ async fn e2e() {
             .unwrap_or_else(|_| panic!("the end-to-end scenario took longer than {RUN_TIMEOUT:?}"));
         return;
     }
-    rerun_in_private_session();
+    rerun_in_private_session("e2e");
+}
+
+/// The app installed from its `.deb` (CHAT_E2E_APP=/usr/bin/chat-desktop): signs up and sends
+/// a message. Run by scripts/desktop-package-check.sh after `apt-get install`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the installed package and a window: run scripts/desktop-package-check.sh"]
+async fn installed() {
+    let app = app_binary();
+    if std::env::var_os(INNER_ENV).is_some() {
+        tokio::time::timeout(RUN_TIMEOUT, installed_scenario(&app))
+            .await
+            .unwrap_or_else(|_| {
+                panic!("the installed-app scenario took longer than {RUN_TIMEOUT:?}")
+            });
+        return;
+    }
+    rerun_in_private_session("installed");
 }
 
 /// The app binary from `CHAT_E2E_APP`, or a failure that says how to run the test.
@@ -154,8 +173,8 @@ fn tauri_driver() -> PathBuf {
     path
 }
 
-/// Re-runs this test inside `dbus-run-session` with a throwaway unlocked gnome-keyring.
-fn rerun_in_private_session() {
+/// Re-runs the test `name` inside `dbus-run-session` with a throwaway unlocked gnome-keyring.
+fn rerun_in_private_session(name: &str) {
     require("dbus-run-session", "dbus");
     require("gnome-keyring-daemon", "gnome-keyring");
     require("WebKitWebDriver", "webkit2gtk-driver");
@@ -168,10 +187,11 @@ fn rerun_in_private_session() {
     let keyring = tempfile::tempdir().unwrap_or_else(|e| panic!("no temp dir: {e}"));
     let script = "printf %s \"$CHAT_E2E_KEYRING_PASSWORD\" \
                   | gnome-keyring-daemon --unlock --components=secrets >/dev/null \
-                  && exec \"$0\" --exact e2e --ignored --nocapture";
+                  && exec \"$0\" --exact \"$1\" --ignored --nocapture";
     let mut child = Command::new("dbus-run-session")
         .args(["--", "sh", "-c", script])
         .arg(exe)
+        .arg(name)
         .env(INNER_ENV, "1")
         .env("CHAT_E2E_KEYRING_PASSWORD", KEYRING_PASSWORD)
         .env("XDG_DATA_HOME", keyring.path())

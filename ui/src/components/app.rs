@@ -58,6 +58,20 @@ fn on_event(d: &Dispatcher, event: AppEvent) {
         // page and members (effects below). The room list is not asked for now: the backend's
         // is empty until the next `welcome`, which re-syncs it and reports `rooms_changed`.
         AppEvent::HistoryReset => d.dispatch(Action::HistoryReset),
+        AppEvent::RemovedFromRoom {
+            room,
+            room_name,
+            by_name,
+            banned,
+        } => {
+            d.dispatch(Action::Removed(crate::state::Removal {
+                room,
+                room_name,
+                by_name,
+                banned,
+            }));
+            effects::load_rooms(d);
+        }
     }
 }
 

@@ -4,7 +4,9 @@
 use super::avatar::Avatar;
 use super::composer::Composer;
 use super::icon::{Icon, IconView};
+use super::member_actions::MemberActions;
 use super::message_list::MessageList;
+use super::removed_notice::RemovedNotice;
 use super::typing_indicator::TypingIndicator;
 use crate::effects;
 use crate::format::{now_ms, presence_text};
@@ -43,6 +45,9 @@ pub fn ChatView() -> Html {
         Callback::from(move |_: MouseEvent| d.dispatch(Action::SetSidebar(true)))
     };
     let Some(view) = state.current_room().cloned() else {
+        if let Some(removal) = state.removal.clone() {
+            return html! { <RemovedNotice {removal} /> };
+        }
         let open = |dialog: Dialog| {
             let d = d.clone();
             Callback::from(move |_: MouseEvent| d.dispatch(Action::Open(dialog)))
@@ -207,6 +212,8 @@ pub fn ChatView() -> Html {
                             onclick={leave}>
                             <IconView icon={Icon::LogOut} />
                         </button>
+                    } else if let Some(peer) = room.peer {
+                        <MemberActions user={peer} name={room.name.clone()} />
                     }
                 </div>
             </header>

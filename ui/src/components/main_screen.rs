@@ -2,6 +2,8 @@
 //! and whichever dialog is open.
 
 use super::account_dialog::AccountDialog;
+use super::ban_dialog::BanDialog;
+use super::block_dialog::BlockDialog;
 use super::browse_rooms_dialog::BrowseRoomsDialog;
 use super::chat_view::ChatView;
 use super::connection_banner::ConnectionBanner;
@@ -11,6 +13,7 @@ use super::member_panel::MemberPanel;
 use super::new_dm_dialog::NewDmDialog;
 use super::settings_dialog::SettingsDialog;
 use super::sidebar::Sidebar;
+use crate::effects;
 use crate::state::{Action, AppContext, Dialog};
 use yew::prelude::*;
 
@@ -19,6 +22,11 @@ pub fn MainScreen() -> Html {
     let Some(state) = use_context::<AppContext>() else {
         return Html::default();
     };
+    {
+        // Who is blocked: the member panel and direct rooms offer "Unblock" for them.
+        let d = state.dispatcher();
+        use_effect_with((), move |_| effects::load_blocks(&d));
+    }
     let close_dialog = {
         let d = state.dispatcher();
         Callback::from(move |()| d.dispatch(Action::CloseDialog))
@@ -36,6 +44,10 @@ pub fn MainScreen() -> Html {
         Some(Dialog::Account) => html! { <AccountDialog onclose={close_dialog} /> },
         Some(Dialog::LeaveRoom(room)) => {
             html! { <LeaveRoomDialog {room} onclose={close_dialog} /> }
+        }
+        Some(Dialog::Block(user)) => html! { <BlockDialog {user} onclose={close_dialog} /> },
+        Some(Dialog::Ban(room, user)) => {
+            html! { <BanDialog {room} {user} onclose={close_dialog} /> }
         }
     };
     // Direct rooms have no member list (two people, both in the header).

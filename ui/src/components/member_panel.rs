@@ -1,8 +1,11 @@
 //! The members of the open room with presence and the owner marked; a click on someone
-//! else starts a direct message with them.
+//! else starts a direct message with them. Beside each: block, and ban for the room's owner
+//! (with the banned users listed below the members).
 
 use super::avatar::Avatar;
+use super::banned_list::BannedList;
 use super::icon::{Icon, IconView};
+use super::member_actions::MemberActions;
 use crate::effects;
 use crate::format::{now_ms, presence_text};
 use crate::state::{Action, AppContext};
@@ -22,6 +25,14 @@ pub fn MemberPanel() -> Html {
     };
     let me = state.my_id();
     let now = now_ms();
+    let i_own = state
+        .current_room()
+        .is_some_and(|r| r.room.role == Some(protocol::event::Role::Owner));
+    // Bumped with every member list, so the banned list reloads after a ban.
+    let generation = state
+        .members
+        .get(&room)
+        .map_or(0, |m| std::rc::Rc::as_ptr(m) as usize);
     let list = match state.members.get(&room) {
         None => {
             html! { <div class="list-status" role="status"><span class="spinner small"></span>{ "Loading…" }</div> }
@@ -64,7 +75,7 @@ pub fn MemberPanel() -> Html {
                     let name = m.user.username.clone();
                     let label = if is_me { format!("{} (you)", crate::format::isolate(&name)) } else { format!("Message {}", crate::format::isolate(&name)) };
                     html! {
-                        <li key={user.0}>
+                        <li key={user.0} class="member-row">
                             <button type="button" class="member" disabled={is_me} onclick={onclick}
                                 title={label.clone()} aria-label={label}>
                                 <Avatar name={name.clone()} status={Some(status)} class="small" />
@@ -80,10 +91,15 @@ pub fn MemberPanel() -> Html {
                                     </span>
                                 </span>
                             </button>
+                            if !is_me {
+                                <MemberActions {user} name={m.user.username.clone()}
+                                    ban_from={(i_own && !owner).then_some(room)} />
+                            }
                         </li>
                     }
                 }) }
                 </ul>
+                if i_own { <BannedList {room} {generation} /> }
             </>}
         }
     };

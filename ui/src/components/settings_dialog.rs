@@ -3,6 +3,7 @@
 //! still in the outbox it asks first.
 
 use super::avatar::Avatar;
+use super::blocked_users::BlockedUsers;
 use super::icon::{Icon, IconView};
 use super::modal::Modal;
 use crate::effects;
@@ -171,6 +172,7 @@ pub fn SettingsDialog(props: &SettingsDialogProps) -> Html {
                         onchange={update(|s, v| s.start_minimized = v)} />
                 </label>
             </section>
+            <BlockedUsers />
             if let Some(n) = *confirm {
                 <div class="notice unsent-warning" role="alert">
                     <IconView icon={Icon::Alert} />
