@@ -1524,7 +1524,16 @@ impl Cache {
 
     /// The cached member list of `room` (owner first, then by name).
     pub async fn members(&self, room: RoomId) -> Result<Vec<MemberView>> {
-        let rows: Vec<(i64, String, bool, Option<i64>, bool, Option<String>)> = sqlx::query_as(
+        #[derive(FromRow)]
+        struct Row {
+            id: i64,
+            username: String,
+            online: bool,
+            last_seen: Option<i64>,
+            owner: bool,
+            display_name: Option<String>,
+        }
+        let rows: Vec<Row> = sqlx::query_as(
             "SELECT u.id, u.username, u.online, u.last_seen, m.owner, u.display_name \
              FROM members m JOIN users u ON u.id = m.user WHERE m.room = ? \
              ORDER BY m.owner DESC, u.username COLLATE NOCASE",
@@ -1534,18 +1543,16 @@ impl Cache {
         .await?;
         Ok(rows
             .into_iter()
-            .map(
-                |(id, username, online, last_seen, owner, display_name)| MemberView {
-                    user: UserView {
-                        id: UserId(to_u64(id)),
-                        username,
-                        display_name,
-                        online,
-                        last_seen,
-                    },
-                    owner,
+            .map(|r| MemberView {
+                user: UserView {
+                    id: UserId(to_u64(r.id)),
+                    username: r.username,
+                    display_name: r.display_name,
+                    online: r.online,
+                    last_seen: r.last_seen,
                 },
-            )
+                owner: r.owner,
+            })
             .collect())
     }
 

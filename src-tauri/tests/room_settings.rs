@@ -112,7 +112,14 @@ async fn rename_topic_and_delete_reach_the_cache() {
         AppErrorCode::Server(ErrorCode::NotOwner)
     );
 
-    call(&server, &bob.token, reqwest::Method::DELETE, &path, json!({})).await;
+    call(
+        &server,
+        &bob.token,
+        reqwest::Method::DELETE,
+        &path,
+        json!({}),
+    )
+    .await;
     rooms_until(&backend, &mut ui, "the deletion", |rooms| {
         find(rooms, room.id).is_none()
     })
@@ -163,13 +170,18 @@ async fn notify_level_is_synced_and_decides_notifications() {
     let notify_path = format!("/api/v1/rooms/{}/notify", room.id);
     let say = |body: &'static str, mention: bool| {
         let mentions = if mention { vec![me.id] } else { vec![] };
-        call(
-            &server,
-            &bob.token,
-            reqwest::Method::POST,
-            &format!("/api/v1/rooms/{}/messages", room.id),
-            json!({"id": unique_name("m"), "body": body, "mentions": mentions}),
-        )
+        let path = format!("/api/v1/rooms/{}/messages", room.id);
+        let (server, token) = (&server, &bob.token);
+        async move {
+            call(
+                server,
+                token,
+                reqwest::Method::POST,
+                &path,
+                json!({"id": unique_name("m"), "body": body, "mentions": mentions}),
+            )
+            .await
+        }
     };
 
     call(
