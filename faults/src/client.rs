@@ -396,6 +396,7 @@ impl Client {
                         reply_to: None,
                         mentions: vec![],
                         mention_room: false,
+                        attachments: Vec::new(),
                     });
                 }
                 (frames, st.offline, st.slow, st.done)

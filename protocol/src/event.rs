@@ -57,6 +57,10 @@ pub enum EventBody {
         /// `@room`: the message mentions every member.
         #[serde(default, skip_serializing_if = "is_false")]
         mention_room: bool,
+        /// Files attached when it was sent (see [`crate::attachment`]). Empty (absent) when
+        /// deleted: the files are deleted with the message.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<crate::Attachment>,
     },
     /// The author changed the text of message `target`.
     Edit {

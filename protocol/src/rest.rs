@@ -340,6 +340,10 @@ pub struct SendMessage {
     /// `@room` (room owners and server admins only, rate limited).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mention_room: bool,
+    /// Ids of uploads to attach (see `POST /api/v1/rooms/{room}/attachments`); `body` may
+    /// then be empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<String>,
 }
 
 /// The outcome of a send (HTTP response, or the `ack` frame).

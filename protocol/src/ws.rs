@@ -51,6 +51,10 @@ pub enum ClientFrame {
         /// `@room`: notifies every member. Room owners (and server admins) only, rate limited.
         #[serde(default, skip_serializing_if = "is_false")]
         mention_room: bool,
+        /// Ids of uploads to attach (`POST /api/v1/rooms/{room}/attachments`); `body` may then
+        /// be empty.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<String>,
     },
     /// Edit an own message. Answered by `ok` (or `error`) with `ref` when given.
     Edit {

@@ -129,7 +129,7 @@ async fn main() -> Result<(), BoxError> {
                 } else {
                     sent += 1;
                     let id = format!("cli-{:x}-{sent}", rand::random::<u64>());
-                    ClientFrame::Send { room: room.id, id, body: line, reply_to: None, mentions: vec![], mention_room: false }
+                    ClientFrame::Send { room: room.id, id, body: line, reply_to: None, mentions: vec![], mention_room: false, attachments: vec![] }
                 };
                 tx.send(Message::text(serde_json::to_string(&frame)?)).await?;
             }

@@ -9,14 +9,18 @@
 //! {"type":"read",…}      by (user, room)            {"type":"invite",…}   by code hash
 //! {"type":"dedupe",…}    by (room, sender, client id)
 //! {"type":"ban",…}       by (room, user)            {"type":"block",…}    by (user, blocked)
+//! {"type":"display_name",…} by user                 {"type":"notify",…}   by (user, room)
 //! ```
+//!
+//! Added after version 1 was first written, without a version change (older files simply have
+//! none of them): `ban`, `block`, `display_name`, `notify` lines and a room's `topic`.
 //!
 //! The same data set encodes to the same bytes, whichever backend it came from.
 
 use crate::store::dump::{DataSet, DedupeRecord, RoomRecord};
 use crate::store::{InviteRecord, SessionRecord, UserRecord};
 use protocol::event::Role;
-use protocol::rest::{RoomKind, Visibility};
+use protocol::rest::{NotifyLevel, RoomKind, Visibility};
 use protocol::{RoomEvent, RoomId, UserId};
 use serde::{Deserialize, Serialize};
 
@@ -65,6 +69,8 @@ enum Line {
         kind: RoomKind,
         visibility: Visibility,
         owner: Option<UserId>,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        topic: String,
         last_seq: u64,
         last_ts: i64,
         pair: Option<(UserId, UserId)>,
@@ -101,6 +107,15 @@ enum Line {
     Block {
         user: UserId,
         blocked: UserId,
+    },
+    DisplayName {
+        user: UserId,
+        name: String,
+    },
+    Notify {
+        user: UserId,
+        room: RoomId,
+        level: NotifyLevel,
     },
 }
 
@@ -167,6 +182,7 @@ pub fn encode(data: &DataSet) -> String {
                 kind: r.kind,
                 visibility: r.visibility,
                 owner: r.owner,
+                topic: r.topic.clone(),
                 last_seq: r.last_seq,
                 last_ts: r.last_ts,
                 pair: r.pair,
@@ -237,6 +253,25 @@ pub fn encode(data: &DataSet) -> String {
             &Line::Block {
                 user: *user,
                 blocked: *blocked,
+            },
+        );
+    }
+    for (user, name) in &data.display_names {
+        push(
+            &mut out,
+            &Line::DisplayName {
+                user: *user,
+                name: name.clone(),
+            },
+        );
+    }
+    for (user, room, level) in &data.notify {
+        push(
+            &mut out,
+            &Line::Notify {
+                user: *user,
+                room: *room,
+                level: *level,
             },
         );
     }
@@ -335,6 +370,7 @@ pub fn decode(text: &str) -> Result<DataSet, BackupError> {
                 kind,
                 visibility,
                 owner,
+                topic,
                 last_seq,
                 last_ts,
                 pair,
@@ -349,6 +385,7 @@ pub fn decode(text: &str) -> Result<DataSet, BackupError> {
                     kind,
                     visibility,
                     owner,
+                    topic,
                     last_seq,
                     last_ts,
                     pair,
@@ -396,6 +433,15 @@ pub fn decode(text: &str) -> Result<DataSet, BackupError> {
                 data.bans.push((room, user));
             }
             Line::Block { user, blocked } => data.blocks.push((user, blocked)),
+            Line::DisplayName { user, name } => data.display_names.push((user, name)),
+            Line::Notify { user, room, level } => {
+                if !rooms.contains(&room) {
+                    return Err(err(format!(
+                        "notification level in room {room} before its room"
+                    )));
+                }
+                data.notify.push((user, room, level));
+            }
         }
     }
     if !header {
@@ -447,6 +493,7 @@ mod tests {
                 kind: RoomKind::Group,
                 visibility: Visibility::Public,
                 owner: Some(UserId(1)),
+                topic: "weekend plans".into(),
                 last_seq: 1,
                 last_ts: 7,
                 pair: None,
@@ -454,6 +501,8 @@ mod tests {
             members: vec![(RoomId(1), UserId(1), Role::Owner)],
             bans: vec![(RoomId(1), UserId(2))],
             blocks: vec![(UserId(1), UserId(2))],
+            display_names: vec![(UserId(1), "Ann ✓".into())],
+            notify: vec![(UserId(1), RoomId(1), NotifyLevel::Mentions)],
             events: vec![crate::store::bus::event_frame(
                 RoomId(1),
                 1,

@@ -661,6 +661,8 @@ pub struct Draft<'a> {
     pub mentions: &'a [UserId],
     /// `@room`: room owners and server admins only, rate limited.
     pub mention_room: bool,
+    /// Ids of the sender's uploads to attach (see [`crate::attachments`]).
+    pub attachments: &'a [String],
 }
 
 /// Most users one message may mention.
@@ -726,9 +728,14 @@ pub async fn send(
         reply_to,
         mentions,
         mention_room,
+        attachments: upload_ids,
     } = draft;
     validate::client_id(client_id)?;
-    validate::message_body(body, state.config.limits.max_message_bytes)?;
+    // A message with files may have no text.
+    if upload_ids.is_empty() || !body.is_empty() {
+        validate::message_body(body, state.config.limits.max_message_bytes)?;
+    }
+    let attachments = crate::attachments::for_message(state, user, room, upload_ids).await?;
     let mentions = check_mentions(state, user, room, mentions, mention_room).await?;
     let sender_name = match sender_name {
         Some(name) => name.to_owned(),
@@ -745,6 +752,7 @@ pub async fn send(
         reactions: Vec::new(),
         mentions,
         mention_room,
+        attachments,
     };
     let event_json =
         serde_json::to_string(&event).map_err(|e| ApiError::from(StoreError::from(e)))?;
@@ -758,6 +766,7 @@ pub async fn send(
         client_id,
         event_json: &event_json,
         reply_to,
+        attachments: upload_ids,
     };
     let ack = state
         .store
@@ -805,6 +814,10 @@ pub async fn change(
         moderator,
     };
     let seq = state.store.change_message(change, now_ms()).await?;
+    if body.is_none() {
+        // Its files (if any) are dead now: have the collector delete them soon.
+        state.attachments.wake();
+    }
     crate::metrics::get().message(if body.is_some() {
         crate::metrics::MessageKind::Edit
     } else {

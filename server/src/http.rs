@@ -19,6 +19,7 @@ use protocol::{ErrorBody, ErrorCode, RoomId, UserId};
 use utoipa::OpenApi;
 
 mod accounts;
+mod attachments;
 mod everyday;
 mod moderation;
 mod settings;
@@ -309,6 +310,7 @@ async fn send_message(
                 reply_to: req.reply_to,
                 mentions: &req.mentions,
                 mention_room: req.mention_room,
+                attachments: &req.attachments,
             },
         )
         .await?,
@@ -425,6 +427,7 @@ impl utoipa::Modify for BearerAuth {
         accounts::create_user, accounts::update_user, accounts::reset_password,
         accounts::create_invite, accounts::export,
         everyday::add_reaction, everyday::remove_reaction,
+        attachments::upload, attachments::download, attachments::thumbnail,
         settings::update_room, settings::delete_room, settings::set_notify, settings::update_profile),
     modifiers(&BearerAuth)
 )]
@@ -467,6 +470,7 @@ pub fn router() -> Router<AppState> {
         .merge(moderation::router())
         .merge(accounts::router())
         .merge(everyday::router())
+        .merge(attachments::router())
         .merge(settings::router())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)

@@ -687,6 +687,7 @@ impl Connection {
                 reply_to,
                 mentions,
                 mention_room,
+                attachments,
             } => {
                 let draft = chat::Draft {
                     id: &id,
@@ -694,6 +695,7 @@ impl Connection {
                     reply_to,
                     mentions: &mentions,
                     mention_room,
+                    attachments: &attachments,
                 };
                 let result = match state.limits.message(user) {
                     Ok(()) => chat::send(&state, user, Some(&self.username), room, draft).await,

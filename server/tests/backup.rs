@@ -1,7 +1,8 @@
 //! Backups and moving data: export, import into an empty store, export again gives the same
 //! bytes; the imported server shows the same history (edits and deletes included), read
 //! markers and accounts; a client resumes against it with its cursors and gets no gap and no
-//! duplicate, and a resent message is still recognized as one; bans, blocks and reactions
+//! duplicate, and a resent message is still recognized as one; bans, blocks, reactions,
+//! display names, topics and notification levels
 //! move too, and a message edited before the move and deleted after it leaves no trace of its
 //! edits. Embedded → Redis (keeping a trial server's data) and Redis → Redis (with the real
 //! `chat-server admin` binary); on Redis, every key family of the source exists in the target.
@@ -71,6 +72,35 @@ async fn world(server: &TestServer) -> World {
                 first.seq
             ),
             None,
+        )
+        .await
+        .unwrap();
+    // Profiles and room settings: a display name, a topic, a notification level.
+    alice
+        .api
+        .call::<protocol::rest::User>(
+            reqwest::Method::PATCH,
+            "/api/v1/me",
+            Some(serde_json::json!({"display_name": "Alice Liddell"})),
+            200,
+        )
+        .await
+        .unwrap();
+    alice
+        .api
+        .call::<protocol::rest::Room>(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/rooms/{public}"),
+            Some(serde_json::json!({"topic": "hikes and \"quotes\""})),
+            200,
+        )
+        .await
+        .unwrap();
+    bob.api
+        .call_empty(
+            reqwest::Method::PUT,
+            &format!("/api/v1/rooms/{public}/notify"),
+            Some(serde_json::json!({"level": "mentions"})),
         )
         .await
         .unwrap();

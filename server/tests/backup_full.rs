@@ -147,6 +147,7 @@ async fn full_size_round_trip() {
             kind: RoomKind::Group,
             visibility: Visibility::Public,
             owner: Some(owner),
+            topic: String::new(),
             last_seq: per_room,
             last_ts: ts + per_room as i64,
             pair: None,
@@ -180,6 +181,7 @@ async fn full_size_round_trip() {
                 reactions: Vec::new(),
                 mentions: Vec::new(),
                 mention_room: false,
+                attachments: Vec::new(),
             };
             let json = serde_json::to_string(&event).unwrap();
             data.events

@@ -311,6 +311,8 @@ impl NewMessage {
                 reactions,
                 mentions,
                 mention_room,
+                // Attachments (issue 14) are not shown by the desktop yet.
+                attachments: _,
             } => Some(NewMessage {
                 room: to_i64(event.room.0),
                 seq: to_i64(event.seq),
@@ -1837,6 +1839,7 @@ mod tests {
                 reactions: Vec::new(),
                 mentions: Vec::new(),
                 mention_room: false,
+                attachments: Vec::new(),
             },
         }
     }

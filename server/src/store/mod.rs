@@ -138,6 +138,9 @@ pub struct NewMessage<'a> {
     /// is still kept and not deleted (`message_not_found`, `message_deleted`), checked in the
     /// same atomic step as the append.
     pub reply_to: Option<u64>,
+    /// Ids of pending uploads of the sender for this room, attached in the same atomic step
+    /// (`attachment_not_found` otherwise; see [`uploads`]).
+    pub attachments: &'a [String],
 }
 
 /// Edit or delete of message `target` by `sender`.
@@ -417,6 +420,11 @@ pub(crate) fn direct_room_error() -> crate::error::ApiError {
         "direct rooms have no name, topic or owner to change",
     )
 }
+
+// Attachments (issue 14).
+mod uploads;
+pub use uploads::UploadRecord;
+pub(crate) use uploads::{not_attachable, quota_exceeded};
 
 /// The refusal of a reaction beyond the caps of `protocol::limits` (both stores).
 pub(crate) fn reactions_full(per_user: bool) -> crate::error::ApiError {

@@ -35,10 +35,13 @@
 //! | `store:epoch` | string | random id of this data set; missing after a wipe |
 //! | `invite:{sha256 of code}` | hash | `left` (uses), `expires` (ms), `by`, `created`; expires |
 //! | `invites` | set | invite code hashes (for export; expired ones are skipped) |
+//! | `upl:*`, `room:{id}:upl`, `user:{id}:upl_bytes` | | uploads: see `redis/attachments.rs` |
 //!
 //! The bus is the pub/sub channel `chat:bus`; each node holds one subscriber connection.
 
 mod admin;
+#[macro_use]
+mod attachments;
 
 use super::bus::{self, BusMsg};
 use super::{
@@ -340,12 +343,14 @@ return seq
 });
 
 /// ARGV: room, sender, client id, event, dedupe ttl, max events, max age ms, floor (see
-/// `behind`), the seq the message replies to ('' for none). Returns "ok seq ts", "dup seq ts",
+/// `behind`), the seq the message replies to ('' for none), upload ids to attach (space-separated,
+/// see `redis/attachments.rs`). Returns "ok seq ts", "dup seq ts",
 /// "behind" or an error code ("not_a_member", "blocked", "message_not_found",
 /// "message_deleted").
 static APPEND_MESSAGE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         lua_common!(),
+        lua_uploads!(),
         r#"
 local room, sender = ARGV[1], ARGV[2]
 local ddkey = 'dd:' .. room .. ':' .. sender .. ':' .. ARGV[3]
@@ -382,6 +387,8 @@ local seq, ts = next_seq(room)
 if seq <= tonumber(ARGV[8]) then return 'behind' end
 local prev = redis.call('SET', ddkey, seq .. ' ' .. ts, 'NX', 'GET', 'EX', ARGV[5])
 if prev then return 'dup ' .. prev end
+local unattachable = attach_uploads(room, sender, seq, ARGV[10])
+if unattachable then redis.call('DEL', ddkey) return unattachable end
 store_event(room, seq, ts, ARGV[4], '')
 local log = 'room:' .. room .. ':log'
 local max_events, max_age = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -413,6 +420,7 @@ return 'ok ' .. seq .. ' ' .. ts
 static CHANGE_MESSAGE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         lua_common!(),
+        lua_uploads!(),
         r#"
 local room, target, sender, body, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local rkey = 'room:' .. room
@@ -442,6 +450,8 @@ if mode == 'delete' then
   ev.deleted = true
   ev.edited_ts = nil
   ev.reactions = nil
+  condemn_attachments(room, ev.attachments)
+  ev.attachments = nil
 else
   ev.body = body
   ev.edited_ts = ts
@@ -710,6 +720,7 @@ fn script_error(code: &str) -> StoreError {
         "not_author" => ErrorCode::NotAuthor,
         "message_deleted" => ErrorCode::MessageDeleted,
         "blocked" => return super::blocked_error().into(),
+        "attachment_not_found" => return super::not_attachable().into(),
         other => return corrupt(&format!("unexpected script reply {other:?}")),
     };
     let message = match code {
@@ -1168,6 +1179,7 @@ impl RedisStore {
             .arg(retention.max_age_ms)
             .arg(self.watch.floor(msg.room.0))
             .arg(msg.reply_to.map(|seq| seq.to_string()).unwrap_or_default())
+            .arg(msg.attachments.join(" "))
             .invoke_async(&mut self.con())
             .await?;
         let mut parts = reply.split(' ');

@@ -174,6 +174,7 @@ impl MemoryStore {
                     kind: m.kind,
                     visibility: m.visibility,
                     owner: m.owner,
+                    topic: m.topic.clone(),
                     last_seq: m.last_seq,
                     last_ts: room.last_ts,
                     pair: m.pair,
@@ -208,6 +209,18 @@ impl MemoryStore {
             for (user, blocked) in &s.moderation.blocks {
                 data.blocks.extend(blocked.iter().map(|b| (*user, *b)));
             }
+            data.display_names = s
+                .profiles
+                .display_names
+                .iter()
+                .map(|(u, n)| (*u, n.clone()))
+                .collect();
+            data.notify = s
+                .profiles
+                .notify
+                .iter()
+                .map(|((u, r), level)| (*u, *r, *level))
+                .collect();
             data.sort();
             Ok(data)
         })
@@ -247,7 +260,7 @@ impl MemoryStore {
                     last_seq: r.last_seq,
                     member_count: 0,
                     pair: r.pair,
-                    topic: String::new(),
+                    topic: r.topic.clone(),
                 };
                 if r.visibility == Visibility::Public && r.kind == RoomKind::Group {
                     s.public.insert(r.id);
@@ -296,6 +309,12 @@ impl MemoryStore {
                     .entry(*user)
                     .or_default()
                     .insert(*blocked);
+            }
+            for (user, name) in &data.display_names {
+                s.profiles.display_names.insert(*user, name.clone());
+            }
+            for (user, room, level) in &data.notify {
+                s.profiles.notify.insert((*user, *room), *level);
             }
             let mut dedupe: Vec<&DedupeRecord> = data.dedupe.iter().collect();
             dedupe.sort_by_key(|d| d.expires_ts);

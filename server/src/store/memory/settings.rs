@@ -13,9 +13,9 @@ use std::collections::HashMap;
 /// Display names and notification levels, apart from the accounts and rooms they belong to.
 #[derive(Default)]
 pub(super) struct Profiles {
-    display_names: HashMap<UserId, String>,
+    pub(super) display_names: HashMap<UserId, String>,
     /// (user, room) → level; absent means [`NotifyLevel::All`].
-    notify: HashMap<(UserId, RoomId), NotifyLevel>,
+    pub(super) notify: HashMap<(UserId, RoomId), NotifyLevel>,
 }
 
 impl State {

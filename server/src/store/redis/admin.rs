@@ -7,7 +7,7 @@ use crate::error::{ApiError, StoreError, StoreResult};
 use crate::store::dump::{DataSet, DedupeRecord, RoomRecord};
 use crate::store::{Admission, InviteRecord, SessionRecord, UserFlag, UserRecord};
 use protocol::event::EventBody;
-use protocol::rest::{RoomKind, Visibility};
+use protocol::rest::{NotifyLevel, RoomKind, Visibility};
 use protocol::{ErrorCode, RoomEvent, RoomId, UserId};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
@@ -349,6 +349,7 @@ impl RedisStore {
                         Visibility::Private
                     },
                     owner: num(f, "owner").map(UserId),
+                    topic: f.get("topic").cloned().unwrap_or_default(),
                     last_seq: num(f, "seq").unwrap_or(0),
                     last_ts: num(f, "ts").unwrap_or(0),
                     pair: num(f, "a")
@@ -459,12 +460,25 @@ impl RedisStore {
         for ids in user_ids.chunks(BATCH) {
             let mut pipe = redis::pipe();
             for id in ids {
-                pipe.smembers(format!("user:{id}:blocks"));
+                pipe.smembers(format!("user:{id}:blocks"))
+                    .hget(format!("user:{id}"), "dname")
+                    .hgetall(format!("user:{id}:notify"));
             }
-            let all: Vec<Vec<u64>> = pipe.query_async(&mut con).await?;
-            for (id, blocked) in ids.iter().zip(all) {
+            let all: Vec<redis::Value> = pipe.query_async(&mut con).await?;
+            for (id, three) in ids.iter().zip(all.chunks(3)) {
+                let user = UserId(*id);
+                let blocked: Vec<u64> = redis::from_redis_value(three[0].clone())?;
                 data.blocks
-                    .extend(blocked.into_iter().map(|b| (UserId(*id), UserId(b))));
+                    .extend(blocked.into_iter().map(|b| (user, UserId(b))));
+                let name: Option<String> = redis::from_redis_value(three[1].clone())?;
+                data.display_names.extend(name.map(|n| (user, n)));
+                let levels: HashMap<u64, String> = redis::from_redis_value(three[2].clone())?;
+                for (room, level) in levels {
+                    let level = super::settings::parse_level(Some(&level));
+                    if level != NotifyLevel::All {
+                        data.notify.push((user, RoomId(room), level));
+                    }
+                }
             }
         }
         for ids in room_ids.chunks(BATCH) {
@@ -565,6 +579,9 @@ impl RedisStore {
                 if let Some(owner) = r.owner {
                     fields.push(("owner", owner.to_string()));
                 }
+                if !r.topic.is_empty() {
+                    fields.push(("topic", r.topic.clone()));
+                }
                 if let Some((a, b)) = r.pair {
                     fields.push(("a", a.to_string()));
                     fields.push(("b", b.to_string()));
@@ -647,6 +664,25 @@ impl RedisStore {
             let mut pipe = redis::pipe();
             for (user, blocked) in chunk {
                 pipe.sadd(format!("user:{user}:blocks"), blocked.0).ignore();
+            }
+            let () = pipe.query_async(&mut con).await?;
+        }
+        for chunk in data.display_names.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for (user, name) in chunk {
+                pipe.hset(format!("user:{user}"), "dname", name).ignore();
+            }
+            let () = pipe.query_async(&mut con).await?;
+        }
+        for chunk in data.notify.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for (user, room, level) in chunk {
+                pipe.hset(
+                    format!("user:{user}:notify"),
+                    room.0,
+                    super::settings::level_name(*level),
+                )
+                .ignore();
             }
             let () = pipe.query_async(&mut con).await?;
         }

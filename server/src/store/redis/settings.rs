@@ -105,7 +105,7 @@ return 1
     )
 });
 
-fn level_name(level: NotifyLevel) -> &'static str {
+pub(super) fn level_name(level: NotifyLevel) -> &'static str {
     match level {
         NotifyLevel::All => "all",
         NotifyLevel::Mentions => "mentions",
@@ -113,7 +113,7 @@ fn level_name(level: NotifyLevel) -> &'static str {
     }
 }
 
-fn parse_level(s: Option<&str>) -> NotifyLevel {
+pub(super) fn parse_level(s: Option<&str>) -> NotifyLevel {
     match s {
         Some("mentions") => NotifyLevel::Mentions,
         Some("none") => NotifyLevel::None,
