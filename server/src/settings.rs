@@ -79,6 +79,8 @@ pub async fn delete_room(state: &AppState, user: UserId, room: RoomId) -> ApiRes
         .delete_room(room, user, &event, now_ms())
         .await?;
     tracing::info!(%room, "room deleted by its owner");
+    // Its attachments' files go with it (see `attachments::collect`).
+    state.attachments.wake();
     Ok(())
 }
 

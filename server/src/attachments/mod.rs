@@ -393,7 +393,13 @@ pub async fn open(
 pub struct Collected {
     /// Uploads whose files and records were deleted.
     pub deleted: u64,
+    /// Files without a record (a node died between storing a file and recording it).
+    pub strays: u64,
 }
+
+/// A file without a record is deleted once it is this old at least (whatever
+/// `orphan_grace_secs` says): an upload being processed has its file before its record.
+pub const STRAY_MIN_AGE: Duration = Duration::from_secs(3600);
 
 /// One pass: condemns what nothing needs any more, deletes the files of dead uploads, then
 /// their records. Safe to run on several nodes at once (every step is idempotent).
@@ -405,6 +411,8 @@ pub async fn collect(state: &AppState) -> ApiResult<Collected> {
     let grace_ms = (att.config.orphan_grace_secs as i64).saturating_mul(1000);
     state.store.condemn_uploads(now_ms() - grace_ms).await?;
     let mut done = Collected::default();
+    let stray_ms = grace_ms.max(STRAY_MIN_AGE.as_millis() as i64);
+    done.strays = sweep_strays(state, &blobs, now_ms() - stray_ms).await?;
     loop {
         let ids = state.store.dead_uploads(100).await?;
         if ids.is_empty() {
@@ -421,6 +429,39 @@ pub async fn collect(state: &AppState) -> ApiResult<Collected> {
     }
 }
 
+/// Deletes files last modified at or before `until` (ms) whose upload has no record. Lists
+/// every stored file: one pass costs a listing of the storage and a store call per 100 files.
+async fn sweep_strays(
+    state: &AppState,
+    blobs: &Arc<dyn ObjectStore>,
+    until: i64,
+) -> ApiResult<u64> {
+    let mut old = Vec::new();
+    for prefix in ["blobs", "thumbs"] {
+        let mut listing = blobs.list(Some(&BlobPath::from(prefix)));
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(storage_error)?;
+            let Some(id) = meta.location.filename() else {
+                continue;
+            };
+            if meta.last_modified.timestamp_millis() <= until && !old.iter().any(|o| o == id) {
+                old.push(id.to_owned());
+            }
+        }
+    }
+    let mut deleted = 0;
+    for chunk in old.chunks(100) {
+        let records = state.store.uploads(chunk).await?;
+        for (id, record) in chunk.iter().zip(records) {
+            if record.is_none() && delete_files(blobs, id).await {
+                tracing::info!(upload = %id, "deleted a file without a record");
+                deleted += 1;
+            }
+        }
+    }
+    Ok(deleted)
+}
+
 /// Runs [`collect`] every `collect_every_secs`, and soon after [`Attachments::wake`].
 pub async fn run_collector(state: AppState) {
     if state.attachments.blobs.is_none() {
@@ -434,7 +475,13 @@ pub async fn run_collector(state: AppState) {
             _ = state.attachments.wake.notified() => {}
         }
         match collect(&state).await {
-            Ok(c) if c.deleted > 0 => tracing::info!(deleted = c.deleted, "collected attachments"),
+            Ok(c) if c.deleted + c.strays > 0 => {
+                tracing::info!(
+                    deleted = c.deleted,
+                    strays = c.strays,
+                    "collected attachments"
+                )
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "attachment collection failed"),
         }
