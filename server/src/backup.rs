@@ -117,6 +117,20 @@ enum Line {
         room: RoomId,
         level: NotifyLevel,
     },
+    /// An attachment's upload record (the file itself is not in the export).
+    Upload {
+        id: String,
+        owner: UserId,
+        room: RoomId,
+        name: String,
+        size: u64,
+        content_type: String,
+        width: Option<u32>,
+        height: Option<u32>,
+        thumbnail: bool,
+        created_ts: i64,
+        seq: Option<u64>,
+    },
 }
 
 /// Only the tag of a line, to recognize events (kept as raw text).
@@ -272,6 +286,24 @@ pub fn encode(data: &DataSet) -> String {
                 user: *user,
                 room: *room,
                 level: *level,
+            },
+        );
+    }
+    for u in &data.uploads {
+        push(
+            &mut out,
+            &Line::Upload {
+                id: u.id.clone(),
+                owner: u.owner,
+                room: u.room,
+                name: u.name.clone(),
+                size: u.size,
+                content_type: u.content_type.clone(),
+                width: u.width,
+                height: u.height,
+                thumbnail: u.thumbnail,
+                created_ts: u.created_ts,
+                seq: u.seq,
             },
         );
     }
@@ -434,6 +466,37 @@ pub fn decode(text: &str) -> Result<DataSet, BackupError> {
             }
             Line::Block { user, blocked } => data.blocks.push((user, blocked)),
             Line::DisplayName { user, name } => data.display_names.push((user, name)),
+            Line::Upload {
+                id,
+                owner,
+                room,
+                name,
+                size,
+                content_type,
+                width,
+                height,
+                thumbnail,
+                created_ts,
+                seq,
+            } => {
+                if !rooms.contains(&room) || !protocol::attachment::is_attachment_id(&id) {
+                    return Err(err(format!("upload {id:?} before its room, or a bad id")));
+                }
+                data.uploads.push(crate::store::UploadRecord {
+                    id,
+                    owner,
+                    room,
+                    name,
+                    size,
+                    content_type,
+                    width,
+                    height,
+                    thumbnail,
+                    created_ts,
+                    seq,
+                    dead: false,
+                });
+            }
             Line::Notify { user, room, level } => {
                 if !rooms.contains(&room) {
                     return Err(err(format!(

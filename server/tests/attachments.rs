@@ -1038,3 +1038,82 @@ async fn across_two_nodes() {
     assert!(stored_files(dir.path()).is_empty());
     assert_eq!(download(&n1, &bob, &att.id).await.status, 404);
 }
+
+/// An export carries the upload records (`chat-server admin export`/`import`): moved from the
+/// embedded store to Redis over the same directory, attached files still download, a pending
+/// upload can still be attached, quotas are the same, and the collector deletes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_and_import_keep_attachments() {
+    let files = tempfile::tempdir().expect("temp dir");
+    let dir = files.path().to_path_buf();
+    let configure = |c: &mut chat_server::Config| c.attachments.dir = Some(dir.clone());
+    let from = TestServer::start_with(Backend::Memory, configure).await;
+    let alice = from.user("alice").await;
+    let bob = from.user("bob").await;
+    let room = shared_room(&alice, &[&bob]).await;
+    let photo = upload_ok(&from, &alice, room.id, "p.png", png(64, 48)).await;
+    send_rest(&alice, room.id, &unique_id(), "", &[&photo.id])
+        .await
+        .expect("send");
+    let pending = upload_ok(&from, &alice, room.id, "later.bin", noise(500)).await;
+    let usage = from
+        .state()
+        .store
+        .upload_usage(alice.id)
+        .await
+        .expect("usage");
+    let data = from
+        .state()
+        .store
+        .dump(chat_server::auth::now_ms())
+        .await
+        .expect("export");
+    assert_eq!(data.uploads.len(), 2);
+    let text = chat_server::backup::encode(&data);
+    let data = chat_server::backup::decode(&text).expect("decode");
+    let to = TestServer::start_with(Backend::Redis, configure).await;
+    to.state().store.load(&data).await.expect("import");
+
+    let got = download(&to, &bob, &photo.id).await;
+    assert_eq!(
+        (got.status, got.header("content-type")),
+        (200, Some("image/png"))
+    );
+    let thumb = get(
+        &to,
+        Some(&bob.token),
+        &format!("/api/v1/attachments/{}/thumbnail", photo.id),
+        &[],
+    )
+    .await;
+    assert_eq!(thumb.status, 200);
+    assert_eq!(
+        to.state()
+            .store
+            .upload_usage(alice.id)
+            .await
+            .expect("usage"),
+        usage
+    );
+    // Even with every file old, nothing is a stray: each has its record.
+    let hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
+    for f in stored_files(&dir) {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(dir.join(&f))
+            .expect("open");
+        file.set_modified(hours_ago).expect("mtime");
+    }
+    let done = chat_server::attachments::collect(to.state())
+        .await
+        .expect("collect");
+    assert_eq!((done.deleted, done.strays), (0, 0));
+    let alice_there = TestUser {
+        api: alice.api_on(&to),
+        ..alice.clone()
+    };
+    send_rest(&alice_there, room.id, &unique_id(), "now", &[&pending.id])
+        .await
+        .expect("the pending upload is still attachable");
+    assert_eq!(download(&to, &bob, &pending.id).await.status, 200);
+}

@@ -6,7 +6,8 @@
 //! needs to carry on as if nothing happened — accounts, sessions (token hashes, with their
 //! expiry), rooms, members, the kept history exactly as stored (edits and deletes included),
 //! read markers, bans and blocks, display names and notification levels, the dedupe window (a client's resend after the move is still a duplicate),
-//! invite codes, the id counters and the store epoch (clients' resume cursors stay valid).
+//! invite codes, the id counters and the store epoch (clients' resume cursors stay valid), and
+//! the upload records of attachments (their files stay in blob storage).
 
 use super::{InviteRecord, SessionRecord, UserRecord};
 use protocol::event::Role;
@@ -45,6 +46,9 @@ pub struct DataSet {
     pub display_names: Vec<(UserId, String)>,
     /// Notification levels other than `all`, by (user, room).
     pub notify: Vec<(UserId, RoomId, NotifyLevel)>,
+    /// Upload records of attachments (pending and attached; dead ones left out), by id. The
+    /// files stay where they are (`attachments.dir` or the bucket).
+    pub uploads: Vec<super::UploadRecord>,
 }
 
 /// A room without its derived fields (member count, DM index, public index).
@@ -92,6 +96,7 @@ impl DataSet {
         self.blocks.sort();
         self.display_names.sort();
         self.notify.sort_by_key(|(u, r, _)| (*u, *r));
+        self.uploads.sort_by(|a, b| a.id.cmp(&b.id));
     }
 
     /// Whether a store holding this has nothing an import could collide with.

@@ -104,6 +104,15 @@ pub fn ChatView() -> Html {
         let d = d.clone();
         Callback::from(move |_: MouseEvent| d.dispatch(Action::Open(Dialog::LeaveRoom(id))))
     };
+    let settings = {
+        let d = d.clone();
+        Callback::from(move |_: MouseEvent| d.dispatch(Action::Open(Dialog::RoomSettings(id))))
+    };
+    // A direct room is named after the peer: their display name first, when they set one.
+    let title = match (&room.peer_display_name, direct) {
+        (Some(shown), true) => format!("{shown} ({})", room.name),
+        _ => room.name.clone(),
+    };
 
     let timeline = state.timeline(id).cloned().unwrap_or_default();
     let on_load_older = {
@@ -198,10 +207,19 @@ pub fn ChatView() -> Html {
                 </button>
                 { avatar }
                 <div class="chat-title">
-                    <h1><bdi>{ room.name.clone() }</bdi></h1>
-                    <span class="chat-subtitle">{ subtitle }</span>
+                    <h1><bdi>{ title }</bdi></h1>
+                    <span class="chat-subtitle">
+                        { subtitle }
+                        if !room.topic.is_empty() {
+                            <span class="chat-topic" title={room.topic.clone()}>{ " · " }<bdi>{ room.topic.clone() }</bdi></span>
+                        }
+                    </span>
                 </div>
                 <div class="header-actions">
+                    <button id="room-settings" type="button" class="icon-button" title="Room settings"
+                        aria-label="Room settings" onclick={settings}>
+                        <IconView icon={Icon::Sliders} />
+                    </button>
                     if !direct {
                         <button type="button" class={classes!("icon-button", state.show_members.then_some("pressed"))}
                             aria-pressed={state.show_members.to_string()} title="Members" aria-label="Show members"

@@ -221,6 +221,7 @@ impl MemoryStore {
                 .iter()
                 .map(|((u, r), level)| (*u, *r, *level))
                 .collect();
+            data.uploads = s.uploads.export();
             data.sort();
             Ok(data)
         })
@@ -316,6 +317,7 @@ impl MemoryStore {
             for (user, room, level) in &data.notify {
                 s.profiles.notify.insert((*user, *room), *level);
             }
+            s.uploads.import(&data.uploads);
             let mut dedupe: Vec<&DedupeRecord> = data.dedupe.iter().collect();
             dedupe.sort_by_key(|d| d.expires_ts);
             for d in dedupe {

@@ -35,6 +35,19 @@ impl Uploads {
         }
     }
 
+    /// Live records, for an export.
+    pub(super) fn export(&self) -> Vec<UploadRecord> {
+        self.records.values().filter(|r| !r.dead).cloned().collect()
+    }
+
+    /// Records from an export (into an empty store).
+    pub(super) fn import(&mut self, records: &[UploadRecord]) {
+        for r in records {
+            *self.usage.entry(r.owner).or_default() += r.size;
+            self.records.insert(r.id.clone(), r.clone());
+        }
+    }
+
     /// The uploads of a deleted message are dead.
     pub(super) fn condemn(&mut self, ids: impl IntoIterator<Item = String>) {
         for id in ids {

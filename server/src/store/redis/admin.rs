@@ -492,6 +492,7 @@ impl RedisStore {
                     .extend(banned.into_iter().map(|u| (RoomId(*id), UserId(u))));
             }
         }
+        data.uploads = self.export_uploads().await?;
         data.sort();
         Ok(data)
     }
@@ -686,6 +687,7 @@ impl RedisStore {
             }
             let () = pipe.query_async(&mut con).await?;
         }
+        self.import_uploads(&data.uploads).await?;
         for chunk in data.dedupe.chunks(BATCH) {
             let mut pipe = redis::pipe();
             for d in chunk {

@@ -212,6 +212,70 @@ impl RedisStore {
         Ok(ids)
     }
 
+    /// Live records (pending, and attached in every room), for an export.
+    pub(super) async fn export_uploads(&self) -> StoreResult<Vec<UploadRecord>> {
+        let mut con = self.con();
+        let mut ids: Vec<String> = con.zrange("upl:pending", 0, -1).await?;
+        let rooms: Vec<u64> = con.smembers("upl:rooms").await?;
+        for room in rooms {
+            let attached: Vec<String> = con.zrange(format!("room:{room}:upl"), 0, -1).await?;
+            ids.extend(attached);
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            out.extend(
+                self.uploads(chunk)
+                    .await?
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| !r.dead),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Records from an export (into an empty store): the same keys `CREATE_UPLOAD` and
+    /// `attach_uploads` write.
+    pub(super) async fn import_uploads(&self, records: &[UploadRecord]) -> StoreResult<()> {
+        let mut con = self.con();
+        for chunk in records.chunks(500) {
+            let mut pipe = redis::pipe();
+            for r in chunk {
+                let key = format!("upl:{}", r.id);
+                pipe.hset_multiple(
+                    &key,
+                    &[
+                        ("owner", r.owner.0.to_string()),
+                        ("room", r.room.0.to_string()),
+                        ("name", r.name.clone()),
+                        ("size", r.size.to_string()),
+                        ("type", r.content_type.clone()),
+                        ("w", r.width.unwrap_or(0).to_string()),
+                        ("h", r.height.unwrap_or(0).to_string()),
+                        ("thumb", if r.thumbnail { "1" } else { "0" }.to_string()),
+                        ("created", r.created_ts.to_string()),
+                    ],
+                )
+                .ignore();
+                match r.seq {
+                    None => {
+                        pipe.zadd("upl:pending", &r.id, r.created_ts).ignore();
+                    }
+                    Some(seq) => {
+                        pipe.hset(&key, "seq", seq).ignore();
+                        pipe.zadd(format!("room:{}:upl", r.room), &r.id, seq)
+                            .ignore();
+                        pipe.sadd("upl:rooms", r.room.0).ignore();
+                    }
+                }
+                pipe.incr(format!("user:{}:upl_bytes", r.owner), r.size)
+                    .ignore();
+            }
+            let () = pipe.query_async(&mut con).await?;
+        }
+        Ok(())
+    }
+
     pub async fn forget_upload(&self, id: &str) -> StoreResult<()> {
         let _: i64 = FORGET.arg(id).invoke_async(&mut self.con()).await?;
         Ok(())
