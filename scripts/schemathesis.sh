@@ -31,11 +31,12 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 BASE="http://127.0.0.1:$PORT"
 # Logins, messages, rooms, DMs and invites limited far above what the run sends, so generated requests reach the
 # handlers instead of stopping at 429 (rate limiting has its own tests).
-CHAT_LISTEN="127.0.0.1:$PORT" CHAT_LOGINS_PER_MIN=100000 CHAT_MSGS_PER_SEC=100000 \
+FILES=$(mktemp -d)   # attachments (removed at exit)
+CHAT_ATTACHMENTS__DIR="$FILES" CHAT_LISTEN="127.0.0.1:$PORT" CHAT_LOGINS_PER_MIN=100000 CHAT_MSGS_PER_SEC=100000 \
   CHAT_MSGS_BURST=100000 CHAT_ROOMS_PER_HOUR=100000 CHAT_DMS_PER_HOUR=100000 \
   CHAT_INVITES_PER_HOUR=100000 CHAT_MAX_ROOMS_PER_USER=100000 RUST_LOG=warn "$BIN" >"$OUT/server.log" 2>&1 &
 SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
+trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf "$FILES"' EXIT
 
 for _ in $(seq 1 100); do
   curl -fsS "$BASE/readyz" >/dev/null 2>&1 && break
@@ -60,6 +61,11 @@ ROOM=$(curl -fsS -XPOST "$BASE/api/v1/rooms" -H "authorization: Bearer $TOKEN" \
   -H 'content-type: application/json' -d '{"name":"schemathesis","visibility":"public"}' | json "['id']")
 curl -fsS -XPOST "$BASE/api/v1/rooms/$ROOM/messages" -H "authorization: Bearer $TOKEN" \
   -H 'content-type: application/json' -d '{"id":"first","body":"hello"}' >/dev/null
+# A message with a file, so downloads have something to find.
+FILE=$(printf '%%PDF-1.7\nschemathesis' | curl -fsS -XPOST "$BASE/api/v1/rooms/$ROOM/attachments?name=a.pdf" \
+  -H "authorization: Bearer $TOKEN" --data-binary @- | json "['id']")
+curl -fsS -XPOST "$BASE/api/v1/rooms/$ROOM/messages" -H "authorization: Bearer $TOKEN" \
+  -H 'content-type: application/json' -d "{\"id\":\"second\",\"body\":\"\",\"attachments\":[\"$FILE\"]}" >/dev/null
 
 echo "== schemathesis against $BASE (seed $SEED, $MAX_EXAMPLES examples per operation)"
 status=0

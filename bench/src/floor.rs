@@ -271,6 +271,7 @@ fn send(me: Option<&Member>, room: RoomId, client_id: String, body: String) -> S
             reactions: Vec::new(),
             mentions: Vec::new(),
             mention_room: false,
+            attachments: Vec::new(),
         },
     });
     let frame = Utf8Bytes::from(serde_json::to_string(&event).unwrap_or_default());

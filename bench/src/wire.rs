@@ -209,6 +209,7 @@ impl Client {
                 reply_to: None,
                 mentions: vec![],
                 mention_room: false,
+                attachments: Vec::new(),
             })?,
             Target::Socketio => {
                 let ack = self.next_ack;

@@ -501,6 +501,7 @@ mod tests {
                 reactions: Vec::new(),
                 mentions: Vec::new(),
                 mention_room: false,
+                attachments: Vec::new(),
             },
         }
     }

@@ -49,6 +49,10 @@ impl Ident {
                 user,
                 emoji,
             } => Ident::Other(format!("-{emoji} {user} on {target}")),
+            EventBody::RoomUpdated { by, name, topic } => {
+                Ident::Other(format!("updated by {by}: {name:?} {topic:?}"))
+            }
+            EventBody::RoomDeleted { by } => Ident::Other(format!("deleted by {by}")),
             EventBody::Unknown => Ident::Other("unknown".into()),
         }
     }
@@ -392,6 +396,7 @@ impl Client {
                         reply_to: None,
                         mentions: vec![],
                         mention_room: false,
+                        attachments: Vec::new(),
                     });
                 }
                 (frames, st.offline, st.slow, st.done)

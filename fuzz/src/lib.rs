@@ -317,6 +317,7 @@ async fn setup() -> Harness {
             reply_to: None,
             mentions: &[],
             mention_room: false,
+            attachments: &[],
         };
         chat_server::chat::send(&state, user, None, room, draft)
             .await

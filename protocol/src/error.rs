@@ -30,6 +30,10 @@ pub enum ErrorCode {
     InvalidClientId,
     /// A reaction is not one Unicode emoji (see `validate::emoji`).
     InvalidEmoji,
+    /// A room topic breaks the rules (see `validate::topic`).
+    InvalidTopic,
+    /// A display name breaks the rules (see `validate::display_name`).
+    InvalidDisplayName,
     /// Another account already has this username (compared case-insensitively).
     UsernameTaken,
     /// Wrong username or password.
@@ -96,6 +100,19 @@ pub enum ErrorCode {
     InvalidInvite,
     /// The store is not empty: an import goes only into an empty store.
     StoreNotEmpty,
+    /// An upload is larger than `attachments.max_upload_bytes`, or an image has more pixels
+    /// than the server decodes (a decompression bomb).
+    TooLarge,
+    /// The upload would take the user's stored files past `attachments.quota_bytes`.
+    QuotaExceeded,
+    /// The server does not accept files of this (sniffed) type.
+    UnsupportedType,
+    /// No such attachment, or the caller may not see it (same answer for both), or an upload
+    /// cannot be attached (unknown, someone else's, another room's, already attached).
+    AttachmentNotFound,
+    /// A download's `Range` starts past the end of the file (416, with
+    /// `Content-Range: bytes */SIZE`).
+    RangeNotSatisfiable,
     /// An unexpected server error. Details are in the server log, never in the response.
     Internal,
 }
@@ -107,15 +124,20 @@ impl ErrorCode {
         match self {
             BadRequest | MalformedFrame | UnknownFrame | BinaryNotSupported | InvalidUsername
             | InvalidPassword | InvalidRoomName | InvalidMessage | InvalidClientId
-            | InvalidEmoji | DirectRoom | InvalidDeviceName => 400,
+            | InvalidEmoji | DirectRoom | InvalidDeviceName | InvalidTopic | InvalidDisplayName => {
+                400
+            }
             InvalidCredentials | Unauthorized | AuthRequired => 401,
             NotAMember | NotAuthor | NotOwner | OriginNotAllowed | WrongPassword
             | AccountDisabled | NotAdmin | RegistrationClosed | InvalidInvite | Banned
-            | Blocked | LimitReached => 403,
-            NotFound | RoomNotFound | UserNotFound | MessageNotFound | SessionNotFound => 404,
+            | Blocked | LimitReached | QuotaExceeded => 403,
+            NotFound | RoomNotFound | UserNotFound | MessageNotFound | SessionNotFound
+            | AttachmentNotFound => 404,
             MethodNotAllowed => 405,
             UsernameTaken | MessageDeleted | AlreadyAuthenticated | StoreNotEmpty => 409,
-            PayloadTooLarge => 413,
+            PayloadTooLarge | TooLarge => 413,
+            UnsupportedType => 415,
+            RangeNotSatisfiable => 416,
             RateLimited | TooManyConnections => 429,
             Internal => 500,
             ServerBusy | StoreUnavailable => 503,
@@ -147,6 +169,8 @@ const ERROR_NAMES: &[(ErrorCode, &str)] = {
         (InvalidMessage, "invalid_message"),
         (InvalidClientId, "invalid_client_id"),
         (InvalidEmoji, "invalid_emoji"),
+        (InvalidTopic, "invalid_topic"),
+        (InvalidDisplayName, "invalid_display_name"),
         (UsernameTaken, "username_taken"),
         (InvalidCredentials, "invalid_credentials"),
         (Unauthorized, "unauthorized"),
@@ -178,6 +202,11 @@ const ERROR_NAMES: &[(ErrorCode, &str)] = {
         (RegistrationClosed, "registration_closed"),
         (InvalidInvite, "invalid_invite"),
         (StoreNotEmpty, "store_not_empty"),
+        (TooLarge, "too_large"),
+        (QuotaExceeded, "quota_exceeded"),
+        (UnsupportedType, "unsupported_type"),
+        (AttachmentNotFound, "attachment_not_found"),
+        (RangeNotSatisfiable, "range_not_satisfiable"),
         (Internal, "internal"),
     ]
 };

@@ -57,6 +57,10 @@ pub enum EventBody {
         /// `@room`: the message mentions every member.
         #[serde(default, skip_serializing_if = "is_false")]
         mention_room: bool,
+        /// Files attached when it was sent (see [`crate::attachment`]). Empty (absent) when
+        /// deleted: the files are deleted with the message.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<crate::Attachment>,
     },
     /// The author changed the text of message `target`.
     Edit {
@@ -99,6 +103,20 @@ pub enum EventBody {
         user: UserId,
         emoji: String,
     },
+    /// The owner changed the room's name and/or topic (issue 13). Only what changed is
+    /// present; an empty `topic` clears it. Kept in history like any event, so a client that
+    /// was away replays it on resume.
+    RoomUpdated {
+        by: UserId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic: Option<String>,
+    },
+    /// The owner deleted the room: the last event of its stream. The server has dropped its
+    /// history and members; clients drop the room and what they cached of it. A client that
+    /// was away never sees this event: the room is simply missing from its next `welcome`.
+    RoomDeleted { by: UserId },
     /// An event kind this version of the crate does not know (sent by a newer server).
     /// Clients skip it; its seq still counts as delivered.
     #[serde(other)]

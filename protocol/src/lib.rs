@@ -8,6 +8,7 @@
 //! [`ws`] (WebSocket frames in both directions), [`event`] (the room event stream),
 //! [`limits`] and [`validate`] (rules both sides check).
 
+pub mod attachment;
 pub mod error;
 pub mod event;
 pub mod ids;
@@ -17,6 +18,7 @@ pub mod rest;
 pub mod validate;
 pub mod ws;
 
+pub use attachment::Attachment;
 pub use error::{ErrorBody, ErrorCode};
 pub use event::{EventBody, RoomEvent};
 pub use ids::{RoomId, UserId};

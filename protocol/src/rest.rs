@@ -41,6 +41,18 @@ pub struct User {
     /// The account may use the admin routes (`/api/v1/admin/...`).
     #[serde(default)]
     pub admin: bool,
+    /// The name shown next to the username (`PATCH /api/v1/me`); absent when not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// `PATCH /api/v1/me`: change the caller's profile; absent fields stay.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UpdateProfile {
+    /// The new display name (see `validate::display_name`); `""` removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
 }
 
 /// Another user as everyone sees them: name and presence.
@@ -49,6 +61,9 @@ pub struct User {
 pub struct UserPublic {
     pub id: UserId,
     pub username: String,
+    /// The user's display name, when they set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
     pub online: bool,
     /// When the user was last online (ms since epoch); absent if never, or online now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -240,6 +255,51 @@ pub struct Room {
     /// For direct rooms: the other member.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer: Option<UserId>,
+    /// For direct rooms: the other member's display name, when they set one (`name` stays
+    /// their username).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_display_name: Option<String>,
+    /// The room's topic (group rooms; empty when none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub topic: String,
+    /// The caller's notification level for this room (synced across their devices).
+    #[serde(default)]
+    pub notify: NotifyLevel,
+}
+
+/// When a user's devices notify them of a room's messages (issue 13). The server only stores
+/// and syncs it; clients decide what to show.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyLevel {
+    /// Every message from others.
+    #[default]
+    All,
+    /// Only messages that mention the user (by id or `@room`).
+    Mentions,
+    /// Nothing.
+    None,
+}
+
+/// `PATCH /api/v1/rooms/{room}`: the owner renames the room or changes its topic; absent
+/// fields stay. Each change is a `room_updated` event in the room's history.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UpdateRoom {
+    /// The new name (rules of `validate::room_name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The new topic (rules of `validate::topic`); `""` clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+}
+
+/// `PUT /api/v1/rooms/{room}/notify`: the caller's notification level for the room.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SetNotify {
+    pub level: NotifyLevel,
 }
 
 /// A member of a room, with presence.
@@ -280,6 +340,10 @@ pub struct SendMessage {
     /// `@room` (room owners and server admins only, rate limited).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mention_room: bool,
+    /// Ids of uploads to attach (see `POST /api/v1/rooms/{room}/attachments`); `body` may
+    /// then be empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<String>,
 }
 
 /// The outcome of a send (HTTP response, or the `ack` frame).

@@ -124,6 +124,52 @@ pub fn room_name(name: &str) -> Result<(), RuleError> {
     Ok(())
 }
 
+/// Room topics (issue 13): at most 256 characters, one line (no control characters), no bidi
+/// controls or zero-width characters. Empty clears the topic.
+pub fn topic(topic: &str) -> Result<(), RuleError> {
+    let code = ErrorCode::InvalidTopic;
+    if topic.chars().count() > 256 {
+        return fail(code, "topic must be at most 256 characters");
+    }
+    if topic.chars().any(char::is_control) {
+        return fail(code, "topic must be one line without control characters");
+    }
+    if topic.chars().any(is_invisible_or_bidi) {
+        return fail(
+            code,
+            "topic must not contain bidi controls or zero-width characters",
+        );
+    }
+    Ok(())
+}
+
+/// Display names (issue 13): 1–64 characters without leading or trailing spaces, no control
+/// characters, no bidi controls or zero-width characters (the rules of room names). Clients
+/// show the username next to it, so a display name cannot pass for another account.
+pub fn display_name(name: &str) -> Result<(), RuleError> {
+    let code = ErrorCode::InvalidDisplayName;
+    let trimmed = name.trim();
+    if trimmed.is_empty() || trimmed.len() != name.len() {
+        return fail(
+            code,
+            "display name must be non-empty without leading or trailing spaces",
+        );
+    }
+    if name.chars().count() > 64 {
+        return fail(code, "display name must be at most 64 characters");
+    }
+    if name.chars().any(char::is_control) {
+        return fail(code, "display name must not contain control characters");
+    }
+    if name.chars().any(is_invisible_or_bidi) {
+        return fail(
+            code,
+            "display name must not contain bidi controls or zero-width characters",
+        );
+    }
+    Ok(())
+}
+
 /// Client message ids: 1–64 characters from `a-z A-Z 0-9 _ -` (a UUID fits).
 pub fn client_id(id: &str) -> Result<(), RuleError> {
     if id.is_empty()
@@ -244,6 +290,36 @@ mod tests {
         }
         assert!(room_name("שלום עולם").is_ok());
         assert!(device_name("Laptop 💻").is_ok());
+    }
+
+    #[test]
+    fn topics_and_display_names() {
+        assert!(topic("").is_ok());
+        assert!(topic("Weekly sync — notes in the wiki 📝").is_ok());
+        for bad in ["a\nb", "x\u{202E}y", "z\u{200B}", &"t".repeat(257)] {
+            assert_eq!(
+                topic(bad).unwrap_err().code,
+                ErrorCode::InvalidTopic,
+                "{bad:?}"
+            );
+        }
+        assert!(display_name("Alice Liddell").is_ok());
+        assert!(display_name("Zoë 🌸").is_ok());
+        for bad in [
+            "",
+            " a",
+            "a ",
+            "a\u{7}",
+            "al\u{202E}ice",
+            "b\u{200D}",
+            &"n".repeat(65),
+        ] {
+            assert_eq!(
+                display_name(bad).unwrap_err().code,
+                ErrorCode::InvalidDisplayName,
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::error::ErrorCode;
 use crate::event::RoomEvent;
 use crate::ids::{RoomId, UserId};
 use crate::limits::Limits;
-use crate::rest::{Room, SendAck, User};
+use crate::rest::{NotifyLevel, Room, SendAck, User};
 use serde::{Deserialize, Serialize};
 
 /// The last seq a client holds for a room.
@@ -51,6 +51,10 @@ pub enum ClientFrame {
         /// `@room`: notifies every member. Room owners (and server admins) only, rate limited.
         #[serde(default, skip_serializing_if = "is_false")]
         mention_room: bool,
+        /// Ids of uploads to attach (`POST /api/v1/rooms/{room}/attachments`); `body` may then
+        /// be empty.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<String>,
     },
     /// Edit an own message. Answered by `ok` (or `error`) with `ref` when given.
     Edit {
@@ -165,6 +169,15 @@ pub enum ServerFrame {
     },
     /// Your read marker moved (from this or another of your devices).
     ReadMarker { room: RoomId, seq: u64 },
+    /// Your notification level for a room changed (from this or another of your devices).
+    NotifyLevel { room: RoomId, level: NotifyLevel },
+    /// A user sharing a room with you (or you) changed their profile. `display_name` absent:
+    /// they removed it.
+    UserUpdated {
+        user: UserId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        display_name: Option<String>,
+    },
     /// Reply to `ping`.
     Pong {
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]

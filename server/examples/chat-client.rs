@@ -129,7 +129,7 @@ async fn main() -> Result<(), BoxError> {
                 } else {
                     sent += 1;
                     let id = format!("cli-{:x}-{sent}", rand::random::<u64>());
-                    ClientFrame::Send { room: room.id, id, body: line, reply_to: None, mentions: vec![], mention_room: false }
+                    ClientFrame::Send { room: room.id, id, body: line, reply_to: None, mentions: vec![], mention_room: false, attachments: vec![] }
                 };
                 tx.send(Message::text(serde_json::to_string(&frame)?)).await?;
             }
@@ -146,6 +146,14 @@ async fn main() -> Result<(), BoxError> {
                         EventBody::OwnerChanged { user } => println!("* user {user} now owns the room"),
                         EventBody::ReactionAdded { target, user, emoji } => println!("* user {user} reacted {emoji} to message {target}"),
                         EventBody::ReactionRemoved { target, user, emoji } => println!("* user {user} took back {emoji} on message {target}"),
+                        EventBody::RoomUpdated { name, topic, .. } => {
+                            if let Some(name) = name { println!("* the room is now called {name}") }
+                            if let Some(topic) = topic { println!("* topic: {topic}") }
+                        }
+                        EventBody::RoomDeleted { .. } => {
+                            println!("* the owner deleted the room");
+                            break;
+                        }
                         EventBody::Unknown => {}
                     },
                     ServerFrame::Typing { room: r, username, .. } if r == room.id => println!("* {username} is typing…"),

@@ -8,14 +8,19 @@
 //!                        are already applied to the message they change, and follow as events)
 //! {"type":"read",…}      by (user, room)            {"type":"invite",…}   by code hash
 //! {"type":"dedupe",…}    by (room, sender, client id)
+//! {"type":"ban",…}       by (room, user)            {"type":"block",…}    by (user, blocked)
+//! {"type":"display_name",…} by user                 {"type":"notify",…}   by (user, room)
 //! ```
+//!
+//! Added after version 1 was first written, without a version change (older files simply have
+//! none of them): `ban`, `block`, `display_name`, `notify` lines and a room's `topic`.
 //!
 //! The same data set encodes to the same bytes, whichever backend it came from.
 
 use crate::store::dump::{DataSet, DedupeRecord, RoomRecord};
 use crate::store::{InviteRecord, SessionRecord, UserRecord};
 use protocol::event::Role;
-use protocol::rest::{RoomKind, Visibility};
+use protocol::rest::{NotifyLevel, RoomKind, Visibility};
 use protocol::{RoomEvent, RoomId, UserId};
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +69,8 @@ enum Line {
         kind: RoomKind,
         visibility: Visibility,
         owner: Option<UserId>,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        topic: String,
         last_seq: u64,
         last_ts: i64,
         pair: Option<(UserId, UserId)>,
@@ -92,6 +99,37 @@ enum Line {
         seq: u64,
         ts: i64,
         expires_ts: i64,
+    },
+    Ban {
+        room: RoomId,
+        user: UserId,
+    },
+    Block {
+        user: UserId,
+        blocked: UserId,
+    },
+    DisplayName {
+        user: UserId,
+        name: String,
+    },
+    Notify {
+        user: UserId,
+        room: RoomId,
+        level: NotifyLevel,
+    },
+    /// An attachment's upload record (the file itself is not in the export).
+    Upload {
+        id: String,
+        owner: UserId,
+        room: RoomId,
+        name: String,
+        size: u64,
+        content_type: String,
+        width: Option<u32>,
+        height: Option<u32>,
+        thumbnail: bool,
+        created_ts: i64,
+        seq: Option<u64>,
     },
 }
 
@@ -158,6 +196,7 @@ pub fn encode(data: &DataSet) -> String {
                 kind: r.kind,
                 visibility: r.visibility,
                 owner: r.owner,
+                topic: r.topic.clone(),
                 last_seq: r.last_seq,
                 last_ts: r.last_ts,
                 pair: r.pair,
@@ -213,13 +252,69 @@ pub fn encode(data: &DataSet) -> String {
             },
         );
     }
+    for (room, user) in &data.bans {
+        push(
+            &mut out,
+            &Line::Ban {
+                room: *room,
+                user: *user,
+            },
+        );
+    }
+    for (user, blocked) in &data.blocks {
+        push(
+            &mut out,
+            &Line::Block {
+                user: *user,
+                blocked: *blocked,
+            },
+        );
+    }
+    for (user, name) in &data.display_names {
+        push(
+            &mut out,
+            &Line::DisplayName {
+                user: *user,
+                name: name.clone(),
+            },
+        );
+    }
+    for (user, room, level) in &data.notify {
+        push(
+            &mut out,
+            &Line::Notify {
+                user: *user,
+                room: *room,
+                level: *level,
+            },
+        );
+    }
+    for u in &data.uploads {
+        push(
+            &mut out,
+            &Line::Upload {
+                id: u.id.clone(),
+                owner: u.owner,
+                room: u.room,
+                name: u.name.clone(),
+                size: u.size,
+                content_type: u.content_type.clone(),
+                width: u.width,
+                height: u.height,
+                thumbnail: u.thumbnail,
+                created_ts: u.created_ts,
+                seq: u.seq,
+            },
+        );
+    }
     out
 }
 
-/// Reads an export. Checks the header, every line's shape, and that members, events and read
-/// markers name rooms and users of the file.
+/// Reads an export. Checks the header, every line's shape, and that members, events and bans
+/// name rooms of the file.
 pub fn decode(text: &str) -> Result<DataSet, BackupError> {
     let mut data = DataSet::default();
+    let mut rooms = std::collections::HashSet::new();
     let mut header = false;
     for (n, raw) in text.lines().enumerate() {
         let line = n + 1;
@@ -235,7 +330,7 @@ pub fn decode(text: &str) -> Result<DataSet, BackupError> {
         }
         if tag.kind == "event" {
             let event: RoomEvent = serde_json::from_str(raw).map_err(|e| err(e.to_string()))?;
-            if !data.rooms.iter().any(|r| r.id == event.room) {
+            if !rooms.contains(&event.room) {
                 return Err(err(format!("event of room {} before its room", event.room)));
             }
             data.events.push(raw.to_owned());
@@ -307,6 +402,7 @@ pub fn decode(text: &str) -> Result<DataSet, BackupError> {
                 kind,
                 visibility,
                 owner,
+                topic,
                 last_seq,
                 last_ts,
                 pair,
@@ -314,19 +410,21 @@ pub fn decode(text: &str) -> Result<DataSet, BackupError> {
                 if id.0 == 0 || id.0 > data.last_room {
                     return Err(err(format!("room id {id} above last_room")));
                 }
+                rooms.insert(id);
                 data.rooms.push(RoomRecord {
                     id,
                     name,
                     kind,
                     visibility,
                     owner,
+                    topic,
                     last_seq,
                     last_ts,
                     pair,
                 });
             }
             Line::Member { room, user, role } => {
-                if !data.rooms.iter().any(|r| r.id == room) {
+                if !rooms.contains(&room) {
                     return Err(err(format!("member of room {room} before its room")));
                 }
                 data.members.push((room, user, role));
@@ -360,6 +458,53 @@ pub fn decode(text: &str) -> Result<DataSet, BackupError> {
                 ts,
                 expires_ts,
             }),
+            Line::Ban { room, user } => {
+                if !rooms.contains(&room) {
+                    return Err(err(format!("ban in room {room} before its room")));
+                }
+                data.bans.push((room, user));
+            }
+            Line::Block { user, blocked } => data.blocks.push((user, blocked)),
+            Line::DisplayName { user, name } => data.display_names.push((user, name)),
+            Line::Upload {
+                id,
+                owner,
+                room,
+                name,
+                size,
+                content_type,
+                width,
+                height,
+                thumbnail,
+                created_ts,
+                seq,
+            } => {
+                if !rooms.contains(&room) || !protocol::attachment::is_attachment_id(&id) {
+                    return Err(err(format!("upload {id:?} before its room, or a bad id")));
+                }
+                data.uploads.push(crate::store::UploadRecord {
+                    id,
+                    owner,
+                    room,
+                    name,
+                    size,
+                    content_type,
+                    width,
+                    height,
+                    thumbnail,
+                    created_ts,
+                    seq,
+                    dead: false,
+                });
+            }
+            Line::Notify { user, room, level } => {
+                if !rooms.contains(&room) {
+                    return Err(err(format!(
+                        "notification level in room {room} before its room"
+                    )));
+                }
+                data.notify.push((user, room, level));
+            }
         }
     }
     if !header {
@@ -411,11 +556,16 @@ mod tests {
                 kind: RoomKind::Group,
                 visibility: Visibility::Public,
                 owner: Some(UserId(1)),
+                topic: "weekend plans".into(),
                 last_seq: 1,
                 last_ts: 7,
                 pair: None,
             }],
             members: vec![(RoomId(1), UserId(1), Role::Owner)],
+            bans: vec![(RoomId(1), UserId(2))],
+            blocks: vec![(UserId(1), UserId(2))],
+            display_names: vec![(UserId(1), "Ann ✓".into())],
+            notify: vec![(UserId(1), RoomId(1), NotifyLevel::Mentions)],
             events: vec![crate::store::bus::event_frame(
                 RoomId(1),
                 1,

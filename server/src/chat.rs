@@ -9,8 +9,8 @@ use crate::store::{
 use crate::AppState;
 use protocol::event::{EventBody, Role};
 use protocol::rest::{
-    AuthResponse, Credentials, HistoryPage, Member, Room, RoomKind, SendAck, SessionInfo, User,
-    UserPublic, Visibility,
+    AuthResponse, Credentials, HistoryPage, Member, NotifyLevel, Room, RoomKind, SendAck,
+    SessionInfo, User, UserPublic, Visibility,
 };
 use protocol::{validate, ErrorCode, RoomEvent, RoomId, UserId};
 
@@ -20,6 +20,7 @@ fn user_view(u: &UserRecord) -> User {
         username: u.username.clone(),
         created_ts: u.created_ts,
         admin: u.admin,
+        display_name: None,
     }
 }
 
@@ -149,7 +150,9 @@ pub async fn me(state: &AppState, user: UserId) -> ApiResult<User> {
         .user_by_name(&username)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "account gone"))?;
-    Ok(user_view(&record))
+    let mut view = user_view(&record);
+    view.display_name = state.store.display_names(&[user]).await?.pop().flatten();
+    Ok(view)
 }
 
 /// Names and presence of users, in the order given (unknown users are left out).
@@ -175,10 +178,12 @@ pub async fn public_users(
         .map(|(id, _)| *id)
         .collect();
     let mut presence = state.store.presence(&shown, now_ms()).await?.into_iter();
+    let display_names = state.store.display_names(&found).await?;
     Ok(names
         .into_iter()
         .zip(visible)
-        .map(|((id, username), visible)| {
+        .zip(display_names)
+        .map(|(((id, username), visible), display_name)| {
             let p = if visible { presence.next() } else { None };
             let p = p.unwrap_or(store::Presence {
                 online: false,
@@ -187,6 +192,7 @@ pub async fn public_users(
             UserPublic {
                 id,
                 username,
+                display_name,
                 online: p.online,
                 last_seen: if p.online { None } else { p.last_seen },
             }
@@ -234,12 +240,14 @@ pub async fn room_views(
     // A fixed number of store calls whatever the number of rooms (a reconnect of a user in
     // thousands of rooms must stay cheap): roles, read markers and the events that count
     // toward unread are each read for all rooms at once.
-    let (reads, roles) = if member {
+    let (reads, roles, levels) = if member {
         let reads = state.store.read_markers(user, &ids).await?;
         let roles = state.store.roles(user, &ids).await?;
-        (reads, roles)
+        let levels = state.store.notify_levels(user, &ids).await?;
+        (reads, roles, levels)
     } else {
-        (vec![0; ids.len()], vec![None; ids.len()])
+        let n = ids.len();
+        (vec![0; n], vec![None; n], vec![NotifyLevel::All; n])
     };
     // Only events after the read marker can be unread: read at most that many per room.
     let scans: Vec<(RoomId, usize)> = metas
@@ -262,9 +270,20 @@ pub async fn room_views(
         .filter_map(|m| m.pair.map(|(a, b)| if a == user { b } else { a }))
         .collect();
     let peer_names = state.store.users(&peers).await?;
+    let peer_display: Vec<(UserId, Option<String>)> = peers
+        .iter()
+        .copied()
+        .zip(state.store.display_names(&peers).await?)
+        .collect();
     let mut views = Vec::with_capacity(metas.len());
-    for ((meta, read_seq), role) in metas.into_iter().zip(reads).zip(roles) {
+    for (((meta, read_seq), role), notify) in metas.into_iter().zip(reads).zip(roles).zip(levels) {
         let peer = meta.pair.map(|(a, b)| if a == user { b } else { a });
+        let peer_display_name = peer.and_then(|p| {
+            peer_display
+                .iter()
+                .find(|(id, _)| *id == p)
+                .and_then(|(_, n)| n.clone())
+        });
         let name = match peer {
             Some(p) => peer_names
                 .iter()
@@ -289,6 +308,9 @@ pub async fn room_views(
             unread,
             mentions,
             peer,
+            peer_display_name,
+            topic: meta.topic,
+            notify,
         });
     }
     Ok(views)
@@ -382,7 +404,7 @@ pub async fn public_rooms(
     Ok(views)
 }
 
-async fn room_view(state: &AppState, user: UserId, room: RoomId) -> ApiResult<Room> {
+pub(crate) async fn room_view(state: &AppState, user: UserId, room: RoomId) -> ApiResult<Room> {
     let meta = state
         .store
         .room(room)
@@ -639,6 +661,8 @@ pub struct Draft<'a> {
     pub mentions: &'a [UserId],
     /// `@room`: room owners and server admins only, rate limited.
     pub mention_room: bool,
+    /// Ids of the sender's uploads to attach (see [`crate::attachments`]).
+    pub attachments: &'a [String],
 }
 
 /// Most users one message may mention.
@@ -704,9 +728,14 @@ pub async fn send(
         reply_to,
         mentions,
         mention_room,
+        attachments: upload_ids,
     } = draft;
     validate::client_id(client_id)?;
-    validate::message_body(body, state.config.limits.max_message_bytes)?;
+    // A message with files may have no text.
+    if upload_ids.is_empty() || !body.is_empty() {
+        validate::message_body(body, state.config.limits.max_message_bytes)?;
+    }
+    let attachments = crate::attachments::for_message(state, user, room, upload_ids).await?;
     let mentions = check_mentions(state, user, room, mentions, mention_room).await?;
     let sender_name = match sender_name {
         Some(name) => name.to_owned(),
@@ -723,6 +752,7 @@ pub async fn send(
         reactions: Vec::new(),
         mentions,
         mention_room,
+        attachments,
     };
     let event_json =
         serde_json::to_string(&event).map_err(|e| ApiError::from(StoreError::from(e)))?;
@@ -736,6 +766,7 @@ pub async fn send(
         client_id,
         event_json: &event_json,
         reply_to,
+        attachments: upload_ids,
     };
     let ack = state
         .store
@@ -783,6 +814,10 @@ pub async fn change(
         moderator,
     };
     let seq = state.store.change_message(change, now_ms()).await?;
+    if body.is_none() {
+        // Its files (if any) are dead now: have the collector delete them soon.
+        state.attachments.wake();
+    }
     crate::metrics::get().message(if body.is_some() {
         crate::metrics::MessageKind::Edit
     } else {

@@ -91,6 +91,8 @@ pub struct Config {
     /// Log format on stderr: `text` (for people) or `json` (one object per line, for log
     /// collectors). The level comes from `RUST_LOG` (default `info`).
     pub log_format: LogFormat,
+    /// Files attached to messages (`[attachments]`, see `crate::attachments`).
+    pub attachments: crate::attachments::AttachmentConfig,
 }
 
 /// The `registration` setting.
@@ -152,6 +154,7 @@ impl Default for Config {
             registration: Registration::Open,
             metrics_listen: None,
             log_format: LogFormat::Text,
+            attachments: Default::default(),
         }
     }
 }
@@ -270,6 +273,9 @@ impl Config {
             {
                 return bad("allowed_origins entries look like https://chat.example.org (scheme, host, optional port, no path)");
             }
+        }
+        if let Some(problem) = self.attachments.problem() {
+            return bad(problem);
         }
         Ok(())
     }

@@ -19,8 +19,10 @@ use protocol::{ErrorBody, ErrorCode, RoomId, UserId};
 use utoipa::OpenApi;
 
 mod accounts;
+mod attachments;
 mod everyday;
 mod moderation;
+mod settings;
 
 /// `axum::Json` with typed errors.
 #[derive(FromRequest)]
@@ -308,6 +310,7 @@ async fn send_message(
                 reply_to: req.reply_to,
                 mentions: &req.mentions,
                 mention_room: req.mention_room,
+                attachments: &req.attachments,
             },
         )
         .await?,
@@ -423,7 +426,9 @@ impl utoipa::Modify for BearerAuth {
         accounts::change_password, accounts::logout_everywhere, accounts::list_users,
         accounts::create_user, accounts::update_user, accounts::reset_password,
         accounts::create_invite, accounts::export,
-        everyday::add_reaction, everyday::remove_reaction),
+        everyday::add_reaction, everyday::remove_reaction,
+        attachments::upload, attachments::download, attachments::thumbnail,
+        settings::update_room, settings::delete_room, settings::set_notify, settings::update_profile),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -434,14 +439,19 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/register", post(register))
         .route("/api/v1/login", post(login))
         .route("/api/v1/logout", post(logout))
-        .route("/api/v1/me", get(me))
+        .route("/api/v1/me", get(me).patch(settings::update_profile))
         .route("/api/v1/sessions", get(sessions))
         .route("/api/v1/sessions/{id}", delete(revoke_session))
         .route("/api/v1/users", get(search_users))
         .route("/api/v1/users/{user}", get(get_user))
         .route("/api/v1/rooms", get(my_rooms).post(create_room))
         .route("/api/v1/rooms/public", get(public_rooms))
-        .route("/api/v1/rooms/{room}", get(get_room))
+        .route(
+            "/api/v1/rooms/{room}",
+            get(get_room)
+                .patch(settings::update_room)
+                .delete(settings::delete_room),
+        )
         .route("/api/v1/rooms/{room}/join", post(join_room))
         .route("/api/v1/rooms/{room}/leave", post(leave_room))
         .route("/api/v1/rooms/{room}/members", get(members).post(invite))
@@ -460,6 +470,8 @@ pub fn router() -> Router<AppState> {
         .merge(moderation::router())
         .merge(accounts::router())
         .merge(everyday::router())
+        .merge(attachments::router())
+        .merge(settings::router())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
 }

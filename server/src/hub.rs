@@ -310,6 +310,19 @@ impl Hub {
                         routes.remove(room, conn);
                     }
                 }
+                if member == Some(MemberRoute::RoomDeleted) {
+                    let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+                    let leaving: Vec<u64> = routes
+                        .rooms
+                        .get(&room)
+                        .into_iter()
+                        .flatten()
+                        .map(|c| c.id)
+                        .collect();
+                    for conn in leaving {
+                        routes.remove(room, conn);
+                    }
+                }
             }
             Route::Typing { room, user } => {
                 let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());

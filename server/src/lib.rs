@@ -5,6 +5,7 @@
 //! connections) → [`chat`] (rules and operations) → [`http`] (REST) and [`ws`] (the socket).
 
 pub mod accounts;
+pub mod attachments;
 pub mod auth;
 pub mod backup;
 pub mod chat;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod moderation;
 pub mod presence;
 pub mod privacy;
+pub mod settings;
 pub mod store;
 pub mod throttle;
 pub mod tls;
@@ -56,6 +58,8 @@ pub struct AppState {
     pub presence: tokio::sync::mpsc::UnboundedSender<presence::Change>,
     /// Pause points for race tests (see [`hooks`]).
     pub hooks: Arc<hooks::Hooks>,
+    /// File storage for attachments.
+    pub attachments: Arc<attachments::Attachments>,
 }
 
 /// The whole HTTP surface for `state`.
@@ -188,6 +192,10 @@ pub async fn start(config: Config) -> Result<Running, Error> {
             client_addr::TrustedProxies::parse(&config.trusted_proxies)
                 .map_err(|e| config::ConfigError::Invalid(format!("trusted_proxies: {e}")))?,
         ),
+        attachments: Arc::new(
+            attachments::Attachments::new(&config.attachments)
+                .map_err(config::ConfigError::Invalid)?,
+        ),
         config: Arc::new(config),
         store: store.clone(),
         hub: Arc::new(hub::Hub::new(shutdown.clone())),
@@ -213,6 +221,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     ))];
     tasks.push(tokio::spawn(presence::run(state.clone(), presence_rx)));
     tasks.push(tokio::spawn(forget_idle_limits(state.clone())));
+    tasks.push(tokio::spawn(attachments::run_collector(state.clone())));
     if let Some(listener) = metrics_listener {
         tasks.push(tokio::spawn(metrics::upkeep(shutdown.clone())));
         let router = metrics::router(state.clone());

@@ -451,6 +451,7 @@ impl Connection {
                         Some(MemberRoute::Joined(*user))
                     }
                     protocol::EventBody::MemberLeft { user, .. } => Some(MemberRoute::Left(*user)),
+                    protocol::EventBody::RoomDeleted { .. } => Some(MemberRoute::RoomDeleted),
                     _ => None,
                 };
                 self.emit(room, event.seq, member, Utf8Bytes::from(frame))
@@ -489,7 +490,8 @@ impl Connection {
             .feed(Message::Text(frame))
             .await
             .map_err(|_| SocketGone)?;
-        if member == Some(MemberRoute::Left(self.user)) {
+        if member == Some(MemberRoute::Left(self.user)) || member == Some(MemberRoute::RoomDeleted)
+        {
             self.cursors.remove(&room);
         } else {
             self.cursors.insert(room, seq);
@@ -517,7 +519,8 @@ impl Connection {
         if seq <= cursor {
             return Ok(());
         }
-        if seq > cursor + 1 {
+        // A deleted room's history is gone: nothing to fill, its deletion is all there is left.
+        if seq > cursor + 1 && member != Some(MemberRoute::RoomDeleted) {
             Box::pin(self.fill(room, seq - 1)).await?;
             if self.cursors.get(&room).is_none_or(|&c| c >= seq) {
                 return Ok(());
@@ -684,6 +687,7 @@ impl Connection {
                 reply_to,
                 mentions,
                 mention_room,
+                attachments,
             } => {
                 let draft = chat::Draft {
                     id: &id,
@@ -691,6 +695,7 @@ impl Connection {
                     reply_to,
                     mentions: &mentions,
                     mention_room,
+                    attachments: &attachments,
                 };
                 let result = match state.limits.message(user) {
                     Ok(()) => chat::send(&state, user, Some(&self.username), room, draft).await,

@@ -43,10 +43,44 @@ struct World {
     alice_msg: [u64; 3],
     /// Everything eve must never see: room name, message bodies, bob's user name.
     secrets: Vec<String>,
+    /// A file alice attached to a message of the private room.
+    alice_file: String,
+    /// Where the server stores attachments.
+    _files: tempfile::TempDir,
+}
+
+/// An attachment id no upload has.
+const MISSING_FILE: &str = "0123456789abcdef0123456789abcdef";
+
+/// `user` uploads `name` to `room` and attaches it to a message there; returns its id.
+async fn attach_file(server: &TestServer, user: &TestUser, room: RoomId, name: &str) -> String {
+    let resp = server
+        .http()
+        .post(format!("{}/api/v1/rooms/{room}/attachments", server.base))
+        .query(&[("name", name)])
+        .bearer_auth(&user.token)
+        .body(b"%PDF-1.7\nsecret file".to_vec())
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(resp.status().as_u16(), 201);
+    let att: protocol::Attachment = resp.json().await.expect("upload answer");
+    user.api
+        .call::<protocol::rest::SendAck>(
+            Method::POST,
+            &format!("/api/v1/rooms/{room}/messages"),
+            Some(json!({"id": unique_id(), "body": "a file", "attachments": [att.id]})),
+            200,
+        )
+        .await
+        .expect("attach");
+    att.id
 }
 
 async fn world(backend: Backend) -> World {
-    let server = TestServer::start(backend).await;
+    let files = tempfile::tempdir().expect("temp dir");
+    let dir = files.path().to_path_buf();
+    let server = TestServer::start_with(backend, |c| c.attachments.dir = Some(dir)).await;
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let eve = server.user("eve").await;
@@ -73,6 +107,9 @@ async fn world(backend: Backend) -> World {
     }
     // Eve may find users by name (the directory is public), but no refusal should carry them.
     secrets.push(bob.name.clone());
+    let file_name = format!("secret file {tag}.pdf");
+    let alice_file = attach_file(&server, &alice, private, &file_name).await;
+    secrets.push(file_name);
     World {
         server,
         alice,
@@ -84,6 +121,8 @@ async fn world(backend: Backend) -> World {
         missing: RoomId(9_999_999),
         alice_msg,
         secrets,
+        alice_file,
+        _files: files,
     }
 }
 
@@ -128,6 +167,11 @@ fn room_requests(room: RoomId, seq: u64, other: UserId) -> Vec<(Method, String, 
     let r = room;
     vec![
         (Method::POST, format!("/api/v1/rooms/{r}/leave"), None),
+        (
+            Method::POST,
+            format!("/api/v1/rooms/{r}/attachments?name=x.txt"),
+            None,
+        ),
         (Method::GET, format!("/api/v1/rooms/{r}/members"), None),
         (
             Method::POST,
@@ -183,6 +227,18 @@ fn room_requests(room: RoomId, seq: u64, other: UserId) -> Vec<(Method, String, 
             Method::DELETE,
             format!("/api/v1/rooms/{r}/messages/{seq}/reactions/%F0%9F%91%8D"),
             None,
+        ),
+        // Room settings (issue 13).
+        (
+            Method::PATCH,
+            format!("/api/v1/rooms/{r}"),
+            Some(json!({"name": "taken over", "topic": "mine"})),
+        ),
+        (Method::DELETE, format!("/api/v1/rooms/{r}"), None),
+        (
+            Method::PUT,
+            format!("/api/v1/rooms/{r}/notify"),
+            Some(json!({"level": "none"})),
         ),
         // Moderation (issue 11).
         (Method::GET, format!("/api/v1/rooms/{r}/bans"), None),
@@ -258,6 +314,46 @@ async fn rest_matrix_for_non_members(backend: Backend) {
             .await;
         assert_eq!(join, missing_join);
     }
+    // A file of a room eve is not in answers exactly as a file that does not exist.
+    for tail in ["", "/thumbnail"] {
+        let missing = w
+            .refused(
+                eve,
+                Method::GET,
+                &format!("/api/v1/attachments/{MISSING_FILE}{tail}"),
+                None,
+                ErrorCode::AttachmentNotFound,
+            )
+            .await;
+        let foreign = w
+            .refused(
+                eve,
+                Method::GET,
+                &format!("/api/v1/attachments/{}{tail}", w.alice_file),
+                None,
+                ErrorCode::AttachmentNotFound,
+            )
+            .await;
+        assert_eq!(
+            foreign, missing,
+            "a foreign file must look like a missing one"
+        );
+    }
+    // Nor can she attach it to a message of her own room.
+    let own = eve
+        .create_room("eve's", Visibility::Public)
+        .await
+        .unwrap()
+        .id;
+    w.refused(
+        eve,
+        Method::POST,
+        &format!("/api/v1/rooms/{own}/messages"),
+        Some(json!({"id": unique_id(), "body": "mine now", "attachments": [w.alice_file]})),
+        ErrorCode::AttachmentNotFound,
+    )
+    .await;
+
     // A public room shows its card (name, counts) but no message and no member.
     let (status, text) = eve
         .raw(Method::GET, &format!("/api/v1/rooms/{}", w.public), None)
@@ -377,10 +473,20 @@ async fn rest_matrix_for_members_who_are_not_author_or_owner(backend: Backend) {
                 format!("/api/v1/rooms/{room}/bans/{}", w.eve.id),
             ),
             (Method::GET, format!("/api/v1/rooms/{room}/bans")),
+            // Only the owner renames, sets the topic or deletes (issue 13).
+            (Method::DELETE, format!("/api/v1/rooms/{room}")),
         ] {
             w.refused(bob, method, &path, None, ErrorCode::NotOwner)
                 .await;
         }
+        w.refused(
+            bob,
+            Method::PATCH,
+            &format!("/api/v1/rooms/{room}"),
+            Some(json!({"name": "bob's now", "topic": "bob's"})),
+            ErrorCode::NotOwner,
+        )
+        .await;
     }
     // Direct rooms have exactly their two members.
     for (method, path, body) in [
@@ -404,6 +510,12 @@ async fn rest_matrix_for_members_who_are_not_author_or_owner(backend: Backend) {
             format!("/api/v1/rooms/{}/bans/{}", w.direct, w.eve.id),
             None,
         ),
+        (
+            Method::PATCH,
+            format!("/api/v1/rooms/{}", w.direct),
+            Some(json!({"topic": "ours"})),
+        ),
+        (Method::DELETE, format!("/api/v1/rooms/{}", w.direct), None),
     ] {
         w.refused(
             bob,
@@ -421,6 +533,12 @@ async fn rest_matrix_for_members_who_are_not_author_or_owner(backend: Backend) {
         let events = w.alice.api.all_events(room).await.unwrap();
         let msg = events.iter().find(|e| e.seq == w.alice_msg[i]).unwrap();
         assert!(message_of(msg).1.starts_with("secret body"), "{msg:?}");
+        assert!(
+            events
+                .iter()
+                .all(|e| !matches!(e.event, protocol::EventBody::RoomUpdated { .. })),
+            "room {room} was renamed: {events:?}"
+        );
         let members = w.alice.api.members(room).await.unwrap();
         assert_eq!(members.len(), 2, "room {room}: {members:?}");
     }
@@ -434,6 +552,11 @@ async fn rest_without_a_token(backend: Backend) {
     requests.extend([
         (Method::POST, "/api/v1/logout".to_string(), None),
         (Method::GET, "/api/v1/me".to_string(), None),
+        (
+            Method::PATCH,
+            "/api/v1/me".to_string(),
+            Some(json!({"display_name": "nobody"})),
+        ),
         (Method::GET, "/api/v1/sessions".to_string(), None),
         (
             Method::DELETE,
@@ -457,6 +580,16 @@ async fn rest_without_a_token(backend: Backend) {
             Some(json!({"user": w.bob.id})),
         ),
         (Method::GET, "/api/v1/blocks".to_string(), None),
+        (
+            Method::GET,
+            format!("/api/v1/attachments/{}", w.alice_file),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/attachments/{}/thumbnail", w.alice_file),
+            None,
+        ),
         (Method::PUT, format!("/api/v1/blocks/{}", w.bob.id), None),
         (Method::DELETE, format!("/api/v1/blocks/{}", w.bob.id), None),
     ]);
@@ -512,6 +645,7 @@ async fn socket_matrix_for_non_members(backend: Backend) {
                 reply_to: None,
                 mentions: vec![],
                 mention_room: false,
+                attachments: Vec::new(),
             },
             ErrorCode::NotAMember,
         )
@@ -527,6 +661,23 @@ async fn socket_matrix_for_non_members(backend: Backend) {
                 reply_to: Some(seq),
                 mentions: vec![w.bob.id],
                 mention_room: true,
+                attachments: Vec::new(),
+            },
+            ErrorCode::NotAMember,
+        )
+        .await;
+        // Attaching the room's file to a message of the room (issue 14).
+        frame_refused(
+            &w,
+            &mut eve,
+            ClientFrame::Send {
+                room,
+                id: unique_id(),
+                body: "mine".into(),
+                reply_to: None,
+                mentions: vec![],
+                mention_room: false,
+                attachments: vec![w.alice_file.clone()],
             },
             ErrorCode::NotAMember,
         )
@@ -586,7 +737,11 @@ async fn socket_matrix_for_non_members(backend: Backend) {
         "{rest:?}"
     );
     let events = w.alice.api.all_events(w.private).await.unwrap();
-    assert_eq!(events.len(), 4, "join, invite, two messages: {events:?}");
+    assert_eq!(
+        events.len(),
+        5,
+        "join, invite, two messages, one with a file: {events:?}"
+    );
     let read = w.alice.api.my_room(w.private).await;
     assert!(read.read_seq <= events.len() as u64);
 }

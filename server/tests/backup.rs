@@ -1,8 +1,11 @@
 //! Backups and moving data: export, import into an empty store, export again gives the same
 //! bytes; the imported server shows the same history (edits and deletes included), read
 //! markers and accounts; a client resumes against it with its cursors and gets no gap and no
-//! duplicate, and a resent message is still recognized as one. Embedded → Redis (keeping a
-//! trial server's data) and Redis → Redis (with the real `chat-server admin` binary).
+//! duplicate, and a resent message is still recognized as one; bans, blocks, reactions,
+//! display names, topics and notification levels
+//! move too, and a message edited before the move and deleted after it leaves no trace of its
+//! edits. Embedded → Redis (keeping a trial server's data) and Redis → Redis (with the real
+//! `chat-server admin` binary); on Redis, every key family of the source exists in the target.
 
 mod common;
 
@@ -27,6 +30,9 @@ struct World {
     epoch: String,
     /// A client id bob sent before the move, with the seq it got.
     bob_sent: (String, u64),
+    carol: protocol::UserId,
+    /// The public message edited before the move (its text and its edit's text).
+    edited: u64,
 }
 
 async fn world(server: &TestServer) -> World {
@@ -58,8 +64,66 @@ async fn world(server: &TestServer) -> World {
     bob.api.say(direct, "direct words").await;
     bob.api.mark_read(public, first.seq).await.unwrap();
     alice.api.mark_read(direct, 1).await.unwrap();
-    // carol leaves (a member_left event), and is disabled.
+    bob.api
+        .call_empty(
+            reqwest::Method::PUT,
+            &format!(
+                "/api/v1/rooms/{public}/messages/{}/reactions/%F0%9F%91%8D",
+                first.seq
+            ),
+            None,
+        )
+        .await
+        .unwrap();
+    // Profiles and room settings: a display name, a topic, a notification level.
+    alice
+        .api
+        .call::<protocol::rest::User>(
+            reqwest::Method::PATCH,
+            "/api/v1/me",
+            Some(serde_json::json!({"display_name": "Alice Liddell"})),
+            200,
+        )
+        .await
+        .unwrap();
+    alice
+        .api
+        .call::<protocol::rest::Room>(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/rooms/{public}"),
+            Some(serde_json::json!({"topic": "hikes and \"quotes\""})),
+            200,
+        )
+        .await
+        .unwrap();
+    bob.api
+        .call_empty(
+            reqwest::Method::PUT,
+            &format!("/api/v1/rooms/{public}/notify"),
+            Some(serde_json::json!({"level": "mentions"})),
+        )
+        .await
+        .unwrap();
+    // carol blocks alice, leaves (a member_left event), is banned from it, and is disabled.
+    carol
+        .api
+        .call_empty(
+            reqwest::Method::PUT,
+            &format!("/api/v1/blocks/{}", alice.id),
+            None,
+        )
+        .await
+        .unwrap();
     carol.api.leave(public).await.unwrap();
+    alice
+        .api
+        .call_empty(
+            reqwest::Method::PUT,
+            &format!("/api/v1/rooms/{public}/bans/{}", carol.id),
+            None,
+        )
+        .await
+        .unwrap();
     alice
         .api
         .call::<protocol::rest::AdminUser>(
@@ -99,7 +163,59 @@ async fn world(server: &TestServer) -> World {
         cursors,
         epoch,
         bob_sent: (bob_id, bob_ack.seq),
+        carol: carol.id,
+        edited,
     }
+}
+
+/// What the moved store must still enforce and erase: carol's ban and block hold, and deleting
+/// the message edited before the move erases its edit's text from history too.
+async fn moderation_and_erasure_moved(server: &TestServer, w: &World) {
+    let store = &server.state().store;
+    assert_eq!(
+        store.bans(w.public).await.unwrap(),
+        vec![w.carol],
+        "the ban moved"
+    );
+    assert!(
+        store.blocked(w.carol, w.alice.id).await.unwrap(),
+        "the block moved"
+    );
+    let api = w.alice.api_on(server);
+    api.delete_message(w.public, w.edited).await.unwrap();
+    let events = api.all_events(w.public).await.unwrap();
+    let text = serde_json::to_string(&events).unwrap();
+    assert!(
+        !text.contains("to be edited") && !text.contains("edited ✓"),
+        "a message edited before the move and deleted after it left text behind: {text}"
+    );
+}
+
+/// Key families of a Redis (ids replaced by `#`), without presence (who is online now is not
+/// data) — an export that forgets a kind of data leaves a family out of the target.
+async fn key_families(server_redis: &RedisServer) -> std::collections::BTreeSet<String> {
+    let client = ::redis::Client::open(server_redis.url.as_str()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    keys.iter()
+        .filter(|k| !k.starts_with("pres:"))
+        .map(|k| {
+            k.split(':')
+                .map(|part| {
+                    if part.chars().all(|c| c.is_ascii_digit()) {
+                        "#"
+                    } else {
+                        part
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(":")
+        })
+        .collect()
 }
 
 /// Everything a user sees of the data: history of every room (both users' views), room
@@ -234,6 +350,13 @@ async fn round_trip_is_byte_identical_and_clients_resume(backend: Backend) {
                 again == first,
                 "export after import differs:\n{first}\n---\n{again}"
             );
+            let source_keys = key_families(source.redis.as_ref().unwrap()).await;
+            let target_keys = key_families(&empty).await;
+            let missing: Vec<_> = source_keys.difference(&target_keys).collect();
+            assert!(
+                missing.is_empty(),
+                "key families the import did not recreate: {missing:?}"
+            );
             (first, target)
         }
     };
@@ -244,6 +367,7 @@ async fn round_trip_is_byte_identical_and_clients_resume(backend: Backend) {
         "the imported server shows other data"
     );
     bob_resumes(&target, &w).await;
+    moderation_and_erasure_moved(&target, &w).await;
 }
 
 /// A trial server on the embedded store moves to Redis: the admin downloads the export, the
@@ -271,4 +395,5 @@ async fn embedded_to_redis() {
     let server = TestServer::start_on_redis(&redis, |_| {}).await;
     assert_eq!(visible(&server, &w).await, seen);
     bob_resumes(&server, &w).await;
+    moderation_and_erasure_moved(&server, &w).await;
 }

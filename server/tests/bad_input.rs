@@ -134,6 +134,7 @@ async fn binary_frame(backend: Backend) {
         reply_to: None,
         mentions: vec![],
         mention_room: false,
+        attachments: Vec::new(),
     })
     .unwrap();
     s.ws.send_binary(json).await;
@@ -161,6 +162,7 @@ async fn message_too_large(backend: Backend) {
         reply_to: None,
         mentions: vec![],
         mention_room: false,
+        attachments: Vec::new(),
     })
     .await;
     let err =
@@ -181,6 +183,7 @@ async fn message_too_large(backend: Backend) {
         reply_to: None,
         mentions: vec![],
         mention_room: false,
+        attachments: Vec::new(),
     })
     .await;
     let err =
@@ -221,6 +224,7 @@ async fn invalid_message_and_client_id(backend: Backend) {
             reply_to: None,
             mentions: vec![],
             mention_room: false,
+            attachments: Vec::new(),
         })
         .await;
         let err =
@@ -241,6 +245,7 @@ async fn invalid_message_and_client_id(backend: Backend) {
             reply_to: None,
             mentions: vec![],
             mention_room: false,
+            attachments: Vec::new(),
         })
         .await;
         let err = s.ws.expect_error().await;
@@ -276,6 +281,7 @@ async fn send_to_a_room_one_is_not_in(backend: Backend) {
             reply_to: None,
             mentions: vec![],
             mention_room: false,
+            attachments: Vec::new(),
         })
         .await;
         let err = s.ws.await_ack(room, &id).await.expect_err("not a member");
@@ -328,6 +334,7 @@ async fn frames_before_hello(backend: Backend) {
         reply_to: None,
         mentions: vec![],
         mention_room: false,
+        attachments: Vec::new(),
     })
     .await;
     ws.expect_error_code(ErrorCode::AuthRequired).await;
@@ -396,6 +403,7 @@ async fn oversized_frame_closes_with_1009(backend: Backend) {
         reply_to: None,
         mentions: vec![],
         mention_room: false,
+        attachments: Vec::new(),
     };
     // The server may stop reading mid-frame; a failed write is fine, the close code is what counts.
     let _ =
@@ -542,6 +550,7 @@ async fn message_rate_limit(backend: Backend) {
             reply_to: None,
             mentions: vec![],
             mention_room: false,
+            attachments: Vec::new(),
         })
         .await;
         match s.ws.await_ack(s.room, &id).await {

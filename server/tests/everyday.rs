@@ -31,6 +31,7 @@ async fn reply(ws: &mut Ws, room: RoomId, reply_to: u64, body: &str) -> Result<u
         reply_to: Some(reply_to),
         mentions: vec![],
         mention_room: false,
+        attachments: Vec::new(),
     })
     .await;
     ws.await_ack(room, &id).await.map(|ack| ack.seq)
@@ -134,6 +135,7 @@ async fn mention(
         reply_to: None,
         mentions: mentions.to_vec(),
         mention_room,
+        attachments: Vec::new(),
     })
     .await;
     ws.await_ack(room, &id).await.map(|ack| ack.seq)
@@ -295,6 +297,7 @@ async fn replies_are_validated(backend: Backend) {
         reply_to: Some(original),
         mentions: vec![],
         mention_room: false,
+        attachments: Vec::new(),
     })
     .await;
     let accepted = b1.await_ack(busy, &id).await.expect("reply accepted");
@@ -357,6 +360,7 @@ async fn replies_are_validated(backend: Backend) {
         reply_to: Some(original),
         mentions: vec![],
         mention_room: false,
+        attachments: Vec::new(),
     })
     .await;
     let again = b1.await_ack(busy, &id).await.expect("duplicate ack");

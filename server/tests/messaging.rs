@@ -156,6 +156,7 @@ async fn fifty_messages_keep_their_order(backend: Backend) {
             reply_to: None,
             mentions: vec![],
             mention_room: false,
+            attachments: Vec::new(),
         })
         .await;
     }
@@ -274,6 +275,7 @@ async fn concurrent_sends_of_one_id_make_one_message(backend: Backend) {
             reply_to: None,
             mentions: vec![],
             mention_room: false,
+            attachments: Vec::new(),
         };
         tokio::join!(a1.send_frame(&frame), a2.send_frame(&frame));
         let (x, y) = tokio::join!(a1.await_ack(room.id, &id), a2.await_ack(room.id, &id));

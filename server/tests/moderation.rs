@@ -245,6 +245,7 @@ async fn block_refuses_direct_rooms_and_invites(backend: Backend) {
             reply_to: None,
             mentions: vec![],
             mention_room: false,
+            attachments: Vec::new(),
         })
         .await;
     pest_ws.expect_error_code(ErrorCode::Blocked).await;

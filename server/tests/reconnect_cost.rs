@@ -55,6 +55,7 @@ async fn measure(backend: Backend, rooms: usize) -> Measured {
         reactions: Vec::new(),
         mentions: Vec::new(),
         mention_room: false,
+        attachments: Vec::new(),
     })
     .unwrap();
     for i in 0..rooms {
@@ -81,6 +82,7 @@ async fn measure(backend: Backend, rooms: usize) -> Measured {
             client_id: "spam",
             event_json: &event,
             reply_to: None,
+            attachments: &[],
         };
         let retention = Retention {
             max_events: 0,

@@ -251,6 +251,7 @@ async fn same_client_id_through_both_nodes_is_one_message() {
             reply_to: None,
             mentions: vec![],
             mention_room: false,
+            attachments: Vec::new(),
         };
         tokio::join!(a1.send_frame(&frame), a2.send_frame(&frame));
         let (x, y) = tokio::join!(a1.await_ack(room.id, &id), a2.await_ack(room.id, &id));
@@ -348,6 +349,7 @@ async fn send_all(ws: &mut Ws, room: protocol::RoomId, ids: &[String]) {
             reply_to: None,
             mentions: vec![],
             mention_room: false,
+            attachments: Vec::new(),
         })
         .await;
     }

@@ -664,6 +664,7 @@ mod tests {
                 username: "ann".into(),
                 created_ts: 0,
                 admin: false,
+                display_name: None,
             },
             session_id: "s".into(),
             rooms: Vec::new(),

@@ -55,6 +55,7 @@ fn frame(entry: &OutboxEntry) -> ClientFrame {
         reply_to: entry.reply_to_seq(),
         mentions: entry.mention_ids(),
         mention_room: entry.mention_room,
+        attachments: Vec::new(),
     }
 }
 

@@ -3,7 +3,8 @@
 //! A bus message is one routing line, a newline, then the frame to send to clients exactly as
 //! it goes on the wire (serialized once, forwarded as is):
 //!
-//! - `R <room> <seq>` room event; ` J <user>` / ` L <user>` appended for member joined / left
+//! - `R <room> <seq>` room event; ` J <user>` / ` L <user>` appended for member joined / left,
+//!   ` D` for the room's deletion (its last event: every connection stops following the room)
 //! - `T <room> <user>` typing: to the room's connections except the typer's
 //! - `U <user>` to all connections of a user (read markers)
 //! - `P <user> <room>,<room>,...` presence: to connections in any of those rooms
@@ -49,6 +50,8 @@ pub enum Route {
 pub enum MemberRoute {
     Joined(UserId),
     Left(UserId),
+    /// The room was deleted: everyone leaves it.
+    RoomDeleted,
 }
 
 /// Splits a bus message into its route and frame. `None` for anything malformed.
@@ -65,6 +68,7 @@ pub fn parse(msg: &str) -> Option<(Route, &str)> {
                 None => None,
                 Some("J") => Some(MemberRoute::Joined(UserId(parts.next()?.parse().ok()?))),
                 Some("L") => Some(MemberRoute::Left(UserId(parts.next()?.parse().ok()?))),
+                Some("D") => Some(MemberRoute::RoomDeleted),
                 Some(_) => return None,
             };
             Route::Room { room, seq, member }
@@ -103,6 +107,7 @@ pub fn member_suffix(member: Option<MemberRoute>) -> String {
         None => String::new(),
         Some(MemberRoute::Joined(u)) => format!(" J {u}"),
         Some(MemberRoute::Left(u)) => format!(" L {u}"),
+        Some(MemberRoute::RoomDeleted) => " D".to_owned(),
     }
 }
 
@@ -148,6 +153,11 @@ pub fn presence_frame(user: UserId, online: bool, last_seen: Option<i64>) -> Str
     serde_json::to_string(&frame).unwrap_or_default()
 }
 
+/// The `notify_level` frame.
+pub fn notify_frame(room: RoomId, level: protocol::rest::NotifyLevel) -> String {
+    serde_json::to_string(&protocol::ServerFrame::NotifyLevel { room, level }).unwrap_or_default()
+}
+
 /// The `read_marker` frame.
 pub fn read_frame(room: RoomId, seq: u64) -> String {
     serde_json::to_string(&protocol::ServerFrame::ReadMarker { room, seq }).unwrap_or_default()
@@ -171,6 +181,21 @@ mod tests {
             }
         );
         assert_eq!(body, frame);
+        assert_eq!(
+            parse(&room_msg(
+                RoomId(3),
+                10,
+                Some(MemberRoute::RoomDeleted),
+                "{}"
+            ))
+            .unwrap()
+            .0,
+            Route::Room {
+                room: RoomId(3),
+                seq: 10,
+                member: Some(MemberRoute::RoomDeleted)
+            }
+        );
         let parsed: protocol::ServerFrame = serde_json::from_str(body).unwrap();
         assert!(matches!(parsed, protocol::ServerFrame::Event(e) if e.seq == 9));
 

@@ -5,12 +5,13 @@
 //! Left out on purpose: presence (who is online now) and the bus. Kept: everything a client
 //! needs to carry on as if nothing happened — accounts, sessions (token hashes, with their
 //! expiry), rooms, members, the kept history exactly as stored (edits and deletes included),
-//! read markers, the dedupe window (a client's resend after the move is still a duplicate),
-//! invite codes, the id counters and the store epoch (clients' resume cursors stay valid).
+//! read markers, bans and blocks, display names and notification levels, the dedupe window (a client's resend after the move is still a duplicate),
+//! invite codes, the id counters and the store epoch (clients' resume cursors stay valid), and
+//! the upload records of attachments (their files stay in blob storage).
 
 use super::{InviteRecord, SessionRecord, UserRecord};
 use protocol::event::Role;
-use protocol::rest::{RoomKind, Visibility};
+use protocol::rest::{NotifyLevel, RoomKind, Visibility};
 use protocol::{RoomId, UserId};
 
 /// Everything a store holds, each list in the documented order.
@@ -37,6 +38,17 @@ pub struct DataSet {
     pub invites: Vec<InviteRecord>,
     /// Remembered client message ids, by (room, sender, client id).
     pub dedupe: Vec<DedupeRecord>,
+    /// Users banned from rooms, by (room, user).
+    pub bans: Vec<(RoomId, UserId)>,
+    /// Blocks, by (user, the user they blocked).
+    pub blocks: Vec<(UserId, UserId)>,
+    /// Display names that are set, by user.
+    pub display_names: Vec<(UserId, String)>,
+    /// Notification levels other than `all`, by (user, room).
+    pub notify: Vec<(UserId, RoomId, NotifyLevel)>,
+    /// Upload records of attachments (pending and attached; dead ones left out), by id. The
+    /// files stay where they are (`attachments.dir` or the bucket).
+    pub uploads: Vec<super::UploadRecord>,
 }
 
 /// A room without its derived fields (member count, DM index, public index).
@@ -47,6 +59,8 @@ pub struct RoomRecord {
     pub kind: RoomKind,
     pub visibility: Visibility,
     pub owner: Option<UserId>,
+    /// Group rooms: the topic (empty when none).
+    pub topic: String,
     pub last_seq: u64,
     /// Timestamp of the newest event ever appended (timestamps never go backwards in a room).
     pub last_ts: i64,
@@ -78,6 +92,11 @@ impl DataSet {
         self.dedupe.sort_by(|a, b| {
             (a.room, a.sender, &a.client_id).cmp(&(b.room, b.sender, &b.client_id))
         });
+        self.bans.sort();
+        self.blocks.sort();
+        self.display_names.sort();
+        self.notify.sort_by_key(|(u, r, _)| (*u, *r));
+        self.uploads.sort_by(|a, b| a.id.cmp(&b.id));
     }
 
     /// Whether a store holding this has nothing an import could collide with.

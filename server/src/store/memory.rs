@@ -4,6 +4,8 @@
 //! so bus order equals seq order exactly as with the Redis scripts.
 
 mod admin;
+mod attachments;
+mod settings;
 
 use super::bus::{self, MemberRoute};
 use super::{
@@ -48,6 +50,8 @@ struct State {
     online: BTreeSet<UserId>,
     last_seen: HashMap<UserId, i64>,
     moderation: Moderation,
+    uploads: attachments::Uploads,
+    profiles: settings::Profiles,
 }
 
 /// Bans, blocks and confusable names (issue 11).
@@ -95,6 +99,8 @@ impl MemoryStore {
                 online: BTreeSet::new(),
                 last_seen: HashMap::new(),
                 moderation: Moderation::default(),
+                uploads: Default::default(),
+                profiles: settings::Profiles::default(),
             }),
             bus_rx: Mutex::new(Some(rx)),
         }
@@ -425,7 +431,9 @@ impl MemoryStore {
                     .ok_or_else(ApiError::not_a_member)?
                     .message(target)?;
             }
+            s.uploads.check(msg.room, msg.sender, msg.attachments)?;
             let seq = s.append(msg.room, msg.event_json, now, None)?;
+            s.uploads.attach(msg.attachments, seq);
             let ts = s
                 .rooms
                 .get(&msg.room)
@@ -469,6 +477,7 @@ impl MemoryStore {
                 edited_ts,
                 deleted,
                 reactions,
+                attachments,
                 ..
             } = &mut event.event
             else {
@@ -497,6 +506,7 @@ impl MemoryStore {
                     *deleted = true;
                     *edited_ts = None;
                     reactions.clear();
+                    s.uploads.condemn(attachments.drain(..).map(|a| a.id));
                 }
             }
             let json = serde_json::to_string(&event.event)?;
@@ -916,6 +926,7 @@ impl State {
             last_seq: 0,
             member_count: 0,
             pair,
+            topic: String::new(),
         };
         self.rooms.insert(
             id,

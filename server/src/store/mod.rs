@@ -14,7 +14,7 @@ pub mod redis;
 
 use crate::error::{StoreError, StoreResult};
 use protocol::event::Role;
-use protocol::rest::{RoomKind, SendAck, Visibility};
+use protocol::rest::{NotifyLevel, RoomKind, SendAck, Visibility};
 use protocol::{RoomId, UserId};
 use tokio::sync::mpsc;
 
@@ -96,6 +96,8 @@ pub struct RoomMeta {
     pub member_count: u64,
     /// Direct rooms: the two members.
     pub pair: Option<(UserId, UserId)>,
+    /// Group rooms: the topic the owner set (empty when none).
+    pub topic: String,
 }
 
 /// How much history a room keeps. Zero means unbounded.
@@ -136,6 +138,9 @@ pub struct NewMessage<'a> {
     /// is still kept and not deleted (`message_not_found`, `message_deleted`), checked in the
     /// same atomic step as the append.
     pub reply_to: Option<u64>,
+    /// Ids of pending uploads of the sender for this room, attached in the same atomic step
+    /// (`attachment_not_found` otherwise; see [`uploads`]).
+    pub attachments: &'a [String],
 }
 
 /// Edit or delete of message `target` by `sender`.
@@ -363,6 +368,63 @@ delegate! {
     /// For each of `users`: whether they are a member of `room`, in one store call.
     fn members_among(&self, room: RoomId, users: &[UserId]) -> StoreResult<Vec<bool>>;
 }
+
+// Room settings and profiles (issue 13; see `memory/settings.rs`, `redis/settings.rs`).
+delegate! {
+    /// Renames the room and/or sets its topic, and appends the `room_updated` event, if the
+    /// caller owns the group room (`not_a_member`, `not_owner`, `direct_room`); the event's
+    /// seq, or `None` when nothing changed.
+    fn update_room(&self, update: RoomUpdate<'_>, now: i64) -> StoreResult<Option<u64>>;
+    /// Appends the `room_deleted` event (routed with [`bus::MemberRoute::RoomDeleted`]), then
+    /// deletes the room: metadata, members, history, bans, and every member's read marker and
+    /// notification level for it. Same refusals as [`Store::update_room`]. Returns the seq.
+    fn delete_room(&self, room: RoomId, by: UserId, event_json: &str, now: i64) -> StoreResult<u64>;
+    /// Sets `user`'s notification level for `room` (`not_a_member`) and tells all of the
+    /// user's connections (`notify_level` frame).
+    fn set_notify(&self, user: UserId, room: RoomId, level: NotifyLevel, frame: &str) -> StoreResult<()>;
+    /// `user`'s notification level for each of `rooms` ([`NotifyLevel::All`] when unset), in
+    /// one store call.
+    fn notify_levels(&self, user: UserId, rooms: &[RoomId]) -> StoreResult<Vec<NotifyLevel>>;
+    /// Sets (`Some`) or removes `user`'s display name. False if there is no such user.
+    fn set_display_name(&self, user: UserId, name: Option<&str>) -> StoreResult<bool>;
+    /// The display names of `users`, in order (`None` where unset or unknown), in one call.
+    fn display_names(&self, users: &[UserId]) -> StoreResult<Vec<Option<String>>>;
+}
+
+/// A rename and/or topic change of a room by `by`.
+#[derive(Debug, Clone)]
+pub struct RoomUpdate<'a> {
+    pub room: RoomId,
+    pub by: UserId,
+    /// Validated (`protocol::validate::room_name`).
+    pub name: Option<&'a str>,
+    /// Validated (`protocol::validate::topic`); `""` clears the topic.
+    pub topic: Option<&'a str>,
+    /// The `room_updated` event object, with only what changes in it (the caller compares with
+    /// the room's metadata first); the store appends nothing when neither field changes.
+    pub event_json: &'a str,
+}
+
+/// The refusal of a room setting by a member who does not own the room (both stores).
+pub(crate) fn not_owner_error() -> crate::error::ApiError {
+    crate::error::ApiError::new(
+        protocol::ErrorCode::NotOwner,
+        "only the room's owner can change its settings or delete it",
+    )
+}
+
+/// The refusal of a room setting for a direct room (both stores).
+pub(crate) fn direct_room_error() -> crate::error::ApiError {
+    crate::error::ApiError::new(
+        protocol::ErrorCode::DirectRoom,
+        "direct rooms have no name, topic or owner to change",
+    )
+}
+
+// Attachments (issue 14).
+mod uploads;
+pub use uploads::UploadRecord;
+pub(crate) use uploads::{not_attachable, quota_exceeded};
 
 /// The refusal of a reaction beyond the caps of `protocol::limits` (both stores).
 pub(crate) fn reactions_full(per_user: bool) -> crate::error::ApiError {

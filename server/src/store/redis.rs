@@ -10,14 +10,14 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `ids:user`, `ids:room` | string | last id handed out |
-//! | `user:{id}` | hash | `name`, `pw` (argon2 PHC string), `created`, `admin` and `off` (disabled): `1` when set |
+//! | `user:{id}` | hash | `name`, `pw` (argon2 PHC string), `created`, `admin` and `off` (disabled): `1` when set, `dname` (display name) |
 //! | `uname:{lowercase name}` | string | user id |
 //! | `uskel:{skeleton}` | string | user id, by `store::name_skeleton` (confusable names) |
 //! | `migr:uskel` | string | `1` once every account is in `uskel:` (set at start or by an import) |
 //! | `unames` | zset | `{lowercase name}:{id}`, score 0, for prefix search |
 //! | `sess:{sha256 of token}` | hash | `id`, `user`, `device`, `created`, `used`; expires |
 //! | `user:{id}:sess` | hash | session id → token hash |
-//! | `room:{id}` | hash | `name`, `kind`, `vis`, `owner`, `seq`, `ts`, `a`, `b` |
+//! | `room:{id}` | hash | `name`, `kind`, `vis`, `owner`, `seq`, `ts`, `a`, `b`, `topic` |
 //! | `room:{id}:m` | hash | member id → `owner` / `member` / `blocked` (a DM member the other blocked: may read, not send) |
 //! | `room:{id}:log` | zset | event frames scored by seq |
 //! | `room:{id}:edits` | hash | message seq → seqs of its edit events (space-separated), until deleted |
@@ -28,16 +28,20 @@
 //! | `dm:{a}:{b}` | string | direct room of users a < b |
 //! | `dd:{room}:{user}:{client id}` | string | `seq ts` of a sent message; expires (dedupe window) |
 //! | `user:{id}:read` | hash | room id → read seq |
+//! | `user:{id}:notify` | hash | room id → notification level (see `redis/settings.rs`) |
 //! | `pres:nodes` | zset | node id scored by heartbeat expiry (ms) |
 //! | `pres:node:{node}` | set | users with a connection on that node |
 //! | `pres:seen` | hash | user id → last seen (ms) |
 //! | `store:epoch` | string | random id of this data set; missing after a wipe |
 //! | `invite:{sha256 of code}` | hash | `left` (uses), `expires` (ms), `by`, `created`; expires |
 //! | `invites` | set | invite code hashes (for export; expired ones are skipped) |
+//! | `upl:*`, `room:{id}:upl`, `user:{id}:upl_bytes` | | uploads: see `redis/attachments.rs` |
 //!
 //! The bus is the pub/sub channel `chat:bus`; each node holds one subscriber connection.
 
 mod admin;
+#[macro_use]
+mod attachments;
 
 use super::bus::{self, BusMsg};
 use super::{
@@ -173,6 +177,9 @@ end
 "#
     };
 }
+
+// After `lua_common!`, which it uses.
+mod settings;
 
 /// ARGV: lowercase name, name, password hash, now, invite code hash ('' for none), '1' to
 /// admit only the store's first account. Returns the new id, 0 if the name is taken, -1 if the
@@ -336,12 +343,14 @@ return seq
 });
 
 /// ARGV: room, sender, client id, event, dedupe ttl, max events, max age ms, floor (see
-/// `behind`), the seq the message replies to ('' for none). Returns "ok seq ts", "dup seq ts",
+/// `behind`), the seq the message replies to ('' for none), upload ids to attach (space-separated,
+/// see `redis/attachments.rs`). Returns "ok seq ts", "dup seq ts",
 /// "behind" or an error code ("not_a_member", "blocked", "message_not_found",
 /// "message_deleted").
 static APPEND_MESSAGE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         lua_common!(),
+        lua_uploads!(),
         r#"
 local room, sender = ARGV[1], ARGV[2]
 local ddkey = 'dd:' .. room .. ':' .. sender .. ':' .. ARGV[3]
@@ -378,6 +387,8 @@ local seq, ts = next_seq(room)
 if seq <= tonumber(ARGV[8]) then return 'behind' end
 local prev = redis.call('SET', ddkey, seq .. ' ' .. ts, 'NX', 'GET', 'EX', ARGV[5])
 if prev then return 'dup ' .. prev end
+local unattachable = attach_uploads(room, sender, seq, ARGV[10])
+if unattachable then redis.call('DEL', ddkey) return unattachable end
 store_event(room, seq, ts, ARGV[4], '')
 local log = 'room:' .. room .. ':log'
 local max_events, max_age = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -409,6 +420,7 @@ return 'ok ' .. seq .. ' ' .. ts
 static CHANGE_MESSAGE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         lua_common!(),
+        lua_uploads!(),
         r#"
 local room, target, sender, body, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local rkey = 'room:' .. room
@@ -438,6 +450,8 @@ if mode == 'delete' then
   ev.deleted = true
   ev.edited_ts = nil
   ev.reactions = nil
+  condemn_attachments(room, ev.attachments)
+  ev.attachments = nil
 else
   ev.body = body
   ev.edited_ts = ts
@@ -706,6 +720,7 @@ fn script_error(code: &str) -> StoreError {
         "not_author" => ErrorCode::NotAuthor,
         "message_deleted" => ErrorCode::MessageDeleted,
         "blocked" => return super::blocked_error().into(),
+        "attachment_not_found" => return super::not_attachable().into(),
         other => return corrupt(&format!("unexpected script reply {other:?}")),
     };
     let message = match code {
@@ -1085,6 +1100,7 @@ impl RedisStore {
                 last_seq: num("seq").unwrap_or(0),
                 member_count: members,
                 pair: num("a").zip(num("b")).map(|(a, b)| (UserId(a), UserId(b))),
+                topic: fields.get("topic").cloned().unwrap_or_default(),
             });
         }
         Ok(out)
@@ -1163,6 +1179,7 @@ impl RedisStore {
             .arg(retention.max_age_ms)
             .arg(self.watch.floor(msg.room.0))
             .arg(msg.reply_to.map(|seq| seq.to_string()).unwrap_or_default())
+            .arg(msg.attachments.join(" "))
             .invoke_async(&mut self.con())
             .await?;
         let mut parts = reply.split(' ');

@@ -1284,6 +1284,7 @@ impl Ws {
             reply_to: None,
             mentions: vec![],
             mention_room: false,
+            attachments: Vec::new(),
         })
         .await;
         self.await_ack(room, id)

@@ -56,6 +56,8 @@ fn message_view(event: &RoomEvent) -> Option<MessageView> {
             reactions,
             mentions,
             mention_room,
+            // Attachments (issue 14) are not shown by the desktop yet.
+            attachments: _,
         } => Some(MessageView {
             room: event.room,
             seq: Some(event.seq),

@@ -256,6 +256,7 @@ impl Bob {
             reply_to: None,
             mentions: vec![],
             mention_room: false,
+            attachments: Vec::new(),
         });
         self.wait_frame("the ack of bob's message", UI_WAIT, |f| match f {
             ServerFrame::Ack(ack) if ack.id == id => Some(()),

@@ -29,7 +29,7 @@
 //! `${CHAT_TOOLS:-/var/cache/chat/tools}/bin/tauri-driver`).
 //!
 //! Layout: this file holds the scenario; each feature area's steps live in their own module
-//! (`formatting.rs`, `moderation.rs`, …), called from [`scenario`]; the harness is `display.rs` (Xvfb,
+//! (`formatting.rs`, `replies.rs`, `moderation.rs`, …), called from [`scenario`]; the harness is `display.rs` (Xvfb,
 //! tauri-driver), `window.rs` (the page over WebDriver), `x11.rs` (the window as a window
 //! manager sees it), `bob.rs` (the scripted second user) and `shots.rs`.
 
@@ -40,6 +40,7 @@ mod display;
 mod formatting;
 mod installed;
 mod moderation;
+mod replies;
 mod shots;
 mod support;
 mod window;
@@ -50,6 +51,7 @@ use display::*;
 use formatting::*;
 use installed::*;
 use moderation::*;
+use replies::*;
 use shots::*;
 use support::*;
 use window::*;
@@ -433,6 +435,7 @@ async fn scenario(app: &Path) {
         .await;
     window.shot("04-room-chat").await;
     formatting_and_links(&window, &mut bob, room, &tag, home.path()).await;
+    replies_reactions_mentions(&window, &mut bob, room, &alice, &tag).await;
 
     // c) Presence and typing: bob opens a DM with alice (online dot there), is listed online
     // in the members panel, and types in the room.

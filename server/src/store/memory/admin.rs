@@ -174,6 +174,7 @@ impl MemoryStore {
                     kind: m.kind,
                     visibility: m.visibility,
                     owner: m.owner,
+                    topic: m.topic.clone(),
                     last_seq: m.last_seq,
                     last_ts: room.last_ts,
                     pair: m.pair,
@@ -202,6 +203,25 @@ impl MemoryStore {
                     });
                 }
             }
+            for (room, users) in &s.moderation.bans {
+                data.bans.extend(users.iter().map(|u| (*room, *u)));
+            }
+            for (user, blocked) in &s.moderation.blocks {
+                data.blocks.extend(blocked.iter().map(|b| (*user, *b)));
+            }
+            data.display_names = s
+                .profiles
+                .display_names
+                .iter()
+                .map(|(u, n)| (*u, n.clone()))
+                .collect();
+            data.notify = s
+                .profiles
+                .notify
+                .iter()
+                .map(|((u, r), level)| (*u, *r, *level))
+                .collect();
+            data.uploads = s.uploads.export();
             data.sort();
             Ok(data)
         })
@@ -241,6 +261,7 @@ impl MemoryStore {
                     last_seq: r.last_seq,
                     member_count: 0,
                     pair: r.pair,
+                    topic: r.topic.clone(),
                 };
                 if r.visibility == Visibility::Public && r.kind == RoomKind::Group {
                     s.public.insert(r.id);
@@ -280,6 +301,23 @@ impl MemoryStore {
             for i in &data.invites {
                 s.invites.insert(i.code_hash.clone(), i.clone());
             }
+            for (room, user) in &data.bans {
+                s.moderation.bans.entry(*room).or_default().insert(*user);
+            }
+            for (user, blocked) in &data.blocks {
+                s.moderation
+                    .blocks
+                    .entry(*user)
+                    .or_default()
+                    .insert(*blocked);
+            }
+            for (user, name) in &data.display_names {
+                s.profiles.display_names.insert(*user, name.clone());
+            }
+            for (user, room, level) in &data.notify {
+                s.profiles.notify.insert((*user, *room), *level);
+            }
+            s.uploads.import(&data.uploads);
             let mut dedupe: Vec<&DedupeRecord> = data.dedupe.iter().collect();
             dedupe.sort_by_key(|d| d.expires_ts);
             for d in dedupe {

@@ -6,7 +6,8 @@ use super::{corrupt, parse_role, role_name, user_from_fields, RedisStore, CREATE
 use crate::error::{ApiError, StoreError, StoreResult};
 use crate::store::dump::{DataSet, DedupeRecord, RoomRecord};
 use crate::store::{Admission, InviteRecord, SessionRecord, UserFlag, UserRecord};
-use protocol::rest::{RoomKind, Visibility};
+use protocol::event::EventBody;
+use protocol::rest::{NotifyLevel, RoomKind, Visibility};
 use protocol::{ErrorCode, RoomEvent, RoomId, UserId};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
@@ -348,6 +349,7 @@ impl RedisStore {
                         Visibility::Private
                     },
                     owner: num(f, "owner").map(UserId),
+                    topic: f.get("topic").cloned().unwrap_or_default(),
                     last_seq: num(f, "seq").unwrap_or(0),
                     last_ts: num(f, "ts").unwrap_or(0),
                     pair: num(f, "a")
@@ -455,6 +457,42 @@ impl RedisStore {
                 });
             }
         }
+        for ids in user_ids.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for id in ids {
+                pipe.smembers(format!("user:{id}:blocks"))
+                    .hget(format!("user:{id}"), "dname")
+                    .hgetall(format!("user:{id}:notify"));
+            }
+            let all: Vec<redis::Value> = pipe.query_async(&mut con).await?;
+            for (id, three) in ids.iter().zip(all.chunks(3)) {
+                let user = UserId(*id);
+                let blocked: Vec<u64> = redis::from_redis_value(three[0].clone())?;
+                data.blocks
+                    .extend(blocked.into_iter().map(|b| (user, UserId(b))));
+                let name: Option<String> = redis::from_redis_value(three[1].clone())?;
+                data.display_names.extend(name.map(|n| (user, n)));
+                let levels: HashMap<u64, String> = redis::from_redis_value(three[2].clone())?;
+                for (room, level) in levels {
+                    let level = super::settings::parse_level(Some(&level));
+                    if level != NotifyLevel::All {
+                        data.notify.push((user, RoomId(room), level));
+                    }
+                }
+            }
+        }
+        for ids in room_ids.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for id in ids {
+                pipe.smembers(format!("room:{id}:bans"));
+            }
+            let all: Vec<Vec<u64>> = pipe.query_async(&mut con).await?;
+            for (id, banned) in ids.iter().zip(all) {
+                data.bans
+                    .extend(banned.into_iter().map(|u| (RoomId(*id), UserId(u))));
+            }
+        }
+        data.uploads = self.export_uploads().await?;
         data.sort();
         Ok(data)
     }
@@ -542,6 +580,9 @@ impl RedisStore {
                 if let Some(owner) = r.owner {
                     fields.push(("owner", owner.to_string()));
                 }
+                if !r.topic.is_empty() {
+                    fields.push(("topic", r.topic.clone()));
+                }
                 if let Some((a, b)) = r.pair {
                     fields.push(("a", a.to_string()));
                     fields.push(("b", b.to_string()));
@@ -564,11 +605,37 @@ impl RedisStore {
             }
             let () = pipe.query_async(&mut con).await?;
         }
+        // The edit index (`room:{id}:edits`: message seq → its edit events) is derived from the
+        // events, so a message deleted after the move still has its edits' text erased.
+        let mut edits: HashMap<(RoomId, u64), String> = HashMap::new();
         for chunk in data.events.chunks(BATCH) {
             let mut pipe = redis::pipe();
             for frame in chunk {
                 let event: RoomEvent = serde_json::from_str(frame)?;
                 pipe.zadd(format!("room:{}:log", event.room), frame, event.seq)
+                    .ignore();
+                match event.event {
+                    EventBody::Edit { target, .. } => {
+                        let seqs = edits.entry((event.room, target)).or_default();
+                        if !seqs.is_empty() {
+                            seqs.push(' ');
+                        }
+                        seqs.push_str(&event.seq.to_string());
+                    }
+                    // As the live store does: a deleted message's entry is gone.
+                    EventBody::Delete { target, .. } => {
+                        edits.remove(&(event.room, target));
+                    }
+                    _ => {}
+                }
+            }
+            let () = pipe.query_async(&mut con).await?;
+        }
+        let edits: Vec<_> = edits.into_iter().collect();
+        for chunk in edits.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for ((room, target), seqs) in chunk {
+                pipe.hset(format!("room:{room}:edits"), target, seqs)
                     .ignore();
             }
             let () = pipe.query_async(&mut con).await?;
@@ -587,6 +654,40 @@ impl RedisStore {
             }
             let () = pipe.query_async(&mut con).await?;
         }
+        for chunk in data.bans.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for (room, user) in chunk {
+                pipe.sadd(format!("room:{room}:bans"), user.0).ignore();
+            }
+            let () = pipe.query_async(&mut con).await?;
+        }
+        for chunk in data.blocks.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for (user, blocked) in chunk {
+                pipe.sadd(format!("user:{user}:blocks"), blocked.0).ignore();
+            }
+            let () = pipe.query_async(&mut con).await?;
+        }
+        for chunk in data.display_names.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for (user, name) in chunk {
+                pipe.hset(format!("user:{user}"), "dname", name).ignore();
+            }
+            let () = pipe.query_async(&mut con).await?;
+        }
+        for chunk in data.notify.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for (user, room, level) in chunk {
+                pipe.hset(
+                    format!("user:{user}:notify"),
+                    room.0,
+                    super::settings::level_name(*level),
+                )
+                .ignore();
+            }
+            let () = pipe.query_async(&mut con).await?;
+        }
+        self.import_uploads(&data.uploads).await?;
         for chunk in data.dedupe.chunks(BATCH) {
             let mut pipe = redis::pipe();
             for d in chunk {
