@@ -9,7 +9,7 @@ use crate::error::ErrorCode;
 use crate::event::Reaction;
 use crate::ids::{RoomId, UserId};
 use crate::limits::Limits;
-use crate::rest::{Room, User, Visibility};
+use crate::rest::{NotifyLevel, Room, User, Visibility};
 use serde::{Deserialize, Serialize};
 
 /// The one event name the backend emits; its payload is an [`AppEvent`].
@@ -150,6 +150,22 @@ pub enum Command {
     Unblock { user: UserId },
     /// → `Vec<`[`UserRef`](crate::rest::UserRef)`>`: the users this account blocked.
     Blocks,
+    /// `{room, name, topic}` → [`Room`]. The owner renames the room and/or sets its topic
+    /// (`null` keeps a field, `""` clears the topic).
+    UpdateRoom {
+        room: RoomId,
+        name: Option<String>,
+        topic: Option<String>,
+    },
+    /// `{room}` → `()`. The owner deletes the room: its history is gone for every member.
+    DeleteRoom { room: RoomId },
+    /// `{room, level}` → `()`. When to notify about the room, synced to the user's devices.
+    SetNotify { room: RoomId, level: NotifyLevel },
+    /// `{display_name}` → [`User`]. Sets the user's display name (`""` removes it).
+    SetDisplayName { display_name: String },
+    /// `{user}` → [`UserView`]: a user's card (username, display name, presence as the server
+    /// shows it to this user).
+    UserCard { user: UserId },
 }
 
 /// Where the app stands.
@@ -268,6 +284,9 @@ pub struct MessagePage {
 pub struct UserView {
     pub id: UserId,
     pub username: String,
+    /// Shown next to the username when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
     pub online: bool,
     pub last_seen: Option<i64>,
 }
@@ -337,6 +356,11 @@ pub enum AppEvent {
     /// The server announced its limits (on every `welcome`, when they differ from before).
     Limits {
         limits: Limits,
+    },
+    /// A user's display name changed (yours too): refresh shown names (members, cards).
+    UserUpdated {
+        user: UserId,
+        display_name: Option<String>,
     },
     /// The server's store lost data (close `4010`, protocol §3.6/§7.7): the backend dropped
     /// its cached rooms, messages, members and read markers (the outbox, drafts and settings

@@ -364,6 +364,56 @@ impl Api {
         .await
     }
 
+    /// The owner renames the room and/or sets its topic (issue 13).
+    pub async fn update_room(
+        &self,
+        token: &str,
+        room: RoomId,
+        update: &protocol::rest::UpdateRoom,
+    ) -> Result<Room> {
+        json(
+            self.request(Method::PATCH, &format!("api/v1/rooms/{room}"), Some(token))?
+                .json(update),
+        )
+        .await
+    }
+
+    /// The owner deletes the room.
+    pub async fn delete_room(&self, token: &str, room: RoomId) -> Result<()> {
+        empty(self.request(Method::DELETE, &format!("api/v1/rooms/{room}"), Some(token))?).await
+    }
+
+    /// The user's notification level for a room.
+    pub async fn set_notify(
+        &self,
+        token: &str,
+        room: RoomId,
+        level: protocol::rest::NotifyLevel,
+    ) -> Result<()> {
+        empty(
+            self.request(
+                Method::PUT,
+                &format!("api/v1/rooms/{room}/notify"),
+                Some(token),
+            )?
+            .json(&protocol::rest::SetNotify { level }),
+        )
+        .await
+    }
+
+    /// Changes the user's profile (display name).
+    pub async fn update_profile(
+        &self,
+        token: &str,
+        update: &protocol::rest::UpdateProfile,
+    ) -> Result<User> {
+        json(
+            self.request(Method::PATCH, "api/v1/me", Some(token))?
+                .json(update),
+        )
+        .await
+    }
+
     pub async fn set_read(&self, token: &str, room: RoomId, seq: u64) -> Result<()> {
         empty(
             self.request(

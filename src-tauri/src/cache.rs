@@ -31,6 +31,8 @@ pub const STORE_EPOCH: &str = "store_epoch";
 use std::path::Path;
 use std::time::Duration;
 
+mod settings;
+
 /// Messages kept per room unless configured otherwise.
 pub const DEFAULT_KEEP_PER_ROOM: u32 = 5000;
 
@@ -191,6 +193,9 @@ struct RoomRow {
     synced_seq: Option<i64>,
     complete_from: Option<i64>,
     activity_ts: i64,
+    topic: String,
+    notify: String,
+    peer_display_name: Option<String>,
 }
 
 impl RoomRow {
@@ -208,9 +213,9 @@ impl RoomRow {
                 unread: to_u64(self.unread),
                 mentions: to_u64(self.mentions),
                 peer: self.peer.map(|p| UserId(to_u64(p))),
-                peer_display_name: None,
-                topic: String::new(),
-                notify: Default::default(),
+                peer_display_name: self.peer_display_name,
+                topic: self.topic,
+                notify: parse_enum(&self.notify).unwrap_or_default(),
             },
             synced_seq: self.synced_seq.map(to_u64),
             complete_from: self.complete_from.map(to_u64),
@@ -353,7 +358,8 @@ const MESSAGE_SELECT: &str = "SELECT m.room, m.seq, m.client_id, m.sender, m.sen
      FROM messages m LEFT JOIN messages q ON q.room = m.room AND q.seq = m.reply_to";
 
 const ROOM_COLUMNS: &str = "id, name, kind, visibility, member_count, last_seq, role, read_seq, \
-     unread, mentions, peer, synced_seq, complete_from, activity_ts";
+     unread, mentions, peer, synced_seq, complete_from, activity_ts, topic, notify, \
+     peer_display_name";
 
 /// SQLite integers are signed; seqs and ids never come near 2^63.
 fn to_i64(v: u64) -> i64 {
@@ -828,7 +834,11 @@ impl Cache {
                         .bind(room)
                         .execute(&mut *tx)
                         .await?;
-                    clear_unread(&mut tx, room).await?;
+                    // Joining reads what came before, but not what the server already counted
+                    // after it (the room was fetched when messages had followed the join).
+                    if seq >= last_seq {
+                        clear_unread(&mut tx, room).await?;
+                    }
                 } else if new.rows_affected() > 0 {
                     sqlx::query("UPDATE rooms SET member_count = member_count + 1 WHERE id = ?")
                         .bind(room)
@@ -894,9 +904,22 @@ impl Cache {
             } => {
                 changes.message = react_in(&mut tx, room, *target, *user, emoji, false).await?;
             }
-            // Kinds this client does not show yet (issue 13, room settings): the seq still
-            // counts as synced below.
-            EventBody::RoomUpdated { .. } | EventBody::RoomDeleted { .. } | EventBody::Unknown => {}
+            // Kinds this client does not know: the seq still counts as synced below.
+            EventBody::Unknown => {}
+            EventBody::RoomUpdated { name, topic, .. } => {
+                settings::apply_room_update(&mut tx, room, name.as_deref(), topic.as_deref())
+                    .await?;
+                changes.rooms_changed = true;
+            }
+            EventBody::RoomDeleted { .. } => {
+                // Like leaving: the room and everything cached of it go (the server has
+                // dropped its history too).
+                remove_room(&mut tx, room).await?;
+                tx.commit().await?;
+                changes.left = true;
+                changes.rooms_changed = true;
+                return Ok(Applied::Done(changes));
+            }
         }
         sqlx::query(
             "UPDATE rooms SET synced_seq = ?2, last_seq = max(last_seq, ?2), \
@@ -1437,14 +1460,16 @@ impl Cache {
     /// Remembers another user with presence (e.g. a direct room's peer).
     pub async fn set_user(&self, user: &protocol::rest::UserPublic) -> Result<()> {
         sqlx::query(
-            "INSERT INTO users (id, username, online, last_seen) VALUES (?, ?, ?, ?) \
+            "INSERT INTO users (id, username, online, last_seen, display_name) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (id) DO UPDATE SET username = excluded.username, \
-             online = excluded.online, last_seen = excluded.last_seen",
+             online = excluded.online, last_seen = excluded.last_seen, \
+             display_name = excluded.display_name",
         )
         .bind(to_i64(user.id.0))
         .bind(&user.username)
         .bind(user.online)
         .bind(user.last_seen)
+        .bind(&user.display_name)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -1470,12 +1495,15 @@ impl Cache {
             .await?;
         for m in members {
             upsert_user(&mut tx, m.user.id, &m.user.username).await?;
-            sqlx::query("UPDATE users SET online = ?, last_seen = ? WHERE id = ?")
-                .bind(m.user.online)
-                .bind(m.user.last_seen)
-                .bind(to_i64(m.user.id.0))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE users SET online = ?, last_seen = ?, display_name = ? WHERE id = ?",
+            )
+            .bind(m.user.online)
+            .bind(m.user.last_seen)
+            .bind(&m.user.display_name)
+            .bind(to_i64(m.user.id.0))
+            .execute(&mut *tx)
+            .await?;
         }
         if known.is_some() {
             sqlx::query("DELETE FROM members WHERE room = ?")
@@ -1502,8 +1530,17 @@ impl Cache {
 
     /// The cached member list of `room` (owner first, then by name).
     pub async fn members(&self, room: RoomId) -> Result<Vec<MemberView>> {
-        let rows: Vec<(i64, String, bool, Option<i64>, bool)> = sqlx::query_as(
-            "SELECT u.id, u.username, u.online, u.last_seen, m.owner \
+        #[derive(FromRow)]
+        struct Row {
+            id: i64,
+            username: String,
+            online: bool,
+            last_seen: Option<i64>,
+            owner: bool,
+            display_name: Option<String>,
+        }
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT u.id, u.username, u.online, u.last_seen, m.owner, u.display_name \
              FROM members m JOIN users u ON u.id = m.user WHERE m.room = ? \
              ORDER BY m.owner DESC, u.username COLLATE NOCASE",
         )
@@ -1512,14 +1549,15 @@ impl Cache {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, username, online, last_seen, owner)| MemberView {
+            .map(|r| MemberView {
                 user: UserView {
-                    id: UserId(to_u64(id)),
-                    username,
-                    online,
-                    last_seen,
+                    id: UserId(to_u64(r.id)),
+                    username: r.username,
+                    display_name: r.display_name,
+                    online: r.online,
+                    last_seen: r.last_seen,
                 },
-                owner,
+                owner: r.owner,
             })
             .collect())
     }
@@ -1610,13 +1648,15 @@ async fn clear_unread(conn: &mut SqliteConnection, room: i64) -> Result<bool> {
 
 async fn upsert_room(conn: &mut SqliteConnection, room: &Room) -> Result<()> {
     sqlx::query(
-        "INSERT INTO rooms (id, name, kind, visibility, member_count, last_seq, role, read_seq, unread, mentions, peer) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+        "INSERT INTO rooms (id, name, kind, visibility, member_count, last_seq, role, read_seq, unread, mentions, \
+         peer, topic, notify, peer_display_name) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, kind = excluded.kind, \
          visibility = excluded.visibility, member_count = excluded.member_count, \
          last_seq = max(rooms.last_seq, excluded.last_seq), role = excluded.role, \
          read_seq = max(rooms.read_seq, excluded.read_seq), unread = excluded.unread, \
-         mentions = excluded.mentions, peer = excluded.peer",
+         mentions = excluded.mentions, peer = excluded.peer, topic = excluded.topic, \
+         notify = excluded.notify, peer_display_name = excluded.peer_display_name",
     )
     .bind(to_i64(room.id.0))
     .bind(&room.name)
@@ -1629,6 +1669,9 @@ async fn upsert_room(conn: &mut SqliteConnection, room: &Room) -> Result<()> {
     .bind(to_i64(room.unread))
     .bind(to_i64(room.mentions))
     .bind(room.peer.map(|p| to_i64(p.0)))
+    .bind(&room.topic)
+    .bind(enum_str(&room.notify))
+    .bind(&room.peer_display_name)
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -147,6 +147,17 @@ async fn offline_reaction_and_reply_are_delivered_once() {
         ]
     );
 
+    // A live mention notifies, saying so.
+    bob.send_with(room.id, "@ann look", json!({"mentions": [me.id]}))
+        .await;
+    let title = ui
+        .wait_for("the mention's notification", |s| match s {
+            Seen::Notification { title, .. } => Some(title.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(title, format!("{} mentioned you", bob.username));
+
     // The reconnect sends nothing again: after another restart of the server, still once.
     server.down().await;
     server.up().await;
@@ -336,4 +347,37 @@ async fn reactions_mentions_and_quotes_follow_the_server() {
     assert_eq!(fresh_second.mentions, [me.id]);
     backend.shutdown().await;
     backend2.shutdown().await;
+}
+
+/// Invited to a room, then mentioned there at once: the room shows the message and counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mention_in_a_room_just_invited_to_counts() {
+    let redis = Redis::start().await;
+    let server = Server::start(&redis).await;
+    let home = Home::new();
+    let (backend, mut ui, me) = signed_up(&home, &server, "ann").await;
+    let bob = Peer::register(&server, "bob").await;
+    let room = bob
+        .create_room("snacks", protocol::rest::Visibility::Private)
+        .await;
+    bob.invite(room.id, me.id).await;
+    let sent = bob
+        .send_with(room.id, "@ann cups?", json!({"mentions": [me.id]}))
+        .await;
+    ui.wait_message("the mention", |m| m.seq == Some(sent.seq))
+        .await;
+    within("counted", async {
+        loop {
+            let rooms = backend.rooms().await.unwrap_or_default();
+            let view = rooms.iter().find(|r| r.room.id == room.id);
+            if view.is_some_and(|v| {
+                v.room.mentions == 1 && v.room.unread == 1 && v.last_message.is_some()
+            }) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    backend.shutdown().await;
 }

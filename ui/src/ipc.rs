@@ -10,7 +10,7 @@ use protocol::ipc::{
     AppError, AppErrorCode, AppEvent, CertificateView, Command, MemberView, MessagePage,
     MessageView, RoomView, SearchHit, Settings, Snapshot, UserView,
 };
-use protocol::rest::{Room, SessionInfo, User, UserRef, Visibility};
+use protocol::rest::{NotifyLevel, Room, SessionInfo, User, UserRef, Visibility};
 use protocol::{ErrorCode, RoomId, UserId};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -103,6 +103,7 @@ impl Error {
                     Some("You are banned from this room. Only its owner can lift the ban.")
                 }
                 ErrorCode::Blocked => Some("This person does not accept messages from you."),
+                ErrorCode::NotAMember => Some("You are no longer in that room."),
                 _ => None,
             },
             // The backend says why and what the operator should do.
@@ -388,6 +389,35 @@ pub async fn unblock(user: UserId) -> Result<()> {
 /// The users this account blocked.
 pub async fn blocks() -> Result<Vec<UserRef>> {
     call(Command::Blocks).await
+}
+
+/// The owner renames the room and/or sets its topic (`None` keeps a field).
+pub async fn update_room(
+    room: RoomId,
+    name: Option<String>,
+    topic: Option<String>,
+) -> Result<Room> {
+    call(Command::UpdateRoom { room, name, topic }).await
+}
+
+/// The owner deletes the room for everyone.
+pub async fn delete_room(room: RoomId) -> Result<()> {
+    call_unit(Command::DeleteRoom { room }).await
+}
+
+/// When to notify about a room (synced to the user's other devices).
+pub async fn set_notify(room: RoomId, level: NotifyLevel) -> Result<()> {
+    call_unit(Command::SetNotify { room, level }).await
+}
+
+/// Sets the user's display name (`""` removes it).
+pub async fn set_display_name(display_name: String) -> Result<User> {
+    call(Command::SetDisplayName { display_name }).await
+}
+
+/// A user's card: username, display name, presence.
+pub async fn user_card(user: UserId) -> Result<UserView> {
+    call(Command::UserCard { user }).await
 }
 
 /// A live subscription to the backend's `chat` event; unsubscribes when dropped.

@@ -11,6 +11,8 @@ pub mod components;
 pub mod effects;
 pub mod format;
 pub mod ipc;
+pub mod mentions;
+pub mod replies;
 pub mod rows;
 pub mod search;
 pub mod shortcodes;

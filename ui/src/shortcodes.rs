@@ -14,6 +14,48 @@ fn is_code_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-')
 }
 
+/// Emoji the picker shows: with no query the first `limit` in Unicode order (smileys first);
+/// otherwise those whose shortcode or name contains every word of `query`, the ones whose
+/// shortcode starts with it first. `(emoji, label)`, the label being `:shortcode:` or the name.
+pub fn picker(query: &str, limit: usize) -> Vec<(&'static str, String)> {
+    let words: Vec<String> = query
+        .split_whitespace()
+        .map(|w| w.trim_matches(':').to_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let label = |code: &str, name: &str| {
+        if code.is_empty() {
+            name.to_owned()
+        } else {
+            format!(":{code}:")
+        }
+    };
+    if words.is_empty() {
+        return PICKER
+            .iter()
+            .take(limit)
+            .map(|(e, code, name)| (*e, label(code, name)))
+            .collect();
+    }
+    let mut found: Vec<(bool, usize, &(&str, &str, &str))> = PICKER
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, code, name))| {
+            let name = name.to_lowercase();
+            words
+                .iter()
+                .all(|w| code.contains(w.as_str()) || name.contains(w.as_str()))
+        })
+        .map(|(i, entry)| (!entry.1.starts_with(words[0].as_str()), i, entry))
+        .collect();
+    found.sort_by_key(|(later, i, _)| (*later, *i));
+    found
+        .into_iter()
+        .take(limit)
+        .map(|(_, _, (e, code, name))| (*e, label(code, name)))
+        .collect()
+}
+
 /// The emoji for a shortcode name (without colons).
 pub fn emoji(name: &str) -> Option<&'static str> {
     SHORTCODES
@@ -151,6 +193,16 @@ pub fn utf16_offset(text: &str, byte: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn picker_searches_shortcodes_and_names() {
+        assert_eq!(picker("", 3).len(), 3);
+        let first = picker("thumbs", 5);
+        assert!(first.iter().any(|(e, _)| *e == "👍"), "{first:?}");
+        let party = picker(":tada:", 5);
+        assert_eq!(party.first().map(|(e, _)| *e), Some("🎉"));
+        assert!(picker("no such emoji at all", 5).is_empty());
+    }
 
     #[test]
     fn known_shortcodes_become_emoji_on_send() {

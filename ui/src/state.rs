@@ -43,6 +43,10 @@ pub enum Dialog {
     Block(UserId),
     /// Confirms banning a member from a room the user owns.
     Ban(RoomId, UserId),
+    /// Name, topic, notification level, delete (issue 13).
+    RoomSettings(RoomId),
+    /// Someone's card: names, presence, "Message".
+    UserCard(UserId),
 }
 
 /// Why the room that was open went away: someone removed or banned the user (shown in its
@@ -311,6 +315,11 @@ pub enum Action {
     },
     /// The user left a room.
     Left(RoomId),
+    /// A user's display name changed (the signed-in user's too).
+    UserUpdated {
+        user: UserId,
+        display_name: Option<String>,
+    },
     /// The server's store lost data and the backend dropped its cached history: forget every
     /// loaded timeline, member list and preview (they may show messages the server no longer
     /// has) and load them again.
@@ -473,7 +482,9 @@ impl AppState {
                 self.update_preview(&m);
                 self.keep_divider_for_unread(&m);
                 if let Some(t) = self.timelines.get_mut(&m.room) {
-                    Rc::make_mut(t).upsert(m);
+                    let t = Rc::make_mut(t);
+                    crate::replies::refresh_quotes(&mut t.messages, &m);
+                    t.upsert(m);
                 }
             }
             Action::Discarded { room, client_id } => {
@@ -537,6 +548,7 @@ impl AppState {
                     if seq > r.room.read_seq {
                         r.room.read_seq = seq;
                         r.room.unread = 0;
+                        r.room.mentions = 0;
                     }
                 }
             }
@@ -583,6 +595,21 @@ impl AppState {
                     self.divider_after = None;
                 }
                 self.dialog = None;
+            }
+            Action::UserUpdated { user, display_name } => {
+                if let Some(me) = self.user.as_mut().filter(|u| u.id == user) {
+                    me.display_name = display_name.clone();
+                }
+                for members in self.members.values_mut() {
+                    if members.iter().any(|m| m.user.id == user) {
+                        for m in Rc::make_mut(members)
+                            .iter_mut()
+                            .filter(|m| m.user.id == user)
+                        {
+                            m.user.display_name = display_name.clone();
+                        }
+                    }
+                }
             }
         }
     }
@@ -933,6 +960,43 @@ mod tests {
             state: ConnectionState::Online,
             now_ms: 0,
         });
+    }
+
+    #[test]
+    fn a_new_display_name_reaches_members_and_me() {
+        let mut s = AppState::default();
+        me(&mut s, 1);
+        let member = |id: u64| MemberView {
+            user: protocol::ipc::UserView {
+                id: UserId(id),
+                username: format!("u{id}"),
+                display_name: None,
+                online: true,
+                last_seen: None,
+            },
+            owner: false,
+        };
+        s.apply(Action::Members {
+            room: RoomId(3),
+            members: vec![member(1), member(2)],
+        });
+        s.apply(Action::UserUpdated {
+            user: UserId(2),
+            display_name: Some("Bea".into()),
+        });
+        s.apply(Action::UserUpdated {
+            user: UserId(1),
+            display_name: Some("Me Myself".into()),
+        });
+        let names: Vec<_> = s.members[&RoomId(3)]
+            .iter()
+            .map(|m| m.user.display_name.clone())
+            .collect();
+        assert_eq!(names, [Some("Me Myself".into()), Some("Bea".into())]);
+        assert_eq!(
+            s.user.as_ref().and_then(|u| u.display_name.as_deref()),
+            Some("Me Myself")
+        );
     }
 
     fn me(s: &mut AppState, id: u64) {

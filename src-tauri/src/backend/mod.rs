@@ -10,13 +10,15 @@
 //! One file per job: [`account`] (server, sign-in, session), [`rooms`] (room list, membership,
 //! people), [`history`] (message pages, gap fills, previews), [`messages`] (send, edit, read
 //! markers, typing), [`settings`] (drafts, focus, settings), [`security`] (sessions,
-//! password, sign out everywhere), [`moderation`] (bans, blocks), [`sync`] (socket frames). This
+//! password, sign out everywhere), [`moderation`] (bans, blocks), [`room_settings`] (rename,
+//! topic, delete, notification levels, display names, user cards), [`sync`] (socket frames). This
 //! file holds the shared state and the dispatch.
 
 mod account;
 mod history;
 mod messages;
 mod moderation;
+mod room_settings;
 mod rooms;
 mod security;
 mod settings;
@@ -329,6 +331,15 @@ impl Backend {
             Command::Block { user } => json(self.set_block(user, true).await?),
             Command::Unblock { user } => json(self.set_block(user, false).await?),
             Command::Blocks => json(self.blocks().await?),
+            Command::UpdateRoom { room, name, topic } => {
+                json(self.update_room(room, name, topic).await?)
+            }
+            Command::DeleteRoom { room } => json(self.delete_room(room).await?),
+            Command::SetNotify { room, level } => json(self.set_notify(room, level).await?),
+            Command::SetDisplayName { display_name } => {
+                json(self.set_display_name(&display_name).await?)
+            }
+            Command::UserCard { user } => json(self.user_card(user).await?),
         }
     }
 }

@@ -97,6 +97,7 @@ impl Backend {
             .map(|u| UserView {
                 id: u.id,
                 username: u.username,
+                display_name: u.display_name,
                 online: u.online,
                 last_seen: u.last_seen,
             })

@@ -9,7 +9,7 @@ use crate::error::Result;
 use protocol::event::EventBody;
 use protocol::ipc::{AppEvent, ConnectionState, MessageView};
 use protocol::limits::Limits;
-use protocol::rest::{Room, User};
+use protocol::rest::{NotifyLevel, Room, User};
 use protocol::ws::ClientFrame;
 use protocol::{RoomEvent, ServerFrame, UserId};
 use tokio_util::sync::CancellationToken;
@@ -151,10 +151,15 @@ impl Inner {
                     }
                 }
             }
-            ServerFrame::History { .. }
-            | ServerFrame::Pong { .. }
-            | ServerFrame::NotifyLevel { .. }
-            | ServerFrame::UserUpdated { .. } => {}
+            ServerFrame::History { .. } | ServerFrame::Pong { .. } => {}
+            ServerFrame::NotifyLevel { room, level } => {
+                if self.cache.set_notify(room, level).await? {
+                    self.rooms_changed().await;
+                }
+            }
+            ServerFrame::UserUpdated { user, display_name } => {
+                self.user_updated(user, display_name).await?;
+            }
         }
         Ok(Handled::Done)
     }
@@ -239,7 +244,8 @@ impl Inner {
             return Ok(Handled::Done);
         };
         if let Some(message) = changes.message {
-            let notify = self.notification_for(&event, &message);
+            let level = self.cache.notify_level(event.room).await?;
+            let notify = self.notification_for(&event, &message, level);
             self.sink.emit(AppEvent::Message { message });
             if let Some((title, body)) = notify {
                 self.sink.notify(&title, &body);
@@ -298,11 +304,14 @@ impl Inner {
         }))
     }
 
-    /// The notification (title, text) for a new message the user is not looking at, if any.
+    /// The notification (title, text) for a new message the user is not looking at, if any,
+    /// as the room's notification `level` allows: `none` never, `mentions` only when the
+    /// message mentions the user (by id or `@room`).
     fn notification_for(
         &self,
         event: &RoomEvent,
         message: &MessageView,
+        level: NotifyLevel,
     ) -> Option<(String, String)> {
         let EventBody::Message {
             sender, deleted, ..
@@ -316,14 +325,26 @@ impl Inner {
         if !state.live || !state.settings.notifications || mine || *deleted || in_view {
             return None;
         }
+        let me = state.session.as_ref().map(|s| s.user.id)?;
+        match level {
+            NotifyLevel::All => {}
+            NotifyLevel::Mentions if event.mentions(me) => {}
+            NotifyLevel::Mentions | NotifyLevel::None => return None,
+        }
+        // A mention says so in the title.
+        let title = if event.mentions(me) {
+            format!("{} mentioned you", message.sender_name)
+        } else {
+            message.sender_name.clone()
+        };
         if state.settings.hide_notification_text {
-            return Some((message.sender_name.clone(), HIDDEN_TEXT.to_owned()));
+            return Some((title, HIDDEN_TEXT.to_owned()));
         }
         let mut body: String = message.body.chars().take(200).collect();
         if body.len() < message.body.len() {
             body.push('…');
         }
-        Some((message.sender_name.clone(), body))
+        Some((title, body))
     }
 }
 

@@ -29,7 +29,7 @@
 //! `${CHAT_TOOLS:-/var/cache/chat/tools}/bin/tauri-driver`).
 //!
 //! Layout: this file holds the scenario; each feature area's steps live in their own module
-//! (`formatting.rs`, …), called from [`scenario`]; the harness is `display.rs` (Xvfb,
+//! (`formatting.rs`, `replies.rs`, …), called from [`scenario`]; the harness is `display.rs` (Xvfb,
 //! tauri-driver), `window.rs` (the page over WebDriver), `x11.rs` (the window as a window
 //! manager sees it), `bob.rs` (the scripted second user) and `shots.rs`.
 
@@ -39,6 +39,7 @@ mod common;
 mod display;
 mod formatting;
 mod installed;
+mod replies;
 mod shots;
 mod support;
 mod window;
@@ -48,6 +49,7 @@ use bob::*;
 use display::*;
 use formatting::*;
 use installed::*;
+use replies::*;
 use shots::*;
 use support::*;
 use window::*;
@@ -431,6 +433,7 @@ async fn scenario(app: &Path) {
         .await;
     window.shot("04-room-chat").await;
     formatting_and_links(&window, &mut bob, room, &tag, home.path()).await;
+    replies_reactions_mentions(&window, &mut bob, room, &alice, &tag).await;
 
     // c) Presence and typing: bob opens a DM with alice (online dot there), is listed online
     // in the members panel, and types in the room.

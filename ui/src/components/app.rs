@@ -53,6 +53,9 @@ fn on_event(d: &Dispatcher, event: AppEvent) {
             reason: Some(reason),
         }),
         AppEvent::Limits { limits } => d.dispatch(Action::Limits(limits)),
+        AppEvent::UserUpdated { user, display_name } => {
+            d.dispatch(Action::UserUpdated { user, display_name })
+        }
         // The server's store lost data and the backend dropped its cache. The reducer forgets
         // what was loaded and bumps `history_generation`, which reloads the open room's newest
         // page and members (effects below). The room list is not asked for now: the backend's

@@ -6,14 +6,23 @@
 //! take one, Esc to close); typing the closing colon of a known shortcode replaces it at once,
 //! and any left in the text are replaced on send (`crate::shortcodes`).
 //!
+//! Mentions: typing `@` lists people (members of the room first, `crate::mentions`), taken
+//! like a shortcode; on send the text's `@username`s become the message's `mentions` (user
+//! ids). Replying: the message being answered shows above the field (Esc or ✕ stops).
+//!
 //! Mounted with the room as its key, so each room gets a fresh composer.
 
 use super::icon::{Icon, IconView};
+use super::reply_quote::Replying;
+use crate::effects::Outgoing;
 use crate::format::now_ms;
 use crate::ipc;
+use crate::mentions::{self, Candidate};
+use crate::replies::quote_of;
 use crate::shortcodes;
+use protocol::ipc::MessageView;
 use protocol::validate;
-use protocol::RoomId;
+use protocol::{RoomId, UserId};
 use std::cell::RefCell;
 use std::rc::Rc;
 use web_sys::HtmlTextAreaElement;
@@ -33,8 +42,50 @@ pub struct ComposerProps {
     pub placeholder: AttrValue,
     /// The server's largest message, in UTF-8 bytes (`limits.max_message_bytes`).
     pub max_bytes: usize,
-    /// The text to send, and where to put it back if the backend refuses it.
-    pub onsend: Callback<(String, Callback<String>)>,
+    /// The message to send, and where to put its text back if the backend refuses it.
+    pub onsend: Callback<(Outgoing, Callback<String>)>,
+    /// The message being answered.
+    #[prop_or_default]
+    pub replying: Option<MessageView>,
+    #[prop_or_default]
+    pub oncancelreply: Callback<()>,
+    /// Who `@` can name (members first).
+    #[prop_or_default]
+    pub candidates: Rc<Vec<Candidate>>,
+    #[prop_or_default]
+    pub me: Option<UserId>,
+    /// The reader owns the room (may say `@room`).
+    #[prop_or_default]
+    pub owner: bool,
+}
+
+/// The mention being typed and who it could be.
+#[derive(Clone, PartialEq)]
+struct MentionSuggest {
+    /// Byte offsets of its `@` and of the cursor.
+    at: usize,
+    cursor: usize,
+    items: Vec<Candidate>,
+    selected: usize,
+}
+
+fn look_at_mention(
+    value: &str,
+    cursor: usize,
+    candidates: &[Candidate],
+    me: Option<UserId>,
+) -> Option<MentionSuggest> {
+    let (at, typed) = mentions::typing_at(value, cursor)?;
+    let items: Vec<Candidate> = mentions::suggestions(typed, candidates, me)
+        .into_iter()
+        .cloned()
+        .collect();
+    (!items.is_empty()).then_some(MentionSuggest {
+        at,
+        cursor,
+        items,
+        selected: 0,
+    })
 }
 
 /// What survives renders without causing them.
@@ -104,6 +155,7 @@ pub fn Composer(props: &ComposerProps) -> Html {
     let text = use_state(String::new);
     let error = use_state(|| None::<String>);
     let suggest = use_state(|| None::<Suggest>);
+    let mention = use_state(|| None::<MentionSuggest>);
     let draft = use_mut_ref(Draft::default);
     let input_ref = use_node_ref();
     // A cursor position (UTF-16) to restore after the next render put a new value in.
@@ -135,6 +187,19 @@ pub fn Composer(props: &ComposerProps) -> Html {
         });
     }
 
+    // Choosing a message to answer puts the cursor here.
+    {
+        let input_ref = input_ref.clone();
+        let reply = props.replying.as_ref().and_then(|m| m.seq);
+        use_effect_with(reply, move |reply| {
+            if reply.is_some() {
+                if let Some(el) = input_ref.cast::<HtmlTextAreaElement>() {
+                    let _ = el.focus();
+                }
+            }
+        });
+    }
+
     {
         let (input_ref, caret) = (input_ref.clone(), caret.clone());
         use_effect(move || {
@@ -154,6 +219,7 @@ pub fn Composer(props: &ComposerProps) -> Html {
             suggest.clone(),
             caret.clone(),
         );
+        let (mention, candidates, me) = (mention.clone(), props.candidates.clone(), props.me);
         Callback::from(move |e: InputEvent| {
             let el = e.target_unchecked_into::<HtmlTextAreaElement>();
             let mut value = el.value();
@@ -163,10 +229,16 @@ pub fn Composer(props: &ComposerProps) -> Html {
                 .flatten()
                 .map_or(value.len(), |at| shortcodes::byte_offset(&value, at));
             let (done, found) = look_at_shortcode(&value, cursor);
+            let replaced = done.is_some();
             if let Some((new, at)) = done {
                 *caret.borrow_mut() = Some(shortcodes::utf16_offset(&new, at));
                 value = new;
             }
+            mention.set(if found.is_none() && !replaced {
+                look_at_mention(&value, cursor, &candidates, me)
+            } else {
+                None
+            });
             suggest.set(found);
             error.set(None);
             let now = now_ms();
@@ -203,8 +275,11 @@ pub fn Composer(props: &ComposerProps) -> Html {
             props.onsend.clone(),
             suggest.clone(),
         );
+        let (mention, candidates, owner) = (mention.clone(), props.candidates.clone(), props.owner);
+        let reply_to = props.replying.as_ref().and_then(|m| m.seq);
         move || {
             suggest.set(None);
+            mention.set(None);
             let body = shortcodes::replace_all(text.trim_end());
             if body.trim().is_empty() {
                 return;
@@ -232,7 +307,14 @@ pub fn Composer(props: &ComposerProps) -> Html {
                     }
                 })
             };
-            onsend.emit((body, give_back));
+            let (ids, says_room) = mentions::resolve(&body, &candidates);
+            let msg = Outgoing {
+                body,
+                reply_to,
+                mentions: ids,
+                mention_room: says_room && owner,
+            };
+            onsend.emit((msg, give_back));
             text.set(String::new());
             {
                 let mut d = draft.borrow_mut();
@@ -268,9 +350,74 @@ pub fn Composer(props: &ComposerProps) -> Html {
             text.set(new);
         })
     };
+    // Takes a mention suggestion: the typed `@na` becomes `@name `.
+    let pick_mention = {
+        let (text, draft, mention, caret) =
+            (text.clone(), draft.clone(), mention.clone(), caret.clone());
+        Callback::from(move |username: String| {
+            let Some(s) = (*mention).clone() else {
+                return;
+            };
+            let current = draft.borrow().text.clone();
+            if current.get(s.at..s.cursor).is_none() {
+                mention.set(None);
+                return;
+            }
+            let (new, at) = mentions::complete(&current, s.at, s.cursor, &username);
+            *caret.borrow_mut() = Some(shortcodes::utf16_offset(&new, at));
+            {
+                let mut d = draft.borrow_mut();
+                d.text = new.clone();
+                d.dirty = true;
+                d.touched = true;
+            }
+            mention.set(None);
+            text.set(new);
+        })
+    };
     let onkeydown = {
         let (send, suggest, pick) = (send.clone(), suggest.clone(), pick.clone());
+        let (mention, pick_mention, replying, oncancelreply) = (
+            mention.clone(),
+            pick_mention.clone(),
+            props.replying.is_some(),
+            props.oncancelreply.clone(),
+        );
         Callback::from(move |e: KeyboardEvent| {
+            if let Some(s) = (*mention).clone() {
+                let n = s.items.len();
+                let key = e.key();
+                match key.as_str() {
+                    "ArrowDown" | "ArrowUp" => {
+                        e.prevent_default();
+                        let selected = if key == "ArrowDown" {
+                            (s.selected + 1) % n
+                        } else {
+                            (s.selected + n - 1) % n
+                        };
+                        mention.set(Some(MentionSuggest { selected, ..s }));
+                        return;
+                    }
+                    "Enter" | "Tab" if !e.shift_key() && !e.is_composing() => {
+                        e.prevent_default();
+                        if let Some(c) = s.items.get(s.selected) {
+                            pick_mention.emit(c.username.clone());
+                        }
+                        return;
+                    }
+                    "Escape" => {
+                        e.prevent_default();
+                        mention.set(None);
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+            if e.key() == "Escape" && replying && suggest.is_none() {
+                e.prevent_default();
+                oncancelreply.emit(());
+                return;
+            }
             if let Some(s) = (*suggest).clone() {
                 let n = s.items.len();
                 let key = e.key();
@@ -337,12 +484,40 @@ pub fn Composer(props: &ComposerProps) -> Html {
             </ul>
         }
     });
+    let people = (*mention).clone().map(|s| {
+        html! {
+            <ul class="emoji-suggestions mention-suggestions" role="listbox" aria-label="People">
+                { for s.items.iter().enumerate().map(|(i, c)| {
+                    let onmousedown = {
+                        let (pick_mention, name) = (pick_mention.clone(), c.username.clone());
+                        Callback::from(move |e: MouseEvent| {
+                            e.prevent_default();
+                            pick_mention.emit(name.clone());
+                        })
+                    };
+                    html! {
+                        <li role="option" aria-selected={(i == s.selected).to_string()}
+                            class={classes!("emoji-suggestion", "mention-suggestion", (i == s.selected).then_some("selected"))}
+                            data-username={c.username.clone()} onmousedown={onmousedown}>
+                            <span class="mention-name"><bdi>{ format!("@{}", c.username) }</bdi></span>
+                            if !c.member { <span class="shortcode">{ "not in this room" }</span> }
+                        </li>
+                    }
+                }) }
+            </ul>
+        }
+    });
+    let replying = props.replying.as_ref().map(|m| {
+        html! { <Replying quote={quote_of(m)} oncancel={props.oncancelreply.clone()} /> }
+    });
     html! {
         <div class="composer-wrap">
             if let Some(err) = &*error {
                 <p class="composer-error" role="alert">{ err.clone() }</p>
             }
             { suggestions.unwrap_or_default() }
+            { people.unwrap_or_default() }
+            { replying.unwrap_or_default() }
             <div class={classes!("composer", over.then_some("over"))}>
                 <textarea ref={input_ref} id="composer" rows={rows.to_string()}
                     placeholder={props.placeholder.clone()} aria-label={props.placeholder.clone()}

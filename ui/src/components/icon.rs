@@ -24,6 +24,10 @@ pub enum Icon {
     Retry,
     Server,
     ArrowDown,
+    /// Reply to a message.
+    Reply,
+    /// Add a reaction.
+    Smile,
 }
 
 #[derive(Properties, PartialEq)]
@@ -95,6 +99,12 @@ pub fn IconView(props: &IconProps) -> Html {
             <path d="M6 7h.01M6 17h.01"/>
         </>},
         Icon::ArrowDown => html! { <path d="M12 5v14M19 12l-7 7-7-7"/> },
+        Icon::Reply => html! {<>
+            <path d="M9 14 4 9l5-5"/><path d="M20 20v-7a4 4 0 0 0-4-4H4"/>
+        </>},
+        Icon::Smile => html! {<>
+            <circle cx="12" cy="12" r="10"/><path d="M8 14s1.5 2 4 2 4-2 4-2M9 9h.01M15 9h.01"/>
+        </>},
     };
     html! {
         <svg class={classes!("icon", props.class.clone())} viewBox="0 0 24 24" fill="none"

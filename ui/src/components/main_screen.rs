@@ -49,6 +49,12 @@ pub fn MainScreen() -> Html {
         Some(Dialog::Ban(room, user)) => {
             html! { <BanDialog {room} {user} onclose={close_dialog} /> }
         }
+        Some(Dialog::RoomSettings(room)) => {
+            html! { <super::room_settings_dialog::RoomSettingsDialog {room} onclose={close_dialog} /> }
+        }
+        Some(Dialog::UserCard(user)) => {
+            html! { <super::user_card::UserCard {user} onclose={close_dialog} /> }
+        }
     };
     // Direct rooms have no member list (two people, both in the header).
     let members_open = state.show_members

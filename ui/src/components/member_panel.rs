@@ -1,14 +1,13 @@
 //! The members of the open room with presence and the owner marked; a click on someone
-//! else starts a direct message with them. Beside each: block, and ban for the room's owner
-//! (with the banned users listed below the members).
+//! opens their card (names, presence, "Message"). Beside each: block, and ban for the room's
+//! owner (with the banned users listed below the members).
 
 use super::avatar::Avatar;
 use super::banned_list::BannedList;
 use super::icon::{Icon, IconView};
 use super::member_actions::MemberActions;
-use crate::effects;
 use crate::format::{now_ms, presence_text};
-use crate::state::{Action, AppContext};
+use crate::state::{Action, AppContext, Dialog};
 use yew::prelude::*;
 
 #[function_component]
@@ -70,19 +69,23 @@ pub fn MemberPanel() -> Html {
                     let owner = m.owner;
                     let onclick = {
                         let d = state.dispatcher();
-                        Callback::from(move |_: MouseEvent| effects::open_dm(&d, user))
+                        Callback::from(move |_: MouseEvent| d.dispatch(Action::Open(Dialog::UserCard(user))))
                     };
                     let name = m.user.username.clone();
-                    let label = if is_me { format!("{} (you)", crate::format::isolate(&name)) } else { format!("Message {}", crate::format::isolate(&name)) };
+                    // The display name, then the username (never the display name alone).
+                    let shown = m.user.display_name.clone().unwrap_or_else(|| name.clone());
+                    let label = if is_me { format!("{} (you)", crate::format::isolate(&name)) } else { format!("Profile of {}", crate::format::isolate(&name)) };
                     html! {
                         <li key={user.0} class="member-row">
                             <button type="button" class="member" disabled={is_me} onclick={onclick}
                                 title={label.clone()} aria-label={label}>
-                                <Avatar name={name.clone()} status={Some(status)} class="small" />
+                                <Avatar name={shown.clone()} status={Some(status)} class="small" />
                                 <span class="member-text">
                                     // The name shrinks (ellipsis); "(you)" always shows.
                                     <span class="member-name">
-                                        <span class="member-name-text"><bdi>{ name }</bdi></span>
+                                        <span class="member-name-text"><bdi>{ shown.clone() }</bdi>
+                                            if shown != name { <span class="muted member-username">{ " @" }<bdi>{ name }</bdi></span> }
+                                        </span>
                                         if is_me { <span class="member-you">{ "(you)" }</span> }
                                     </span>
                                     <span class="member-status">

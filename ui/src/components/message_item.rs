@@ -1,12 +1,20 @@
 //! One message: sender and time (first of a group), the text (Markdown, as DOM nodes), edited/deleted
 //! markers, the delivery state (pending with a clock; failed in red with the reason, Retry and
-//! Discard), and for the user's own messages Edit and Delete.
+//! Discard), and for the user's own messages Edit and Delete. Replies show their quote above
+//! the text; reactions show under it. On hover: quick reactions, the emoji picker and Reply.
+//! Mentions of the reader make the whole message stand out.
 
 use super::avatar::Avatar;
+use super::emoji_picker::EmojiPicker;
 use super::icon::{Icon, IconView};
 use super::message_text::MessageText;
+use super::reactions::{Reactions, QUICK};
+use super::reply_quote::ReplyQuote;
 use crate::format::{full_time, time_of_day};
 use protocol::ipc::{MessageStatus, MessageView};
+use protocol::UserId;
+use std::collections::HashMap;
+use std::rc::Rc;
 use web_sys::HtmlTextAreaElement;
 use yew::prelude::*;
 
@@ -25,12 +33,30 @@ pub struct MessageItemProps {
     /// `(seq, new text)`.
     pub on_edit: Callback<(u64, String)>,
     pub on_delete: Callback<u64>,
+    /// The reader.
+    #[prop_or_default]
+    pub me: Option<UserId>,
+    #[prop_or_default]
+    pub my_name: Option<AttrValue>,
+    /// Names of users (reaction tooltips, mentions).
+    #[prop_or_default]
+    pub names: Rc<HashMap<UserId, String>>,
+    /// Answer this message.
+    #[prop_or_default]
+    pub on_reply: Callback<MessageView>,
+    /// `(seq, emoji, remove)`.
+    #[prop_or_default]
+    pub on_react: Callback<(u64, String, bool)>,
+    /// Go to the message with this seq (a reply's original).
+    #[prop_or_default]
+    pub on_jump: Callback<u64>,
 }
 
 #[function_component]
 pub fn MessageItem(props: &MessageItemProps) -> Html {
     let editing = use_state(|| None::<String>);
     let confirm_delete = use_state(|| false);
+    let picking = use_state(|| false);
     let editor_ref = use_node_ref();
     let m = &props.message;
 
@@ -124,6 +150,62 @@ pub fn MessageItem(props: &MessageItemProps) -> Html {
         Callback::from(move |_: MouseEvent| on_discard.emit(m.clone()))
     };
 
+    let react = {
+        let (on_react, seq, reactions, me) =
+            (props.on_react.clone(), m.seq, m.reactions.clone(), props.me);
+        Callback::from(move |emoji: String| {
+            let Some(seq) = seq else {
+                return;
+            };
+            let mine = reactions
+                .iter()
+                .any(|r| r.emoji == emoji && me.is_some_and(|me| r.users.contains(&me)));
+            on_react.emit((seq, emoji, mine));
+        })
+    };
+    let toggle = {
+        let (on_react, seq) = (props.on_react.clone(), m.seq);
+        Callback::from(move |(emoji, remove): (String, bool)| {
+            if let Some(seq) = seq {
+                on_react.emit((seq, emoji, remove));
+            }
+        })
+    };
+    let open_picker = {
+        let picking = picking.clone();
+        Callback::from(move |()| picking.set(true))
+    };
+    let close_picker = {
+        let picking = picking.clone();
+        Callback::from(move |()| picking.set(false))
+    };
+    let pick = {
+        let (react, picking) = (react.clone(), picking.clone());
+        Callback::from(move |emoji: String| {
+            picking.set(false);
+            react.emit(emoji);
+        })
+    };
+    let reply = {
+        let (on_reply, m) = (props.on_reply.clone(), m.clone());
+        Callback::from(move |_: MouseEvent| on_reply.emit(m.clone()))
+    };
+    let quote = m.reply_to.map(|original| {
+        let on_jump = props.on_jump.clone();
+        html! {
+            <ReplyQuote quote={m.quote.clone()} onjump={Callback::from(move |()| on_jump.emit(original))} />
+        }
+    });
+    let mention_names: Rc<Vec<String>> = Rc::new(
+        m.mentions
+            .iter()
+            .filter_map(|u| props.names.get(u).cloned())
+            .collect(),
+    );
+    let mentions_me = !props.mine
+        && !m.deleted
+        && (m.mention_room || props.me.is_some_and(|me| m.mentions.contains(&me)));
+
     let (state_class, status) = match &m.status {
         MessageStatus::Sent => (None, Html::default()),
         MessageStatus::Pending => (
@@ -146,7 +228,8 @@ pub fn MessageItem(props: &MessageItemProps) -> Html {
             },
         ),
     };
-    let can_change = props.mine && m.seq.is_some() && !m.deleted && editing.is_none();
+    let can_act = m.seq.is_some() && !m.deleted && editing.is_none();
+    let can_change = props.mine && can_act;
     let time_title = full_time(m.ts, props.now);
     let body = if let Some(text) = &*editing {
         html! {
@@ -165,7 +248,8 @@ pub fn MessageItem(props: &MessageItemProps) -> Html {
         html! { <p class="body deleted">{ "This message was deleted." }</p> }
     } else {
         html! {
-            <MessageText text={m.body.clone()}>
+            <MessageText text={m.body.clone()} mentions={mention_names} mention_room={m.mention_room}
+                my_name={props.my_name.clone()}>
                 if m.edited { <span class="edited" title="Edited">{ " (edited)" }</span> }
             </MessageText>
         }
@@ -179,6 +263,8 @@ pub fn MessageItem(props: &MessageItemProps) -> Html {
             state_class,
             (*confirm_delete).then_some("confirming"),
             props.highlight.then_some("highlight"),
+            mentions_me.then_some("mentions-me"),
+            (*picking).then_some("picking"),
         )} data-seq={m.seq.map(|s| s.to_string())}>
             <div class="gutter">
                 if props.header {
@@ -194,24 +280,55 @@ pub fn MessageItem(props: &MessageItemProps) -> Html {
                         <time class="time" title={time_title}>{ time_of_day(m.ts) }</time>
                     </div>
                 }
+                { quote.unwrap_or_default() }
                 { body }
+                if !m.deleted {
+                    <Reactions reactions={m.reactions.clone()} me={props.me} names={props.names.clone()}
+                        ontoggle={toggle} onadd={open_picker.clone()} />
+                }
                 { status }
             </div>
-            if can_change {
+            if *picking {
+                <EmojiPicker onpick={pick} onclose={close_picker} />
+            }
+            if can_act {
                 <div class="message-actions">
                     if *confirm_delete {
                         <span class="confirm-text">{ "Delete this message?" }</span>
                         <button type="button" class="button small danger" onclick={do_delete}>{ "Delete" }</button>
                         <button type="button" class="button small" onclick={cancel_delete}>{ "Cancel" }</button>
                     } else {
-                        <button type="button" class="icon-button small" title="Edit" aria-label="Edit message"
-                            onclick={start_edit}>
-                            <IconView icon={Icon::Edit} />
+                        { for QUICK.iter().map(|emoji| {
+                            let (react, emoji) = (react.clone(), (*emoji).to_owned());
+                            let label = format!("React with {emoji}");
+                            let shown = emoji.clone();
+                            html! {
+                                <button type="button" class="icon-button small quick-reaction" title={label.clone()}
+                                    aria-label={label} data-emoji={emoji.clone()}
+                                    onclick={Callback::from(move |_: MouseEvent| react.emit(emoji.clone()))}>
+                                    { shown }
+                                </button>
+                            }
+                        }) }
+                        <button type="button" class="icon-button small" title="Add reaction" aria-label="Add reaction"
+                            onclick={Callback::from(move |_: MouseEvent| open_picker.emit(()))}>
+                            <IconView icon={Icon::Smile} />
                         </button>
-                        <button type="button" class="icon-button small" title="Delete" aria-label="Delete message"
-                            onclick={ask_delete}>
-                            <IconView icon={Icon::Trash} />
+                        <button type="button" class="icon-button small" title="Reply" aria-label="Reply"
+                            onclick={reply}>
+                            <IconView icon={Icon::Reply} />
                         </button>
+                        if can_change {
+                            <span class="actions-divider" aria-hidden="true"></span>
+                            <button type="button" class="icon-button small" title="Edit" aria-label="Edit message"
+                                onclick={start_edit}>
+                                <IconView icon={Icon::Edit} />
+                            </button>
+                            <button type="button" class="icon-button small" title="Delete" aria-label="Delete message"
+                                onclick={ask_delete}>
+                                <IconView icon={Icon::Trash} />
+                            </button>
+                        }
                     }
                 </div>
             }

@@ -9,6 +9,7 @@ use crate::rows::{rows, Row};
 use crate::state::Timeline;
 use protocol::ipc::MessageView;
 use protocol::UserId;
+use std::collections::HashMap;
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
 use web_sys::Element;
@@ -35,6 +36,19 @@ pub struct MessageListProps {
     pub on_discard: Callback<MessageView>,
     pub on_edit: Callback<(u64, String)>,
     pub on_delete: Callback<u64>,
+    #[prop_or_default]
+    pub my_name: Option<AttrValue>,
+    /// Names of users (reaction tooltips, mentions).
+    #[prop_or_default]
+    pub names: Rc<HashMap<UserId, String>>,
+    #[prop_or_default]
+    pub on_reply: Callback<MessageView>,
+    /// `(seq, emoji, remove)`.
+    #[prop_or_default]
+    pub on_react: Callback<(u64, String, bool)>,
+    /// Go to a reply's original.
+    #[prop_or_default]
+    pub on_jump: Callback<u64>,
 }
 
 /// Scroll bookkeeping that must not trigger renders.
@@ -239,7 +253,10 @@ pub fn MessageList(props: &MessageListProps) -> Html {
                     mine={Some(message.sender) == props.me} now={now}
                     highlight={message.seq.is_some() && message.seq == *highlighted}
                     on_retry={props.on_retry.clone()} on_discard={props.on_discard.clone()}
-                    on_edit={props.on_edit.clone()} on_delete={props.on_delete.clone()} />
+                    on_edit={props.on_edit.clone()} on_delete={props.on_delete.clone()}
+                    me={props.me} my_name={props.my_name.clone()} names={props.names.clone()}
+                    on_reply={props.on_reply.clone()} on_react={props.on_react.clone()}
+                    on_jump={props.on_jump.clone()} />
             },
         })
         .collect::<Html>();

@@ -10,7 +10,9 @@
 
 use super::modal::Modal;
 use crate::ipc;
+use crate::mentions::{self, Piece};
 use markup::{Element, Node};
+use std::rc::Rc;
 use yew::platform::spawn_local;
 use yew::prelude::*;
 
@@ -21,6 +23,23 @@ pub struct MessageTextProps {
     /// Shown after the last block (e.g. "(edited)").
     #[prop_or_default]
     pub children: Html,
+    /// Usernames the message mentions (from its `mentions` ids): their `@name` is highlighted.
+    #[prop_or_default]
+    pub mentions: Rc<Vec<String>>,
+    /// The message says `@room` (highlighted as the reader's own).
+    #[prop_or_default]
+    pub mention_room: bool,
+    /// The reader's username: their own mention stands out.
+    #[prop_or_default]
+    pub my_name: Option<AttrValue>,
+}
+
+/// What rendering text nodes needs besides the node.
+struct Ctx<'a> {
+    on_link: &'a Callback<Activated>,
+    mentions: &'a [String],
+    mention_room: bool,
+    my_name: Option<&'a str>,
 }
 
 /// A link the user activated: its visible text and its target.
@@ -86,10 +105,16 @@ pub fn MessageText(props: &MessageTextProps) -> Html {
         }
     });
 
+    let ctx = Ctx {
+        on_link: &on_link,
+        mentions: &props.mentions,
+        mention_room: props.mention_room,
+        my_name: props.my_name.as_deref(),
+    };
     html! {
         <>
             <div class="body rich" dir="auto">
-                { for nodes.iter().map(|n| view(n, &on_link)) }
+                { for nodes.iter().map(|n| view(n, &ctx)) }
                 { props.children.clone() }
             </div>
             if let Some(text) = &*error {
@@ -100,10 +125,22 @@ pub fn MessageText(props: &MessageTextProps) -> Html {
     }
 }
 
-fn view(node: &Node, on_link: &Callback<Activated>) -> Html {
-    let children = |nodes: &[Node]| -> Html { nodes.iter().map(|n| view(n, on_link)).collect() };
+fn view(node: &Node, ctx: &Ctx) -> Html {
+    let children = |nodes: &[Node]| -> Html { nodes.iter().map(|n| view(n, ctx)).collect() };
+    let on_link = ctx.on_link;
     match node {
-        Node::Text(text) => html! { { text.clone() } },
+        Node::Text(text) if ctx.mentions.is_empty() && !ctx.mention_room => {
+            html! { { text.clone() } }
+        }
+        Node::Text(text) => mentions::pieces(text, ctx.mentions, ctx.mention_room, ctx.my_name)
+            .into_iter()
+            .map(|piece| match piece {
+                Piece::Text(t) => html! { { t.to_owned() } },
+                Piece::Mention { text, mine } => html! {
+                    <span class={classes!("mention", mine.then_some("mine"))}>{ text.to_owned() }</span>
+                },
+            })
+            .collect(),
         Node::Break => html! { <br /> },
         Node::Code(code) => html! { <code class="inline-code">{ code.clone() }</code> },
         Node::CodeBlock { text, .. } => html! {

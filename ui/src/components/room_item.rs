@@ -1,5 +1,5 @@
 //! One conversation in the side bar: avatar (with presence for direct messages), name, time
-//! and preview of the last message, and the unread count.
+//! and preview of the last message, and the unread count with, apart, the unread mentions.
 
 use super::avatar::Avatar;
 use super::icon::{Icon, IconView};
@@ -77,7 +77,8 @@ pub fn RoomItem(props: &RoomItemProps) -> Html {
         };
         html! { <span class="room-glyph" aria-hidden="true"><IconView {icon} /></span> }
     };
-    let label = if unread > 0 {
+    let mentions = room.mentions;
+    let mut label = if unread > 0 {
         format!(
             "{}, {} unread",
             crate::format::isolate(&room.name),
@@ -86,6 +87,13 @@ pub fn RoomItem(props: &RoomItemProps) -> Html {
     } else {
         room.name.clone()
     };
+    if mentions > 0 {
+        label.push_str(&format!(
+            ", {} mention{}",
+            unread_label(mentions),
+            if mentions == 1 { "" } else { "s" }
+        ));
+    }
     html! {
         <li>
             <button type="button"
@@ -106,6 +114,12 @@ pub fn RoomItem(props: &RoomItemProps) -> Html {
                                 <span class="muted">{ "No messages yet" }</span>
                             }
                         </span>
+                        if mentions > 0 {
+                            <span class="badge mention-badge" aria-hidden="true"
+                                title={format!("Mentions: {}", unread_label(mentions))}>
+                                { format!("@{}", unread_label(mentions)) }
+                            </span>
+                        }
                         if unread > 0 { <span class="badge" aria-hidden="true">{ unread_label(unread) }</span> }
                     </span>
                 </span>

@@ -118,6 +118,46 @@ pub fn SettingsDialog(props: &SettingsDialogProps) -> Html {
         let confirm = confirm.clone();
         Callback::from(move |_: MouseEvent| confirm.set(None))
     };
+    let display_name = use_state(|| {
+        state
+            .user
+            .as_ref()
+            .and_then(|u| u.display_name.clone())
+            .unwrap_or_default()
+    });
+    let name_busy = use_state(|| false);
+    let on_display_name = {
+        let display_name = display_name.clone();
+        Callback::from(move |e: InputEvent| {
+            display_name.set(e.target_unchecked_into::<HtmlInputElement>().value())
+        })
+    };
+    let current_display = state
+        .user
+        .as_ref()
+        .and_then(|u| u.display_name.clone())
+        .unwrap_or_default();
+    let name_changed = display_name.trim() != current_display;
+    let save_display_name = {
+        let (display_name, name_busy) = (display_name.clone(), name_busy.clone());
+        let d = state.dispatcher();
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let wanted = display_name.trim().to_owned();
+            let (name_busy, d) = (name_busy.clone(), d.clone());
+            name_busy.set(true);
+            spawn_local(async move {
+                match ipc::set_display_name(wanted).await {
+                    Ok(user) => d.dispatch(Action::UserUpdated {
+                        user: user.id,
+                        display_name: user.display_name,
+                    }),
+                    Err(e) => effects::toast(&d, &e),
+                }
+                name_busy.set(false);
+            });
+        })
+    };
     let open_account = {
         let d = state.dispatcher();
         Callback::from(move |_: MouseEvent| d.dispatch(Action::Open(Dialog::Account)))
@@ -141,6 +181,16 @@ pub fn SettingsDialog(props: &SettingsDialogProps) -> Html {
                         <span class="muted server-line"><IconView icon={Icon::Server} /><span class="server-url">{ server }</span></span>
                     </div>
                 </div>
+                <form class="display-name-form" onsubmit={save_display_name}>
+                    <label class="field">
+                        <span class="field-label">{ "Display name" }</span>
+                        <input id="display-name" type="text" maxlength="64" placeholder="Shown next to your username"
+                            value={(*display_name).clone()} oninput={on_display_name} disabled={*name_busy} />
+                    </label>
+                    <button id="save-display-name" type="submit" class="button" disabled={!name_changed || *name_busy}>
+                        { "Save" }
+                    </button>
+                </form>
                 <button id="open-account" type="button" class="button account-button" onclick={open_account}>
                     <IconView icon={Icon::Lock} />{ "Sessions and password…" }
                 </button>
