@@ -62,6 +62,9 @@ fi
 # Fuzzing: cargo fuzz (libFuzzer; scripts/fuzz.sh) and schemathesis from PyPI in a venv
 # (scripts/schemathesis.sh).
 install_tool cargo-fuzz 0.13.2 cargo-fuzz --locked
+# A real S3-protocol server for the attachment tests on object storage (issue 14,
+# server/tests/attachments.rs `s3::`); 0.14.1 is the newest that builds with rustc 1.95.
+install_tool s3s-fs 0.14.1 s3s-fs "--locked --features binary"
 VENV=${CHAT_VENV:-/var/cache/chat/venv}
 SCHEMATHESIS=4.32.5
 if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "version $SCHEMATHESIS$"; then

@@ -11,19 +11,161 @@ use protocol::{Attachment, ClientFrame, ErrorCode, EventBody, RoomEvent, RoomId,
 use std::path::Path;
 use std::sync::Arc;
 
-/// A server storing attachments in a fresh directory (kept alive by the returned guard).
+/// Where a test server keeps its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Storage {
+    /// `attachments.dir`.
+    Dir,
+    /// `attachments.s3`, on a real S3-protocol server (`s3s-fs`) started for the test.
+    S3,
+}
+
+/// Generates `memory::` and `redis::` (files in a directory) and `s3::` (Redis, files in S3)
+/// tests for each `async fn name(backend: Backend, storage: Storage)`.
+macro_rules! storage_tests {
+    ($($name:ident),+ $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Memory, super::Storage::Dir).await
+                }
+            )+
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Redis, super::Storage::Dir).await
+                }
+            )+
+        }
+        mod s3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Redis, super::Storage::S3).await
+                }
+            )+
+        }
+    };
+}
+
+/// The stored files of a test server: a directory, or an S3 server whose bucket is one.
+struct Files {
+    dir: tempfile::TempDir,
+    s3: Option<S3Server>,
+}
+
+impl Files {
+    /// Where the stored objects appear as files (`blobs/{id}`, `thumbs/{id}`).
+    fn path(&self) -> std::path::PathBuf {
+        match &self.s3 {
+            Some(s3) => s3.root.path().join(S3_BUCKET),
+            None => self.dir.path().to_path_buf(),
+        }
+    }
+
+    fn configure(&self, c: &mut chat_server::Config) {
+        match &self.s3 {
+            Some(s3) => {
+                c.attachments.s3 = Some(chat_server::attachments::config::S3Config {
+                    bucket: S3_BUCKET.into(),
+                    endpoint: Some(s3.endpoint.clone()),
+                    region: "us-east-1".into(),
+                    access_key_id: S3_KEY.into(),
+                    secret_access_key: S3_SECRET.into(),
+                    allow_http: true,
+                })
+            }
+            None => c.attachments.dir = Some(self.dir.path().to_path_buf()),
+        }
+    }
+
+    async fn new(storage: Storage) -> Files {
+        Files {
+            dir: tempfile::tempdir().expect("temp dir"),
+            s3: match storage {
+                Storage::Dir => None,
+                Storage::S3 => Some(S3Server::start().await),
+            },
+        }
+    }
+}
+
+const S3_BUCKET: &str = "chat-files";
+const S3_KEY: &str = "test-access-key";
+const S3_SECRET: &str = "test-secret-key-0123456789";
+
+/// `s3s-fs` (crates.io; installed by scripts/setup.sh) on a free port, over a fresh directory.
+/// Killed when dropped.
+struct S3Server {
+    _child: tokio::process::Child,
+    root: tempfile::TempDir,
+    endpoint: String,
+}
+
+impl S3Server {
+    async fn start() -> S3Server {
+        use tokio::io::AsyncBufReadExt;
+        let root = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(root.path().join(S3_BUCKET)).expect("bucket directory");
+        let installed = std::path::Path::new("/var/cache/chat/tools/bin/s3s-fs");
+        let bin = if installed.exists() {
+            installed.to_path_buf()
+        } else {
+            "s3s-fs".into()
+        };
+        let mut child = tokio::process::Command::new(&bin)
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(["--access-key", S3_KEY, "--secret-key", S3_SECRET])
+            .arg(root.path())
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e} (run scripts/setup.sh)", bin.display()));
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let endpoint = tokio::time::timeout(TIMEOUT, async {
+            while let Some(line) = lines.next_line().await.expect("s3s-fs output") {
+                if let Some(at) = line.find("http://127.0.0.1:") {
+                    let url: String = line[at..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || ":/.".contains(*c))
+                        .collect();
+                    return url;
+                }
+            }
+            panic!("s3s-fs exited before listening");
+        })
+        .await
+        .expect("s3s-fs did not start listening in time");
+        // Keep reading so the pipe never fills.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        S3Server {
+            _child: child,
+            root,
+            endpoint,
+        }
+    }
+}
+
+/// A server storing attachments in fresh storage (kept alive by the returned guard).
 async fn server_with(
     backend: Backend,
+    storage: Storage,
     configure: impl FnOnce(&mut chat_server::Config),
-) -> (TestServer, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().to_path_buf();
-    let server = TestServer::start_with(backend, move |c| {
-        c.attachments.dir = Some(path);
+) -> (TestServer, Files) {
+    let files = Files::new(storage).await;
+    let server = TestServer::start_with(backend, |c| {
+        files.configure(c);
         configure(c);
     })
     .await;
-    (server, dir)
+    (server, files)
 }
 
 /// Bytes no sniffer recognizes, `n` long, different per call.
@@ -48,7 +190,8 @@ fn rand_seed() -> u64 {
 }
 
 /// Files stored under the attachment directory (originals and thumbnails).
-fn stored_files(dir: &Path) -> Vec<String> {
+fn stored_files(dir: impl AsRef<Path>) -> Vec<String> {
+    let dir = dir.as_ref();
     let mut out = Vec::new();
     for sub in ["blobs", "thumbs"] {
         if let Ok(entries) = std::fs::read_dir(dir.join(sub)) {
@@ -200,8 +343,8 @@ fn attachments_of(ev: &RoomEvent) -> &[Attachment] {
     }
 }
 
-async fn upload_send_download_only_for_members(backend: Backend) {
-    let (server, dir) = server_with(backend, |_| {}).await;
+async fn upload_send_download_only_for_members(backend: Backend, storage: Storage) {
+    let (server, dir) = server_with(backend, storage, |_| {}).await;
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let carol = server.user("carol").await;
@@ -327,8 +470,8 @@ async fn upload_send_download_only_for_members(backend: Backend) {
     );
 }
 
-async fn attaching_is_checked(backend: Backend) {
-    let (server, _dir) = server_with(backend, |c| c.attachments.max_per_message = 2).await;
+async fn attaching_is_checked(backend: Backend, storage: Storage) {
+    let (server, _dir) = server_with(backend, storage, |c| c.attachments.max_per_message = 2).await;
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let room = shared_room(&alice, &[&bob]).await;
@@ -423,8 +566,8 @@ async fn attaching_is_checked(backend: Backend) {
 }
 
 /// Two messages race for one upload through both nodes' paths: exactly one gets it.
-async fn one_upload_one_message(backend: Backend) {
-    let (server, _dir) = server_with(backend, |_| {}).await;
+async fn one_upload_one_message(backend: Backend, storage: Storage) {
+    let (server, _dir) = server_with(backend, storage, |_| {}).await;
     let alice = server.user("alice").await;
     let room = shared_room(&alice, &[]).await;
     for _ in 0..5 {
@@ -444,8 +587,8 @@ async fn one_upload_one_message(backend: Backend) {
     }
 }
 
-async fn ranges_and_empty_files(backend: Backend) {
-    let (server, _dir) = server_with(backend, |_| {}).await;
+async fn ranges_and_empty_files(backend: Backend, storage: Storage) {
+    let (server, _dir) = server_with(backend, storage, |_| {}).await;
     let alice = server.user("alice").await;
     let room = shared_room(&alice, &[]).await;
     let bytes = noise(1000);
@@ -492,8 +635,8 @@ async fn ranges_and_empty_files(backend: Backend) {
     assert_eq!((got.status, got.body.len()), (200, 0));
 }
 
-async fn limits_and_types(backend: Backend) {
-    let (server, dir) = server_with(backend, |c| {
+async fn limits_and_types(backend: Backend, storage: Storage) {
+    let (server, dir) = server_with(backend, storage, |c| {
         c.attachments.max_upload_bytes = 64 * 1024;
         c.attachments.quota_bytes = 100 * 1024;
         c.attachments.allowed_types = vec![
@@ -553,8 +696,8 @@ async fn limits_and_types(backend: Backend) {
     upload_ok(&server, &alice, room.id, "more", noise(60_000)).await;
 }
 
-async fn deleting_the_message_deletes_its_files(backend: Backend) {
-    let (server, dir) = server_with(backend, |_| {}).await;
+async fn deleting_the_message_deletes_its_files(backend: Backend, storage: Storage) {
+    let (server, dir) = server_with(backend, storage, |_| {}).await;
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let room = shared_room(&alice, &[&bob]).await;
@@ -602,8 +745,8 @@ async fn deleting_the_message_deletes_its_files(backend: Backend) {
     assert_eq!(download(&server, &alice, &kept.id).await.status, 404);
 }
 
-async fn orphans_and_retention_are_collected(backend: Backend) {
-    let (server, dir) = server_with(backend, |c| {
+async fn orphans_and_retention_are_collected(backend: Backend, storage: Storage) {
+    let (server, dir) = server_with(backend, storage, |c| {
         c.attachments.orphan_grace_secs = 0;
         c.retention_events = 3;
     })
@@ -684,7 +827,7 @@ async fn orphans_and_retention_are_collected(backend: Backend) {
     );
 }
 
-async fn off_without_a_directory(backend: Backend) {
+async fn off_without_a_directory(backend: Backend, _storage: Storage) {
     let server = TestServer::start(backend).await;
     let alice = server.user("alice").await;
     let room = shared_room(&alice, &[]).await;
@@ -765,8 +908,8 @@ fn decode(bytes: &[u8]) -> image::DynamicImage {
     image::load_from_memory(bytes).expect("decodes")
 }
 
-async fn images_get_dimensions_and_thumbnails(backend: Backend) {
-    let (server, dir) = server_with(backend, |c| c.attachments.thumbnail_px = 100).await;
+async fn images_get_dimensions_and_thumbnails(backend: Backend, storage: Storage) {
+    let (server, dir) = server_with(backend, storage, |c| c.attachments.thumbnail_px = 100).await;
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let room = shared_room(&alice, &[&bob]).await;
@@ -853,8 +996,8 @@ async fn images_get_dimensions_and_thumbnails(backend: Backend) {
     assert_eq!(stored_files(dir.path()), vec![format!("blobs/{}", doc.id)]);
 }
 
-async fn exif_is_stripped_from_photos(backend: Backend) {
-    let (server, dir) = server_with(backend, |_| {}).await;
+async fn exif_is_stripped_from_photos(backend: Backend, storage: Storage) {
+    let (server, dir) = server_with(backend, storage, |_| {}).await;
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let room = shared_room(&alice, &[&bob]).await;
@@ -915,8 +1058,11 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-async fn decompression_bombs_are_refused(backend: Backend) {
-    let (server, dir) = server_with(backend, |c| c.attachments.max_image_pixels = 1_000_000).await;
+async fn decompression_bombs_are_refused(backend: Backend, storage: Storage) {
+    let (server, dir) = server_with(backend, storage, |c| {
+        c.attachments.max_image_pixels = 1_000_000
+    })
+    .await;
     let alice = server.user("alice").await;
     let room = shared_room(&alice, &[]).await;
     // 4 million pixels of one colour: a few KB that decode to 12 MB.
@@ -979,7 +1125,7 @@ fn crc32(bytes: &[u8]) -> u32 {
     !crc
 }
 
-backend_tests!(
+storage_tests!(
     images_get_dimensions_and_thumbnails,
     exif_is_stripped_from_photos,
     decompression_bombs_are_refused,
@@ -993,15 +1139,23 @@ backend_tests!(
     off_without_a_directory,
 );
 
-/// Two nodes on one Redis and one shared directory: uploaded on one, attached and downloaded
-/// on the other.
+/// Two nodes on one Redis and shared storage (a directory both mount, or one S3 bucket):
+/// uploaded on one, attached and downloaded on the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn across_two_nodes() {
+async fn across_two_nodes_with_a_shared_directory() {
+    across_two_nodes(Storage::Dir).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_two_nodes_on_s3() {
+    across_two_nodes(Storage::S3).await
+}
+
+async fn across_two_nodes(storage: Storage) {
     let redis = Arc::new(RedisServer::start().await);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (p1, p2) = (dir.path().to_path_buf(), dir.path().to_path_buf());
-    let n1 = TestServer::start_on_redis(&redis, move |c| c.attachments.dir = Some(p1)).await;
-    let n2 = TestServer::start_on_redis(&redis, move |c| c.attachments.dir = Some(p2)).await;
+    let dir = Files::new(storage).await;
+    let n1 = TestServer::start_on_redis(&redis, |c| dir.configure(c)).await;
+    let n2 = TestServer::start_on_redis(&redis, |c| dir.configure(c)).await;
     let alice = n1.user("alice").await;
     let bob = n2.user("bob").await;
     let room = shared_room(&alice, &[&bob]).await;

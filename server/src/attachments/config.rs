@@ -10,6 +10,9 @@ pub struct AttachmentConfig {
     /// Directory for uploaded files (created if missing). Several nodes must share it (or use
     /// object storage). Unset: attachments are off and uploads answer `not_found`.
     pub dir: Option<PathBuf>,
+    /// S3-compatible object storage instead of `dir` (`[attachments.s3]`): every node uses the
+    /// same bucket. Unset: `dir`.
+    pub s3: Option<S3Config>,
     /// Largest upload in bytes; larger ones are refused with `too_large` (413).
     pub max_upload_bytes: u64,
     /// Bytes of files one user may keep stored (0 = no quota); beyond it `quota_exceeded`.
@@ -37,6 +40,7 @@ impl Default for AttachmentConfig {
     fn default() -> Self {
         Self {
             dir: None,
+            s3: None,
             max_upload_bytes: 50 * 1024 * 1024,
             quota_bytes: 1024 * 1024 * 1024,
             max_per_message: 10,
@@ -50,9 +54,55 @@ impl Default for AttachmentConfig {
     }
 }
 
+/// An S3-compatible bucket (AWS S3, MinIO, Garage, Ceph RGW, s3s-fs, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// The bucket (it must exist).
+    pub bucket: String,
+    /// The service's URL, e.g. `https://s3.example.org` or `http://127.0.0.1:9000`; unset:
+    /// AWS itself.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Region name; most S3-compatible servers take any.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Credentials. Prefer the environment (`CHAT_ATTACHMENTS__S3__SECRET_ACCESS_KEY`) to a file.
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Allow a plain `http://` endpoint (a server on the same host or private network only).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
 impl AttachmentConfig {
     /// The reason this configuration cannot be used.
     pub fn problem(&self) -> Option<&'static str> {
+        if self.dir.is_some() && self.s3.is_some() {
+            return Some("attachments: set dir or s3, not both");
+        }
+        if let Some(s3) = &self.s3 {
+            if s3.bucket.is_empty()
+                || s3.access_key_id.is_empty()
+                || s3.secret_access_key.is_empty()
+            {
+                return Some("attachments.s3 needs bucket, access_key_id and secret_access_key");
+            }
+            if s3
+                .endpoint
+                .as_deref()
+                .is_some_and(|e| e.starts_with("http://"))
+                && !s3.allow_http
+            {
+                return Some(
+                    "attachments.s3.endpoint is plain http: set allow_http = true if that is meant",
+                );
+            }
+        }
         if self.max_upload_bytes == 0 || self.max_image_bytes == 0 || self.max_image_pixels == 0 {
             return Some("attachments.max_upload_bytes, max_image_bytes and max_image_pixels must be positive");
         }

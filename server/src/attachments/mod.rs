@@ -36,6 +36,8 @@ use std::time::Duration;
 const SNIFF_LEN: usize = 4096;
 /// Bytes buffered per upload before they are written out (local files have no part size).
 const CHUNK: usize = 1024 * 1024;
+/// The same for S3, whose multipart parts (but the last) must be at least 5 MiB.
+const S3_CHUNK: usize = 5 * 1024 * 1024;
 /// Chunks of one upload being written at once.
 const IN_FLIGHT: usize = 2;
 
@@ -43,6 +45,8 @@ const IN_FLIGHT: usize = 2;
 pub struct Attachments {
     config: AttachmentConfig,
     blobs: Option<Arc<dyn ObjectStore>>,
+    /// Upload part size for `blobs`.
+    chunk: usize,
     /// Wakes the collector early (a message with files was deleted).
     wake: tokio::sync::Notify,
 }
@@ -57,6 +61,29 @@ pub enum Which {
 impl Attachments {
     /// Opens the storage named by `config` (creating the directory), or none when unset.
     pub fn new(config: &AttachmentConfig) -> Result<Self, String> {
+        if let Some(s3) = &config.s3 {
+            let mut builder = object_store::aws::AmazonS3Builder::new()
+                .with_bucket_name(&s3.bucket)
+                .with_region(&s3.region)
+                .with_access_key_id(&s3.access_key_id)
+                .with_secret_access_key(&s3.secret_access_key)
+                .with_allow_http(s3.allow_http);
+            if let Some(endpoint) = &s3.endpoint {
+                // Path-style requests (`endpoint/bucket/key`): what S3-compatible servers take.
+                builder = builder
+                    .with_endpoint(endpoint)
+                    .with_virtual_hosted_style_request(false);
+            }
+            let s3 = builder
+                .build()
+                .map_err(|e| format!("attachments.s3: {e}"))?;
+            return Ok(Self {
+                config: config.clone(),
+                blobs: Some(Arc::new(s3)),
+                chunk: S3_CHUNK,
+                wake: tokio::sync::Notify::new(),
+            });
+        }
         let blobs: Option<Arc<dyn ObjectStore>> = match &config.dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir)
@@ -71,6 +98,7 @@ impl Attachments {
         Ok(Self {
             config: config.clone(),
             blobs,
+            chunk: CHUNK,
             wake: tokio::sync::Notify::new(),
         })
     }
@@ -83,7 +111,7 @@ impl Attachments {
         self.blobs.as_ref().ok_or_else(|| {
             ApiError::new(
                 ErrorCode::NotFound,
-                "this server does not store attachments (attachments.dir is not set)",
+                "this server does not store attachments (neither attachments.dir nor attachments.s3 is set)",
             )
         })
     }
@@ -172,7 +200,7 @@ where
     let path = blob_path(&id, Which::Original);
     let mut writer = WriteMultipart::new_with_chunk_size(
         blobs.put_multipart(&path).await.map_err(storage_error)?,
-        CHUNK,
+        att.chunk,
     );
     let mut head: Vec<u8> = Vec::with_capacity(SNIFF_LEN);
     let mut size = 0u64;
