@@ -31,6 +31,8 @@ struct World {
     /// A client id bob sent before the move, with the seq it got.
     bob_sent: (String, u64),
     carol: protocol::UserId,
+    /// The DM carol opened with alice before blocking her.
+    carol_dm: RoomId,
     /// The public message edited before the move (its text and its edit's text).
     edited: u64,
 }
@@ -104,6 +106,7 @@ async fn world(server: &TestServer) -> World {
         )
         .await
         .unwrap();
+    let carol_dm = carol.api.open_dm(alice.id).await.unwrap().id;
     // carol blocks alice, leaves (a member_left event), is banned from it, and is disabled.
     carol
         .api
@@ -164,6 +167,7 @@ async fn world(server: &TestServer) -> World {
         epoch,
         bob_sent: (bob_id, bob_ack.seq),
         carol: carol.id,
+        carol_dm,
         edited,
     }
 }
@@ -180,6 +184,17 @@ async fn moderation_and_erasure_moved(server: &TestServer, w: &World) {
     assert!(
         store.blocked(w.carol, w.alice.id).await.unwrap(),
         "the block moved"
+    );
+    let refused = w
+        .alice
+        .api_on(server)
+        .send(w.carol_dm, &unique_id(), "after the move")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code,
+        Some(protocol::ErrorCode::Blocked),
+        "alice wrote in the DM of the user who blocked her: {refused:?}"
     );
     let api = w.alice.api_on(server);
     api.delete_message(w.public, w.edited).await.unwrap();
@@ -385,7 +400,7 @@ async fn embedded_to_redis() {
     let file = temp_file(&first);
     let out = admin(&redis, &["import", file.to_str().unwrap()]).await;
     let _ = std::fs::remove_file(&file);
-    assert!(out.starts_with("imported 3 users, 3 rooms"), "{out}");
+    assert!(out.starts_with("imported 3 users, 4 rooms"), "{out}");
     let again = admin(&redis, &["export"]).await;
     assert!(
         again == first,

@@ -661,10 +661,22 @@ impl RedisStore {
             }
             let () = pipe.query_async(&mut con).await?;
         }
+        // A DM member the other blocked has the role `blocked` there (as SET_BLOCK leaves it):
+        // without it the blocked user could write in the existing DM after the move.
+        let dms: HashMap<(UserId, UserId), RoomId> = data
+            .rooms
+            .iter()
+            .filter_map(|r| r.pair.map(|pair| (pair, r.id)))
+            .collect();
         for chunk in data.blocks.chunks(BATCH) {
             let mut pipe = redis::pipe();
             for (user, blocked) in chunk {
                 pipe.sadd(format!("user:{user}:blocks"), blocked.0).ignore();
+                let pair = ((*user).min(*blocked), (*user).max(*blocked));
+                if let Some(dm) = dms.get(&pair) {
+                    pipe.hset(format!("room:{dm}:m"), blocked.0, "blocked")
+                        .ignore();
+                }
             }
             let () = pipe.query_async(&mut con).await?;
         }
