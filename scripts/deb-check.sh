@@ -28,6 +28,8 @@ cleanup() {
   for pid in $SERVER_PID $NOTIFY_PID $REDIS_PID; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$WORK"
+  # What systemd's StateDirectory= made (a purge leaves /var/lib/chat-server, as for any unit).
+  [ -z "${STATE_DIR:-}" ] || rm -rf "/var/lib/$STATE_DIR"
   if dpkg-query -W -f='${Status}' chat-server 2>/dev/null | grep -q installed; then
     dpkg -P chat-server >/dev/null 2>&1 || true
   fi
@@ -70,6 +72,7 @@ GROUP_=$(unit_value Group)
 ENVFILE=$(unit_value EnvironmentFile | sed 's/^-//')
 EXEC=$(unit_value ExecStart)
 UMASK_=$(unit_value UMask)
+STATE_DIR=$(unit_value StateDirectory)
 [ "$(unit_value Type)" = notify ] || fail "unit is not Type=notify"
 [ "$(unit_value NoNewPrivileges)" = yes ] || fail "NoNewPrivileges is not set"
 
@@ -102,6 +105,12 @@ NOTIFY_PID=$!
 chmod 755 "$WORK" "$WORK/notify"
 wait_for "notify socket" test -S "$WORK/notify/sock"
 
+# StateDirectory=: systemd creates /var/lib/<name> owned by the service's user before starting
+# it (attachments are stored there).
+if [ -n "$STATE_DIR" ]; then
+  install -d -o "$USER_" -g "$GROUP_" -m 0755 "/var/lib/$STATE_DIR"
+fi
+
 # The environment systemd would give: only the EnvironmentFile's assignments and NOTIFY_SOCKET.
 mapfile -t ENV_ARGS < <(grep -E '^[A-Za-z_][A-Za-z0-9_]*=' "$ENVFILE")
 read -r -a EXEC_ARGS <<<"$EXEC"
@@ -114,7 +123,8 @@ read -r -a EXEC_ARGS <<<"$EXEC"
 ) >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 
-wait_for "READY=1" grep -q '^READY=1' "$WORK/notify/log"
+for _ in $(seq 1 $((WAIT * 10))); do grep -q '^READY=1' "$WORK/notify/log" && break; sleep 0.1; done
+grep -q '^READY=1' "$WORK/notify/log" || { cat "$WORK/server.log" >&2; fail "READY=1 not within ${WAIT}s"; }
 [ "$(ps -o user= -p "$SERVER_PID")" = "$USER_" ] || fail "server does not run as $USER_"
 curl -fsS "http://127.0.0.1:$PORT/readyz" | grep -q ready || fail "/readyz"
 curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null || fail "/healthz"
