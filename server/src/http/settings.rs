@@ -1,6 +1,7 @@
 //! REST routes of room settings and profiles (issue 13). Handlers only translate HTTP to calls
 //! into [`crate::settings`].
 
+use super::accounts::Object;
 use super::{Json, Path};
 use crate::auth::Caller;
 use crate::error::ApiResult;
@@ -20,7 +21,7 @@ pub(super) async fn update_room(
     State(state): State<AppState>,
     caller: Caller,
     Path(room): Path<u64>,
-    Json(req): Json<UpdateRoom>,
+    Object(req): Object<UpdateRoom>,
 ) -> ApiResult<Json<Room>> {
     Ok(Json(
         settings::update_room(&state, caller.user, RoomId(room), &req).await?,
@@ -45,7 +46,7 @@ pub(super) async fn set_notify(
     State(state): State<AppState>,
     caller: Caller,
     Path(room): Path<u64>,
-    Json(req): Json<SetNotify>,
+    Object(req): Object<SetNotify>,
 ) -> ApiResult<StatusCode> {
     settings::set_notify(&state, caller.user, RoomId(room), req.level).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -57,7 +58,7 @@ pub(super) async fn set_notify(
 pub(super) async fn update_profile(
     State(state): State<AppState>,
     caller: Caller,
-    Json(req): Json<UpdateProfile>,
+    Object(req): Object<UpdateProfile>,
 ) -> ApiResult<Json<User>> {
     Ok(Json(
         settings::update_profile(&state, caller.user, &req).await?,
