@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod backend;
+pub mod blobs;
 pub mod cache;
 pub mod commands;
 pub mod connection;
@@ -159,6 +160,13 @@ fn setup(app: &mut tauri::App) -> Result<(), Box<dyn std::error::Error>> {
                 tracing::warn!(error = %e, "CHAT_SERVER_URL not usable; asking the user");
             }
         }
+    }
+    // Test runs slow uploads down to watch their progress (never set otherwise).
+    if let Some(rate) = std::env::var(crate::backend::THROTTLE_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        backend.throttle_uploads(Some(rate));
     }
     let start_minimized = backend.settings().start_minimized;
     app.manage(backend);
