@@ -200,6 +200,8 @@ pub fn run() {
                 .open_js_links_on_click(false)
                 .build(),
         )
+        // The file picker and save dialog of attachments (the web view may only open them).
+        .plugin(tauri_plugin_dialog::init())
         .plugin(
             tauri_plugin_window_state::Builder::default()
                 .with_state_flags(window_state_flags())
