@@ -1,8 +1,9 @@
 //! Attachments on the desktop (issue 14) against a real server storing files in a directory:
 //! files sent from the app reach the other user byte for byte and the other user's reach the
 //! app (thumbnail, whole, saved); an upload written offline or interrupted by an app restart
-//! is delivered once; a cancelled one sends nothing; refusals are typed and lose nothing; the
-//! downloaded-file cache stays within its bound and is emptied at logout.
+//! is delivered once; a cancelled one sends nothing; refusals (too_large, quota_exceeded,
+//! unsupported_type) are typed and lose nothing; the downloaded-file cache stays within its
+//! bound and is emptied at logout.
 
 mod common;
 
@@ -398,6 +399,7 @@ async fn refusals_are_typed_and_lose_nothing() {
     let redis = Redis::start().await;
     let (server, _files) = files_server(&redis, |c| {
         c.max_upload_bytes = 50_000;
+        c.quota_bytes = 30_000;
         c.allowed_types = vec!["image/*".into()];
     })
     .await;
@@ -450,6 +452,23 @@ async fn refusals_are_typed_and_lose_nothing() {
         .wait_message("the unsupported-type refusal", |m| pick(m).is_some())
         .await;
     assert_eq!(pick(&failed), Some(ErrorCode::UnsupportedType));
+
+    // Within the size limit, past the user's quota.
+    let medium = write(originals.path(), "medium.png", &noise(40_000, 2));
+    let pending_medium = within(
+        "send_files",
+        backend.send_files(room.id, &[medium], "", None),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("send_files: {e}"));
+    let pick = failed_with(pending_medium.client_id.clone());
+    let failed = ui
+        .wait_message("the quota refusal", |m| pick(m).is_some())
+        .await;
+    assert_eq!(pick(&failed), Some(ErrorCode::QuotaExceeded));
+    within("discard", backend.discard(&pending_medium.client_id))
+        .await
+        .unwrap_or_else(|e| panic!("discard: {e}"));
 
     // Discarding removes the message and its copy; nothing reached Bob.
     within("discard", backend.discard(&pending.client_id))

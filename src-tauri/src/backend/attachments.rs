@@ -91,6 +91,13 @@ impl Uploads {
             }
         }
     }
+
+    /// Stops whatever upload is running (its message is gone: logout).
+    fn cancel_any(&self) {
+        if let Some((_, token)) = self.current().as_ref() {
+            token.cancel();
+        }
+    }
 }
 
 /// Where a file to attach comes from.
@@ -433,8 +440,10 @@ impl Inner {
         Ok(())
     }
 
-    /// Logout, or another account: the file cache and every staged file go.
+    /// Logout, or another account: the running upload stops, the file cache and every
+    /// staged file go.
     pub(super) async fn clear_files(&self) {
+        self.uploads.cancel_any();
         self.blobs.clear().await;
         remove_dir(&self.staging_dir()).await;
     }

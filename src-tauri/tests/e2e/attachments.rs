@@ -314,4 +314,40 @@ pub(crate) async fn attachments(window: &Window, bob: &Bob, room: RoomId, dir: &
         p.viewer.is_none().then_some(())
     })
     .await;
+
+    // A screenshot pasted into the composer (a paste event carrying an image file, as the
+    // clipboard gives it) is sent as "Pasted image.png".
+    let shot = picture(200, 120);
+    window
+        .client
+        .execute(
+            "const [bytes] = arguments; const dt = new DataTransfer(); \
+             dt.items.add(new File([new Uint8Array(bytes)], 'image.png', {type: 'image/png'})); \
+             document.querySelector('#composer').dispatchEvent(new ClipboardEvent('paste', \
+               {clipboardData: dt, bubbles: true, cancelable: true}));",
+            vec![json!(shot)],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("cannot paste an image: {e}"));
+    let pasted = wait_for(window, "the pasted image, sent and shown", UI_WAIT, |p| {
+        p.messages
+            .iter()
+            .filter(|m| m.seq.is_some())
+            .flat_map(|m| m.images.iter())
+            .find(|(id, width, _)| *id != image_id && *width > 0)
+            .map(|i| i.0.clone())
+    })
+    .await;
+    let named: Vec<(String, String)> = server_files(bob, room)
+        .await
+        .into_iter()
+        .flat_map(|(_, a)| a.into_iter().map(|a| (a.id, a.name)))
+        .filter(|(id, _)| *id == pasted)
+        .collect();
+    assert_eq!(named, [(pasted.clone(), "Pasted image.png".to_owned())]);
+    assert_eq!(
+        bob_download(bob, &pasted).await,
+        shot,
+        "the pasted image, byte for byte"
+    );
 }
