@@ -7,7 +7,9 @@
 #
 #   scripts/faults.sh [RUNS] [--jobs J] [--seed FIRST] [--only KIND]
 #
-# FAULTS_JOBS (default 3) runs at a time. Exit status 1 if any run failed.
+# FAULTS_JOBS (default 3) runs at a time (--jobs J wins). FAULTS_BIN: a faults binary already
+# built (e.g. by `cargo test --workspace ... --test fault_runs`) instead of building one.
+# Exit status 1 if any run failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/chat/target}
@@ -19,12 +21,16 @@ if [[ $# -gt 0 && $1 =~ ^[0-9]+$ ]]; then
 fi
 command -v redis-server >/dev/null || { echo "redis-server is missing: run scripts/setup.sh" >&2; exit 2; }
 
-cargo build -j"${JOBS:-2}" -p faults
+if [[ -z ${FAULTS_BIN:-} ]]; then
+  cargo build -j"${JOBS:-2}" -p faults
+  FAULTS_BIN="$CARGO_TARGET_DIR/debug/faults"
+fi
 # A private copy: a rebuild during the campaign must not swap the binary under running runs.
 BIN_DIR=$(mktemp -d)
 trap 'rm -rf "$BIN_DIR"' EXIT
-cp "$CARGO_TARGET_DIR/debug/faults" "$BIN_DIR/faults"
+cp "$FAULTS_BIN" "$BIN_DIR/faults"
 
-"$BIN_DIR/faults" campaign --runs "$RUNS" --jobs "${FAULTS_JOBS:-3}" \
+# The caller's options first: the first of a repeated option counts.
+"$BIN_DIR/faults" campaign --runs "$RUNS" "$@" --jobs "${FAULTS_JOBS:-3}" \
   --date "$(date -u '+%Y-%m-%d %H:%M UTC')" \
-  --out docs/faults-results.json --doc docs/RELIABILITY.md "$@"
+  --out docs/faults-results.json --doc docs/RELIABILITY.md
