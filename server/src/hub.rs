@@ -24,6 +24,7 @@ use axum::extract::ws::Utf8Bytes;
 use futures_util::task::AtomicWaker;
 use protocol::{close, RoomId, UserId};
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::task::Poll;
@@ -32,6 +33,38 @@ use tokio_util::sync::CancellationToken;
 
 /// Bus messages the hub takes per wake-up at most.
 const BUS_BATCH: usize = 64;
+
+/// A map keyed by server-assigned ids (rooms, users, connections), hashed with one multiply
+/// instead of SipHash. The keys are handed out by the server, not chosen by a client, so
+/// hash flooding does not apply; the per-socket cursor map is looked up on every delivery.
+pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+/// The hasher of [`IdMap`]: FxHash's multiply for integer keys (the high bits, which the
+/// table's probe tags use, depend on every bit of the id).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+/// FxHash's constant (rustc-hash): odd, with well-spread bits.
+const ID_HASH_K: u64 = 0xf135_7aea_2e62_a9c5;
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by integer ids; any other key still hashes all of its bytes.
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = self.0.wrapping_add(n).wrapping_mul(ID_HASH_K);
+    }
+
+    fn finish(&self) -> u64 {
+        // The multiply leaves the low bits weak; the table indexes by them, so rotate the
+        // strong high bits down (as rustc-hash does).
+        self.0.rotate_left(26)
+    }
+}
 
 /// What the hub hands a connection.
 #[derive(Debug, Clone)]
@@ -129,10 +162,10 @@ impl ConnHandle {
 
 #[derive(Default)]
 struct Routes {
-    rooms: HashMap<RoomId, Vec<Arc<ConnHandle>>>,
-    users: HashMap<UserId, Vec<Arc<ConnHandle>>>,
+    rooms: IdMap<RoomId, Vec<Arc<ConnHandle>>>,
+    users: IdMap<UserId, Vec<Arc<ConnHandle>>>,
     /// Per connection id: the rooms it is routed in, so unregistering finds them all.
-    joined: HashMap<u64, Vec<RoomId>>,
+    joined: IdMap<u64, Vec<RoomId>>,
 }
 
 impl Routes {

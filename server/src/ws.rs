@@ -9,7 +9,7 @@
 use crate::auth::{self, now_ms};
 use crate::chat;
 use crate::error::{ApiError, ApiResult};
-use crate::hub::{ConnHandle, Outbound};
+use crate::hub::{ConnHandle, IdMap, Outbound};
 use crate::limits::FrameBucket;
 use crate::store::bus::MemberRoute;
 use crate::store::Range;
@@ -201,10 +201,10 @@ async fn run(state: AppState, mut socket: Box<WebSocket>) {
         handle: handle.clone(),
         user,
         username: String::new(),
-        cursors: HashMap::new(),
+        cursors: IdMap::default(),
         frames: state.limits.frame_bucket(),
         strikes: 0,
-        last_typing: HashMap::new(),
+        last_typing: IdMap::default(),
     };
     let closing = match Box::pin(conn.start(&session.id, resume)).await {
         Ok(()) => conn.serve(&session.token_hash, session.created_ts).await,
@@ -319,11 +319,11 @@ struct Connection {
     handle: Arc<ConnHandle>,
     user: UserId,
     username: String,
-    /// Per room: the last seq delivered to this client.
-    cursors: HashMap<RoomId, u64>,
+    /// Per room: the last seq delivered to this client. Looked up on every delivery.
+    cursors: IdMap<RoomId, u64>,
     frames: FrameBucket,
     strikes: u32,
-    last_typing: HashMap<RoomId, Instant>,
+    last_typing: IdMap<RoomId, Instant>,
 }
 
 /// The socket failed; the connection ends.
