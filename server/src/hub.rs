@@ -1,7 +1,8 @@
 //! The hub: this node's routing table from rooms and users to live connections.
 //!
-//! One task reads the bus (every event of every node, in publish order) and hands each frame to
-//! the bounded queue of every local connection it concerns. Frames arrive serialized; the hub
+//! The bus (every event of every node, in publish order) is routed here on the store's own task
+//! (see [`BusSink`]): each frame goes to the bounded queue of every local connection it
+//! concerns, with no task hop in between. Frames arrive serialized; the hub
 //! shares the same bytes with every recipient. A connection whose queue is full is closed as a
 //! slow consumer (it resumes on reconnect) instead of growing memory. The hub never awaits while
 //! holding its lock.
@@ -19,20 +20,16 @@
 //! (bench/analysis.md).
 
 use crate::store::bus::{self, MemberRoute, Route};
-use crate::store::{BusMsg, Store};
+use crate::store::Store;
 use axum::extract::ws::Utf8Bytes;
 use futures_util::task::AtomicWaker;
 use protocol::{close, RoomId, UserId};
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::task::Poll;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-/// Bus messages the hub takes per wake-up at most.
-const BUS_BATCH: usize = 64;
 
 /// A map keyed by server-assigned ids (rooms, users, connections), hashed with one multiply
 /// instead of SipHash. The keys are handed out by the server, not chosen by a client, so
@@ -302,8 +299,8 @@ impl Hub {
     }
 
     /// Routes one bus message to local connections.
-    pub fn dispatch(&self, msg: String) {
-        let Some((route, frame)) = bus::parse(&msg) else {
+    pub fn dispatch(&self, msg: &str) {
+        let Some((route, frame)) = bus::parse(msg) else {
             tracing::warn!(len = msg.len(), "malformed bus message dropped");
             return;
         };
@@ -430,37 +427,42 @@ impl Hub {
             }
         }
     }
+}
 
-    /// Reads the bus until it closes or shutdown.
-    pub async fn run(
-        self: Arc<Self>,
-        store: Arc<Store>,
-        mut bus: mpsc::UnboundedReceiver<BusMsg>,
-        stop: CancellationToken,
-    ) {
-        // Everything the bus has ready is taken per wake-up, not one message per wake-up.
-        let mut batch = Vec::with_capacity(BUS_BATCH);
-        loop {
-            let got = tokio::select! {
-                _ = stop.cancelled() => return,
-                got = bus.recv_many(&mut batch, BUS_BATCH) => got,
-            };
-            if got == 0 {
-                return;
-            }
-            for msg in batch.drain(..) {
-                match msg {
-                    BusMsg::Payload(payload) => {
-                        crate::metrics::bus_received(&payload);
-                        self.dispatch(payload)
-                    }
-                    BusMsg::Resync => {
-                        crate::metrics::get().bus_resyncs.increment(1);
-                        self.resync(&store).await
-                    }
-                }
-            }
+/// The hub's end of the bus ([`bus::Sink`]): routes each message on the store's task that
+/// received it (the Redis subscriber connection's reader, or the embedded store's append). A
+/// channel and a hub task in between cost two task wake-ups per message before any recipient
+/// was touched (bench/analysis.md, issue 17).
+pub struct BusSink {
+    hub: Arc<Hub>,
+    /// Weak: the store holds this sink.
+    store: Weak<Store>,
+}
+
+impl BusSink {
+    pub fn new(hub: Arc<Hub>, store: &Arc<Store>) -> BusSink {
+        BusSink {
+            hub,
+            store: Arc::downgrade(store),
         }
+    }
+}
+
+impl bus::Sink for BusSink {
+    fn message(&self, msg: &str) {
+        crate::metrics::bus_received(msg);
+        self.hub.dispatch(msg);
+    }
+
+    fn resync(&self) {
+        crate::metrics::get().bus_resyncs.increment(1);
+        // Reads the store, so not on the caller's task. Events routed meanwhile are fine in
+        // any order: each connection's `deliver` fills gaps and drops what it already has.
+        let Some(store) = self.store.upgrade() else {
+            return;
+        };
+        let hub = self.hub.clone();
+        tokio::spawn(async move { hub.resync(&store).await });
     }
 }
 
@@ -507,16 +509,16 @@ mod tests {
             .expect("under the cap");
         hub.join(&a, &[RoomId(10)]);
 
-        hub.dispatch(event(10, 1, None));
+        hub.dispatch(&event(10, 1, None));
         assert_eq!(seqs(&a), [1]);
         assert!(seqs(&b).is_empty());
 
         // User 2 joins: the join event and later ones reach them; after leaving, nothing does.
-        hub.dispatch(event(10, 2, Some(MemberRoute::Joined(UserId(2)))));
+        hub.dispatch(&event(10, 2, Some(MemberRoute::Joined(UserId(2)))));
         assert_eq!(seqs(&b), [2]);
-        hub.dispatch(event(10, 3, Some(MemberRoute::Left(UserId(2)))));
+        hub.dispatch(&event(10, 3, Some(MemberRoute::Left(UserId(2)))));
         assert_eq!(seqs(&b), [3]);
-        hub.dispatch(event(10, 4, None));
+        hub.dispatch(&event(10, 4, None));
         assert!(seqs(&b).is_empty());
         assert_eq!(seqs(&a), [2, 3, 4]);
     }
@@ -529,7 +531,7 @@ mod tests {
             .expect("under the cap");
         hub.join(&a, &[RoomId(1)]);
         for seq in 1..=5 {
-            hub.dispatch(event(1, seq, None));
+            hub.dispatch(&event(1, seq, None));
         }
         tokio::time::timeout(std::time::Duration::from_secs(1), a.queued())
             .await
@@ -537,7 +539,7 @@ mod tests {
         assert_eq!(seqs(&a), [1, 2, 3, 4, 5]);
         // Taken in one batch: nothing is left, and later frames start a new batch.
         assert!(drain(&a).is_empty());
-        hub.dispatch(event(1, 6, None));
+        hub.dispatch(&event(1, 6, None));
         assert_eq!(seqs(&a), [6]);
     }
 
@@ -549,7 +551,7 @@ mod tests {
             .expect("under the cap");
         hub.join(&a, &[RoomId(1)]);
         for seq in 1..=3 {
-            hub.dispatch(event(1, seq, None));
+            hub.dispatch(&event(1, seq, None));
         }
         let killed = tokio::time::timeout(std::time::Duration::from_secs(1), a.killed())
             .await
@@ -579,10 +581,29 @@ mod tests {
             .register(UserId(1), "s2".into(), 4, 32)
             .expect("under the cap");
         assert!(!first);
-        hub.dispatch(bus::revoke_msg(UserId(1), "s2"));
+        hub.dispatch(&bus::revoke_msg(UserId(1), "s2"));
         assert!(b.kill.is_cancelled());
         assert!(!a.kill.is_cancelled());
         assert!(!hub.unregister(&a));
         assert!(hub.unregister(&b));
+    }
+
+    #[test]
+    fn the_store_feeds_the_hub_once_attached() {
+        let store = Arc::new(Store::Memory(Box::default()));
+        let hub = Arc::new(Hub::default());
+        let (a, _) = hub
+            .register(UserId(1), "s".into(), 16, 32)
+            .expect("under the cap");
+        hub.join(&a, &[RoomId(1)]);
+        let feed = bus::Feed::default();
+        // Nothing is attached yet: dropped (no connection can be registered before that).
+        feed.message(&event(1, 1, None));
+        assert!(seqs(&a).is_empty());
+        assert!(feed.attach(Arc::new(BusSink::new(hub.clone(), &store))));
+        assert!(!feed.attach(Arc::new(BusSink::new(hub.clone(), &store))));
+        feed.message(&event(1, 2, None));
+        feed.message(&event(1, 3, None));
+        assert_eq!(seqs(&a), [2, 3]);
     }
 }
