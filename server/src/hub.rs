@@ -12,12 +12,14 @@
 //! slots up front, ~2 KB per socket), and the connection takes everything queued in one swap,
 //! so a burst costs one lock and one wake-up instead of one per frame.
 //!
-//! The connection's task waits on two things only: its queue ([`ConnHandle::queued`], an
-//! atomic flag and an `AtomicWaker`, lock-free) and its kill token, which is a child of the
-//! server's shutdown token (so shutdown needs no third future). The task is woken
-//! for every delivery and polls everything it waits on each time: a `Notify` per wait took a
-//! mutex per poll, and was the largest single cost per delivery above the floor
-//! (bench/analysis.md).
+//! The connection's task waits on one signal from the hub ([`ConnHandle::signal`]): something
+//! was queued, or the connection is to close (slow consumer, revoked session, store reset,
+//! shutdown). Both are atomic flags behind one `AtomicWaker`, lock-free. The task is woken for
+//! every delivery and polls everything it waits on each time: a `Notify` per wait took a mutex
+//! per poll, and a cancellation token for the kill cost ~350 instructions per delivery, the
+//! largest single costs above the floor (bench/analysis.md). Shutdown reaches every connection
+//! through [`Hub::close_all`], and a connection registered after the shutdown began is born
+//! closing.
 
 use crate::store::bus::{self, MemberRoute, Route};
 use crate::store::Store;
@@ -90,11 +92,20 @@ pub struct ConnHandle {
     /// Set when `queue` gains an item, cleared by the task when it wakes for it (a permit kept
     /// while the task is busy).
     queued: AtomicBool,
-    /// The connection's task, woken when `queued` is set.
+    /// The connection's task, woken when `queued` or `killed` is set.
     waker: AtomicWaker,
-    /// Cancelled by [`ConnHandle::kill`] or by the server's shutdown (its parent).
-    kill: CancellationToken,
+    /// Set by [`ConnHandle::kill`], after `reason`.
+    killed: AtomicBool,
     reason: OnceLock<(u16, &'static str)>,
+}
+
+/// What woke a connection's task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Something was queued since the last wake-up (the queue may be empty by now).
+    Queued,
+    /// Close with this code and reason.
+    Killed(u16, &'static str),
 }
 
 impl ConnHandle {
@@ -114,23 +125,36 @@ impl ConnHandle {
         self.waker.wake();
     }
 
-    /// Resolves once something was queued since the last wake-up (or at once if a wake-up is
-    /// pending; it may then find the queue empty).
-    pub async fn queued(&self) {
+    /// Resolves once the connection was asked to close (this wins) or something was queued
+    /// since the last wake-up.
+    pub async fn signal(&self) -> Signal {
         std::future::poll_fn(|cx| {
-            if self.queued.swap(false, Ordering::AcqRel) {
-                return Poll::Ready(());
+            if let Some(signal) = self.pending() {
+                return Poll::Ready(signal);
             }
             self.waker.register(cx.waker());
-            // Queued between the check and the registration: `offer` may have woken the
-            // previous waker.
-            if self.queued.swap(false, Ordering::AcqRel) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
+            // Set between the check and the registration: `offer` or `kill` may have woken
+            // the previous waker.
+            match self.pending() {
+                Some(signal) => Poll::Ready(signal),
+                None => Poll::Pending,
             }
         })
-        .await;
+        .await
+    }
+
+    fn pending(&self) -> Option<Signal> {
+        if self.killed.load(Ordering::Acquire) {
+            let (code, reason) = self
+                .reason
+                .get()
+                .copied()
+                .unwrap_or((close::GOING_AWAY, "server shutting down; reconnect"));
+            return Some(Signal::Killed(code, reason));
+        }
+        self.queued
+            .swap(false, Ordering::AcqRel)
+            .then_some(Signal::Queued)
     }
 
     /// Moves everything queued into `into` (which should be empty), in order. Swapping the
@@ -143,17 +167,13 @@ impl ConnHandle {
     /// Asks the connection to close with `code`; the first reason given wins.
     pub fn kill(&self, code: u16, reason: &'static str) {
         let _ = self.reason.set((code, reason));
-        self.kill.cancel();
+        self.killed.store(true, Ordering::Release);
+        self.waker.wake();
     }
 
-    /// Resolves when the connection was asked to close, or the server shuts down; yields the
-    /// close code and reason.
-    pub async fn killed(&self) -> (u16, &'static str) {
-        self.kill.cancelled().await;
-        self.reason
-            .get()
-            .copied()
-            .unwrap_or((close::GOING_AWAY, "server shutting down; reconnect"))
+    /// Whether the connection was asked to close.
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
     }
 }
 
@@ -192,7 +212,9 @@ impl Routes {
 pub struct Hub {
     routes: RwLock<Routes>,
     next_id: AtomicU64,
-    /// The server's shutdown token: every connection's kill token is a child of it.
+    /// The server's shutdown token: a connection registered once it is cancelled is born
+    /// closing (the ones before are closed by [`Hub::close_all`], which shutdown calls after
+    /// cancelling it; both hold the routes lock, so none is missed).
     shutdown: CancellationToken,
 }
 
@@ -201,7 +223,7 @@ fn remove_conn(list: &mut Vec<Arc<ConnHandle>>, id: u64) {
 }
 
 impl Hub {
-    /// A hub whose connections are all killed when `shutdown` is cancelled.
+    /// A hub that refuses new connections once `shutdown` is cancelled.
     pub fn new(shutdown: CancellationToken) -> Hub {
         Hub {
             shutdown,
@@ -232,9 +254,12 @@ impl Hub {
             capacity: queue,
             queued: AtomicBool::new(false),
             waker: AtomicWaker::new(),
-            kill: self.shutdown.child_token(),
+            killed: AtomicBool::new(false),
             reason: OnceLock::new(),
         });
+        if self.shutdown.is_cancelled() {
+            handle.kill(close::GOING_AWAY, "server shutting down; reconnect");
+        }
         conns.push(handle.clone());
         let first = conns.len() == 1;
         Some((handle, first))
@@ -533,9 +558,10 @@ mod tests {
         for seq in 1..=5 {
             hub.dispatch(&event(1, seq, None));
         }
-        tokio::time::timeout(std::time::Duration::from_secs(1), a.queued())
+        let signal = tokio::time::timeout(std::time::Duration::from_secs(1), a.signal())
             .await
             .expect("queued frames wake the connection");
+        assert_eq!(signal, Signal::Queued);
         assert_eq!(seqs(&a), [1, 2, 3, 4, 5]);
         // Taken in one batch: nothing is left, and later frames start a new batch.
         assert!(drain(&a).is_empty());
@@ -553,10 +579,10 @@ mod tests {
         for seq in 1..=3 {
             hub.dispatch(&event(1, seq, None));
         }
-        let killed = tokio::time::timeout(std::time::Duration::from_secs(1), a.killed())
+        let signal = tokio::time::timeout(std::time::Duration::from_secs(1), a.signal())
             .await
             .unwrap();
-        assert_eq!(killed.0, close::SLOW_CONSUMER);
+        assert!(matches!(signal, Signal::Killed(close::SLOW_CONSUMER, _)));
     }
 
     #[test]
@@ -582,8 +608,8 @@ mod tests {
             .expect("under the cap");
         assert!(!first);
         hub.dispatch(&bus::revoke_msg(UserId(1), "s2"));
-        assert!(b.kill.is_cancelled());
-        assert!(!a.kill.is_cancelled());
+        assert!(b.is_killed());
+        assert!(!a.is_killed());
         assert!(!hub.unregister(&a));
         assert!(hub.unregister(&b));
     }
@@ -605,5 +631,30 @@ mod tests {
         feed.message(&event(1, 2, None));
         feed.message(&event(1, 3, None));
         assert_eq!(seqs(&a), [2, 3]);
+    }
+
+    #[tokio::test]
+    async fn shutdown_closes_connections_before_and_after_it() {
+        let shutdown = CancellationToken::new();
+        let hub = Hub::new(shutdown.clone());
+        let (a, _) = hub
+            .register(UserId(1), "s1".into(), 4, 32)
+            .expect("under the cap");
+        hub.join(&a, &[RoomId(1)]);
+        hub.dispatch(&event(1, 1, None));
+        shutdown.cancel();
+        hub.close_all(close::GOING_AWAY, "bye");
+        // Closing wins over what is queued.
+        let signal = tokio::time::timeout(std::time::Duration::from_secs(1), a.signal())
+            .await
+            .unwrap();
+        assert_eq!(signal, Signal::Killed(close::GOING_AWAY, "bye"));
+        let (b, _) = hub
+            .register(UserId(2), "s2".into(), 4, 32)
+            .expect("under the cap");
+        let signal = tokio::time::timeout(std::time::Duration::from_secs(1), b.signal())
+            .await
+            .unwrap();
+        assert!(matches!(signal, Signal::Killed(close::GOING_AWAY, _)));
     }
 }

@@ -352,6 +352,11 @@ impl Running {
     /// Stops at once without any clean-up, as a crash would (for fault tests).
     pub fn abort(self) {
         self.state.shutdown.cancel();
+        // Open sockets end as the process's would (their tasks are not in `tasks`).
+        self.state.hub.close_all(
+            protocol::close::GOING_AWAY,
+            "server shutting down; reconnect",
+        );
         self.server.abort();
         for task in self.tasks {
             task.abort();

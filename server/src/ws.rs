@@ -9,7 +9,7 @@
 use crate::auth::{self, now_ms};
 use crate::chat;
 use crate::error::{ApiError, ApiResult};
-use crate::hub::{ConnHandle, IdMap, Outbound};
+use crate::hub::{ConnHandle, IdMap, Outbound, Signal};
 use crate::limits::FrameBucket;
 use crate::store::bus::MemberRoute;
 use crate::store::Range;
@@ -559,10 +559,6 @@ impl Connection {
     /// The main loop: live events out, client frames in, until something ends it.
     async fn serve(&mut self, token_hash: &str, created_ts: i64) -> Closing {
         let handle = self.handle.clone();
-        // Created once: re-creating it on every turn of the loop would re-register wakers. It
-        // also ends the loop on shutdown (the kill token is a child of the shutdown token).
-        let killed = handle.killed();
-        tokio::pin!(killed);
         let mut batch = VecDeque::new();
         let refresh_every =
             Duration::from_secs((self.state.config.session_ttl_secs / 4).clamp(30, 3600));
@@ -578,7 +574,16 @@ impl Connection {
         loop {
             tokio::select! {
                 biased;
-                (code, reason) = &mut killed => return Closing(code, reason),
+                // The hub's signal first: closing wins over everything, then the queue. The
+                // timer comes after it, so a wake-up for a delivery does not poll the timer.
+                signal = handle.signal() => match signal {
+                    Signal::Killed(code, reason) => return Closing(code, reason),
+                    Signal::Queued => match self.drain(&mut batch).await {
+                        Ok(()) => {}
+                        Err(FillError::Socket) => return Closing(close::GOING_AWAY, "socket failed"),
+                        Err(FillError::Store) => return Closing(1011, "store unavailable; reconnect and resume"),
+                    },
+                },
                 _ = &mut timer => {
                     let now = tokio::time::Instant::now();
                     if now >= timers.too_old {
@@ -607,13 +612,6 @@ impl Connection {
                         }
                     }
                     timer.as_mut().reset(timers.next());
-                }
-                _ = handle.queued() => {
-                    match self.drain(&mut batch).await {
-                        Ok(()) => {}
-                        Err(FillError::Socket) => return Closing(close::GOING_AWAY, "socket failed"),
-                        Err(FillError::Store) => return Closing(1011, "store unavailable; reconnect and resume"),
-                    }
                 }
                 msg = self.socket.recv() => {
                     let msg = match msg {
