@@ -41,6 +41,7 @@ mod formatting;
 mod installed;
 mod moderation;
 mod replies;
+mod room_settings;
 mod shots;
 mod support;
 mod window;
@@ -52,6 +53,7 @@ use formatting::*;
 use installed::*;
 use moderation::*;
 use replies::*;
+use room_settings::*;
 use shots::*;
 use support::*;
 use window::*;
@@ -473,6 +475,7 @@ async fn scenario(app: &Path) {
         .await;
     window.shot("05-typing-presence").await;
     drop(typing);
+    room_settings_and_profiles(&window, &bob, room).await;
     let notifications =
         moderation_views(&window, &mut bob, &display, alice_id, &room_name, &tag).await;
 

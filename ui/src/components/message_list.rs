@@ -49,6 +49,12 @@ pub struct MessageListProps {
     /// Go to a reply's original.
     #[prop_or_default]
     pub on_jump: Callback<u64>,
+    /// Display names of users who set one.
+    #[prop_or_default]
+    pub display_names: Rc<HashMap<UserId, String>>,
+    /// A sender was clicked: show their card.
+    #[prop_or_default]
+    pub on_sender: Callback<UserId>,
 }
 
 /// Scroll bookkeeping that must not trigger renders.
@@ -256,7 +262,8 @@ pub fn MessageList(props: &MessageListProps) -> Html {
                     on_edit={props.on_edit.clone()} on_delete={props.on_delete.clone()}
                     me={props.me} my_name={props.my_name.clone()} names={props.names.clone()}
                     on_reply={props.on_reply.clone()} on_react={props.on_react.clone()}
-                    on_jump={props.on_jump.clone()} />
+                    on_jump={props.on_jump.clone()} on_sender={props.on_sender.clone()}
+                    display_name={props.display_names.get(&message.sender).map(|n| AttrValue::from(n.clone()))} />
             },
         })
         .collect::<Html>();
