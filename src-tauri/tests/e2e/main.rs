@@ -39,6 +39,7 @@ mod common;
 mod display;
 mod formatting;
 mod installed;
+mod long_history;
 mod moderation;
 mod replies;
 mod room_settings;
@@ -51,6 +52,7 @@ use bob::*;
 use display::*;
 use formatting::*;
 use installed::*;
+use long_history::*;
 use moderation::*;
 use replies::*;
 use room_settings::*;
@@ -708,6 +710,7 @@ async fn scenario(app: &Path) {
         "the window opens where and as large as it was left"
     );
     window.shot("10-restarted").await;
+    long_history(&window, &bob, alice_id, &tag).await;
 
     // f) Logging out with an unsent message asks first; staying keeps it.
     server.down().await;
