@@ -95,13 +95,22 @@ pub(crate) async fn long_history(window: &Window, bob: &Bob, alice: UserId, tag:
         )
         .await;
     }
-    let _: serde_json::Value = rest(
+    let invited = tokio::time::timeout(
+        UI_WAIT,
         bob.http
             .post(format!("{}/api/v1/rooms/{}/members", bob.base, room.id))
             .bearer_auth(&bob.token)
-            .json(&json!({ "user": alice })),
+            .json(&json!({ "user": alice }))
+            .send(),
     )
-    .await;
+    .await
+    .unwrap_or_else(|_| panic!("inviting alice took longer than {UI_WAIT:?}"))
+    .unwrap_or_else(|e| panic!("inviting alice failed: {e}"));
+    assert!(
+        invited.status().is_success(),
+        "inviting alice: HTTP {}",
+        invited.status()
+    );
     let item = format!(".room-item[aria-label='{name}']");
     window
         .wait("the archive room in the list", UI_WAIT, |d| {
