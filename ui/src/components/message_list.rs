@@ -93,11 +93,14 @@ fn drawn_rows(list: &Element) -> Vec<(String, web_sys::HtmlElement)> {
         .collect()
 }
 
-/// The first drawn row whose bottom is below the view's top, and its offset from that top.
+/// The first drawn message whose bottom is below the view's top, and its offset from that
+/// top. Only messages: a day separator or the "new" line moves when older messages come
+/// before it (it always heads the first message of its day).
 fn first_visible(list: &Element) -> Option<(String, i32)> {
     let top = list.scroll_top();
     drawn_rows(list)
         .into_iter()
+        .filter(|(key, _)| key.starts_with('s'))
         .find(|(_, li)| li.offset_top() + li.offset_height() > top)
         .map(|(key, li)| (key, li.offset_top() - top))
 }
