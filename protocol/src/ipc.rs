@@ -5,6 +5,7 @@
 //! [`INVOKE`], whose `command` argument is a [`Command`] (tagged by `cmd`, snake_case names and
 //! fields); every command fails with an [`AppError`].
 
+use crate::attachment::Attachment;
 use crate::error::ErrorCode;
 use crate::event::Reaction;
 use crate::ids::{RoomId, UserId};
@@ -166,7 +167,44 @@ pub enum Command {
     /// `{user}` → [`UserView`]: a user's card (username, display name, presence as the server
     /// shows it to this user).
     UserCard { user: UserId },
+    /// `{room, paths, body?, replyTo?}` → [`MessageView`] (pending, with `uploads`). Attaches
+    /// files (1 to [`crate::attachment::MAX_ATTACHMENTS_PER_MESSAGE`]) by path: each is copied
+    /// into the app's staging folder at once (the original may go), then uploaded through the
+    /// outbox ([`AppEvent::UploadProgress`] reports it) and the message sent once every file is
+    /// up. `body` may be empty. The file picker and drag and drop both end here.
+    SendFiles {
+        room: RoomId,
+        paths: Vec<String>,
+        #[serde(default)]
+        body: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
+    },
+    /// `{room, name, bytes}` → [`MessageView`]: like [`Command::SendFiles`] for bytes the UI
+    /// holds (a pasted screenshot), staged under `name`.
+    SendBytes {
+        room: RoomId,
+        name: String,
+        bytes: Vec<u8>,
+    },
+    /// `{clientId}` → `()`. Stops the upload of a pending message with files and drops the
+    /// message (nothing is sent). Fails with `invalid` when it is no longer in the outbox.
+    CancelUpload { client_id: String },
+    /// `{id, path}` → `u64` (bytes written): saves an attachment's file at `path` (the user
+    /// chose it in a save dialog), from the local file cache or downloaded.
+    SaveAttachment { id: String, path: String },
+    /// → [`BlobCacheView`]: the local file cache (downloaded images and files).
+    BlobCache,
+    /// `{bytes}` → [`BlobCacheView`]: sets the file cache's size (least recently used files
+    /// leave first).
+    SetBlobCacheLimit { bytes: u64 },
 }
+
+/// The Tauri command that returns an attachment's bytes (raw, not JSON: images can be
+/// megabytes): `invoke("attachment_bytes", {id, thumbnail})` → `ArrayBuffer`. The backend
+/// downloads it (or takes it from the local file cache); the UI shows it through an object
+/// URL, so the web view never loads a URL of the server.
+pub const ATTACHMENT_BYTES: &str = "attachment_bytes";
 
 /// Where the app stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,6 +292,29 @@ pub struct MessageView {
     /// `@room`: the message mentions every member.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mention_room: bool,
+    /// Files of a sent message (download with [`ATTACHMENT_BYTES`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+    /// Files of a pending or failed message, not sent yet (progress comes as
+    /// [`AppEvent::UploadProgress`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uploads: Vec<UploadView>,
+}
+
+/// A file waiting in the outbox to be uploaded with its message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadView {
+    pub name: String,
+    pub size: u64,
+}
+
+/// The local cache of downloaded attachments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobCacheView {
+    /// Bytes the cached files take.
+    pub used: u64,
+    /// The most it may take.
+    pub limit: u64,
 }
 
 /// The original of a reply, as its quoted preview shows it.
@@ -377,6 +438,15 @@ pub enum AppEvent {
         by_name: Option<String>,
         /// A ban: rejoining and invites are refused until the owner lifts it.
         banned: bool,
+    },
+    /// The files of the pending message `client_id` are being uploaded: `sent` of `total`
+    /// bytes (all its files together). After the last one the message is sent (a `message`
+    /// event follows).
+    UploadProgress {
+        room: RoomId,
+        client_id: String,
+        sent: u64,
+        total: u64,
     },
 }
 

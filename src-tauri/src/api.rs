@@ -452,6 +452,66 @@ impl Api {
     }
 }
 
+// Attachments (protocol §2.10): uploads streamed from a body, downloads as a response to read
+// in chunks.
+impl Api {
+    /// Uploads a file of `len` bytes from `body` to `room` under `name`; the server's
+    /// [`protocol::Attachment`] comes back. The time allowed grows with the size.
+    pub async fn upload(
+        &self,
+        token: &str,
+        room: RoomId,
+        name: &str,
+        len: u64,
+        body: reqwest::Body,
+    ) -> Result<protocol::Attachment> {
+        let path = format!("api/v1/rooms/{room}/attachments");
+        json(
+            self.request(Method::POST, &path, Some(token))?
+                .query(&[("name", name)])
+                .header(reqwest::header::CONTENT_LENGTH, len)
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .timeout(transfer_timeout(len))
+                .body(body),
+        )
+        .await
+    }
+
+    /// Starts downloading attachment `id` (its thumbnail with `thumbnail`); read the body
+    /// with [`Response::chunk`]. Refusals (`attachment_not_found`) are [`Error::Server`].
+    pub async fn download(&self, token: &str, id: &str, thumbnail: bool) -> Result<Response> {
+        let mut url = self.url("api/v1/attachments")?;
+        {
+            let mut segments = url
+                .path_segments_mut()
+                .map_err(|()| Error::BadUrl("the server URL cannot have a path".into()))?;
+            segments.push(id);
+            if thumbnail {
+                segments.push("thumbnail");
+            }
+        }
+        checked(
+            self.request_url(Method::GET, url, Some(token))
+                .timeout(transfer_timeout(MAX_DOWNLOAD_GUESS)),
+        )
+        .await
+    }
+}
+
+/// What a download's time limit assumes about its size (the server's largest upload).
+const MAX_DOWNLOAD_GUESS: u64 = 50 * 1024 * 1024;
+
+/// Time allowed for moving `len` bytes: a minute plus a second per 64 KiB (a slow line still
+/// finishes; a dead one does not hang forever).
+fn transfer_timeout(len: u64) -> Duration {
+    Duration::from_secs(60 + len / (64 * 1024))
+}
+
+/// The next chunk of a download's body.
+pub async fn next_chunk(response: &mut Response) -> Result<Option<impl AsRef<[u8]>>> {
+    response.chunk().await.map_err(transport)
+}
+
 fn transport(e: reqwest::Error) -> Error {
     Error::Unreachable(e.to_string())
 }

@@ -17,10 +17,12 @@
 
 use crate::error::{Error, Result};
 use protocol::event::{apply_reaction, EventBody, Reaction, Role};
-use protocol::ipc::{MemberView, MessageStatus, MessageView, Quote, SearchHit, UserView};
+use protocol::ipc::{
+    MemberView, MessageStatus, MessageView, Quote, SearchHit, UploadView, UserView,
+};
 use protocol::rest::{Member, Room, SendAck, User};
 use protocol::ws::Cursor;
-use protocol::{ErrorCode, RoomEvent, RoomId, UserId};
+use protocol::{Attachment, ErrorCode, RoomEvent, RoomId, UserId};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -83,10 +85,14 @@ pub struct OutboxEntry {
     /// JSON array of user ids.
     pub mentions: String,
     pub mention_room: bool,
+    /// JSON array of [`UploadView`]: the files to upload first.
+    pub files: String,
+    /// JSON array of the [`Attachment`]s uploaded so far, in the order of `files`.
+    pub attachments: String,
 }
 
-const OUTBOX_COLUMNS: &str =
-    "client_id, room, body, created, state, fail_code, fail_reason, reply_to, mentions, mention_room";
+const OUTBOX_COLUMNS: &str = "client_id, room, body, created, state, fail_code, fail_reason, \
+     reply_to, mentions, mention_room, files, attachments";
 
 /// A reaction change waiting for the server's `ok`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +121,21 @@ impl OutboxEntry {
 
     pub fn is_pending(&self) -> bool {
         self.state == "pending"
+    }
+
+    /// The files it carries, as attached.
+    pub fn file_list(&self) -> Vec<UploadView> {
+        json_list(&self.files)
+    }
+
+    /// The files uploaded so far.
+    pub fn attachment_list(&self) -> Vec<Attachment> {
+        json_list(&self.attachments)
+    }
+
+    /// Every file is uploaded: the message can be sent.
+    pub fn is_ready(&self) -> bool {
+        self.attachment_list().len() >= self.file_list().len()
     }
 
     /// The entry as the UI shows it, sent by `me`.
@@ -148,6 +169,8 @@ impl OutboxEntry {
             reactions: Vec::new(),
             mentions: self.mention_ids(),
             mention_room: self.mention_room,
+            attachments: Vec::new(),
+            uploads: self.file_list(),
         }
     }
 }
@@ -240,6 +263,7 @@ struct MessageRow {
     mentions: String,
     mention_room: bool,
     reactions: String,
+    attachments: String,
     q_sender_name: Option<String>,
     q_body: Option<String>,
     q_deleted: Option<bool>,
@@ -275,6 +299,8 @@ impl MessageRow {
             reactions: json_list(&self.reactions),
             mentions: json_list(&self.mentions),
             mention_room: self.mention_room,
+            attachments: json_list(&self.attachments),
+            uploads: Vec::new(),
         }
     }
 }
@@ -294,6 +320,7 @@ struct NewMessage {
     mentions: Vec<UserId>,
     mention_room: bool,
     reactions: Vec<Reaction>,
+    attachments: Vec<Attachment>,
 }
 
 impl NewMessage {
@@ -311,8 +338,7 @@ impl NewMessage {
                 reactions,
                 mentions,
                 mention_room,
-                // Attachments (issue 14) are not shown by the desktop yet.
-                attachments: _,
+                attachments,
             } => Some(NewMessage {
                 room: to_i64(event.room.0),
                 seq: to_i64(event.seq),
@@ -327,6 +353,7 @@ impl NewMessage {
                 mentions: mentions.clone(),
                 mention_room: *mention_room,
                 reactions: reactions.clone(),
+                attachments: attachments.clone(),
             }),
             _ => None,
         }
@@ -354,7 +381,7 @@ fn json_text<T: Serialize>(list: &[T]) -> String {
 /// Reads messages with their reply's original; callers add `WHERE` on `m`.
 const MESSAGE_SELECT: &str = "SELECT m.room, m.seq, m.client_id, m.sender, m.sender_name, \
      m.body, m.ts, m.edited, m.deleted, m.reply_to, m.mentions, m.mention_room, m.reactions, \
-     q.sender_name AS q_sender_name, q.body AS q_body, q.deleted AS q_deleted \
+     m.attachments, q.sender_name AS q_sender_name, q.body AS q_body, q.deleted AS q_deleted \
      FROM messages m LEFT JOIN messages q ON q.room = m.room AND q.seq = m.reply_to";
 
 const ROOM_COLUMNS: &str = "id, name, kind, visibility, member_count, last_seq, role, read_seq, \
@@ -800,8 +827,8 @@ impl Cache {
                     changes.rooms_changed = true;
                 }
                 let done = sqlx::query(
-                    "UPDATE messages SET body = '', plain = '', deleted = 1, reactions = '[]' \
-                     WHERE room = ? AND seq = ? AND deleted = 0",
+                    "UPDATE messages SET body = '', plain = '', deleted = 1, reactions = '[]', \
+                     attachments = '[]' WHERE room = ? AND seq = ? AND deleted = 0",
                 )
                 .bind(room)
                 .bind(to_i64(*target))
@@ -1093,9 +1120,21 @@ impl Cache {
 
     /// Puts a new message in the outbox, pending.
     pub async fn outbox_add(&self, client_id: &str, room: RoomId, msg: &Outgoing) -> Result<()> {
+        self.outbox_add_with_files(client_id, room, msg, &[]).await
+    }
+
+    /// Puts a new message with `files` (staged by the caller) in the outbox, pending: it is
+    /// sent once they are uploaded.
+    pub async fn outbox_add_with_files(
+        &self,
+        client_id: &str,
+        room: RoomId,
+        msg: &Outgoing,
+        files: &[UploadView],
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO outbox (client_id, room, body, created, state, reply_to, mentions, \
-             mention_room) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+             mention_room, files) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
         )
         .bind(client_id)
         .bind(to_i64(room.0))
@@ -1104,9 +1143,51 @@ impl Cache {
         .bind(msg.reply_to.map(to_i64))
         .bind(json_text(&msg.mentions))
         .bind(msg.mention_room)
+        .bind(json_text(files))
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// File `pos` of outbox entry `client_id` is uploaded as `attachment`. `false` when the
+    /// entry is gone (cancelled, discarded) or that file was recorded already (an upload
+    /// repeated after a restart): the attachment is then not used.
+    pub async fn outbox_uploaded(
+        &self,
+        client_id: &str,
+        pos: usize,
+        attachment: &Attachment,
+    ) -> Result<bool> {
+        let json = serde_json::to_string(attachment)
+            .map_err(|e| Error::Storage(sqlx::Error::Encode(Box::new(e))))?;
+        let done = sqlx::query(
+            "UPDATE outbox SET attachments = json_insert(attachments, '$[#]', json(?)) \
+             WHERE client_id = ? AND json_array_length(attachments) = ? \
+             AND json_array_length(attachments) < json_array_length(files)",
+        )
+        .bind(json)
+        .bind(client_id)
+        .bind(i64::try_from(pos).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Pending entries with files still to upload, in the order they were written.
+    pub async fn outbox_uploading(&self) -> Result<Vec<OutboxEntry>> {
+        Ok(sqlx::query_as::<_, OutboxEntry>(&format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state = 'pending' \
+             AND json_array_length(attachments) < json_array_length(files) ORDER BY created, rowid"
+        ))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Client ids of every outbox entry (whose staged files are still needed).
+    pub async fn outbox_ids(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT client_id FROM outbox")
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// The quoted preview of message `seq` of `room`, when it is cached.
@@ -1138,10 +1219,13 @@ impl Cache {
         .await?)
     }
 
-    /// Pending entries in the order they were written (the order to send them in).
+    /// Pending entries ready to send (their files, if any, uploaded) in the order they were
+    /// written (the order to send them in). A message whose files are still uploading is sent
+    /// when they are up; messages written after it do not wait for it.
     pub async fn outbox_pending(&self) -> Result<Vec<OutboxEntry>> {
         Ok(sqlx::query_as::<_, OutboxEntry>(&format!(
-            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state = 'pending' ORDER BY created, rowid"
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state = 'pending' \
+             AND json_array_length(attachments) >= json_array_length(files) ORDER BY created, rowid"
         ))
         .fetch_all(&self.pool)
         .await?)
@@ -1244,6 +1328,7 @@ impl Cache {
                     mentions: entry.mention_ids(),
                     mention_room: entry.mention_room,
                     reactions: Vec::new(),
+                    attachments: entry.attachment_list(),
                 },
             )
             .await?;
@@ -1260,6 +1345,8 @@ impl Cache {
             view.seq = Some(ack.seq);
             view.ts = ack.ts;
             view.status = MessageStatus::Sent;
+            view.attachments = entry.attachment_list();
+            view.uploads = Vec::new();
             Some(view)
         };
         tx.commit().await?;
@@ -1707,19 +1794,21 @@ async fn upsert_user(conn: &mut SqliteConnection, user: UserId, username: &str) 
 async fn upsert_message(conn: &mut SqliteConnection, m: &NewMessage) -> Result<bool> {
     let done = sqlx::query(
         "INSERT INTO messages (room, seq, client_id, sender, sender_name, body, plain, ts, edited, \
-         deleted, reply_to, mentions, mention_room, reactions) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         deleted, reply_to, mentions, mention_room, reactions, attachments) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (room, seq) DO UPDATE SET client_id = excluded.client_id, \
          sender = excluded.sender, sender_name = excluded.sender_name, body = excluded.body, \
          plain = excluded.plain, \
          ts = excluded.ts, edited = excluded.edited, deleted = excluded.deleted, \
          reply_to = excluded.reply_to, mentions = excluded.mentions, \
-         mention_room = excluded.mention_room, reactions = excluded.reactions \
+         mention_room = excluded.mention_room, reactions = excluded.reactions, \
+         attachments = excluded.attachments \
          WHERE messages.body IS NOT excluded.body OR messages.edited IS NOT excluded.edited \
          OR messages.deleted IS NOT excluded.deleted OR messages.client_id IS NOT excluded.client_id \
          OR messages.reply_to IS NOT excluded.reply_to OR messages.mentions IS NOT excluded.mentions \
          OR messages.mention_room IS NOT excluded.mention_room \
-         OR messages.reactions IS NOT excluded.reactions",
+         OR messages.reactions IS NOT excluded.reactions \
+         OR messages.attachments IS NOT excluded.attachments",
     )
     .bind(m.room)
     .bind(m.seq)
@@ -1735,6 +1824,7 @@ async fn upsert_message(conn: &mut SqliteConnection, m: &NewMessage) -> Result<b
     .bind(json_text(&m.mentions))
     .bind(m.mention_room)
     .bind(json_text(&m.reactions))
+    .bind(json_text(&m.attachments))
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() > 0)

@@ -5,6 +5,9 @@
 //!
 //! Results are the command's IPC view type as JSON; failures serialize to
 //! [`protocol::ipc::AppError`] `{code, message}` through [`Error`]'s `Serialize`.
+//!
+//! One exception: [`attachment_bytes`] returns raw bytes (an image is megabytes; as JSON it
+//! would be a list of numbers four times its size).
 
 use crate::backend::Backend;
 use crate::error::Error;
@@ -20,7 +23,19 @@ pub async fn execute(
     backend.execute(command).await
 }
 
-/// The command, for `tauri::Builder::invoke_handler`.
+/// An attachment's bytes (its thumbnail with `thumbnail`) as an `ArrayBuffer`:
+/// `invoke("attachment_bytes", {id, thumbnail})` ([`protocol::ipc::ATTACHMENT_BYTES`]).
+#[tauri::command]
+pub async fn attachment_bytes(
+    backend: State<'_, Backend>,
+    id: String,
+    thumbnail: bool,
+) -> Result<tauri::ipc::Response, Error> {
+    let bytes = backend.attachment_bytes(&id, thumbnail).await?;
+    Ok(tauri::ipc::Response::new(bytes))
+}
+
+/// The commands, for `tauri::Builder::invoke_handler`.
 pub fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static {
-    tauri::generate_handler![execute]
+    tauri::generate_handler![execute, attachment_bytes]
 }

@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod backend;
+pub mod blobs;
 pub mod cache;
 pub mod commands;
 pub mod connection;
@@ -160,6 +161,13 @@ fn setup(app: &mut tauri::App) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
+    // Test runs slow uploads down to watch their progress (never set otherwise).
+    if let Some(rate) = std::env::var(crate::backend::THROTTLE_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        backend.throttle_uploads(Some(rate));
+    }
     let start_minimized = backend.settings().start_minimized;
     app.manage(backend);
     build_tray(app)?;
@@ -192,6 +200,8 @@ pub fn run() {
                 .open_js_links_on_click(false)
                 .build(),
         )
+        // The file picker and save dialog of attachments (the web view may only open them).
+        .plugin(tauri_plugin_dialog::init())
         .plugin(
             tauri_plugin_window_state::Builder::default()
                 .with_state_flags(window_state_flags())

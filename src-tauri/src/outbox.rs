@@ -25,7 +25,7 @@
 use crate::cache::{Cache, OutboxEntry, Outgoing, PendingReaction};
 use crate::connection::Link;
 use crate::error::{Error, Result};
-use protocol::ipc::MessageView;
+use protocol::ipc::{MessageView, UploadView};
 use protocol::ws::ClientFrame;
 use protocol::{ErrorCode, RoomId, UserId};
 use std::sync::Arc;
@@ -55,8 +55,13 @@ fn frame(entry: &OutboxEntry) -> ClientFrame {
         reply_to: entry.reply_to_seq(),
         mentions: entry.mention_ids(),
         mention_room: entry.mention_room,
-        attachments: Vec::new(),
+        attachments: entry.attachment_list().into_iter().map(|a| a.id).collect(),
     }
+}
+
+/// A new client message id (the server's idempotency key).
+pub fn new_client_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// The `ref` prefix of `react` frames.
@@ -73,7 +78,7 @@ fn react_frame(pending: &PendingReaction) -> ClientFrame {
 }
 
 /// Refusals worth trying again by themselves: nothing was wrong with the message.
-fn is_transient(code: ErrorCode) -> bool {
+pub(crate) fn is_transient(code: ErrorCode) -> bool {
     matches!(
         code,
         ErrorCode::RateLimited
@@ -94,8 +99,21 @@ impl Outbox {
 
     /// Writes a new pending entry and sends it if the outbox is flushed on a live socket.
     pub async fn enqueue(&self, room: RoomId, msg: &Outgoing) -> Result<OutboxEntry> {
-        let client_id = uuid::Uuid::new_v4().simple().to_string();
-        self.cache.outbox_add(&client_id, room, msg).await?;
+        self.enqueue_as(new_client_id(), room, msg, &[]).await
+    }
+
+    /// [`Outbox::enqueue`] under a client id the caller made (it staged files under it). An
+    /// entry with files is sent once they are uploaded ([`crate::backend`]'s uploader).
+    pub async fn enqueue_as(
+        &self,
+        client_id: String,
+        room: RoomId,
+        msg: &Outgoing,
+        files: &[UploadView],
+    ) -> Result<OutboxEntry> {
+        self.cache
+            .outbox_add_with_files(&client_id, room, msg, files)
+            .await?;
         // Read back for the stored fields. A reconnect's flush may already have sent the entry
         // and its ack removed it (found by the fault runs, issue 5): it was delivered, so report
         // it as written instead of failing the send.
@@ -114,6 +132,8 @@ impl Outbox {
                     mentions: serde_json::to_string(&msg.mentions)
                         .unwrap_or_else(|_| "[]".to_owned()),
                     mention_room: msg.mention_room,
+                    files: serde_json::to_string(files).unwrap_or_else(|_| "[]".to_owned()),
+                    attachments: "[]".to_owned(),
                 })
             }
         };
@@ -135,8 +155,12 @@ impl Outbox {
         Ok(entry)
     }
 
-    async fn send_if_flushed(&self, entry: &OutboxEntry) {
-        self.send_frame_if_flushed(frame(entry)).await;
+    /// Sends `entry` now if the outbox has been flushed on the live socket and its files are
+    /// uploaded (else the next flush, or the uploader, sends it).
+    pub async fn send_if_flushed(&self, entry: &OutboxEntry) {
+        if entry.is_ready() {
+            self.send_frame_if_flushed(frame(entry)).await;
+        }
     }
 
     /// Sends `frame` now if the outbox has been flushed on the live socket (else the next

@@ -7,8 +7,8 @@
 //! an [`Error`].
 
 use protocol::ipc::{
-    AppError, AppErrorCode, AppEvent, CertificateView, Command, MemberView, MessagePage,
-    MessageView, RoomView, SearchHit, Settings, Snapshot, UserView,
+    AppError, AppErrorCode, AppEvent, BlobCacheView, CertificateView, Command, MemberView,
+    MessagePage, MessageView, RoomView, SearchHit, Settings, Snapshot, UserView,
 };
 use protocol::rest::{NotifyLevel, Room, SessionInfo, User, UserRef, Visibility};
 use protocol::{ErrorCode, RoomId, UserId};
@@ -104,6 +104,13 @@ impl Error {
                 }
                 ErrorCode::Blocked => Some("This person does not accept messages from you."),
                 ErrorCode::NotAMember => Some("You are no longer in that room."),
+                ErrorCode::TooLarge => Some("The file is larger than the server accepts."),
+                ErrorCode::QuotaExceeded => Some(
+                    "Your files on the server take all the room you have. Delete some messages \
+                     with files first.",
+                ),
+                ErrorCode::UnsupportedType => Some("The server does not accept this kind of file."),
+                ErrorCode::AttachmentNotFound => Some("That file is no longer available."),
                 _ => None,
             },
             // The backend says why and what the operator should do.
@@ -420,6 +427,138 @@ pub async fn user_card(user: UserId) -> Result<UserView> {
     call(Command::UserCard { user }).await
 }
 
+// ---------------------------------------------------------------------------------------------
+// Attachments (issue 14)
+// ---------------------------------------------------------------------------------------------
+
+/// Sends the files at `paths` as one message (the file picker and drag and drop end here).
+pub async fn send_files(room: RoomId, paths: Vec<String>) -> Result<MessageView> {
+    call(Command::SendFiles {
+        room,
+        paths,
+        body: String::new(),
+        reply_to: None,
+    })
+    .await
+}
+
+/// Sends bytes the UI holds (a pasted image) as a file called `name`.
+pub async fn send_bytes(room: RoomId, name: String, bytes: Vec<u8>) -> Result<MessageView> {
+    call(Command::SendBytes { room, name, bytes }).await
+}
+
+/// Stops an upload and drops its message.
+pub async fn cancel_upload(client_id: String) -> Result<()> {
+    call_unit(Command::CancelUpload { client_id }).await
+}
+
+/// Saves attachment `id` at `path`; returns the bytes written.
+pub async fn save_attachment(id: String, path: String) -> Result<u64> {
+    call(Command::SaveAttachment { id, path }).await
+}
+
+pub async fn blob_cache() -> Result<BlobCacheView> {
+    call(Command::BlobCache).await
+}
+
+pub async fn set_blob_cache_limit(bytes: u64) -> Result<BlobCacheView> {
+    call(Command::SetBlobCacheLimit { bytes }).await
+}
+
+/// An attachment's bytes (its thumbnail with `thumbnail`) as an object URL (`blob:`) for an
+/// `<img>`: the backend fetches them, so the page never loads a server URL (the CSP allows
+/// `blob:` images only). Give it back with [`revoke_url`] when the image goes.
+pub async fn attachment_url(id: &str, thumbnail: bool, content_type: &str) -> Result<String> {
+    let args = to_js(&serde_json::json!({ "id": id, "thumbnail": thumbnail }))?;
+    let buffer = tauri_invoke(protocol::ipc::ATTACHMENT_BYTES, args)
+        .await
+        .map_err(decode_error)?;
+    let bytes = js_sys::Uint8Array::new(&buffer);
+    let parts = js_sys::Array::of1(&bytes);
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(content_type);
+    let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options)
+        .map_err(decode_error)?;
+    web_sys::Url::create_object_url_with_blob(&blob).map_err(decode_error)
+}
+
+/// Frees an object URL made by [`attachment_url`].
+pub fn revoke_url(url: &str) {
+    let _ = web_sys::Url::revoke_object_url(url);
+}
+
+/// The system's file picker (Tauri's dialog plugin): the files chosen, none when cancelled.
+pub async fn pick_files() -> Result<Vec<String>> {
+    let args = to_js(&serde_json::json!({
+        "options": {"multiple": true, "directory": false, "title": "Attach files"}
+    }))?;
+    let picked = tauri_invoke("plugin:dialog|open", args)
+        .await
+        .map_err(decode_error)?;
+    if picked.is_null() || picked.is_undefined() {
+        return Ok(Vec::new());
+    }
+    if let Some(one) = picked.as_string() {
+        return Ok(vec![one]);
+    }
+    serde_wasm_bindgen::from_value(picked).map_err(|e| Error::Bridge(e.to_string()))
+}
+
+/// The system's save dialog, proposing `name`: the path chosen, `None` when cancelled.
+pub async fn pick_save_path(name: &str) -> Result<Option<String>> {
+    let args = to_js(&serde_json::json!({
+        "options": {"defaultPath": name, "title": "Save file"}
+    }))?;
+    let picked = tauri_invoke("plugin:dialog|save", args)
+        .await
+        .map_err(decode_error)?;
+    Ok(picked.as_string())
+}
+
+/// What a drag over the window does (Tauri's window drag-and-drop events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Drag {
+    /// Files are dragged over the window.
+    Over,
+    /// They left without being dropped.
+    Left,
+    /// They were dropped: their paths.
+    Dropped(Vec<String>),
+}
+
+/// Calls `on_drag` for drags of files over the window; unsubscribes when dropped.
+pub fn listen_drags(on_drag: impl Fn(Drag) + 'static) -> Vec<Subscription> {
+    #[derive(serde::Deserialize)]
+    struct Dropped {
+        #[serde(default)]
+        paths: Vec<String>,
+    }
+    let on_drag = Rc::new(on_drag);
+    let mut subs = Vec::new();
+    for name in [
+        "tauri://drag-enter",
+        "tauri://drag-over",
+        "tauri://drag-leave",
+        "tauri://drag-drop",
+    ] {
+        let on_drag = on_drag.clone();
+        subs.push(listen_raw(name, move |payload| {
+            let drag = match name {
+                "tauri://drag-leave" => Drag::Left,
+                "tauri://drag-drop" => {
+                    let paths = serde_wasm_bindgen::from_value::<Dropped>(payload)
+                        .map(|d| d.paths)
+                        .unwrap_or_default();
+                    Drag::Dropped(paths)
+                }
+                _ => Drag::Over,
+            };
+            on_drag(drag);
+        }));
+    }
+    subs
+}
+
 /// A live subscription to the backend's `chat` event; unsubscribes when dropped.
 pub struct Subscription {
     unlisten: Rc<RefCell<Option<js_sys::Function>>>,
@@ -444,14 +583,33 @@ pub fn listen_events(
 ) -> Subscription {
     let on_error = Rc::new(on_error);
     let decode_failed = on_error.clone();
+    listen_with(
+        protocol::ipc::EVENT,
+        move |payload| match serde_wasm_bindgen::from_value::<AppEvent>(payload) {
+            Ok(ev) => on_event(ev),
+            Err(e) => decode_failed(Error::Bridge(format!("bad event: {e}"))),
+        },
+        move |e| on_error(e),
+    )
+}
+
+/// Calls `on_payload` with the payload of every Tauri event `name` (errors are logged).
+fn listen_raw(name: &'static str, on_payload: impl Fn(JsValue) + 'static) -> Subscription {
+    listen_with(name, on_payload, move |e| {
+        web_sys::console::warn_1(&JsValue::from_str(&format!("cannot listen to {name}: {e}")))
+    })
+}
+
+fn listen_with(
+    name: &'static str,
+    on_payload: impl Fn(JsValue) + 'static,
+    on_error: impl Fn(Error) + 'static,
+) -> Subscription {
     let handler = Rc::new(Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
         // Tauri passes `{event, id, payload}`.
         let payload = js_sys::Reflect::get(&event, &JsValue::from_str("payload"))
             .unwrap_or(JsValue::UNDEFINED);
-        match serde_wasm_bindgen::from_value::<AppEvent>(payload) {
-            Ok(ev) => on_event(ev),
-            Err(e) => decode_failed(Error::Bridge(format!("bad event: {e}"))),
-        }
+        on_payload(payload);
     }));
     let unlisten = Rc::new(RefCell::new(None));
     let dropped = Rc::new(RefCell::new(false));
@@ -460,7 +618,7 @@ pub fn listen_events(
         let unlisten = unlisten.clone();
         let dropped = dropped.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            match tauri_listen(protocol::ipc::EVENT, &handler).await {
+            match tauri_listen(name, &handler).await {
                 Ok(f) => {
                     if let Ok(f) = f.dyn_into::<js_sys::Function>() {
                         if *dropped.borrow() {

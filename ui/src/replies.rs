@@ -55,6 +55,8 @@ mod tests {
             reactions: Vec::new(),
             mentions: Vec::new(),
             mention_room: false,
+            attachments: Vec::new(),
+            uploads: Vec::new(),
         }
     }
 

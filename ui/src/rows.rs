@@ -141,6 +141,8 @@ mod tests {
             reactions: Vec::new(),
             mentions: Vec::new(),
             mention_room: false,
+            attachments: Vec::new(),
+            uploads: Vec::new(),
         }
     }
 

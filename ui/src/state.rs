@@ -200,6 +200,8 @@ pub struct AppState {
     pub blocked: Option<Rc<Vec<UserRef>>>,
     /// The open room was taken away from the user (removed or banned).
     pub removal: Option<Removal>,
+    /// Uploads in progress: client id of the pending message → (bytes sent, total).
+    pub uploads: HashMap<String, (u64, u64)>,
 }
 
 impl Default for AppState {
@@ -231,6 +233,7 @@ impl Default for AppState {
             history_generation: 0,
             blocked: None,
             removal: None,
+            uploads: HashMap::new(),
         }
     }
 }
@@ -328,6 +331,12 @@ pub enum Action {
     Blocked(Vec<UserRef>),
     /// Someone removed or banned the user from a room.
     Removed(Removal),
+    /// The files of pending message `client_id` are uploading: `sent` of `total` bytes.
+    UploadProgress {
+        client_id: String,
+        sent: u64,
+        total: u64,
+    },
 }
 
 impl Reducible for AppState {
@@ -476,6 +485,9 @@ impl AppState {
                 t.load_error = !t.loaded;
             }
             Action::Message(m) => {
+                if m.status != protocol::ipc::MessageStatus::Pending {
+                    self.uploads.remove(&m.client_id);
+                }
                 if let Some(list) = self.typing.get_mut(&m.room) {
                     list.retain(|t| t.user != m.sender);
                 }
@@ -569,6 +581,13 @@ impl AppState {
                 ));
             }
             Action::Blocked(users) => self.blocked = Some(Rc::new(users)),
+            Action::UploadProgress {
+                client_id,
+                sent,
+                total,
+            } => {
+                self.uploads.insert(client_id, (sent, total));
+            }
             Action::Removed(removal) => {
                 let room = removal.room;
                 let was_open = self.current == Some(room);
@@ -779,6 +798,8 @@ mod tests {
             reactions: Vec::new(),
             mentions: Vec::new(),
             mention_room: false,
+            attachments: Vec::new(),
+            uploads: Vec::new(),
         }
     }
 

@@ -133,6 +133,7 @@ impl Backend {
             None => Ok(()),
         };
         self.inner.cache.clear_account().await?;
+        self.inner.clear_files().await;
         self.inner.cache.delete_setting(key::USER).await?;
         self.inner.cache.delete_setting(key::ACCOUNT).await?;
         self.inner.set_connection_state(ConnectionState::Offline);
@@ -187,6 +188,7 @@ impl Inner {
         let owner = format!("{server}|{}|{}", user.id, user.created_ts);
         if self.cache.setting(key::ACCOUNT).await?.as_deref() != Some(owner.as_str()) {
             self.cache.clear_account().await?;
+            self.clear_files().await;
             self.cache.set_setting(key::ACCOUNT, &owner).await?;
         }
         self.cache

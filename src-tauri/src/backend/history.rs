@@ -56,8 +56,7 @@ fn message_view(event: &RoomEvent) -> Option<MessageView> {
             reactions,
             mentions,
             mention_room,
-            // Attachments (issue 14) are not shown by the desktop yet.
-            attachments: _,
+            attachments,
         } => Some(MessageView {
             room: event.room,
             seq: Some(event.seq),
@@ -74,6 +73,8 @@ fn message_view(event: &RoomEvent) -> Option<MessageView> {
             reactions: reactions.clone(),
             mentions: mentions.clone(),
             mention_room: *mention_room,
+            attachments: attachments.clone(),
+            uploads: Vec::new(),
         }),
         _ => None,
     }

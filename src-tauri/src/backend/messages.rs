@@ -74,6 +74,8 @@ impl Backend {
             .me()
             .ok_or(Error::NotLoggedIn("log in to send messages"))?;
         let entry = self.inner.outbox.retry(client_id).await?;
+        // A message with files not uploaded yet goes through the uploader.
+        self.inner.uploads.wake();
         self.inner.sink.emit(AppEvent::Message {
             message: entry.view(&me),
         });
@@ -86,6 +88,7 @@ impl Backend {
         if !self.inner.cache.outbox_discard(client_id).await? {
             return Err(Error::Invalid("no such message in the outbox".into()));
         }
+        self.inner.unstage(client_id).await;
         Ok(())
     }
 

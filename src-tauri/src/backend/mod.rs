@@ -11,10 +11,12 @@
 //! people), [`history`] (message pages, gap fills, previews), [`messages`] (send, edit, read
 //! markers, typing), [`settings`] (drafts, focus, settings), [`security`] (sessions,
 //! password, sign out everywhere), [`moderation`] (bans, blocks), [`room_settings`] (rename,
-//! topic, delete, notification levels, display names, user cards), [`sync`] (socket frames). This
+//! topic, delete, notification levels, display names, user cards), [`attachments`] (files:
+//! staging, the uploader, downloads through the blob cache), [`sync`] (socket frames). This
 //! file holds the shared state and the dispatch.
 
 mod account;
+mod attachments;
 mod history;
 mod messages;
 mod moderation;
@@ -24,7 +26,10 @@ mod security;
 mod settings;
 mod sync;
 
+pub use attachments::THROTTLE_ENV;
+
 use crate::api::{self, Api};
+use crate::blobs::BlobCache;
 use crate::cache::{Cache, DEFAULT_KEEP_PER_ROOM};
 use crate::connection::{Connection, Link, Timing};
 use crate::credentials::TokenStore;
@@ -60,12 +65,21 @@ pub struct Options {
     pub timing: Timing,
     /// The session label sent at login (shown in the server's session list).
     pub device: String,
+    /// Where attachments live on disk: `staging/` (files waiting to be uploaded) and `blobs/`
+    /// (the downloaded-file cache). The cache file's folder unless set otherwise.
+    pub files_dir: PathBuf,
 }
 
 impl Options {
     pub fn new(cache_path: impl Into<PathBuf>) -> Self {
+        let cache_path: PathBuf = cache_path.into();
+        let files_dir = cache_path
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
         Options {
-            cache_path: cache_path.into(),
+            files_dir,
+            cache_path,
             keep_per_room: DEFAULT_KEEP_PER_ROOM,
             timing: Timing::default(),
             device: format!("Desktop ({})", std::env::consts::OS),
@@ -85,6 +99,8 @@ mod key {
     pub const ACCOUNT: &str = "account";
     pub const SETTINGS: &str = "settings";
     pub const LIMITS: &str = "limits";
+    /// Bytes the downloaded-file cache may take (JSON number).
+    pub const BLOB_CACHE_LIMIT: &str = "blob_cache_limit";
 
     /// The SHA-256 (`AB:CD:…`) of the certificate the user trusted for the server at `url`
     /// (as [`crate::api::display_url`] writes it): pins are kept per server.
@@ -141,6 +157,10 @@ struct Inner {
     options: Options,
     link: Link,
     outbox: Outbox,
+    /// The uploader of attachments ([`attachments`]).
+    uploads: Arc<attachments::Uploads>,
+    /// Downloaded attachments.
+    blobs: BlobCache,
     state: Mutex<State>,
 }
 
@@ -182,6 +202,11 @@ impl Backend {
         let user = cache.json_setting::<User>(key::USER).await?;
         let link = Link::default();
         let outbox = Outbox::new(cache.clone(), link.clone());
+        let blob_limit = cache
+            .json_setting::<u64>(key::BLOB_CACHE_LIMIT)
+            .await?
+            .unwrap_or(crate::blobs::DEFAULT_LIMIT);
+        let blobs = BlobCache::new(options.files_dir.join("blobs"), blob_limit);
         let inner = Arc::new_cyclic(|me| Inner {
             me: me.clone(),
             cache,
@@ -190,6 +215,8 @@ impl Backend {
             options,
             link,
             outbox,
+            uploads: Arc::default(),
+            blobs,
             state: Mutex::new(State {
                 api,
                 session: None,
@@ -206,6 +233,8 @@ impl Backend {
             }),
         });
         let backend = Backend { inner };
+        backend.inner.sweep_staging().await?;
+        attachments::spawn_uploader(&backend.inner);
         if let Some(user) = user {
             backend.inner.resume_session(user).await?;
         }
@@ -214,6 +243,7 @@ impl Backend {
 
     /// Stops the connection (waiting for it) and closes the cache.
     pub async fn shutdown(self) {
+        self.inner.uploads.stop();
         let connection = self.inner.lock().connection.take();
         if let Some(connection) = connection {
             connection.stopped().await;
@@ -340,12 +370,32 @@ impl Backend {
                 json(self.set_display_name(&display_name).await?)
             }
             Command::UserCard { user } => json(self.user_card(user).await?),
+            Command::SendFiles {
+                room,
+                paths,
+                body,
+                reply_to,
+            } => {
+                let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
+                json(self.send_files(room, &paths, &body, reply_to).await?)
+            }
+            Command::SendBytes { room, name, bytes } => {
+                json(self.send_bytes(room, &name, bytes).await?)
+            }
+            Command::CancelUpload { client_id } => json(self.cancel_upload(&client_id).await?),
+            Command::SaveAttachment { id, path } => json(
+                self.save_attachment(&id, std::path::Path::new(&path))
+                    .await?,
+            ),
+            Command::BlobCache => json(self.blob_cache().await),
+            Command::SetBlobCacheLimit { bytes } => json(self.set_blob_cache_limit(bytes).await?),
         }
     }
 }
 
 impl Drop for Backend {
     fn drop(&mut self) {
+        self.inner.uploads.stop();
         // The connection task holds the core alive; stop it so both go away.
         if let Ok(state) = self.inner.state.lock() {
             if let Some(connection) = &state.connection {

@@ -75,6 +75,9 @@ impl Inner {
             ServerFrame::Ack(ack) => {
                 if let Some(me) = self.me() {
                     if let Some(message) = self.cache.outbox_acked(&ack, &me).await? {
+                        if !message.attachments.is_empty() {
+                            self.unstage(&ack.id).await;
+                        }
                         self.sink.emit(AppEvent::Message { message });
                     }
                 }
@@ -203,6 +206,8 @@ impl Inner {
             }
         }
         self.outbox.flush(link).await?;
+        // Files waiting in the outbox can go up now.
+        self.uploads.wake();
         self.rooms_changed().await;
         self.refresh_peers(&rooms);
         self.fill_previews(stop).await?;
@@ -244,6 +249,9 @@ impl Inner {
             return Ok(Handled::Done);
         };
         if let Some(message) = changes.message {
+            if changes.from_outbox && !message.attachments.is_empty() {
+                self.unstage(&message.client_id).await;
+            }
             let level = self.cache.notify_level(event.room).await?;
             let notify = self.notification_for(&event, &message, level);
             self.sink.emit(AppEvent::Message { message });
@@ -343,6 +351,15 @@ impl Inner {
         let mut body: String = message.body.chars().take(200).collect();
         if body.len() < message.body.len() {
             body.push('…');
+        }
+        // A file without text: say which.
+        if body.is_empty() {
+            if let Some(first) = message.attachments.first() {
+                body = match message.attachments.len() {
+                    1 => format!("📎 {}", first.name),
+                    n => format!("📎 {} and {} more", first.name, n - 1),
+                };
+            }
         }
         Some((title, body))
     }

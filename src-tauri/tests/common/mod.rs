@@ -4,6 +4,8 @@
 //! "the other user". Every wait has a timeout.
 #![allow(dead_code)]
 
+pub mod png;
+
 use chat_desktop::backend::{EventSink, Options};
 use chat_desktop::connection::{Backoff, Timing};
 use chat_desktop::credentials::{MemoryTokens, TokenStore};

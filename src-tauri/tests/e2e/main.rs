@@ -33,6 +33,7 @@
 //! tauri-driver), `window.rs` (the page over WebDriver), `x11.rs` (the window as a window
 //! manager sees it), `bob.rs` (the scripted second user) and `shots.rs`.
 
+mod attachments;
 mod bob;
 #[path = "../common/mod.rs"]
 mod common;
@@ -48,6 +49,7 @@ mod support;
 mod window;
 mod x11;
 
+use attachments::*;
 use bob::*;
 use display::*;
 use formatting::*;
@@ -232,7 +234,10 @@ fn rerun_in_private_session(name: &str) {
 async fn scenario(app: &Path) {
     let shots = Shots::new();
     let redis = Redis::start().await;
-    let mut server = Server::start(&redis).await;
+    // Attachments (issue 14) are stored in a folder of this run.
+    let files = tempfile::tempdir().unwrap_or_else(|e| panic!("no temp dir: {e}"));
+    let files_dir = files.path().to_owned();
+    let mut server = Server::start_with(&redis, |c| c.attachments.dir = Some(files_dir)).await;
     note(&format!(
         "redis at {}, chat server at {}",
         redis.url,
@@ -440,6 +445,7 @@ async fn scenario(app: &Path) {
     window.shot("04-room-chat").await;
     formatting_and_links(&window, &mut bob, room, &tag, home.path()).await;
     replies_reactions_mentions(&window, &mut bob, room, &alice, &tag).await;
+    attachments(&window, &bob, room, home.path()).await;
 
     // c) Presence and typing: bob opens a DM with alice (online dot there), is listed online
     // in the members panel, and types in the room.

@@ -77,9 +77,11 @@ pub(crate) fn app_launcher(app: &Path, dir: &Path, log: &Path) -> PathBuf {
             std::fs::set_permissions(bin.join("xdg-open"), std::fs::Permissions::from_mode(0o755))
         })
         .unwrap_or_else(|e| panic!("cannot write the stand-in xdg-open: {e}"));
+    // Uploads are slowed down (1 MB/s) so the attachment steps can see an upload's progress.
     let script = format!(
-        "#!/bin/sh\nPATH={}:\"$PATH\" exec {} \"$@\" >>{} 2>&1\n",
+        "#!/bin/sh\nPATH={}:\"$PATH\" {}=1000000 exec {} \"$@\" >>{} 2>&1\n",
         quote(&bin),
+        chat_desktop::backend::THROTTLE_ENV,
         quote(app),
         quote(log)
     );

@@ -75,6 +75,16 @@ fn on_event(d: &Dispatcher, event: AppEvent) {
             }));
             effects::load_rooms(d);
         }
+        AppEvent::UploadProgress {
+            client_id,
+            sent,
+            total,
+            ..
+        } => d.dispatch(Action::UploadProgress {
+            client_id,
+            sent,
+            total,
+        }),
     }
 }
 

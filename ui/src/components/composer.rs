@@ -12,6 +12,7 @@
 //!
 //! Mounted with the room as its key, so each room gets a fresh composer.
 
+use super::attachment_button::{use_paste_files, AttachButton};
 use super::icon::{Icon, IconView};
 use super::reply_quote::Replying;
 use crate::effects::Outgoing;
@@ -160,6 +161,7 @@ pub fn Composer(props: &ComposerProps) -> Html {
     let caret = use_mut_ref(|| None::<u32>);
     let room = props.room;
     let max_bytes = props.max_bytes;
+    let onpaste = use_paste_files(room);
 
     // On open: focus, restore the draft. On close: save a pending draft now.
     {
@@ -531,9 +533,10 @@ pub fn Composer(props: &ComposerProps) -> Html {
             { people.unwrap_or_default() }
             { replying.unwrap_or_default() }
             <div class={classes!("composer", over.then_some("over"))}>
+                <AttachButton {room} />
                 <textarea ref={input_ref} id="composer" rows={rows.to_string()}
                     placeholder={props.placeholder.clone()} aria-label={props.placeholder.clone()}
-                    value={(*text).clone()} oninput={oninput} onkeydown={onkeydown} />
+                    value={(*text).clone()} oninput={oninput} onkeydown={onkeydown} {onpaste} />
                 if show_counter {
                     <span class={classes!("counter", over.then_some("over"))} aria-live="polite"
                         title={format!("{len} of {max_bytes} bytes")}>

@@ -28,6 +28,12 @@ pub enum Icon {
     Reply,
     /// Add a reaction.
     Smile,
+    /// Attach files.
+    Paperclip,
+    /// A file (attachment card).
+    File,
+    /// Save a file.
+    Download,
 }
 
 #[derive(Properties, PartialEq)]
@@ -104,6 +110,15 @@ pub fn IconView(props: &IconProps) -> Html {
         </>},
         Icon::Smile => html! {<>
             <circle cx="12" cy="12" r="10"/><path d="M8 14s1.5 2 4 2 4-2 4-2M9 9h.01M15 9h.01"/>
+        </>},
+        Icon::Paperclip => html! {
+            <path d="m21.44 11.05-9.19 9.19a6 6 0 0 1-8.49-8.49l9.19-9.19a4 4 0 0 1 5.66 5.66l-9.2 9.19a2 2 0 0 1-2.83-2.83l8.49-8.48"/>
+        },
+        Icon::File => html! {<>
+            <path d="M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8z"/><polyline points="14 2 14 8 20 8"/>
+        </>},
+        Icon::Download => html! {<>
+            <path d="M21 15v4a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2v-4"/><polyline points="7 10 12 15 17 10"/><line x1="12" y1="15" x2="12" y2="3"/>
         </>},
     };
     html! {

@@ -4,6 +4,7 @@
 //! the text; reactions show under it. On hover: quick reactions, the emoji picker and Reply.
 //! Mentions of the reader make the whole message stand out.
 
+use super::attachment_list::AttachmentList;
 use super::avatar::Avatar;
 use super::emoji_picker::EmojiPicker;
 use super::icon::{Icon, IconView};
@@ -305,6 +306,7 @@ pub fn MessageItem(props: &MessageItemProps) -> Html {
                 }
                 { quote.unwrap_or_default() }
                 { body }
+                <AttachmentList message={m.clone()} />
                 if !m.deleted {
                     <Reactions reactions={m.reactions.clone()} me={props.me} names={props.names.clone()}
                         ontoggle={toggle} onadd={open_picker.clone()} />

@@ -3,6 +3,10 @@
 
 pub mod account_dialog;
 pub mod app;
+pub mod attachment_button;
+pub mod attachment_cache;
+pub mod attachment_list;
+pub mod attachment_viewer;
 pub mod auth_screen;
 pub mod avatar;
 pub mod ban_dialog;

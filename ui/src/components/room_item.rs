@@ -51,6 +51,8 @@ pub fn RoomItem(props: &RoomItemProps) -> Html {
         };
         let text = if m.deleted {
             "Message deleted".to_string()
+        } else if m.body.trim().is_empty() && !m.attachments.is_empty() {
+            format!("📎 {}", m.attachments[0].name)
         } else {
             // The words without the Markdown, on one line.
             markup::plain_text(&m.body)

@@ -239,6 +239,7 @@ pub fn SettingsDialog(props: &SettingsDialogProps) -> Html {
                     </button>
                 </div>
             }
+            <super::attachment_cache::AttachmentCacheSetting />
         </Modal>
     }
 }
