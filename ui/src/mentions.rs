@@ -96,7 +96,11 @@ pub fn suggestions(
     found.dedup_by(|a, b| a.2.id == b.2.id);
     let room = (room_too && ROOM.starts_with(&typed)).then_some(Suggestion::Room);
     room.into_iter()
-        .chain(found.into_iter().map(|(_, _, c)| Suggestion::User(c.clone())))
+        .chain(
+            found
+                .into_iter()
+                .map(|(_, _, c)| Suggestion::User(c.clone())),
+        )
         .take(MAX_SUGGESTIONS)
         .collect()
 }

@@ -179,7 +179,11 @@ mod tests {
         assert_eq!(window(10, None), 0..10, "a short room is drawn whole");
         assert_eq!(window(1000, None), 850..1000, "newest rows");
         assert_eq!(window(1000, Some(0)), 0..WINDOW);
-        assert_eq!(window(1000, Some(990)), 850..1000, "a full window at the end");
+        assert_eq!(
+            window(1000, Some(990)),
+            850..1000,
+            "a full window at the end"
+        );
         // Scrolling back from the bottom to the first row: each step moves by SHIFT.
         let mut w = window(1000, None);
         let mut steps = 0;
@@ -216,8 +220,7 @@ mod tests {
         let keys: Vec<_> = r.iter().map(|row| row.key(|ts| ts / DAY)).collect();
         assert_eq!(
             keys,
-            [Some("day-0"), Some("s1"), Some("day-1"), Some("s2")]
-                .map(|k| k.map(str::to_owned))
+            [Some("day-0"), Some("s1"), Some("day-1"), Some("s2")].map(|k| k.map(str::to_owned))
         );
         let mut pending = m(3, 1, DAY);
         pending.seq = None;

@@ -154,7 +154,9 @@ pub(crate) async fn room_settings_and_profiles(window: &Window, bob: &Bob, room:
         "(display name, username, presence, Message button) on bob's card"
     );
     window.shot("06b-user-card").await;
-    window.click(".modal.user-card button[aria-label='Close']").await;
+    window
+        .click(".modal.user-card button[aria-label='Close']")
+        .await;
     wait_for(window, "the card closed", |p| {
         p.card.is_none().then_some(())
     })

@@ -131,8 +131,7 @@ pub fn MessageList(props: &MessageListProps) -> Html {
 
     let t = &props.timeline;
     let all_rows = rows(&t.messages, props.divider_after, props.me, day_key);
-    let keys: Rc<Vec<Option<String>>> =
-        Rc::new(all_rows.iter().map(|r| r.key(day_key)).collect());
+    let keys: Rc<Vec<Option<String>>> = Rc::new(all_rows.iter().map(|r| r.key(day_key)).collect());
     let top_index = (*top_key)
         .as_ref()
         .and_then(|k| keys.iter().position(|x| x.as_ref() == Some(k)));
@@ -163,8 +162,12 @@ pub fn MessageList(props: &MessageListProps) -> Html {
     // Moves the window up at the top edge (or loads an older page when it already starts at
     // the first row); `true` when something was asked for.
     let near_top = {
-        let (top_key, scroll, drawn, key_at) =
-            (top_key.clone(), scroll.clone(), drawn.clone(), key_at.clone());
+        let (top_key, scroll, drawn, key_at) = (
+            top_key.clone(),
+            scroll.clone(),
+            drawn.clone(),
+            key_at.clone(),
+        );
         let request_older = request_older.clone();
         move |el: &Element| {
             if el.scroll_top() >= EDGE_PX {
