@@ -25,6 +25,24 @@ pub struct Summary {
     pub lost: u64,
     pub duplicated: u64,
     pub reordered: u64,
+    #[serde(default)]
+    pub corrupted: u64,
+    #[serde(default)]
+    pub reactions: u64,
+    #[serde(default)]
+    pub replies: u64,
+    #[serde(default)]
+    pub files: u64,
+    #[serde(default)]
+    pub file_bytes: u64,
+    #[serde(default)]
+    pub upload_retries: u64,
+    #[serde(default)]
+    pub cut_uploads: u64,
+    #[serde(default)]
+    pub partial_files: u64,
+    #[serde(default)]
+    pub s3_runs: u64,
     pub wipe_runs: u64,
     pub wiped_acked: u64,
     pub rollback_runs: u64,
@@ -57,6 +75,17 @@ impl Summary {
         self.lost += r.lost() as u64;
         self.duplicated += r.duplicated() as u64;
         self.reordered += r.reordered() as u64;
+        self.corrupted += r.corrupted() as u64;
+        self.reactions += r.volume.reactions;
+        self.replies += r.volume.replies;
+        self.files += r.volume.files;
+        self.file_bytes += r.volume.file_bytes;
+        self.upload_retries += r.volume.upload_retries;
+        self.cut_uploads += u64::from(r.cut_uploads);
+        self.partial_files += u64::from(r.partial_files);
+        if r.plan.storage == crate::run::Storage::S3 {
+            self.s3_runs += 1;
+        }
         if r.faults.contains_key(FaultKind::RedisWipe.name()) {
             self.wipe_runs += 1;
         }
@@ -93,6 +122,11 @@ impl Summary {
             "| runs with the desktop backend | {} |\n",
             self.desktop_runs
         ));
+        s.push_str(&format!(
+            "| runs with files in S3 (`s3s-fs`) / in a shared directory | {} / {} |\n",
+            self.s3_runs,
+            self.runs - self.s3_runs
+        ));
         for kind in FaultKind::ALL {
             s.push_str(&format!(
                 "| faults: {} | {} |\n",
@@ -109,6 +143,20 @@ impl Summary {
             self.edits_deletes
         ));
         s.push_str(&format!(
+            "| reaction changes confirmed (adds and removes) / replies acknowledged | {} / {} |\n",
+            self.reactions, self.replies
+        ));
+        s.push_str(&format!(
+            "| files attached to acknowledged messages (MB) / upload attempts failed and retried | {} ({:.0}) / {} |\n",
+            self.files,
+            self.file_bytes as f64 / 1e6,
+            self.upload_retries
+        ));
+        s.push_str(&format!(
+            "| kill -9 during an upload: half-written file seen / half-written files at the end, all removed by the collector | {} / {} |\n",
+            self.cut_uploads, self.partial_files
+        ));
+        s.push_str(&format!(
             "| events delivered to clients | {} |\n",
             self.delivered
         ));
@@ -117,8 +165,8 @@ impl Summary {
             self.slow_closes
         ));
         s.push_str(&format!(
-            "| **lost / duplicated / reordered** | **{} / {} / {}** |\n",
-            self.lost, self.duplicated, self.reordered
+            "| **lost / duplicated / reordered / corrupted files** | **{} / {} / {} / {}** |\n",
+            self.lost, self.duplicated, self.reordered, self.corrupted
         ));
         s.push_str(&format!(
             "| store wipes (Redis without persistence restarted): runs / acked messages gone, every client told | {} / {} |\n",
@@ -165,6 +213,8 @@ pub async fn run_child(exe: &Path, seed: u64, only: Option<FaultKind>) -> Report
         store_lost_writes: false,
         slow_closes: 0,
         closes: BTreeMap::new(),
+        cut_uploads: 0,
+        partial_files: 0,
         findings: Default::default(),
         error: Some(why),
         secs: 0.0,

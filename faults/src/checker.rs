@@ -9,16 +9,27 @@
 //!   content differs from the server's event at that seq (a reused seq);
 //! - **gapped**: events skipped with a `gap` frame (retention is unbounded in these runs, so a
 //!   gap means something was lost — reported, but still a failure);
-//! - **outbox**: a composed message not delivered exactly once.
+//! - **outbox**: a composed message not delivered exactly once, a change never answered;
+//! - **corrupted**: a file that downloads with other bytes than were uploaded, or different
+//!   bytes from different nodes.
+//!
+//! Beyond the events themselves it judges the state they build ([`check_state`]): every
+//! client's final view of every message it received (text, deleted, reply target, who
+//! reacted with what, files) must equal history; every acknowledged reaction, edit and delete
+//! must be in it (a reaction never lost, never counted twice); a reply points to the seq of the
+//! message its client answered; and every acknowledged file downloads byte-identical from
+//! every node while its message exists ([`check_files`]), so a message never lacks its file.
 //!
 //! Runs that wipe the store (Redis without persistence restarted) are checked differently, see
 //! [`check_wipe`]: the loss is expected, but every client must be told.
 
-use crate::client::{ClientState, Ident};
+use crate::client::{ClientState, Ident, Op};
 use crate::desktop::DesktopComposed;
+use crate::files::fingerprint;
+use protocol::event::Reaction;
 use protocol::ipc::MessageView;
-use protocol::{EventBody, RoomEvent, RoomId, UserId};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use protocol::{ErrorCode, EventBody, RoomEvent, RoomId, UserId};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// The server's history: every room's events, ascending seq.
 pub type Canonical = BTreeMap<RoomId, Vec<RoomEvent>>;
@@ -53,6 +64,8 @@ pub struct Findings {
     pub reordered: Vec<String>,
     pub gapped: Vec<String>,
     pub outbox: Vec<String>,
+    #[serde(default)]
+    pub corrupted: Vec<String>,
     pub other: Vec<String>,
 }
 
@@ -63,6 +76,7 @@ impl Findings {
             && self.reordered.is_empty()
             && self.gapped.is_empty()
             && self.outbox.is_empty()
+            && self.corrupted.is_empty()
             && self.other.is_empty()
     }
 
@@ -74,6 +88,7 @@ impl Findings {
             ("reordered", &self.reordered),
             ("gapped", &self.gapped),
             ("outbox", &self.outbox),
+            ("corrupted", &self.corrupted),
             ("other", &self.other),
         ] {
             out.extend(list.iter().map(|l| format!("{what}: {l}")));
@@ -147,6 +162,20 @@ pub struct Volume {
     /// Events delivered to clients.
     pub delivered: u64,
     pub edits_deletes: u64,
+    /// Reaction changes confirmed (adds and removes).
+    #[serde(default)]
+    pub reactions: u64,
+    /// Replies acknowledged.
+    #[serde(default)]
+    pub replies: u64,
+    /// Files attached to acknowledged messages, and their bytes.
+    #[serde(default)]
+    pub files: u64,
+    #[serde(default)]
+    pub file_bytes: u64,
+    /// Upload attempts that failed (a node killed, the store away) and were made again.
+    #[serde(default)]
+    pub upload_retries: u64,
 }
 
 /// The full check of a run without data loss.
@@ -154,6 +183,7 @@ pub fn check(
     canonical: &Canonical,
     clients: &[ClientObs<'_>],
     desktop: Option<&DesktopObs>,
+    files: &FileObs,
 ) -> (Findings, Volume) {
     let mut f = Findings::default();
     let mut vol = Volume::default();
@@ -281,7 +311,17 @@ pub fn check(
                 )),
             }
         }
-        for (room, target, delete) in &st.changes_ok {
+        let confirmed = st
+            .changes
+            .iter()
+            .filter(|c| c.confirmed)
+            .filter_map(|c| match c.op {
+                Op::Edit(_) => Some((c.room, c.target, false)),
+                Op::Delete => Some((c.room, c.target, true)),
+                Op::React { .. } => None,
+            });
+        for (room, target, delete) in confirmed {
+            let (room, target, delete) = (&room, &target, &delete);
             vol.edits_deletes += 1;
             let found = canonical.get(room).is_some_and(|evs| {
                 evs.iter().any(|e| match &e.event {
@@ -312,7 +352,425 @@ pub fn check(
     if let Some(d) = desktop {
         check_desktop(canonical, &index, d, &mut f, &mut vol);
     }
+    check_state(canonical, clients, &mut f, &mut vol);
+    check_files(canonical, clients, files, &mut f, &mut vol);
     (f, vol)
+}
+
+/// The event at `seq` of `room` in history (which has holes after the store lost writes).
+pub fn event_at(canonical: &Canonical, room: RoomId, seq: u64) -> Option<&RoomEvent> {
+    let events = canonical.get(&room)?;
+    events
+        .binary_search_by_key(&seq, |e| e.seq)
+        .ok()
+        .map(|i| &events[i])
+}
+
+/// The message at `seq` of `room` in history.
+fn message_at(canonical: &Canonical, room: RoomId, seq: u64) -> Option<&EventBody> {
+    event_at(canonical, room, seq)
+        .map(|e| &e.event)
+        .filter(|e| matches!(e, EventBody::Message { .. }))
+}
+
+/// Who reacted with what, order aside.
+fn reaction_set(reactions: &[Reaction]) -> BTreeMap<&str, BTreeSet<UserId>> {
+    reactions
+        .iter()
+        .map(|r| (r.emoji.as_str(), r.users.iter().copied().collect()))
+        .collect()
+}
+
+/// A user listed twice under one emoji, or one emoji listed twice: a reaction counted twice.
+fn counted_twice(reactions: &[Reaction]) -> Option<String> {
+    let mut emoji = HashSet::new();
+    for r in reactions {
+        if !emoji.insert(&r.emoji) {
+            return Some(format!("{} listed twice", r.emoji));
+        }
+        let mut users = HashSet::new();
+        if let Some(u) = r.users.iter().find(|u| !users.insert(**u)) {
+            return Some(format!("user {u} counted twice on {}", r.emoji));
+        }
+    }
+    None
+}
+
+/// The state the events build: every client's view of every message against history, every
+/// acknowledged reaction, edit, delete and reply against history, and history's reactions
+/// on their own (nobody counted twice).
+pub fn check_state(
+    canonical: &Canonical,
+    clients: &[ClientObs<'_>],
+    f: &mut Findings,
+    vol: &mut Volume,
+) {
+    for (room, events) in canonical {
+        for e in events {
+            if let EventBody::Message {
+                reactions,
+                reply_to,
+                ..
+            } = &e.event
+            {
+                if let Some(why) = counted_twice(reactions) {
+                    f.duplicated
+                        .push(format!("server: room {room} seq {}: {why}", e.seq));
+                }
+                if let Some(r) = reply_to {
+                    if *r >= e.seq || message_at(canonical, *room, *r).is_none() {
+                        f.reordered.push(format!(
+                            "server: room {room} seq {} replies to seq {r}, which is no earlier message",
+                            e.seq
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for c in clients {
+        let st = c.state;
+        for (room, views) in &st.views {
+            for (seq, view) in views {
+                let Some(EventBody::Message {
+                    id,
+                    sender,
+                    body,
+                    deleted,
+                    reply_to,
+                    reactions,
+                    attachments,
+                    ..
+                }) = message_at(canonical, *room, *seq)
+                else {
+                    continue; // reported by the event checks
+                };
+                if (*sender, id) != (view.sender, &view.id) {
+                    continue; // reported by the event checks
+                }
+                let at = format!("{}: room {room} seq {seq}", c.name);
+                if let Some(why) = counted_twice(&view.reactions) {
+                    f.duplicated.push(format!("{at}: {why}"));
+                }
+                if view.reply_to != *reply_to {
+                    f.reordered.push(format!(
+                        "{at} replies to {:?} on the client, {reply_to:?} on the server",
+                        view.reply_to
+                    ));
+                }
+                if view.deleted != *deleted {
+                    f.lost.push(format!(
+                        "{at}: deleted={} on the client, {deleted} on the server",
+                        view.deleted
+                    ));
+                    continue;
+                }
+                if view.body != *body {
+                    f.lost.push(format!(
+                        "{at}: the client shows {:?}, the server {body:?} (an edit was lost)",
+                        view.body
+                    ));
+                }
+                let (mine, theirs) = (reaction_set(&view.reactions), reaction_set(reactions));
+                if mine != theirs {
+                    f.lost.push(format!(
+                        "{at}: reactions {mine:?} on the client, {theirs:?} on the server"
+                    ));
+                }
+                let ids: Vec<&str> = attachments.iter().map(|a| a.id.as_str()).collect();
+                if view
+                    .attachments
+                    .iter()
+                    .map(String::as_str)
+                    .ne(ids.iter().copied())
+                {
+                    f.lost.push(format!(
+                        "{at}: files {:?} on the client, {ids:?} on the server",
+                        view.attachments
+                    ));
+                }
+            }
+        }
+        check_changes(canonical, c, f, vol);
+        check_replies(canonical, c, f, vol);
+    }
+}
+
+/// The last change a client asked for on each message (and emoji) against history.
+fn check_changes(canonical: &Canonical, c: &ClientObs<'_>, f: &mut Findings, vol: &mut Volume) {
+    let st = c.state;
+    let mut last: HashMap<(RoomId, u64, Option<&str>), usize> = HashMap::new();
+    for (i, change) in st.changes.iter().enumerate() {
+        if change.confirmed && matches!(change.op, Op::React { .. }) {
+            vol.reactions += 1;
+        }
+        last.insert(change.key(), i);
+    }
+    let mut keys: Vec<_> = last.into_iter().collect();
+    keys.sort_by_key(|(_, i)| *i);
+    for (_, i) in keys {
+        let change = &st.changes[i];
+        let (room, target) = (change.room, change.target);
+        let what = match &change.op {
+            Op::Edit(_) => "edit".to_owned(),
+            Op::Delete => "delete".to_owned(),
+            Op::React { emoji, add: true } => format!("reaction {emoji}"),
+            Op::React { emoji, add: false } => format!("removal of reaction {emoji}"),
+        };
+        let at = format!("{}: {what} of room {room} seq {target}", c.name);
+        let Some(EventBody::Message {
+            deleted,
+            body,
+            reactions,
+            ..
+        }) = message_at(canonical, room, target)
+        else {
+            f.lost.push(format!("{at}: the message is not in history"));
+            continue;
+        };
+        match (change.confirmed, change.refused) {
+            (false, None) => f.outbox.push(format!("{at} was never answered")),
+            (false, Some(ErrorCode::MessageDeleted)) => {
+                if !deleted {
+                    f.lost.push(format!(
+                        "{at} was refused message_deleted, but history shows the message (a delete was lost)"
+                    ));
+                }
+            }
+            (false, Some(code)) => {
+                f.lost.push(format!("{at} was refused {code:?}"));
+            }
+            (true, _) => match &change.op {
+                Op::Delete if !deleted => f.lost.push(format!("{at}: confirmed, not deleted")),
+                Op::Edit(_) if *deleted => f.lost.push(format!(
+                    "{at}: confirmed, but the message is deleted (nobody deleted it)"
+                )),
+                Op::Edit(text) if body != text => f
+                    .lost
+                    .push(format!("{at}: confirmed {text:?}, history shows {body:?}")),
+                Op::React { emoji, add } if !deleted => {
+                    let has = reactions
+                        .iter()
+                        .any(|r| r.emoji == *emoji && r.users.contains(&c.user));
+                    if has != *add {
+                        f.lost.push(format!(
+                            "{at}: confirmed, but history {} it",
+                            if has { "still has" } else { "lacks" }
+                        ));
+                    }
+                }
+                _ => {}
+            },
+        }
+    }
+}
+
+/// Every acknowledged reply points to the seq of the message its client answered; a reply
+/// refused because its original was deleted really answered a deleted message.
+fn check_replies(canonical: &Canonical, c: &ClientObs<'_>, f: &mut Findings, vol: &mut Volume) {
+    for m in &c.state.composed {
+        let Some((target, ident)) = &m.reply_to else {
+            continue;
+        };
+        let original = message_at(canonical, m.room, *target);
+        let at = format!(
+            "{}: {} (reply to room {} seq {target})",
+            c.name, m.id, m.room
+        );
+        match original {
+            None => {
+                f.lost.push(format!("{at}: the original is not in history"));
+                continue;
+            }
+            Some(e) if Ident::of(e) != *ident => {
+                f.reordered.push(format!(
+                    "{at}: the client answered {ident:?}, history holds {:?} there",
+                    Ident::of(e)
+                ));
+                continue;
+            }
+            Some(_) => {}
+        }
+        match (m.seq, m.refused) {
+            (Some(seq), _) => {
+                vol.replies += 1;
+                if let Some(EventBody::Message { reply_to, .. }) =
+                    message_at(canonical, m.room, seq)
+                {
+                    if *reply_to != Some(*target) {
+                        f.reordered.push(format!(
+                            "{at}: stored at seq {seq} replying to {reply_to:?}"
+                        ));
+                    }
+                }
+            }
+            (None, Some(ErrorCode::MessageDeleted))
+                if !matches!(original, Some(EventBody::Message { deleted: true, .. })) =>
+            {
+                f.lost.push(format!(
+                    "{at}: refused message_deleted, but history shows the original (a delete was lost)"
+                ));
+            }
+            (None, Some(ErrorCode::MessageNotFound)) => {
+                f.lost.push(format!(
+                    "{at}: refused message_not_found, the original is in history"
+                ));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What downloading one file gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    Bytes { len: u64, fingerprint: u64 },
+    Status(u16),
+    Failed(String),
+}
+
+/// The files of a run: each attachment downloaded from every node, and what the storage holds
+/// once the collector had its pass.
+#[derive(Debug, Default)]
+pub struct FileObs {
+    /// Per attachment id: (node index, what the download gave).
+    pub fetched: BTreeMap<String, Vec<(usize, Fetched)>>,
+    /// Half-written upload files (`blobs/{id}#N`) the collector left after they were aged
+    /// past its grace period.
+    pub leftovers: Vec<String>,
+    /// Files of deleted messages still stored after the collector's passes.
+    pub kept: Vec<String>,
+}
+
+/// Every file of a message in history downloads from every node with the same bytes (and the
+/// acknowledged ones with the bytes uploaded); a send refused for its file had a file that was
+/// acknowledged; the collector left no half-written file and no file of a deleted message.
+pub fn check_files(
+    canonical: &Canonical,
+    clients: &[ClientObs<'_>],
+    files: &FileObs,
+    f: &mut Findings,
+    vol: &mut Volume,
+) {
+    let fetched = |id: &str| files.fetched.get(id).map(Vec::as_slice).unwrap_or(&[]);
+    for (room, events) in canonical {
+        for e in events {
+            let EventBody::Message {
+                attachments,
+                deleted: false,
+                ..
+            } = &e.event
+            else {
+                continue;
+            };
+            for a in attachments {
+                let at = format!("room {room} seq {}: file {}", e.seq, a.id);
+                let got = fetched(&a.id);
+                if got.is_empty() {
+                    f.other.push(format!("{at} was not downloaded"));
+                }
+                let mut prints = BTreeSet::new();
+                for (node, fetch) in got {
+                    match fetch {
+                        Fetched::Bytes { len, fingerprint } => {
+                            if *len != a.size {
+                                f.corrupted.push(format!(
+                                    "{at} downloads with {len} bytes from node {node}, the message says {}",
+                                    a.size
+                                ));
+                            }
+                            prints.insert(*fingerprint);
+                        }
+                        other => f.lost.push(format!(
+                            "{at} is missing on node {node} ({other:?}): a message without its file"
+                        )),
+                    }
+                }
+                if prints.len() > 1 {
+                    f.corrupted.push(format!(
+                        "{at} downloads with different bytes from different nodes"
+                    ));
+                }
+            }
+        }
+    }
+    for c in clients {
+        for m in &c.state.composed {
+            let Some(upload) = &m.upload else { continue };
+            vol.upload_retries += u64::from(upload.failed_attempts);
+            let Some(stored) = &upload.stored else {
+                continue; // refused uploads are violations; unfinished ones leave m unsent
+            };
+            let at = format!("{}: {} file {} ({})", c.name, m.id, stored.id, upload.name);
+            if upload.image
+                && (stored.content_type != "image/png"
+                    || stored.width.is_none()
+                    || !stored.thumbnail)
+            {
+                f.other.push(format!(
+                    "{at}: an image stored as {} without dimensions or thumbnail",
+                    stored.content_type
+                ));
+            }
+            match (m.seq, m.refused) {
+                (None, Some(ErrorCode::AttachmentNotFound)) => f.lost.push(format!(
+                    "{at}: the upload was acknowledged, the send refused attachment_not_found"
+                )),
+                (Some(seq), _) => {
+                    let Some(EventBody::Message {
+                        attachments,
+                        deleted,
+                        ..
+                    }) = message_at(canonical, m.room, seq)
+                    else {
+                        continue; // reported by the event checks
+                    };
+                    vol.files += 1;
+                    vol.file_bytes += upload.bytes.len() as u64;
+                    if *deleted {
+                        for (node, fetch) in fetched(&stored.id) {
+                            if !matches!(fetch, Fetched::Status(404)) {
+                                f.other.push(format!(
+                                    "{at}: its message is deleted, node {node} still serves it ({fetch:?})"
+                                ));
+                            }
+                        }
+                        continue;
+                    }
+                    if attachments.as_slice() != std::slice::from_ref(stored) {
+                        f.lost.push(format!(
+                            "{at}: the message at seq {seq} carries {attachments:?}"
+                        ));
+                        continue;
+                    }
+                    let want = Fetched::Bytes {
+                        len: upload.bytes.len() as u64,
+                        fingerprint: fingerprint(&upload.bytes),
+                    };
+                    for (node, fetch) in fetched(&stored.id) {
+                        if let Fetched::Bytes { .. } = fetch {
+                            if *fetch != want {
+                                f.corrupted.push(format!(
+                                    "{at} downloads from node {node} with other bytes than uploaded ({fetch:?}, uploaded {want:?})"
+                                ));
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    for l in &files.leftovers {
+        f.other.push(format!(
+            "the half-written upload file {l} outlived the collector's grace period"
+        ));
+    }
+    for k in &files.kept {
+        f.other.push(format!(
+            "{k}: the file of a deleted message is still stored"
+        ));
+    }
 }
 
 fn check_desktop(
@@ -549,6 +1007,8 @@ mod tests {
                 id: (*id).into(),
                 offline: false,
                 big: false,
+                reply_to: None,
+                upload: None,
                 seq: *seq,
                 fresh_acks: u32::from(seq.is_some()),
                 refused: None,
@@ -570,7 +1030,7 @@ mod tests {
                 state: alice,
             },
         ];
-        check(canonical, &obs, None).0
+        check(canonical, &obs, None, &FileObs::default()).0
     }
 
     fn all_acked() -> ClientState {
@@ -650,6 +1110,8 @@ mod tests {
             id: "offline-1".into(),
             offline: true,
             big: false,
+            reply_to: None,
+            upload: None,
             seq: None,
             fresh_acks: 0,
             refused: None,
@@ -657,6 +1119,169 @@ mod tests {
         let f = run(&bob_saw(&[1, 2, 3]), &alice, &canonical());
         assert_eq!(f.outbox.len(), 1, "{:?}", f.lines());
         assert!(f.outbox[0].contains("composed offline"));
+    }
+
+    /// The message fields of `e`, to change them.
+    fn fields(
+        e: &mut RoomEvent,
+    ) -> (
+        &mut Vec<Reaction>,
+        &mut Option<u64>,
+        &mut Vec<protocol::Attachment>,
+    ) {
+        match &mut e.event {
+            EventBody::Message {
+                reactions,
+                reply_to,
+                attachments,
+                ..
+            } => (reactions, reply_to, attachments),
+            _ => unreachable!("a message"),
+        }
+    }
+
+    fn react(emoji: &str, add: bool, confirmed: bool) -> crate::client::Change {
+        crate::client::Change {
+            room: ROOM,
+            target: 1,
+            op: Op::React {
+                emoji: emoji.into(),
+                add,
+            },
+            reference: "r1".into(),
+            twice: false,
+            confirmed,
+            refused: None,
+        }
+    }
+
+    #[test]
+    fn a_confirmed_reaction_missing_from_history_is_lost() {
+        let mut alice = all_acked();
+        alice.changes.push(react("👍", true, true));
+        let f = run(&bob_saw(&[1, 2, 3]), &alice, &canonical());
+        assert_eq!(f.lost.len(), 1, "{:?}", f.lines());
+        assert!(f.lost[0].contains("lacks it"));
+        // In history it is clean; a later removal that was confirmed wants it gone.
+        let mut c = canonical();
+        fields(&mut c.get_mut(&ROOM).unwrap()[0]).0.push(Reaction {
+            emoji: "👍".into(),
+            users: vec![ALICE],
+        });
+        assert!(run(&bob_saw(&[1, 2, 3]), &alice, &c).is_clean());
+        alice.changes.push(react("👍", false, true));
+        let f = run(&bob_saw(&[1, 2, 3]), &alice, &c);
+        assert!(
+            f.lost.iter().any(|l| l.contains("still has it")),
+            "{:?}",
+            f.lines()
+        );
+        // Unanswered at the end: an outbox failure.
+        alice.changes.push(react("👍", true, false));
+        assert_eq!(run(&bob_saw(&[1, 2, 3]), &alice, &c).outbox.len(), 1);
+    }
+
+    #[test]
+    fn a_reaction_counted_twice_is_duplicated() {
+        let mut c = canonical();
+        fields(&mut c.get_mut(&ROOM).unwrap()[0]).0.push(Reaction {
+            emoji: "👍".into(),
+            users: vec![BOB, BOB],
+        });
+        let f = run(&bob_saw(&[1, 2, 3]), &all_acked(), &c);
+        assert_eq!(f.duplicated.len(), 1, "{:?}", f.lines());
+        assert!(f.duplicated[0].contains("counted twice"));
+    }
+
+    #[test]
+    fn a_client_whose_view_differs_from_history_lost_an_event() {
+        let mut bob = bob_saw(&[1, 2, 3]);
+        for (seq, e) in canonical()[&ROOM].iter().enumerate() {
+            let views = bob.views.entry(ROOM).or_default();
+            crate::client::apply(views, seq as u64 + 1, e.event.clone());
+        }
+        assert!(run(&bob, &all_acked(), &canonical()).is_clean());
+        // Bob missed the removal of alice's 🎉 on a1.
+        crate::client::apply(
+            bob.views.entry(ROOM).or_default(),
+            4,
+            EventBody::ReactionAdded {
+                target: 1,
+                user: ALICE,
+                emoji: "🎉".into(),
+            },
+        );
+        let f = run(&bob, &all_acked(), &canonical());
+        assert_eq!(f.lost.len(), 1, "{:?}", f.lines());
+        assert!(f.lost[0].contains("reactions"));
+    }
+
+    #[test]
+    fn a_reply_stored_with_another_target_is_reordered() {
+        let mut alice = all_acked();
+        alice.composed[2].reply_to = Some((1, Ident::Message(ALICE, "a1".into())));
+        let mut c = canonical();
+        *fields(&mut c.get_mut(&ROOM).unwrap()[2]).1 = Some(1);
+        assert!(run(&bob_saw(&[1, 2, 3]), &alice, &c).is_clean());
+        *fields(&mut c.get_mut(&ROOM).unwrap()[2]).1 = Some(2);
+        let f = run(&bob_saw(&[1, 2, 3]), &alice, &c);
+        assert_eq!(f.reordered.len(), 1, "{:?}", f.lines());
+        // Answering what the client held at seq 1, when history holds another message there.
+        alice.composed[2].reply_to = Some((1, Ident::Message(BOB, "b1".into())));
+        *fields(&mut c.get_mut(&ROOM).unwrap()[2]).1 = Some(1);
+        let f = run(&bob_saw(&[1, 2, 3]), &alice, &c);
+        assert!(
+            f.reordered.iter().any(|l| l.contains("answered")),
+            "{:?}",
+            f.lines()
+        );
+    }
+
+    #[test]
+    fn a_file_missing_or_different_on_a_node_is_lost_or_corrupted() {
+        let mut c = canonical();
+        let att = protocol::Attachment {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            name: "f.bin".into(),
+            size: 3,
+            content_type: "application/octet-stream".into(),
+            width: None,
+            height: None,
+            thumbnail: false,
+        };
+        fields(&mut c.get_mut(&ROOM).unwrap()[0])
+            .2
+            .push(att.clone());
+        let bytes = |fingerprint| Fetched::Bytes {
+            len: 3,
+            fingerprint,
+        };
+        let check_with = |fetched: Vec<(usize, Fetched)>| {
+            let files = FileObs {
+                fetched: [(att.id.clone(), fetched)].into_iter().collect(),
+                ..FileObs::default()
+            };
+            let (bob, alice) = (bob_saw(&[1, 2, 3]), all_acked());
+            let obs = [
+                ClientObs {
+                    name: "bob",
+                    user: BOB,
+                    state: &bob,
+                },
+                ClientObs {
+                    name: "alice",
+                    user: ALICE,
+                    state: &alice,
+                },
+            ];
+            check(&c, &obs, None, &files).0
+        };
+        assert!(check_with(vec![(0, bytes(7)), (1, bytes(7))]).is_clean());
+        let f = check_with(vec![(0, bytes(7)), (1, bytes(8))]);
+        assert_eq!(f.corrupted.len(), 1, "{:?}", f.lines());
+        let f = check_with(vec![(0, bytes(7)), (1, Fetched::Status(404))]);
+        assert_eq!(f.lost.len(), 1, "{:?}", f.lines());
+        assert!(f.lost[0].contains("without its file"));
     }
 
     #[test]

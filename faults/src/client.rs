@@ -1,7 +1,14 @@
 //! A scripted protocol client: speaks `docs/protocol.md` over tokio-tungstenite exactly as the
 //! recommended client algorithm says (§6.5) — `hello` with resume cursors, an outbox of
-//! unacknowledged sends resent with their original ids after `ready`, edits and deletes of its
-//! own messages, pings — and records everything it observes for the checker.
+//! unacknowledged sends resent with their original ids after `ready`, pings — and records
+//! everything it observes for the checker. Besides plain messages it replies to earlier
+//! messages (its own often, which it may delete later), attaches files (uploaded over REST
+//! first, to any live node, again after a failure), edits and deletes its own messages, and
+//! adds and takes back reactions (everyone toggles 👍 on the newest messages of the shared
+//! room). Edits, deletes and reactions go through a second outbox, resent after every `ready`
+//! until answered; at most one per message (and emoji) is pending, so a stale resend can never
+//! overtake a newer change. It keeps every message it received up to date with the events
+//! that followed (text, deleted, reactions): the checker compares that with history.
 //!
 //! The connection task reconnects to any live node. Faults reach it through flags: `offline`
 //! (drop the socket and stay away while still composing into the outbox), `slow` (stop reading
@@ -9,12 +16,14 @@
 //! Violations the client can see on its own (a seq twice, a seq skipped without a `gap`) are
 //! recorded the moment they happen.
 
+use crate::files;
 use futures_util::{SinkExt, StreamExt};
+use protocol::event::Reaction;
 use protocol::ws::{ClientFrame, Cursor, GapReason};
-use protocol::{ErrorCode, EventBody, RoomEvent, RoomId, ServerFrame, UserId};
+use protocol::{Attachment, ErrorCode, EventBody, RoomEvent, RoomId, ServerFrame, UserId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -67,6 +76,10 @@ pub struct Composed {
     pub offline: bool,
     /// A large body (bursts that fill a slow reader's buffers).
     pub big: bool,
+    /// The message it answers: its seq and what the client held at that seq.
+    pub reply_to: Option<(u64, Ident)>,
+    /// The file it carries (uploaded before the message enters the outbox).
+    pub upload: Option<Upload>,
     /// The seq of the first ack.
     pub seq: Option<u64>,
     /// Acks with `duplicate: false` (must be at most one).
@@ -74,6 +87,81 @@ pub struct Composed {
     /// Refused with a permanent error.
     pub refused: Option<ErrorCode>,
 }
+
+/// A file attached to a composed message.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub name: String,
+    pub bytes: Arc<Vec<u8>>,
+    pub image: bool,
+    /// What the server answered the upload that succeeded (`None` while uploading).
+    pub stored: Option<Attachment>,
+    /// Attempts that failed (node down, store unavailable) before one succeeded.
+    pub failed_attempts: u32,
+    /// The upload was refused for good (status and code).
+    pub refused: Option<String>,
+}
+
+impl Upload {
+    fn new(file: files::File) -> Upload {
+        Upload {
+            name: file.name,
+            bytes: Arc::new(file.bytes),
+            image: file.image,
+            stored: None,
+            failed_attempts: 0,
+            refused: None,
+        }
+    }
+}
+
+/// An edit, delete or reaction the client asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Edit(String),
+    Delete,
+    React { emoji: String, add: bool },
+}
+
+/// One change request and what became of it.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub room: RoomId,
+    pub target: u64,
+    pub op: Op,
+    pub reference: String,
+    /// Written twice in a row (a second device doing the same): must count once.
+    pub twice: bool,
+    /// Answered `ok` (a delete answered `message_deleted` counts: an earlier copy went through).
+    pub confirmed: bool,
+    pub refused: Option<ErrorCode>,
+}
+
+impl Change {
+    /// Changes with the same key apply to the same thing: one message's text and deleted state,
+    /// or one emoji of one message.
+    pub fn key(&self) -> (RoomId, u64, Option<&str>) {
+        match &self.op {
+            Op::React { emoji, .. } => (self.room, self.target, Some(emoji)),
+            Op::Edit(_) | Op::Delete => (self.room, self.target, None),
+        }
+    }
+}
+
+/// A message as this client knows it now: as received, with every later event applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    pub sender: UserId,
+    pub id: String,
+    pub body: String,
+    pub deleted: bool,
+    pub reply_to: Option<u64>,
+    pub reactions: Vec<Reaction>,
+    pub attachments: Vec<String>,
+}
+
+/// Emoji the clients react with (fully qualified already: the server keeps them as sent).
+pub const EMOJI: [&str; 3] = ["👍", "🎉", "😂"];
 
 /// A gap frame as received.
 #[derive(Debug, Clone)]
@@ -106,9 +194,14 @@ pub struct ClientState {
     retry: Vec<usize>,
     /// Own acked messages that may be edited or deleted.
     own: Vec<(RoomId, u64)>,
-    /// Edits/deletes answered `ok`: (room, target, is_delete).
-    pub changes_ok: Vec<(RoomId, u64, bool)>,
-    pending_changes: HashMap<String, (RoomId, u64, bool)>,
+    /// Every edit, delete and reaction asked for, in order.
+    pub changes: Vec<Change>,
+    /// Indexes into `changes` not answered yet, in order.
+    pub change_outbox: Vec<usize>,
+    change_written: HashSet<usize>,
+    change_retry: Vec<usize>,
+    /// Per room, the messages received (by seq), kept up to date with later events.
+    pub views: BTreeMap<RoomId, BTreeMap<u64, View>>,
     /// Violations seen live (duplicate seq, skipped seq, ...).
     pub violations: Vec<String>,
     pub closes: Vec<u16>,
@@ -133,6 +226,32 @@ pub struct ClientState {
     next_ref: u64,
 }
 
+impl ClientState {
+    /// Nothing left to send: no message waiting for an ack or its upload, no change waiting
+    /// for an answer.
+    pub fn outboxes_empty(&self) -> bool {
+        self.outbox.is_empty() && self.change_outbox.is_empty() && self.uploading() == 0
+    }
+
+    /// Messages whose file is still being uploaded.
+    pub fn uploading(&self) -> usize {
+        self.composed
+            .iter()
+            .filter(|c| {
+                c.upload
+                    .as_ref()
+                    .is_some_and(|u| u.stored.is_none() && u.refused.is_none())
+            })
+            .count()
+    }
+
+    fn pending_on(&self, key: (RoomId, u64, Option<&str>)) -> bool {
+        self.change_outbox
+            .iter()
+            .any(|i| self.changes[*i].key() == key)
+    }
+}
+
 /// How a client behaves.
 #[derive(Debug, Clone)]
 pub struct ClientSpec {
@@ -145,6 +264,8 @@ pub struct ClientSpec {
     pub every: Duration,
     pub prefer_node: usize,
     pub seed: u64,
+    /// Attach files to some messages (the nodes store them).
+    pub files: bool,
 }
 
 /// A running scripted client.
@@ -153,6 +274,8 @@ pub struct Client {
     pub spec: Arc<ClientSpec>,
     pub state: Arc<Mutex<ClientState>>,
     kick: Arc<tokio::sync::Notify>,
+    nodes: LiveNodes,
+    http: reqwest::Client,
 }
 
 /// The node addresses clients may connect to (nodes that are down are left out).
@@ -160,14 +283,155 @@ pub type LiveNodes = Arc<Mutex<Vec<(usize, SocketAddr)>>>;
 
 impl Client {
     pub fn start(spec: ClientSpec, nodes: LiveNodes) -> Client {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap_or_default();
         let client = Client {
             spec: Arc::new(spec),
             state: Arc::new(Mutex::new(ClientState::default())),
             kick: Arc::new(tokio::sync::Notify::new()),
+            nodes,
+            http,
         };
-        tokio::spawn(client.clone().connection_loop(nodes));
+        tokio::spawn(client.clone().connection_loop());
         tokio::spawn(client.clone().composer());
         client
+    }
+
+    /// Composes a message in `room` carrying `file` (the harness hands over a large file whose
+    /// first upload it cut short).
+    pub fn compose_with_file(&self, room: RoomId, file: files::File) {
+        let mut st = self.lock();
+        st.next_id += 1;
+        let id = format!("{}-m{}", self.spec.name, st.next_id);
+        let offline = !st.connected;
+        st.composed.push(Composed {
+            room,
+            id,
+            offline,
+            big: false,
+            reply_to: None,
+            upload: Some(Upload::new(file)),
+            seq: None,
+            fresh_acks: 0,
+            refused: None,
+        });
+        let index = st.composed.len() - 1;
+        drop(st);
+        tokio::spawn(self.clone().upload(index));
+    }
+
+    /// A live node to talk to: the preferred one when it is up.
+    fn pick_node(&self, rng: &mut StdRng) -> Option<SocketAddr> {
+        let live = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        live.iter()
+            .find(|(i, _)| *i == self.spec.prefer_node)
+            .or_else(|| {
+                if live.is_empty() {
+                    None
+                } else {
+                    live.get(rng.random_range(0..live.len()))
+                }
+            })
+            .map(|(_, a)| *a)
+    }
+
+    /// Uploads the file of composed message `index` (to any live node, again after each
+    /// failure), then puts the message in the outbox.
+    async fn upload(self, index: usize) {
+        let mut rng = StdRng::seed_from_u64(self.spec.seed ^ index as u64 ^ 0x0f11e);
+        loop {
+            let (done, offline, room, name, bytes) = {
+                let st = self.lock();
+                let c = &st.composed[index];
+                let Some(u) = &c.upload else { return };
+                (st.done, st.offline, c.room, u.name.clone(), u.bytes.clone())
+            };
+            if done {
+                return;
+            }
+            let node = if offline {
+                None
+            } else {
+                self.pick_node(&mut rng)
+            };
+            let Some(addr) = node else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let url = format!("http://{addr}/api/v1/rooms/{room}/attachments?name={name}");
+            let sent = self
+                .http
+                .post(url)
+                .bearer_auth(&self.spec.token)
+                .body(bytes.to_vec())
+                .send()
+                .await;
+            let outcome = match sent {
+                Err(e) => Err((false, format!("upload: {e}"))),
+                Ok(resp) => {
+                    let status = resp.status();
+                    let text = resp.text().await.unwrap_or_default();
+                    if status.as_u16() == 201 {
+                        serde_json::from_str::<Attachment>(&text)
+                            .map_err(|e| (true, format!("upload answer {text}: {e}")))
+                    } else {
+                        // Server trouble is retried; a refusal is final.
+                        let retry = status.is_server_error() || status.as_u16() == 429;
+                        Err((!retry, format!("upload: {status} {text}")))
+                    }
+                }
+            };
+            if self.uploaded(index, outcome, &name, bytes.len()) {
+                self.kick();
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(rng.random_range(100..400))).await;
+        }
+    }
+
+    /// Records the outcome of an upload attempt of composed message `index` (`Err((final,
+    /// why))`); false when it is to be tried again.
+    fn uploaded(
+        &self,
+        index: usize,
+        outcome: Result<Attachment, (bool, String)>,
+        name: &str,
+        len: usize,
+    ) -> bool {
+        let mut st = self.lock();
+        match outcome {
+            Ok(att) => {
+                if att.size != len as u64 {
+                    let line = format!(
+                        "upload of {name} ({len} bytes) stored as {} bytes",
+                        att.size
+                    );
+                    st.violations.push(line);
+                }
+                if let Some(u) = st.composed[index].upload.as_mut() {
+                    u.stored = Some(att);
+                }
+                st.outbox.push(index);
+                true
+            }
+            Err((true, why)) => {
+                if !st.expect_wipe {
+                    st.violations.push(why.clone());
+                }
+                if let Some(u) = st.composed[index].upload.as_mut() {
+                    u.refused = Some(why);
+                }
+                true
+            }
+            Err((false, _)) => {
+                if let Some(u) = st.composed[index].upload.as_mut() {
+                    u.failed_attempts += 1;
+                }
+                false
+            }
+        }
     }
 
     pub fn lock(&self) -> MutexGuard<'_, ClientState> {
@@ -182,9 +446,16 @@ impl Client {
     /// Composes messages at the configured rate (and bursts on request), into the outbox.
     async fn composer(self) {
         let mut rng = StdRng::seed_from_u64(self.spec.seed ^ 0xc0ffee);
+        let mut files_made = 0u32;
         loop {
             let jitter = rng.random_range(0.5..1.5);
             tokio::time::sleep(self.spec.every.mul_f64(jitter)).await;
+            // One message in six carries a file, made before taking the lock (a few MB of
+            // random bytes take a while).
+            let mut file = (self.spec.files && rng.random_range(0..6) == 0).then(|| {
+                files_made += 1;
+                files::random(&mut rng, &format!("{}-f{files_made}", self.spec.name))
+            });
             let mut st = self.lock();
             if st.done {
                 return;
@@ -201,28 +472,68 @@ impl Client {
                     1,
                 ),
             };
+            let mut uploads = Vec::new();
             for _ in 0..n {
                 st.next_id += 1;
                 let id = format!("{}-m{}", self.spec.name, st.next_id);
                 let offline = !st.connected;
+                let (reply_to, upload) = if burst.is_some() {
+                    (None, None)
+                } else {
+                    (
+                        self.pick_reply(&st, room, &mut rng),
+                        file.take().map(Upload::new),
+                    )
+                };
+                let has_file = upload.is_some();
                 st.composed.push(Composed {
                     room,
                     id,
                     offline,
                     big: burst.is_some(),
+                    reply_to,
+                    upload,
                     seq: None,
                     fresh_acks: 0,
                     refused: None,
                 });
                 let index = st.composed.len() - 1;
-                st.outbox.push(index);
+                if has_file {
+                    uploads.push(index);
+                } else {
+                    st.outbox.push(index);
+                }
             }
             drop(st);
+            for index in uploads {
+                tokio::spawn(self.clone().upload(index));
+            }
             self.kick();
         }
     }
 
-    async fn connection_loop(self, nodes: LiveNodes) {
+    /// One message in four answers an earlier one of the room (half of the time one of the
+    /// client's own, which it may delete later).
+    fn pick_reply(&self, st: &ClientState, room: RoomId, rng: &mut StdRng) -> Option<(u64, Ident)> {
+        if rng.random_range(0..4) != 0 {
+            return None;
+        }
+        let own = rng.random_bool(0.5);
+        let candidates: Vec<(u64, &View)> = st
+            .views
+            .get(&room)?
+            .iter()
+            .filter(|(_, v)| !v.deleted && (!own || v.sender == self.spec.user))
+            .map(|(seq, v)| (*seq, v))
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        let (seq, v) = candidates[rng.random_range(0..candidates.len())];
+        Some((seq, Ident::Message(v.sender, v.id.clone())))
+    }
+
+    async fn connection_loop(self) {
         let mut rng = StdRng::seed_from_u64(self.spec.seed);
         let mut attempt = 0u32;
         loop {
@@ -238,19 +549,7 @@ impl Client {
                     tokio::time::timeout(Duration::from_millis(100), self.kick.notified()).await;
                 continue;
             }
-            let target = {
-                let live = nodes.lock().unwrap_or_else(|e| e.into_inner());
-                live.iter()
-                    .find(|(i, _)| *i == self.spec.prefer_node)
-                    .or_else(|| {
-                        if live.is_empty() {
-                            None
-                        } else {
-                            live.get(rng.random_range(0..live.len()))
-                        }
-                    })
-                    .map(|(_, a)| *a)
-            };
+            let target = self.pick_node(&mut rng);
             let outcome = match target {
                 Some(addr) => self.session(addr, &mut rng).await,
                 None => Err("no live node".to_owned()),
@@ -263,6 +562,8 @@ impl Client {
                 st.connected = false;
                 st.written.clear();
                 st.retry.clear();
+                st.change_written.clear();
+                st.change_retry.clear();
             }
             match outcome {
                 Ok(()) => attempt = 0,
@@ -393,11 +694,29 @@ impl Client {
                         room: c.room,
                         id: c.id.clone(),
                         body,
-                        reply_to: None,
+                        reply_to: c.reply_to.as_ref().map(|r| r.0),
                         mentions: vec![],
                         mention_room: false,
-                        attachments: Vec::new(),
+                        attachments: c
+                            .upload
+                            .iter()
+                            .filter_map(|u| u.stored.as_ref().map(|a| a.id.clone()))
+                            .collect(),
                     });
+                }
+                let changes: Vec<usize> = st
+                    .change_outbox
+                    .iter()
+                    .copied()
+                    .filter(|i| !st.change_written.contains(i))
+                    .collect();
+                for i in changes {
+                    st.change_written.insert(i);
+                    let c = &st.changes[i];
+                    frames.push(change_frame(c, c.reference.clone()));
+                    if c.twice {
+                        frames.push(change_frame(c, format!("{}b", c.reference)));
+                    }
                 }
                 (frames, st.offline, st.slow, st.done)
             };
@@ -444,51 +763,122 @@ impl Client {
                     }
                 }
                 _ = change_tick.tick() => {
-                    {
-                        let mut st = self.lock();
-                        let again: Vec<usize> = st.retry.drain(..).collect();
-                        for i in again {
-                            st.written.remove(&i);
-                        }
+                    let mut st = self.lock();
+                    let again: Vec<usize> = st.retry.drain(..).collect();
+                    for i in again {
+                        st.written.remove(&i);
                     }
-                    if let Some(frame) = self.maybe_change(rng) {
-                        send(&mut ws, &frame).await?;
+                    let again: Vec<usize> = st.change_retry.drain(..).collect();
+                    for i in again {
+                        st.change_written.remove(&i);
                     }
+                    self.maybe_change(&mut st, rng);
+                    self.maybe_react(&mut st, rng);
                 }
             }
         }
     }
 
-    /// Now and then, edit or delete one of this client's own messages.
-    fn maybe_change(&self, rng: &mut StdRng) -> Option<ClientFrame> {
-        let mut st = self.lock();
+    /// Now and then, edit or delete one of this client's own messages (not one with a change
+    /// still pending).
+    fn maybe_change(&self, st: &mut ClientState, rng: &mut StdRng) {
         if st.stop_composing || st.own.is_empty() || rng.random_range(0..4) != 0 {
-            return None;
+            return;
         }
         let pick = rng.random_range(0..st.own.len());
         let (room, seq) = st.own[pick];
+        if st.pending_on((room, seq, None)) {
+            return;
+        }
         let delete = rng.random_range(0..3) == 0;
         if delete {
             st.own.swap_remove(pick);
         }
         st.next_ref += 1;
         let reference = format!("r{}", st.next_ref);
-        st.pending_changes
-            .insert(reference.clone(), (room, seq, delete));
-        Some(if delete {
-            ClientFrame::Delete {
-                room,
-                seq,
-                reference: Some(reference),
-            }
+        let op = if delete {
+            Op::Delete
         } else {
-            ClientFrame::Edit {
-                room,
-                seq,
-                body: format!("edited {reference}"),
-                reference: Some(reference),
+            Op::Edit(format!("edited {reference}"))
+        };
+        self.push_change(st, room, seq, op, reference, false);
+    }
+
+    /// Every other tick, toggle a reaction: half of the time 👍 on one of the two newest
+    /// messages of the room everyone shares (so clients toggle the same emoji on the same
+    /// message), otherwise a random emoji on any message the client received. One add in six
+    /// is written twice, as two devices of one user would.
+    fn maybe_react(&self, st: &mut ClientState, rng: &mut StdRng) {
+        if st.stop_composing || rng.random_range(0..2) != 0 {
+            return;
+        }
+        let hot = rng.random_bool(0.5);
+        let room = if hot {
+            self.spec.rooms[0]
+        } else {
+            self.spec.rooms[rng.random_range(0..self.spec.rooms.len())]
+        };
+        let Some(views) = st.views.get(&room) else {
+            return;
+        };
+        let live: Vec<u64> = views
+            .iter()
+            .filter(|(_, v)| !v.deleted)
+            .map(|(seq, _)| *seq)
+            .collect();
+        if live.is_empty() {
+            return;
+        }
+        let (target, emoji) = if hot {
+            let newest = &live[live.len().saturating_sub(2)..];
+            (newest[rng.random_range(0..newest.len())], EMOJI[0])
+        } else {
+            (
+                live[rng.random_range(0..live.len())],
+                EMOJI[rng.random_range(0..EMOJI.len())],
+            )
+        };
+        if st.pending_on((room, target, Some(emoji))) {
+            return;
+        }
+        // Toggle what this client last asked for on this emoji of this message.
+        let added = st.changes.iter().rev().find_map(|c| match &c.op {
+            Op::React { emoji: e, add } if c.room == room && c.target == target && e == emoji => {
+                Some(*add)
             }
-        })
+            _ => None,
+        });
+        let add = !added.unwrap_or(false);
+        let twice = add && rng.random_range(0..6) == 0;
+        st.next_ref += 1;
+        let reference = format!("r{}", st.next_ref);
+        let op = Op::React {
+            emoji: emoji.to_owned(),
+            add,
+        };
+        self.push_change(st, room, target, op, reference, twice);
+    }
+
+    fn push_change(
+        &self,
+        st: &mut ClientState,
+        room: RoomId,
+        target: u64,
+        op: Op,
+        reference: String,
+        twice: bool,
+    ) {
+        st.changes.push(Change {
+            room,
+            target,
+            op,
+            reference,
+            twice,
+            confirmed: false,
+            refused: None,
+        });
+        let index = st.changes.len() - 1;
+        st.change_outbox.push(index);
     }
 
     fn on_close(&self, code: Option<u16>) {
@@ -504,6 +894,7 @@ impl Client {
             // and the seqs after it reissued. Drop the cursors and start again from the server.
             st.cursors.clear();
             st.epoch = None;
+            st.views.clear();
         } else if code == protocol::close::UNAUTHORIZED {
             st.violations
                 .push("session ended (4001) during the run".into());
@@ -564,8 +955,9 @@ impl Client {
             }
             ServerFrame::Ok { reference } => {
                 let mut st = self.lock();
-                if let Some(change) = st.pending_changes.remove(&reference) {
-                    st.changes_ok.push(change);
+                if let Some(i) = st.change_index(&reference) {
+                    st.changes[i].confirmed = true;
+                    st.change_outbox.retain(|x| *x != i);
                 }
             }
             ServerFrame::Error {
@@ -576,8 +968,32 @@ impl Client {
             } => {
                 let mut st = self.lock();
                 st.errors.push(code);
-                if let Some(reference) = reference {
-                    st.pending_changes.remove(&reference);
+                if let Some(i) = reference.as_deref().and_then(|r| st.change_index(r)) {
+                    let transient = matches!(
+                        code,
+                        ErrorCode::StoreUnavailable | ErrorCode::Internal | ErrorCode::RateLimited
+                    );
+                    if transient {
+                        st.change_retry.push(i);
+                        return;
+                    }
+                    st.change_outbox.retain(|x| *x != i);
+                    let c = &mut st.changes[i];
+                    if code == ErrorCode::MessageDeleted && c.op == Op::Delete {
+                        // A resend of a delete that went through.
+                        c.confirmed = true;
+                        return;
+                    }
+                    c.refused = Some(code);
+                    // Reacting to a message its author just deleted is refused, rightly; a
+                    // target the server does not have is judged by the checker.
+                    let judged =
+                        matches!(code, ErrorCode::MessageDeleted | ErrorCode::MessageNotFound);
+                    if !judged && !st.expect_wipe {
+                        let line = format!("change {reference:?} refused with {code:?}");
+                        st.violations.push(line);
+                    }
+                    return;
                 }
                 let Some(id) = id else { return };
                 let Some(index) = st.composed.iter().position(|c| c.id == id) else {
@@ -592,9 +1008,19 @@ impl Client {
                     // once: during a store outage that would be a busy loop).
                     st.retry.push(index);
                 } else {
-                    st.composed[index].refused = Some(code);
+                    let c = &mut st.composed[index];
+                    c.refused = Some(code);
+                    // A reply to a message deleted meanwhile is refused, rightly; the checker
+                    // judges that and the other refusals of replies and files.
+                    let judged = match code {
+                        ErrorCode::MessageDeleted | ErrorCode::MessageNotFound => {
+                            c.reply_to.is_some()
+                        }
+                        ErrorCode::AttachmentNotFound => c.upload.is_some(),
+                        _ => false,
+                    };
                     st.outbox.retain(|i| *i != index);
-                    if !st.expect_wipe {
+                    if !judged && !st.expect_wipe {
                         st.violations
                             .push(format!("send {id} refused with {code:?}"));
                     }
@@ -628,6 +1054,101 @@ impl Client {
         }
         st.cursors.insert(room, event.seq);
         st.seen.entry(room).or_default().push((event.seq, ident));
+        apply(st.views.entry(room).or_default(), event.seq, event.event);
+    }
+}
+
+impl ClientState {
+    fn change_index(&self, reference: &str) -> Option<usize> {
+        self.change_outbox
+            .iter()
+            .copied()
+            .find(|i| self.changes[*i].reference == reference)
+    }
+}
+
+/// Applies one event to the messages a client holds, as a client showing them must.
+pub fn apply(views: &mut BTreeMap<u64, View>, seq: u64, body: EventBody) {
+    match body {
+        EventBody::Message {
+            id,
+            sender,
+            body,
+            deleted,
+            reply_to,
+            reactions,
+            attachments,
+            ..
+        } => {
+            views.insert(
+                seq,
+                View {
+                    sender,
+                    id,
+                    body,
+                    deleted,
+                    reply_to,
+                    reactions,
+                    attachments: attachments.into_iter().map(|a| a.id).collect(),
+                },
+            );
+        }
+        EventBody::Edit { target, body, .. } => {
+            if let Some(v) = views.get_mut(&target) {
+                v.body = body;
+            }
+        }
+        EventBody::Delete { target, .. } => {
+            if let Some(v) = views.get_mut(&target) {
+                v.deleted = true;
+                v.body.clear();
+                v.reactions.clear();
+                v.attachments.clear();
+            }
+        }
+        EventBody::ReactionAdded {
+            target,
+            user,
+            emoji,
+        } => {
+            if let Some(v) = views.get_mut(&target) {
+                protocol::event::apply_reaction(&mut v.reactions, user, &emoji, true);
+            }
+        }
+        EventBody::ReactionRemoved {
+            target,
+            user,
+            emoji,
+        } => {
+            if let Some(v) = views.get_mut(&target) {
+                protocol::event::apply_reaction(&mut v.reactions, user, &emoji, false);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn change_frame(c: &Change, reference: String) -> ClientFrame {
+    let (room, seq, reference) = (c.room, c.target, Some(reference));
+    match &c.op {
+        Op::Edit(body) => ClientFrame::Edit {
+            room,
+            seq,
+            body: body.clone(),
+            reference,
+        },
+        Op::Delete => ClientFrame::Delete {
+            room,
+            seq,
+            reference,
+        },
+        Op::React { emoji, add } => ClientFrame::React {
+            room,
+            seq,
+            emoji: emoji.clone(),
+            remove: !add,
+            reference,
+        },
     }
 }
 

@@ -12,6 +12,7 @@ pub mod campaign;
 pub mod checker;
 pub mod client;
 pub mod desktop;
+pub mod files;
 pub mod procs;
 pub mod proxy;
 pub mod rest;

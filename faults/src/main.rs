@@ -179,19 +179,23 @@ async fn rolling(args: &Args) -> Result<ExitCode, String> {
 fn line(r: &run::Report) -> String {
     let faults: Vec<String> = r.faults.iter().map(|(k, n)| format!("{k}×{n}")).collect();
     format!(
-        "seed {:>20} {} {:>5.1}s nodes={} {:?}{} faults=[{}] sent={} 4008={} lost={} dup={} reord={}{}{}",
+        "seed {:>20} {} {:>5.1}s nodes={} {:?} {:?}{} faults=[{}] sent={} files={} reactions={} 4008={} lost={} dup={} reord={} corrupt={}{}{}",
         r.seed,
         if r.ok { "ok  " } else { "FAIL" },
         r.secs,
         r.plan.nodes,
         r.plan.persistence,
+        r.plan.storage,
         if r.plan.desktop { " +desktop" } else { "" },
         faults.join(" "),
         r.volume.sent,
+        r.volume.files,
+        r.volume.reactions,
         r.slow_closes,
         r.lost(),
         r.duplicated(),
         r.reordered(),
+        r.corrupted(),
         if r.lost_detected > 0 {
             format!(" acked-lost-by-rollback={}", r.lost_detected)
         } else {
@@ -216,6 +220,12 @@ async fn many(args: &Args) -> Result<ExitCode, String> {
     };
     let only = args.only()?;
     let exe = exe()?;
+    let command = format!(
+        "scripts/faults.sh {runs} --seed {first}{}",
+        only.map(|k| format!(" --only {}", k.name()))
+            .unwrap_or_default()
+    );
+    let when = args.value("--date").unwrap_or("this run").to_owned();
     println!("campaign: {runs} runs from seed {first}, {jobs} at a time");
     let started = Instant::now();
     let mut summary = Summary::default();
@@ -236,17 +246,41 @@ async fn many(args: &Args) -> Result<ExitCode, String> {
             }
             summary.add(&report);
             reports.push(report);
+            // The results so far, every 10 runs: a campaign stopped early still has them.
+            if summary.runs % 10 == 0 && (next < runs || !set.is_empty()) {
+                summary.secs = started.elapsed().as_secs_f64();
+                let partial = format!("the first {} of {runs} runs", summary.runs);
+                let table = summary.table(&command, &format!("{when} ({partial})"));
+                write_out(args, &command, first, &summary, &reports, &table)?;
+            }
         }
     }
     summary.secs = started.elapsed().as_secs_f64();
-    let command = format!(
-        "scripts/faults.sh {runs} --seed {first}{}",
-        only.map(|k| format!(" --only {}", k.name()))
-            .unwrap_or_default()
-    );
-    let when = args.value("--date").unwrap_or("this run").to_owned();
     let table = summary.table(&command, &when);
     println!("\n{table}");
+    write_out(args, &command, first, &summary, &reports, &table)?;
+    if let Some(out) = args.value("--out") {
+        println!("results: {out}");
+    }
+    if let Some(doc) = args.value("--doc") {
+        println!("table written into {doc}");
+    }
+    Ok(if summary.passed == summary.runs {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Writes the results file (`--out`) and the table into the doc (`--doc`), as asked.
+fn write_out(
+    args: &Args,
+    command: &str,
+    first: u64,
+    summary: &Summary,
+    reports: &[run::Report],
+    table: &str,
+) -> Result<(), String> {
     if let Some(out) = args.value("--out") {
         let runs: Vec<serde_json::Value> = reports.iter().map(compact).collect();
         let doc = serde_json::json!({
@@ -260,17 +294,11 @@ async fn many(args: &Args) -> Result<ExitCode, String> {
             serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?,
         )
         .map_err(|e| format!("{out}: {e}"))?;
-        println!("results: {out}");
     }
     if let Some(doc) = args.value("--doc") {
-        write_results(doc, &table)?;
-        println!("table written into {doc}");
+        write_results(doc, table)?;
     }
-    Ok(if summary.passed == summary.runs {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(())
 }
 
 /// One run in the campaign's result file: what it did and what the checker found.
@@ -293,6 +321,13 @@ fn compact(r: &run::Report) -> serde_json::Value {
         "store_lost_writes": r.store_lost_writes,
         "duplicated": r.duplicated(),
         "reordered": r.reordered(),
+        "corrupted": r.corrupted(),
+        "storage": r.plan.storage,
+        "reactions": r.volume.reactions,
+        "replies": r.volume.replies,
+        "files": r.volume.files,
+        "cut_uploads": r.cut_uploads,
+        "partial_files": r.partial_files,
     });
     if !r.ok {
         v["findings"] = serde_json::json!(r.findings.lines());

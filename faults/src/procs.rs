@@ -345,3 +345,97 @@ pub enum Stopped {
     Killed,
     NotRunning,
 }
+
+/// A private S3-protocol server (`s3s-fs` from crates.io, installed by `scripts/setup.sh`) over
+/// a directory of the run: the nodes share its bucket instead of a directory.
+pub struct S3 {
+    pub endpoint: String,
+    /// The directory the server keeps its buckets in; objects are files under `root/BUCKET`.
+    pub root: PathBuf,
+    child: Option<Child>,
+}
+
+impl S3 {
+    pub const BUCKET: &'static str = "chat-files";
+    const KEY: &'static str = "fault-run-access-key";
+    const SECRET: &'static str = "fault-run-secret-key-0123456789";
+
+    /// Starts `s3s-fs` on a free port over `root` (created) and waits until it listens.
+    pub async fn start(root: PathBuf) -> Result<S3> {
+        use tokio::io::AsyncBufReadExt;
+        std::fs::create_dir_all(root.join(S3::BUCKET)).map_err(|e| format!("s3 bucket: {e}"))?;
+        let installed = Path::new("/var/cache/chat/tools/bin/s3s-fs");
+        let bin: PathBuf = if installed.exists() {
+            installed.to_owned()
+        } else {
+            "s3s-fs".into()
+        };
+        let mut child = Command::new(&bin)
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(["--access-key", S3::KEY, "--secret-key", S3::SECRET])
+            .arg(&root)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "cannot start {} (scripts/setup.sh installs it): {e}",
+                    bin.display()
+                )
+            })?;
+        let stdout = child.stdout.take().ok_or("s3s-fs has no stdout")?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let endpoint = tokio::time::timeout(Duration::from_secs(15), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(at) = line.find("http://127.0.0.1:") {
+                    return Some(
+                        line[at..]
+                            .chars()
+                            .take_while(|c| c.is_ascii_alphanumeric() || ":/.".contains(*c))
+                            .collect::<String>(),
+                    );
+                }
+            }
+            None
+        })
+        .await
+        .map_err(|_| "s3s-fs did not listen within 15 s".to_owned())?
+        .ok_or("s3s-fs exited before listening")?;
+        // Keep reading so the pipe never fills.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(S3 {
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            root,
+            child: Some(child),
+        })
+    }
+
+    /// The nodes' settings for this bucket.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("CHAT_ATTACHMENTS__S3__BUCKET", S3::BUCKET),
+            ("CHAT_ATTACHMENTS__S3__ENDPOINT", &self.endpoint),
+            ("CHAT_ATTACHMENTS__S3__ACCESS_KEY_ID", S3::KEY),
+            ("CHAT_ATTACHMENTS__S3__SECRET_ACCESS_KEY", S3::SECRET),
+            ("CHAT_ATTACHMENTS__S3__ALLOW_HTTP", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    /// Where the bucket's objects are files (`blobs/{id}`, `thumbs/{id}`).
+    pub fn files(&self) -> PathBuf {
+        self.root.join(S3::BUCKET)
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+}

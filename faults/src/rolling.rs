@@ -215,6 +215,8 @@ async fn execute(
                     every: Duration::from_millis(options.send_every_ms),
                     prefer_node: 0,
                     seed: 0x5eed ^ i as u64,
+                    // The nodes here store no files.
+                    files: false,
                 },
                 live.clone(),
             )
@@ -254,7 +256,8 @@ async fn execute(
             state: st,
         })
         .collect();
-    let (findings, volume) = checker::check(&canonical, &obs, None);
+    let files = checker::FileObs::default();
+    let (findings, volume) = checker::check(&canonical, &obs, None, &files);
     report.findings = findings;
     report.volume = volume;
     report.reconnects = states
@@ -305,7 +308,7 @@ async fn settle(
         let settled = last.len() == readers.len()
             && clients.iter().all(|c| {
                 let st = c.lock();
-                st.outbox.is_empty() && st.start.keys().all(|r| st.cursors.get(r) == last.get(r))
+                st.outboxes_empty() && st.start.keys().all(|r| st.cursors.get(r) == last.get(r))
             });
         if settled || Instant::now() > deadline {
             break;

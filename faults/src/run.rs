@@ -1,10 +1,13 @@
 //! One fault run: a plan drawn from a seed, the processes, the clients, the faults at their
 //! moments, healing, waiting until every client has caught up, and the check.
 
-use crate::checker::{self, Canonical, ClientObs, DesktopObs, Findings, Volume, WipeObs};
+use crate::checker::{
+    self, Canonical, ClientObs, DesktopObs, Fetched, FileObs, Findings, Volume, WipeObs,
+};
 use crate::client::{Client, ClientSpec, LiveNodes};
 use crate::desktop::Desktop;
-use crate::procs::{Node, Persistence, Redis};
+use crate::files;
+use crate::procs::{Node, Persistence, Redis, S3};
 use crate::proxy::{Link, Proxy};
 use crate::rest::{Rest, PASSWORD};
 use protocol::{RoomId, UserId};
@@ -48,10 +51,13 @@ pub enum FaultKind {
     /// everysec` can do): `kill -9` and the last few KB of the AOF cut off. The loss is
     /// allowed; every client must be told (4010) and no seq may be handed out twice.
     RedisRollback,
+    /// `kill -9` of a node while a large upload to it is half-way (its half-written file seen
+    /// on the storage); the client then uploads the file again to a live node and sends it.
+    UploadKill,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 12] = [
+    pub const ALL: [FaultKind; 13] = [
         FaultKind::NodeKill,
         FaultKind::NodeRestart,
         FaultKind::RedisKill,
@@ -64,6 +70,7 @@ impl FaultKind {
         FaultKind::SlowClient,
         FaultKind::DesktopOffline,
         FaultKind::DesktopReopen,
+        FaultKind::UploadKill,
     ];
 
     pub fn name(self) -> &'static str {
@@ -80,6 +87,7 @@ impl FaultKind {
             FaultKind::DesktopOffline => "desktop_offline",
             FaultKind::DesktopReopen => "desktop_reopen",
             FaultKind::RedisRollback => "redis_rollback",
+            FaultKind::UploadKill => "upload_kill",
         }
     }
 
@@ -99,6 +107,17 @@ pub struct Fault {
     pub target: usize,
 }
 
+/// Where the nodes keep attachments.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Storage {
+    /// A directory every node uses (`attachments.dir`).
+    #[default]
+    Dir,
+    /// One bucket of a private `s3s-fs` (`attachments.s3`).
+    S3,
+}
+
 /// Everything a seed decides.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
@@ -106,6 +125,8 @@ pub struct Plan {
     pub nodes: usize,
     pub clients_per_node: usize,
     pub persistence: Persistence,
+    #[serde(default)]
+    pub storage: Storage,
     pub desktop: bool,
     pub traffic_ms: u64,
     pub send_every_ms: u64,
@@ -145,6 +166,7 @@ impl Plan {
             FaultKind::LinkBlackhole,
             FaultKind::ClientOffline,
             FaultKind::SlowClient,
+            FaultKind::UploadKill,
         ];
         if persistence == Persistence::Aof {
             kinds.extend([FaultKind::RedisKill, FaultKind::RedisRestart]);
@@ -200,11 +222,19 @@ impl Plan {
             });
         }
         let traffic_ms = traffic_ms.max(at + 300);
+        // Drawn last, so the rest of a seed's plan is what it was before files came in.
+        let storage = match only {
+            Some(FaultKind::UploadKill) if seed % 2 == 0 => Storage::S3,
+            Some(_) => Storage::Dir,
+            None if rng.random_range(0..4) == 0 => Storage::S3,
+            None => Storage::Dir,
+        };
         Plan {
             seed,
             nodes,
             clients_per_node,
             persistence,
+            storage,
             desktop,
             traffic_ms,
             send_every_ms: rng.random_range(120..250),
@@ -235,6 +265,14 @@ pub struct Report {
     pub slow_closes: u32,
     /// Close codes the scripted clients received, by code.
     pub closes: BTreeMap<u16, u32>,
+    /// `upload_kill` faults whose upload was seen half-written on the storage when the node
+    /// was killed.
+    #[serde(default)]
+    pub cut_uploads: u32,
+    /// Half-written upload files on the storage at the end (before the collector's pass
+    /// that must remove them).
+    #[serde(default)]
+    pub partial_files: u32,
     pub findings: Findings,
     /// The run could not be carried out (setup failed, a process would not start).
     pub error: Option<String>,
@@ -250,6 +288,9 @@ impl Report {
     }
     pub fn reordered(&self) -> usize {
         self.findings.reordered.len() + self.findings.gapped.len()
+    }
+    pub fn corrupted(&self) -> usize {
+        self.findings.corrupted.len()
     }
 }
 
@@ -268,6 +309,11 @@ struct World {
     desktop_rooms: Vec<RoomId>,
     /// AOF size when setup was done.
     aof_after_setup: u64,
+    /// The S3 server, when the nodes keep files in a bucket.
+    s3: Option<S3>,
+    /// Where the stored files appear on disk (`blobs/{id}`, `thumbs/{id}`).
+    files: PathBuf,
+    cut_uploads: u32,
 }
 
 impl World {
@@ -301,6 +347,8 @@ pub async fn run(seed: u64, only: Option<FaultKind>, exe: &Path, dir: &Path) -> 
         store_lost_writes: false,
         slow_closes: 0,
         closes: BTreeMap::new(),
+        cut_uploads: 0,
+        partial_files: 0,
         findings: Findings::default(),
         error: None,
         secs: 0.0,
@@ -322,6 +370,31 @@ pub async fn run(seed: u64, only: Option<FaultKind>, exe: &Path, dir: &Path) -> 
 
 async fn setup(plan: &Plan, exe: &Path, dir: &Path) -> Result<World, String> {
     let redis = Redis::start(dir, plan.persistence).await?;
+    // Attachments: a shared directory or bucket; the collector runs every second (so files of
+    // deleted messages go during the run) with an hour of grace (no upload expires in a run).
+    let mut env: Vec<(String, String)> = [
+        ("CHAT_ATTACHMENTS__COLLECT_EVERY_SECS", "1"),
+        ("CHAT_ATTACHMENTS__ORPHAN_GRACE_SECS", "3600"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let (s3, files) = match plan.storage {
+        Storage::Dir => {
+            let files = dir.join("files");
+            env.push((
+                "CHAT_ATTACHMENTS__DIR".into(),
+                files.to_string_lossy().into_owned(),
+            ));
+            (None, files)
+        }
+        Storage::S3 => {
+            let s3 = S3::start(dir.join("s3")).await?;
+            env.extend(s3.env());
+            let files = s3.files();
+            (Some(s3), files)
+        }
+    };
     let mut proxies = Vec::new();
     let mut nodes = Vec::new();
     for i in 0..plan.nodes {
@@ -329,7 +402,8 @@ async fn setup(plan: &Plan, exe: &Path, dir: &Path) -> Result<World, String> {
             .await
             .map_err(|e| e.to_string())?;
         let url = format!("redis://{}/", proxy.addr);
-        nodes.push(Node::start(exe, i, url, dir.join(format!("node{i}.log"))).await?);
+        let log = dir.join(format!("node{i}.log"));
+        nodes.push(Node::start_with(exe, i, url, log, env.clone()).await?);
         proxies.push(proxy);
     }
     let rest = Rest::new(nodes[0].url());
@@ -394,6 +468,7 @@ async fn setup(plan: &Plan, exe: &Path, dir: &Path) -> Result<World, String> {
                 every: Duration::from_millis(plan.send_every_ms),
                 prefer_node: i % plan.nodes,
                 seed: plan.seed.wrapping_mul(31).wrapping_add(i as u64),
+                files: true,
             },
             live.clone(),
         ));
@@ -410,6 +485,9 @@ async fn setup(plan: &Plan, exe: &Path, dir: &Path) -> Result<World, String> {
         desktop_start: BTreeMap::new(),
         desktop_rooms,
         aof_after_setup: 0,
+        s3,
+        files,
+        cut_uploads: 0,
     };
     // Everyone connected (and rooms' starting points known) before traffic counts.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -494,6 +572,9 @@ async fn execute(plan: &Plan, exe: &Path, dir: &Path, report: &mut Report) -> Re
         Some(d) => Some(desktop_obs(d, &world.desktop_start).await?),
         None => None,
     };
+    let (file_obs, partial_files) = observe_files(&world, &canonical).await;
+    report.partial_files = partial_files;
+    report.cut_uploads = world.cut_uploads;
     let states: Vec<_> = world.clients.iter().map(|c| c.lock()).collect();
     let obs: Vec<ClientObs<'_>> = world
         .clients
@@ -505,7 +586,7 @@ async fn execute(plan: &Plan, exe: &Path, dir: &Path, report: &mut Report) -> Re
             state: st,
         })
         .collect();
-    let (mut findings, volume) = checker::check(&canonical, &obs, desktop_obs.as_ref());
+    let (mut findings, volume) = checker::check(&canonical, &obs, desktop_obs.as_ref(), &file_obs);
     let cut = plan
         .faults
         .iter()
@@ -561,6 +642,60 @@ async fn execute(plan: &Plan, exe: &Path, dir: &Path, report: &mut Report) -> Re
 async fn inject(world: &mut World, fault: &Fault) -> Result<(), String> {
     let pause = Duration::from_millis(fault.for_ms);
     match fault.kind {
+        FaultKind::UploadKill => {
+            let i = fault.target % world.nodes.len();
+            let c = world
+                .clients
+                .iter()
+                .find(|c| c.spec.prefer_node == i)
+                .unwrap_or(&world.clients[0])
+                .clone();
+            let room = c.spec.rooms[0];
+            let mut rng = StdRng::seed_from_u64(fault.at_ms.wrapping_mul(31) ^ fault.target as u64);
+            let len = rng.random_range(6 << 20..10 << 20);
+            let file = files::File {
+                name: format!("big-{}.bin", fault.at_ms),
+                bytes: files::bytes(len, &mut rng),
+                image: false,
+            };
+            let before = partial_files(&world.files);
+            let bytes = Arc::new(file.bytes.clone());
+            // All but the last MiB: past the first part on S3 (5 MiB), many 1 MiB chunks
+            // written on a directory.
+            let part = len - (1 << 20);
+            let addr = world.nodes[i].addr;
+            let token = c.spec.token.clone();
+            let name = file.name.clone();
+            let upload =
+                tokio::spawn(
+                    async move { cut_upload(addr, &token, room, &name, &bytes, part).await },
+                );
+            // Until the node has written part of it (the storage's temporary file grows); on
+            // S3 the first part (5 MiB) is on its way by then.
+            let deadline = Instant::now() + Duration::from_secs(3);
+            let seen = loop {
+                let grown = partial_files(&world.files)
+                    .into_iter()
+                    .any(|(name, size)| size >= 1 << 20 && !before.iter().any(|(b, _)| *b == name));
+                if grown || upload.is_finished() || Instant::now() > deadline {
+                    break grown;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            if world.s3.is_some() && !upload.is_finished() {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            if seen || (world.s3.is_some() && !upload.is_finished()) {
+                world.cut_uploads += 1;
+            }
+            world.nodes[i].kill9().await;
+            world.set_live();
+            upload.abort();
+            tokio::time::sleep(pause).await;
+            world.nodes[i].up().await?;
+            world.set_live();
+            c.compose_with_file(room, file);
+        }
         FaultKind::NodeKill | FaultKind::NodeRestart => {
             let i = fault.target % world.nodes.len();
             if fault.kind == FaultKind::NodeKill {
@@ -701,7 +836,7 @@ async fn settle(world: &World) -> Result<Canonical, String> {
         let mut settled = last.len() == world.readers.len();
         for c in &world.clients {
             let st = c.lock();
-            settled &= st.outbox.is_empty();
+            settled &= st.outboxes_empty();
             settled &= st.start.keys().all(|r| st.cursors.get(r) == last.get(r));
         }
         if let Some(d) = &world.desktop {
@@ -849,6 +984,186 @@ async fn shutdown(mut world: World) {
         n.kill9().await;
     }
     world.redis.kill9().await;
+    if let Some(s3) = &mut world.s3 {
+        s3.stop().await;
+    }
+}
+
+/// Half-written upload files (`{id}#N`) under the storage's `blobs/` and `thumbs/`, with their
+/// sizes (on S3 none: `s3s-fs` keeps parts elsewhere).
+fn partial_files(files: &Path) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for sub in ["blobs", "thumbs"] {
+        let Ok(entries) = std::fs::read_dir(files.join(sub)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let partial = name
+                .split_once('#')
+                .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if partial {
+                let size = e.metadata().map_or(0, |m| m.len());
+                out.push((format!("{sub}/{name}"), size));
+            }
+        }
+    }
+    out
+}
+
+/// An upload to `addr` that sends the first `upto` bytes of `bytes` and then waits for an
+/// answer that cannot come: the harness kills the node meanwhile. Returns what it got.
+async fn cut_upload(
+    addr: std::net::SocketAddr,
+    token: &str,
+    room: RoomId,
+    name: &str,
+    bytes: &[u8],
+    upto: usize,
+) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let head = format!(
+        "POST /api/v1/rooms/{room}/attachments?name={name} HTTP/1.1\r\nHost: {addr}\r\n\
+         Authorization: Bearer {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        bytes.len()
+    );
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    for chunk in bytes[..upto.min(bytes.len())].chunks(256 << 10) {
+        stream.write_all(chunk).await.map_err(|e| e.to_string())?;
+    }
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+/// The storage once the collector has had its passes, then every attachment downloaded from
+/// every node. Before downloading, on directory storage with half-written files or files of
+/// deleted messages about, every stored file is made two hours old and the run waits (at most
+/// 5 s) for the collector to remove what it must: half-written files, files without a record,
+/// files of deleted messages — never a file a message needs (the downloads then show that).
+/// Also returns how many half-written files there were.
+async fn observe_files(world: &World, canonical: &Canonical) -> (FileObs, u32) {
+    let mut obs = FileObs::default();
+    // What to download, with whose token: files of messages in history (a member of the
+    // room), and every acknowledged upload (its uploader).
+    let mut wanted: BTreeMap<String, String> = BTreeMap::new();
+    for (room, events) in canonical {
+        for e in events {
+            if let protocol::EventBody::Message { attachments, .. } = &e.event {
+                for a in attachments {
+                    wanted.insert(a.id.clone(), world.readers[room].clone());
+                }
+            }
+        }
+    }
+    let mut deleted: Vec<String> = Vec::new();
+    for c in &world.clients {
+        let st = c.lock();
+        for m in &st.composed {
+            let Some(stored) = m.upload.as_ref().and_then(|u| u.stored.as_ref()) else {
+                continue;
+            };
+            let Some(seq) = m.seq else { continue };
+            wanted
+                .entry(stored.id.clone())
+                .or_insert_with(|| c.spec.token.clone());
+            let gone = checker::event_at(canonical, m.room, seq).is_some_and(|e| {
+                matches!(e.event, protocol::EventBody::Message { deleted: true, .. })
+            });
+            if gone {
+                deleted.push(stored.id.clone());
+            }
+        }
+    }
+    let partial = partial_files(&world.files);
+    let kept = |files: &Path| -> Vec<String> {
+        deleted
+            .iter()
+            .flat_map(|id| [format!("blobs/{id}"), format!("thumbs/{id}")])
+            .filter(|p| files.join(p).exists())
+            .collect()
+    };
+    if !partial.is_empty() || !kept(&world.files).is_empty() {
+        if world.s3.is_none() {
+            let old = std::time::SystemTime::now() - Duration::from_secs(2 * 3600);
+            for sub in ["blobs", "thumbs"] {
+                let Ok(entries) = std::fs::read_dir(world.files.join(sub)) else {
+                    continue;
+                };
+                for e in entries.flatten() {
+                    if let Ok(f) = std::fs::File::options().write(true).open(e.path()) {
+                        let _ = f.set_modified(old);
+                    }
+                }
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            obs.leftovers = partial_files(&world.files)
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect();
+            obs.kept = kept(&world.files);
+            if (obs.leftovers.is_empty() && obs.kept.is_empty()) || Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap_or_default();
+    for (id, token) in wanted {
+        let mut got = Vec::new();
+        for node in world.nodes.iter().filter(|n| n.running()) {
+            got.push((node.index, fetch(&http, node.addr, &token, &id).await));
+        }
+        obs.fetched.insert(id, got);
+    }
+    (obs, partial.len() as u32)
+}
+
+/// Downloads one attachment (retrying a failed connection or a 5xx a few times).
+async fn fetch(
+    http: &reqwest::Client,
+    addr: std::net::SocketAddr,
+    token: &str,
+    id: &str,
+) -> Fetched {
+    let mut last = Fetched::Failed("not tried".into());
+    for _ in 0..5 {
+        let sent = http
+            .get(format!("http://{addr}/api/v1/attachments/{id}"))
+            .bearer_auth(token)
+            .send()
+            .await;
+        last = match sent {
+            Err(e) => Fetched::Failed(e.to_string()),
+            Ok(resp) if resp.status().is_success() => match resp.bytes().await {
+                Ok(body) => {
+                    return Fetched::Bytes {
+                        len: body.len() as u64,
+                        fingerprint: files::fingerprint(&body),
+                    };
+                }
+                Err(e) => Fetched::Failed(e.to_string()),
+            },
+            Ok(resp) if resp.status().is_server_error() => Fetched::Status(resp.status().as_u16()),
+            Ok(resp) => return Fetched::Status(resp.status().as_u16()),
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    last
 }
 
 /// A fresh directory for one run, under `base`.

@@ -1,8 +1,10 @@
 //! The CI subset of the fault runs: two seeded runs of every fault kind and a few runs with a
 //! random mix, each a separate `faults run` process (real redis-server, chat-server nodes as
 //! processes, scripted clients and the desktop backend), three at a time. Fails on any lost,
-//! duplicated or reordered message, any outbox message not delivered exactly once, and any
-//! store wipe a client was not told about. The long campaign is `scripts/faults.sh`.
+//! duplicated or reordered message, any outbox message not delivered exactly once, any store
+//! wipe a client was not told about, any reaction, edit or reply whose final state differs
+//! from what was acknowledged, and any acknowledged file that does not download byte-identical
+//! from every node. The long campaign is `scripts/faults.sh`.
 
 use faults::campaign::{run_child, Summary};
 use faults::run::FaultKind;
@@ -80,8 +82,22 @@ async fn every_fault_kind_loses_duplicates_and_reorders_nothing() {
         "no client was closed as a slow consumer"
     );
     assert!(summary.offline_composed > 0, "nothing was composed offline");
+    assert!(
+        summary.reactions > 0 && summary.replies > 0 && summary.files > 0,
+        "the traffic lacked reactions, replies or files: {summary:?}"
+    );
+    assert!(
+        summary.cut_uploads > 0 && summary.partial_files > 0,
+        "no upload was cut half-way by a kill, or none left a half-written file: {summary:?}"
+    );
+    assert!(summary.s3_runs > 0, "no run kept its files in S3");
     assert_eq!(
-        (summary.lost, summary.duplicated, summary.reordered),
-        (0, 0, 0)
+        (
+            summary.lost,
+            summary.duplicated,
+            summary.reordered,
+            summary.corrupted
+        ),
+        (0, 0, 0, 0)
     );
 }

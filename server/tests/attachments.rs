@@ -1,7 +1,8 @@
 //! Attachments (issue 14), on both stores and across two nodes: upload, attach to a message,
 //! download by members only (a non-member gets exactly the answer for a missing file), range
 //! requests and caching headers, limits and typed refusals, and the collector deleting files
-//! of deleted messages, of retention and of uploads never attached.
+//! of deleted messages, of retention, of uploads never attached and half-written by a node
+//! that died.
 
 mod common;
 
@@ -825,6 +826,78 @@ async fn orphans_and_retention_are_collected(backend: Backend, storage: Storage)
             .expect("usage"),
         0
     );
+}
+
+/// A node killed during an upload to directory storage leaves the half-written temporary file
+/// (`blobs/{id}#N`, which the storage renames into place when an upload completes; listings
+/// skip it). The collector deletes such a file once it is older than the grace period, and
+/// leaves a younger one alone (an upload may still be writing it).
+async fn half_written_uploads_are_collected(backend: Backend) {
+    let (server, dir) = server_with(backend, Storage::Dir, |c| {
+        c.attachments.orphan_grace_secs = 2 * 3600;
+    })
+    .await;
+    let alice = server.user("alice").await;
+    let room = shared_room(&alice, &[]).await;
+    let bytes = noise(5000);
+    let kept = upload_ok(&server, &alice, room.id, "kept", bytes.clone()).await;
+    let hours =
+        |h: f64| std::time::SystemTime::now() - std::time::Duration::from_secs_f64(h * 3600.0);
+    let (abandoned, within_grace, fresh) = (
+        "0000000000000000000000000000000c",
+        "0000000000000000000000000000000d",
+        "0000000000000000000000000000000e",
+    );
+    let leftovers = [
+        (format!("blobs/{abandoned}#1"), Some(hours(3.0))),
+        (format!("thumbs/{abandoned}#3"), Some(hours(3.0))),
+        // A second writer of a completed upload's file died: the file itself stays.
+        (format!("blobs/{}#2", kept.id), Some(hours(2.5))),
+        // Older than the hour after which files without a record go, but within the grace.
+        (format!("blobs/{within_grace}#1"), Some(hours(1.5))),
+        (format!("blobs/{fresh}#1"), None),
+    ];
+    for (name, modified) in &leftovers {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, &bytes[..1000]).expect("half-written file");
+        if let Some(t) = modified {
+            let file = std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .expect("open");
+            file.set_modified(*t).expect("mtime");
+        }
+    }
+    let done = chat_server::attachments::collect(server.state())
+        .await
+        .expect("collect");
+    assert_eq!((done.partial, done.deleted, done.strays), (3, 0, 0));
+    let mut left = vec![
+        format!("blobs/{}", kept.id),
+        format!("blobs/{fresh}#1"),
+        format!("blobs/{within_grace}#1"),
+    ];
+    left.sort();
+    assert_eq!(stored_files(dir.path()), left);
+    let got = download(&server, &alice, &kept.id).await;
+    assert_eq!(got.status, 200);
+    assert!(got.body == bytes, "the completed upload changed");
+    // Nothing more goes on the next pass.
+    let again = chat_server::attachments::collect(server.state())
+        .await
+        .expect("collect");
+    assert_eq!(again.partial, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_written_uploads_are_collected_memory() {
+    half_written_uploads_are_collected(Backend::Memory).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_written_uploads_are_collected_redis() {
+    half_written_uploads_are_collected(Backend::Redis).await
 }
 
 async fn off_without_a_directory(backend: Backend, _storage: Storage) {

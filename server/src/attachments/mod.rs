@@ -11,7 +11,9 @@
 //! 2. only then is its record created (pending); only a pending record can be attached;
 //! 3. the collector ([`collect`]) first condemns records (deleted or trimmed message, pending
 //!    past the grace period; a condemned record is never attachable or served), then deletes
-//!    the files, then the record.
+//!    the files, then the record. Files no record names (a node died before recording them)
+//!    and, on directory storage, half-written temporary files (a node died mid-upload) go
+//!    once they are older than the grace period (at least an hour).
 
 pub mod config;
 pub mod images;
@@ -213,7 +215,7 @@ where
                 break Some(ApiError::new(
                     ErrorCode::BadRequest,
                     "the upload was interrupted",
-                ))
+                ));
             }
         };
         size += chunk.len() as u64;
@@ -423,6 +425,9 @@ pub struct Collected {
     pub deleted: u64,
     /// Files without a record (a node died between storing a file and recording it).
     pub strays: u64,
+    /// Half-written files of uploads a node died during (`blobs/{id}#N`: the temporary file
+    /// the filesystem storage writes before renaming it into place). Directory storage only.
+    pub partial: u64,
 }
 
 /// A file without a record is deleted once it is this old at least (whatever
@@ -441,6 +446,9 @@ pub async fn collect(state: &AppState) -> ApiResult<Collected> {
     let mut done = Collected::default();
     let stray_ms = grace_ms.max(STRAY_MIN_AGE.as_millis() as i64);
     done.strays = sweep_strays(state, &blobs, now_ms() - stray_ms).await?;
+    if let (None, Some(dir)) = (&att.config.s3, &att.config.dir) {
+        done.partial = sweep_partial(dir.clone(), now_ms() - stray_ms).await;
+    }
     loop {
         let ids = state.store.dead_uploads(100).await?;
         if ids.is_empty() {
@@ -490,6 +498,63 @@ async fn sweep_strays(
     Ok(deleted)
 }
 
+/// Whether `name` is a temporary file of the filesystem storage: `{id}#{n}`, which
+/// `object_store`'s `LocalFileSystem` writes an upload into and renames into place when it
+/// completes. Its listings skip such files and its paths cannot name them, so a file left by a
+/// process killed mid-upload is invisible to [`sweep_strays`] and must be found here.
+fn is_partial(name: &str) -> bool {
+    name.split_once('#').is_some_and(|(id, n)| {
+        !id.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// Deletes temporary upload files under `dir` last modified at or before `until` (ms). An
+/// upload in progress writes its file with every chunk, so one untouched that long was
+/// abandoned (its process died). Failures are logged: the next pass tries again.
+async fn sweep_partial(dir: std::path::PathBuf, until: i64) -> u64 {
+    let swept = tokio::task::spawn_blocking(move || {
+        let mut deleted = 0;
+        for sub in ["blobs", "thumbs"] {
+            let entries = match std::fs::read_dir(dir.join(sub)) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not list the attachment directory");
+                    continue;
+                }
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                if !name.to_str().is_some_and(is_partial) {
+                    continue;
+                }
+                let modified = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_millis() as i64);
+                if modified.is_none_or(|m| m > until) {
+                    continue;
+                }
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => {
+                        tracing::info!(file = ?name, "deleted a half-written upload");
+                        deleted += 1;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        tracing::warn!(file = ?name, error = %e, "could not delete a half-written upload")
+                    }
+                }
+            }
+        }
+        deleted
+    })
+    .await;
+    swept.unwrap_or(0)
+}
+
 /// Runs [`collect`] every `collect_every_secs`, and soon after [`Attachments::wake`].
 pub async fn run_collector(state: AppState) {
     if state.attachments.blobs.is_none() {
@@ -503,10 +568,11 @@ pub async fn run_collector(state: AppState) {
             _ = state.attachments.wake.notified() => {}
         }
         match collect(&state).await {
-            Ok(c) if c.deleted + c.strays > 0 => {
+            Ok(c) if c.deleted + c.strays + c.partial > 0 => {
                 tracing::info!(
                     deleted = c.deleted,
                     strays = c.strays,
+                    partial = c.partial,
                     "collected attachments"
                 )
             }
@@ -523,5 +589,20 @@ pub fn thumbnail_type(content_type: &str) -> &'static str {
         "image/jpeg"
     } else {
         "image/png"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_partial;
+
+    #[test]
+    fn temporary_files_are_told_apart_from_uploads() {
+        assert!(is_partial("0123456789abcdef0123456789abcdef#1"));
+        assert!(is_partial("0123456789abcdef0123456789abcdef#42"));
+        assert!(!is_partial("0123456789abcdef0123456789abcdef"));
+        assert!(!is_partial("0123456789abcdef0123456789abcdef#"));
+        assert!(!is_partial("0123456789abcdef0123456789abcdef#1a"));
+        assert!(!is_partial("#1"));
     }
 }
