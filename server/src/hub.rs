@@ -74,6 +74,9 @@ pub enum Outbound {
         seq: u64,
         member: Option<MemberRoute>,
         frame: Utf8Bytes,
+        /// When the store accepted it (ms), for the delivery latency metric; 0 when metrics
+        /// are off (read once here, not once per recipient).
+        ts: i64,
     },
     /// Any other frame, sent as is.
     Frame(Utf8Bytes),
@@ -344,6 +347,7 @@ impl Hub {
                     room,
                     seq,
                     member,
+                    ts: crate::metrics::event_ts_for_latency(frame.as_str()),
                     frame,
                 };
                 {

@@ -499,13 +499,15 @@ impl Connection {
         Ok(())
     }
 
-    /// The one path for room events: dedupe, fill gaps, keep order.
+    /// The one path for room events: dedupe, fill gaps, keep order. `latency` is the event's
+    /// `ts` and the batch's clock for the delivery latency metric (see `metrics`).
     async fn deliver(
         &mut self,
         room: RoomId,
         seq: u64,
         member: Option<MemberRoute>,
         frame: Utf8Bytes,
+        latency: (i64, Option<i64>),
     ) -> Result<(), FillError> {
         let cursor = match self.cursors.get(&room) {
             Some(&c) => c,
@@ -526,7 +528,7 @@ impl Connection {
                 return Ok(());
             }
         }
-        crate::metrics::live_delivered(frame.as_str());
+        crate::metrics::live_delivered(latency.0, latency.1);
         self.emit(room, seq, member, frame)
             .await
             .map_err(|_| FillError::Socket)
@@ -535,6 +537,7 @@ impl Connection {
     /// Sends everything queued for this connection, in order, then flushes once.
     async fn drain(&mut self, batch: &mut VecDeque<Outbound>) -> Result<(), FillError> {
         self.handle.take(batch);
+        let now = crate::metrics::delivery_clock();
         while let Some(item) = batch.pop_front() {
             match item {
                 Outbound::Event {
@@ -542,7 +545,8 @@ impl Connection {
                     seq,
                     member,
                     frame,
-                } => self.deliver(room, seq, member, frame).await?,
+                    ts,
+                } => self.deliver(room, seq, member, frame, (ts, now)).await?,
                 Outbound::Frame(frame) => {
                     crate::metrics::get().delivered(crate::metrics::DeliveryKind::Ephemeral, 1);
                     self.socket
