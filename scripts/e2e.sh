@@ -52,7 +52,8 @@ cp "$CARGO_TARGET_DIR/debug/chat-desktop" "$APP.tmp" && mv "$APP.tmp" "$APP"
 
 echo "== e2e: test (window, WebDriver, server, Redis)"
 status=0
-CHAT_E2E_APP=$APP "$E2E_TEST" --ignored --nocapture || status=$?
+# Only the scenario: `installed` drives the installed package (scripts/desktop-package-check.sh).
+CHAT_E2E_APP=$APP "$E2E_TEST" e2e --exact --ignored --nocapture || status=$?
 
 echo "== e2e: $( [ $status -eq 0 ] && echo passed || echo FAILED ) in $(( $(date +%s) - start )) s"
 echo "   screenshots and tauri-driver's log: $CHAT_E2E_SHOTS"

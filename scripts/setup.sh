@@ -21,6 +21,7 @@ APT_PACKAGES=(
   nginx                                            # proxy test (server/tests/proxy.rs), rolling restart
   prometheus caddy systemd                         # operations: promtool, Caddyfile check + proxy test, units
   desktop-file-utils rpm                           # desktop packages: desktop-file-validate, rpm -qp
+  gcc-mingw-w64-x86-64                             # the app checked for Windows (scripts/cross-check.sh)
 )
 
 if command -v apt-get >/dev/null 2>&1; then
@@ -39,7 +40,7 @@ else
   echo "  ${APT_PACKAGES[*]}" >&2
 fi
 
-command -v rustup >/dev/null 2>&1 && rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
+command -v rustup >/dev/null 2>&1 && rustup target add wasm32-unknown-unknown x86_64-pc-windows-gnu >/dev/null 2>&1 || true
 
 mkdir -p "$TOOLS"
 install_tool() { # name version binary [--locked]

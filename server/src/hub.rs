@@ -1,7 +1,8 @@
 //! The hub: this node's routing table from rooms and users to live connections.
 //!
-//! One task reads the bus (every event of every node, in publish order) and hands each frame to
-//! the bounded queue of every local connection it concerns. Frames arrive serialized; the hub
+//! The bus (every event of every node, in publish order) is routed here on the store's own task
+//! (see [`BusSink`]): each frame goes to the bounded queue of every local connection it
+//! concerns, with no task hop in between. Frames arrive serialized; the hub
 //! shares the same bytes with every recipient. A connection whose queue is full is closed as a
 //! slow consumer (it resumes on reconnect) instead of growing memory. The hub never awaits while
 //! holding its lock.
@@ -11,27 +12,58 @@
 //! slots up front, ~2 KB per socket), and the connection takes everything queued in one swap,
 //! so a burst costs one lock and one wake-up instead of one per frame.
 //!
-//! The connection's task waits on two things only: its queue ([`ConnHandle::queued`], an
-//! atomic flag and an `AtomicWaker`, lock-free) and its kill token, which is a child of the
-//! server's shutdown token (so shutdown needs no third future). The task is woken
-//! for every delivery and polls everything it waits on each time: a `Notify` per wait took a
-//! mutex per poll, and was the largest single cost per delivery above the floor
-//! (bench/analysis.md).
+//! The connection's task waits on one signal from the hub ([`ConnHandle::signal`]): something
+//! was queued, or the connection is to close (slow consumer, revoked session, store reset,
+//! shutdown). Both are atomic flags behind one `AtomicWaker`, lock-free. The task is woken for
+//! every delivery and polls everything it waits on each time: a `Notify` per wait took a mutex
+//! per poll, and a cancellation token for the kill cost ~350 instructions per delivery, the
+//! largest single costs above the floor (bench/analysis.md). Shutdown reaches every connection
+//! through [`Hub::close_all`], and a connection registered after the shutdown began is born
+//! closing.
 
 use crate::store::bus::{self, MemberRoute, Route};
-use crate::store::{BusMsg, Store};
+use crate::store::Store;
 use axum::extract::ws::Utf8Bytes;
 use futures_util::task::AtomicWaker;
 use protocol::{close, RoomId, UserId};
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::task::Poll;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Bus messages the hub takes per wake-up at most.
-const BUS_BATCH: usize = 64;
+/// A map keyed by server-assigned ids (rooms, users, connections), hashed with one multiply
+/// instead of SipHash. The keys are handed out by the server, not chosen by a client, so
+/// hash flooding does not apply; the per-socket cursor map is looked up on every delivery.
+pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+/// The hasher of [`IdMap`]: FxHash's multiply for integer keys (the high bits, which the
+/// table's probe tags use, depend on every bit of the id).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+/// FxHash's constant (rustc-hash): odd, with well-spread bits.
+const ID_HASH_K: u64 = 0xf135_7aea_2e62_a9c5;
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by integer ids; any other key still hashes all of its bytes.
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = self.0.wrapping_add(n).wrapping_mul(ID_HASH_K);
+    }
+
+    fn finish(&self) -> u64 {
+        // The multiply leaves the low bits weak; the table indexes by them, so rotate the
+        // strong high bits down (as rustc-hash does).
+        self.0.rotate_left(26)
+    }
+}
 
 /// What the hub hands a connection.
 #[derive(Debug, Clone)]
@@ -42,6 +74,9 @@ pub enum Outbound {
         seq: u64,
         member: Option<MemberRoute>,
         frame: Utf8Bytes,
+        /// When the store accepted it (ms), for the delivery latency metric; 0 when metrics
+        /// are off (read once here, not once per recipient).
+        ts: i64,
     },
     /// Any other frame, sent as is.
     Frame(Utf8Bytes),
@@ -60,11 +95,20 @@ pub struct ConnHandle {
     /// Set when `queue` gains an item, cleared by the task when it wakes for it (a permit kept
     /// while the task is busy).
     queued: AtomicBool,
-    /// The connection's task, woken when `queued` is set.
+    /// The connection's task, woken when `queued` or `killed` is set.
     waker: AtomicWaker,
-    /// Cancelled by [`ConnHandle::kill`] or by the server's shutdown (its parent).
-    kill: CancellationToken,
+    /// Set by [`ConnHandle::kill`], after `reason`.
+    killed: AtomicBool,
     reason: OnceLock<(u16, &'static str)>,
+}
+
+/// What woke a connection's task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Something was queued since the last wake-up (the queue may be empty by now).
+    Queued,
+    /// Close with this code and reason.
+    Killed(u16, &'static str),
 }
 
 impl ConnHandle {
@@ -84,23 +128,36 @@ impl ConnHandle {
         self.waker.wake();
     }
 
-    /// Resolves once something was queued since the last wake-up (or at once if a wake-up is
-    /// pending; it may then find the queue empty).
-    pub async fn queued(&self) {
+    /// Resolves once the connection was asked to close (this wins) or something was queued
+    /// since the last wake-up.
+    pub async fn signal(&self) -> Signal {
         std::future::poll_fn(|cx| {
-            if self.queued.swap(false, Ordering::AcqRel) {
-                return Poll::Ready(());
+            if let Some(signal) = self.pending() {
+                return Poll::Ready(signal);
             }
             self.waker.register(cx.waker());
-            // Queued between the check and the registration: `offer` may have woken the
-            // previous waker.
-            if self.queued.swap(false, Ordering::AcqRel) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
+            // Set between the check and the registration: `offer` or `kill` may have woken
+            // the previous waker.
+            match self.pending() {
+                Some(signal) => Poll::Ready(signal),
+                None => Poll::Pending,
             }
         })
-        .await;
+        .await
+    }
+
+    fn pending(&self) -> Option<Signal> {
+        if self.killed.load(Ordering::Acquire) {
+            let (code, reason) = self
+                .reason
+                .get()
+                .copied()
+                .unwrap_or((close::GOING_AWAY, "server shutting down; reconnect"));
+            return Some(Signal::Killed(code, reason));
+        }
+        self.queued
+            .swap(false, Ordering::AcqRel)
+            .then_some(Signal::Queued)
     }
 
     /// Moves everything queued into `into` (which should be empty), in order. Swapping the
@@ -113,26 +170,22 @@ impl ConnHandle {
     /// Asks the connection to close with `code`; the first reason given wins.
     pub fn kill(&self, code: u16, reason: &'static str) {
         let _ = self.reason.set((code, reason));
-        self.kill.cancel();
+        self.killed.store(true, Ordering::Release);
+        self.waker.wake();
     }
 
-    /// Resolves when the connection was asked to close, or the server shuts down; yields the
-    /// close code and reason.
-    pub async fn killed(&self) -> (u16, &'static str) {
-        self.kill.cancelled().await;
-        self.reason
-            .get()
-            .copied()
-            .unwrap_or((close::GOING_AWAY, "server shutting down; reconnect"))
+    /// Whether the connection was asked to close.
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
     }
 }
 
 #[derive(Default)]
 struct Routes {
-    rooms: HashMap<RoomId, Vec<Arc<ConnHandle>>>,
-    users: HashMap<UserId, Vec<Arc<ConnHandle>>>,
+    rooms: IdMap<RoomId, Vec<Arc<ConnHandle>>>,
+    users: IdMap<UserId, Vec<Arc<ConnHandle>>>,
     /// Per connection id: the rooms it is routed in, so unregistering finds them all.
-    joined: HashMap<u64, Vec<RoomId>>,
+    joined: IdMap<u64, Vec<RoomId>>,
 }
 
 impl Routes {
@@ -162,7 +215,9 @@ impl Routes {
 pub struct Hub {
     routes: RwLock<Routes>,
     next_id: AtomicU64,
-    /// The server's shutdown token: every connection's kill token is a child of it.
+    /// The server's shutdown token: a connection registered once it is cancelled is born
+    /// closing (the ones before are closed by [`Hub::close_all`], which shutdown calls after
+    /// cancelling it; both hold the routes lock, so none is missed).
     shutdown: CancellationToken,
 }
 
@@ -171,7 +226,7 @@ fn remove_conn(list: &mut Vec<Arc<ConnHandle>>, id: u64) {
 }
 
 impl Hub {
-    /// A hub whose connections are all killed when `shutdown` is cancelled.
+    /// A hub that refuses new connections once `shutdown` is cancelled.
     pub fn new(shutdown: CancellationToken) -> Hub {
         Hub {
             shutdown,
@@ -202,9 +257,12 @@ impl Hub {
             capacity: queue,
             queued: AtomicBool::new(false),
             waker: AtomicWaker::new(),
-            kill: self.shutdown.child_token(),
+            killed: AtomicBool::new(false),
             reason: OnceLock::new(),
         });
+        if self.shutdown.is_cancelled() {
+            handle.kill(close::GOING_AWAY, "server shutting down; reconnect");
+        }
         conns.push(handle.clone());
         let first = conns.len() == 1;
         Some((handle, first))
@@ -269,8 +327,8 @@ impl Hub {
     }
 
     /// Routes one bus message to local connections.
-    pub fn dispatch(&self, msg: String) {
-        let Some((route, frame)) = bus::parse(&msg) else {
+    pub fn dispatch(&self, msg: &str) {
+        let Some((route, frame)) = bus::parse(msg) else {
             tracing::warn!(len = msg.len(), "malformed bus message dropped");
             return;
         };
@@ -289,6 +347,7 @@ impl Hub {
                     room,
                     seq,
                     member,
+                    ts: crate::metrics::event_ts_for_latency(frame.as_str()),
                     frame,
                 };
                 {
@@ -397,37 +456,42 @@ impl Hub {
             }
         }
     }
+}
 
-    /// Reads the bus until it closes or shutdown.
-    pub async fn run(
-        self: Arc<Self>,
-        store: Arc<Store>,
-        mut bus: mpsc::UnboundedReceiver<BusMsg>,
-        stop: CancellationToken,
-    ) {
-        // Everything the bus has ready is taken per wake-up, not one message per wake-up.
-        let mut batch = Vec::with_capacity(BUS_BATCH);
-        loop {
-            let got = tokio::select! {
-                _ = stop.cancelled() => return,
-                got = bus.recv_many(&mut batch, BUS_BATCH) => got,
-            };
-            if got == 0 {
-                return;
-            }
-            for msg in batch.drain(..) {
-                match msg {
-                    BusMsg::Payload(payload) => {
-                        crate::metrics::bus_received(&payload);
-                        self.dispatch(payload)
-                    }
-                    BusMsg::Resync => {
-                        crate::metrics::get().bus_resyncs.increment(1);
-                        self.resync(&store).await
-                    }
-                }
-            }
+/// The hub's end of the bus ([`bus::Sink`]): routes each message on the store's task that
+/// received it (the Redis subscriber connection's reader, or the embedded store's append). A
+/// channel and a hub task in between cost two task wake-ups per message before any recipient
+/// was touched (bench/analysis.md, issue 17).
+pub struct BusSink {
+    hub: Arc<Hub>,
+    /// Weak: the store holds this sink.
+    store: Weak<Store>,
+}
+
+impl BusSink {
+    pub fn new(hub: Arc<Hub>, store: &Arc<Store>) -> BusSink {
+        BusSink {
+            hub,
+            store: Arc::downgrade(store),
         }
+    }
+}
+
+impl bus::Sink for BusSink {
+    fn message(&self, msg: &str) {
+        crate::metrics::bus_received(msg);
+        self.hub.dispatch(msg);
+    }
+
+    fn resync(&self) {
+        crate::metrics::get().bus_resyncs.increment(1);
+        // Reads the store, so not on the caller's task. Events routed meanwhile are fine in
+        // any order: each connection's `deliver` fills gaps and drops what it already has.
+        let Some(store) = self.store.upgrade() else {
+            return;
+        };
+        let hub = self.hub.clone();
+        tokio::spawn(async move { hub.resync(&store).await });
     }
 }
 
@@ -474,16 +538,16 @@ mod tests {
             .expect("under the cap");
         hub.join(&a, &[RoomId(10)]);
 
-        hub.dispatch(event(10, 1, None));
+        hub.dispatch(&event(10, 1, None));
         assert_eq!(seqs(&a), [1]);
         assert!(seqs(&b).is_empty());
 
         // User 2 joins: the join event and later ones reach them; after leaving, nothing does.
-        hub.dispatch(event(10, 2, Some(MemberRoute::Joined(UserId(2)))));
+        hub.dispatch(&event(10, 2, Some(MemberRoute::Joined(UserId(2)))));
         assert_eq!(seqs(&b), [2]);
-        hub.dispatch(event(10, 3, Some(MemberRoute::Left(UserId(2)))));
+        hub.dispatch(&event(10, 3, Some(MemberRoute::Left(UserId(2)))));
         assert_eq!(seqs(&b), [3]);
-        hub.dispatch(event(10, 4, None));
+        hub.dispatch(&event(10, 4, None));
         assert!(seqs(&b).is_empty());
         assert_eq!(seqs(&a), [2, 3, 4]);
     }
@@ -496,15 +560,16 @@ mod tests {
             .expect("under the cap");
         hub.join(&a, &[RoomId(1)]);
         for seq in 1..=5 {
-            hub.dispatch(event(1, seq, None));
+            hub.dispatch(&event(1, seq, None));
         }
-        tokio::time::timeout(std::time::Duration::from_secs(1), a.queued())
+        let signal = tokio::time::timeout(std::time::Duration::from_secs(1), a.signal())
             .await
             .expect("queued frames wake the connection");
+        assert_eq!(signal, Signal::Queued);
         assert_eq!(seqs(&a), [1, 2, 3, 4, 5]);
         // Taken in one batch: nothing is left, and later frames start a new batch.
         assert!(drain(&a).is_empty());
-        hub.dispatch(event(1, 6, None));
+        hub.dispatch(&event(1, 6, None));
         assert_eq!(seqs(&a), [6]);
     }
 
@@ -516,12 +581,12 @@ mod tests {
             .expect("under the cap");
         hub.join(&a, &[RoomId(1)]);
         for seq in 1..=3 {
-            hub.dispatch(event(1, seq, None));
+            hub.dispatch(&event(1, seq, None));
         }
-        let killed = tokio::time::timeout(std::time::Duration::from_secs(1), a.killed())
+        let signal = tokio::time::timeout(std::time::Duration::from_secs(1), a.signal())
             .await
             .unwrap();
-        assert_eq!(killed.0, close::SLOW_CONSUMER);
+        assert!(matches!(signal, Signal::Killed(close::SLOW_CONSUMER, _)));
     }
 
     #[test]
@@ -546,10 +611,54 @@ mod tests {
             .register(UserId(1), "s2".into(), 4, 32)
             .expect("under the cap");
         assert!(!first);
-        hub.dispatch(bus::revoke_msg(UserId(1), "s2"));
-        assert!(b.kill.is_cancelled());
-        assert!(!a.kill.is_cancelled());
+        hub.dispatch(&bus::revoke_msg(UserId(1), "s2"));
+        assert!(b.is_killed());
+        assert!(!a.is_killed());
         assert!(!hub.unregister(&a));
         assert!(hub.unregister(&b));
+    }
+
+    #[test]
+    fn the_store_feeds_the_hub_once_attached() {
+        let store = Arc::new(Store::Memory(Box::default()));
+        let hub = Arc::new(Hub::default());
+        let (a, _) = hub
+            .register(UserId(1), "s".into(), 16, 32)
+            .expect("under the cap");
+        hub.join(&a, &[RoomId(1)]);
+        let feed = bus::Feed::default();
+        // Nothing is attached yet: dropped (no connection can be registered before that).
+        feed.message(&event(1, 1, None));
+        assert!(seqs(&a).is_empty());
+        assert!(feed.attach(Arc::new(BusSink::new(hub.clone(), &store))));
+        assert!(!feed.attach(Arc::new(BusSink::new(hub.clone(), &store))));
+        feed.message(&event(1, 2, None));
+        feed.message(&event(1, 3, None));
+        assert_eq!(seqs(&a), [2, 3]);
+    }
+
+    #[tokio::test]
+    async fn shutdown_closes_connections_before_and_after_it() {
+        let shutdown = CancellationToken::new();
+        let hub = Hub::new(shutdown.clone());
+        let (a, _) = hub
+            .register(UserId(1), "s1".into(), 4, 32)
+            .expect("under the cap");
+        hub.join(&a, &[RoomId(1)]);
+        hub.dispatch(&event(1, 1, None));
+        shutdown.cancel();
+        hub.close_all(close::GOING_AWAY, "bye");
+        // Closing wins over what is queued.
+        let signal = tokio::time::timeout(std::time::Duration::from_secs(1), a.signal())
+            .await
+            .unwrap();
+        assert_eq!(signal, Signal::Killed(close::GOING_AWAY, "bye"));
+        let (b, _) = hub
+            .register(UserId(2), "s2".into(), 4, 32)
+            .expect("under the cap");
+        let signal = tokio::time::timeout(std::time::Duration::from_secs(1), b.signal())
+            .await
+            .unwrap();
+        assert!(matches!(signal, Signal::Killed(close::GOING_AWAY, _)));
     }
 }

@@ -203,23 +203,19 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         presence: presence_tx,
         hooks: Arc::default(),
     };
-    let bus = store.take_bus().ok_or_else(|| {
-        Error::Store(error::StoreError::Corrupt(
-            "bus receiver already taken".into(),
-        ))
-    })?;
+    // The hub receives the bus before any socket can connect.
+    if !store.attach_bus(Arc::new(hub::BusSink::new(state.hub.clone(), &store))) {
+        return Err(Error::Store(error::StoreError::Corrupt(
+            "the bus already has a receiver".into(),
+        )));
+    }
     // Register this node for presence before any socket can connect.
     let ttl_ms = (state.config.presence_heartbeat_secs * 3000) as i64;
     state
         .store
         .presence_heartbeat(auth::now_ms(), ttl_ms)
         .await?;
-    let mut tasks = vec![tokio::spawn(state.hub.clone().run(
-        store.clone(),
-        bus,
-        shutdown.clone(),
-    ))];
-    tasks.push(tokio::spawn(presence::run(state.clone(), presence_rx)));
+    let mut tasks = vec![tokio::spawn(presence::run(state.clone(), presence_rx))];
     tasks.push(tokio::spawn(forget_idle_limits(state.clone())));
     tasks.push(tokio::spawn(attachments::run_collector(state.clone())));
     if let Some(listener) = metrics_listener {
@@ -356,6 +352,11 @@ impl Running {
     /// Stops at once without any clean-up, as a crash would (for fault tests).
     pub fn abort(self) {
         self.state.shutdown.cancel();
+        // Open sockets end as the process's would (their tasks are not in `tasks`).
+        self.state.hub.close_all(
+            protocol::close::GOING_AWAY,
+            "server shutting down; reconnect",
+        );
         self.server.abort();
         for task in self.tasks {
             task.abort();

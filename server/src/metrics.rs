@@ -398,15 +398,30 @@ pub fn since(ts_ms: i64, now_ms: i64) -> f64 {
     (now_ms - ts_ms).max(0) as f64 / 1000.0
 }
 
+/// The `ts` of a room event's frame when metrics are on (0 when off or absent): read once per
+/// event where the hub takes it off the bus, not once per recipient.
+pub fn event_ts_for_latency(frame: &str) -> i64 {
+    if get().enabled() {
+        event_ts(frame).unwrap_or(0)
+    } else {
+        0
+    }
+}
+
+/// The clock for [`live_delivered`], read once per batch of frames a socket writes (`None`
+/// when metrics are off).
+pub fn delivery_clock() -> Option<i64> {
+    get().enabled().then(now_ms)
+}
+
 /// One live room event handed to the socket: counted, and its latency since the store
-/// accepted it recorded (the frame is flushed with its batch, within the same wake-up).
-pub fn live_delivered(frame: &str) {
+/// accepted it (`ts`, see [`event_ts_for_latency`]) recorded against `now` (see
+/// [`delivery_clock`]; the frame is flushed with its batch, within the same wake-up).
+pub fn live_delivered(ts: i64, now: Option<i64>) {
     let m = get();
     m.deliveries[DeliveryKind::Event as usize].increment(1);
-    if m.enabled() {
-        if let Some(ts) = event_ts(frame) {
-            m.delivery_latency.record(since(ts, now_ms()));
-        }
+    if let (true, Some(now)) = (ts > 0, now) {
+        m.delivery_latency.record(since(ts, now));
     }
 }
 

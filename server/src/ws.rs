@@ -9,7 +9,7 @@
 use crate::auth::{self, now_ms};
 use crate::chat;
 use crate::error::{ApiError, ApiResult};
-use crate::hub::{ConnHandle, Outbound};
+use crate::hub::{ConnHandle, IdMap, Outbound, Signal};
 use crate::limits::FrameBucket;
 use crate::store::bus::MemberRoute;
 use crate::store::Range;
@@ -201,10 +201,10 @@ async fn run(state: AppState, mut socket: Box<WebSocket>) {
         handle: handle.clone(),
         user,
         username: String::new(),
-        cursors: HashMap::new(),
+        cursors: IdMap::default(),
         frames: state.limits.frame_bucket(),
         strikes: 0,
-        last_typing: HashMap::new(),
+        last_typing: IdMap::default(),
     };
     let closing = match Box::pin(conn.start(&session.id, resume)).await {
         Ok(()) => conn.serve(&session.token_hash, session.created_ts).await,
@@ -319,11 +319,11 @@ struct Connection {
     handle: Arc<ConnHandle>,
     user: UserId,
     username: String,
-    /// Per room: the last seq delivered to this client.
-    cursors: HashMap<RoomId, u64>,
+    /// Per room: the last seq delivered to this client. Looked up on every delivery.
+    cursors: IdMap<RoomId, u64>,
     frames: FrameBucket,
     strikes: u32,
-    last_typing: HashMap<RoomId, Instant>,
+    last_typing: IdMap<RoomId, Instant>,
 }
 
 /// The socket failed; the connection ends.
@@ -499,13 +499,15 @@ impl Connection {
         Ok(())
     }
 
-    /// The one path for room events: dedupe, fill gaps, keep order.
+    /// The one path for room events: dedupe, fill gaps, keep order. `latency` is the event's
+    /// `ts` and the batch's clock for the delivery latency metric (see `metrics`).
     async fn deliver(
         &mut self,
         room: RoomId,
         seq: u64,
         member: Option<MemberRoute>,
         frame: Utf8Bytes,
+        latency: (i64, Option<i64>),
     ) -> Result<(), FillError> {
         let cursor = match self.cursors.get(&room) {
             Some(&c) => c,
@@ -526,7 +528,7 @@ impl Connection {
                 return Ok(());
             }
         }
-        crate::metrics::live_delivered(frame.as_str());
+        crate::metrics::live_delivered(latency.0, latency.1);
         self.emit(room, seq, member, frame)
             .await
             .map_err(|_| FillError::Socket)
@@ -535,6 +537,7 @@ impl Connection {
     /// Sends everything queued for this connection, in order, then flushes once.
     async fn drain(&mut self, batch: &mut VecDeque<Outbound>) -> Result<(), FillError> {
         self.handle.take(batch);
+        let now = crate::metrics::delivery_clock();
         while let Some(item) = batch.pop_front() {
             match item {
                 Outbound::Event {
@@ -542,7 +545,8 @@ impl Connection {
                     seq,
                     member,
                     frame,
-                } => self.deliver(room, seq, member, frame).await?,
+                    ts,
+                } => self.deliver(room, seq, member, frame, (ts, now)).await?,
                 Outbound::Frame(frame) => {
                     crate::metrics::get().delivered(crate::metrics::DeliveryKind::Ephemeral, 1);
                     self.socket
@@ -559,39 +563,59 @@ impl Connection {
     /// The main loop: live events out, client frames in, until something ends it.
     async fn serve(&mut self, token_hash: &str, created_ts: i64) -> Closing {
         let handle = self.handle.clone();
-        // Created once: re-creating it on every turn of the loop would re-register wakers. It
-        // also ends the loop on shutdown (the kill token is a child of the shutdown token).
-        let killed = handle.killed();
-        tokio::pin!(killed);
         let mut batch = VecDeque::new();
         let refresh_every =
             Duration::from_secs((self.state.config.session_ttl_secs / 4).clamp(30, 3600));
-        let mut refresh =
-            tokio::time::interval_at(tokio::time::Instant::now() + refresh_every, refresh_every);
-        let mut keepalive =
-            tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         let mut last_heard = tokio::time::Instant::now();
         // The absolute session lifetime ends the socket too, not only the next request.
         let max_age_ms = (self.state.config.session_max_age_secs as i64).saturating_mul(1000);
         let too_old_at = created_ts.saturating_add(max_age_ms);
-        let too_old = tokio::time::sleep(until_ms(too_old_at));
-        tokio::pin!(too_old);
+        let mut timers = Timers::new(refresh_every, until_ms(too_old_at));
+        // One timer for the keepalive, the session refresh and the session's end: the loop
+        // polls everything it waits on each time it wakes, which is once per delivery.
+        let timer = tokio::time::sleep_until(timers.next());
+        tokio::pin!(timer);
         loop {
             tokio::select! {
                 biased;
-                (code, reason) = &mut killed => return Closing(code, reason),
-                _ = &mut too_old => {
-                    if now_ms() >= too_old_at {
-                        return Closing(close::UNAUTHORIZED, "session reached its maximum age; log in again");
-                    }
-                    too_old.as_mut().reset(tokio::time::Instant::now() + until_ms(too_old_at));
-                }
-                _ = handle.queued() => {
-                    match self.drain(&mut batch).await {
+                // The hub's signal first: closing wins over everything, then the queue. The
+                // timer comes after it, so a wake-up for a delivery does not poll the timer.
+                signal = handle.signal() => match signal {
+                    Signal::Killed(code, reason) => return Closing(code, reason),
+                    Signal::Queued => match self.drain(&mut batch).await {
                         Ok(()) => {}
                         Err(FillError::Socket) => return Closing(close::GOING_AWAY, "socket failed"),
                         Err(FillError::Store) => return Closing(1011, "store unavailable; reconnect and resume"),
+                    },
+                },
+                _ = &mut timer => {
+                    let now = tokio::time::Instant::now();
+                    if now >= timers.too_old {
+                        if now_ms() >= too_old_at {
+                            return Closing(close::UNAUTHORIZED, "session reached its maximum age; log in again");
+                        }
+                        timers.too_old = now + until_ms(too_old_at);
                     }
+                    if now >= timers.ping {
+                        timers.ping = now + PING_EVERY;
+                        // Half-open TCP connections would otherwise look online forever.
+                        if last_heard.elapsed() > PING_EVERY * 3 {
+                            return Closing(close::GOING_AWAY, "no traffic; reconnect");
+                        }
+                        if self.socket.send(Message::Ping(Default::default())).await.is_err() {
+                            return Closing(close::GOING_AWAY, "socket failed");
+                        }
+                    }
+                    if now >= timers.refresh {
+                        timers.refresh = now + refresh_every;
+                        let (ttl, max_age) = (self.state.config.session_ttl_secs, self.state.config.session_max_age_secs);
+                        match Box::pin(self.state.store.touch_session(token_hash, now_ms(), ttl, max_age)).await {
+                            Ok(Some(_)) => {}
+                            Ok(None) => return Closing(close::UNAUTHORIZED, "session expired or revoked"),
+                            Err(e) => tracing::warn!(error = %e, "session refresh failed"),
+                        }
+                    }
+                    timer.as_mut().reset(timers.next());
                 }
                 msg = self.socket.recv() => {
                     let msg = match msg {
@@ -626,23 +650,6 @@ impl Connection {
                     }
                     if self.strikes > MAX_STRIKES {
                         return Closing(close::RATE_LIMITED, "too many frames after being rate limited");
-                    }
-                }
-                _ = keepalive.tick() => {
-                    // Half-open TCP connections would otherwise look online forever.
-                    if last_heard.elapsed() > PING_EVERY * 3 {
-                        return Closing(close::GOING_AWAY, "no traffic; reconnect");
-                    }
-                    if self.socket.send(Message::Ping(Default::default())).await.is_err() {
-                        return Closing(close::GOING_AWAY, "socket failed");
-                    }
-                }
-                _ = refresh.tick() => {
-                    let (ttl, max_age) = (self.state.config.session_ttl_secs, self.state.config.session_max_age_secs);
-                    match Box::pin(self.state.store.touch_session(token_hash, now_ms(), ttl, max_age)).await {
-                        Ok(Some(_)) => {}
-                        Ok(None) => return Closing(close::UNAUTHORIZED, "session expired or revoked"),
-                        Err(e) => tracing::warn!(error = %e, "session refresh failed"),
                     }
                 }
             }
@@ -846,6 +853,32 @@ impl From<FillError> for StartError {
 impl From<SocketGone> for FillError {
     fn from(_: SocketGone) -> Self {
         FillError::Socket
+    }
+}
+
+/// The serve loop's deadlines, all behind one timer.
+struct Timers {
+    /// The next keepalive ping (and check that the client was heard from).
+    ping: tokio::time::Instant,
+    /// The next session refresh (sliding expiry, and noticing a revoked session).
+    refresh: tokio::time::Instant,
+    /// When to check the session's absolute lifetime (re-armed if it fires early).
+    too_old: tokio::time::Instant,
+}
+
+impl Timers {
+    fn new(refresh_every: Duration, too_old_in: Duration) -> Timers {
+        let now = tokio::time::Instant::now();
+        Timers {
+            ping: now + PING_EVERY,
+            refresh: now + refresh_every,
+            too_old: now + too_old_in,
+        }
+    }
+
+    /// The earliest deadline.
+    fn next(&self) -> tokio::time::Instant {
+        self.ping.min(self.refresh).min(self.too_old)
     }
 }
 

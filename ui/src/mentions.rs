@@ -15,8 +15,27 @@ pub const ROOM: &str = "room";
 pub struct Candidate {
     pub id: UserId,
     pub username: String,
+    /// The name they chose to be shown, if any (matched as well as the username).
+    pub display_name: Option<String>,
     /// A member of the room (listed before others).
     pub member: bool,
+}
+
+/// One line of the `@` suggestions: a user, or `@room` (every member; owners only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Suggestion {
+    User(Candidate),
+    Room,
+}
+
+impl Suggestion {
+    /// What completing it inserts after the `@`.
+    pub fn word(&self) -> &str {
+        match self {
+            Suggestion::User(c) => &c.username,
+            Suggestion::Room => ROOM,
+        }
+    }
 }
 
 fn is_name_char(c: char) -> bool {
@@ -40,22 +59,31 @@ pub fn typing_at(text: &str, cursor: usize) -> Option<(usize, &str)> {
     starts_word.then_some((at, name))
 }
 
-/// Who matches what was typed: names starting with it before names containing it, members of
-/// the room before others, then by name; without `me`; at most [`MAX_SUGGESTIONS`].
-pub fn suggestions<'a>(
+/// Who matches what was typed, by username or display name: names starting with it before
+/// names containing it, members of the room before others, then by name; without `me`; at
+/// most [`MAX_SUGGESTIONS`]. `@room` comes first for an owner (`room_too`) when it matches.
+pub fn suggestions(
     typed: &str,
-    candidates: &'a [Candidate],
+    candidates: &[Candidate],
     me: Option<UserId>,
-) -> Vec<&'a Candidate> {
+    room_too: bool,
+) -> Vec<Suggestion> {
     let typed = typed.to_lowercase();
     let mut found: Vec<(bool, bool, &Candidate)> = candidates
         .iter()
         .filter(|c| Some(c.id) != me)
         .filter_map(|c| {
-            let name = c.username.to_lowercase();
-            if name.starts_with(&typed) {
+            let names = [Some(&c.username), c.display_name.as_ref()];
+            let names = names.iter().flatten().map(|n| n.to_lowercase());
+            let (mut starts, mut contains) = (false, false);
+            for name in names {
+                starts |= name.starts_with(&typed)
+                    || name.split_whitespace().any(|w| w.starts_with(&typed));
+                contains |= name.contains(&typed);
+            }
+            if starts {
                 Some((false, !c.member, c))
-            } else if name.contains(&typed) {
+            } else if contains {
                 Some((true, !c.member, c))
             } else {
                 None
@@ -66,10 +94,14 @@ pub fn suggestions<'a>(
         (a.0, a.1, a.2.username.to_lowercase()).cmp(&(b.0, b.1, b.2.username.to_lowercase()))
     });
     found.dedup_by(|a, b| a.2.id == b.2.id);
-    found
-        .into_iter()
+    let room = (room_too && ROOM.starts_with(&typed)).then_some(Suggestion::Room);
+    room.into_iter()
+        .chain(
+            found
+                .into_iter()
+                .map(|(_, _, c)| Suggestion::User(c.clone())),
+        )
         .take(MAX_SUGGESTIONS)
-        .map(|(_, _, c)| c)
         .collect()
 }
 
@@ -194,8 +226,13 @@ mod tests {
         Candidate {
             id: UserId(id),
             username: name.into(),
+            display_name: None,
             member,
         }
+    }
+
+    fn words(found: &[Suggestion]) -> Vec<&str> {
+        found.iter().map(Suggestion::word).collect()
     }
 
     #[test]
@@ -215,17 +252,31 @@ mod tests {
             c(4, "rob", true),
             c(5, "me", true),
         ];
-        let names: Vec<_> = suggestions("bo", &all, Some(UserId(5)))
-            .iter()
-            .map(|c| c.username.as_str())
-            .collect();
-        assert_eq!(names, ["Bobby", "bob"]);
-        let inside: Vec<_> = suggestions("ob", &all, Some(UserId(5)))
-            .iter()
-            .map(|c| c.username.as_str())
-            .collect();
-        assert_eq!(inside, ["Bobby", "rob", "bob"]);
-        assert!(suggestions("m", &all, Some(UserId(5))).is_empty(), "not me");
+        let me = Some(UserId(5));
+        assert_eq!(words(&suggestions("bo", &all, me, false)), ["Bobby", "bob"]);
+        assert_eq!(
+            words(&suggestions("ob", &all, me, false)),
+            ["Bobby", "rob", "bob"]
+        );
+        assert!(suggestions("m", &all, me, false).is_empty(), "not me");
+    }
+
+    #[test]
+    fn display_names_match_too() {
+        let mut ann = c(1, "ann", true);
+        ann.display_name = Some("Annie Smith".into());
+        let all = [ann, c(2, "sam", true)];
+        assert_eq!(words(&suggestions("smi", &all, None, false)), ["ann"]);
+        assert_eq!(words(&suggestions("s", &all, None, false)), ["ann", "sam"]);
+    }
+
+    #[test]
+    fn room_is_offered_to_owners_only() {
+        let all = [c(1, "rob", true), c(2, "ann", true)];
+        assert_eq!(words(&suggestions("r", &all, None, true)), ["room", "rob"]);
+        assert_eq!(words(&suggestions("", &all, None, true))[0], "room");
+        assert_eq!(words(&suggestions("r", &all, None, false)), ["rob"]);
+        assert_eq!(words(&suggestions("ann", &all, None, true)), ["ann"]);
     }
 
     #[test]

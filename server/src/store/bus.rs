@@ -9,15 +9,46 @@
 //! - `U <user>` to all connections of a user (read markers)
 //! - `P <user> <room>,<room>,...` presence: to connections in any of those rooms
 //! - `S <user> <session>` session revoked: close its sockets (no frame)
+//!
+//! A store hands what it receives to this node's [`Sink`] (the hub) through its [`Feed`], on
+//! the store's own task: the Redis subscriber connection's reader, or the embedded store's
+//! append. There is no channel and no task in between: each message is routed to the
+//! connections' queues where it is read.
 
 use protocol::{RoomId, UserId};
+use std::sync::{Arc, OnceLock};
 
-/// What the store's subscriber hands to the hub.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BusMsg {
-    Payload(String),
+/// This node's receiver of the bus (the hub). Called in publish order on the store's task,
+/// so it must not block or await.
+pub trait Sink: Send + Sync {
+    /// One bus message (the format above).
+    fn message(&self, msg: &str);
     /// The subscription was lost and is back: events may have been missed, check every room.
-    Resync,
+    fn resync(&self);
+}
+
+/// A store's end of the bus: hands every message to the [`Sink`] attached at start. Messages
+/// before that are dropped: no connection is registered yet, so they concern nobody here.
+#[derive(Clone, Default)]
+pub struct Feed(Arc<OnceLock<Arc<dyn Sink>>>);
+
+impl Feed {
+    /// Attaches the receiver; false if one already is.
+    pub fn attach(&self, sink: Arc<dyn Sink>) -> bool {
+        self.0.set(sink).is_ok()
+    }
+
+    pub fn message(&self, msg: &str) {
+        if let Some(sink) = self.0.get() {
+            sink.message(msg);
+        }
+    }
+
+    pub fn resync(&self) {
+        if let Some(sink) = self.0.get() {
+            sink.resync();
+        }
+    }
 }
 
 /// Where a bus message goes.

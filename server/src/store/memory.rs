@@ -1,7 +1,8 @@
 //! The embedded store: everything in one process, behind one mutex, gone at exit.
 //!
 //! Same semantics as Redis on a single node. Appends publish to the bus while holding the lock,
-//! so bus order equals seq order exactly as with the Redis scripts.
+//! so bus order equals seq order exactly as with the Redis scripts (the hub routes each message
+//! right there, under the lock; it never calls back into the store).
 
 mod admin;
 mod attachments;
@@ -9,26 +10,26 @@ mod settings;
 
 use super::bus::{self, MemberRoute};
 use super::{
-    BusMsg, Change, LogPage, MemberChange, NewMessage, Presence, Range, Retention, RoomMeta,
-    SessionRecord, UserRecord,
+    Change, LogPage, MemberChange, NewMessage, Presence, Range, Retention, RoomMeta, SessionRecord,
+    UserRecord,
 };
 use crate::error::{ApiError, StoreError, StoreResult};
 use protocol::event::{EventBody, Role};
 use protocol::rest::{RoomKind, SendAck, Visibility};
 use protocol::{ErrorCode, RoomEvent, RoomId, UserId};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::Mutex;
-use tokio::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
 pub struct MemoryStore {
     /// Random per process: the data set dies with it (unless exported). An import sets it.
     epoch: Mutex<String>,
     state: Mutex<State>,
-    bus_rx: Mutex<Option<mpsc::UnboundedReceiver<BusMsg>>>,
+    /// The same feed as `State::bus`, reachable without the lock (to attach the hub).
+    feed: bus::Feed,
 }
 
 struct State {
-    bus: mpsc::UnboundedSender<BusMsg>,
+    bus: bus::Feed,
     next_user: u64,
     next_room: u64,
     users: HashMap<UserId, UserRecord>,
@@ -78,11 +79,11 @@ fn lock_poisoned() -> StoreError {
 
 impl MemoryStore {
     pub fn new() -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let feed = bus::Feed::default();
         Self {
             epoch: Mutex::new(format!("{:016x}", rand::random::<u64>())),
             state: Mutex::new(State {
-                bus: tx,
+                bus: feed.clone(),
                 next_user: 0,
                 next_room: 0,
                 users: HashMap::new(),
@@ -102,12 +103,12 @@ impl MemoryStore {
                 uploads: Default::default(),
                 profiles: settings::Profiles::default(),
             }),
-            bus_rx: Mutex::new(Some(rx)),
+            feed,
         }
     }
 
-    pub fn take_bus(&self) -> Option<mpsc::UnboundedReceiver<BusMsg>> {
-        self.bus_rx.lock().ok()?.take()
+    pub fn attach_bus(&self, sink: Arc<dyn bus::Sink>) -> bool {
+        self.feed.attach(sink)
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut State) -> StoreResult<T>) -> StoreResult<T> {
@@ -890,8 +891,7 @@ impl State {
     }
 
     fn send(&self, msg: String) {
-        // The hub holds the receiver for the life of the process; after it is gone nobody listens.
-        let _ = self.bus.send(BusMsg::Payload(msg));
+        self.bus.message(&msg);
     }
 
     fn announce(&self, user: UserId, online: bool, last_seen: Option<i64>) {

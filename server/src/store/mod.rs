@@ -16,9 +16,7 @@ use crate::error::{StoreError, StoreResult};
 use protocol::event::Role;
 use protocol::rest::{NotifyLevel, RoomKind, SendAck, Visibility};
 use protocol::{RoomId, UserId};
-use tokio::sync::mpsc;
-
-pub use bus::BusMsg;
+use std::sync::Arc;
 
 /// A stored account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -439,11 +437,12 @@ pub(crate) fn reactions_full(per_user: bool) -> crate::error::ApiError {
 }
 
 impl Store {
-    /// The receiving end of the bus for this node. Can be taken once.
-    pub fn take_bus(&self) -> Option<mpsc::UnboundedReceiver<BusMsg>> {
+    /// Attaches this node's receiver of the bus (the hub); false if one already is. Messages
+    /// are handed to it on the store's own task, in publish order.
+    pub fn attach_bus(&self, sink: Arc<dyn bus::Sink>) -> bool {
         match self {
-            Store::Memory(s) => s.take_bus(),
-            Store::Redis(s) => s.take_bus(),
+            Store::Memory(s) => s.attach_bus(sink),
+            Store::Redis(s) => s.attach_bus(sink),
         }
     }
 

@@ -37,19 +37,20 @@
 //! | `invites` | set | invite code hashes (for export; expired ones are skipped) |
 //! | `upl:*`, `room:{id}:upl`, `user:{id}:upl_bytes` | | uploads: see `redis/attachments.rs` |
 //!
-//! The bus is the pub/sub channel `chat:bus`; each node holds one subscriber connection.
+//! The bus is the pub/sub channel `chat:bus`; each node holds one subscriber connection. It
+//! speaks RESP3 so that redis-rs hands each message to our push handler on the connection's own
+//! reader task, which routes it to the hub right there (see [`subscribe`]).
 
 mod admin;
 #[macro_use]
 mod attachments;
 
-use super::bus::{self, BusMsg};
+use super::bus;
 use super::{
     Change, LogPage, MemberChange, NewMessage, Presence, Range, Retention, RoomMeta, SessionRecord,
     UserRecord,
 };
 use crate::error::{ApiError, StoreError, StoreResult};
-use futures_util::StreamExt;
 use protocol::event::Role;
 use protocol::rest::{RoomKind, SendAck, Visibility};
 use protocol::{ErrorCode, RoomId, UserId};
@@ -59,7 +60,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// The pub/sub channel every node subscribes to.
@@ -68,7 +68,7 @@ pub const BUS_CHANNEL: &str = "chat:bus";
 pub struct RedisStore {
     con: ConnectionManager,
     node: String,
-    bus_rx: Mutex<Option<mpsc::UnboundedReceiver<BusMsg>>>,
+    feed: bus::Feed,
     watch: Arc<Watch>,
     health: Arc<super::health::Health>,
 }
@@ -767,26 +767,27 @@ impl RedisStore {
             .set_max_delay(Duration::from_millis(500));
         let con = ConnectionManager::new_with_config(client.clone(), config).await?;
         let node = format!("{:016x}", rand::random::<u64>());
-        let (tx, rx) = mpsc::unbounded_channel();
+        let feed = bus::Feed::default();
+        let watch = Arc::new(Watch {
+            epoch: Mutex::default(),
+            seen: Mutex::default(),
+            checked: AtomicBool::new(true),
+            recheck: tokio::sync::Notify::new(),
+        });
         // Subscribe before serving so no event published after start is missed.
-        let pubsub = subscribe(&client).await?;
+        let subscription = subscribe(&client, &feed, &watch).await?;
         let epoch: String = EPOCH
             .arg(fresh_epoch())
             .invoke_async(&mut con.clone())
             .await?;
         admin::index_skeletons(&mut con.clone()).await?;
-        let watch = Arc::new(Watch {
-            epoch: Mutex::new(epoch),
-            seen: Mutex::default(),
-            checked: AtomicBool::new(true),
-            recheck: tokio::sync::Notify::new(),
-        });
+        *watch.epoch.lock().unwrap_or_else(|e| e.into_inner()) = epoch;
         let health = Arc::new(super::health::Health::default());
         tokio::spawn(health.clone().run_probe(client.clone(), shutdown.clone()));
         tokio::spawn(run_subscriber(
             client,
-            pubsub,
-            tx,
+            subscription,
+            feed.clone(),
             shutdown,
             watch.clone(),
             health.clone(),
@@ -794,7 +795,7 @@ impl RedisStore {
         Ok(Self {
             con,
             node,
-            bus_rx: Mutex::new(Some(rx)),
+            feed,
             watch,
             health,
         })
@@ -863,8 +864,8 @@ impl RedisStore {
         self.watch.checked.load(Ordering::Acquire)
     }
 
-    pub fn take_bus(&self) -> Option<mpsc::UnboundedReceiver<BusMsg>> {
-        self.bus_rx.lock().ok()?.take()
+    pub fn attach_bus(&self, sink: Arc<dyn bus::Sink>) -> bool {
+        self.feed.attach(sink)
     }
 
     fn con(&self) -> ConnectionManager {
@@ -1545,10 +1546,71 @@ fn session_from_fields(
     })
 }
 
-async fn subscribe(client: &redis::Client) -> redis::RedisResult<redis::aio::PubSub> {
-    let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(BUS_CHANNEL).await?;
-    Ok(pubsub)
+/// A live bus subscription. Dropping it closes the connection (its reader task ends with it).
+struct Subscription {
+    _con: redis::aio::MultiplexedConnection,
+    /// Cleared when the subscription is given up: anything its connection still reads is
+    /// ignored, so only one subscription feeds the hub.
+    live: Arc<AtomicBool>,
+    /// Notified when the connection is lost.
+    lost: Arc<tokio::sync::Notify>,
+}
+
+/// Subscribes to the bus on a new RESP3 connection. redis-rs calls the push handler on the
+/// connection's reader task for every message, in the order Redis sent them; the handler
+/// notes what it saw for the lost-write check ([`Watch`]) and hands the message to the hub
+/// through `feed`, so the message is routed where it was read. (The RESP2 `PubSub` passed each
+/// message through a channel to another task, and ours through one more to the hub's.)
+async fn subscribe(
+    client: &redis::Client,
+    feed: &bus::Feed,
+    watch: &Arc<Watch>,
+) -> redis::RedisResult<Subscription> {
+    let live = Arc::new(AtomicBool::new(true));
+    let lost = Arc::new(tokio::sync::Notify::new());
+    let on_push = {
+        let (live, lost, feed, watch) = (live.clone(), lost.clone(), feed.clone(), watch.clone());
+        move |push: redis::PushInfo| -> Result<(), std::convert::Infallible> {
+            if !live.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            match push.kind {
+                // `data` is the channel, then the payload.
+                redis::PushKind::Message => match push.data.get(1) {
+                    Some(redis::Value::BulkString(bytes)) => match std::str::from_utf8(bytes) {
+                        Ok(payload) => {
+                            watch.saw(payload);
+                            feed.message(payload);
+                        }
+                        Err(_) => tracing::warn!(len = bytes.len(), "bus message is not UTF-8"),
+                    },
+                    _ => tracing::warn!("bus message without a payload"),
+                },
+                redis::PushKind::Disconnection => lost.notify_one(),
+                _ => {}
+            }
+            Ok(())
+        }
+    };
+    let info = client.get_connection_info().clone();
+    let resp3 = info
+        .redis_settings()
+        .clone()
+        .set_protocol(redis::ProtocolVersion::RESP3);
+    let client = redis::Client::open(info.set_redis_settings(resp3))?;
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(3)))
+        .set_response_timeout(Some(Duration::from_secs(5)))
+        .set_push_sender(on_push);
+    let mut con = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
+    con.subscribe(BUS_CHANNEL).await?;
+    Ok(Subscription {
+        _con: con,
+        live,
+        lost,
+    })
 }
 
 /// A new `store:epoch`: `<data set>:<generation>`, both random.
@@ -1611,52 +1673,40 @@ async fn check_rollback(client: &redis::Client, watch: &Watch) -> redis::RedisRe
     Ok(())
 }
 
-/// Forwards bus messages to the hub; on a lost subscription, reconnects with backoff and
-/// sends `Resync` so the hub re-checks every room for missed events.
+/// Keeps the bus subscribed: on a lost subscription (or a recheck after lost writes),
+/// reconnects with backoff, checks the store against what this node saw, and has the hub
+/// re-check every room for missed events (`resync`). The messages themselves never pass here:
+/// the subscription's push handler routes them (see [`subscribe`]).
 async fn run_subscriber(
     client: redis::Client,
-    mut pubsub: redis::aio::PubSub,
-    tx: mpsc::UnboundedSender<BusMsg>,
+    mut subscription: Subscription,
+    feed: bus::Feed,
     shutdown: CancellationToken,
     watch: Arc<Watch>,
     health: Arc<super::health::Health>,
 ) {
     loop {
-        {
-            let mut stream = pubsub.into_on_message();
-            loop {
-                let msg = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = watch.recheck.notified() => break,
-                    msg = stream.next() => msg,
-                };
-                let Some(msg) = msg else {
-                    // Usually Redis stopped: if it cannot be reached, calls fail fast from
-                    // now on instead of each waiting for the reconnect.
-                    health.check_now(&client).await;
-                    break;
-                };
-                match msg.get_payload::<String>() {
-                    Ok(payload) => {
-                        watch.saw(&payload);
-                        if tx.send(BusMsg::Payload(payload)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "unreadable bus message"),
-                }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = watch.recheck.notified() => {}
+            _ = subscription.lost.notified() => {
+                // Usually Redis stopped: if it cannot be reached, calls fail fast from
+                // now on instead of each waiting for the reconnect.
+                health.check_now(&client).await;
             }
         }
+        subscription.live.store(false, Ordering::Release);
+        drop(subscription);
         watch.checked.store(false, Ordering::Release);
         tracing::warn!("bus subscription lost; reconnecting");
         let mut delay = Duration::from_millis(100);
-        pubsub = loop {
+        subscription = loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(delay) => {}
             }
-            match subscribe(&client).await {
-                Ok(p) => break p,
+            match subscribe(&client, &feed, &watch).await {
+                Ok(s) => break s,
                 Err(e) => {
                     tracing::warn!(error = %e, "bus resubscribe failed");
                     delay = (delay * 2).min(RESUBSCRIBE_MAX);
@@ -1680,8 +1730,6 @@ async fn run_subscriber(
         }
         watch.checked.store(true, Ordering::Release);
         tracing::info!("bus subscription restored");
-        if tx.send(BusMsg::Resync).is_err() {
-            return;
-        }
+        feed.resync();
     }
 }

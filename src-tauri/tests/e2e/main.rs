@@ -40,8 +40,10 @@ mod common;
 mod display;
 mod formatting;
 mod installed;
+mod long_history;
 mod moderation;
 mod replies;
+mod room_settings;
 mod shots;
 mod support;
 mod window;
@@ -52,8 +54,10 @@ use bob::*;
 use display::*;
 use formatting::*;
 use installed::*;
+use long_history::*;
 use moderation::*;
 use replies::*;
+use room_settings::*;
 use shots::*;
 use support::*;
 use window::*;
@@ -479,6 +483,7 @@ async fn scenario(app: &Path) {
         .await;
     window.shot("05-typing-presence").await;
     drop(typing);
+    room_settings_and_profiles(&window, &bob, room).await;
     let notifications =
         moderation_views(&window, &mut bob, &display, alice_id, &room_name, &tag).await;
 
@@ -711,6 +716,7 @@ async fn scenario(app: &Path) {
         "the window opens where and as large as it was left"
     );
     window.shot("10-restarted").await;
+    long_history(&window, &bob, alice_id, &tag).await;
 
     // f) Logging out with an unsent message asks first; staying keeps it.
     server.down().await;

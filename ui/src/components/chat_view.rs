@@ -178,6 +178,16 @@ pub fn ChatView() -> Html {
         state.user.as_ref(),
     ));
     let candidates = Rc::new(candidates_in(&members, &names));
+    let display_names: Rc<HashMap<UserId, String>> = Rc::new(
+        members
+            .iter()
+            .filter_map(|m| Some((m.user.id, m.user.display_name.clone()?)))
+            .collect(),
+    );
+    let on_sender = {
+        let d = d.clone();
+        Callback::from(move |user: UserId| d.dispatch(Action::Open(Dialog::UserCard(user))))
+    };
     let owner = room.role == Some(protocol::event::Role::Owner);
     let reply_to = (*replying)
         .clone()
@@ -238,7 +248,7 @@ pub fn ChatView() -> Html {
             <MessageList key={id.0} room_name={room.name.clone()} direct={direct} timeline={timeline}
                 me={me} divider_after={state.divider_after} jump_to={state.jump_to} {on_jumped} {on_reload}
                 {on_load_older} {on_retry} {on_discard} {on_edit} {on_delete}
-                my_name={my_name} names={names} {on_reply} {on_react} {on_jump} />
+                my_name={my_name} names={names} {on_reply} {on_react} {on_jump} {display_names} {on_sender} />
             <TypingIndicator names={state.typing_names(id)} />
             <Composer key={id.0} room={id} placeholder={placeholder} onsend={on_send}
                 max_bytes={state.limits.max_message_bytes} replying={reply_to}
@@ -278,6 +288,7 @@ fn candidates_in(
         .map(|m| Candidate {
             id: m.user.id,
             username: m.user.username.clone(),
+            display_name: m.user.display_name.clone(),
             member: true,
         })
         .collect();
@@ -286,6 +297,7 @@ fn candidates_in(
             out.push(Candidate {
                 id: *id,
                 username: username.clone(),
+                display_name: None,
                 member: false,
             });
         }

@@ -18,7 +18,7 @@ use super::reply_quote::Replying;
 use crate::effects::Outgoing;
 use crate::format::now_ms;
 use crate::ipc;
-use crate::mentions::{self, Candidate};
+use crate::mentions::{self, Candidate, Suggestion};
 use crate::replies::quote_of;
 use crate::shortcodes;
 use protocol::ipc::MessageView;
@@ -66,7 +66,7 @@ struct MentionSuggest {
     /// Byte offsets of its `@` and of the cursor.
     at: usize,
     cursor: usize,
-    items: Vec<Candidate>,
+    items: Vec<Suggestion>,
     selected: usize,
 }
 
@@ -75,12 +75,10 @@ fn look_at_mention(
     cursor: usize,
     candidates: &[Candidate],
     me: Option<UserId>,
+    owner: bool,
 ) -> Option<MentionSuggest> {
     let (at, typed) = mentions::typing_at(value, cursor)?;
-    let items: Vec<Candidate> = mentions::suggestions(typed, candidates, me)
-        .into_iter()
-        .cloned()
-        .collect();
+    let items = mentions::suggestions(typed, candidates, me, owner);
     (!items.is_empty()).then_some(MentionSuggest {
         at,
         cursor,
@@ -221,7 +219,12 @@ pub fn Composer(props: &ComposerProps) -> Html {
             suggest.clone(),
             caret.clone(),
         );
-        let (mention, candidates, me) = (mention.clone(), props.candidates.clone(), props.me);
+        let (mention, candidates, me, owner) = (
+            mention.clone(),
+            props.candidates.clone(),
+            props.me,
+            props.owner,
+        );
         Callback::from(move |e: InputEvent| {
             let el = e.target_unchecked_into::<HtmlTextAreaElement>();
             let mut value = el.value();
@@ -237,7 +240,7 @@ pub fn Composer(props: &ComposerProps) -> Html {
                 value = new;
             }
             mention.set(if found.is_none() && !replaced {
-                look_at_mention(&value, cursor, &candidates, me)
+                look_at_mention(&value, cursor, &candidates, me, owner)
             } else {
                 None
             });
@@ -403,7 +406,7 @@ pub fn Composer(props: &ComposerProps) -> Html {
                     "Enter" | "Tab" if !e.shift_key() && !e.is_composing() => {
                         e.prevent_default();
                         if let Some(c) = s.items.get(s.selected) {
-                            pick_mention.emit(c.username.clone());
+                            pick_mention.emit(c.word().to_owned());
                         }
                         return;
                     }
@@ -489,20 +492,29 @@ pub fn Composer(props: &ComposerProps) -> Html {
     let people = (*mention).clone().map(|s| {
         html! {
             <ul class="emoji-suggestions mention-suggestions" role="listbox" aria-label="People">
-                { for s.items.iter().enumerate().map(|(i, c)| {
+                { for s.items.iter().enumerate().map(|(i, item)| {
+                    let word = item.word().to_owned();
                     let onmousedown = {
-                        let (pick_mention, name) = (pick_mention.clone(), c.username.clone());
+                        let (pick_mention, word) = (pick_mention.clone(), word.clone());
                         Callback::from(move |e: MouseEvent| {
                             e.prevent_default();
-                            pick_mention.emit(name.clone());
+                            pick_mention.emit(word.clone());
                         })
+                    };
+                    let (shown, note) = match item {
+                        Suggestion::User(c) => (
+                            c.display_name.clone(),
+                            (!c.member).then_some("not in this room"),
+                        ),
+                        Suggestion::Room => (None, Some("notify everyone in this room")),
                     };
                     html! {
                         <li role="option" aria-selected={(i == s.selected).to_string()}
                             class={classes!("emoji-suggestion", "mention-suggestion", (i == s.selected).then_some("selected"))}
-                            data-username={c.username.clone()} onmousedown={onmousedown}>
-                            <span class="mention-name"><bdi>{ format!("@{}", c.username) }</bdi></span>
-                            if !c.member { <span class="shortcode">{ "not in this room" }</span> }
+                            data-username={word.clone()} onmousedown={onmousedown}>
+                            <span class="mention-name"><bdi>{ format!("@{word}") }</bdi></span>
+                            if let Some(shown) = shown { <span class="mention-display"><bdi>{ shown }</bdi></span> }
+                            if let Some(note) = note { <span class="shortcode">{ note }</span> }
                         </li>
                     }
                 }) }

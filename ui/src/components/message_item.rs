@@ -51,6 +51,12 @@ pub struct MessageItemProps {
     /// Go to the message with this seq (a reply's original).
     #[prop_or_default]
     pub on_jump: Callback<u64>,
+    /// The sender's display name, shown before the username when they set one.
+    #[prop_or_default]
+    pub display_name: Option<AttrValue>,
+    /// The sender's name or avatar was clicked: show their card.
+    #[prop_or_default]
+    pub on_sender: Callback<UserId>,
 }
 
 #[function_component]
@@ -229,6 +235,14 @@ pub fn MessageItem(props: &MessageItemProps) -> Html {
             },
         ),
     };
+    let open_sender = {
+        let (on_sender, sender) = (props.on_sender.clone(), m.sender);
+        Callback::from(move |_: MouseEvent| on_sender.emit(sender))
+    };
+    let shown_name = props
+        .display_name
+        .clone()
+        .unwrap_or_else(|| m.sender_name.clone().into());
     let can_act = m.seq.is_some() && !m.deleted && editing.is_none();
     let can_change = props.mine && can_act;
     let time_title = full_time(m.ts, props.now);
@@ -269,7 +283,10 @@ pub fn MessageItem(props: &MessageItemProps) -> Html {
         )} data-seq={m.seq.map(|s| s.to_string())}>
             <div class="gutter">
                 if props.header {
-                    <Avatar name={m.sender_name.clone()} />
+                    <button type="button" class="avatar-button" tabindex="-1" aria-hidden="true"
+                        onclick={open_sender.clone()}>
+                        <Avatar name={shown_name.clone()} />
+                    </button>
                 } else {
                     <time class="hover-time" title={time_title.clone()}>{ time_of_day(m.ts) }</time>
                 }
@@ -277,7 +294,13 @@ pub fn MessageItem(props: &MessageItemProps) -> Html {
             <div class="message-main">
                 if props.header {
                     <div class="message-meta">
-                        <span class="sender"><bdi>{ m.sender_name.clone() }</bdi></span>
+                        <button type="button" class="sender sender-button"
+                            title={format!("@{}", m.sender_name)} onclick={open_sender}>
+                            <bdi>{ shown_name }</bdi>
+                        </button>
+                        if props.display_name.is_some() {
+                            <span class="sender-username">{ "@" }<bdi>{ m.sender_name.clone() }</bdi></span>
+                        }
                         <time class="time" title={time_title}>{ time_of_day(m.ts) }</time>
                     </div>
                 }

@@ -1,0 +1,166 @@
+//! A long history in the window (issue 16, the bounded message list): scrolling back through
+//! hundreds of messages to the room's first one keeps at most a window of rows in the DOM,
+//! and "Jump to latest" comes back to the newest.
+
+use super::*;
+
+/// Messages in the room: well over the list's window of 150 rows.
+const MESSAGES: usize = 400;
+/// Rows the list draws at most (`ui/src/rows.rs` `WINDOW`), messages being a part of them.
+const MOST_DRAWN: usize = 150;
+
+/// What this step reads from the page.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Page {
+    /// Messages drawn (`li.message`).
+    drawn: usize,
+    /// The first and last drawn message's text.
+    first: Option<String>,
+    last: Option<String>,
+    /// The room's intro ("This is the beginning of the room.") is drawn.
+    intro: bool,
+    /// An older page is loading.
+    loading: bool,
+    jump_button: bool,
+    /// The message list's scroll position.
+    scroll_top: i64,
+}
+
+const PAGE_SCRIPT: &str = r#"
+const list = document.querySelector('.message-scroll');
+const msgs = Array.from(document.querySelectorAll('.messages li.message .body'));
+return {
+  drawn: msgs.length,
+  first: msgs.length ? msgs[0].textContent.trim() : null,
+  last: msgs.length ? msgs[msgs.length - 1].textContent.trim() : null,
+  intro: !!document.querySelector('.room-intro'),
+  loading: !!document.querySelector('.message-scroll .list-status .spinner'),
+  jump_button: !!document.querySelector('.jump-latest'),
+  scroll_top: list ? Math.round(list.scrollTop) : 0,
+};
+"#;
+
+async fn read(window: &Window) -> Page {
+    let value = window
+        .client
+        .execute(PAGE_SCRIPT, vec![])
+        .await
+        .unwrap_or_else(|e| panic!("cannot read the page: {e}"));
+    serde_json::from_value(value).unwrap_or_else(|e| panic!("unexpected page data: {e}"))
+}
+
+async fn wait_for<T>(window: &Window, what: &str, mut pick: impl FnMut(&Page) -> Option<T>) -> T {
+    let deadline = Instant::now() + UI_WAIT;
+    loop {
+        let page = read(window).await;
+        assert!(
+            page.drawn <= MOST_DRAWN,
+            "{} messages drawn at once (at most {MOST_DRAWN}): {page:?}",
+            page.drawn
+        );
+        if let Some(found) = pick(&page) {
+            return found;
+        }
+        if Instant::now() > deadline {
+            let shot = window.failure_shot(what).await;
+            panic!("no {what} within {UI_WAIT:?} (screenshot {shot}); the page: {page:#?}");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn text(i: usize) -> String {
+    format!("Archive message {i:03}")
+}
+
+/// Bob fills a new room with [`MESSAGES`] messages, then invites alice; she opens it, scrolls
+/// back to its first message and jumps back to the latest.
+pub(crate) async fn long_history(window: &Window, bob: &Bob, alice: UserId, tag: &str) {
+    let name = format!("archive-{tag}");
+    let room: protocol::rest::Room = rest(
+        bob.http
+            .post(format!("{}/api/v1/rooms", bob.base))
+            .bearer_auth(&bob.token)
+            .json(&json!({ "name": name, "visibility": "private" })),
+    )
+    .await;
+    // Before alice is in the room: nothing of this notifies her.
+    for i in 0..MESSAGES {
+        let _: serde_json::Value = rest(
+            bob.http
+                .post(format!("{}/api/v1/rooms/{}/messages", bob.base, room.id))
+                .bearer_auth(&bob.token)
+                .json(&json!({ "id": format!("archive-{i}"), "body": text(i) })),
+        )
+        .await;
+    }
+    let invited = tokio::time::timeout(
+        UI_WAIT,
+        bob.http
+            .post(format!("{}/api/v1/rooms/{}/members", bob.base, room.id))
+            .bearer_auth(&bob.token)
+            .json(&json!({ "user": alice }))
+            .send(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("inviting alice took longer than {UI_WAIT:?}"))
+    .unwrap_or_else(|e| panic!("inviting alice failed: {e}"));
+    assert!(
+        invited.status().is_success(),
+        "inviting alice: HTTP {}",
+        invited.status()
+    );
+    let item = format!(".room-item[aria-label='{name}']");
+    window
+        .wait("the archive room in the list", UI_WAIT, |d| {
+            d.rooms.iter().any(|r| r.name == name).then_some(())
+        })
+        .await;
+    window.click(&item).await;
+    let newest = text(MESSAGES - 1);
+    wait_for(window, "the newest archive message", |p| {
+        (p.last.as_deref() == Some(newest.as_str())).then_some(())
+    })
+    .await;
+
+    // Back to the first message, a scroll to the top at a time: older pages load and the
+    // window of drawn rows moves; it never holds more than its bound.
+    let oldest = text(0);
+    let mut steps = 0;
+    loop {
+        let page = read(window).await;
+        if page.intro && page.first.as_deref() == Some(oldest.as_str()) {
+            break;
+        }
+        steps += 1;
+        assert!(steps < 100, "still not at the first message: {page:?}");
+        let before = page.first.clone();
+        window
+            .client
+            .execute(
+                "document.querySelector('.message-scroll').scrollTop = 0;",
+                vec![],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("cannot scroll: {e}"));
+        // Something earlier gets drawn (or the top is reached).
+        wait_for(window, "earlier messages drawn", |p| {
+            (!p.loading && (p.first != before || p.intro)).then_some(())
+        })
+        .await;
+    }
+    let top = read(window).await;
+    assert!(
+        top.jump_button,
+        "scrolled back, the list offers to jump to the latest: {top:?}"
+    );
+    window.shot("13-long-history-top").await;
+
+    window.click(".jump-latest").await;
+    wait_for(window, "the newest message again, at the bottom", |p| {
+        (p.last.as_deref() == Some(newest.as_str()) && !p.jump_button).then_some(())
+    })
+    .await;
+    window.shot("13b-long-history-latest").await;
+}
