@@ -16,6 +16,9 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -j"$JOBS" -- -D warnings
 
+echo "== cargo check of the desktop app for Windows (x86_64-pc-windows-gnu, mingw-w64)"
+bash scripts/cross-check.sh
+
 echo "== UI (trunk build --release): the app below embeds it"
 (cd ui && trunk build --release)
 
