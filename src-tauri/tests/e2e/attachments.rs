@@ -59,35 +59,16 @@ return {
 };
 "#;
 
-async fn read(window: &Window) -> Files {
-    let value = window
-        .client
-        .execute(FILES_SCRIPT, vec![])
-        .await
-        .unwrap_or_else(|e| panic!("cannot read the page: {e}"));
-    serde_json::from_value(value).unwrap_or_else(|e| panic!("unexpected page data: {e}"))
-}
-
-/// Waits until `pick` finds what it wants; a screenshot and the page data on timeout.
+/// Waits until `pick` finds what it wants (see `Window::wait_page`), and says so.
 async fn wait_for<T>(
     window: &Window,
     what: &str,
     timeout: Duration,
-    mut pick: impl FnMut(&Files) -> Option<T>,
+    pick: impl FnMut(&Files) -> Option<T>,
 ) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let page = read(window).await;
-        if let Some(found) = pick(&page) {
-            note(&format!("saw {what}"));
-            return found;
-        }
-        if Instant::now() > deadline {
-            let shot = window.failure_shot(what).await;
-            panic!("no {what} within {timeout:?} (screenshot {shot}); the page: {page:#?}");
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    let found = window.wait_page(FILES_SCRIPT, what, timeout, pick).await;
+    note(&format!("saw {what}"));
+    found
 }
 
 /// Drops files on the window as the window manager would: the app's drag-and-drop events
@@ -222,7 +203,7 @@ pub(crate) async fn attachments(window: &Window, bob: &Bob, room: RoomId, dir: &
     note(&format!("upload at {percent} %"));
     window.shot("12-upload-progress").await;
     // Still uploading after the shot: the shot shows the bar mid-way.
-    let page = read(window).await;
+    let page: Files = window.read_page(FILES_SCRIPT).await;
     assert!(
         page.messages
             .iter()

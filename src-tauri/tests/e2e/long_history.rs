@@ -42,32 +42,21 @@ return {
 "#;
 
 async fn read(window: &Window) -> Page {
-    let value = window
-        .client
-        .execute(PAGE_SCRIPT, vec![])
-        .await
-        .unwrap_or_else(|e| panic!("cannot read the page: {e}"));
-    serde_json::from_value(value).unwrap_or_else(|e| panic!("unexpected page data: {e}"))
+    window.read_page(PAGE_SCRIPT).await
 }
 
+/// Waits for `pick`, checking at every look that the list holds no more than its bound.
 async fn wait_for<T>(window: &Window, what: &str, mut pick: impl FnMut(&Page) -> Option<T>) -> T {
-    let deadline = Instant::now() + UI_WAIT;
-    loop {
-        let page = read(window).await;
-        assert!(
-            page.drawn <= MOST_DRAWN,
-            "{} messages drawn at once (at most {MOST_DRAWN}): {page:?}",
-            page.drawn
-        );
-        if let Some(found) = pick(&page) {
-            return found;
-        }
-        if Instant::now() > deadline {
-            let shot = window.failure_shot(what).await;
-            panic!("no {what} within {UI_WAIT:?} (screenshot {shot}); the page: {page:#?}");
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    window
+        .wait_page(PAGE_SCRIPT, what, UI_WAIT, |page: &Page| {
+            assert!(
+                page.drawn <= MOST_DRAWN,
+                "{} messages drawn at once (at most {MOST_DRAWN}): {page:?}",
+                page.drawn
+            );
+            pick(page)
+        })
+        .await
 }
 
 fn text(i: usize) -> String {

@@ -68,33 +68,12 @@ return {
 "#;
 
 async fn read(window: &Window) -> Everyday {
-    let value = window
-        .client
-        .execute(EVERYDAY_SCRIPT, vec![])
-        .await
-        .unwrap_or_else(|e| panic!("cannot read the page: {e}"));
-    serde_json::from_value(value).unwrap_or_else(|e| panic!("unexpected page data: {e}"))
+    window.read_page(EVERYDAY_SCRIPT).await
 }
 
-/// Waits until `pick` finds what it wants in the page; a screenshot and the page data on
-/// timeout.
-async fn wait_for<T>(
-    window: &Window,
-    what: &str,
-    mut pick: impl FnMut(&Everyday) -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + UI_WAIT;
-    loop {
-        let page = read(window).await;
-        if let Some(found) = pick(&page) {
-            return found;
-        }
-        if Instant::now() > deadline {
-            let shot = window.failure_shot(what).await;
-            panic!("no {what} within {UI_WAIT:?} (screenshot {shot}); the page: {page:#?}");
-        }
-        tokio::time::sleep(POLL).await;
-    }
+/// Waits until `pick` finds what it wants in the page (see `Window::wait_page`).
+async fn wait_for<T>(window: &Window, what: &str, pick: impl FnMut(&Everyday) -> Option<T>) -> T {
+    window.wait_page(EVERYDAY_SCRIPT, what, UI_WAIT, pick).await
 }
 
 /// Moves the mouse over a message (its hover bar appears), as a user does before clicking it.

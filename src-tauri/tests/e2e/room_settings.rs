@@ -46,30 +46,8 @@ return {
 };
 "#;
 
-async fn read(window: &Window) -> Page {
-    let value = window
-        .client
-        .execute(PAGE_SCRIPT, vec![])
-        .await
-        .unwrap_or_else(|e| panic!("cannot read the page: {e}"));
-    serde_json::from_value(value).unwrap_or_else(|e| panic!("unexpected page data: {e}"))
-}
-
-/// Waits until `pick` finds what it wants in the page; a screenshot and the page data on
-/// timeout.
-async fn wait_for<T>(window: &Window, what: &str, mut pick: impl FnMut(&Page) -> Option<T>) -> T {
-    let deadline = Instant::now() + UI_WAIT;
-    loop {
-        let page = read(window).await;
-        if let Some(found) = pick(&page) {
-            return found;
-        }
-        if Instant::now() > deadline {
-            let shot = window.failure_shot(what).await;
-            panic!("no {what} within {UI_WAIT:?} (screenshot {shot}); the page: {page:#?}");
-        }
-        tokio::time::sleep(POLL).await;
-    }
+async fn wait_for<T>(window: &Window, what: &str, pick: impl FnMut(&Page) -> Option<T>) -> T {
+    window.wait_page(PAGE_SCRIPT, what, UI_WAIT, pick).await
 }
 
 /// The room's topic as another member (bob) gets it from the server.

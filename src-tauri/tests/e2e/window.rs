@@ -246,6 +246,43 @@ impl Window {
         }
     }
 
+    /// Runs `script` in the page and reads what it returns as `T`: one round trip for all a
+    /// step looks at (each feature module has its own script and page type).
+    pub(crate) async fn read_page<T: serde::de::DeserializeOwned>(&self, script: &str) -> T {
+        let value = self
+            .client
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("cannot read the page: {e}"));
+        serde_json::from_value(value).unwrap_or_else(|e| panic!("unexpected page data: {e}"))
+    }
+
+    /// Reads the page with `script` until `pick` finds what it wants; a screenshot and the page
+    /// data when `timeout` passes first.
+    pub(crate) async fn wait_page<P, T>(
+        &self,
+        script: &str,
+        what: &str,
+        timeout: Duration,
+        mut pick: impl FnMut(&P) -> Option<T>,
+    ) -> T
+    where
+        P: serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let page: P = self.read_page(script).await;
+            if let Some(found) = pick(&page) {
+                return found;
+            }
+            if Instant::now() > deadline {
+                let shot = self.failure_shot(what).await;
+                panic!("no {what} within {timeout:?} (screenshot {shot}); the page: {page:#?}");
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     pub(crate) async fn failure_shot(&self, what: &str) -> String {
         let name: String = what
             .chars()
