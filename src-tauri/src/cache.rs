@@ -446,6 +446,19 @@ fn owner_only(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// How long a statement waits for another connection's lock before "database is locked".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long [`Cache::scrub`]'s checkpoint waits for readers (holding the write lock).
+const SCRUB_WAIT: Duration = Duration::from_millis(200);
+
+async fn set_busy_timeout(conn: &mut SqliteConnection, wait: Duration) -> sqlx::Result<()> {
+    sqlx::query(&format!("PRAGMA busy_timeout = {}", wait.as_millis()))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
 impl Cache {
     /// Opens (creating if needed) the cache at `path` and brings its schema up to date.
     pub async fn open(path: &Path, keep_per_room: u32) -> Result<Cache> {
@@ -457,7 +470,7 @@ impl Cache {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(BUSY_TIMEOUT);
         // Write transactions start with BEGIN IMMEDIATE: a deferred transaction that reads and
         // then writes fails at once with "database is locked" when another connection writes
         // (SQLite skips the busy handler to avoid a deadlock); an immediate one waits its turn.
@@ -479,15 +492,37 @@ impl Cache {
     /// Moves the WAL into the file and truncates it, so page images written before a delete
     /// (with the deleted text) are gone from the WAL too. Best effort: a busy reader makes it
     /// wait for the next one.
+    ///
+    /// A TRUNCATE checkpoint holds the write lock while it waits for readers, for as long as
+    /// its busy timeout. With the pool's timeout a writer already queued behind another one
+    /// could run out of time behind the checkpoint and fail with "database is locked" (seen in
+    /// CI at logout), so the checkpoint waits only [`SCRUB_WAIT`] and leaves the rest to the
+    /// next one.
     pub async fn scrub(&self) {
-        let done: std::result::Result<(i64, i64, i64), _> =
-            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-                .fetch_one(&self.pool)
-                .await;
+        let mut conn = match self.pool.acquire().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot checkpoint the cache's WAL");
+                return;
+            }
+        };
+        let done = async {
+            set_busy_timeout(&mut conn, SCRUB_WAIT).await?;
+            let done: (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&mut *conn)
+                .await?;
+            set_busy_timeout(&mut conn, BUSY_TIMEOUT).await?;
+            Ok::<_, sqlx::Error>(done)
+        }
+        .await;
         match done {
             Ok((0, _, _)) => {}
             Ok(_) => tracing::debug!("WAL checkpoint busy; the next one truncates it"),
-            Err(e) => tracing::warn!(error = %e, "cannot checkpoint the cache's WAL"),
+            Err(e) => {
+                // Whatever its busy timeout now is, the connection does not go back to the pool.
+                conn.close_on_drop();
+                tracing::warn!(error = %e, "cannot checkpoint the cache's WAL");
+            }
         }
     }
 
