@@ -75,6 +75,14 @@ impl Removal {
 /// page, so the room shows at once when opened again.
 pub const KEEP_AWAY: usize = 100;
 
+/// How many sent messages the room being read keeps while its list follows the newest ones
+/// (more than the list draws, [`crate::rows::WINDOW`]): scrolled back through thousands and
+/// returned to the bottom, the rest go; they come back from the cache when scrolled to.
+pub const KEEP_READING: usize = 200;
+
+/// The list asks for [`Action::Trim`] past this many messages.
+pub const TRIM_AT: usize = 2 * KEEP_READING;
+
 /// The loaded part of a room's history.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Timeline {
@@ -286,6 +294,9 @@ pub enum Action {
     },
     /// The message list reached (or gave up on) `jump_to`.
     Jumped,
+    /// The list follows the newest messages of `room` and holds many more than it draws: the
+    /// oldest go (see [`KEEP_READING`]).
+    Trim(RoomId),
     /// Esc outside dialogs: closes the sliding room list.
     Escape,
     Page {
@@ -482,6 +493,13 @@ impl AppState {
                 self.jump_to = Some(seq);
             }
             Action::Jumped => self.jump_to = None,
+            Action::Trim(room) => {
+                if let Some(t) = self.timelines.get_mut(&room) {
+                    if t.messages.len() > KEEP_READING {
+                        Rc::make_mut(t).trim_to_newest(KEEP_READING);
+                    }
+                }
+            }
             Action::Escape => {
                 if self.dialog.is_none() {
                     self.sidebar_open = false;
@@ -1333,5 +1351,29 @@ mod tests {
                 .collect(),
         ));
         assert_eq!(s.timeline(RoomId(2)).map(|t| t.messages.len()), Some(200));
+    }
+
+    /// Back at the bottom after reading far back: the list asks to drop what is far above.
+    #[test]
+    fn trim_keeps_the_newest_of_the_room_being_read() {
+        let mut s = AppState::default();
+        me(&mut s, 1);
+        s.apply(Action::Rooms(vec![room(1, RoomKind::Group)]));
+        s.apply(Action::Select(Some(RoomId(1))));
+        s.apply(page(
+            1,
+            (1..=1000)
+                .map(|seq| msg(1, Some(seq), &format!("c{seq}"), 2, "x"))
+                .collect(),
+        ));
+        s.apply(Action::Trim(RoomId(1)));
+        let t = s.timeline(RoomId(1)).expect("a timeline");
+        assert_eq!(t.messages.len(), KEEP_READING);
+        assert_eq!((t.oldest_seq(), t.newest_seq()), (Some(801), Some(1000)));
+        assert!(t.has_more);
+        assert!(
+            KEEP_READING > crate::rows::WINDOW,
+            "the drawn rows must stay loaded"
+        );
     }
 }
