@@ -410,8 +410,9 @@ pub fn MessageList(props: &MessageListProps) -> Html {
 
     html! {
         <div class="message-pane">
+            // `data-loaded`: how many messages the timeline holds (drawn or not), for tests.
             <div ref={list_ref} class="message-scroll" onscroll={onscroll} tabindex="0"
-                aria-label="Messages">
+                aria-label="Messages" data-loaded={props.timeline.messages.len().to_string()}>
                 { top }
                 <ol class="messages" role="list" aria-live="polite" aria-relevant="additions">{ items }</ol>
             </div>
