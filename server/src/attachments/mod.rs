@@ -29,7 +29,9 @@ use crate::AppState;
 use axum::body::Bytes;
 use futures_util::{Stream, StreamExt};
 use object_store::path::Path as BlobPath;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::{
+    GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, WriteMultipart,
+};
 use protocol::{Attachment, ErrorCode, RoomId, UserId};
 use std::sync::Arc;
 use std::time::Duration;
@@ -411,11 +413,51 @@ pub async fn open(
     match blobs.get_opts(&blob_path(id, which), options).await {
         Ok(result) => Ok(Opened {
             size: result.meta.size,
-            body: result.into_stream(),
+            body: match result.payload {
+                GetResultPayload::File(file, _) => file_stream(file, result.range),
+                GetResultPayload::Stream(_) => result.into_stream(),
+            },
         }),
         Err(object_store::Error::NotFound { .. }) => Err(not_found()),
         Err(e) => Err(storage_error(e)),
     }
+}
+
+/// How much of a file of the directory storage one blocking read takes. `object_store` reads
+/// local files 8 KiB per blocking call, and downloads ran at a third of the disk's read speed
+/// (`chat-bench files`, docs/BENCHMARKS.md).
+const FILE_READ: usize = 256 * 1024;
+
+/// `range` of a file of the directory storage, [`FILE_READ`] bytes per blocking read.
+fn file_stream(
+    file: std::fs::File,
+    range: std::ops::Range<u64>,
+) -> futures_util::stream::BoxStream<'static, object_store::Result<Bytes>> {
+    let step = |(mut file, at, end): (std::fs::File, u64, u64)| async move {
+        if at >= end {
+            return Ok(None);
+        }
+        let want = usize::try_from(end - at).map_or(FILE_READ, |left| left.min(FILE_READ));
+        let read = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Seek, SeekFrom};
+            file.seek(SeekFrom::Start(at))?;
+            let mut chunk = vec![0; want];
+            file.read_exact(&mut chunk)?;
+            Ok::<_, std::io::Error>((file, Bytes::from(chunk)))
+        })
+        .await;
+        let generic =
+            |source: Box<dyn std::error::Error + Send + Sync>| object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source,
+            };
+        let (file, chunk) = read
+            .map_err(|e| generic(Box::new(e)))?
+            .map_err(|e| generic(Box::new(e)))?;
+        let next = at + chunk.len() as u64;
+        Ok(Some((chunk, (file, next, end))))
+    };
+    futures_util::stream::try_unfold((file, range.start, range.end), step).boxed()
 }
 
 /// What one pass of the collector did.
