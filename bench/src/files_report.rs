@@ -128,6 +128,14 @@ fn mib(bytes: u64) -> String {
     format!("{} MiB", num(bytes as f64 / MIB))
 }
 
+/// `/proc/meminfo`'s "24683772 kB" as "23.5 GiB" (as given if it is not that shape).
+fn gib(kb: &str) -> String {
+    kb.trim_end_matches("kB")
+        .trim()
+        .parse::<f64>()
+        .map_or_else(|_| kb.to_owned(), |k| format!("{:.1} GiB", k / MIB))
+}
+
 fn mib_f(bytes: f64) -> String {
     num(bytes / MIB)
 }
@@ -272,10 +280,18 @@ pub fn summary_rows(w: &mut String, r: &FilesReport) {
     );
 }
 
-fn transfer_row(w: &mut String, label: &str, size: u64, t: &[&Transfer], extra: &str) {
+fn transfer_row(w: &mut String, label: &str, size: u64, t: &[&Transfer]) {
+    let rates: Vec<f64> = t.iter().map(|x| x.mib_per_s).collect();
+    let spread = if rates.len() > 1 {
+        let lo = rates.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = rates.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        format!("{} – {}", num(lo), num(hi))
+    } else {
+        "-".into()
+    };
     let _ = writeln!(
         w,
-        "| {label} | {} | {} | {} | {} | {} |{extra}",
+        "| {label} | {} | {} | {spread} | {} | {} | {} |",
         mib(size),
         cell(med(t, |x| Some(x.mib_per_s))),
         cell(med(t, |x| Some(x.p50_s))),
@@ -293,7 +309,7 @@ pub fn section(w: &mut String, r: &FilesReport) {
     let machine = ["CPU", "cores", "memory", "kernel"]
         .iter()
         .filter_map(|k| r.machine.iter().find(|(n, _)| n == k))
-        .map(|(k, v)| format!("{k} {v}"))
+        .map(|(k, v)| format!("{k} {}", if k == "memory" { gib(v) } else { v.clone() }))
         .collect::<Vec<_>>()
         .join(", ");
     let _ = writeln!(
@@ -356,21 +372,21 @@ pub fn section(w: &mut String, r: &FilesReport) {
         r.machine
             .iter()
             .find(|(k, _)| k == "memory")
-            .map_or("?", |(_, v)| v.as_str())
+            .map_or("?".into(), |(_, v)| gib(v))
     );
 
     let _ = writeln!(
         w,
-        "| what | file | aggregate MiB/s | p50 s per file | p99 s per file | max s |"
+        "| what | file | aggregate MiB/s | spread over runs | p50 s per file | p99 s per file | max s |"
     );
-    let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(w, "|---|---:|---:|---|---:|---:|---:|");
     for &size in &r.params.sizes {
         for &target in &targets {
             let runs = runs_of(r, target, size);
             let up: Vec<&Transfer> = runs.iter().map(|x| &x.upload).collect();
             let down: Vec<&Transfer> = runs.iter().map(|x| &x.download).collect();
-            transfer_row(w, &format!("{} upload", target.label()), size, &up, "");
-            transfer_row(w, &format!("{} download", target.label()), size, &down, "");
+            transfer_row(w, &format!("{} upload", target.label()), size, &up);
+            transfer_row(w, &format!("{} download", target.label()), size, &down);
         }
         let refs: Vec<&DiskRun> = r
             .reference
@@ -387,7 +403,7 @@ pub fn section(w: &mut String, r: &FilesReport) {
         ] {
             let t: Vec<Transfer> = refs.iter().map(|d| pick(d)).collect();
             let t: Vec<&Transfer> = t.iter().collect();
-            transfer_row(w, label, size, &t, "");
+            transfer_row(w, label, size, &t);
         }
     }
     let _ = writeln!(w);
