@@ -1253,6 +1253,15 @@ async fn across_two_nodes(storage: Storage) {
     )
     .await;
     assert_eq!(part.body, bytes[1_000_000..1_000_010]);
+    // A range over several of the directory storage's 256 KiB reads.
+    let part = get(
+        &n1,
+        Some(&bob.token),
+        &format!("/api/v1/attachments/{}", att.id),
+        &[("range", "bytes=200000-899999")],
+    )
+    .await;
+    assert!(part.body == bytes[200_000..900_000], "a long range differs");
     // Deleted on node 1, collected by node 2.
     alice
         .api
