@@ -114,23 +114,22 @@ pub fn vocabulary() -> Vec<String> {
     const COMMON: &[&str] = &[
         "the", "and", "to", "a", "of", "is", "it", "that", "for", "on", "we", "you", "this",
         "with", "be", "have", "are", "not", "can", "at", "will", "just", "so", "do", "if",
-        "meeting", "release", "build", "deploy", "review", "tomorrow", "today", "thanks",
-        "please", "update", "issue", "test", "server", "client", "lunch", "weekend", "coffee",
-        "design", "budget", "customer", "invoice", "ticket", "draft", "plan", "report",
+        "meeting", "release", "build", "deploy", "review", "tomorrow", "today", "thanks", "please",
+        "update", "issue", "test", "server", "client", "lunch", "weekend", "coffee", "design",
+        "budget", "customer", "invoice", "ticket", "draft", "plan", "report",
     ];
     const SYLLABLES: &[&str] = &[
         "ka", "lo", "mi", "ren", "sto", "va", "qui", "der", "pol", "zan", "tri", "mo", "gel",
         "bra", "nu", "fex", "sil", "or", "ith", "cam",
     ];
     let mut words: Vec<String> = COMMON.iter().map(|w| (*w).to_owned()).collect();
-    let n = SYLLABLES.len();
-    for a in 0..n {
-        for b in 0..n {
-            for c in 0..n {
+    for a in SYLLABLES {
+        for b in SYLLABLES {
+            for c in SYLLABLES {
                 if words.len() >= 5000 {
                     return words;
                 }
-                words.push(format!("{}{}{}", SYLLABLES[a], SYLLABLES[b], SYLLABLES[c]));
+                words.push(format!("{a}{b}{c}"));
             }
         }
     }
@@ -156,7 +155,14 @@ fn body(rng: &mut StdRng, words: &[String]) -> String {
 }
 
 /// Message `seq` of room `room`, the `index`-th of `total` overall.
-fn event(rng: &mut StdRng, words: &[String], room: u32, seq: u64, index: u64, total: u64) -> RoomEvent {
+fn event(
+    rng: &mut StdRng,
+    words: &[String],
+    room: u32,
+    seq: u64,
+    index: u64,
+    total: u64,
+) -> RoomEvent {
     let step = YEAR_MS / i64::try_from(total.max(1)).unwrap_or(i64::MAX);
     let sender = (index % SENDERS.len() as u64) as usize;
     RoomEvent {

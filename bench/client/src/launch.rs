@@ -210,7 +210,11 @@ async fn wait_no_window(x: &X) -> Result<()> {
 }
 
 /// Looks at the screen until something is drawn; returns when, from `started`.
-async fn first_frame(x: &X, started: Instant, mut alive: impl FnMut() -> Result<()>) -> Result<f64> {
+async fn first_frame(
+    x: &X,
+    started: Instant,
+    mut alive: impl FnMut() -> Result<()>,
+) -> Result<f64> {
     loop {
         if x.look()? == Look::Drawn {
             return Ok(started.elapsed().as_secs_f64());
@@ -425,9 +429,11 @@ pub async fn driven(
     let started = Instant::now();
     // The screen is watched from before the session request: the app starts during it.
     let screen = X::connect(display)?;
-    let watch = tokio::spawn(async move {
+    let mut watch = tokio::spawn(async move {
         let t = Instant::now();
-        first_frame(&screen, t, || Ok(())).await.map(|_| Instant::now())
+        first_frame(&screen, t, || Ok(()))
+            .await
+            .map(|_| Instant::now())
     });
     let url = format!("http://127.0.0.1:{port}");
     let mut builder =
@@ -484,25 +490,26 @@ pub async fn driven(
     };
     if let Expect::Chat { open, newest, .. } = expect {
         let args = vec![json!(open), json!(newest)];
-        let answer = tokio::time::timeout(
-            PAGE_WAIT,
-            client.execute_async(OPEN_SCRIPT, args),
-        )
-        .await
-        .map_err(|_| Error::WebDriver("opening the room took too long".into()))?
-        .map_err(wd_err)?;
+        let answer = tokio::time::timeout(PAGE_WAIT, client.execute_async(OPEN_SCRIPT, args))
+            .await
+            .map_err(|_| Error::WebDriver("opening the room took too long".into()))?
+            .map_err(wd_err)?;
         if let Some(e) = answer.get("error") {
             return Err(Error::WebDriver(format!("opening {open}: {e}")));
         }
-        result.click_to_newest_s = answer.get("ms").and_then(|v| v.as_f64()).map(|ms| ms / 1000.0);
+        result.click_to_newest_s = answer
+            .get("ms")
+            .and_then(|v| v.as_f64())
+            .map(|ms| ms / 1000.0);
         result.drawn = answer.get("drawn").and_then(|v| v.as_u64());
     }
-    // The watcher has seen the frame long ago, unless nothing was ever drawn.
-    let seen = if watch.is_finished() {
-        watch.await.ok().and_then(|r| r.ok())
-    } else {
-        watch.abort();
-        None
+    // The watcher has usually seen the frame by now; give it a moment if not.
+    let seen = match tokio::time::timeout(Duration::from_secs(10), &mut watch).await {
+        Ok(joined) => joined.ok().and_then(|r| r.ok()),
+        Err(_) => {
+            watch.abort();
+            None
+        }
     };
     if let Some(at) = seen {
         // `at` is an Instant; place it on the epoch clock through the reference pair.

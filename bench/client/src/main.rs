@@ -17,7 +17,9 @@ const INNER_ENV: &str = "CHAT_CLIENT_BENCH_INNER";
 const CHAT_ID: &str = "org.selfchat.desktop";
 
 #[derive(Parser)]
-#[command(about = "Client benchmark: the desktop app against an empty Tauri window, and local search")]
+#[command(
+    about = "Client benchmark: the desktop app against an empty Tauri window, and local search"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -231,7 +233,11 @@ async fn run(args: &RunArgs) -> Result<()> {
     };
     let xvfb = Xvfb::start().await?;
     let x = X::connect(&xvfb.display)?;
-    note(&format!("Xvfb on {}; work dir {}", xvfb.display, work.path().display()));
+    note(&format!(
+        "Xvfb on {}; work dir {}",
+        xvfb.display,
+        work.path().display()
+    ));
     let idle = Duration::from_secs(args.idle_secs);
     let settle = Duration::from_secs(args.settle_secs);
 
@@ -246,11 +252,24 @@ async fn run(args: &RunArgs) -> Result<()> {
         idle,
         has_tray: false,
     };
-    measure_app(&x, &xvfb.display, &floor, &home, &logs, "floor", &Expect::Heading, opts, &mut floor_run).await;
+    measure_app(
+        &x,
+        &xvfb.display,
+        &floor,
+        &home,
+        &logs,
+        "floor",
+        &Expect::Heading,
+        opts,
+        &mut floor_run,
+    )
+    .await;
     data.floor = Some(floor_run);
 
     // The app at each size, offline: a server address where nothing listens.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let account = Account::new(&format!("http://127.0.0.1:{closed}"));
     {
         let account = account.clone();
@@ -285,7 +304,10 @@ async fn run(args: &RunArgs) -> Result<()> {
             Some(&account),
         )
         .await?;
-        note(&format!("{label}: cache of {written} messages written in {:.1} s", t.elapsed().as_secs_f64()));
+        note(&format!(
+            "{label}: cache of {written} messages written in {:.1} s",
+            t.elapsed().as_secs_f64()
+        ));
         let (open, newest) = match fill::newest(&f) {
             Some((room, body)) => (fill::room_name(room), Some(body)),
             None => (fill::room_name(args.rooms), None),
@@ -300,7 +322,18 @@ async fn run(args: &RunArgs) -> Result<()> {
             idle: if n == largest { idle } else { Duration::ZERO },
             has_tray: true,
         };
-        measure_app(&x, &xvfb.display, &app, &home, &logs, &label, &expect, opts, &mut run).await;
+        measure_app(
+            &x,
+            &xvfb.display,
+            &app,
+            &home,
+            &logs,
+            &label,
+            &expect,
+            opts,
+            &mut run,
+        )
+        .await;
         data.chat.push(run);
     }
     drop(x);

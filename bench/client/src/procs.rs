@@ -160,7 +160,10 @@ mod tests {
         assert!(pss_kib(me) > 0, "PSS of this test process");
         assert!(tree(me).iter().any(|(pid, _)| *pid == me));
         let (start, now) = started_and_now(me).expect("own start time");
-        assert!(start <= now + 0.02, "started {start} s after boot, now {now}");
+        assert!(
+            start <= now + 0.02,
+            "started {start} s after boot, now {now}"
+        );
     }
 
     #[test]

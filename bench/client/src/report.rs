@@ -78,7 +78,10 @@ fn verdict(ok: Option<bool>) -> &'static str {
 /// The "Client" section.
 pub fn markdown(d: &RunData) -> String {
     let mut w = String::new();
-    let _ = writeln!(w, "## Client: the desktop app against an empty Tauri window (issue 16)\n");
+    let _ = writeln!(
+        w,
+        "## Client: the desktop app against an empty Tauri window (issue 16)\n"
+    );
     let _ = writeln!(
         w,
         "Measured {} on {}, commit `{}`, WebKitGTK {}, under Xvfb (1280×800, no window \
@@ -87,10 +90,15 @@ pub fn markdown(d: &RunData) -> String {
          app starts **offline**: the cache holds a signed-in account (token in a throwaway \
          gnome-keyring) of a server address where nothing listens, so it opens from the cache \
          and retries the connection in the background (no server traffic is measured). Rooms: \
-         50 group rooms, messages spread evenly, bodies of 6–24 words. Times are from the \
+         {} group rooms, messages spread evenly over them and over a year, bodies of 6–24 \
+         words; all read. Times are from the \
          process start (`/proc/PID/stat`, 10 ms resolution).\n",
-        d.date, d.machine, d.commit, d.webkit,
-        d.command
+        d.date,
+        d.machine,
+        d.commit,
+        d.webkit,
+        d.command,
+        d.chat.first().map_or(0, |r| r.rooms)
     );
     let floor = d.floor.as_ref();
     let floor_pss = floor.and_then(|f| f.cold.as_ref()).map(|c| c.pss_mib);
@@ -106,12 +114,11 @@ pub fn markdown(d: &RunData) -> String {
         let ff = r.cold.as_ref().map(|c| c.first_frame_s);
         let ff_warm = r.warm.as_ref().map(|c| c.first_frame_s);
         let shown = r.driven.as_ref().map(|v| v.shown_s);
-        let bound = r
-            .driven
-            .as_ref()
-            .is_some_and(|v| v.shown_at_first_look)
-            .then_some("≤ ")
-            .unwrap_or("");
+        let bound = if r.driven.as_ref().is_some_and(|v| v.shown_at_first_look) {
+            "≤ "
+        } else {
+            ""
+        };
         let click = r.driven.as_ref().and_then(|v| v.click_to_newest_s);
         let total = match (shown, click) {
             (Some(s), Some(c)) => Some(s + c),
@@ -121,15 +128,35 @@ pub fn markdown(d: &RunData) -> String {
         let _ = writeln!(
             w,
             "| {} | {} | {} | {} | {} | {} | {} | {}{} | {} | {} |",
-            if is_floor { "floor (empty window)" } else { "chat-desktop" },
-            if is_floor { "–".into() } else { r.messages.to_string() },
+            if is_floor {
+                "floor (empty window)"
+            } else {
+                "chat-desktop"
+            },
+            if is_floor {
+                "–".into()
+            } else {
+                r.messages.to_string()
+            },
             pss.map_or("–".into(), f1),
-            if is_floor { "–".into() } else { delta(pss, floor_pss, " MiB", 1.0) },
+            if is_floor {
+                "–".into()
+            } else {
+                delta(pss, floor_pss, " MiB", 1.0)
+            },
             s2(ff),
-            if is_floor { "–".into() } else { delta(ff, floor_ff, " s", 1.0) },
+            if is_floor {
+                "–".into()
+            } else {
+                delta(ff, floor_ff, " s", 1.0)
+            },
             s2(ff_warm),
             bound,
-            if is_floor { "page drawn ".to_owned() + &s2(shown) } else { s2(shown) },
+            if is_floor {
+                "page drawn ".to_owned() + &s2(shown)
+            } else {
+                s2(shown)
+            },
             ms(click),
             s2(total),
         );
@@ -140,7 +167,12 @@ pub fn markdown(d: &RunData) -> String {
     if let Some(f) = floor.and_then(|f| f.cold.as_ref()) {
         breakdown.push(("floor".to_owned(), f));
     }
-    if let Some(c) = d.chat.iter().rev().find_map(|r| r.cold.as_ref().map(|c| (r.messages, c))) {
+    if let Some(c) = d
+        .chat
+        .iter()
+        .rev()
+        .find_map(|r| r.cold.as_ref().map(|c| (r.messages, c)))
+    {
         breakdown.push((format!("chat-desktop, {} messages", c.0), c.1));
     }
     for (label, run) in &breakdown {
@@ -166,7 +198,11 @@ pub fn markdown(d: &RunData) -> String {
         );
         let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|---|---:|");
         for s in &d.search {
-            let kinds: Vec<String> = s.kinds.iter().map(|(_, p)| format!("{:.1}", p.p99_ms)).collect();
+            let kinds: Vec<String> = s
+                .kinds
+                .iter()
+                .map(|(_, p)| format!("{:.1}", p.p99_ms))
+                .collect();
             let _ = writeln!(
                 w,
                 "| {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.0} |",
@@ -182,8 +218,14 @@ pub fn markdown(d: &RunData) -> String {
         }
         let _ = writeln!(w);
     }
-    let idle_floor = floor.and_then(|f| f.cold.as_ref()).and_then(|c| c.idle_visible);
-    let idle_chat = d.chat.iter().rev().find_map(|r| r.cold.as_ref().and_then(|c| c.idle_visible.map(|v| (r.messages, v, c.idle_hidden))));
+    let idle_floor = floor
+        .and_then(|f| f.cold.as_ref())
+        .and_then(|c| c.idle_visible);
+    let idle_chat = d.chat.iter().rev().find_map(|r| {
+        r.cold
+            .as_ref()
+            .and_then(|c| c.idle_visible.map(|v| (r.messages, v, c.idle_hidden)))
+    });
     if idle_floor.is_some() || idle_chat.is_some() {
         let _ = writeln!(
             w,
@@ -201,11 +243,20 @@ pub fn markdown(d: &RunData) -> String {
     let big = at(100_000).or(d.chat.last());
     let pss_big = big.and_then(|r| r.cold.as_ref()).map(|c| c.pss_mib);
     let ff_big = big.and_then(|r| r.cold.as_ref()).map(|c| c.first_frame_s);
-    let newest_big = big.and_then(|r| r.driven.as_ref()).and_then(|v| v.click_to_newest_s.map(|c| c + v.shown_s));
-    let search_1m = d.search.iter().find(|s| s.messages >= 1_000_000).map(|s| s.all.p99_ms);
+    let newest_big = big
+        .and_then(|r| r.driven.as_ref())
+        .and_then(|v| v.click_to_newest_s.map(|c| c + v.shown_s));
+    let search_1m = d
+        .search
+        .iter()
+        .find(|s| s.messages >= 1_000_000)
+        .map(|s| s.all.p99_ms);
     let idle = idle_chat.map(|c| c.1.max(c.2.unwrap_or(0.0)));
     let big_n = big.map_or(0, |r| r.messages);
-    let _ = writeln!(w, "| target (issue 16) | measured | verdict |\n|---|---|---|");
+    let _ = writeln!(
+        w,
+        "| target (issue 16) | measured | verdict |\n|---|---|---|"
+    );
     let _ = writeln!(
         w,
         "| PSS ≤ floor + 50 MiB with 100k cached messages | {} ({} messages) | {} |",
@@ -249,7 +300,11 @@ pub fn markdown(d: &RunData) -> String {
     );
     if !d.errors.is_empty() || d.chat.iter().chain(floor).any(|r| !r.errors.is_empty()) {
         let _ = writeln!(w, "Failures in this run:");
-        for e in d.errors.iter().chain(d.chat.iter().chain(floor).flat_map(|r| r.errors.iter())) {
+        for e in d
+            .errors
+            .iter()
+            .chain(d.chat.iter().chain(floor).flat_map(|r| r.errors.iter()))
+        {
             let _ = writeln!(w, "- {e}");
         }
         let _ = writeln!(w);
@@ -298,7 +353,10 @@ mod tests {
         let doc = "# B\n\n## Fanout\nx\n\n## Analysis\ny\n";
         let once = splice(doc, "## Client\none\n");
         assert!(once.contains("## Fanout\nx\n\n<!-- client-bench:start -->\n## Client\none\n"));
-        assert!(once.ends_with("<!-- client-bench:end -->\n\n## Analysis\ny\n"), "{once}");
+        assert!(
+            once.ends_with("<!-- client-bench:end -->\n\n## Analysis\ny\n"),
+            "{once}"
+        );
         let twice = splice(&once, "## Client\ntwo\n");
         assert!(!twice.contains("one"), "{twice}");
         assert_eq!(twice.matches(START).count(), 1);

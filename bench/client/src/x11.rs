@@ -10,6 +10,9 @@ use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{ConnectionExt, ImageFormat, MapState};
 use x11rb::rust_connection::RustConnection;
 
+/// A top-level window: id, x, y, width, height.
+type Window = (u32, i16, i16, u16, u16);
+
 pub struct X {
     conn: RustConnection,
     root: u32,
@@ -38,7 +41,7 @@ impl X {
     }
 
     /// The viewable top-level windows larger than 100×100, as (id, x, y, width, height).
-    fn windows(&self) -> Result<Vec<(u32, i16, i16, u16, u16)>> {
+    fn windows(&self) -> Result<Vec<Window>> {
         let children = self
             .conn
             .query_tree(self.root)

@@ -43,14 +43,25 @@ async fn a_filled_cache_opens_signed_in_with_the_newest_room_first() {
     let rooms = backend.rooms().await.expect("rooms");
     assert_eq!(rooms.len(), 5);
     let (room, newest) = fill::newest(&f).expect("a newest message");
-    assert_eq!(rooms[0].room.name, fill::room_name(room), "most recent first");
+    assert_eq!(
+        rooms[0].room.name,
+        fill::room_name(room),
+        "most recent first"
+    );
     assert!(rooms.iter().all(|r| r.room.unread == 0), "all read");
     let page = backend
         .messages(rooms[0].room.id, None, Some(50))
         .await
         .expect("newest page from the cache");
-    assert_eq!(page.messages.len(), 41, "203 messages over 5 rooms: 41 in the newest room");
-    assert_eq!(page.messages.last().map(|m| m.body.as_str()), Some(newest.as_str()));
+    assert_eq!(
+        page.messages.len(),
+        41,
+        "203 messages over 5 rooms: 41 in the newest room"
+    );
+    assert_eq!(
+        page.messages.last().map(|m| m.body.as_str()),
+        Some(newest.as_str())
+    );
     assert!(!page.has_more, "the whole history is cached");
     backend.shutdown().await;
 }
@@ -58,7 +69,9 @@ async fn a_filled_cache_opens_signed_in_with_the_newest_room_first() {
 #[tokio::test]
 async fn search_is_measured_at_a_tiny_size() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let r = search::run(dir.path(), 3, 600, 5).await.expect("search run");
+    let r = search::run(dir.path(), 3, 600, 5)
+        .await
+        .expect("search run");
     assert_eq!(r.messages, 600);
     assert_eq!(r.queries, 15);
     assert!(r.all.p50_ms > 0.0 && r.all.p50_ms <= r.all.p99_ms && r.all.p99_ms <= r.all.max_ms);
