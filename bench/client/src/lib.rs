@@ -3,11 +3,12 @@
 //! in one run, and local search against large caches.
 //!
 //! Layers: [`fill`] writes a cache as the app would have (through its own `Cache` API);
-//! [`search`] measures local search in-process; [`procs`] reads `/proc` (PSS and CPU over a
+//! [`search`] measures local search in-process; [`ipc`] times the commands a room click makes; [`procs`] reads `/proc` (PSS and CPU over a
 //! process tree); [`x11`] looks at the screen (first frame); [`launch`] starts an app directly
 //! or through WebDriver and measures it; [`report`] writes the markdown section.
 
 pub mod fill;
+pub mod ipc;
 pub mod launch;
 pub mod procs;
 pub mod report;

@@ -30,6 +30,15 @@ enum Cmd {
     /// Everything: windows (floor, then the app at each size) and search; writes the report.
     Run(RunArgs),
     /// Local search only (no window): fills caches of the given sizes and measures queries.
+    /// The IPC commands a click on a room makes, timed in-process (no window), offline.
+    Ipc {
+        #[arg(long, value_delimiter = ',', default_value = "0,10000,100000")]
+        sizes: Vec<u64>,
+        #[arg(long, default_value_t = 50)]
+        rooms: u32,
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
     Search {
         #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
         sizes: Vec<u64>,
@@ -92,6 +101,7 @@ async fn main() {
             rooms,
             queries,
         } => search_only(&sizes, rooms, queries).await,
+        Cmd::Ipc { sizes, rooms, runs } => ipc_only(&sizes, rooms, runs).await,
     };
     if let Err(e) = result {
         eprintln!("chat-client-bench: {e}");
@@ -111,6 +121,24 @@ async fn search_only(sizes: &[u64], rooms: u32, queries: usize) -> Result<()> {
             "{}",
             serde_json::to_string(&r).map_err(|e| Error::Invalid(e.to_string()))?
         );
+    }
+    Ok(())
+}
+
+async fn ipc_only(sizes: &[u64], rooms: u32, runs: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    for &n in sizes {
+        for t in chat_client_bench::ipc::run(dir.path(), rooms, n, runs).await? {
+            println!(
+                "{n:>7} messages  {:<22} p50 {:>8.3} ms  max {:>8.3} ms{}",
+                t.command,
+                t.p50_ms,
+                t.max_ms,
+                t.error
+                    .map(|e| format!("  (error: {e})"))
+                    .unwrap_or_default()
+            );
+        }
     }
     Ok(())
 }
@@ -211,7 +239,8 @@ async fn run(args: &RunArgs) -> Result<()> {
         Some(dir) => tempfile::tempdir_in(dir)?,
         None => tempfile::tempdir()?,
     };
-    let logs = args.out.join("client-bench-logs");
+    // The apps' and drivers' logs: beside the system's temp files, not in the report.
+    let logs = std::env::temp_dir().join("chat-client-bench-logs");
     std::fs::create_dir_all(&logs)?;
     let mut data = RunData {
         date: shell("date -u '+%Y-%m-%d %H:%M UTC'"),
@@ -234,9 +263,10 @@ async fn run(args: &RunArgs) -> Result<()> {
     let xvfb = Xvfb::start().await?;
     let x = X::connect(&xvfb.display)?;
     note(&format!(
-        "Xvfb on {}; work dir {}",
+        "Xvfb on {}; work dir {}; logs in {}",
         xvfb.display,
-        work.path().display()
+        work.path().display(),
+        logs.display()
     ));
     let idle = Duration::from_secs(args.idle_secs);
     let settle = Duration::from_secs(args.settle_secs);

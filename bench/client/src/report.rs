@@ -127,7 +127,7 @@ pub fn markdown(d: &RunData) -> String {
         let is_floor = r.app == "floor";
         let _ = writeln!(
             w,
-            "| {} | {} | {} | {} | {} | {} | {} | {}{} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {}{}{} | {} | {} |",
             if is_floor {
                 "floor (empty window)"
             } else {
@@ -151,12 +151,9 @@ pub fn markdown(d: &RunData) -> String {
                 delta(ff, floor_ff, " s", 1.0)
             },
             s2(ff_warm),
+            if is_floor { "page drawn " } else { "" },
             bound,
-            if is_floor {
-                "page drawn ".to_owned() + &s2(shown)
-            } else {
-                s2(shown)
-            },
+            s2(shown),
             ms(click),
             s2(total),
         );
