@@ -78,3 +78,16 @@ async fn search_is_measured_at_a_tiny_size() {
     assert!(r.mean_hits > 0.0, "the skewed queries find messages");
     assert_eq!(r.kinds.len(), 3);
 }
+
+#[tokio::test]
+async fn every_command_of_a_room_click_answers_offline() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let timed = chat_client_bench::ipc::run(dir.path(), 3, 300, 2)
+        .await
+        .expect("ipc run");
+    assert_eq!(timed.len(), 6);
+    for t in &timed {
+        assert!(t.error.is_none(), "{} failed offline: {:?}", t.command, t.error);
+        assert!(t.p50_ms <= t.max_ms);
+    }
+}
