@@ -87,7 +87,12 @@ async fn every_command_of_a_room_click_answers_offline() {
         .expect("ipc run");
     assert_eq!(timed.len(), 6);
     for t in &timed {
-        assert!(t.error.is_none(), "{} failed offline: {:?}", t.command, t.error);
+        assert!(
+            t.error.is_none(),
+            "{} failed offline: {:?}",
+            t.command,
+            t.error
+        );
         assert!(t.p50_ms <= t.max_ms);
     }
 }
