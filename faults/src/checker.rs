@@ -24,7 +24,7 @@
 //! [`check_wipe`]: the loss is expected, but every client must be told.
 
 use crate::client::{ClientState, Ident, Op};
-use crate::desktop::DesktopComposed;
+use crate::desktop::{DesktopComposed, DesktopReaction};
 use crate::files::fingerprint;
 use protocol::event::Reaction;
 use protocol::ipc::MessageView;
@@ -53,7 +53,13 @@ pub struct DesktopObs {
     /// Per room: room seq when the app joined (the check covers what came after).
     pub start: BTreeMap<RoomId, u64>,
     pub rooms: BTreeMap<RoomId, CachedRoom>,
+    /// Messages still waiting in the outbox (pending or uploading).
     pub outbox_pending: usize,
+    /// Messages the server refused for good (shown failed): client id → error code.
+    pub failed: BTreeMap<String, String>,
+    /// Reactions the app was asked to add, and those it has not delivered.
+    pub reactions: Vec<crate::desktop::DesktopReaction>,
+    pub reactions_pending: usize,
 }
 
 /// Failures by category, each with a human-readable line.
@@ -350,7 +356,7 @@ pub fn check(
         }
     }
     if let Some(d) = desktop {
-        check_desktop(canonical, &index, d, &mut f, &mut vol);
+        check_desktop(canonical, &index, d, files, &mut f, &mut vol);
     }
     check_state(canonical, clients, &mut f, &mut vol);
     check_files(canonical, clients, files, &mut f, &mut vol);
@@ -864,6 +870,7 @@ fn check_desktop(
     canonical: &Canonical,
     index: &HashMap<(UserId, String), Vec<(RoomId, u64)>>,
     d: &DesktopObs,
+    files: &FileObs,
     f: &mut Findings,
     vol: &mut Volume,
 ) {
@@ -873,6 +880,13 @@ fn check_desktop(
             d.name, d.outbox_pending
         ));
     }
+    if d.reactions_pending > 0 {
+        f.outbox.push(format!(
+            "{}: {} reaction changes never confirmed",
+            d.name, d.reactions_pending
+        ));
+    }
+    check_desktop_extras(canonical, index, d, files, f, vol);
     for m in &d.composed {
         vol.sent += 1;
         if m.offline {
@@ -883,13 +897,28 @@ fn check_desktop(
             .map(Vec::as_slice)
             .unwrap_or(&[])
         {
-            [] => f.outbox.push(format!(
-                "{}: {} (room {}{}) never reached the server",
-                d.name,
-                m.client_id,
-                m.room,
-                if m.offline { ", composed offline" } else { "" }
-            )),
+            [] => match d.failed.get(&m.client_id) {
+                // A reply whose original is gone (deleted, or lost with the store's last
+                // writes) is refused and shown failed: the user was told.
+                Some(code)
+                    if code == "message_not_found"
+                        && m.reply_to.is_some_and(|t| {
+                            !matches!(
+                                message_at(canonical, m.room, t),
+                                Some(EventBody::Message { deleted: false, .. })
+                            )
+                        }) => {}
+                failed => f.outbox.push(format!(
+                    "{}: {} (room {}{}) never reached the server{}",
+                    d.name,
+                    m.client_id,
+                    m.room,
+                    if m.offline { ", composed offline" } else { "" },
+                    failed
+                        .map(|c| format!(" (failed: {c})"))
+                        .unwrap_or_default()
+                )),
+            },
             [(room, _)] if *room == m.room => {}
             [(room, seq)] => f.reordered.push(format!(
                 "{}: {} written in room {} stored in room {room} seq {seq}",
@@ -961,6 +990,113 @@ fn check_desktop(
                 d.name,
                 short_list(&missing)
             ));
+        }
+    }
+}
+
+/// The desktop app's replies, files and reactions against history: a reply stored with the
+/// target it was written to, a file stored whole (the length and bytes written, from every
+/// node), a reaction the app added shown in history under its user, and the app's cache
+/// showing the reactions history shows on every message it reacted to.
+fn check_desktop_extras(
+    canonical: &Canonical,
+    index: &HashMap<(UserId, String), Vec<(RoomId, u64)>>,
+    d: &DesktopObs,
+    files: &FileObs,
+    f: &mut Findings,
+    vol: &mut Volume,
+) {
+    for m in &d.composed {
+        let Some(&[(room, seq)]) = index.get(&(d.user, m.client_id.clone())).map(Vec::as_slice)
+        else {
+            continue; // reported by check_desktop
+        };
+        let Some(EventBody::Message {
+            reply_to,
+            attachments,
+            deleted,
+            ..
+        }) = message_at(canonical, room, seq)
+        else {
+            continue;
+        };
+        if let Some(target) = m.reply_to {
+            vol.replies += 1;
+            if *reply_to != Some(target) {
+                f.reordered.push(format!(
+                    "{}: reply {} to seq {target} stored at room {room} seq {seq} answering {reply_to:?}",
+                    d.name, m.client_id
+                ));
+            }
+        }
+        let Some((len, print)) = m.file else { continue };
+        if *deleted {
+            continue;
+        }
+        vol.files += 1;
+        vol.file_bytes += len;
+        let [a] = attachments.as_slice() else {
+            f.lost.push(format!(
+                "{}: {} was written with one file, room {room} seq {seq} carries {}",
+                d.name,
+                m.client_id,
+                attachments.len()
+            ));
+            continue;
+        };
+        let want = Fetched::Bytes {
+            len,
+            fingerprint: print,
+        };
+        for (node, fetch) in files.fetched.get(&a.id).map(Vec::as_slice).unwrap_or(&[]) {
+            if matches!(fetch, Fetched::Bytes { .. }) && *fetch != want {
+                f.corrupted.push(format!(
+                    "{}: {} file {} downloads from node {node} with other bytes than written ({fetch:?}, written {want:?})",
+                    d.name, m.client_id, a.id
+                ));
+            }
+        }
+    }
+    let mut reacted: BTreeSet<(RoomId, u64)> = BTreeSet::new();
+    for DesktopReaction { room, seq, emoji } in &d.reactions {
+        vol.reactions += 1;
+        reacted.insert((*room, *seq));
+        let Some(EventBody::Message {
+            reactions, deleted, ..
+        }) = message_at(canonical, *room, *seq)
+        else {
+            continue; // a lost target: the event checks report it
+        };
+        let shown = reactions
+            .iter()
+            .any(|r| r.emoji == *emoji && r.users.contains(&d.user));
+        if !*deleted && !shown {
+            f.lost.push(format!(
+                "{}: reaction {emoji} on room {room} seq {seq} is not in history",
+                d.name
+            ));
+        }
+    }
+    for (room, seq) in reacted {
+        let Some(EventBody::Message {
+            reactions, deleted, ..
+        }) = message_at(canonical, room, seq)
+        else {
+            continue;
+        };
+        let cached = d
+            .rooms
+            .get(&room)
+            .and_then(|(_, _, msgs)| msgs.iter().find(|m| m.seq == Some(seq)));
+        if let Some(m) = cached {
+            if !*deleted && reaction_set(&m.reactions) != reaction_set(reactions) {
+                f.lost.push(format!(
+                    "{}: room {room} seq {seq} shows reactions {:?} in the cache, {:?} on the server",
+                    d.name,
+                    reaction_set(&m.reactions),
+                    reaction_set(reactions)
+                ));
+            }
         }
     }
 }
@@ -1462,6 +1598,156 @@ mod tests {
         let (f, loss) = judge(&c, &bob, &alice_after_loss(true));
         assert!(!f.reordered.is_empty(), "{:?}", f.lines());
         assert_eq!(loss.affected, 2);
+    }
+
+    const DESK: UserId = UserId(3);
+
+    /// The desktop app (user 3) joined at seq 3 and wrote `composed`; its cache holds
+    /// history as it is.
+    fn desktop(c: &Canonical, composed: Vec<DesktopComposed>) -> DesktopObs {
+        let cached = c[&ROOM]
+            .iter()
+            .filter_map(|e| match &e.event {
+                EventBody::Message {
+                    id,
+                    sender,
+                    body,
+                    reactions,
+                    deleted,
+                    reply_to,
+                    attachments,
+                    ..
+                } => Some(MessageView {
+                    room: ROOM,
+                    seq: Some(e.seq),
+                    client_id: id.clone(),
+                    sender: *sender,
+                    sender_name: String::new(),
+                    body: body.clone(),
+                    ts: 0,
+                    edited: false,
+                    deleted: *deleted,
+                    status: protocol::ipc::MessageStatus::Sent,
+                    reply_to: *reply_to,
+                    quote: None,
+                    reactions: reactions.clone(),
+                    mentions: Vec::new(),
+                    mention_room: false,
+                    attachments: attachments.clone(),
+                    uploads: Vec::new(),
+                }),
+                _ => None,
+            })
+            .collect();
+        let last = c[&ROOM].last().map(|e| e.seq);
+        DesktopObs {
+            name: "desk".into(),
+            user: DESK,
+            composed,
+            start: BTreeMap::from([(ROOM, 3)]),
+            rooms: BTreeMap::from([(ROOM, (last, None, cached))]),
+            outbox_pending: 0,
+            failed: BTreeMap::new(),
+            reactions: Vec::new(),
+            reactions_pending: 0,
+        }
+    }
+
+    fn desk_wrote(id: &str, reply_to: Option<u64>) -> DesktopComposed {
+        DesktopComposed {
+            room: ROOM,
+            client_id: id.into(),
+            offline: false,
+            reply_to,
+            file: None,
+        }
+    }
+
+    fn check_desk(c: &Canonical, d: &DesktopObs) -> Findings {
+        let mut bob = bob_saw(&(1..=c[&ROOM].len() as u64).collect::<Vec<_>>());
+        let mut alice = all_acked();
+        alice.cursors.insert(ROOM, c[&ROOM].len() as u64);
+        alice.seen.insert(
+            ROOM,
+            c[&ROOM]
+                .iter()
+                .map(|e| (e.seq, Ident::of(&e.event)))
+                .collect(),
+        );
+        bob.seen.insert(ROOM, alice.seen[&ROOM].clone());
+        let obs = [
+            ClientObs {
+                name: "bob",
+                user: BOB,
+                state: &bob,
+            },
+            ClientObs {
+                name: "alice",
+                user: ALICE,
+                state: &alice,
+            },
+        ];
+        check(c, &obs, Some(d), &FileObs::default()).0
+    }
+
+    #[test]
+    fn the_desktop_apps_replies_and_reactions_are_judged() {
+        // The app answered a3 with d1 and reacted to it with a thumb.
+        let mut c = canonical();
+        let mut reply = message(4, DESK, "d1");
+        if let EventBody::Message { reply_to, .. } = &mut reply.event {
+            *reply_to = Some(3);
+        }
+        if let Some(evs) = c.get_mut(&ROOM) {
+            evs.push(reply);
+        }
+        let thumb = DesktopReaction {
+            room: ROOM,
+            seq: 3,
+            emoji: "👍".into(),
+        };
+        let with_thumb = |c: &mut Canonical| {
+            if let Some(EventBody::Message { reactions, .. }) =
+                c.get_mut(&ROOM).map(|evs| &mut evs[2].event)
+            {
+                reactions.push(Reaction {
+                    emoji: "👍".into(),
+                    users: vec![DESK],
+                });
+            }
+        };
+        let mut ok = c.clone();
+        with_thumb(&mut ok);
+        let mut d = desktop(&ok, vec![desk_wrote("d1", Some(3))]);
+        d.reactions.push(thumb.clone());
+        let f = check_desk(&ok, &d);
+        assert!(f.is_clean(), "{:?}", f.lines());
+        // Stored answering another message: reordered.
+        let d = desktop(&ok, vec![desk_wrote("d1", Some(2))]);
+        let f = check_desk(&ok, &d);
+        assert!(
+            f.reordered.iter().any(|l| l.contains("reply d1 to seq 2")),
+            "{:?}",
+            f.lines()
+        );
+        // The reaction never reached history: lost (the cache agreeing does not help).
+        let mut d = desktop(&c, vec![desk_wrote("d1", Some(3))]);
+        d.reactions.push(thumb);
+        let f = check_desk(&c, &d);
+        assert!(
+            f.lost.iter().any(|l| l.contains("reaction 👍")),
+            "{:?}",
+            f.lines()
+        );
+        // A reply refused because its original is gone is told (failed), not lost; a message
+        // refused for another reason is reported.
+        let c = canonical();
+        let mut d = desktop(&c, vec![desk_wrote("d2", Some(9)), desk_wrote("d3", None)]);
+        d.failed.insert("d2".into(), "message_not_found".into());
+        d.failed.insert("d3".into(), "invalid_message".into());
+        let f = check_desk(&c, &d);
+        assert_eq!(f.outbox.len(), 1, "{:?}", f.lines());
+        assert!(f.outbox[0].contains("d3") && f.outbox[0].contains("failed: invalid_message"));
     }
 
     #[test]

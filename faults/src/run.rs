@@ -5,7 +5,7 @@ use crate::checker::{
     self, Canonical, ClientObs, DesktopObs, Fetched, FileObs, Findings, Volume, WipeObs,
 };
 use crate::client::{Client, ClientSpec, LiveNodes};
-use crate::desktop::Desktop;
+use crate::desktop::{Desktop, Write};
 use crate::files;
 use crate::procs::{Node, Persistence, Redis, S3};
 use crate::proxy::{Link, Proxy};
@@ -551,8 +551,16 @@ async fn execute(plan: &Plan, exe: &Path, dir: &Path, report: &mut Report) -> Re
                 tokio::time::sleep(every).await;
                 n += 1;
                 let room = rooms[rng.random_range(0..rooms.len())];
-                if let Err(e) = d.compose(room, n).await {
-                    return Err(format!("desktop compose: {e}"));
+                // Like the scripted clients: mostly messages, some replies, reactions and
+                // files, each through the app's outbox.
+                let what = match rng.random_range(0..10) {
+                    0 | 1 => Write::Reply(n),
+                    2 | 3 => Write::React(crate::client::EMOJI[rng.random_range(0..3)]),
+                    4 => Write::File(files::random(&mut rng, &format!("desktop-{n}"))),
+                    _ => Write::Text(n),
+                };
+                if let Err(e) = d.write(room, what).await {
+                    return Err(format!("desktop write: {e}"));
                 }
             }
             Ok(())
@@ -842,8 +850,11 @@ async fn settle(world: &World) -> Result<Canonical, String> {
             let rooms = world.desktop_rooms.clone();
             let caught_up = d
                 .with_cache(async |cache| {
-                    let pending = cache.outbox_pending().await.map(|p| p.len()).unwrap_or(1);
-                    let mut ok = pending == 0;
+                    // Every message (uploading ones too) and every reaction delivered or
+                    // refused for good.
+                    let pending = outbox_waiting(cache).await.map_or(1, |(n, _)| n);
+                    let reacting = cache.reactions_pending().await.map_or(1, |p| p.len());
+                    let mut ok = pending == 0 && reacting == 0;
                     for room in &rooms {
                         let synced = cache
                             .room(*room)
@@ -897,12 +908,13 @@ async fn desktop_obs(d: &Desktop, start: &BTreeMap<RoomId, u64>) -> Result<Deskt
                     meta.map_or((None, None), |m| (m.synced_seq, m.complete_from));
                 out.insert(room, (synced, complete, messages));
             }
-            let pending = cache
-                .outbox_pending()
+            let (pending, failed) = outbox_waiting(cache).await.map_err(|e| e.to_string())?;
+            let reacting = cache
+                .reactions_pending()
                 .await
                 .map_err(|e| e.to_string())?
                 .len();
-            Ok::<_, String>((out, pending))
+            Ok::<_, String>((out, pending, failed, reacting))
         })
         .await
         .ok_or("the desktop app is closed")??;
@@ -913,7 +925,33 @@ async fn desktop_obs(d: &Desktop, start: &BTreeMap<RoomId, u64>) -> Result<Deskt
         start: start.clone(),
         rooms: cached.0,
         outbox_pending: cached.1,
+        failed: cached.2,
+        reactions: d
+            .reactions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
+        reactions_pending: cached.3,
     })
+}
+
+/// The desktop outbox: how many messages still wait (pending or uploading), and the ones
+/// refused for good (client id → error code).
+async fn outbox_waiting(
+    cache: &chat_desktop::cache::Cache,
+) -> Result<(usize, BTreeMap<String, String>), chat_desktop::Error> {
+    let mut waiting = 0;
+    let mut failed = BTreeMap::new();
+    for id in cache.outbox_ids().await? {
+        match cache.outbox_entry(&id).await? {
+            Some(e) if e.state == "failed" => {
+                failed.insert(id, e.fail_code.unwrap_or_default());
+            }
+            Some(_) => waiting += 1,
+            None => {}
+        }
+    }
+    Ok((waiting, failed))
 }
 
 /// After a wipe: every client must get a typed signal within 20 s.
