@@ -38,6 +38,9 @@ pub struct Cut {
     pub extended: bool,
 }
 
+/// A room event: `(room, seq)`.
+type Event = (u64, u64);
+
 /// One unit the file is cut by: a command, or a whole `MULTI` … `EXEC` block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Unit {
@@ -55,7 +58,8 @@ pub fn current(dir: &Path) -> Result<PathBuf> {
         std::fs::read_to_string(&manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
     let name = text
         .lines()
-        .filter_map(|l| {
+        .rev()
+        .find_map(|l| {
             let words: Vec<&str> = l.split_whitespace().collect();
             let at = |key: &str| {
                 words
@@ -65,7 +69,6 @@ pub fn current(dir: &Path) -> Result<PathBuf> {
             };
             (at("type") == Some(&"i")).then(|| at("file").map(|f| f.to_string()))?
         })
-        .last()
         .ok_or_else(|| format!("{} lists no incremental file", manifest.display()))?;
     Ok(aof_dir.join(name))
 }
@@ -229,7 +232,7 @@ fn units(data: &[u8]) -> Vec<Unit> {
 
 /// `HSET room:{id} … seq N …` gives `(id, N)` as a seq; `ZADD room:{id}:log N frame` gives
 /// `(id, N)` as logged.
-fn event_parts(args: &[Vec<u8>]) -> (Vec<(u64, u64)>, Vec<(u64, u64)>) {
+fn event_parts(args: &[Vec<u8>]) -> (Vec<Event>, Vec<Event>) {
     let text = |i: usize| args.get(i).map(|a| String::from_utf8_lossy(a).into_owned());
     let (Some(name), Some(key)) = (text(0), text(1)) else {
         return (Vec::new(), Vec::new());
