@@ -898,10 +898,11 @@ fn check_desktop(
             .unwrap_or(&[])
         {
             [] => match d.failed.get(&m.client_id) {
-                // A reply whose original is gone (deleted, or lost with the store's last
-                // writes) is refused and shown failed: the user was told.
+                // A reply whose original is gone (deleted: `message_deleted`, or lost with
+                // the store's last writes: `message_not_found`) is refused and shown failed:
+                // the user was told.
                 Some(code)
-                    if code == "message_not_found"
+                    if (code == "message_not_found" || code == "message_deleted")
                         && m.reply_to.is_some_and(|t| {
                             !matches!(
                                 message_at(canonical, m.room, t),
@@ -1739,15 +1740,32 @@ mod tests {
             "{:?}",
             f.lines()
         );
-        // A reply refused because its original is gone is told (failed), not lost; a message
-        // refused for another reason is reported.
-        let c = canonical();
-        let mut d = desktop(&c, vec![desk_wrote("d2", Some(9)), desk_wrote("d3", None)]);
+        // A reply refused because its original is gone (lost: message_not_found; deleted:
+        // message_deleted) is told (failed), not lost; any other refusal is reported.
+        let mut c = canonical();
+        if let Some(EventBody::Message { deleted, .. }) =
+            c.get_mut(&ROOM).map(|evs| &mut evs[1].event)
+        {
+            *deleted = true;
+        }
+        let mut d = desktop(
+            &c,
+            vec![
+                desk_wrote("d2", Some(9)),
+                desk_wrote("d3", None),
+                desk_wrote("d4", Some(2)),
+                desk_wrote("d5", Some(1)),
+            ],
+        );
         d.failed.insert("d2".into(), "message_not_found".into());
         d.failed.insert("d3".into(), "invalid_message".into());
+        d.failed.insert("d4".into(), "message_deleted".into());
+        d.failed.insert("d5".into(), "message_deleted".into());
         let f = check_desk(&c, &d);
-        assert_eq!(f.outbox.len(), 1, "{:?}", f.lines());
-        assert!(f.outbox[0].contains("d3") && f.outbox[0].contains("failed: invalid_message"));
+        let reported: Vec<&String> = f.outbox.iter().collect();
+        assert_eq!(reported.len(), 2, "{:?}", f.lines());
+        assert!(reported[0].contains("d3") && reported[0].contains("failed: invalid_message"));
+        assert!(reported[1].contains("d5") && reported[1].contains("failed: message_deleted"));
     }
 
     #[test]
