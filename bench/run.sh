@@ -7,6 +7,10 @@
 #   bench/run.sh --scale full     # the issue's sizes
 #   bench/run.sh --runs 5         # any other `chat-bench report` option
 #
+# The attachments section alone, merged into the existing report without touching the others:
+#   cargo build --release -p chat-server -p chat-bench
+#   target/release/chat-bench files --sizes-mib 5,50,200 --runs 3 --merge docs
+#
 # Needs: cargo, node >= 18 with npm, /usr/bin/redis-server.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -8,8 +8,12 @@
 //! `fanout`, `two-node`, `history`), the idle one with its client sockets spread over [`worker`]
 //! processes; [`report`] repeats them for both targets and writes
 //! `docs/BENCHMARKS.md` with its plots ([`plot`]). [`floor`] is the third target of the fanout
-//! scenario: a bare broadcast server that shows what the hardware allows.
+//! scenario: a bare broadcast server that shows what the hardware allows. [`files`] is the
+//! attachments scenario (concurrent uploads and downloads against the disk's own speed),
+//! reported and merged into an existing report by [`files_report`].
 
+pub mod files;
+pub mod files_report;
 pub mod floor;
 pub mod load;
 pub mod plot;

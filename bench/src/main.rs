@@ -1,6 +1,7 @@
 //! `chat-bench`: runs one scenario against one or both targets, or the whole comparison
 //! (`report`), starting the processes it measures itself.
 
+use chat_bench::files_report;
 use chat_bench::procs::{self, Stack, StackOptions};
 use chat_bench::report::{self, ReportOptions, Scale};
 use chat_bench::scenario::{self, FanoutParams, HistoryParams, IdleParams, TwoNodeParams};
@@ -134,6 +135,26 @@ enum Command {
         messages: Option<u64>,
         #[arg(long)]
         pagers: Option<usize>,
+    },
+    /// Attachments: N users upload a file each at once, send it in a message, and another
+    /// member downloads each at once (compared byte for byte); throughput, server memory, and
+    /// the same files written, read and copied on this machine without a server.
+    Files {
+        #[arg(long, value_enum, default_value = "both")]
+        target: Which,
+        /// Concurrent uploads (one user each).
+        #[arg(long)]
+        uploads: Option<usize>,
+        /// File sizes in MiB, comma-separated; each size runs on fresh processes.
+        #[arg(long, value_delimiter = ',')]
+        sizes_mib: Option<Vec<u64>>,
+        /// Repetitions of every size (the median is reported).
+        #[arg(long, default_value_t = 1)]
+        runs: usize,
+        /// Merge the result into the report in this folder (its BENCHMARKS.json) and render
+        /// BENCHMARKS.md again; the other sections keep their numbers.
+        #[arg(long)]
+        merge: Option<PathBuf>,
     },
     /// Rewrites BENCHMARKS.md and the plots from a BENCHMARKS.json (no measuring).
     Render {
@@ -299,6 +320,38 @@ async fn run(args: Args) -> Result<()> {
                 results.push(r);
             }
             write_json(&args.json, &serde_json::to_value(&results)?)
+        }
+        Command::Files {
+            target,
+            uploads,
+            sizes_mib,
+            runs,
+            merge,
+        } => {
+            let mut p = chat_bench::files::FilesParams::preset();
+            p.uploads = uploads.unwrap_or(p.uploads).max(1);
+            if let Some(sizes) = sizes_mib {
+                p.sizes = sizes.into_iter().map(|m| m << 20).collect();
+            }
+            let targets = target.servers()?;
+            if targets.contains(&Target::Socketio) {
+                procs::ensure_peer_installed(&opts.peer_dir)?;
+            }
+            let r = files_report::measure(&opts, &p, &targets, runs.max(1), true).await;
+            let mut md = String::new();
+            files_report::section(&mut md, &r);
+            println!("{md}");
+            write_json(&args.json, &serde_json::to_value(&r)?)?;
+            let failed = r.failures.len();
+            if let Some(out) = merge {
+                files_report::merge(r, &out)?;
+            }
+            if failed > 0 {
+                return Err(chat_bench::Error::Setup(format!(
+                    "{failed} files runs failed"
+                )));
+            }
+            Ok(())
         }
         Command::Render { from, out } => {
             let data: report::ReportData = serde_json::from_str(&std::fs::read_to_string(from)?)?;

@@ -205,6 +205,16 @@ pub struct StackOptions {
     pub history_keep: u64,
     /// The `chat-bench` executable, which also runs the floor (`chat-bench floor-server`).
     pub bench_bin: PathBuf,
+    /// Attachments on (the `files` scenario): where uploads go and the largest one allowed.
+    pub attachments: Option<AttachmentOptions>,
+}
+
+/// File storage of the servers under test (`files` scenario): a directory on this machine.
+#[derive(Debug, Clone)]
+pub struct AttachmentOptions {
+    pub dir: PathBuf,
+    /// The largest upload either target accepts.
+    pub max_upload_bytes: u64,
 }
 
 impl StackOptions {
@@ -219,6 +229,7 @@ impl StackOptions {
             server_bin,
             peer_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers/socketio"),
             history_keep: 100_000,
+            attachments: None,
         }
     }
 }
@@ -320,6 +331,12 @@ fn spawn_ours(opts: &StackOptions, addr: SocketAddr, redis: &RedisInfo, i: usize
         .envs(OURS_ENV.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
+    if let Some(a) = &opts.attachments {
+        cmd.env("CHAT_ATTACHMENTS__DIR", &a.dir).env(
+            "CHAT_ATTACHMENTS__MAX_UPLOAD_BYTES",
+            a.max_upload_bytes.to_string(),
+        );
+    }
     Guard::spawn(&format!("chat-server #{i}"), &mut cmd)
 }
 
@@ -343,6 +360,10 @@ fn spawn_peer(opts: &StackOptions, addr: SocketAddr, redis: &RedisInfo, i: usize
         .env("NODE_ENV", "production")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
+    if let Some(a) = &opts.attachments {
+        cmd.env("ATTACH_DIR", &a.dir)
+            .env("ATTACH_MAX_BYTES", a.max_upload_bytes.to_string());
+    }
     Guard::spawn(&format!("socketio peer #{i}"), &mut cmd)
 }
 
@@ -436,6 +457,19 @@ pub fn rss_bytes(pid: u32) -> u64 {
         .and_then(|s| {
             s.lines()
                 .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Proportional set size of a process in bytes (`Pss` of `/proc/<pid>/smaps_rollup`: shared
+/// pages divided among their sharers); 0 if it is gone.
+pub fn pss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Pss:"))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         })
         .map_or(0, |kb| kb * 1024)
@@ -536,6 +570,7 @@ mod tests {
     fn own_cpu_and_rss_are_readable() {
         let pid = std::process::id();
         assert!(rss_bytes(pid) > 0);
+        assert!(pss_bytes(pid) > 0);
         let mut x = 0u64;
         for i in 0..2_000_000u64 {
             x = x.wrapping_mul(31).wrapping_add(i);

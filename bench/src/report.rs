@@ -2,6 +2,8 @@
 //! processes, targets interleaved so that machine noise hits both alike; medians, ratios,
 //! tables, `BENCHMARKS.md`, `BENCHMARKS.json` and the SVG plots.
 
+use crate::files::FilesParams;
+use crate::files_report::{self, FilesReport};
 use crate::plot;
 use crate::procs::{Stack, StackOptions};
 use crate::scenario::{
@@ -44,6 +46,9 @@ pub struct Plan {
     pub fanout: FanoutParams,
     pub two_node: TwoNodeParams,
     pub history: HistoryParams,
+    /// Attachments (`files`): concurrent uploads and downloads at several file sizes.
+    #[serde(default = "FilesParams::preset")]
+    pub files: FilesParams,
 }
 
 impl Plan {
@@ -64,6 +69,12 @@ impl Plan {
                     ..TwoNodeParams::preset()
                 },
                 history: HistoryParams::preset(),
+                // The issue's 50 MiB between a tenth and four times of it: peak memory must not
+                // follow the file size.
+                files: FilesParams {
+                    sizes: vec![5 << 20, 50 << 20, 200 << 20],
+                    ..FilesParams::preset()
+                },
             },
             Scale::Small => Plan {
                 idle: IdleParams {
@@ -101,6 +112,7 @@ impl Plan {
                     pagers: 2,
                     ..HistoryParams::preset()
                 },
+                files: FilesParams::preset(),
             },
         }
     }
@@ -127,17 +139,20 @@ pub struct ReportData {
     pub history: Vec<HistoryResult>,
     /// Scenario runs that failed, with the error.
     pub failures: Vec<String>,
+    /// The attachments section (absent from reports older than it).
+    #[serde(default)]
+    pub files: Option<FilesReport>,
 }
 
 const TARGETS: [Target; 2] = [Target::Ours, Target::Socketio];
 
-fn loadavg() -> String {
+pub(crate) fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
 }
 
-fn command_line(cmd: &str, args: &[&str]) -> String {
+pub(crate) fn command_line(cmd: &str, args: &[&str]) -> String {
     Command::new(cmd)
         .args(args)
         .output()
@@ -151,7 +166,7 @@ fn command_line(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn machine() -> Vec<(String, String)> {
+pub(crate) fn machine() -> Vec<(String, String)> {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
@@ -248,6 +263,7 @@ pub async fn run(opts: &ReportOptions) -> Result<()> {
         two_node: Vec::new(),
         history: Vec::new(),
         failures: Vec::new(),
+        files: None,
     };
     if (plan.idle.connections as u64) * 2 + 1000 > opts.fd_limit && plan.idle.per_worker == 0 {
         eprintln!(
@@ -342,6 +358,8 @@ pub async fn run(opts: &ReportOptions) -> Result<()> {
             }
         }
     }
+    data.files =
+        Some(files_report::measure(&stack_opts, &plan.files, &TARGETS, opts.runs, false).await);
     data.duration_s = started.elapsed().as_secs_f64();
     data.loadavg_after = loadavg();
     for f in &data.failures {
@@ -1087,6 +1105,9 @@ pub fn markdown(data: &ReportData) -> String {
             cmds(Target::Socketio).map_or("-".into(), num),
         );
     }
+    if let Some(files) = &data.files {
+        files_report::summary_rows(w, files);
+    }
     let _ = writeln!(w);
     floor_summary(w, data, &ours, &floor);
     if !data.failures.is_empty() {
@@ -1326,6 +1347,10 @@ pub fn markdown(data: &ReportData) -> String {
     }
     let _ = writeln!(w);
 
+    if let Some(files) = &data.files {
+        files_report::section(w, files);
+    }
+
     // Noise.
     let others: Vec<f64> = data
         .fanout
@@ -1387,6 +1412,6 @@ pub fn markdown(data: &ReportData) -> String {
 
     let _ = writeln!(w, "## How to reproduce\n");
     let _ = writeln!(w, "```sh\nbench/run.sh                 # small scale, 3 runs: this report\nbench/run.sh --scale full    # the issue's sizes (50k idle sockets over 3 server nodes and 4 generator processes)\n```\n");
-    let _ = writeln!(w, "`bench/run.sh` builds `chat-server` and `chat-bench` in release mode, installs the peer's Node packages from `bench/peers/socketio/package-lock.json` (`npm ci`) if needed, and runs `chat-bench report`, which starts its own `redis-server` (Debian's `/usr/bin/redis-server`), server nodes and Node processes on 127.0.0.1 and writes `docs/BENCHMARKS.md`, `docs/BENCHMARKS.json`, `docs/bench-latency.svg` and `docs/bench-memory.svg`. Needs: Rust, Node.js ≥ 18 with npm, redis-server. Single scenarios: `chat-bench idle|fanout|two-node|history --target ours|socketio|both [--json out.json]`; `chat-bench fanout --target floor|all` adds the floor (a bare broadcast server on our WebSocket stack, `bench/src/floor.rs`). Instruction, allocation, syscall and context-switch counts per delivery at a fixed offered rate, repeatable on a busy machine: `bench/profile/run.sh callgrind|strace ours|floor OUT` then `bench/profile/summarize.py OUT`.");
+    let _ = writeln!(w, "`bench/run.sh` builds `chat-server` and `chat-bench` in release mode, installs the peer's Node packages from `bench/peers/socketio/package-lock.json` (`npm ci`) if needed, and runs `chat-bench report`, which starts its own `redis-server` (Debian's `/usr/bin/redis-server`), server nodes and Node processes on 127.0.0.1 and writes `docs/BENCHMARKS.md`, `docs/BENCHMARKS.json`, `docs/bench-latency.svg` and `docs/bench-memory.svg`. Needs: Rust, Node.js ≥ 18 with npm, redis-server. Single scenarios: `chat-bench idle|fanout|two-node|history|files --target ours|socketio|both [--json out.json]`; `chat-bench files --merge docs` measures the attachments section alone and merges it into the existing report; `chat-bench fanout --target floor|all` adds the floor (a bare broadcast server on our WebSocket stack, `bench/src/floor.rs`). Instruction, allocation, syscall and context-switch counts per delivery at a fixed offered rate, repeatable on a busy machine: `bench/profile/run.sh callgrind|strace ours|floor OUT` then `bench/profile/summarize.py OUT`.");
     md
 }

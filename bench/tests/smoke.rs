@@ -3,8 +3,12 @@
 //! tests: these assert only correctness — every sent message reached every member of its room
 //! exactly once, every connection opened, every page arrived. The Socket.IO peer is not part of
 //! the smoke (it needs Node packages); `chat-bench report` covers it. The floor target (a bare
-//! broadcast server in this crate) runs the fanout smoke too.
+//! broadcast server in this crate) runs the fanout smoke too. The attachments smoke (`files`)
+//! uploads and downloads a few small files and checks every byte, and that its section merges
+//! into a report without changing the other sections.
 
+use chat_bench::files::{self, FilesParams, TempDir};
+use chat_bench::files_report::{self, FilesReport};
 use chat_bench::procs::RedisServer;
 use chat_bench::scenario::{
     self, FanoutParams, HistoryParams, IdleParams, StepResult, TwoNodeParams,
@@ -243,4 +247,94 @@ async fn history_pages_through_every_message() {
     assert_eq!(r.messages_seen_min, 400, "each pager saw every message");
     assert!(r.pages >= 2 * 8, "pages: {}", r.pages);
     server.shutdown().await;
+}
+
+/// 4 users upload 1 MiB each at once, send it, and another member downloads each at once: every
+/// download is byte-identical (`files` fails the run otherwise); the section renders and merges
+/// into an existing report, leaving every line of the other sections as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_round_trip_byte_identical_and_merge_into_the_report() {
+    let store = TempDir::new(None, "chat-bench-smoke-files").expect("temp dir");
+    let mut cfg = config(None);
+    cfg.attachments.dir = Some(store.path().to_path_buf());
+    let server = chat_server::start(cfg).await.expect("server starts");
+    let dep = deployment(&[&server], None);
+    let size = 1 << 20;
+    let p = FilesParams {
+        uploads: 4,
+        sizes: vec![size],
+        chunk_bytes: 16 * 1024,
+        sample_ms: 20,
+    };
+    let run = tokio::time::timeout(LIMIT, files::files(&dep, &p, size))
+        .await
+        .expect("files smoke finishes in time")
+        .expect("files runs: every upload stored, every download identical");
+    assert_eq!(run.verified, 4, "every file came back byte for byte");
+    assert_eq!(run.messages, 4);
+    assert_eq!(run.upload.bytes, 4 * size);
+    assert_eq!(run.download.files, 4);
+    assert!(run.upload.mib_per_s > 0.0 && run.download.mib_per_s > 0.0);
+    assert!(run.upload_memory.is_none(), "in-process: nothing to sample");
+    server.shutdown().await;
+
+    let disk = tokio::time::timeout(LIMIT, files::disk_reference(None, 4, size, 16 * 1024))
+        .await
+        .expect("disk reference finishes in time")
+        .expect("disk reference runs");
+    let section = FilesReport {
+        date: "today".into(),
+        command: "smoke".into(),
+        git_commit: "-".into(),
+        runs: 1,
+        params: p,
+        machine: vec![("memory".into(), "1 kB".into())],
+        loadavg_before: String::new(),
+        loadavg_after: String::new(),
+        duration_s: 1.0,
+        standalone: true,
+        results: vec![files::FilesResult {
+            target: Target::Ours,
+            uploads: 4,
+            runs: vec![run],
+        }],
+        reference: vec![disk],
+        failures: vec![],
+    };
+    let mut md = String::new();
+    files_report::section(&mut md, &section);
+    assert!(
+        md.contains("## Attachments: 4 uploads and downloads at once"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| chat-server (Rust) upload | 1.00 MiB |"),
+        "{md}"
+    );
+    assert!(md.contains("| disk: copy | 1.00 MiB |"), "{md}");
+
+    // Merging into the committed report changes nothing else in it.
+    let out = TempDir::new(None, "chat-bench-smoke-merge").expect("temp dir");
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
+    std::fs::copy(
+        docs.join("BENCHMARKS.json"),
+        out.path().join("BENCHMARKS.json"),
+    )
+    .expect("copy BENCHMARKS.json");
+    let mut before: chat_bench::report::ReportData = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("BENCHMARKS.json")).expect("read"),
+    )
+    .expect("BENCHMARKS.json parses");
+    before.files = None;
+    let before = chat_bench::report::markdown(&before);
+    files_report::merge(section, out.path()).expect("merge");
+    let after = std::fs::read_to_string(out.path().join("BENCHMARKS.md")).expect("read");
+    assert!(after.contains("## Attachments"));
+    let mut rest = after.lines();
+    for line in before.lines() {
+        assert!(
+            rest.any(|l| l == line),
+            "the merged report lost or changed a line: {line}"
+        );
+    }
 }

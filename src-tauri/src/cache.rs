@@ -881,15 +881,25 @@ impl Cache {
                 ..
             } => {
                 upsert_user(&mut tx, *user, username).await?;
+                // Counted only when new here: a member list fetched after the join already
+                // holds them (and the count with them). An upsert reports a row either way.
                 let new = sqlx::query(
                     "INSERT INTO members (room, user, owner) VALUES (?, ?, ?) \
-                     ON CONFLICT (room, user) DO UPDATE SET owner = excluded.owner",
+                     ON CONFLICT (room, user) DO NOTHING",
                 )
                 .bind(room)
                 .bind(to_i64(user.0))
                 .bind(*member_role == Role::Owner)
                 .execute(&mut *tx)
                 .await?;
+                if new.rows_affected() == 0 {
+                    sqlx::query("UPDATE members SET owner = ? WHERE room = ? AND user = ?")
+                        .bind(*member_role == Role::Owner)
+                        .bind(room)
+                        .bind(to_i64(user.0))
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 if *user == me {
                     sqlx::query("UPDATE rooms SET role = ? WHERE id = ?")
                         .bind(enum_str(member_role))
@@ -1979,6 +1989,58 @@ mod tests {
             .await
             .unwrap_or_else(|e| panic!("open: {e}"));
         (dir, cache)
+    }
+
+    fn joined(room: u64, seq: u64, user: u64) -> RoomEvent {
+        RoomEvent {
+            room: RoomId(room),
+            seq,
+            ts: 1000,
+            event: EventBody::MemberJoined {
+                user: UserId(user),
+                username: format!("user{user}"),
+                role: Role::Member,
+                by: None,
+            },
+        }
+    }
+
+    /// The member list came from the server after bob joined, his join event after it: he is
+    /// counted once. A join of someone not listed counts.
+    #[tokio::test]
+    async fn a_join_already_in_the_member_list_is_not_counted_again() {
+        let (_dir, cache) = open(10).await;
+        let me = UserId(1);
+        cache.sync_rooms(&[room(7, 0)]).await.unwrap_or_default();
+        let member = |id: u64| Member {
+            user: protocol::rest::UserPublic {
+                id: UserId(id),
+                username: format!("user{id}"),
+                display_name: None,
+                online: false,
+                last_seen: None,
+            },
+            role: Role::Member,
+        };
+        cache
+            .set_members(RoomId(7), &[member(1), member(2)])
+            .await
+            .unwrap_or_else(|e| panic!("set_members: {e}"));
+        let count = || async {
+            cache
+                .room(RoomId(7))
+                .await
+                .ok()
+                .flatten()
+                .map(|c| c.room.member_count)
+        };
+        assert_eq!(count().await, Some(2));
+        let applied = cache.apply_event(&joined(7, 1, 2), me).await.ok();
+        assert!(matches!(applied, Some(Applied::Done(_))), "{applied:?}");
+        assert_eq!(count().await, Some(2), "bob was listed already");
+        let applied = cache.apply_event(&joined(7, 2, 3), me).await.ok();
+        assert!(matches!(applied, Some(Applied::Done(_))), "{applied:?}");
+        assert_eq!(count().await, Some(3), "carol is new");
     }
 
     #[tokio::test]

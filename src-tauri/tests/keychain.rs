@@ -77,8 +77,9 @@ async fn token_survives_restart_in_the_os_keychain() {
 async fn inner() {
     let keychain = Keychain::new(TEST_SERVICE);
     let probe = unique_name("probe");
-    // The daemon may still be creating its login keyring: poll briefly.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    // The daemon may still be creating its login keyring: poll. On a loaded machine that took
+    // longer than 5 s (CI, two cores shared with builds); the whole test has 120 s.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         match keychain
             .save(&probe, "x")

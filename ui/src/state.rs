@@ -71,6 +71,21 @@ impl Removal {
     }
 }
 
+/// How many sent messages the timeline of a room not being read keeps: more than a newest
+/// page, so the room shows at once when opened again.
+pub const KEEP_AWAY: usize = 100;
+
+/// How many sent messages the room being read keeps while its list follows the newest ones
+/// (more than the list draws, [`crate::rows::WINDOW`]): scrolled back through thousands and
+/// returned to the bottom, the rest go; they come back from the cache when scrolled to.
+pub const KEEP_READING: usize = 200;
+
+/// The list asks for [`Action::Trim`] past this many messages.
+pub const TRIM_AT: usize = 2 * KEEP_READING;
+
+// The rows the list draws must stay loaded when it trims.
+const _: () = assert!(KEEP_READING > crate::rows::WINDOW);
+
 /// The loaded part of a room's history.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Timeline {
@@ -95,6 +110,20 @@ impl Timeline {
     /// Newest seq here: what `mark_read` reports.
     pub fn newest_seq(&self) -> Option<u64> {
         self.messages.iter().filter_map(|m| m.seq).max()
+    }
+
+    /// Keeps only the newest `keep` sent messages (and every unsent one): what a room not being
+    /// read needs to show at once when opened again. Older pages come back from the local cache
+    /// on the way up, like any older page.
+    pub fn trim_to_newest(&mut self, keep: usize) {
+        let sent = self.messages.iter().filter(|m| m.seq.is_some()).count();
+        if sent <= keep {
+            return;
+        }
+        // Sent messages come first, ascending: the first `sent - keep` are the oldest.
+        self.messages.drain(..sent - keep);
+        self.has_more = true;
+        self.loading_older = false;
     }
 
     /// Inserts a message or replaces the one with the same client id (same sender) or seq.
@@ -268,6 +297,9 @@ pub enum Action {
     },
     /// The message list reached (or gave up on) `jump_to`.
     Jumped,
+    /// The list follows the newest messages of `room` and holds many more than it draws: the
+    /// oldest go (see [`KEEP_READING`]).
+    Trim(RoomId),
     /// Esc outside dialogs: closes the sliding room list.
     Escape,
     Page {
@@ -438,6 +470,13 @@ impl AppState {
             }
             Action::Select(room) => {
                 if self.current != room {
+                    // The room left behind keeps its newest page only: scrolled far back, it
+                    // would hold every page read, for as long as the app runs.
+                    if let Some(t) = self.current.and_then(|left| self.timelines.get_mut(&left)) {
+                        if t.messages.len() > KEEP_AWAY {
+                            Rc::make_mut(t).trim_to_newest(KEEP_AWAY);
+                        }
+                    }
                     self.divider_after = room.and_then(|id| {
                         self.rooms
                             .iter()
@@ -457,6 +496,13 @@ impl AppState {
                 self.jump_to = Some(seq);
             }
             Action::Jumped => self.jump_to = None,
+            Action::Trim(room) => {
+                if let Some(t) = self.timelines.get_mut(&room) {
+                    if t.messages.len() > KEEP_READING {
+                        Rc::make_mut(t).trim_to_newest(KEEP_READING);
+                    }
+                }
+            }
             Action::Escape => {
                 if self.dialog.is_none() {
                     self.sidebar_open = false;
@@ -493,10 +539,15 @@ impl AppState {
                 }
                 self.update_preview(&m);
                 self.keep_divider_for_unread(&m);
+                let away = self.current != Some(m.room);
                 if let Some(t) = self.timelines.get_mut(&m.room) {
                     let t = Rc::make_mut(t);
                     crate::replies::refresh_quotes(&mut t.messages, &m);
                     t.upsert(m);
+                    // A busy room in the background grows by pages, then sheds them at once.
+                    if away && t.messages.len() > KEEP_AWAY + KEEP_AWAY / 2 {
+                        t.trim_to_newest(KEEP_AWAY);
+                    }
                 }
             }
             Action::Discarded { room, client_id } => {
@@ -1242,5 +1293,86 @@ mod tests {
             s.toasts.last().map(|t| t.text.as_str()),
             Some("You were removed from #\u{2068}room3\u{2069}")
         );
+    }
+
+    /// Scrolled far back in a room, then elsewhere: the room keeps its newest messages and
+    /// what is unsent, and says older ones exist (they come back from the cache when scrolled
+    /// to). A busy room in the background sheds pages the same way.
+    #[test]
+    fn rooms_not_being_read_keep_their_newest_messages_only() {
+        let mut s = AppState::default();
+        me(&mut s, 1);
+        s.apply(Action::Rooms(vec![
+            room(1, RoomKind::Group),
+            room(2, RoomKind::Group),
+        ]));
+        s.apply(Action::Select(Some(RoomId(1))));
+        let read_back: Vec<_> = (1..=300)
+            .map(|seq| msg(1, Some(seq), &format!("c{seq}"), 2, "old"))
+            .collect();
+        s.apply(page(1, read_back));
+        s.apply(Action::Message(msg(1, None, "unsent", 1, "typed offline")));
+        assert_eq!(s.timeline(RoomId(1)).map(|t| t.messages.len()), Some(301));
+
+        s.apply(Action::Select(Some(RoomId(2))));
+        let t = s.timeline(RoomId(1)).expect("room 1 keeps a timeline");
+        let seqs: Vec<_> = t.messages.iter().filter_map(|m| m.seq).collect();
+        assert_eq!(seqs, (201..=300).collect::<Vec<_>>());
+        assert_eq!(
+            t.messages.last().map(|m| m.client_id.as_str()),
+            Some("unsent")
+        );
+        assert!(t.has_more, "older messages must be offered again");
+        assert_eq!(
+            t.oldest_seq(),
+            Some(201),
+            "the next older page starts below 201"
+        );
+
+        // Room 1 in the background: it grows to a page and a half, then sheds.
+        for seq in 301..=350 {
+            s.apply(Action::Message(msg(
+                1,
+                Some(seq),
+                &format!("c{seq}"),
+                2,
+                "live",
+            )));
+        }
+        let t = s.timeline(RoomId(1)).expect("room 1 keeps a timeline");
+        assert!(
+            t.messages.len() <= KEEP_AWAY + KEEP_AWAY / 2 + 1,
+            "{}",
+            t.messages.len()
+        );
+        assert_eq!(t.newest_seq(), Some(350));
+        // The room being read keeps everything it loaded.
+        s.apply(page(
+            2,
+            (1..=200)
+                .map(|seq| msg(2, Some(seq), &format!("d{seq}"), 2, "x"))
+                .collect(),
+        ));
+        assert_eq!(s.timeline(RoomId(2)).map(|t| t.messages.len()), Some(200));
+    }
+
+    /// Back at the bottom after reading far back: the list asks to drop what is far above.
+    #[test]
+    fn trim_keeps_the_newest_of_the_room_being_read() {
+        let mut s = AppState::default();
+        me(&mut s, 1);
+        s.apply(Action::Rooms(vec![room(1, RoomKind::Group)]));
+        s.apply(Action::Select(Some(RoomId(1))));
+        s.apply(page(
+            1,
+            (1..=1000)
+                .map(|seq| msg(1, Some(seq), &format!("c{seq}"), 2, "x"))
+                .collect(),
+        ));
+        s.apply(Action::Trim(RoomId(1)));
+        let t = s.timeline(RoomId(1)).expect("a timeline");
+        assert_eq!(t.messages.len(), KEEP_READING);
+        assert_eq!((t.oldest_seq(), t.newest_seq()), (Some(801), Some(1000)));
+        assert!(t.has_more);
     }
 }

@@ -12,11 +12,23 @@
 // message costs one Redis round trip, like the Rust server's append script. Run several of these
 // processes on one Redis for the two-node scenario; the adapter relays broadcasts between them.
 //
+// Attachments (the `files` scenario): uploaded over plain HTTP, streamed to a file with Node's own
+// `http` and `fs` streams (`stream.pipeline`, so a slow disk pushes back on the socket), recorded in
+// Redis, attached by a message sent over REST, downloaded by members of the message's room. Socket.IO
+// itself is not for files: its messages are buffered whole (`maxHttpBufferSize`, 1 MB by default),
+// so a Socket.IO app uploads files beside it over HTTP, as here.
+//
 // Environment: PORT (default 3000), REDIS_URL (default redis://127.0.0.1:6379), HISTORY_KEEP
-// (messages kept per room, default 100000), HOST (default 127.0.0.1).
+// (messages kept per room, default 100000), HOST (default 127.0.0.1), ATTACH_DIR (where uploads
+// go; unset: uploads answer 404), ATTACH_MAX_BYTES (largest upload, default 50 MiB).
 
 import { createServer } from "node:http";
 import { createHash, randomBytes, scrypt } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import { rename, stat, unlink } from "node:fs/promises";
+import { join as joinPath } from "node:path";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { promisify } from "node:util";
 import { Server } from "socket.io";
 import { createAdapter } from "@socket.io/redis-adapter";
@@ -28,6 +40,8 @@ const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const HISTORY_KEEP = Number(process.env.HISTORY_KEEP ?? 100000);
 const MAX_PAGE = 100;
 const MAX_BODY = 4096;
+const ATTACH_DIR = process.env.ATTACH_DIR ?? "";
+const ATTACH_MAX_BYTES = Number(process.env.ATTACH_MAX_BYTES ?? 50 * 1024 * 1024);
 
 const hashPassword = promisify(scrypt);
 
@@ -141,14 +155,96 @@ async function handle(req, res) {
     await join(user, id);
     return reply(res, 201, { id, name });
   }
-  const joinPath = url.pathname.match(/^\/api\/rooms\/(\d+)\/join$/);
-  if (req.method === "POST" && joinPath) {
-    const room = Number(joinPath[1]);
+  const joinRoute = url.pathname.match(/^\/api\/rooms\/(\d+)\/join$/);
+  if (req.method === "POST" && joinRoute) {
+    const room = Number(joinRoute[1]);
     if (!(await redis.exists(`room:${room}`))) return reply(res, 404, { code: "room_not_found" });
     await join(user, room);
     return reply(res, 200, { id: room });
   }
+  const uploadRoute = url.pathname.match(/^\/api\/rooms\/(\d+)\/attachments$/);
+  if (req.method === "POST" && uploadRoute) return upload(req, res, user, Number(uploadRoute[1]), url);
+  const messageRoute = url.pathname.match(/^\/api\/rooms\/(\d+)\/messages$/);
+  if (req.method === "POST" && messageRoute) return sendMessage(req, res, user, Number(messageRoute[1]));
+  const downloadRoute = url.pathname.match(/^\/api\/attachments\/([0-9a-f]{32})$/);
+  if (req.method === "GET" && downloadRoute) return download(res, user, downloadRoute[1]);
   return reply(res, 404, { code: "not_found" });
+}
+
+const isMember = async (user, room) => Boolean(await redis.sIsMember(`room:${room}:m`, String(user)));
+
+// The body streams into a temporary file (refused past ATTACH_MAX_BYTES, declared or counted), which
+// is renamed into place and recorded once complete: a failed upload leaves nothing behind.
+async function upload(req, res, user, room, url) {
+  const name = url.searchParams.get("name") ?? "";
+  if (!ATTACH_DIR) return reply(res, 404, { code: "not_found" });
+  if (name.length === 0 || name.length > 255) return reply(res, 400, { code: "bad_request" });
+  if (!(await isMember(user, room))) return reply(res, 403, { code: "not_a_member" });
+  if (Number(req.headers["content-length"] ?? 0) > ATTACH_MAX_BYTES) {
+    return reply(res, 413, { code: "too_large" });
+  }
+  const id = randomBytes(16).toString("hex");
+  const tmp = joinPath(ATTACH_DIR, `.part-${id}`);
+  let size = 0;
+  const limit = new Transform({
+    transform(chunk, _enc, done) {
+      size += chunk.length;
+      done(size > ATTACH_MAX_BYTES ? new Error("too_large") : null, chunk);
+    },
+  });
+  try {
+    await pipeline(req, limit, createWriteStream(tmp));
+  } catch (e) {
+    await unlink(tmp).catch(() => {});
+    return reply(res, e.message === "too_large" ? 413 : 400, { code: e.message === "too_large" ? "too_large" : "bad_request" });
+  }
+  await rename(tmp, joinPath(ATTACH_DIR, id));
+  const att = { id, name, size, content_type: "application/octet-stream" };
+  await redis.hSet(`att:${id}`, { owner: String(user), room: String(room), name, size: String(size), attached: "0" });
+  return reply(res, 201, att);
+}
+
+// A message over REST: `{id, body, attachments: [upload ids]}`; each upload must be the sender's,
+// of this room and not yet attached. Stored and broadcast like a socket `send`.
+async function sendMessage(req, res, user, room) {
+  const { id, body, attachments } = await readJson(req);
+  if (typeof id !== "string" || typeof body !== "string" || !Array.isArray(attachments ?? [])) {
+    return reply(res, 400, { code: "invalid_message" });
+  }
+  if (!(await isMember(user, room))) return reply(res, 403, { code: "not_a_member" });
+  const files = [];
+  for (const att of attachments ?? []) {
+    const rec = await redis.hGetAll(`att:${att}`);
+    if (rec.owner !== String(user) || rec.room !== String(room) || rec.attached !== "0") {
+      return reply(res, 404, { code: "attachment_not_found" });
+    }
+    files.push({ id: att, name: rec.name, size: Number(rec.size), content_type: "application/octet-stream" });
+  }
+  for (const f of files) await redis.hSet(`att:${f.id}`, "attached", "1");
+  const ts = Date.now();
+  const name = await redis.hGet(`user:${user}`, "name");
+  const event = JSON.stringify({ kind: "message", id, sender: user, sender_name: name, body, attachments: files });
+  const frame = await redis.appendMessage(room, ts, event, HISTORY_KEEP);
+  const stored = JSON.parse(frame);
+  io.to(`r${room}`).emit("event", stored);
+  return reply(res, 200, { room, id, seq: stored.seq, ts, duplicate: false });
+}
+
+// Attached: the room's members; pending: its uploader; anyone else gets the answer for a missing id.
+async function download(res, user, id) {
+  const rec = await redis.hGetAll(`att:${id}`);
+  const allowed =
+    rec.owner !== undefined && (rec.attached === "1" ? await isMember(user, rec.room) : rec.owner === String(user));
+  if (!allowed) return reply(res, 404, { code: "attachment_not_found" });
+  const path = joinPath(ATTACH_DIR, id);
+  const { size } = await stat(path);
+  res.writeHead(200, {
+    "content-type": "application/octet-stream",
+    "content-length": size,
+    "cache-control": "private, max-age=31536000, immutable",
+  });
+  // Headers are sent: a failure now (the client went away) can only end the response.
+  await pipeline(createReadStream(path), res).catch(() => res.destroy());
 }
 
 const httpServer = createServer((req, res) => {

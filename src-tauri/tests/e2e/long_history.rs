@@ -1,11 +1,16 @@
 //! A long history in the window (issue 16, the bounded message list): scrolling back through
 //! hundreds of messages to the room's first one keeps at most a window of rows in the DOM,
-//! and "Jump to latest" comes back to the newest.
+//! and "Jump to latest" comes back to the newest; back at the bottom, the timeline lets go of
+//! the messages far above (the bounded timeline), which come back when scrolled to again.
 
 use super::*;
 
-/// Messages in the room: well over the list's window of 150 rows.
-const MESSAGES: usize = 400;
+/// Messages in the room: well over the list's window of 150 rows, and over the 400 loaded
+/// messages past which the list, following the newest, drops the oldest
+/// (`ui/src/state.rs` `TRIM_AT`).
+const MESSAGES: usize = 450;
+/// What the timeline keeps then (`KEEP_READING`).
+const KEPT_AT_BOTTOM: usize = 200;
 /// Rows the list draws at most (`ui/src/rows.rs` `WINDOW`), messages being a part of them.
 const MOST_DRAWN: usize = 150;
 
@@ -25,6 +30,8 @@ struct Page {
     jump_button: bool,
     /// The message list's scroll position.
     scroll_top: i64,
+    /// Messages the timeline holds, drawn or not (the list's `data-loaded`).
+    loaded: usize,
 }
 
 const PAGE_SCRIPT: &str = r#"
@@ -38,6 +45,7 @@ return {
   loading: !!document.querySelector('.message-scroll .list-status .spinner'),
   jump_button: !!document.querySelector('.jump-latest'),
   scroll_top: list ? Math.round(list.scrollTop) : 0,
+  loaded: list ? Number(list.dataset.loaded || 0) : 0,
 };
 "#;
 
@@ -113,8 +121,37 @@ pub(crate) async fn long_history(window: &Window, bob: &Bob, alice: UserId, tag:
     })
     .await;
 
-    // Back to the first message, a scroll to the top at a time: older pages load and the
-    // window of drawn rows moves; it never holds more than its bound.
+    scroll_to_first(window).await;
+    let top = read(window).await;
+    assert!(
+        top.jump_button,
+        "scrolled back, the list offers to jump to the latest: {top:?}"
+    );
+    window.shot("13-long-history-top").await;
+
+    window.click(".jump-latest").await;
+    wait_for(window, "the newest message again, at the bottom", |p| {
+        (p.last.as_deref() == Some(newest.as_str()) && !p.jump_button).then_some(())
+    })
+    .await;
+    window.shot("13b-long-history-latest").await;
+    // At the bottom with all of them loaded, the list lets go of the oldest ...
+    wait_for(window, "the timeline trimmed at the bottom", |p| {
+        (p.loaded == KEPT_AT_BOTTOM).then_some(())
+    })
+    .await;
+    // ... and scrolling back brings them again, from the cache.
+    scroll_to_first(window).await;
+    window.click(".jump-latest").await;
+    wait_for(window, "the newest message, once more", |p| {
+        (p.last.as_deref() == Some(newest.as_str()) && !p.jump_button).then_some(())
+    })
+    .await;
+}
+
+/// Back to the first message, a scroll to the top at a time: older pages load and the window
+/// of drawn rows moves; it never holds more than its bound.
+async fn scroll_to_first(window: &Window) {
     let oldest = text(0);
     let mut steps = 0;
     loop {
@@ -139,17 +176,4 @@ pub(crate) async fn long_history(window: &Window, bob: &Bob, alice: UserId, tag:
         })
         .await;
     }
-    let top = read(window).await;
-    assert!(
-        top.jump_button,
-        "scrolled back, the list offers to jump to the latest: {top:?}"
-    );
-    window.shot("13-long-history-top").await;
-
-    window.click(".jump-latest").await;
-    wait_for(window, "the newest message again, at the bottom", |p| {
-        (p.last.as_deref() == Some(newest.as_str()) && !p.jump_button).then_some(())
-    })
-    .await;
-    window.shot("13b-long-history-latest").await;
 }

@@ -43,6 +43,7 @@ mod installed;
 mod long_history;
 mod moderation;
 mod replies;
+mod room_lifecycle;
 mod room_settings;
 mod shots;
 mod support;
@@ -57,6 +58,7 @@ use installed::*;
 use long_history::*;
 use moderation::*;
 use replies::*;
+use room_lifecycle::*;
 use room_settings::*;
 use shots::*;
 use support::*;
@@ -486,6 +488,7 @@ async fn scenario(app: &Path) {
     room_settings_and_profiles(&window, &bob, room).await;
     let notifications =
         moderation_views(&window, &mut bob, &display, alice_id, &room_name, &tag).await;
+    room_lifecycle(&window, &bob, room, &room_name, alice_id, &tag).await;
 
     // d) The server goes away (Redis stays): alice still reads, and what she sends waits.
     server.down().await;

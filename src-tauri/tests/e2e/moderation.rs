@@ -73,7 +73,7 @@ fn notifications_owned() -> bool {
 }
 
 /// `dunstctl <args>`'s output, or `None` when it fails (no daemon yet).
-fn dunstctl(args: &[&str]) -> Option<String> {
+pub(crate) fn dunstctl(args: &[&str]) -> Option<String> {
     let out = Command::new("dunstctl")
         .args(args)
         .stdin(Stdio::null())
@@ -99,7 +99,12 @@ fn display_shot(display: &str, name: &str) {
 }
 
 /// Bob's REST calls this part needs.
-async fn bob_call(bob: &Bob, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) {
+pub(crate) async fn bob_call(
+    bob: &Bob,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) {
     let mut request = bob
         .http
         .request(method.clone(), format!("{}{path}", bob.base))
@@ -118,7 +123,7 @@ async fn bob_call(bob: &Bob, method: reqwest::Method, path: &str, body: Option<s
     );
 }
 
-fn room_item(name: &str) -> String {
+pub(crate) fn room_item(name: &str) -> String {
     format!(
         "//button[contains(@class,'room-item')][.//*[contains(@class,'room-name') and normalize-space()='{name}']]"
     )

@@ -121,8 +121,10 @@ pub(crate) async fn room_settings_and_profiles(window: &Window, bob: &Bob, room:
     .await;
 
     // c) Clicking his name opens his card: display name, username, online, "Message".
+    // His newest message's name: in view, low on the list. (The first one may sit at the top
+    // edge, where the hover bar of the message above can take the click.)
     let xpath = format!(
-        "//li[contains(@class,'message')]//button[contains(@class,'sender-button')][normalize-space()='{shown}']"
+        "(//li[contains(@class,'message')]//button[contains(@class,'sender-button')][normalize-space()='{shown}'])[last()]"
     );
     window.click_xpath(&xpath).await;
     let card = wait_for(window, "bob's user card", |p| p.card.clone()).await;

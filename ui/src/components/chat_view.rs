@@ -143,6 +143,10 @@ pub fn ChatView() -> Html {
         let d = d.clone();
         Callback::from(move |()| d.dispatch(Action::Jumped))
     };
+    let on_trim = {
+        let d = d.clone();
+        Callback::from(move |()| d.dispatch(Action::Trim(id)))
+    };
     let on_send = {
         let (d, replying) = (d.clone(), replying.clone());
         Callback::from(
@@ -246,7 +250,7 @@ pub fn ChatView() -> Html {
                 </div>
             </header>
             <MessageList key={id.0} room_name={room.name.clone()} direct={direct} timeline={timeline}
-                me={me} divider_after={state.divider_after} jump_to={state.jump_to} {on_jumped} {on_reload}
+                me={me} divider_after={state.divider_after} jump_to={state.jump_to} {on_jumped} {on_trim} {on_reload}
                 {on_load_older} {on_retry} {on_discard} {on_edit} {on_delete}
                 my_name={my_name} names={names} {on_reply} {on_react} {on_jump} {display_names} {on_sender} />
             <TypingIndicator names={state.typing_names(id)} />

@@ -30,6 +30,8 @@ pub struct MessageListProps {
     /// Scroll to this message (loading older pages until it is there), then call `on_jumped`.
     pub jump_to: Option<u64>,
     pub on_jumped: Callback<()>,
+    /// Following the newest messages with far more loaded than drawn: drop the oldest.
+    pub on_trim: Callback<()>,
     /// Try loading the newest page again (after it failed).
     pub on_reload: Callback<()>,
     /// Load the page before this seq.
@@ -197,6 +199,7 @@ pub fn MessageList(props: &MessageListProps) -> Html {
         let near_top = near_top.clone();
         let (jump_to, on_jumped, highlighted) =
             (props.jump_to, props.on_jumped.clone(), highlighted.clone());
+        let on_trim = props.on_trim.clone();
         let (top_key, keys, drawn, key_at) =
             (top_key.clone(), keys.clone(), drawn.clone(), key_at.clone());
         use_effect(move || {
@@ -269,6 +272,10 @@ pub fn MessageList(props: &MessageListProps) -> Html {
             } else if s.stick || mine_new {
                 el.set_scroll_top(el.scroll_height());
                 s.stick = true;
+                // The newest rows are drawn; what is far above them need not stay loaded.
+                if top_key.is_none() && timeline.messages.len() > crate::state::TRIM_AT {
+                    on_trim.emit(());
+                }
             } else if let Some(anchor) = s.anchor.clone() {
                 if !timeline.loading_older && !restore(&el, &anchor) {
                     s.anchor = first_visible(&el);
@@ -403,8 +410,9 @@ pub fn MessageList(props: &MessageListProps) -> Html {
 
     html! {
         <div class="message-pane">
+            // `data-loaded`: how many messages the timeline holds (drawn or not), for tests.
             <div ref={list_ref} class="message-scroll" onscroll={onscroll} tabindex="0"
-                aria-label="Messages">
+                aria-label="Messages" data-loaded={props.timeline.messages.len().to_string()}>
                 { top }
                 <ol class="messages" role="list" aria-live="polite" aria-relevant="additions">{ items }</ol>
             </div>
