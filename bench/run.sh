@@ -6,6 +6,7 @@
 #   bench/run.sh                  # small scale (a few minutes on 2 cores)
 #   bench/run.sh --scale full     # the issue's sizes
 #   bench/run.sh --runs 5         # any other `chat-bench report` option
+#   bench/run.sh client [...]     # the desktop client instead (bench/client/run.sh)
 #
 # The attachments section alone, merged into the existing report without touching the others:
 #   cargo build --release -p chat-server -p chat-bench
@@ -14,6 +15,10 @@
 # Needs: cargo, node >= 18 with npm, /usr/bin/redis-server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = client ]; then
+  shift
+  exec bench/client/run.sh "$@"
+fi
 target_dir="${CARGO_TARGET_DIR:-$(pwd)/target}"
 cargo build --release -p chat-server -p chat-bench
 if [ ! -d bench/peers/socketio/node_modules/socket.io ]; then

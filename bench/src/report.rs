@@ -383,6 +383,13 @@ pub fn write_all(data: &ReportData, out: &Path) -> Result<()> {
     let memory = memory_series(data);
     plot::memory_svg(&out.join("bench-memory.svg"), &memory).map_err(crate::Error::Process)?;
     let mut md = markdown(data);
+    // The desktop client's section (`bench/client`, measured on its own), kept across
+    // regenerations in the markers `chat-client-bench` splices it between.
+    if let Ok(client) = std::fs::read_to_string(out.join("bench-client.md")) {
+        md.push_str("\n<!-- client-bench:start -->\n");
+        md.push_str(&client);
+        md.push_str("<!-- client-bench:end -->\n");
+    }
     if let Ok(analysis) = std::fs::read_to_string(ANALYSIS) {
         md.push('\n');
         md.push_str(&analysis);

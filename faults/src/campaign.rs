@@ -49,7 +49,21 @@ pub struct Summary {
     /// Rollback runs: acknowledged messages the store lost (the documented AOF limit).
     pub lost_detected: u64,
     pub rollback_clients: u64,
+    /// Scripted clients in those runs that held something the store lost (only they have
+    /// something to be told).
+    #[serde(default)]
+    pub rollback_affected: u64,
     pub rollback_untold: u64,
+    /// `redis_rollback` cuts of the AOF, the bytes and room events they removed, and the cuts
+    /// moved back to the last event because the bytes asked for held none.
+    #[serde(default)]
+    pub aof_cuts: u64,
+    #[serde(default)]
+    pub aof_cut_bytes: u64,
+    #[serde(default)]
+    pub aof_cut_events: u64,
+    #[serde(default)]
+    pub aof_cuts_extended: u64,
     pub slow_closes: u64,
     pub desktop_runs: u64,
     pub secs: f64,
@@ -94,7 +108,14 @@ impl Summary {
             self.rollback_runs += 1;
             self.rollback_clients += (r.plan.nodes * r.plan.clients_per_node) as u64;
         }
+        self.rollback_affected += u64::from(r.rollback_affected);
         self.rollback_untold += u64::from(r.rollback_untold);
+        for cut in &r.aof_cuts {
+            self.aof_cuts += 1;
+            self.aof_cut_bytes += cut.bytes;
+            self.aof_cut_events += cut.events.len() as u64;
+            self.aof_cuts_extended += u64::from(cut.extended);
+        }
         self.lost_detected += r.lost_detected;
         self.slow_closes += u64::from(r.slow_closes);
         if r.plan.desktop {
@@ -173,10 +194,18 @@ impl Summary {
             self.wipe_runs, self.wiped_acked
         ));
         s.push_str(&format!(
-            "| runs where Redis lost acked writes (AOF tail cut, or kill -9 with everysec): runs / acked messages lost / scripted clients told (4010 or gap) of all | {} / {} / {} of {} |\n",
+            "| AOF tails cut (`redis_rollback`): cuts / KB / room events cut off (cuts moved back to the last event) | {} / {:.0} / {} ({}) |\n",
+            self.aof_cuts,
+            self.aof_cut_bytes as f64 / 1e3,
+            self.aof_cut_events,
+            self.aof_cuts_extended
+        ));
+        s.push_str(&format!(
+            "| runs where Redis lost acked writes (AOF tail cut, or kill -9 with everysec): runs / acked messages lost / scripted clients that held lost writes: told (4010 or gap) of them (of all clients in those runs) | {} / {} / {} of {} ({}) |\n",
             self.rollback_runs,
             self.lost_detected,
-            self.rollback_clients - self.rollback_untold,
+            self.rollback_affected - self.rollback_untold.min(self.rollback_affected),
+            self.rollback_affected,
             self.rollback_clients
         ));
         if !self.failed_seeds.is_empty() || !self.errored_seeds.is_empty() {
@@ -209,7 +238,10 @@ pub async fn run_child(exe: &Path, seed: u64, only: Option<FaultKind>) -> Report
         volume: Default::default(),
         wiped_acked: 0,
         lost_detected: 0,
+        rollback_affected: 0,
         rollback_untold: 0,
+        untold: Vec::new(),
+        aof_cuts: Vec::new(),
         store_lost_writes: false,
         slow_closes: 0,
         closes: BTreeMap::new(),

@@ -24,7 +24,7 @@
 //! [`check_wipe`]: the loss is expected, but every client must be told.
 
 use crate::client::{ClientState, Ident, Op};
-use crate::desktop::DesktopComposed;
+use crate::desktop::{DesktopComposed, DesktopReaction};
 use crate::files::fingerprint;
 use protocol::event::Reaction;
 use protocol::ipc::MessageView;
@@ -53,7 +53,13 @@ pub struct DesktopObs {
     /// Per room: room seq when the app joined (the check covers what came after).
     pub start: BTreeMap<RoomId, u64>,
     pub rooms: BTreeMap<RoomId, CachedRoom>,
+    /// Messages still waiting in the outbox (pending or uploading).
     pub outbox_pending: usize,
+    /// Messages the server refused for good (shown failed): client id → error code.
+    pub failed: BTreeMap<String, String>,
+    /// Reactions the app was asked to add, and those it has not delivered.
+    pub reactions: Vec<crate::desktop::DesktopReaction>,
+    pub reactions_pending: usize,
 }
 
 /// Failures by category, each with a human-readable line.
@@ -350,11 +356,98 @@ pub fn check(
         }
     }
     if let Some(d) = desktop {
-        check_desktop(canonical, &index, d, &mut f, &mut vol);
+        check_desktop(canonical, &index, d, files, &mut f, &mut vol);
     }
     check_state(canonical, clients, &mut f, &mut vol);
     check_files(canonical, clients, files, &mut f, &mut vol);
     (f, vol)
+}
+
+/// How a run where the store lost acknowledged writes came out (see [`judge_store_loss`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StoreLoss {
+    /// Acknowledged messages the store lost.
+    pub acked_lost: u64,
+    /// Scripted clients that held something the store lost: an event they received, a message
+    /// acknowledged to them. Only they have something to be told about.
+    pub affected: u32,
+    /// Of those, the ones told neither by 4010 nor by a gap, each with what it held.
+    pub untold: Vec<String>,
+}
+
+/// What `client` holds that history no longer has (the first such thing): an event it
+/// received at a seq history lacks or holds other content under, or a message acknowledged to
+/// it that is not in history. `None`: the store lost nothing this client knew of, so it has
+/// nothing to be told (a cut of the AOF that held no event, a loss in rooms it is not in).
+pub fn held_lost(canonical: &Canonical, client: &ClientObs<'_>) -> Option<String> {
+    let st = client.state;
+    for (room, seen) in &st.seen {
+        for (seq, ident) in seen {
+            match event_at(canonical, *room, *seq) {
+                Some(e) if Ident::of(&e.event) == *ident => {}
+                Some(_) => return Some(format!("received room {room} seq {seq}, reused since")),
+                None => return Some(format!("received room {room} seq {seq}, lost since")),
+            }
+        }
+    }
+    let index = message_index(canonical);
+    st.composed
+        .iter()
+        .filter(|m| m.seq.is_some())
+        .find(|m| !index.contains_key(&(client.user, m.id.clone())))
+        .map(|m| {
+            format!(
+                "{} acked (room {} seq {}), lost since",
+                m.id,
+                m.room,
+                m.seq.unwrap_or_default()
+            )
+        })
+}
+
+/// Judges a run where the store lost acknowledged writes (its AOF tail cut, or Redis killed
+/// while an AOF write was postponed). What it lost may be missing anywhere (history holes,
+/// acked messages, events clients hold): allowed, and those findings are dropped from `f`. A
+/// seq reused for other content, or a live duplicate, still fails. Told: closed with 4010,
+/// or a gap over what it missed; only clients that held something lost need telling.
+pub fn judge_store_loss(
+    canonical: &Canonical,
+    clients: &[ClientObs<'_>],
+    f: &mut Findings,
+) -> StoreLoss {
+    let mut out = StoreLoss {
+        acked_lost: f
+            .lost
+            .iter()
+            .filter(|l| l.contains(" acked (room "))
+            .count() as u64,
+        ..StoreLoss::default()
+    };
+    for c in clients {
+        let Some(held) = held_lost(canonical, c) else {
+            continue;
+        };
+        out.affected += 1;
+        let told =
+            c.state.closes.contains(&protocol::close::STORE_RESET) || !c.state.gaps.is_empty();
+        if !told {
+            out.untold.push(format!(
+                "{}: {held}; told neither by 4010 nor by a gap",
+                c.name
+            ));
+        }
+    }
+    f.lost.clear();
+    // A client drops its cursors on 4010 (as the protocol says) and starts again, so it may
+    // receive an event again; a live duplicate ("delivered again" on one socket) or different
+    // content under a seq still fails.
+    f.duplicated.retain(|l| !l.contains(" received twice"));
+    f.gapped.clear();
+    f.outbox.clear();
+    f.reordered
+        .retain(|l| !l.contains("without a gap") && !l.contains("gap after"));
+    f.other.retain(|l| !l.contains("welcome lacks"));
+    out
 }
 
 /// The event at `seq` of `room` in history (which has holes after the store lost writes).
@@ -777,6 +870,7 @@ fn check_desktop(
     canonical: &Canonical,
     index: &HashMap<(UserId, String), Vec<(RoomId, u64)>>,
     d: &DesktopObs,
+    files: &FileObs,
     f: &mut Findings,
     vol: &mut Volume,
 ) {
@@ -786,6 +880,13 @@ fn check_desktop(
             d.name, d.outbox_pending
         ));
     }
+    if d.reactions_pending > 0 {
+        f.outbox.push(format!(
+            "{}: {} reaction changes never confirmed",
+            d.name, d.reactions_pending
+        ));
+    }
+    check_desktop_extras(canonical, index, d, files, f, vol);
     for m in &d.composed {
         vol.sent += 1;
         if m.offline {
@@ -796,13 +897,29 @@ fn check_desktop(
             .map(Vec::as_slice)
             .unwrap_or(&[])
         {
-            [] => f.outbox.push(format!(
-                "{}: {} (room {}{}) never reached the server",
-                d.name,
-                m.client_id,
-                m.room,
-                if m.offline { ", composed offline" } else { "" }
-            )),
+            [] => match d.failed.get(&m.client_id) {
+                // A reply whose original is gone (deleted: `message_deleted`, or lost with
+                // the store's last writes: `message_not_found`) is refused and shown failed:
+                // the user was told.
+                Some(code)
+                    if (code == "message_not_found" || code == "message_deleted")
+                        && m.reply_to.is_some_and(|t| {
+                            !matches!(
+                                message_at(canonical, m.room, t),
+                                Some(EventBody::Message { deleted: false, .. })
+                            )
+                        }) => {}
+                failed => f.outbox.push(format!(
+                    "{}: {} (room {}{}) never reached the server{}",
+                    d.name,
+                    m.client_id,
+                    m.room,
+                    if m.offline { ", composed offline" } else { "" },
+                    failed
+                        .map(|c| format!(" (failed: {c})"))
+                        .unwrap_or_default()
+                )),
+            },
             [(room, _)] if *room == m.room => {}
             [(room, seq)] => f.reordered.push(format!(
                 "{}: {} written in room {} stored in room {room} seq {seq}",
@@ -874,6 +991,113 @@ fn check_desktop(
                 d.name,
                 short_list(&missing)
             ));
+        }
+    }
+}
+
+/// The desktop app's replies, files and reactions against history: a reply stored with the
+/// target it was written to, a file stored whole (the length and bytes written, from every
+/// node), a reaction the app added shown in history under its user, and the app's cache
+/// showing the reactions history shows on every message it reacted to.
+fn check_desktop_extras(
+    canonical: &Canonical,
+    index: &HashMap<(UserId, String), Vec<(RoomId, u64)>>,
+    d: &DesktopObs,
+    files: &FileObs,
+    f: &mut Findings,
+    vol: &mut Volume,
+) {
+    for m in &d.composed {
+        let Some(&[(room, seq)]) = index.get(&(d.user, m.client_id.clone())).map(Vec::as_slice)
+        else {
+            continue; // reported by check_desktop
+        };
+        let Some(EventBody::Message {
+            reply_to,
+            attachments,
+            deleted,
+            ..
+        }) = message_at(canonical, room, seq)
+        else {
+            continue;
+        };
+        if let Some(target) = m.reply_to {
+            vol.replies += 1;
+            if *reply_to != Some(target) {
+                f.reordered.push(format!(
+                    "{}: reply {} to seq {target} stored at room {room} seq {seq} answering {reply_to:?}",
+                    d.name, m.client_id
+                ));
+            }
+        }
+        let Some((len, print)) = m.file else { continue };
+        if *deleted {
+            continue;
+        }
+        vol.files += 1;
+        vol.file_bytes += len;
+        let [a] = attachments.as_slice() else {
+            f.lost.push(format!(
+                "{}: {} was written with one file, room {room} seq {seq} carries {}",
+                d.name,
+                m.client_id,
+                attachments.len()
+            ));
+            continue;
+        };
+        let want = Fetched::Bytes {
+            len,
+            fingerprint: print,
+        };
+        for (node, fetch) in files.fetched.get(&a.id).map(Vec::as_slice).unwrap_or(&[]) {
+            if matches!(fetch, Fetched::Bytes { .. }) && *fetch != want {
+                f.corrupted.push(format!(
+                    "{}: {} file {} downloads from node {node} with other bytes than written ({fetch:?}, written {want:?})",
+                    d.name, m.client_id, a.id
+                ));
+            }
+        }
+    }
+    let mut reacted: BTreeSet<(RoomId, u64)> = BTreeSet::new();
+    for DesktopReaction { room, seq, emoji } in &d.reactions {
+        vol.reactions += 1;
+        reacted.insert((*room, *seq));
+        let Some(EventBody::Message {
+            reactions, deleted, ..
+        }) = message_at(canonical, *room, *seq)
+        else {
+            continue; // a lost target: the event checks report it
+        };
+        let shown = reactions
+            .iter()
+            .any(|r| r.emoji == *emoji && r.users.contains(&d.user));
+        if !*deleted && !shown {
+            f.lost.push(format!(
+                "{}: reaction {emoji} on room {room} seq {seq} is not in history",
+                d.name
+            ));
+        }
+    }
+    for (room, seq) in reacted {
+        let Some(EventBody::Message {
+            reactions, deleted, ..
+        }) = message_at(canonical, room, seq)
+        else {
+            continue;
+        };
+        let cached = d
+            .rooms
+            .get(&room)
+            .and_then(|(_, _, msgs)| msgs.iter().find(|m| m.seq == Some(seq)));
+        if let Some(m) = cached {
+            if !*deleted && reaction_set(&m.reactions) != reaction_set(reactions) {
+                f.lost.push(format!(
+                    "{}: room {room} seq {seq} shows reactions {:?} in the cache, {:?} on the server",
+                    d.name,
+                    reaction_set(&m.reactions),
+                    reaction_set(reactions)
+                ));
+            }
         }
     }
 }
@@ -1282,6 +1506,266 @@ mod tests {
         let f = check_with(vec![(0, bytes(7)), (1, Fetched::Status(404))]);
         assert_eq!(f.lost.len(), 1, "{:?}", f.lines());
         assert!(f.lost[0].contains("without its file"));
+    }
+
+    /// The store lost seq 3 and raised the room past it: history holds 1, 2 and 4. Bob
+    /// received 1, 2 (3 when `held`) and 4.
+    fn after_loss(held: bool, told: bool) -> (Canonical, ClientState) {
+        let mut c = canonical();
+        if let Some(evs) = c.get_mut(&ROOM) {
+            evs.truncate(2);
+            evs.push(message(4, ALICE, "a4"));
+        }
+        let seqs: Vec<u64> = if held {
+            vec![1, 2, 3, 4]
+        } else {
+            vec![1, 2, 4]
+        };
+        let mut bob = bob_saw(&seqs);
+        if told {
+            bob.closes.push(protocol::close::STORE_RESET);
+        }
+        (c, bob)
+    }
+
+    /// Alice sent a1..a4; `a3` says whether a3 was acked (and received back).
+    fn alice_after_loss(a3: bool) -> ClientState {
+        let mut acked = vec![("a1", Some(1)), ("a2", Some(2)), ("a4", Some(4))];
+        if a3 {
+            acked.insert(2, ("a3", Some(3)));
+        }
+        let mut alice = alice_sent(&acked);
+        let seqs: Vec<u64> = if a3 { vec![1, 2, 3, 4] } else { vec![1, 2, 4] };
+        alice.seen.insert(
+            ROOM,
+            seqs.iter()
+                .map(|s| (*s, Ident::Message(ALICE, format!("a{s}"))))
+                .collect(),
+        );
+        alice.cursors.insert(ROOM, 4);
+        alice
+    }
+
+    fn judge(c: &Canonical, bob: &ClientState, alice: &ClientState) -> (Findings, StoreLoss) {
+        let obs = [
+            ClientObs {
+                name: "bob",
+                user: BOB,
+                state: bob,
+            },
+            ClientObs {
+                name: "alice",
+                user: ALICE,
+                state: alice,
+            },
+        ];
+        let mut f = check(c, &obs, None, &FileObs::default()).0;
+        let loss = judge_store_loss(c, &obs, &mut f);
+        (f, loss)
+    }
+
+    #[test]
+    fn only_clients_that_held_a_lost_write_must_be_told() {
+        // Bob had received seq 3, which the store lost, and got no 4010 and no gap: untold.
+        // Alice's a3 was acked and is gone: she held it too, and was not told either.
+        let (c, bob) = after_loss(true, false);
+        let (f, loss) = judge(&c, &bob, &alice_after_loss(true));
+        assert!(f.is_clean(), "the loss itself is allowed: {:?}", f.lines());
+        assert_eq!(
+            (loss.affected, loss.untold.len(), loss.acked_lost),
+            (2, 2, 1)
+        );
+        assert!(
+            loss.untold[0].contains("bob: received room 7 seq 3, lost since"),
+            "{loss:?}"
+        );
+        // Bob told with 4010; alice's a3 never existed: one held it, and was told.
+        let (c, bob) = after_loss(true, true);
+        let (_, loss) = judge(&c, &bob, &alice_after_loss(false));
+        assert_eq!((loss.affected, loss.untold.len()), (1, 0), "{loss:?}");
+        // A loss nobody had seen: nobody to tell, nobody counted.
+        let (c, bob) = after_loss(false, false);
+        let (f, loss) = judge(&c, &bob, &alice_after_loss(false));
+        assert!(f.is_clean(), "{:?}", f.lines());
+        assert_eq!(loss, StoreLoss::default());
+    }
+
+    #[test]
+    fn a_reused_seq_still_fails_a_run_that_lost_writes() {
+        let (mut c, bob) = after_loss(true, true);
+        if let Some(evs) = c.get_mut(&ROOM) {
+            evs.insert(2, message(3, BOB, "b1"));
+        }
+        let (f, loss) = judge(&c, &bob, &alice_after_loss(true));
+        assert!(!f.reordered.is_empty(), "{:?}", f.lines());
+        assert_eq!(loss.affected, 2);
+    }
+
+    const DESK: UserId = UserId(3);
+
+    /// The desktop app (user 3) joined at seq 3 and wrote `composed`; its cache holds
+    /// history as it is.
+    fn desktop(c: &Canonical, composed: Vec<DesktopComposed>) -> DesktopObs {
+        let cached = c[&ROOM]
+            .iter()
+            .filter_map(|e| match &e.event {
+                EventBody::Message {
+                    id,
+                    sender,
+                    body,
+                    reactions,
+                    deleted,
+                    reply_to,
+                    attachments,
+                    ..
+                } => Some(MessageView {
+                    room: ROOM,
+                    seq: Some(e.seq),
+                    client_id: id.clone(),
+                    sender: *sender,
+                    sender_name: String::new(),
+                    body: body.clone(),
+                    ts: 0,
+                    edited: false,
+                    deleted: *deleted,
+                    status: protocol::ipc::MessageStatus::Sent,
+                    reply_to: *reply_to,
+                    quote: None,
+                    reactions: reactions.clone(),
+                    mentions: Vec::new(),
+                    mention_room: false,
+                    attachments: attachments.clone(),
+                    uploads: Vec::new(),
+                }),
+                _ => None,
+            })
+            .collect();
+        let last = c[&ROOM].last().map(|e| e.seq);
+        DesktopObs {
+            name: "desk".into(),
+            user: DESK,
+            composed,
+            start: BTreeMap::from([(ROOM, 3)]),
+            rooms: BTreeMap::from([(ROOM, (last, None, cached))]),
+            outbox_pending: 0,
+            failed: BTreeMap::new(),
+            reactions: Vec::new(),
+            reactions_pending: 0,
+        }
+    }
+
+    fn desk_wrote(id: &str, reply_to: Option<u64>) -> DesktopComposed {
+        DesktopComposed {
+            room: ROOM,
+            client_id: id.into(),
+            offline: false,
+            reply_to,
+            file: None,
+        }
+    }
+
+    fn check_desk(c: &Canonical, d: &DesktopObs) -> Findings {
+        let mut bob = bob_saw(&(1..=c[&ROOM].len() as u64).collect::<Vec<_>>());
+        let mut alice = all_acked();
+        alice.cursors.insert(ROOM, c[&ROOM].len() as u64);
+        alice.seen.insert(
+            ROOM,
+            c[&ROOM]
+                .iter()
+                .map(|e| (e.seq, Ident::of(&e.event)))
+                .collect(),
+        );
+        bob.seen.insert(ROOM, alice.seen[&ROOM].clone());
+        let obs = [
+            ClientObs {
+                name: "bob",
+                user: BOB,
+                state: &bob,
+            },
+            ClientObs {
+                name: "alice",
+                user: ALICE,
+                state: &alice,
+            },
+        ];
+        check(c, &obs, Some(d), &FileObs::default()).0
+    }
+
+    #[test]
+    fn the_desktop_apps_replies_and_reactions_are_judged() {
+        // The app answered a3 with d1 and reacted to it with a thumb.
+        let mut c = canonical();
+        let mut reply = message(4, DESK, "d1");
+        if let EventBody::Message { reply_to, .. } = &mut reply.event {
+            *reply_to = Some(3);
+        }
+        if let Some(evs) = c.get_mut(&ROOM) {
+            evs.push(reply);
+        }
+        let thumb = DesktopReaction {
+            room: ROOM,
+            seq: 3,
+            emoji: "👍".into(),
+        };
+        let with_thumb = |c: &mut Canonical| {
+            if let Some(EventBody::Message { reactions, .. }) =
+                c.get_mut(&ROOM).map(|evs| &mut evs[2].event)
+            {
+                reactions.push(Reaction {
+                    emoji: "👍".into(),
+                    users: vec![DESK],
+                });
+            }
+        };
+        let mut ok = c.clone();
+        with_thumb(&mut ok);
+        let mut d = desktop(&ok, vec![desk_wrote("d1", Some(3))]);
+        d.reactions.push(thumb.clone());
+        let f = check_desk(&ok, &d);
+        assert!(f.is_clean(), "{:?}", f.lines());
+        // Stored answering another message: reordered.
+        let d = desktop(&ok, vec![desk_wrote("d1", Some(2))]);
+        let f = check_desk(&ok, &d);
+        assert!(
+            f.reordered.iter().any(|l| l.contains("reply d1 to seq 2")),
+            "{:?}",
+            f.lines()
+        );
+        // The reaction never reached history: lost (the cache agreeing does not help).
+        let mut d = desktop(&c, vec![desk_wrote("d1", Some(3))]);
+        d.reactions.push(thumb);
+        let f = check_desk(&c, &d);
+        assert!(
+            f.lost.iter().any(|l| l.contains("reaction 👍")),
+            "{:?}",
+            f.lines()
+        );
+        // A reply refused because its original is gone (lost: message_not_found; deleted:
+        // message_deleted) is told (failed), not lost; any other refusal is reported.
+        let mut c = canonical();
+        if let Some(EventBody::Message { deleted, .. }) =
+            c.get_mut(&ROOM).map(|evs| &mut evs[1].event)
+        {
+            *deleted = true;
+        }
+        let mut d = desktop(
+            &c,
+            vec![
+                desk_wrote("d2", Some(9)),
+                desk_wrote("d3", None),
+                desk_wrote("d4", Some(2)),
+                desk_wrote("d5", Some(1)),
+            ],
+        );
+        d.failed.insert("d2".into(), "message_not_found".into());
+        d.failed.insert("d3".into(), "invalid_message".into());
+        d.failed.insert("d4".into(), "message_deleted".into());
+        d.failed.insert("d5".into(), "message_deleted".into());
+        let f = check_desk(&c, &d);
+        let reported: Vec<&String> = f.outbox.iter().collect();
+        assert_eq!(reported.len(), 2, "{:?}", f.lines());
+        assert!(reported[0].contains("d3") && reported[0].contains("failed: invalid_message"));
+        assert!(reported[1].contains("d5") && reported[1].contains("failed: message_deleted"));
     }
 
     #[test]

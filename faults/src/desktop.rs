@@ -36,6 +36,18 @@ pub struct DesktopComposed {
     pub client_id: String,
     /// Written while the app was not online (it went to the outbox only).
     pub offline: bool,
+    /// The seq of the message it answers.
+    pub reply_to: Option<u64>,
+    /// The file it carries: its length and fingerprint ([`crate::files::fingerprint`]).
+    pub file: Option<(u64, u64)>,
+}
+
+/// A reaction the app was asked to add (it never takes one back, so history must show it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesktopReaction {
+    pub room: RoomId,
+    pub seq: u64,
+    pub emoji: String,
 }
 
 pub struct Desktop {
@@ -47,6 +59,7 @@ pub struct Desktop {
     backend: tokio::sync::Mutex<Option<Backend>>,
     state: Arc<Mutex<ConnectionState>>,
     pub composed: Mutex<Vec<DesktopComposed>>,
+    pub reactions: Mutex<Vec<DesktopReaction>>,
     pub reopens: Mutex<u32>,
 }
 
@@ -85,6 +98,7 @@ impl Desktop {
             backend: tokio::sync::Mutex::new(Some(backend)),
             state,
             composed: Mutex::new(Vec::new()),
+            reactions: Mutex::new(Vec::new()),
             reopens: Mutex::new(0),
         })
     }
@@ -106,12 +120,66 @@ impl Desktop {
 
     /// Writes a message as the user would (into the outbox; sent when connected).
     pub async fn compose(&self, room: RoomId, n: u64) -> Result<(), String> {
+        self.write(room, Write::Text(n)).await
+    }
+
+    /// Writes as the user would: a message, a reply to the newest message the cache holds of
+    /// `room`, a reaction to it, or a message carrying a file (staged, uploaded, then sent,
+    /// all through the outbox). A reply or reaction with nothing to answer writes a message.
+    pub async fn write(&self, room: RoomId, what: Write) -> Result<(), String> {
         let guard = self.backend.lock().await;
         let Some(backend) = guard.as_ref() else {
             return Ok(());
         };
         let offline = !self.online() || self.front.link() != Link::Up;
-        let view = within(backend.send(room, &format!("desktop message {n}"))).await?;
+        let target = match what {
+            Write::Reply(_) | Write::React(_) => newest_message(backend, room).await?,
+            _ => None,
+        };
+        let (view, reply_to, file) = match (what, target) {
+            (Write::React(emoji), Some(seq)) => {
+                within(backend.react(room, seq, emoji, false)).await?;
+                self.reactions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(DesktopReaction {
+                        room,
+                        seq,
+                        emoji: emoji.to_owned(),
+                    });
+                return Ok(());
+            }
+            (Write::Reply(n), Some(seq)) => {
+                let msg = chat_desktop::cache::Outgoing {
+                    body: format!("desktop reply {n}"),
+                    reply_to: Some(seq),
+                    ..Default::default()
+                };
+                (
+                    within(backend.send_message(room, msg)).await?,
+                    Some(seq),
+                    None,
+                )
+            }
+            (Write::File(file), _) => {
+                let print = (
+                    file.bytes.len() as u64,
+                    crate::files::fingerprint(&file.bytes),
+                );
+                let view = within(backend.send_bytes(room, &file.name, file.bytes)).await?;
+                (view, None, Some(print))
+            }
+            (Write::Text(n) | Write::Reply(n), _) => (
+                within(backend.send(room, &format!("desktop message {n}"))).await?,
+                None,
+                None,
+            ),
+            (Write::React(_), None) => (
+                within(backend.send(room, "desktop message (nothing to react to)")).await?,
+                None,
+                None,
+            ),
+        };
         self.composed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -119,6 +187,8 @@ impl Desktop {
                 room,
                 client_id: view.client_id,
                 offline,
+                reply_to,
+                file,
             });
         Ok(())
     }
@@ -153,6 +223,28 @@ impl Desktop {
             let _ = tokio::time::timeout(Duration::from_secs(10), backend.shutdown()).await;
         }
     }
+}
+
+/// What the app is asked to write.
+pub enum Write {
+    /// A message `desktop message {n}`.
+    Text(u64),
+    /// A reply to the newest message of the room.
+    Reply(u64),
+    /// A reaction to the newest message of the room.
+    React(&'static str),
+    /// A message carrying this file.
+    File(crate::files::File),
+}
+
+/// The seq of the newest message (not deleted) the cache holds of `room`.
+async fn newest_message(backend: &Backend, room: RoomId) -> Result<Option<u64>, String> {
+    let cached = within(backend.cache().messages(room, 0, u64::MAX >> 2, 100_000)).await?;
+    Ok(cached
+        .iter()
+        .rev()
+        .find(|m| !m.deleted && m.seq.is_some())
+        .and_then(|m| m.seq))
 }
 
 async fn open(

@@ -8,6 +8,7 @@
 //! server's canonical history) → [`campaign`] (many runs, the results table). [`rolling`] restarts
 //! every node in turn behind nginx (the upgrade procedure).
 
+pub mod aof;
 pub mod campaign;
 pub mod checker;
 pub mod client;

@@ -121,6 +121,18 @@ async fn one(args: &Args) -> Result<ExitCode, String> {
             serde_json::to_string_pretty(&report.plan).map_err(|e| e.to_string())?
         );
         println!("  closes received: {:?}", report.closes);
+        for cut in &report.aof_cuts {
+            println!("  {}", cut_line(cut));
+        }
+        if report.store_lost_writes {
+            println!(
+                "  store lost writes: {} acked messages lost; {} scripted clients held lost writes, {} untold",
+                report.lost_detected, report.rollback_affected, report.rollback_untold
+            );
+        }
+        for l in &report.untold {
+            println!("  untold: {l}");
+        }
         for l in report.findings.lines().iter().take(50) {
             println!("  {l}");
         }
@@ -208,6 +220,30 @@ fn line(r: &run::Report) -> String {
     )
 }
 
+/// What one `redis_rollback` cut off the AOF.
+fn cut_line(cut: &faults::aof::Cut) -> String {
+    let events: Vec<String> = cut
+        .events
+        .iter()
+        .take(20)
+        .map(|(room, seq)| format!("{room}:{seq}"))
+        .collect();
+    format!(
+        "AOF cut: {} bytes, {} commands, {} room events [{}{}] off {}{}",
+        cut.bytes,
+        cut.commands,
+        cut.events.len(),
+        events.join(" "),
+        if cut.events.len() > 20 { " …" } else { "" },
+        cut.file,
+        if cut.extended {
+            " (moved back to the last event)"
+        } else {
+            ""
+        }
+    )
+}
+
 async fn many(args: &Args) -> Result<ExitCode, String> {
     let runs = args.num("--runs")?.unwrap_or(1000);
     let jobs = args.num("--jobs")?.unwrap_or(3).max(1) as usize;
@@ -243,6 +279,12 @@ async fn many(args: &Args) -> Result<ExitCode, String> {
             println!("{}", line(&report));
             for l in report.findings.lines().iter().take(10) {
                 println!("    {l}");
+            }
+            for cut in &report.aof_cuts {
+                println!("    {}", cut_line(cut));
+            }
+            for l in report.untold.iter().take(10) {
+                println!("    untold: {l}");
             }
             summary.add(&report);
             reports.push(report);
@@ -317,7 +359,9 @@ fn compact(r: &run::Report) -> serde_json::Value {
         "closes": r.closes,
         "lost": r.lost(),
         "lost_detected": r.lost_detected,
+        "rollback_affected": r.rollback_affected,
         "rollback_untold": r.rollback_untold,
+        "aof_cuts": r.aof_cuts,
         "store_lost_writes": r.store_lost_writes,
         "duplicated": r.duplicated(),
         "reordered": r.reordered(),
@@ -329,6 +373,9 @@ fn compact(r: &run::Report) -> serde_json::Value {
         "cut_uploads": r.cut_uploads,
         "partial_files": r.partial_files,
     });
+    if !r.untold.is_empty() {
+        v["untold"] = serde_json::json!(r.untold);
+    }
     if !r.ok {
         v["findings"] = serde_json::json!(r.findings.lines());
         v["error"] = serde_json::json!(r.error);

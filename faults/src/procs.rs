@@ -136,35 +136,16 @@ impl Redis {
         self.child.is_some()
     }
 
-    fn newest_aof(&self) -> Result<PathBuf> {
-        let dir = self.dir.join("appendonlydir");
-        std::fs::read_dir(&dir)
-            .map_err(|e| format!("{}: {e}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.to_string_lossy().ends_with(".incr.aof"))
-            .max()
-            .ok_or_else(|| "no incremental AOF file".to_owned())
+    /// Where the AOF ends now (its current incremental file and length).
+    pub fn aof_mark(&self) -> Result<crate::aof::Mark> {
+        crate::aof::mark(&self.dir)
     }
 
-    /// The size of the AOF being appended to (0 without AOF).
-    pub fn aof_len(&self) -> u64 {
-        self.newest_aof()
-            .and_then(|p| std::fs::metadata(p).map_err(|e| e.to_string()))
-            .map_or(0, |m| m.len())
-    }
-
-    /// Cuts `bytes` off the end of the AOF, never below `floor` (Redis must be stopped): the
-    /// writes a machine crash can lose with `appendfsync everysec`. Redis loads the rest
-    /// (`aof-load-truncated`).
-    pub fn cut_aof_tail(&self, bytes: u64, floor: u64) -> Result<()> {
-        let newest = self.newest_aof()?;
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&newest)
-            .map_err(|e| e.to_string())?;
-        let len = file.metadata().map_err(|e| e.to_string())?.len();
-        file.set_len(len.saturating_sub(bytes).max(floor.min(len)))
-            .map_err(|e| e.to_string())
+    /// Cuts about `bytes` (whole commands) off the end of the AOF, never below `floor` (Redis
+    /// must be stopped): the writes a machine crash can lose with `appendfsync everysec`.
+    /// Says what was cut; see [`crate::aof::cut_tail`].
+    pub fn cut_aof_tail(&self, bytes: u64, floor: &crate::aof::Mark) -> Result<crate::aof::Cut> {
+        crate::aof::cut_tail(&self.dir, bytes, floor)
     }
 }
 

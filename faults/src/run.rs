@@ -5,7 +5,7 @@ use crate::checker::{
     self, Canonical, ClientObs, DesktopObs, Fetched, FileObs, Findings, Volume, WipeObs,
 };
 use crate::client::{Client, ClientSpec, LiveNodes};
-use crate::desktop::Desktop;
+use crate::desktop::{Desktop, Write};
 use crate::files;
 use crate::procs::{Node, Persistence, Redis, S3};
 use crate::proxy::{Link, Proxy};
@@ -256,8 +256,18 @@ pub struct Report {
     /// Rollback runs (`redis_rollback`): acknowledged messages the store lost (allowed, the
     /// documented limit of AOF everysec; they do not fail the run).
     pub lost_detected: u64,
-    /// Rollback runs: scripted clients told neither by 4010 nor by a gap.
+    /// Rollback runs: scripted clients that held something the store lost (an event they
+    /// received, a message acknowledged to them), so had something to be told.
+    #[serde(default)]
+    pub rollback_affected: u32,
+    /// Rollback runs: of those, the ones told neither by 4010 nor by a gap.
     pub rollback_untold: u32,
+    /// Who they are and what they held.
+    #[serde(default)]
+    pub untold: Vec<String>,
+    /// What each `redis_rollback` cut off the AOF: bytes, commands, room events.
+    #[serde(default)]
+    pub aof_cuts: Vec<crate::aof::Cut>,
     /// The store lost acknowledged writes (AOF tail cut, or Redis killed while an AOF write
     /// was postponed); judged by the rollback rules.
     pub store_lost_writes: bool,
@@ -307,8 +317,10 @@ struct World {
     /// Seq of each room when the desktop app had joined.
     desktop_start: BTreeMap<RoomId, u64>,
     desktop_rooms: Vec<RoomId>,
-    /// AOF size when setup was done.
-    aof_after_setup: u64,
+    /// Where the AOF ended when setup was done (`None` without AOF): a cut never goes below.
+    aof_after_setup: Option<crate::aof::Mark>,
+    /// What each `redis_rollback` cut off the AOF.
+    aof_cuts: Vec<crate::aof::Cut>,
     /// The S3 server, when the nodes keep files in a bucket.
     s3: Option<S3>,
     /// Where the stored files appear on disk (`blobs/{id}`, `thumbs/{id}`).
@@ -343,7 +355,10 @@ pub async fn run(seed: u64, only: Option<FaultKind>, exe: &Path, dir: &Path) -> 
         volume: Volume::default(),
         wiped_acked: 0,
         lost_detected: 0,
+        rollback_affected: 0,
         rollback_untold: 0,
+        untold: Vec::new(),
+        aof_cuts: Vec::new(),
         store_lost_writes: false,
         slow_closes: 0,
         closes: BTreeMap::new(),
@@ -484,7 +499,8 @@ async fn setup(plan: &Plan, exe: &Path, dir: &Path) -> Result<World, String> {
         readers,
         desktop_start: BTreeMap::new(),
         desktop_rooms,
-        aof_after_setup: 0,
+        aof_after_setup: None,
+        aof_cuts: Vec::new(),
         s3,
         files,
         cut_uploads: 0,
@@ -509,7 +525,10 @@ async fn setup(plan: &Plan, exe: &Path, dir: &Path) -> Result<World, String> {
             desktop_start.insert(*room, r.last_seq);
         }
     }
-    let aof_after_setup = world.redis.aof_len();
+    let aof_after_setup = match plan.persistence {
+        Persistence::Aof => Some(world.redis.aof_mark()?),
+        Persistence::None => None,
+    };
     Ok(World {
         desktop_start,
         aof_after_setup,
@@ -532,8 +551,16 @@ async fn execute(plan: &Plan, exe: &Path, dir: &Path, report: &mut Report) -> Re
                 tokio::time::sleep(every).await;
                 n += 1;
                 let room = rooms[rng.random_range(0..rooms.len())];
-                if let Err(e) = d.compose(room, n).await {
-                    return Err(format!("desktop compose: {e}"));
+                // Like the scripted clients: mostly messages, some replies, reactions and
+                // files, each through the app's outbox.
+                let what = match rng.random_range(0..10) {
+                    0 | 1 => Write::Reply(n),
+                    2 | 3 => Write::React(crate::client::EMOJI[rng.random_range(0..3)]),
+                    4 => Write::File(files::random(&mut rng, &format!("desktop-{n}"))),
+                    _ => Write::Text(n),
+                };
+                if let Err(e) = d.write(room, what).await {
+                    return Err(format!("desktop write: {e}"));
                 }
             }
             Ok(())
@@ -597,36 +624,13 @@ async fn execute(plan: &Plan, exe: &Path, dir: &Path, report: &mut Report) -> Re
     let store_lost = !findings.lost.is_empty() || !findings.gapped.is_empty();
     if cut || (killed && store_lost) {
         report.store_lost_writes = true;
-        // The store lost its last writes. What it lost may be missing anywhere
-        // (history holes, acked messages, events clients hold): allowed. A seq reused for
-        // other content, or a duplicate, still fails. Told: closed with 4010, or a gap over
-        // what it missed; a client that had received the lost events but was between sockets
-        // when its node noticed is not told (counted, a documented limit).
-        report.rollback_untold = obs
-            .iter()
-            .filter(|c| {
-                !c.state.closes.contains(&protocol::close::STORE_RESET) && c.state.gaps.is_empty()
-            })
-            .count() as u32;
-        report.lost_detected = findings
-            .lost
-            .iter()
-            .filter(|l| l.contains(" acked (room "))
-            .count() as u64;
-        findings.lost.clear();
-        // A client drops its cursors on 4010 (as the protocol says) and starts again, so it
-        // may receive an event again; a live duplicate ("delivered again" on one socket) or
-        // different content under a seq still fails.
-        findings
-            .duplicated
-            .retain(|l| !l.contains(" received twice"));
-        findings.gapped.clear();
-        findings.outbox.clear();
-        findings
-            .reordered
-            .retain(|l| !l.contains("without a gap") && !l.contains("gap after"));
-        findings.other.retain(|l| !l.contains("welcome lacks"));
+        let loss = checker::judge_store_loss(&canonical, &obs, &mut findings);
+        report.lost_detected = loss.acked_lost;
+        report.rollback_affected = loss.affected;
+        report.rollback_untold = loss.untold.len() as u32;
+        report.untold = loss.untold;
     }
+    report.aof_cuts = std::mem::take(&mut world.aof_cuts);
     for code in states.iter().flat_map(|s| s.closes.iter()) {
         *report.closes.entry(*code).or_default() += 1;
     }
@@ -717,9 +721,12 @@ async fn inject(world: &mut World, fault: &Fault) -> Result<(), String> {
             world.redis.kill9().await;
             // Only traffic is lost, never the accounts and rooms set up before it (the checker
             // reads history with those).
-            world
-                .redis
-                .cut_aof_tail(2048 + fault.for_ms * 6, world.aof_after_setup)?;
+            let floor = world
+                .aof_after_setup
+                .clone()
+                .ok_or("redis_rollback in a run without AOF")?;
+            let cut = world.redis.cut_aof_tail(2048 + fault.for_ms * 6, &floor)?;
+            world.aof_cuts.push(cut);
             tokio::time::sleep(pause).await;
             world.redis.up().await?;
         }
@@ -843,8 +850,11 @@ async fn settle(world: &World) -> Result<Canonical, String> {
             let rooms = world.desktop_rooms.clone();
             let caught_up = d
                 .with_cache(async |cache| {
-                    let pending = cache.outbox_pending().await.map(|p| p.len()).unwrap_or(1);
-                    let mut ok = pending == 0;
+                    // Every message (uploading ones too) and every reaction delivered or
+                    // refused for good.
+                    let pending = outbox_waiting(cache).await.map_or(1, |(n, _)| n);
+                    let reacting = cache.reactions_pending().await.map_or(1, |p| p.len());
+                    let mut ok = pending == 0 && reacting == 0;
                     for room in &rooms {
                         let synced = cache
                             .room(*room)
@@ -898,12 +908,13 @@ async fn desktop_obs(d: &Desktop, start: &BTreeMap<RoomId, u64>) -> Result<Deskt
                     meta.map_or((None, None), |m| (m.synced_seq, m.complete_from));
                 out.insert(room, (synced, complete, messages));
             }
-            let pending = cache
-                .outbox_pending()
+            let (pending, failed) = outbox_waiting(cache).await.map_err(|e| e.to_string())?;
+            let reacting = cache
+                .reactions_pending()
                 .await
                 .map_err(|e| e.to_string())?
                 .len();
-            Ok::<_, String>((out, pending))
+            Ok::<_, String>((out, pending, failed, reacting))
         })
         .await
         .ok_or("the desktop app is closed")??;
@@ -914,7 +925,33 @@ async fn desktop_obs(d: &Desktop, start: &BTreeMap<RoomId, u64>) -> Result<Deskt
         start: start.clone(),
         rooms: cached.0,
         outbox_pending: cached.1,
+        failed: cached.2,
+        reactions: d
+            .reactions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
+        reactions_pending: cached.3,
     })
+}
+
+/// The desktop outbox: how many messages still wait (pending or uploading), and the ones
+/// refused for good (client id → error code).
+async fn outbox_waiting(
+    cache: &chat_desktop::cache::Cache,
+) -> Result<(usize, BTreeMap<String, String>), chat_desktop::Error> {
+    let mut waiting = 0;
+    let mut failed = BTreeMap::new();
+    for id in cache.outbox_ids().await? {
+        match cache.outbox_entry(&id).await? {
+            Some(e) if e.state == "failed" => {
+                failed.insert(id, e.fail_code.unwrap_or_default());
+            }
+            Some(_) => waiting += 1,
+            None => {}
+        }
+    }
+    Ok((waiting, failed))
 }
 
 /// After a wipe: every client must get a typed signal within 20 s.
