@@ -63,10 +63,14 @@ pub fn ConnectionBanner(props: &ConnectionBannerProps) -> Html {
             ("warn", format!("Connection lost{why}. {when}{tries}"))
         }
     };
-    let busy = !matches!(props.state, ConnectionState::Offline);
     // Only while waiting for the next attempt (not while one is under way).
     let waiting = matches!(props.state, ConnectionState::Reconnecting { .. })
         && props.reconnect_at_ms.is_some_and(|at| at > *now);
+    // The spinner only while an attempt is under way: between attempts (seconds to minutes)
+    // a spinning CSS animation kept the web view redrawing, about half a core for as long as
+    // the server was away (`chat-client-bench`, idle CPU offline).
+    let busy = !waiting && !matches!(props.state, ConnectionState::Offline);
+    let icon = if waiting { Icon::Clock } else { Icon::Alert };
     let reconnect = Callback::from(|_: MouseEvent| {
         spawn_local(async {
             let _ = ipc::reconnect_now().await;
@@ -74,7 +78,7 @@ pub fn ConnectionBanner(props: &ConnectionBannerProps) -> Html {
     });
     html! {
         <div class={classes!("banner", class)} role="status" aria-live="polite">
-            if busy { <span class="spinner small"></span> } else { <IconView icon={Icon::Alert} /> }
+            if busy { <span class="spinner small"></span> } else { <IconView {icon} /> }
             <span class="banner-text">{ text }</span>
             if waiting {
                 <button type="button" class="button small banner-action" onclick={reconnect}>
