@@ -347,7 +347,7 @@ impl Hub {
                     room,
                     seq,
                     member,
-                    ts: crate::metrics::event_ts_for_latency(frame.as_str()),
+                    ts: crate::metrics::bus_routed(frame.as_str()),
                     frame,
                 };
                 {
@@ -479,7 +479,6 @@ impl BusSink {
 
 impl bus::Sink for BusSink {
     fn message(&self, msg: &str) {
-        crate::metrics::bus_received(msg);
         self.hub.dispatch(msg);
     }
 

@@ -3,10 +3,14 @@
 //!
 //! The registry is per process, as Prometheus scrapes a process: [`install`] builds it once and
 //! [`get`] hands out the handles. Until it is installed (metrics off, or a test that does not
-//! ask for them) every handle is a no-op. A handle is an `Arc` around an atomic, so the hot
-//! path (one delivery) costs an atomic add and, for the latency histogram, one push into the
-//! exporter's lock-free sample buffer; no lookup and no allocation per call (the buffer grows
-//! in blocks and is emptied into the buckets every [`UPKEEP_EVERY`]).
+//! ask for them) every handle is a no-op and the hot paths skip their clock reads. Counters are
+//! the exporter's (an `Arc` around an atomic); the histograms on hot paths (delivery latency,
+//! bus lag, store calls) are our own fixed-bucket ones ([`histogram`]: a bucket search and two
+//! relaxed atomic adds), because the exporter's cost about 200 instructions per sample. Per
+//! delivery that leaves one clock read per batch a socket writes and, per batch, one counter
+//! add and one histogram add per run of events with the same latency ([`LiveTally`]); the
+//! event's time is read once per event where the hub takes it off the bus. No lookup and no
+//! allocation per call. The cost is measured in docs/OPERATIONS.md, "What metrics cost".
 //!
 //! Labels are drawn from small fixed sets (kinds, close codes, store operations, matched HTTP
 //! routes): never a room, a user or a raw path.
@@ -16,22 +20,40 @@ use axum::extract::{MatchedPath, State};
 use axum::http::{header, Request, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder, Unit};
+use metrics::{Counter, Gauge, Key, Label, Metadata, Recorder, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
-use std::sync::{LazyLock, OnceLock};
+use std::sync::{LazyLock, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// How often recorded histogram samples are folded into their buckets.
+pub mod histogram;
+
+use histogram::Histogram;
+
+/// How often the exporter's histogram samples (HTTP requests, password-hash waits) are folded
+/// into their buckets.
 pub const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
-/// Buckets (seconds) for latencies that should be milliseconds: deliveries, bus, store calls.
-const FAST_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+/// Bucket bounds (microseconds) for latencies that should be milliseconds: deliveries, bus,
+/// store calls. 0.5 ms to 10 s.
+const FAST_BUCKETS_US: &[u64] = &[
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 10_000_000,
 ];
-/// Buckets (seconds) for HTTP requests and the password-hash queue (argon2 takes ~50–500 ms).
+/// Buckets (seconds) for the exporter's histograms, HTTP requests and the password-hash queue
+/// (argon2 takes ~50–500 ms).
 const SLOW_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+
+const DELIVERY_LATENCY: &str = "chat_delivery_latency_seconds";
+const DELIVERY_LATENCY_HELP: &str =
+    "Live room events: from the store accepting the event to the frame written to the socket";
+const BUS_LAG: &str = "chat_bus_lag_seconds";
+const BUS_LAG_HELP: &str =
+    "Room events: from the store accepting the event to this node's hub routing it";
+const STORE_CALL: &str = "chat_store_call_duration_seconds";
+const STORE_CALL_HELP: &str =
+    "Store calls (Redis round trips or embedded-store operations), by operation";
 
 /// Close codes counted by name; anything else is counted as `other`.
 const CLOSE_CODES: &[u16] = &[
@@ -81,12 +103,12 @@ pub struct Metrics {
     closes_other: Counter,
     messages: [Counter; 3],
     deliveries: [Counter; 3],
-    pub delivery_latency: Histogram,
-    pub bus_lag: Histogram,
+    delivery_latency: Histogram,
+    bus_lag: Histogram,
     pub bus_resyncs: Counter,
     pub store_epoch_changes: Counter,
     rate_limited: [Counter; 3],
-    pub hash_wait: Histogram,
+    pub hash_wait: metrics::Histogram,
     connections: Gauge,
     users_online: Gauge,
     store_up: Gauge,
@@ -97,16 +119,14 @@ pub struct Metrics {
 
 /// The handles of one store operation.
 pub struct StoreOp {
-    pub duration: Histogram,
-    pub errors: Counter,
+    duration: Histogram,
+    errors: Counter,
 }
 
 static INSTALLED: OnceLock<Metrics> = OnceLock::new();
 static NOOP: LazyLock<Metrics> = LazyLock::new(|| Metrics::register(None));
-static NOOP_OP: StoreOp = StoreOp {
-    duration: Histogram::noop(),
-    errors: Counter::noop(),
-};
+/// Store operations called so far (with metrics on), in order of first call, for the scrape.
+static STORE_OPS: Mutex<Vec<(&'static str, &'static StoreOp)>> = Mutex::new(Vec::new());
 
 /// The process's metrics; no-op handles while metrics are off.
 pub fn get() -> &'static Metrics {
@@ -117,23 +137,7 @@ pub fn get() -> &'static Metrics {
 pub fn install() -> PrometheusHandle {
     let metrics = INSTALLED.get_or_init(|| {
         let recorder = PrometheusBuilder::new()
-            .set_buckets(FAST_BUCKETS)
-            .and_then(|b| {
-                b.set_buckets_for_metric(
-                    metrics_exporter_prometheus::Matcher::Full(
-                        "chat_http_request_duration_seconds".into(),
-                    ),
-                    SLOW_BUCKETS,
-                )
-            })
-            .and_then(|b| {
-                b.set_buckets_for_metric(
-                    metrics_exporter_prometheus::Matcher::Full(
-                        "chat_password_hash_wait_seconds".into(),
-                    ),
-                    SLOW_BUCKETS,
-                )
-            })
+            .set_buckets(SLOW_BUCKETS)
             .unwrap_or_else(|_| PrometheusBuilder::new())
             .build_recorder();
         Metrics::register(Some(recorder))
@@ -168,9 +172,14 @@ impl Registrar<'_> {
         r.register_gauge(&Key::from_parts(name, labels), &META)
     }
 
-    fn histogram(&self, name: &'static str, labels: Vec<Label>, help: &'static str) -> Histogram {
+    fn histogram(
+        &self,
+        name: &'static str,
+        labels: Vec<Label>,
+        help: &'static str,
+    ) -> metrics::Histogram {
         let Some(r) = self.0 else {
-            return Histogram::noop();
+            return metrics::Histogram::noop();
         };
         r.describe_histogram(name.into(), Some(Unit::Seconds), help.into());
         r.register_histogram(&Key::from_parts(name, labels), &META)
@@ -239,16 +248,8 @@ impl Metrics {
                 r.counter("chat_deliveries_total", kind("replay"), del_help),
                 r.counter("chat_deliveries_total", kind("ephemeral"), del_help),
             ],
-            delivery_latency: r.histogram(
-                "chat_delivery_latency_seconds",
-                vec![],
-                "Live room events: from the store accepting the event to the frame written to the socket",
-            ),
-            bus_lag: r.histogram(
-                "chat_bus_lag_seconds",
-                vec![],
-                "Room events: from the store accepting the event to this node's hub routing it",
-            ),
+            delivery_latency: Histogram::new(FAST_BUCKETS_US),
+            bus_lag: Histogram::new(FAST_BUCKETS_US),
             bus_resyncs: r.counter(
                 "chat_bus_resyncs_total",
                 vec![],
@@ -289,11 +290,7 @@ impl Metrics {
                 vec![],
                 "1 while the bus subscription is up and checked",
             ),
-            draining: r.gauge(
-                "chat_draining",
-                vec![],
-                "1 once the node is shutting down",
-            ),
+            draining: r.gauge("chat_draining", vec![], "1 once the node is shutting down"),
             recorder: None,
         };
         Metrics {
@@ -328,31 +325,40 @@ impl Metrics {
         self.rate_limited[kind as usize].increment(1);
     }
 
-    /// The handles of store operation `op`, cached in `cell` once metrics are on.
-    pub fn store_op(&self, cell: &'static OnceLock<StoreOp>, op: &'static str) -> &'static StoreOp {
-        let Some(recorder) = &self.recorder else {
-            return &NOOP_OP;
-        };
-        cell.get_or_init(|| {
-            let r = Registrar(Some(recorder));
-            let labels = || vec![Label::from_static_parts("op", op)];
+    /// The handles of store operation `op`, made once in `cell` (metrics on) or `None` (off).
+    fn store_op(
+        &self,
+        cell: &'static OnceLock<StoreOp>,
+        op: &'static str,
+    ) -> Option<&'static StoreOp> {
+        let recorder = self.recorder.as_ref()?;
+        if let Some(handles) = cell.get() {
+            return Some(handles);
+        }
+        let mut made = false;
+        let handles = cell.get_or_init(|| {
+            made = true;
             StoreOp {
-                duration: r.histogram(
-                    "chat_store_call_duration_seconds",
-                    labels(),
-                    "Store calls (Redis round trips or embedded-store operations), by operation",
-                ),
-                errors: r.counter(
+                duration: Histogram::new(FAST_BUCKETS_US),
+                errors: Registrar(Some(recorder)).counter(
                     "chat_store_errors_total",
-                    labels(),
+                    vec![Label::from_static_parts("op", op)],
                     "Store calls that failed for the store's sake (unreachable, timeout, unreadable data), by operation",
                 ),
             }
-        })
+        });
+        if made {
+            STORE_OPS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((op, handles));
+        }
+        Some(handles)
     }
 
-    /// Refreshes the gauges that are read from the node's state, folds histogram samples into
-    /// buckets and renders the text exposition.
+    /// Refreshes the gauges that are read from the node's state, folds the exporter's
+    /// histogram samples into buckets and renders the text exposition, ours after the
+    /// exporter's.
     fn render(&self, state: &AppState) -> String {
         let Some(recorder) = &self.recorder else {
             return String::new();
@@ -370,7 +376,46 @@ impl Metrics {
         });
         let handle = recorder.handle();
         handle.run_upkeep();
-        handle.render()
+        let mut text = handle.render();
+        histogram::header(&mut text, DELIVERY_LATENCY, DELIVERY_LATENCY_HELP);
+        self.delivery_latency
+            .render(&mut text, DELIVERY_LATENCY, "");
+        histogram::header(&mut text, BUS_LAG, BUS_LAG_HELP);
+        self.bus_lag.render(&mut text, BUS_LAG, "");
+        let ops = STORE_OPS.lock().unwrap_or_else(|e| e.into_inner());
+        if !ops.is_empty() {
+            histogram::header(&mut text, STORE_CALL, STORE_CALL_HELP);
+            for (op, handles) in ops.iter() {
+                handles
+                    .duration
+                    .render(&mut text, STORE_CALL, &format!("op=\"{op}\""));
+            }
+        }
+        text
+    }
+}
+
+/// One store call, timed while metrics are on (see `store::delegate!`).
+pub struct StoreCall(Option<(&'static StoreOp, Instant)>);
+
+impl StoreCall {
+    /// Starts timing a call of operation `op`; `cell` caches its handles (one per call site).
+    pub fn start(cell: &'static OnceLock<StoreOp>, op: &'static str) -> StoreCall {
+        StoreCall(
+            get()
+                .store_op(cell, op)
+                .map(|handles| (handles, Instant::now())),
+        )
+    }
+
+    /// Records the call's duration, and an error when it `failed` for the store's sake.
+    pub fn finish(self, failed: bool) {
+        if let Some((handles, started)) = self.0 {
+            handles.duration.record(started.elapsed());
+            if failed {
+                handles.errors.increment(1);
+            }
+        }
     }
 }
 
@@ -381,59 +426,113 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// The `ts` of an `event` frame (`{"type":"event","room":R,"seq":S,"ts":T,...}`, written by the
-/// store), read without parsing the JSON: it sits in the first few dozen bytes.
+/// The `ts` of an `event` frame, read without parsing the JSON: the stores write the frame with
+/// a fixed head, `{"type":"event","room":R,"seq":S,"ts":T,` (`store::bus::event_frame` and its
+/// Lua twin in `store/redis.rs`), so this walks that head instead of searching for `"ts":`,
+/// which cost several hundred instructions per event. `None` for any other frame.
 pub fn event_ts(frame: &str) -> Option<i64> {
-    let head = frame.get(..frame.len().min(96))?;
-    let start = head.find("\"ts\":")? + 5;
-    let digits = &head[start..];
-    let end = digits
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(digits.len());
-    digits[..end].parse().ok()
-}
-
-/// Seconds from `ts_ms` to `now_ms` (0 when the clocks disagree the other way).
-pub fn since(ts_ms: i64, now_ms: i64) -> f64 {
-    (now_ms - ts_ms).max(0) as f64 / 1000.0
-}
-
-/// The `ts` of a room event's frame when metrics are on (0 when off or absent): read once per
-/// event where the hub takes it off the bus, not once per recipient.
-pub fn event_ts_for_latency(frame: &str) -> i64 {
-    if get().enabled() {
-        event_ts(frame).unwrap_or(0)
-    } else {
-        0
+    /// Skips ASCII digits (at least one) and returns the rest.
+    fn digits(b: &[u8]) -> Option<(u64, &[u8])> {
+        let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 || n > 18 {
+            return None;
+        }
+        let value = b[..n]
+            .iter()
+            .fold(0u64, |v, c| v * 10 + u64::from(c - b'0'));
+        Some((value, &b[n..]))
     }
+    let rest = frame
+        .as_bytes()
+        .strip_prefix(br#"{"type":"event","room":"#)?;
+    let (_, rest) = digits(rest)?;
+    let rest = rest.strip_prefix(br#","seq":"#)?;
+    let (_, rest) = digits(rest)?;
+    let rest = rest.strip_prefix(br#","ts":"#)?;
+    let (ts, rest) = digits(rest)?;
+    matches!(rest.first(), Some(b',' | b'}')).then_some(ts as i64)
 }
 
-/// The clock for [`live_delivered`], read once per batch of frames a socket writes (`None`
-/// when metrics are off).
-pub fn delivery_clock() -> Option<i64> {
-    get().enabled().then(now_ms)
+/// Microseconds from `ts_ms` to `now_ms` (0 when the clocks disagree the other way).
+fn lag_us(ts_ms: i64, now_ms: i64) -> u64 {
+    (now_ms - ts_ms).max(0) as u64 * 1000
 }
 
-/// One live room event handed to the socket: counted, and its latency since the store
-/// accepted it (`ts`, see [`event_ts_for_latency`]) recorded against `now` (see
-/// [`delivery_clock`]; the frame is flushed with its batch, within the same wake-up).
-pub fn live_delivered(ts: i64, now: Option<i64>) {
+/// Where the hub takes a room event off the bus: returns the event's `ts` for the delivery
+/// latency (0 when metrics are off or the frame has none), read once per event, not once per
+/// recipient, and records the bus lag.
+pub fn bus_routed(frame: &str) -> i64 {
     let m = get();
-    m.deliveries[DeliveryKind::Event as usize].increment(1);
-    if let (true, Some(now)) = (ts > 0, now) {
-        m.delivery_latency.record(since(ts, now));
+    if !m.enabled() {
+        return 0;
+    }
+    let Some(ts) = event_ts(frame) else {
+        return 0;
+    };
+    m.bus_lag.record_n(lag_us(ts, now_ms()), 1);
+    ts
+}
+
+/// The live room events one socket writes in one batch, counted and timed together: the
+/// clock is read once when the batch starts (events are flushed with it, within the same
+/// wake-up) and, when the tally is dropped, the delivery counter gets one add and the latency
+/// histogram one add per run of events with the same `ts` (see [`bus_routed`]). Drop it
+/// before flushing, so a client that has the frames finds them counted.
+pub struct LiveTally {
+    metrics: &'static Metrics,
+    /// The batch's clock (ms since the epoch); `None` while metrics are off.
+    now: Option<i64>,
+    delivered: u64,
+    run_ts: i64,
+    run_len: u64,
+}
+
+impl LiveTally {
+    /// A tally for a batch starting now.
+    pub fn start() -> LiveTally {
+        let metrics = get();
+        LiveTally::at(metrics, metrics.enabled().then(now_ms))
+    }
+
+    fn at(metrics: &'static Metrics, now: Option<i64>) -> LiveTally {
+        LiveTally {
+            metrics,
+            now,
+            delivered: 0,
+            run_ts: 0,
+            run_len: 0,
+        }
+    }
+
+    /// One live room event with store time `ts` handed to the socket.
+    pub fn delivered(&mut self, ts: i64) {
+        if self.now.is_none() {
+            return;
+        }
+        self.delivered += 1;
+        if ts != self.run_ts {
+            self.end_run();
+            self.run_ts = ts;
+        }
+        self.run_len += 1;
+    }
+
+    fn end_run(&mut self) {
+        if let (Some(now), true) = (self.now, self.run_ts > 0 && self.run_len > 0) {
+            self.metrics
+                .delivery_latency
+                .record_n(lag_us(self.run_ts, now), self.run_len);
+        }
+        self.run_len = 0;
     }
 }
 
-/// Records one bus message's lag (room events only).
-pub fn bus_received(payload: &str) {
-    let m = get();
-    if !m.enabled() || !payload.starts_with("R ") {
-        return;
-    }
-    let frame = payload.split_once('\n').map_or("", |(_, f)| f);
-    if let Some(ts) = event_ts(frame) {
-        m.bus_lag.record(since(ts, now_ms()));
+impl Drop for LiveTally {
+    fn drop(&mut self) {
+        if self.delivered > 0 {
+            self.end_run();
+            self.metrics.delivered(DeliveryKind::Event, self.delivered);
+        }
     }
 }
 
@@ -513,11 +612,53 @@ mod tests {
 
     #[test]
     fn reads_ts_from_an_event_frame() {
-        let frame =
-            r#"{"type":"event","room":12,"seq":345,"ts":1765000000123,"event":{"kind":"message"}}"#;
-        assert_eq!(event_ts(frame), Some(1_765_000_000_123));
-        assert_eq!(event_ts(r#"{"type":"presence","user":1}"#), None);
-        assert_eq!(since(1000, 3500), 2.5);
-        assert_eq!(since(5000, 3500), 0.0);
+        let frame = crate::store::bus::event_frame(
+            protocol::RoomId(12),
+            345,
+            1_765_000_000_123,
+            r#"{"kind":"x"}"#,
+        );
+        assert_eq!(event_ts(&frame), Some(1_765_000_000_123));
+        let frame = r#"{"type":"event","room":1,"seq":2,"ts":3}"#;
+        assert_eq!(event_ts(frame), Some(3));
+        for other in [
+            r#"{"type":"presence","user":1}"#,
+            r#"{"type":"event","room":1,"seq":2,"ts":}"#,
+            r#"{"type":"event","room":1,"seq":2,"ts":3x"#,
+            r#"{"type":"event","room":1,"seq":2,"ts":99999999999999999999}"#,
+            r#"{"type":"event","room":1,"seq":2"#,
+            "",
+        ] {
+            assert_eq!(event_ts(other), None, "{other}");
+        }
+        assert_eq!(lag_us(1000, 3500), 2_500_000);
+        assert_eq!(lag_us(5000, 3500), 0);
+    }
+
+    #[test]
+    fn a_batch_is_counted_and_timed_per_event() {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let m: &'static Metrics = Box::leak(Box::new(Metrics::register(Some(recorder))));
+        {
+            let mut tally = LiveTally::at(m, Some(10_000));
+            for ts in [9_999, 9_999, 9_999, 9_000, 0, 9_999] {
+                tally.delivered(ts);
+            }
+        }
+        // Metrics off: nothing counted.
+        LiveTally::at(m, None).delivered(9_999);
+        let mut latency = String::new();
+        m.delivery_latency.render(&mut latency, "l", "");
+        // Four events 1 ms old, one 1 s old, one without a time (counted, not timed).
+        assert!(latency.contains("l_bucket{le=\"0.001\"} 4\n"), "{latency}");
+        assert!(latency.contains("l_bucket{le=\"1\"} 5\n"), "{latency}");
+        assert!(latency.contains("l_count 5\n"), "{latency}");
+        assert!(latency.contains("l_sum 1.004\n"), "{latency}");
+        let text = handle.render();
+        assert!(
+            text.contains("chat_deliveries_total{kind=\"event\"} 6\n"),
+            "{text}"
+        );
     }
 }

@@ -499,15 +499,16 @@ impl Connection {
         Ok(())
     }
 
-    /// The one path for room events: dedupe, fill gaps, keep order. `latency` is the event's
-    /// `ts` and the batch's clock for the delivery latency metric (see `metrics`).
+    /// The one path for room events: dedupe, fill gaps, keep order. `ts` is the event's store
+    /// time, counted and timed in the batch's `tally` (see `metrics::LiveTally`).
     async fn deliver(
         &mut self,
         room: RoomId,
         seq: u64,
         member: Option<MemberRoute>,
         frame: Utf8Bytes,
-        latency: (i64, Option<i64>),
+        ts: i64,
+        tally: &mut crate::metrics::LiveTally,
     ) -> Result<(), FillError> {
         let cursor = match self.cursors.get(&room) {
             Some(&c) => c,
@@ -528,7 +529,7 @@ impl Connection {
                 return Ok(());
             }
         }
-        crate::metrics::live_delivered(latency.0, latency.1);
+        tally.delivered(ts);
         self.emit(room, seq, member, frame)
             .await
             .map_err(|_| FillError::Socket)
@@ -537,7 +538,7 @@ impl Connection {
     /// Sends everything queued for this connection, in order, then flushes once.
     async fn drain(&mut self, batch: &mut VecDeque<Outbound>) -> Result<(), FillError> {
         self.handle.take(batch);
-        let now = crate::metrics::delivery_clock();
+        let mut tally = crate::metrics::LiveTally::start();
         while let Some(item) = batch.pop_front() {
             match item {
                 Outbound::Event {
@@ -546,7 +547,10 @@ impl Connection {
                     member,
                     frame,
                     ts,
-                } => self.deliver(room, seq, member, frame, (ts, now)).await?,
+                } => {
+                    self.deliver(room, seq, member, frame, ts, &mut tally)
+                        .await?
+                }
                 Outbound::Frame(frame) => {
                     crate::metrics::get().delivered(crate::metrics::DeliveryKind::Ephemeral, 1);
                     self.socket
@@ -557,6 +561,7 @@ impl Connection {
                 Outbound::Probe { room, last_seq } => Box::pin(self.fill(room, last_seq)).await?,
             }
         }
+        drop(tally);
         self.socket.flush().await.map_err(|_| FillError::Socket)
     }
 

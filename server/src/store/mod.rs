@@ -211,8 +211,7 @@ macro_rules! delegate {
                 pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
                     CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     static OP: std::sync::OnceLock<crate::metrics::StoreOp> = std::sync::OnceLock::new();
-                    let op = crate::metrics::get().store_op(&OP, stringify!($name));
-                    let started = std::time::Instant::now();
+                    let call = crate::metrics::StoreCall::start(&OP, stringify!($name));
                     let result = match self {
                         Store::Memory(s) => s.$name($($arg),*).await,
                         Store::Redis(s) => {
@@ -227,10 +226,7 @@ macro_rules! delegate {
                             result
                         }
                     };
-                    op.duration.record(started.elapsed().as_secs_f64());
-                    if matches!(&result, Err(e) if !matches!(e, StoreError::Api(_))) {
-                        op.errors.increment(1);
-                    }
+                    call.finish(matches!(&result, Err(e) if !matches!(e, StoreError::Api(_))));
                     result
                 }
             )*
