@@ -13,7 +13,6 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
 
 /// The most bounds a histogram has (the `+Inf` bucket comes on top).
 pub const MAX_BOUNDS: usize = 15;
@@ -44,11 +43,6 @@ impl Histogram {
         let i = self.bounds_us.partition_point(|&b| b < us);
         self.buckets[i].fetch_add(n, Relaxed);
         self.sum_us.fetch_add(us.saturating_mul(n), Relaxed);
-    }
-
-    /// Records one duration.
-    pub fn record(&self, d: Duration) {
-        self.record_n(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), 1);
     }
 
     /// Writes the `_bucket`, `_sum` and `_count` lines in seconds. `labels` is empty or
@@ -92,7 +86,7 @@ mod tests {
         h.record_n(0, 1);
         h.record_n(500, 2); // on a bound: that bucket (le)
         h.record_n(501, 1);
-        h.record(Duration::from_millis(10));
+        h.record_n(10_000, 1);
         h.record_n(10_001, 3); // past the last bound: +Inf
         let mut out = String::new();
         header(&mut out, "t_seconds", "A test.");
