@@ -5,7 +5,8 @@
 //! pushed into a lock-free buffer under a crossbeam epoch pin, to be folded into buckets later
 //! by upkeep; under callgrind that was most of what metrics cost per delivery (docs/OPERATIONS.md,
 //! "What metrics cost"). Here a sample is a search over at most [`MAX_BOUNDS`] bounds and two
-//! relaxed atomic adds, and a run of samples with one value is one add of `n`.
+//! relaxed atomic adds, and a run of samples with one value is one add of `n`. (The sum wraps
+//! after 584,000 years of samples.)
 //!
 //! A scrape reads the buckets one by one, not as a snapshot: a sample recorded meanwhile may be
 //! in its bucket and not yet in the sum. Prometheus tolerates that; the count is the `+Inf`
@@ -40,9 +41,15 @@ impl Histogram {
 
     /// Records `n` samples of `us` microseconds each.
     pub fn record_n(&self, us: u64, n: u64) {
-        let i = self.bounds_us.partition_point(|&b| b < us);
+        // Linear from the smallest bound: most samples fall in the first few buckets, where
+        // this takes fewer steps than a binary search.
+        let i = self
+            .bounds_us
+            .iter()
+            .position(|&b| us <= b)
+            .unwrap_or(self.bounds_us.len());
         self.buckets[i].fetch_add(n, Relaxed);
-        self.sum_us.fetch_add(us.saturating_mul(n), Relaxed);
+        self.sum_us.fetch_add(us.wrapping_mul(n), Relaxed);
     }
 
     /// Writes the `_bucket`, `_sum` and `_count` lines in seconds. `labels` is empty or
