@@ -42,6 +42,7 @@
 //! reader task, which routes it to the hub right there (see [`subscribe`]).
 
 mod admin;
+pub mod partition;
 #[macro_use]
 mod attachments;
 
