@@ -37,8 +37,11 @@
 //! | `invites` | set | invite code hashes (for export; expired ones are skipped) |
 //! | `upl:*`, `room:{id}:upl`, `user:{id}:upl_bytes` | | uploads: see `redis/attachments.rs` |
 //!
-//! The bus is the pub/sub channel `chat:bus`; each node holds one subscriber connection. It
-//! speaks RESP3 so that redis-rs hands each message to our push handler on the connection's own
+//! The bus is one sharded pub/sub channel per partition, `bus{<tag>}` (see `redis/partition.rs`
+//! and `docs/CLUSTER.md`): a room's events and typing go out on its partition's channel, a
+//! user's messages on the user's. Scripts `SPUBLISH`, so a room's publish order is still its seq
+//! order. Each node holds one subscriber connection, `SSUBSCRIBE`d to every channel. It speaks
+//! RESP3 so that redis-rs hands each message to our push handler on the connection's own
 //! reader task, which routes it to the hub right there (see [`subscribe`]).
 
 mod admin;
@@ -63,8 +66,35 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// The pub/sub channel every node subscribes to.
-pub const BUS_CHANNEL: &str = "chat:bus";
+/// The one pub/sub channel of the versions before partitions. Nodes still `SUBSCRIBE` to it so
+/// that during a rolling upgrade they hear the nodes not yet upgraded; nothing publishes on it
+/// any more. (Remove once no deployment can run a version older than partitions.)
+pub const LEGACY_BUS_CHANNEL: &str = "chat:bus";
+
+/// The partitions of the data set: which bus channel carries a room's or a user's messages.
+/// Fixed for now (see `docs/CLUSTER.md`: the count becomes a property of the data set when
+/// the key layout depends on it).
+static PARTITIONS: LazyLock<partition::Partitions> = LazyLock::new(partition::Partitions::default);
+
+/// A script that may publish: it gets `room_channel(id)` and `user_channel(id)` (see
+/// [`partition::Partitions::lua`]), so Lua and Rust map ids to channels from one table.
+fn bus_script(src: &str) -> Script {
+    Script::new(&format!("{}{src}", PARTITIONS.lua()))
+}
+
+/// The channel a bus message goes out on: a room's partition channel for room events and
+/// typing, the user's for the rest. `None` for a message without a valid routing line.
+fn bus_channel(msg: &str) -> Option<String> {
+    let (route, _) = bus::parse(msg)?;
+    Some(match route {
+        bus::Route::Room { room, .. } | bus::Route::Typing { room, .. } => {
+            PARTITIONS.room_channel(room.0)
+        }
+        bus::Route::User { user }
+        | bus::Route::Presence { user, .. }
+        | bus::Route::Revoke { user, .. } => PARTITIONS.user_channel(user.0),
+    })
+}
 
 pub struct RedisStore {
     con: ConnectionManager,
@@ -144,7 +174,7 @@ local function store_event(room, seq, ts, event_json, route_suffix)
   redis.call('HSET', rkey, 'seq', seq, 'ts', ts)
   local frame = '{"type":"event","room":' .. room .. ',"seq":' .. seq .. ',"ts":' .. ts .. ',"event":' .. event_json .. '}'
   redis.call('ZADD', rkey .. ':log', seq, frame)
-  redis.call('PUBLISH', 'chat:bus', 'R ' .. room .. ' ' .. seq .. route_suffix .. '\n' .. frame)
+  redis.call('SPUBLISH', room_channel(room), 'R ' .. room .. ' ' .. seq .. route_suffix .. '\n' .. frame)
 end
 -- True when the room's seq is below `floor`, the highest seq this node has seen handed out:
 -- the store lost writes and the node has not noticed yet. Nothing may be appended then (the
@@ -173,7 +203,7 @@ local function announce(user, online, seen)
   else
     frame = '{"type":"presence","user":' .. user .. ',"online":false,"last_seen":' .. seen .. '}'
   end
-  redis.call('PUBLISH', 'chat:bus', 'P ' .. user .. ' ' .. table.concat(rooms, ',') .. '\n' .. frame)
+  redis.call('SPUBLISH', user_channel(user), 'P ' .. user .. ' ' .. table.concat(rooms, ',') .. '\n' .. frame)
 end
 "#
     };
@@ -243,13 +273,13 @@ return redis.call('HGETALL', key)
 
 /// ARGV: user, session id. Returns 1 if revoked.
 static REVOKE_SESSION: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    bus_script(
         r#"
 local hash = redis.call('HGET', 'user:' .. ARGV[1] .. ':sess', ARGV[2])
 if not hash then return 0 end
 redis.call('HDEL', 'user:' .. ARGV[1] .. ':sess', ARGV[2])
 local existed = redis.call('DEL', 'sess:' .. hash)
-redis.call('PUBLISH', 'chat:bus', 'S ' .. ARGV[1] .. ' ' .. ARGV[2] .. '\n')
+redis.call('SPUBLISH', user_channel(ARGV[1]), 'S ' .. ARGV[1] .. ' ' .. ARGV[2] .. '\n')
 return existed
 "#,
     )
@@ -257,7 +287,7 @@ return existed
 
 /// ARGV: owner, name, visibility, member_joined event. Returns the room id.
 static CREATE_ROOM: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    bus_script(concat!(
         lua_common!(),
         r#"
 local id = redis.call('INCR', 'ids:room')
@@ -273,7 +303,7 @@ return id
 
 /// ARGV: a, b (a < b), joined event of a, joined event of b. Returns the room id.
 static OPEN_DM: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    bus_script(concat!(
         lua_common!(),
         r#"
 local key = 'dm:' .. ARGV[1] .. ':' .. ARGV[2]
@@ -299,7 +329,7 @@ return id
 /// nothing changed, -1 if no room, -2 if the store is behind this node, -3 if the user is
 /// banned from the room (joins and invites only).
 static CHANGE_MEMBER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    bus_script(concat!(
         lua_common!(),
         r#"
 local room, user, role = ARGV[1], ARGV[2], ARGV[3]
@@ -349,7 +379,7 @@ return seq
 /// "behind" or an error code ("not_a_member", "blocked", "message_not_found",
 /// "message_deleted").
 static APPEND_MESSAGE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    bus_script(concat!(
         lua_common!(),
         lua_uploads!(),
         r#"
@@ -419,7 +449,7 @@ return 'ok ' .. seq .. ' ' .. ts
 /// Edits record their seq in `room:{id}:edits` (field: the message's seq); a delete empties
 /// the body of each of those edit events too, so history keeps no trace of the text.
 static CHANGE_MESSAGE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    bus_script(concat!(
         lua_common!(),
         lua_uploads!(),
         r#"
@@ -486,7 +516,7 @@ return 'ok ' .. seq
 /// history shows the current reactions. cjson would encode an empty list as `{}`: an emoji no
 /// one uses any more is dropped, and so is an empty `reactions`.
 static REACT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    bus_script(concat!(
         lua_common!(),
         r#"
 local room, target, user, emoji, mode = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
@@ -565,14 +595,14 @@ return 1
 
 /// ARGV: user, room, seq, read_marker frame. Returns the marker after the call.
 static SET_READ: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    bus_script(
         r#"
 local key = 'user:' .. ARGV[1] .. ':read'
 local current = tonumber(redis.call('HGET', key, ARGV[2]) or '0')
 local seq = tonumber(ARGV[3])
 if seq <= current then return current end
 redis.call('HSET', key, ARGV[2], ARGV[3])
-redis.call('PUBLISH', 'chat:bus', 'U ' .. ARGV[1] .. '\n' .. ARGV[4])
+redis.call('SPUBLISH', user_channel(ARGV[1]), 'U ' .. ARGV[1] .. '\n' .. ARGV[4])
 return seq
 "#,
     )
@@ -580,7 +610,7 @@ return seq
 
 /// ARGV: node, user, now, 'up' | 'down'.
 static PRESENCE_CHANGE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    bus_script(concat!(
         lua_common!(),
         r#"
 local node, user, now, dir = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -601,7 +631,7 @@ return 1
 
 /// ARGV: now, users... Returns per user: online (0/1), last seen ('' when never).
 static PRESENCE_OF: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    bus_script(concat!(
         lua_common!(),
         r#"
 local out = {}
@@ -617,7 +647,7 @@ return out
 
 /// ARGV: node, now, ttl ms. Refreshes this node; users of expired nodes go offline.
 static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    bus_script(concat!(
         lua_common!(),
         r#"
 local node, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -678,7 +708,7 @@ return raised
 
 /// ARGV: node, now. This node leaves: its users go offline unless online elsewhere.
 static NODE_DOWN: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    bus_script(concat!(
         lua_common!(),
         r#"
 local node, now = ARGV[1], ARGV[2]
@@ -1301,7 +1331,12 @@ impl RedisStore {
     }
 
     pub async fn publish(&self, msg: String) -> StoreResult<()> {
-        let _: i64 = self.con().publish(BUS_CHANNEL, msg).await?;
+        let channel = bus_channel(&msg).ok_or_else(|| corrupt("bus message without a route"))?;
+        let _: i64 = redis::cmd("SPUBLISH")
+            .arg(channel)
+            .arg(msg)
+            .query_async(&mut self.con())
+            .await?;
         Ok(())
     }
 
@@ -1557,7 +1592,8 @@ struct Subscription {
     lost: Arc<tokio::sync::Notify>,
 }
 
-/// Subscribes to the bus on a new RESP3 connection. redis-rs calls the push handler on the
+/// Subscribes to the bus (every partition's channel, and the legacy one) on a new RESP3
+/// connection. redis-rs calls the push handler on the
 /// connection's reader task for every message, in the order Redis sent them; the handler
 /// notes what it saw for the lost-write check ([`Watch`]) and hands the message to the hub
 /// through `feed`, so the message is routed where it was read. (The RESP2 `PubSub` passed each
@@ -1577,7 +1613,7 @@ async fn subscribe(
             }
             match push.kind {
                 // `data` is the channel, then the payload.
-                redis::PushKind::Message => match push.data.get(1) {
+                redis::PushKind::Message | redis::PushKind::SMessage => match push.data.get(1) {
                     Some(redis::Value::BulkString(bytes)) => match std::str::from_utf8(bytes) {
                         Ok(payload) => {
                             watch.saw(payload);
@@ -1606,7 +1642,15 @@ async fn subscribe(
     let mut con = client
         .get_multiplexed_async_connection_with_config(&config)
         .await?;
-    con.subscribe(BUS_CHANNEL).await?;
+    con.subscribe(LEGACY_BUS_CHANNEL).await?;
+    // One channel per command: on a cluster each may live on another shard, and redis-rs then
+    // takes the single confirmation push as the command's reply.
+    for channel in PARTITIONS.channels() {
+        let _: redis::Value = redis::cmd("SSUBSCRIBE")
+            .arg(channel)
+            .query_async(&mut con)
+            .await?;
+    }
     Ok(Subscription {
         _con: con,
         live,

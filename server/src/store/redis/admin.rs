@@ -84,7 +84,7 @@ local function revoke_all(user, keep)
     if all[i] ~= keep then
       redis.call('HDEL', idx, all[i])
       n = n + redis.call('DEL', 'sess:' .. all[i + 1])
-      redis.call('PUBLISH', 'chat:bus', 'S ' .. user .. ' ' .. all[i] .. '\n')
+      redis.call('SPUBLISH', user_channel(user), 'S ' .. user .. ' ' .. all[i] .. '\n')
     end
   end
   return n
@@ -96,7 +96,7 @@ end
 /// ARGV: user, password hash, session to keep ('' for none). Returns -1 if no such user, else
 /// how many sessions were revoked.
 static SET_PASSWORD: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    super::bus_script(concat!(
         lua_revoke_all!(),
         r#"
 local ukey = 'user:' .. ARGV[1]
@@ -109,7 +109,7 @@ return revoke_all(ARGV[1], ARGV[3])
 
 /// ARGV: user, session to keep ('' for none). Returns how many sessions were revoked.
 static REVOKE_ALL: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    super::bus_script(concat!(
         lua_revoke_all!(),
         r#"
 return revoke_all(ARGV[1], ARGV[2])
@@ -120,7 +120,7 @@ return revoke_all(ARGV[1], ARGV[2])
 /// ARGV: user, field (`admin` or `off`), '1' or '0'. Disabling revokes every session too.
 /// Returns 0 if no such user.
 static SET_FLAG: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    super::bus_script(concat!(
         lua_revoke_all!(),
         r#"
 local ukey = 'user:' .. ARGV[1]

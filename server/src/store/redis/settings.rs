@@ -34,7 +34,7 @@ end
 /// ARGV: room, by, name ('' keeps it), '1' to set the topic, topic ('' clears), event, floor
 /// (see `behind`). Returns "ok seq", "behind" or an error code.
 static UPDATE_ROOM: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    super::bus_script(concat!(
         lua_common!(),
         lua_owner_check!(),
         r#"
@@ -57,7 +57,7 @@ return 'ok ' .. seq
 /// every key of the room and its entries in the members' sets and hashes. Returns "ok seq",
 /// "behind" or an error code.
 static DELETE_ROOM: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    super::bus_script(concat!(
         lua_common!(),
         lua_owner_check!(),
         r#"
@@ -82,12 +82,12 @@ return 'ok ' .. seq
 /// ARGV: user, room, level ('all' removes the entry), notify_level frame. Returns 1, or 0 when
 /// the user is not a member.
 static SET_NOTIFY: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    super::bus_script(
         r#"
 if redis.call('HEXISTS', 'room:' .. ARGV[2] .. ':m', ARGV[1]) == 0 then return 0 end
 local key = 'user:' .. ARGV[1] .. ':notify'
 if ARGV[3] == 'all' then redis.call('HDEL', key, ARGV[2]) else redis.call('HSET', key, ARGV[2], ARGV[3]) end
-redis.call('PUBLISH', 'chat:bus', 'U ' .. ARGV[1] .. '\n' .. ARGV[4])
+redis.call('SPUBLISH', user_channel(ARGV[1]), 'U ' .. ARGV[1] .. '\n' .. ARGV[4])
 return 1
 "#,
     )
