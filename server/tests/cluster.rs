@@ -106,7 +106,8 @@ async fn a_partition_script_publishes_on_its_shard() {
         "key and channel share a slot"
     );
 
-    let (_sub, mut rx) = ssubscriber(&cluster.nodes[owner].url, &[channel.clone()]).await;
+    let (_sub, mut rx) =
+        ssubscriber(&cluster.nodes[owner].url, std::slice::from_ref(&channel)).await;
     let mut con = redis::Client::open(cluster.nodes[owner].url.as_str())
         .expect("client")
         .get_multiplexed_async_connection()
