@@ -3,11 +3,63 @@
 //! over 3 masters, a script that declares a partition's key `SPUBLISH`es on the partition's
 //! channel to an `SSUBSCRIBE`r of a RESP3 connection, and may not publish to another slot.
 
+mod common;
+
 use chat_server::store::redis::partition::{key_slot, Partitions, DEFAULT_PARTITIONS};
-use std::time::Duration;
+use common::*;
+use protocol::rest::Visibility;
 use testkit::cluster::RedisCluster;
 
-const TIMEOUT: Duration = Duration::from_secs(10);
+/// A RESP3 connection to `url` whose pushes come through the returned channel, subscribed to
+/// `channels` with plain `SSUBSCRIBE` commands (one channel per command: its confirmation is
+/// its reply), as the server's subscriber does.
+async fn ssubscriber(
+    url: &str,
+    channels: &[String],
+) -> (
+    redis::aio::MultiplexedConnection,
+    tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
+) {
+    let client = redis::Client::open(format!("{url}?protocol=resp3")).expect("client");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let config = redis::AsyncConnectionConfig::new().set_push_sender(tx);
+    let mut con = tokio::time::timeout(
+        TIMEOUT,
+        client.get_multiplexed_async_connection_with_config(&config),
+    )
+    .await
+    .expect("connect in time")
+    .expect("connect");
+    for channel in channels {
+        let _: redis::Value = redis::cmd("SSUBSCRIBE")
+            .arg(channel)
+            .query_async(&mut con)
+            .await
+            .expect("ssubscribe");
+    }
+    (con, rx)
+}
+
+/// The next sharded message: its channel and payload.
+async fn next_smessage(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
+) -> (String, String) {
+    loop {
+        let push = tokio::time::timeout(TIMEOUT, rx.recv())
+            .await
+            .expect("message in time")
+            .expect("push channel open");
+        if push.kind == redis::PushKind::SMessage {
+            let mut parts = push
+                .data
+                .iter()
+                .map(|v| redis::from_redis_value::<String>(v.clone()).expect("string"));
+            let channel = parts.next().expect("channel");
+            let payload = parts.next().expect("payload");
+            return (channel, payload);
+        }
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_spread_over_three_masters() {
@@ -54,25 +106,8 @@ async fn a_partition_script_publishes_on_its_shard() {
         "key and channel share a slot"
     );
 
-    // The subscriber: a RESP3 connection whose pushes come through a channel, subscribed with
-    // a plain `SSUBSCRIBE` command (one channel per command: its confirmation is its reply).
-    let url = format!("{}?protocol=resp3", cluster.nodes[owner].url);
-    let client = redis::Client::open(url).expect("client");
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let config = redis::AsyncConnectionConfig::new().set_push_sender(tx);
-    let mut sub = tokio::time::timeout(
-        TIMEOUT,
-        client.get_multiplexed_async_connection_with_config(&config),
-    )
-    .await
-    .expect("connect in time")
-    .expect("connect");
-    let _: redis::Value = redis::cmd("SSUBSCRIBE")
-        .arg(&channel)
-        .query_async(&mut sub)
-        .await
-        .expect("ssubscribe");
-
+    let (_sub, mut rx) =
+        ssubscriber(&cluster.nodes[owner].url, std::slice::from_ref(&channel)).await;
     let mut con = redis::Client::open(cluster.nodes[owner].url.as_str())
         .expect("client")
         .get_multiplexed_async_connection()
@@ -93,21 +128,10 @@ return 1
         .await
         .expect("script on the owning node");
     assert_eq!(done, 1);
-    let message = loop {
-        let push = tokio::time::timeout(TIMEOUT, rx.recv())
-            .await
-            .expect("message in time")
-            .expect("push channel open");
-        if push.kind == redis::PushKind::SMessage {
-            break push;
-        }
-    };
-    let payload: Vec<String> = message
-        .data
-        .iter()
-        .map(|v| redis::from_redis_value(v.clone()).expect("string"))
-        .collect();
-    assert_eq!(payload, [channel.clone(), "R 5 1\n{}".to_owned()]);
+    assert_eq!(
+        next_smessage(&mut rx).await,
+        (channel.clone(), "R 5 1\n{}".to_owned())
+    );
 
     // A channel of a partition on another master: the script may not publish there.
     let mut foreign = None;
@@ -143,4 +167,46 @@ async fn a_cluster_with_replicas_forms() {
         }
     }
     assert_eq!(replicas, 3, "one replica per master");
+}
+
+/// On a standalone Redis the server publishes a room's events on the room's partition channel
+/// and a user's read marker on the user's (the Lua scripts and Rust agree on the mapping).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_go_out_on_their_partitions_channel() {
+    let server = TestServer::start(Backend::Redis).await;
+    let redis = server.redis.clone().expect("redis");
+    let alice = server.user("alice").await;
+    let api = &alice.api;
+    // A second room, so that the room's partition is not the user's.
+    api.create_room(&unique_name("first"), Visibility::Private)
+        .await
+        .expect("room");
+    let room = api
+        .create_room(&unique_name("second"), Visibility::Private)
+        .await
+        .expect("room")
+        .id;
+    let parts = Partitions::default();
+    let room_channel = parts.room_channel(room.0);
+    let user_channel = parts.user_channel(alice.id.0);
+    assert_ne!(room_channel, user_channel);
+    let (_sub, mut rx) =
+        ssubscriber(&redis.url, &[room_channel.clone(), user_channel.clone()]).await;
+
+    let ack = api.say(room, "hello").await;
+    let (channel, payload) = next_smessage(&mut rx).await;
+    assert_eq!(channel, room_channel);
+    assert!(
+        payload.starts_with(&format!("R {room} {}\n", ack.seq)),
+        "{payload}"
+    );
+    assert!(payload.contains("hello"), "{payload}");
+
+    api.mark_read(room, ack.seq).await.expect("mark read");
+    let (channel, payload) = next_smessage(&mut rx).await;
+    assert_eq!(channel, user_channel);
+    assert!(
+        payload.starts_with(&format!("U {}\n", alice.id)),
+        "{payload}"
+    );
 }

@@ -102,6 +102,24 @@ impl Partitions {
     pub fn user_channel(&self, user: u64) -> String {
         self.channel(self.of_user(user))
     }
+
+    /// The same mapping in Lua, for the scripts that publish: `room_channel(id)` and
+    /// `user_channel(id)` (ids as numbers or decimal strings).
+    pub fn lua(&self) -> String {
+        let tags: Vec<String> = self.tags.iter().map(|t| format!("'{t}'")).collect();
+        format!(
+            r#"
+local BUS_TAGS = {{{}}}
+local function room_channel(room)
+  return 'bus{{' .. BUS_TAGS[tonumber(room) % #BUS_TAGS + 1] .. '}}'
+end
+local function user_channel(user)
+  return 'bus{{' .. BUS_TAGS[tonumber(user) % #BUS_TAGS + 1] .. '}}'
+end
+"#,
+            tags.join(",")
+        )
+    }
 }
 
 impl Default for Partitions {
