@@ -113,6 +113,9 @@ pub enum ErrorCode {
     /// A download's `Range` starts past the end of the file (416, with
     /// `Content-Range: bytes */SIZE`).
     RangeNotSatisfiable,
+    /// Client updates: this server serves none (`updates_dir` unset), or no such version or
+    /// package file.
+    UpdateNotFound,
     /// An unexpected server error. Details are in the server log, never in the response.
     Internal,
 }
@@ -132,7 +135,7 @@ impl ErrorCode {
             | AccountDisabled | NotAdmin | RegistrationClosed | InvalidInvite | Banned
             | Blocked | LimitReached | QuotaExceeded => 403,
             NotFound | RoomNotFound | UserNotFound | MessageNotFound | SessionNotFound
-            | AttachmentNotFound => 404,
+            | AttachmentNotFound | UpdateNotFound => 404,
             MethodNotAllowed => 405,
             UsernameTaken | MessageDeleted | AlreadyAuthenticated | StoreNotEmpty => 409,
             PayloadTooLarge | TooLarge => 413,
@@ -207,6 +210,7 @@ const ERROR_NAMES: &[(ErrorCode, &str)] = {
         (UnsupportedType, "unsupported_type"),
         (AttachmentNotFound, "attachment_not_found"),
         (RangeNotSatisfiable, "range_not_satisfiable"),
+        (UpdateNotFound, "update_not_found"),
         (Internal, "internal"),
     ]
 };

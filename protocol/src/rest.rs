@@ -400,3 +400,21 @@ pub struct HistoryPage {
 pub struct ReadMarker {
     pub seq: u64,
 }
+
+/// `GET /api/v1/updates/{target}/{arch}/{bundle}/{current_version}` when a newer desktop app is
+/// served: Tauri's updater manifest in its "dynamic" shape (one platform, chosen by the server).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UpdateManifest {
+    /// The version offered (semver, e.g. `1.4.0`).
+    pub version: String,
+    /// Release notes for the user (the version directory's `notes.md`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    /// Where to download the package: `/api/v1/updates/files/{version}/{file}` on this server.
+    pub url: String,
+    /// The package's minisign signature as `tauri signer sign` writes it (the `.sig` file's
+    /// contents). The app verifies it against the public key compiled into it, never one the
+    /// server sends.
+    pub signature: String,
+}

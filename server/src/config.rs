@@ -93,6 +93,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Files attached to messages (`[attachments]`, see `crate::attachments`).
     pub attachments: crate::attachments::AttachmentConfig,
+    /// Desktop app updates served to this server's users (see `crate::updates`): one
+    /// subdirectory per version (`1.4.0/`) holding the signed packages and their `.sig` files.
+    /// Unset: no updates are offered (`update_not_found`).
+    pub updates_dir: Option<PathBuf>,
 }
 
 /// The `registration` setting.
@@ -155,6 +159,7 @@ impl Default for Config {
             metrics_listen: None,
             log_format: LogFormat::Text,
             attachments: Default::default(),
+            updates_dir: None,
         }
     }
 }
@@ -277,6 +282,14 @@ impl Config {
         if let Some(problem) = self.attachments.problem() {
             return bad(problem);
         }
+        if let Some(dir) = &self.updates_dir {
+            if !dir.is_dir() {
+                return Err(ConfigError::Invalid(format!(
+                    "updates_dir {} is not a directory",
+                    dir.display()
+                )));
+            }
+        }
         Ok(())
     }
 }
@@ -305,6 +318,15 @@ mod tests {
     fn rejects_short_dedupe_window() {
         let config = Config {
             dedupe_ttl_secs: 60,
+            ..Config::default()
+        };
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    fn updates_dir_must_be_a_directory() {
+        let config = Config {
+            updates_dir: Some(PathBuf::from("/nonexistent/chat-updates")),
             ..Config::default()
         };
         assert!(matches!(config.validate(), Err(ConfigError::Invalid(_))));

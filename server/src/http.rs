@@ -23,6 +23,7 @@ mod attachments;
 mod everyday;
 mod moderation;
 mod settings;
+mod updates;
 
 /// `axum::Json` with typed errors.
 #[derive(FromRequest)]
@@ -428,7 +429,8 @@ impl utoipa::Modify for BearerAuth {
         accounts::create_invite, accounts::export,
         everyday::add_reaction, everyday::remove_reaction,
         attachments::upload, attachments::download, attachments::thumbnail,
-        settings::update_room, settings::delete_room, settings::set_notify, settings::update_profile),
+        settings::update_room, settings::delete_room, settings::set_notify, settings::update_profile,
+        updates::check, updates::file),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -472,6 +474,7 @@ pub fn router() -> Router<AppState> {
         .merge(everyday::router())
         .merge(attachments::router())
         .merge(settings::router())
+        .merge(updates::router())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
 }

@@ -26,6 +26,7 @@ pub mod store;
 pub mod throttle;
 pub mod tls;
 pub mod tls_watch;
+pub mod updates;
 pub mod ws;
 
 pub use config::Config;

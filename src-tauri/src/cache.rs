@@ -1140,7 +1140,7 @@ impl Cache {
         let rows: Vec<(i64, String, i64, String, String, i64)> = sqlx::query_as(
             "SELECT m.room, r.name, m.seq, m.sender_name, m.plain, m.ts \
              FROM messages_fts f JOIN messages m ON m.id = f.rowid JOIN rooms r ON r.id = m.room \
-             WHERE messages_fts MATCH ? AND m.deleted = 0 ORDER BY m.ts DESC, m.seq DESC LIMIT ?",
+             WHERE messages_fts MATCH ? AND m.deleted = 0 ORDER BY f.rowid DESC LIMIT ?",
         )
         .bind(expr)
         .bind(i64::from(limit))
@@ -1835,12 +1835,21 @@ async fn upsert_user(conn: &mut SqliteConnection, user: UserId, username: &str) 
     Ok(())
 }
 
+/// Message ids follow time: a new row's id is `ts << ID_TS_SHIFT` plus its place among the rows
+/// of that millisecond, so the FTS index (ordered by id) lists matches newest first and a
+/// search stops at its limit instead of sorting every match (migration 0006).
+const ID_TS_SHIFT: u32 = 20;
+/// The largest `ts` whose ids fit in an `i64` (year 2248); later ones are clamped.
+const ID_TS_MAX: i64 = (1 << (63 - ID_TS_SHIFT)) - 1;
+
 /// Inserts or updates a message; `true` when the row is new or its content changed.
 async fn upsert_message(conn: &mut SqliteConnection, m: &NewMessage) -> Result<bool> {
+    let first_id = m.ts.clamp(0, ID_TS_MAX) << ID_TS_SHIFT;
     let done = sqlx::query(
-        "INSERT INTO messages (room, seq, client_id, sender, sender_name, body, plain, ts, edited, \
-         deleted, reply_to, mentions, mention_room, reactions, attachments) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+        "INSERT INTO messages (id, room, seq, client_id, sender, sender_name, body, plain, ts, \
+         edited, deleted, reply_to, mentions, mention_room, reactions, attachments) \
+         VALUES ((SELECT coalesce(max(id) + 1, ?) FROM messages WHERE id >= ? AND id < ?), \
+         ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (room, seq) DO UPDATE SET client_id = excluded.client_id, \
          sender = excluded.sender, sender_name = excluded.sender_name, body = excluded.body, \
          plain = excluded.plain, \
@@ -1855,6 +1864,9 @@ async fn upsert_message(conn: &mut SqliteConnection, m: &NewMessage) -> Result<b
          OR messages.reactions IS NOT excluded.reactions \
          OR messages.attachments IS NOT excluded.attachments",
     )
+    .bind(first_id)
+    .bind(first_id)
+    .bind(first_id + (1 << ID_TS_SHIFT))
     .bind(m.room)
     .bind(m.seq)
     .bind(&m.client_id)
@@ -2122,6 +2134,121 @@ mod tests {
         assert_eq!(ids, [RoomId(1)]);
         assert_eq!(cache.message_count(RoomId(2)).await.ok(), Some(0));
         assert!(cache.search("bye", 10).await.unwrap_or_default().is_empty());
+    }
+
+    fn seqs(hits: &[SearchHit]) -> Vec<u64> {
+        hits.iter().map(|h| h.seq).collect()
+    }
+
+    /// History paged in after newer messages (older pages, fetched on scroll-back) is still
+    /// searched newest first, and the limit keeps the newest matches.
+    #[tokio::test]
+    async fn search_lists_the_newest_matches_first_whatever_came_first() {
+        let (_dir, cache) = open(100).await;
+        cache.sync_rooms(&[room(7, 0)]).await.unwrap_or_default();
+        let page = |seqs: std::ops::RangeInclusive<u64>| -> Vec<RoomEvent> {
+            seqs.map(|seq| message(7, seq, 2, &format!("standup note {seq}")))
+                .collect()
+        };
+        for range in [21..=30, 1..=10, 11..=20] {
+            cache
+                .store_page(RoomId(7), &page(range), None)
+                .await
+                .unwrap_or_else(|e| panic!("store_page: {e}"));
+        }
+        let hits = cache.search("stand", 5).await.unwrap_or_default();
+        assert_eq!(seqs(&hits), [30, 29, 28, 27, 26]);
+        let all = cache.search("note", 100).await.unwrap_or_default();
+        assert_eq!(seqs(&all), (1..=30).rev().collect::<Vec<_>>());
+    }
+
+    /// A cache written before message ids followed time (migration 0006) is renumbered and
+    /// reindexed when opened: search finds its messages, newest first, by any prefix.
+    #[tokio::test]
+    async fn a_cache_from_before_time_ordered_ids_is_searched_newest_first() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let path = dir.path().join("c.sqlite3");
+        {
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(
+                    SqliteConnectOptions::new()
+                        .filename(&path)
+                        .create_if_missing(true),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("connect: {e}"));
+            let all = sqlx::migrate!("src-tauri/migrations");
+            let before = sqlx::migrate::Migrator {
+                migrations: all
+                    .migrations
+                    .iter()
+                    .filter(|m| m.version < 6)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .into(),
+                ..sqlx::migrate!("src-tauri/migrations")
+            };
+            before
+                .run(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("0001-0005: {e}"));
+            sqlx::query(
+                "INSERT INTO rooms (id, name, kind, visibility, member_count, last_seq) \
+                 VALUES (7, 'r', 'group', 'public', 2, 4)",
+            )
+            .execute(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("room: {e}"));
+            // Ids in arrival order: the newest message first, then older history; two share
+            // a millisecond.
+            for (id, seq, ts, text) in [
+                (1, 3, 3000, "release party"),
+                (2, 1, 1000, "release plan"),
+                (3, 2, 2000, "released build"),
+                (4, 4, 3000, "relentless"),
+            ] {
+                sqlx::query(
+                    "INSERT INTO messages (id, room, seq, client_id, sender, sender_name, body, plain, ts) \
+                     VALUES (?, 7, ?, '', 2, 'bob', ?, ?, ?)",
+                )
+                .bind(id)
+                .bind(seq)
+                .bind(text)
+                .bind(text)
+                .bind(ts)
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("message: {e}"));
+            }
+            pool.close().await;
+        }
+        let cache = Cache::open(&path, 100)
+            .await
+            .unwrap_or_else(|e| panic!("open: {e}"));
+        assert_eq!(
+            seqs(&cache.search("rel", 10).await.unwrap_or_default()),
+            [4, 3, 2, 1]
+        );
+        assert_eq!(
+            seqs(&cache.search("release", 10).await.unwrap_or_default()),
+            [3, 2, 1]
+        );
+        assert_eq!(
+            seqs(&cache.search("released b", 10).await.unwrap_or_default()),
+            [2]
+        );
+        // New messages take ids after the renumbered ones.
+        cache
+            .store_page(RoomId(7), &[message(7, 5, 2, "relay")], None)
+            .await
+            .unwrap_or_else(|e| panic!("store_page: {e}"));
+        let ts_of_5 = message(7, 5, 2, "").ts;
+        assert!(ts_of_5 < 3000, "the helper's ts is {ts_of_5}");
+        assert_eq!(
+            seqs(&cache.search("rel", 10).await.unwrap_or_default()),
+            [4, 3, 2, 5, 1]
+        );
     }
 
     #[test]

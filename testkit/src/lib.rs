@@ -3,12 +3,14 @@
 //! Redis running beforehand and behaves the same in CI and on a developer's machine.
 //!
 //! [`RedisServer::start_tls`] starts one that speaks only TLS and has an ACL user, and
-//! [`tls::TestCa`] makes the certificates. [`proxy`] runs Debian's nginx and caddy with the
+//! [`tls::TestCa`] makes the certificates. [`cluster::RedisCluster`] starts a Redis Cluster of
+//! several masters (and replicas). [`proxy`] runs Debian's nginx and caddy with the
 //! shipped `deploy/` configurations in front of nodes.
 //!
 //! The fault harness (`faults/`) and the benchmark (`bench/`) manage their own Redis
 //! processes: they restart them at the same port, with persistence, and kill them mid-run.
 
+pub mod cluster;
 pub mod proxy;
 pub mod tls;
 

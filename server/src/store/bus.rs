@@ -10,6 +10,10 @@
 //! - `P <user> <room>,<room>,...` presence: to connections in any of those rooms
 //! - `S <user> <session>` session revoked: close its sockets (no frame)
 //!
+//! On Redis a message travels on its partition's sharded channel (`store/redis/partition.rs`):
+//! `R` and `T` on the room's, `U`, `P` and `S` on the user's. Only a room's own messages need
+//! an order, and they share one channel.
+//!
 //! A store hands what it receives to this node's [`Sink`] (the hub) through its [`Feed`], on
 //! the store's own task: the Redis subscriber connection's reader, or the embedded store's
 //! append. There is no channel and no task in between: each message is routed to the

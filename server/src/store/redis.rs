@@ -37,11 +37,17 @@
 //! | `invites` | set | invite code hashes (for export; expired ones are skipped) |
 //! | `upl:*`, `room:{id}:upl`, `user:{id}:upl_bytes` | | uploads: see `redis/attachments.rs` |
 //!
-//! The bus is the pub/sub channel `chat:bus`; each node holds one subscriber connection. It
-//! speaks RESP3 so that redis-rs hands each message to our push handler on the connection's own
+//! The bus is one sharded pub/sub channel per partition, `bus{<tag>}` (see `redis/partition.rs`
+//! and `docs/CLUSTER.md`): a room's events and typing go out on its partition's channel, a
+//! user's messages on the user's. Scripts `SPUBLISH`, so a room's publish order is still its seq
+//! order. Each node holds one subscriber connection, `SSUBSCRIBE`d to every channel. It speaks
+//! RESP3 so that redis-rs hands each message to our push handler on the connection's own
 //! reader task, which routes it to the hub right there (see [`subscribe`]).
 
+#[macro_use]
+mod keys;
 mod admin;
+pub mod partition;
 #[macro_use]
 mod attachments;
 
@@ -62,8 +68,43 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// The pub/sub channel every node subscribes to.
-pub const BUS_CHANNEL: &str = "chat:bus";
+/// The one pub/sub channel of the versions before partitions. Nodes still `SUBSCRIBE` to it so
+/// that during a rolling upgrade they hear the nodes not yet upgraded; nothing publishes on it
+/// any more. (Remove once no deployment can run a version older than partitions.)
+pub const LEGACY_BUS_CHANNEL: &str = "chat:bus";
+
+/// The partitions of the data set: which bus channel carries a room's or a user's messages.
+/// Fixed for now (see `docs/CLUSTER.md`: the count becomes a property of the data set when
+/// the key layout depends on it).
+static PARTITIONS: LazyLock<partition::Partitions> = LazyLock::new(partition::Partitions::default);
+
+/// A script that may publish: it gets `room_channel(id)` and `user_channel(id)` (see
+/// [`partition::Partitions::lua`]), so Lua and Rust map ids to channels from one table.
+fn bus_script(src: &str) -> Script {
+    Script::new(&format!("{}{src}", PARTITIONS.lua()))
+}
+
+/// A call of a script that acts on one room, with the room's keys declared (`KEYS[1..6]`, see
+/// `redis/keys.rs`); further keys and the arguments follow.
+fn room_script(script: &Script, room: u64) -> redis::ScriptInvocation<'_> {
+    let mut invocation = script.prepare_invoke();
+    keys::RoomKeys::of(room).declare(&mut invocation);
+    invocation
+}
+
+/// The channel a bus message goes out on: a room's partition channel for room events and
+/// typing, the user's for the rest. `None` for a message without a valid routing line.
+fn bus_channel(msg: &str) -> Option<String> {
+    let (route, _) = bus::parse(msg)?;
+    Some(match route {
+        bus::Route::Room { room, .. } | bus::Route::Typing { room, .. } => {
+            PARTITIONS.room_channel(room.0)
+        }
+        bus::Route::User { user }
+        | bus::Route::Presence { user, .. }
+        | bus::Route::Revoke { user, .. } => PARTITIONS.user_channel(user.0),
+    })
+}
 
 pub struct RedisStore {
     con: ConnectionManager,
@@ -123,38 +164,39 @@ impl Watch {
 
 macro_rules! lua_common {
     () => {
-        r#"
+        concat!(
+            lua_keys!(),
+            r#"
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
--- The next seq of a room and its timestamp (never before the previous event's). Reads only:
--- `store_event` takes them.
-local function next_seq(room)
-  local cur = redis.call('HMGET', 'room:' .. room, 'seq', 'ts')
+-- The next seq of a room (`K`: its keys, see `redis/keys.rs`) and its timestamp (never before
+-- the previous event's). Reads only: `store_event` takes them.
+local function next_seq(K)
+  local cur = redis.call('HMGET', K.room, 'seq', 'ts')
   local ts = now_ms()
   local last = tonumber(cur[2]) or 0
   if ts < last then ts = last end
   return (tonumber(cur[1]) or 0) + 1, ts
 end
 -- Stores the event under the seq from `next_seq` and publishes it.
-local function store_event(room, seq, ts, event_json, route_suffix)
-  local rkey = 'room:' .. room
-  redis.call('HSET', rkey, 'seq', seq, 'ts', ts)
-  local frame = '{"type":"event","room":' .. room .. ',"seq":' .. seq .. ',"ts":' .. ts .. ',"event":' .. event_json .. '}'
-  redis.call('ZADD', rkey .. ':log', seq, frame)
-  redis.call('PUBLISH', 'chat:bus', 'R ' .. room .. ' ' .. seq .. route_suffix .. '\n' .. frame)
+local function store_event(K, seq, ts, event_json, route_suffix)
+  redis.call('HSET', K.room, 'seq', seq, 'ts', ts)
+  local frame = '{"type":"event","room":' .. K.id .. ',"seq":' .. seq .. ',"ts":' .. ts .. ',"event":' .. event_json .. '}'
+  redis.call('ZADD', K.log, seq, frame)
+  redis.call('SPUBLISH', room_channel(K.id), 'R ' .. K.id .. ' ' .. seq .. route_suffix .. '\n' .. frame)
 end
 -- True when the room's seq is below `floor`, the highest seq this node has seen handed out:
 -- the store lost writes and the node has not noticed yet. Nothing may be appended then (the
 -- seqs after the room's would be handed out a second time).
-local function behind(room, floor)
-  return tonumber(redis.call('HGET', 'room:' .. room, 'seq') or '0') < tonumber(floor)
+local function behind(K, floor)
+  return tonumber(redis.call('HGET', K.room, 'seq') or '0') < tonumber(floor)
 end
 -- The one append path: next seq, store, publish. Returns seq, ts.
-local function append(room, event_json, route_suffix)
-  local seq, ts = next_seq(room)
-  store_event(room, seq, ts, event_json, route_suffix)
+local function append(K, event_json, route_suffix)
+  local seq, ts = next_seq(K)
+  store_event(K, seq, ts, event_json, route_suffix)
   return seq, ts
 end
 local function online_elsewhere(node, user, now)
@@ -172,9 +214,10 @@ local function announce(user, online, seen)
   else
     frame = '{"type":"presence","user":' .. user .. ',"online":false,"last_seen":' .. seen .. '}'
   end
-  redis.call('PUBLISH', 'chat:bus', 'P ' .. user .. ' ' .. table.concat(rooms, ',') .. '\n' .. frame)
+  redis.call('SPUBLISH', user_channel(user), 'P ' .. user .. ' ' .. table.concat(rooms, ',') .. '\n' .. frame)
 end
 "#
+        )
     };
 }
 
@@ -242,13 +285,13 @@ return redis.call('HGETALL', key)
 
 /// ARGV: user, session id. Returns 1 if revoked.
 static REVOKE_SESSION: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    bus_script(
         r#"
 local hash = redis.call('HGET', 'user:' .. ARGV[1] .. ':sess', ARGV[2])
 if not hash then return 0 end
 redis.call('HDEL', 'user:' .. ARGV[1] .. ':sess', ARGV[2])
 local existed = redis.call('DEL', 'sess:' .. hash)
-redis.call('PUBLISH', 'chat:bus', 'S ' .. ARGV[1] .. ' ' .. ARGV[2] .. '\n')
+redis.call('SPUBLISH', user_channel(ARGV[1]), 'S ' .. ARGV[1] .. ' ' .. ARGV[2] .. '\n')
 return existed
 "#,
     )
@@ -256,15 +299,16 @@ return existed
 
 /// ARGV: owner, name, visibility, member_joined event. Returns the room id.
 static CREATE_ROOM: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    bus_script(concat!(
         lua_common!(),
         r#"
 local id = redis.call('INCR', 'ids:room')
-redis.call('HSET', 'room:' .. id, 'name', ARGV[2], 'kind', 'group', 'vis', ARGV[3], 'owner', ARGV[1], 'seq', 0)
+local K = room_keys(id)
+redis.call('HSET', K.room, 'name', ARGV[2], 'kind', 'group', 'vis', ARGV[3], 'owner', ARGV[1], 'seq', 0)
 if ARGV[3] == 'public' then redis.call('SADD', 'rooms:public', id) end
-redis.call('HSET', 'room:' .. id .. ':m', ARGV[1], 'owner')
+redis.call('HSET', K.m, ARGV[1], 'owner')
 redis.call('SADD', 'user:' .. ARGV[1] .. ':rooms', id)
-append(id, ARGV[4], ' J ' .. ARGV[1])
+append(K, ARGV[4], ' J ' .. ARGV[1])
 return id
 "#
     ))
@@ -272,69 +316,71 @@ return id
 
 /// ARGV: a, b (a < b), joined event of a, joined event of b. Returns the room id.
 static OPEN_DM: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    bus_script(concat!(
         lua_common!(),
         r#"
 local key = 'dm:' .. ARGV[1] .. ':' .. ARGV[2]
 local existing = redis.call('GET', key)
 if existing then return tonumber(existing) end
 local id = redis.call('INCR', 'ids:room')
-redis.call('HSET', 'room:' .. id, 'name', '', 'kind', 'direct', 'vis', 'private', 'seq', 0, 'a', ARGV[1], 'b', ARGV[2])
+local K = room_keys(id)
+redis.call('HSET', K.room, 'name', '', 'kind', 'direct', 'vis', 'private', 'seq', 0, 'a', ARGV[1], 'b', ARGV[2])
 redis.call('SET', key, id)
 for i = 1, 2 do
   -- A member the other blocked may read the room but not send (see SET_BLOCK).
   local role = 'member'
   if redis.call('SISMEMBER', 'user:' .. ARGV[3 - i] .. ':blocks', ARGV[i]) == 1 then role = 'blocked' end
-  redis.call('HSET', 'room:' .. id .. ':m', ARGV[i], role)
+  redis.call('HSET', K.m, ARGV[i], role)
   redis.call('SADD', 'user:' .. ARGV[i] .. ':rooms', id)
-  append(id, ARGV[i + 2], ' J ' .. ARGV[i])
+  append(K, ARGV[i + 2], ' J ' .. ARGV[i])
 end
 return id
 "#
     ))
 });
 
-/// ARGV: room, user, role ('' removes), event, floor (see `behind`). Returns the seq, 0 if
+/// KEYS: the room's (`redis/keys.rs`). ARGV: room, user, role ('' removes), event, floor (see `behind`). Returns the seq, 0 if
 /// nothing changed, -1 if no room, -2 if the store is behind this node, -3 if the user is
 /// banned from the room (joins and invites only).
 static CHANGE_MEMBER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    bus_script(concat!(
         lua_common!(),
         r#"
 local room, user, role = ARGV[1], ARGV[2], ARGV[3]
-local rkey = 'room:' .. room
+local K = declared_room(room)
+local rkey = K.room
 if redis.call('EXISTS', rkey) == 0 then return -1 end
-if behind(room, ARGV[5]) then return -2 end
-local current = redis.call('HGET', rkey .. ':m', user)
+if behind(K, ARGV[5]) then return -2 end
+local current = redis.call('HGET', K.m, user)
 if role ~= '' then
   if current then return 0 end
-  if redis.call('SISMEMBER', rkey .. ':bans', user) == 1 then return -3 end
-  redis.call('HSET', rkey .. ':m', user, role)
+  if redis.call('SISMEMBER', K.bans, user) == 1 then return -3 end
+  redis.call('HSET', K.m, user, role)
   redis.call('SADD', 'user:' .. user .. ':rooms', room)
   if role == 'owner' then redis.call('HSET', rkey, 'owner', user) end
-  local seq = append(room, ARGV[4], ' J ' .. user)
+  local seq = append(K, ARGV[4], ' J ' .. user)
   -- A group room whose last member left has no owner: the next to join takes it over.
   if redis.call('HGET', rkey, 'kind') == 'group' and not redis.call('HGET', rkey, 'owner') then
-    redis.call('HSET', rkey .. ':m', user, 'owner')
+    redis.call('HSET', K.m, user, 'owner')
     redis.call('HSET', rkey, 'owner', user)
-    append(room, '{"kind":"owner_changed","user":' .. user .. '}', '')
+    append(K, '{"kind":"owner_changed","user":' .. user .. '}', '')
   end
   return seq
 end
 if not current then return 0 end
-redis.call('HDEL', rkey .. ':m', user)
+redis.call('HDEL', K.m, user)
 redis.call('SREM', 'user:' .. user .. ':rooms', room)
-local seq = append(room, ARGV[4], ' L ' .. user)
+local seq = append(K, ARGV[4], ' L ' .. user)
 if current == 'owner' then
   redis.call('HDEL', rkey, 'owner')
   local heir = nil
-  for _, id in ipairs(redis.call('HKEYS', rkey .. ':m')) do
+  for _, id in ipairs(redis.call('HKEYS', K.m)) do
     if heir == nil or tonumber(id) < tonumber(heir) then heir = id end
   end
   if heir then
-    redis.call('HSET', rkey .. ':m', heir, 'owner')
+    redis.call('HSET', K.m, heir, 'owner')
     redis.call('HSET', rkey, 'owner', heir)
-    append(room, '{"kind":"owner_changed","user":' .. heir .. '}', '')
+    append(K, '{"kind":"owner_changed","user":' .. heir .. '}', '')
   end
 end
 return seq
@@ -342,19 +388,20 @@ return seq
     ))
 });
 
-/// ARGV: room, sender, client id, event, dedupe ttl, max events, max age ms, floor (see
+/// KEYS: the room's (`redis/keys.rs`), then the dedupe key. ARGV: room, sender, client id, event, dedupe ttl, max events, max age ms, floor (see
 /// `behind`), the seq the message replies to ('' for none), upload ids to attach (space-separated,
 /// see `redis/attachments.rs`). Returns "ok seq ts", "dup seq ts",
 /// "behind" or an error code ("not_a_member", "blocked", "message_not_found",
 /// "message_deleted").
 static APPEND_MESSAGE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    bus_script(concat!(
         lua_common!(),
         lua_uploads!(),
         r#"
 local room, sender = ARGV[1], ARGV[2]
-local ddkey = 'dd:' .. room .. ':' .. sender .. ':' .. ARGV[3]
-local role = redis.call('HGET', 'room:' .. room .. ':m', sender)
+local K = declared_room(room)
+local ddkey = KEYS[7]
+local role = redis.call('HGET', K.m, sender)
 if not role then
   -- A resend of a message accepted before the sender left is still a duplicate.
   local prev = redis.call('GET', ddkey)
@@ -366,7 +413,7 @@ if role == 'blocked' then return 'blocked' end
 -- A reply: the original must be a kept, not deleted message of this room. A resend of a reply
 -- accepted before the original was deleted is still a duplicate.
 if ARGV[9] ~= '' then
-  local found = redis.call('ZRANGE', 'room:' .. room .. ':log', ARGV[9], ARGV[9], 'BYSCORE')
+  local found = redis.call('ZRANGE', K.log, ARGV[9], ARGV[9], 'BYSCORE')
   local problem = 'message_not_found'
   local at = found[1] and string.find(found[1], ',"event":', 1, true)
   if at then
@@ -383,14 +430,14 @@ if ARGV[9] ~= '' then
 end
 -- Claims the client id and learns of an earlier send in one command (the hot path makes
 -- 7 calls plus trimming; each call costs Redis about as much as a plain command).
-local seq, ts = next_seq(room)
+local seq, ts = next_seq(K)
 if seq <= tonumber(ARGV[8]) then return 'behind' end
 local prev = redis.call('SET', ddkey, seq .. ' ' .. ts, 'NX', 'GET', 'EX', ARGV[5])
 if prev then return 'dup ' .. prev end
-local unattachable = attach_uploads(room, sender, seq, ARGV[10])
+local unattachable = attach_uploads(K, sender, seq, ARGV[10])
 if unattachable then redis.call('DEL', ddkey) return unattachable end
-store_event(room, seq, ts, ARGV[4], '')
-local log = 'room:' .. room .. ':log'
+store_event(K, seq, ts, ARGV[4], '')
+local log = K.log
 local max_events, max_age = tonumber(ARGV[6]), tonumber(ARGV[7])
 if max_events > 0 then
   -- Keeps the newest max_events (removes nothing while there are fewer).
@@ -411,34 +458,35 @@ return 'ok ' .. seq .. ' ' .. ts
     ))
 });
 
-/// ARGV: room, target seq, sender, new body ('' with ARGV[5]=='delete' deletes), mode, event,
+/// KEYS: the room's (`redis/keys.rs`). ARGV: room, target seq, sender, new body ('' with ARGV[5]=='delete' deletes), mode, event,
 /// floor (see `behind`), '1' when the sender moderates the room (may delete others' messages).
 /// Returns "ok seq", an error code or "behind".
 ///
 /// Edits record their seq in `room:{id}:edits` (field: the message's seq); a delete empties
 /// the body of each of those edit events too, so history keeps no trace of the text.
 static CHANGE_MESSAGE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    bus_script(concat!(
         lua_common!(),
         lua_uploads!(),
         r#"
 local room, target, sender, body, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local rkey = 'room:' .. room
-local role = redis.call('HGET', rkey .. ':m', sender)
+local K = declared_room(room)
+local rkey = K.room
+local role = redis.call('HGET', K.m, sender)
 if not role then return 'not_a_member' end
 -- A DM member the other blocked may delete their messages there, not edit them (see SET_BLOCK).
 if role == 'blocked' and mode ~= 'delete' then return 'blocked' end
-if behind(room, ARGV[7]) then return 'behind' end
+if behind(K, ARGV[7]) then return 'behind' end
 local function read_event(seq)
-  local found = redis.call('ZRANGE', rkey .. ':log', seq, seq, 'BYSCORE')
+  local found = redis.call('ZRANGE', K.log, seq, seq, 'BYSCORE')
   if #found == 0 then return nil end
   local at = string.find(found[1], ',"event":', 1, true)
   if not at then return nil end
   return found[1], at, cjson.decode(string.sub(found[1], at + 9, -2))
 end
 local function rewrite(seq, frame, at, ev)
-  redis.call('ZREM', rkey .. ':log', frame)
-  redis.call('ZADD', rkey .. ':log', seq, string.sub(frame, 1, at + 8) .. cjson.encode(ev) .. '}')
+  redis.call('ZREM', K.log, frame)
+  redis.call('ZADD', K.log, seq, string.sub(frame, 1, at + 8) .. cjson.encode(ev) .. '}')
 end
 local frame, at, ev = read_event(target)
 if not frame or ev.kind ~= 'message' then return 'message_not_found' end
@@ -450,14 +498,14 @@ if mode == 'delete' then
   ev.deleted = true
   ev.edited_ts = nil
   ev.reactions = nil
-  condemn_attachments(room, ev.attachments)
+  condemn_attachments(K, ev.attachments)
   ev.attachments = nil
 else
   ev.body = body
   ev.edited_ts = ts
 end
 rewrite(target, frame, at, ev)
-local edits = redis.call('HGET', rkey .. ':edits', target)
+local edits = redis.call('HGET', K.edits, target)
 if mode == 'delete' and edits then
   for eseq in string.gmatch(edits, '%d+') do
     local eframe, eat, eev = read_event(eseq)
@@ -466,18 +514,18 @@ if mode == 'delete' and edits then
       rewrite(eseq, eframe, eat, eev)
     end
   end
-  redis.call('HDEL', rkey .. ':edits', target)
+  redis.call('HDEL', K.edits, target)
 end
-local seq = append(room, ARGV[6], '')
+local seq = append(K, ARGV[6], '')
 if mode ~= 'delete' then
-  redis.call('HSET', rkey .. ':edits', target, (edits and (edits .. ' ') or '') .. seq)
+  redis.call('HSET', K.edits, target, (edits and (edits .. ' ') or '') .. seq)
 end
 return 'ok ' .. seq
 "#
     ))
 });
 
-/// ARGV: room, target seq, user, emoji, 'add' | 'remove', event, floor (see `behind`), most
+/// KEYS: the room's (`redis/keys.rs`). ARGV: room, target seq, user, emoji, 'add' | 'remove', event, floor (see `behind`), most
 /// emoji per message, most emoji per user. Returns "ok seq", "same" (nothing to change),
 /// "behind", "full_message", "full_user" or an error code.
 ///
@@ -485,17 +533,18 @@ return 'ok ' .. seq
 /// history shows the current reactions. cjson would encode an empty list as `{}`: an emoji no
 /// one uses any more is dropped, and so is an empty `reactions`.
 static REACT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    bus_script(concat!(
         lua_common!(),
         r#"
 local room, target, user, emoji, mode = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
-local rkey = 'room:' .. room
-local role = redis.call('HGET', rkey .. ':m', ARGV[3])
+local K = declared_room(room)
+local rkey = K.room
+local role = redis.call('HGET', K.m, ARGV[3])
 if not role then return 'not_a_member' end
 -- A DM member the other blocked may read, not react (see SET_BLOCK).
 if role == 'blocked' then return 'blocked' end
-if behind(room, ARGV[7]) then return 'behind' end
-local frame = redis.call('ZRANGE', rkey .. ':log', target, target, 'BYSCORE')[1]
+if behind(K, ARGV[7]) then return 'behind' end
+local frame = redis.call('ZRANGE', K.log, target, target, 'BYSCORE')[1]
 local at = frame and string.find(frame, ',"event":', 1, true)
 if not at then return 'message_not_found' end
 local ev = cjson.decode(string.sub(frame, at + 9, -2))
@@ -531,9 +580,9 @@ else
   if #users == 0 then table.remove(list, found) else list[found].users = users end
 end
 if #list == 0 then ev.reactions = nil else ev.reactions = list end
-redis.call('ZREM', rkey .. ':log', frame)
-redis.call('ZADD', rkey .. ':log', target, string.sub(frame, 1, at + 8) .. cjson.encode(ev) .. '}')
-local seq = append(room, ARGV[6], '')
+redis.call('ZREM', K.log, frame)
+redis.call('ZADD', K.log, target, string.sub(frame, 1, at + 8) .. cjson.encode(ev) .. '}')
+local seq = append(K, ARGV[6], '')
 return 'ok ' .. seq
 "#
     ))
@@ -543,7 +592,8 @@ return 'ok ' .. seq
 /// user's entry in its member hash becomes `blocked` (their sends there are refused by
 /// APPEND_MESSAGE, at no extra cost) or back to `member`.
 static SET_BLOCK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(concat!(
+        lua_keys!(),
         r#"
 local user, other = ARGV[1], ARGV[2]
 if ARGV[3] == '1' then
@@ -554,24 +604,24 @@ end
 local a, b = user, other
 if tonumber(a) > tonumber(b) then a, b = b, a end
 local dm = redis.call('GET', 'dm:' .. a .. ':' .. b)
-if dm and redis.call('HEXISTS', 'room:' .. dm .. ':m', other) == 1 then
-  redis.call('HSET', 'room:' .. dm .. ':m', other, ARGV[3] == '1' and 'blocked' or 'member')
+if dm and redis.call('HEXISTS', room_keys(dm).m, other) == 1 then
+  redis.call('HSET', room_keys(dm).m, other, ARGV[3] == '1' and 'blocked' or 'member')
 end
 return 1
-"#,
-    )
+"#
+    ))
 });
 
 /// ARGV: user, room, seq, read_marker frame. Returns the marker after the call.
 static SET_READ: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    bus_script(
         r#"
 local key = 'user:' .. ARGV[1] .. ':read'
 local current = tonumber(redis.call('HGET', key, ARGV[2]) or '0')
 local seq = tonumber(ARGV[3])
 if seq <= current then return current end
 redis.call('HSET', key, ARGV[2], ARGV[3])
-redis.call('PUBLISH', 'chat:bus', 'U ' .. ARGV[1] .. '\n' .. ARGV[4])
+redis.call('SPUBLISH', user_channel(ARGV[1]), 'U ' .. ARGV[1] .. '\n' .. ARGV[4])
 return seq
 "#,
     )
@@ -579,7 +629,7 @@ return seq
 
 /// ARGV: node, user, now, 'up' | 'down'.
 static PRESENCE_CHANGE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    bus_script(concat!(
         lua_common!(),
         r#"
 local node, user, now, dir = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -600,7 +650,7 @@ return 1
 
 /// ARGV: now, users... Returns per user: online (0/1), last seen ('' when never).
 static PRESENCE_OF: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    bus_script(concat!(
         lua_common!(),
         r#"
 local out = {}
@@ -616,7 +666,7 @@ return out
 
 /// ARGV: node, now, ttl ms. Refreshes this node; users of expired nodes go offline.
 static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    bus_script(concat!(
         lua_common!(),
         r#"
 local node, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -654,13 +704,14 @@ return ARGV[1]
 /// becomes `<data set>:<generation>` (same data, lost writes: every node tells its sockets).
 /// Returns how many rooms were raised, or -1 if the store holds another data set (wiped).
 static RAISE_SEQS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(concat!(
+        lua_keys!(),
         r#"
 local e = redis.call('GET', 'store:epoch')
 if not e or string.sub(e, 1, #ARGV[1] + 1) ~= ARGV[1] .. ':' then return -1 end
 local raised = 0
 for i = 3, #ARGV, 2 do
-  local rkey = 'room:' .. ARGV[i]
+  local rkey = room_keys(ARGV[i]).room
   if redis.call('EXISTS', rkey) == 1 then
     local seq = tonumber(redis.call('HGET', rkey, 'seq') or '0')
     if seq < tonumber(ARGV[i + 1]) then
@@ -671,13 +722,13 @@ for i = 3, #ARGV, 2 do
 end
 if raised > 0 then redis.call('SET', 'store:epoch', ARGV[1] .. ':' .. ARGV[2]) end
 return raised
-"#,
-    )
+"#
+    ))
 });
 
 /// ARGV: node, now. This node leaves: its users go offline unless online elsewhere.
 static NODE_DOWN: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    bus_script(concat!(
         lua_common!(),
         r#"
 local node, now = ARGV[1], ARGV[2]
@@ -1071,8 +1122,7 @@ impl RedisStore {
         }
         let mut pipe = redis::pipe();
         for room in rooms {
-            pipe.hgetall(format!("room:{room}"))
-                .hlen(format!("room:{room}:m"));
+            pipe.hgetall(keys::room(room)).hlen(keys::members(room));
         }
         let replies: Vec<redis::Value> = pipe.query_async(&mut self.con()).await?;
         let mut out = Vec::with_capacity(rooms.len());
@@ -1122,12 +1172,12 @@ impl RedisStore {
     }
 
     pub async fn role(&self, room: RoomId, user: UserId) -> StoreResult<Option<Role>> {
-        let role: Option<String> = self.con().hget(format!("room:{room}:m"), user.0).await?;
+        let role: Option<String> = self.con().hget(keys::members(room), user.0).await?;
         Ok(role.as_deref().map(parse_role))
     }
 
     pub async fn members(&self, room: RoomId) -> StoreResult<Vec<(UserId, Role)>> {
-        let all: HashMap<u64, String> = self.con().hgetall(format!("room:{room}:m")).await?;
+        let all: HashMap<u64, String> = self.con().hgetall(keys::members(room)).await?;
         let mut members: Vec<(UserId, Role)> = all
             .into_iter()
             .map(|(u, r)| (UserId(u), parse_role(&r)))
@@ -1142,7 +1192,7 @@ impl RedisStore {
         _now: i64,
     ) -> StoreResult<Option<u64>> {
         self.writable()?;
-        let seq: i64 = CHANGE_MEMBER
+        let seq: i64 = room_script(&CHANGE_MEMBER, change.room.0)
             .arg(change.room.0)
             .arg(change.user.0)
             .arg(change.role.map_or("", role_name))
@@ -1170,7 +1220,8 @@ impl RedisStore {
         retention: Retention,
     ) -> StoreResult<SendAck> {
         self.writable()?;
-        let reply: String = APPEND_MESSAGE
+        let reply: String = room_script(&APPEND_MESSAGE, msg.room.0)
+            .key(keys::dedupe(msg.room, msg.sender, msg.client_id))
             .arg(msg.room.0)
             .arg(msg.sender.0)
             .arg(msg.client_id)
@@ -1211,7 +1262,7 @@ impl RedisStore {
 
     pub async fn change_message(&self, change: Change<'_>, _now: i64) -> StoreResult<u64> {
         self.writable()?;
-        let reply: String = CHANGE_MESSAGE
+        let reply: String = room_script(&CHANGE_MESSAGE, change.room.0)
             .arg(change.room.0)
             .arg(change.target)
             .arg(change.sender.0)
@@ -1238,7 +1289,7 @@ impl RedisStore {
     }
 
     pub async fn history(&self, room: RoomId, range: Range, limit: usize) -> StoreResult<LogPage> {
-        let log = format!("room:{room}:log");
+        let log = keys::log(room);
         let mut zrange = redis::cmd("ZRANGE");
         zrange.arg(&log);
         match range {
@@ -1257,7 +1308,7 @@ impl RedisStore {
             .arg(0)
             .arg(0)
             .arg("WITHSCORES")
-            .hget(format!("room:{room}"), "seq");
+            .hget(keys::room(room), "seq");
         let (mut events, first, last): (Vec<String>, Vec<(String, u64)>, Option<u64>) =
             pipe.query_async(&mut self.con()).await?;
         let has_more = events.len() > limit;
@@ -1300,7 +1351,12 @@ impl RedisStore {
     }
 
     pub async fn publish(&self, msg: String) -> StoreResult<()> {
-        let _: i64 = self.con().publish(BUS_CHANNEL, msg).await?;
+        let channel = bus_channel(&msg).ok_or_else(|| corrupt("bus message without a route"))?;
+        let _: i64 = redis::cmd("SPUBLISH")
+            .arg(channel)
+            .arg(msg)
+            .query_async(&mut self.con())
+            .await?;
         Ok(())
     }
 
@@ -1369,7 +1425,7 @@ impl RedisStore {
         }
         let mut pipe = redis::pipe();
         for user in users {
-            pipe.hexists(format!("room:{room}:m"), user.0);
+            pipe.hexists(keys::members(room), user.0);
         }
         Ok(pipe.query_async(&mut self.con()).await?)
     }
@@ -1380,7 +1436,7 @@ impl RedisStore {
         _now: i64,
     ) -> StoreResult<Option<u64>> {
         self.writable()?;
-        let reply: String = REACT
+        let reply: String = room_script(&REACT, change.room.0)
             .arg(change.room.0)
             .arg(change.target)
             .arg(change.user.0)
@@ -1429,7 +1485,7 @@ impl RedisStore {
     }
 
     pub async fn set_ban(&self, room: RoomId, user: UserId, banned: bool) -> StoreResult<bool> {
-        let key = format!("room:{room}:bans");
+        let key = keys::bans(room);
         let changed: u64 = if banned {
             self.con().sadd(key, user.0).await?
         } else {
@@ -1439,7 +1495,7 @@ impl RedisStore {
     }
 
     pub async fn bans(&self, room: RoomId) -> StoreResult<Vec<UserId>> {
-        let ids: Vec<u64> = self.con().smembers(format!("room:{room}:bans")).await?;
+        let ids: Vec<u64> = self.con().smembers(keys::bans(room)).await?;
         let mut ids: Vec<UserId> = ids.into_iter().map(UserId).collect();
         ids.sort();
         Ok(ids)
@@ -1475,7 +1531,7 @@ impl RedisStore {
         }
         let mut pipe = redis::pipe();
         for room in rooms {
-            pipe.hget(format!("room:{room}:m"), user.0);
+            pipe.hget(keys::members(room), user.0);
         }
         let roles: Vec<Option<String>> = pipe.query_async(&mut self.con()).await?;
         Ok(roles
@@ -1491,7 +1547,7 @@ impl RedisStore {
         let mut pipe = redis::pipe();
         for (room, n) in rooms {
             let n = (*n).max(1) as isize;
-            pipe.zrange(format!("room:{room}:log"), -n, -1);
+            pipe.zrange(keys::log(room), -n, -1);
         }
         let mut pages: Vec<Vec<String>> = pipe.query_async(&mut self.con()).await?;
         for ((_, n), page) in rooms.iter().zip(&mut pages) {
@@ -1556,7 +1612,8 @@ struct Subscription {
     lost: Arc<tokio::sync::Notify>,
 }
 
-/// Subscribes to the bus on a new RESP3 connection. redis-rs calls the push handler on the
+/// Subscribes to the bus (every partition's channel, and the legacy one) on a new RESP3
+/// connection. redis-rs calls the push handler on the
 /// connection's reader task for every message, in the order Redis sent them; the handler
 /// notes what it saw for the lost-write check ([`Watch`]) and hands the message to the hub
 /// through `feed`, so the message is routed where it was read. (The RESP2 `PubSub` passed each
@@ -1576,7 +1633,7 @@ async fn subscribe(
             }
             match push.kind {
                 // `data` is the channel, then the payload.
-                redis::PushKind::Message => match push.data.get(1) {
+                redis::PushKind::Message | redis::PushKind::SMessage => match push.data.get(1) {
                     Some(redis::Value::BulkString(bytes)) => match std::str::from_utf8(bytes) {
                         Ok(payload) => {
                             watch.saw(payload);
@@ -1605,7 +1662,15 @@ async fn subscribe(
     let mut con = client
         .get_multiplexed_async_connection_with_config(&config)
         .await?;
-    con.subscribe(BUS_CHANNEL).await?;
+    con.subscribe(LEGACY_BUS_CHANNEL).await?;
+    // One channel per command: on a cluster each may live on another shard, and redis-rs then
+    // takes the single confirmation push as the command's reply.
+    for channel in PARTITIONS.channels() {
+        let _: redis::Value = redis::cmd("SSUBSCRIBE")
+            .arg(channel)
+            .query_async(&mut con)
+            .await?;
+    }
     Ok(Subscription {
         _con: con,
         live,

@@ -2,7 +2,7 @@
 //! flags, invite codes, and the whole data set in and out (export/import). Keys: see the table
 //! in `redis.rs`.
 
-use super::{corrupt, parse_role, role_name, user_from_fields, RedisStore, CREATE_USER};
+use super::{corrupt, keys, parse_role, role_name, user_from_fields, RedisStore, CREATE_USER};
 use crate::error::{ApiError, StoreError, StoreResult};
 use crate::store::dump::{DataSet, DedupeRecord, RoomRecord};
 use crate::store::{Admission, InviteRecord, SessionRecord, UserFlag, UserRecord};
@@ -84,7 +84,7 @@ local function revoke_all(user, keep)
     if all[i] ~= keep then
       redis.call('HDEL', idx, all[i])
       n = n + redis.call('DEL', 'sess:' .. all[i + 1])
-      redis.call('PUBLISH', 'chat:bus', 'S ' .. user .. ' ' .. all[i] .. '\n')
+      redis.call('SPUBLISH', user_channel(user), 'S ' .. user .. ' ' .. all[i] .. '\n')
     end
   end
   return n
@@ -96,7 +96,7 @@ end
 /// ARGV: user, password hash, session to keep ('' for none). Returns -1 if no such user, else
 /// how many sessions were revoked.
 static SET_PASSWORD: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    super::bus_script(concat!(
         lua_revoke_all!(),
         r#"
 local ukey = 'user:' .. ARGV[1]
@@ -109,7 +109,7 @@ return revoke_all(ARGV[1], ARGV[3])
 
 /// ARGV: user, session to keep ('' for none). Returns how many sessions were revoked.
 static REVOKE_ALL: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    super::bus_script(concat!(
         lua_revoke_all!(),
         r#"
 return revoke_all(ARGV[1], ARGV[2])
@@ -120,7 +120,7 @@ return revoke_all(ARGV[1], ARGV[2])
 /// ARGV: user, field (`admin` or `off`), '1' or '0'. Disabling revokes every session too.
 /// Returns 0 if no such user.
 static SET_FLAG: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    super::bus_script(concat!(
         lua_revoke_all!(),
         r#"
 local ukey = 'user:' .. ARGV[1]
@@ -325,8 +325,7 @@ impl RedisStore {
         for ids in room_ids.chunks(BATCH) {
             let mut pipe = redis::pipe();
             for id in ids {
-                pipe.hgetall(format!("room:{id}"))
-                    .hgetall(format!("room:{id}:m"));
+                pipe.hgetall(keys::room(id)).hgetall(keys::members(id));
             }
             let replies: Vec<HashMap<String, String>> = pipe.query_async(&mut con).await?;
             for (id, pair) in ids.iter().zip(replies.chunks(2)) {
@@ -368,7 +367,7 @@ impl RedisStore {
             let mut after = 0u64;
             loop {
                 let page: Vec<(String, u64)> = redis::cmd("ZRANGE")
-                    .arg(format!("room:{}:log", room.id))
+                    .arg(keys::log(room.id))
                     .arg(format!("({after}"))
                     .arg("+inf")
                     .arg("BYSCORE")
@@ -484,7 +483,7 @@ impl RedisStore {
         for ids in room_ids.chunks(BATCH) {
             let mut pipe = redis::pipe();
             for id in ids {
-                pipe.smembers(format!("room:{id}:bans"));
+                pipe.smembers(keys::bans(id));
             }
             let all: Vec<Vec<u64>> = pipe.query_async(&mut con).await?;
             for (id, banned) in ids.iter().zip(all) {
@@ -560,7 +559,7 @@ impl RedisStore {
         for chunk in data.rooms.chunks(BATCH) {
             let mut pipe = redis::pipe();
             for r in chunk {
-                let key = format!("room:{}", r.id);
+                let key = keys::room(r.id);
                 let direct = r.kind == RoomKind::Direct;
                 let mut fields = vec![
                     ("name", r.name.clone()),
@@ -598,7 +597,7 @@ impl RedisStore {
         for chunk in data.members.chunks(BATCH) {
             let mut pipe = redis::pipe();
             for (room, user, role) in chunk {
-                pipe.hset(format!("room:{room}:m"), user.0, role_name(*role))
+                pipe.hset(keys::members(room), user.0, role_name(*role))
                     .ignore()
                     .sadd(format!("user:{user}:rooms"), room.0)
                     .ignore();
@@ -612,8 +611,7 @@ impl RedisStore {
             let mut pipe = redis::pipe();
             for frame in chunk {
                 let event: RoomEvent = serde_json::from_str(frame)?;
-                pipe.zadd(format!("room:{}:log", event.room), frame, event.seq)
-                    .ignore();
+                pipe.zadd(keys::log(event.room), frame, event.seq).ignore();
                 match event.event {
                     EventBody::Edit { target, .. } => {
                         let seqs = edits.entry((event.room, target)).or_default();
@@ -635,8 +633,7 @@ impl RedisStore {
         for chunk in edits.chunks(BATCH) {
             let mut pipe = redis::pipe();
             for ((room, target), seqs) in chunk {
-                pipe.hset(format!("room:{room}:edits"), target, seqs)
-                    .ignore();
+                pipe.hset(keys::edits(room), target, seqs).ignore();
             }
             let () = pipe.query_async(&mut con).await?;
         }
@@ -657,7 +654,7 @@ impl RedisStore {
         for chunk in data.bans.chunks(BATCH) {
             let mut pipe = redis::pipe();
             for (room, user) in chunk {
-                pipe.sadd(format!("room:{room}:bans"), user.0).ignore();
+                pipe.sadd(keys::bans(room), user.0).ignore();
             }
             let () = pipe.query_async(&mut con).await?;
         }
@@ -674,8 +671,7 @@ impl RedisStore {
                 pipe.sadd(format!("user:{user}:blocks"), blocked.0).ignore();
                 let pair = ((*user).min(*blocked), (*user).max(*blocked));
                 if let Some(dm) = dms.get(&pair) {
-                    pipe.hset(format!("room:{dm}:m"), blocked.0, "blocked")
-                        .ignore();
+                    pipe.hset(keys::members(dm), blocked.0, "blocked").ignore();
                 }
             }
             let () = pipe.query_async(&mut con).await?;
@@ -704,7 +700,7 @@ impl RedisStore {
             let mut pipe = redis::pipe();
             for d in chunk {
                 pipe.cmd("SET")
-                    .arg(format!("dd:{}:{}:{}", d.room, d.sender, d.client_id))
+                    .arg(keys::dedupe(d.room, d.sender, &d.client_id))
                     .arg(format!("{} {}", d.seq, d.ts))
                     .arg("PXAT")
                     .arg(d.expires_ts)

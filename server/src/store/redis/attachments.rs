@@ -13,7 +13,7 @@
 //! `attach_uploads`), and a delete condemns the message's uploads inside `CHANGE_MESSAGE`
 //! (`condemn_attachments`): a message and its uploads change in one atomic step.
 
-use super::{corrupt, RedisStore};
+use super::{corrupt, keys, RedisStore};
 use crate::error::StoreResult;
 use crate::store::{quota_exceeded, UploadRecord};
 use protocol::{RoomId, UserId};
@@ -28,28 +28,28 @@ macro_rules! lua_uploads {
 -- Attaches the uploads `ids` (space-separated, '' for none) to message `seq` of `room`, if every
 -- one is a pending upload of `sender` for `room`. Returns 'attachment_not_found' (and changes
 -- nothing) otherwise, nil when done.
-local function attach_uploads(room, sender, seq, ids)
+local function attach_uploads(K, sender, seq, ids)
   if ids == '' then return nil end
   local list = {}
   for id in string.gmatch(ids, '%x+') do
     if not redis.call('ZSCORE', 'upl:pending', id) then return 'attachment_not_found' end
     local f = redis.call('HMGET', 'upl:' .. id, 'owner', 'room')
-    if f[1] ~= sender or f[2] ~= room then return 'attachment_not_found' end
+    if f[1] ~= sender or f[2] ~= K.id then return 'attachment_not_found' end
     list[#list + 1] = id
   end
   for _, id in ipairs(list) do
     redis.call('ZREM', 'upl:pending', id)
     redis.call('HSET', 'upl:' .. id, 'seq', seq)
-    redis.call('ZADD', 'room:' .. room .. ':upl', seq, id)
+    redis.call('ZADD', K.upl, seq, id)
   end
-  redis.call('SADD', 'upl:rooms', room)
+  redis.call('SADD', 'upl:rooms', K.id)
   return nil
 end
 -- The uploads of a deleted message (its decoded `attachments`, may be nil) are dead.
-local function condemn_attachments(room, list)
+local function condemn_attachments(K, list)
   if type(list) ~= 'table' then return end
   for _, a in ipairs(list) do
-    redis.call('ZREM', 'room:' .. room .. ':upl', a.id)
+    redis.call('ZREM', K.upl, a.id)
     redis.call('SADD', 'upl:dead', a.id)
   end
 end
@@ -78,17 +78,19 @@ return 1
 /// ARGV: pending_until (ms). Condemns pending uploads created at or before it, and attached ones
 /// below the first seq their room's log still keeps.
 static CONDEMN: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(concat!(
+        lua_keys!(),
         r#"
 for _, id in ipairs(redis.call('ZRANGE', 'upl:pending', '-inf', ARGV[1], 'BYSCORE')) do
   redis.call('ZREM', 'upl:pending', id)
   redis.call('SADD', 'upl:dead', id)
 end
 for _, room in ipairs(redis.call('SMEMBERS', 'upl:rooms')) do
-  local first = redis.call('ZRANGE', 'room:' .. room .. ':log', 0, 0, 'WITHSCORES')[2]
+  local K = room_keys(room)
+  local first = redis.call('ZRANGE', K.log, 0, 0, 'WITHSCORES')[2]
   local below = '+inf'
   if first then below = '(' .. first end
-  local ukey = 'room:' .. room .. ':upl'
+  local ukey = K.upl
   for _, id in ipairs(redis.call('ZRANGE', ukey, '-inf', below, 'BYSCORE')) do
     redis.call('ZREM', ukey, id)
     redis.call('SADD', 'upl:dead', id)
@@ -96,13 +98,14 @@ for _, room in ipairs(redis.call('SMEMBERS', 'upl:rooms')) do
   if redis.call('EXISTS', ukey) == 0 then redis.call('SREM', 'upl:rooms', room) end
 end
 return 1
-"#,
-    )
+"#
+    ))
 });
 
 /// ARGV: id. Removes a dead upload's record and frees its bytes.
 static FORGET: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(concat!(
+        lua_keys!(),
         r#"
 local id = ARGV[1]
 if redis.call('SREM', 'upl:dead', id) == 0 then return 0 end
@@ -110,13 +113,13 @@ local f = redis.call('HMGET', 'upl:' .. id, 'owner', 'size', 'room')
 if f[1] then
   local left = redis.call('DECRBY', 'user:' .. f[1] .. ':upl_bytes', f[2])
   if left <= 0 then redis.call('DEL', 'user:' .. f[1] .. ':upl_bytes') end
-  redis.call('ZREM', 'room:' .. f[3] .. ':upl', id)
+  redis.call('ZREM', room_keys(f[3]).upl, id)
 end
 redis.call('ZREM', 'upl:pending', id)
 redis.call('DEL', 'upl:' .. id)
 return 1
-"#,
-    )
+"#
+    ))
 });
 
 fn record(id: &str, f: &HashMap<String, String>, dead: bool) -> StoreResult<UploadRecord> {
@@ -218,7 +221,7 @@ impl RedisStore {
         let mut ids: Vec<String> = con.zrange("upl:pending", 0, -1).await?;
         let rooms: Vec<u64> = con.smembers("upl:rooms").await?;
         for room in rooms {
-            let attached: Vec<String> = con.zrange(format!("room:{room}:upl"), 0, -1).await?;
+            let attached: Vec<String> = con.zrange(keys::uploads(room), 0, -1).await?;
             ids.extend(attached);
         }
         let mut out = Vec::with_capacity(ids.len());
@@ -263,8 +266,7 @@ impl RedisStore {
                     }
                     Some(seq) => {
                         pipe.hset(&key, "seq", seq).ignore();
-                        pipe.zadd(format!("room:{}:upl", r.room), &r.id, seq)
-                            .ignore();
+                        pipe.zadd(keys::uploads(r.room), &r.id, seq).ignore();
                         pipe.sadd("upl:rooms", r.room.0).ignore();
                     }
                 }

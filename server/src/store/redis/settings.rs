@@ -19,11 +19,10 @@ macro_rules! lua_owner_check {
     () => {
         r#"
 -- Refusals shared by the owner's room settings, in the order the API documents them.
-local function owner_refusal(room, user)
-  local rkey = 'room:' .. room
-  local role = redis.call('HGET', rkey .. ':m', user)
+local function owner_refusal(K, user)
+  local role = redis.call('HGET', K.m, user)
   if not role then return 'not_a_member' end
-  if redis.call('HGET', rkey, 'kind') == 'direct' then return 'direct_room' end
+  if redis.call('HGET', K.room, 'kind') == 'direct' then return 'direct_room' end
   if role ~= 'owner' then return 'not_owner' end
   return nil
 end
@@ -31,48 +30,48 @@ end
     };
 }
 
-/// ARGV: room, by, name ('' keeps it), '1' to set the topic, topic ('' clears), event, floor
+/// KEYS: the room's (`redis/keys.rs`). ARGV: room, by, name ('' keeps it), '1' to set the topic, topic ('' clears), event, floor
 /// (see `behind`). Returns "ok seq", "behind" or an error code.
 static UPDATE_ROOM: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    super::bus_script(concat!(
         lua_common!(),
         lua_owner_check!(),
         r#"
-local room = ARGV[1]
-local refusal = owner_refusal(room, ARGV[2])
+local K = declared_room(ARGV[1])
+local refusal = owner_refusal(K, ARGV[2])
 if refusal then return refusal end
-if behind(room, ARGV[7]) then return 'behind' end
-local rkey = 'room:' .. room
+if behind(K, ARGV[7]) then return 'behind' end
+local rkey = K.room
 if ARGV[3] ~= '' then redis.call('HSET', rkey, 'name', ARGV[3]) end
 if ARGV[4] == '1' then
   if ARGV[5] == '' then redis.call('HDEL', rkey, 'topic') else redis.call('HSET', rkey, 'topic', ARGV[5]) end
 end
-local seq = append(room, ARGV[6], '')
+local seq = append(K, ARGV[6], '')
 return 'ok ' .. seq
 "#
     ))
 });
 
-/// ARGV: room, by, event, floor (see `behind`). Appends the event (route ` D`), then deletes
+/// KEYS: the room's (`redis/keys.rs`). ARGV: room, by, event, floor (see `behind`). Appends the event (route ` D`), then deletes
 /// every key of the room and its entries in the members' sets and hashes. Returns "ok seq",
 /// "behind" or an error code.
 static DELETE_ROOM: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    super::bus_script(concat!(
         lua_common!(),
         lua_owner_check!(),
         r#"
 local room = ARGV[1]
-local refusal = owner_refusal(room, ARGV[2])
+local K = declared_room(room)
+local refusal = owner_refusal(K, ARGV[2])
 if refusal then return refusal end
-if behind(room, ARGV[4]) then return 'behind' end
-local seq = append(room, ARGV[3], ' D')
-local rkey = 'room:' .. room
-for _, user in ipairs(redis.call('HKEYS', rkey .. ':m')) do
+if behind(K, ARGV[4]) then return 'behind' end
+local seq = append(K, ARGV[3], ' D')
+for _, user in ipairs(redis.call('HKEYS', K.m)) do
   redis.call('SREM', 'user:' .. user .. ':rooms', room)
   redis.call('HDEL', 'user:' .. user .. ':read', room)
   redis.call('HDEL', 'user:' .. user .. ':notify', room)
 end
-redis.call('DEL', rkey, rkey .. ':m', rkey .. ':log', rkey .. ':edits', rkey .. ':bans')
+redis.call('DEL', K.room, K.m, K.log, K.edits, K.bans)
 redis.call('SREM', 'rooms:public', room)
 return 'ok ' .. seq
 "#
@@ -82,15 +81,16 @@ return 'ok ' .. seq
 /// ARGV: user, room, level ('all' removes the entry), notify_level frame. Returns 1, or 0 when
 /// the user is not a member.
 static SET_NOTIFY: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    super::bus_script(concat!(
+        lua_keys!(),
         r#"
-if redis.call('HEXISTS', 'room:' .. ARGV[2] .. ':m', ARGV[1]) == 0 then return 0 end
+if redis.call('HEXISTS', room_keys(ARGV[2]).m, ARGV[1]) == 0 then return 0 end
 local key = 'user:' .. ARGV[1] .. ':notify'
 if ARGV[3] == 'all' then redis.call('HDEL', key, ARGV[2]) else redis.call('HSET', key, ARGV[2], ARGV[3]) end
-redis.call('PUBLISH', 'chat:bus', 'U ' .. ARGV[1] .. '\n' .. ARGV[4])
+redis.call('SPUBLISH', user_channel(ARGV[1]), 'U ' .. ARGV[1] .. '\n' .. ARGV[4])
 return 1
-"#,
-    )
+"#
+    ))
 });
 
 /// ARGV: user, display name ('' removes). Returns 0 when there is no such user.
@@ -144,7 +144,7 @@ impl RedisStore {
             return Ok(None);
         }
         self.writable()?;
-        let reply: String = UPDATE_ROOM
+        let reply: String = super::room_script(&UPDATE_ROOM, update.room.0)
             .arg(update.room.0)
             .arg(update.by.0)
             .arg(update.name.unwrap_or(""))
@@ -165,7 +165,7 @@ impl RedisStore {
         _now: i64,
     ) -> StoreResult<u64> {
         self.writable()?;
-        let reply: String = DELETE_ROOM
+        let reply: String = super::room_script(&DELETE_ROOM, room.0)
             .arg(room.0)
             .arg(by.0)
             .arg(event_json)

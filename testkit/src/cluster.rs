@@ -1,0 +1,257 @@
+//! A private Redis Cluster: `masters` masters (and `replicas` replicas of each) of Debian's
+//! `redis-server` on free loopback ports, joined by `redis-cli --cluster create`, ready once
+//! every node reports `cluster_state:ok`. Killed, and its files removed, on drop.
+//!
+//! Each node gets two free ports, its client port and its cluster bus port (`cluster-port`,
+//! Redis 7), so no port `+ 10000` needs to be free; no persistence, its `nodes.conf` in a
+//! private directory.
+
+use crate::free_port;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+/// How long the cluster may take to form (`--cluster create` and every node `ok`).
+const FORM_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one command to a node may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// One `redis-server` of the cluster.
+pub struct ClusterNode {
+    child: Child,
+    pub port: u16,
+    /// `redis://127.0.0.1:<port>/`
+    pub url: String,
+}
+
+/// A running Redis Cluster; see the module doc.
+pub struct RedisCluster {
+    /// Masters first (in the order `--cluster create` assigns slots: the first gets the lowest
+    /// slots), then replicas.
+    pub nodes: Vec<ClusterNode>,
+    dir: PathBuf,
+}
+
+impl RedisCluster {
+    pub const CLI: &'static str = "/usr/bin/redis-cli";
+
+    /// Starts the nodes, creates the cluster and waits (at most a minute) until every node
+    /// answers `cluster_state:ok` and knows every other node. Panics (after killing what it
+    /// started) if that does not happen.
+    pub async fn start(masters: usize, replicas: usize) -> RedisCluster {
+        assert!(masters >= 3, "Redis Cluster needs at least 3 masters");
+        let dir = std::env::temp_dir().join(format!(
+            "chat-redis-cluster-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        let mut cluster = RedisCluster {
+            nodes: Vec::new(),
+            dir,
+        };
+        let total = masters * (1 + replicas);
+        for _ in 0..total {
+            let node = cluster.spawn_node();
+            cluster.nodes.push(node);
+        }
+        let deadline = Instant::now() + FORM_TIMEOUT;
+        for i in 0..total {
+            cluster.wait_ping(i, deadline).await;
+        }
+        cluster.create(replicas, deadline).await;
+        for i in 0..total {
+            cluster.wait_ok(i, total, deadline).await;
+        }
+        cluster
+    }
+
+    /// Every node's URL, masters first: what a cluster client takes as its seeds.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.url.clone()).collect()
+    }
+
+    fn spawn_node(&self) -> ClusterNode {
+        let port = free_port();
+        let bus = free_port();
+        let conf = self.dir.join(format!("nodes-{port}.conf"));
+        let child = Command::new(crate::RedisServer::BINARY)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-port",
+                &bus.to_string(),
+            ])
+            .args(["--cluster-config-file", &conf.to_string_lossy()])
+            .args(["--cluster-node-timeout", "2000"])
+            .args(["--dir", &self.dir.to_string_lossy()])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--protected-mode", "no", "--loglevel", "warning"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", crate::RedisServer::BINARY));
+        ClusterNode {
+            child,
+            port,
+            url: format!("redis://127.0.0.1:{port}/"),
+        }
+    }
+
+    async fn wait_ping(&mut self, i: usize, deadline: Instant) {
+        loop {
+            let port = self.nodes[i].port;
+            if let Ok(Some(status)) = self.nodes[i].child.try_wait() {
+                panic!("cluster node on port {port} exited early with {status}");
+            }
+            let ping = tokio::time::timeout(Duration::from_millis(500), query(port, &["PING"]));
+            if let Ok(Ok(reply)) = ping.await {
+                if reply == "PONG" {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cluster node on port {port} did not answer PING"
+            );
+            // Polling interval while the process starts up (not a "settle" sleep).
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn create(&self, replicas: usize, deadline: Instant) {
+        let mut cli = tokio::process::Command::new(Self::CLI);
+        cli.arg("--cluster").arg("create");
+        for node in &self.nodes {
+            cli.arg(format!("127.0.0.1:{}", node.port));
+        }
+        cli.args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        let out = tokio::time::timeout_at(deadline, cli.output())
+            .await
+            .unwrap_or_else(|_| panic!("redis-cli --cluster create took over {FORM_TIMEOUT:?}"))
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", Self::CLI));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("[OK] All 16384 slots covered"),
+            "redis-cli --cluster create failed ({}):\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    async fn wait_ok(&self, i: usize, total: usize, deadline: Instant) {
+        let want = format!("cluster_known_nodes:{total}");
+        loop {
+            let info = self.cmd(i, &["CLUSTER", "INFO"]).await;
+            if info.contains("cluster_state:ok") && info.contains(&want) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cluster node {i} not ready within {FORM_TIMEOUT:?}:\n{info}"
+            );
+            // Polling interval while the nodes gossip (not a "settle" sleep).
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sends one command to node `i` and returns its reply: the text of a simple or bulk
+    /// string, `:n` for an integer, `-ERR …`/`-MOVED …` for an error (arrays are not decoded).
+    pub async fn cmd(&self, i: usize, args: &[&str]) -> String {
+        tokio::time::timeout(COMMAND_TIMEOUT, query(self.nodes[i].port, args))
+            .await
+            .unwrap_or_else(|_| panic!("redis {args:?} took longer than {COMMAND_TIMEOUT:?}"))
+            .unwrap_or_else(|e| panic!("redis {args:?}: {e}"))
+    }
+
+    /// The index of the node that serves `key` (follows one `MOVED` from node 0).
+    pub async fn owner_of(&self, key: &str) -> usize {
+        let reply = self.cmd(0, &["EXISTS", key]).await;
+        let Some(moved) = reply.strip_prefix("-MOVED ") else {
+            return 0;
+        };
+        let port: u16 = moved
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected MOVED reply {reply:?}"));
+        self.nodes
+            .iter()
+            .position(|n| n.port == port)
+            .unwrap_or_else(|| panic!("MOVED to an unknown node: {reply:?}"))
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            let _ = node.child.kill();
+            let _ = node.child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One command on a fresh connection; the reply decoded as [`RedisCluster::cmd`] says.
+async fn query(port: u16, args: &[&str]) -> std::io::Result<String> {
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    stream.write_all(req.as_bytes()).await?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(reply) = decode(&buf) {
+            return Ok(reply);
+        }
+    }
+}
+
+/// A complete reply in `buf`, or `None` while more bytes are needed.
+fn decode(buf: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(buf);
+    let (line, rest) = text.split_once("\r\n")?;
+    match line.as_bytes().first()? {
+        b'+' => Some(line[1..].to_owned()),
+        b'$' => {
+            let len: i64 = line[1..].parse().ok()?;
+            if len < 0 {
+                return Some(String::new());
+            }
+            let len = len as usize;
+            (rest.len() >= len + 2).then(|| rest[..len].to_owned())
+        }
+        _ => Some(line.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode;
+
+    #[test]
+    fn decodes_replies() {
+        assert_eq!(decode(b"+PONG\r\n").as_deref(), Some("PONG"));
+        assert_eq!(decode(b"$5\r\nab").as_deref(), None);
+        assert_eq!(decode(b"$5\r\nab\r\nc\r\n").as_deref(), Some("ab\r\nc"));
+        assert_eq!(decode(b":3\r\n").as_deref(), Some(":3"));
+        assert_eq!(
+            decode(b"-MOVED 1 127.0.0.1:7\r\n").as_deref(),
+            Some("-MOVED 1 127.0.0.1:7")
+        );
+        assert_eq!(decode(b"$-1\r\n").as_deref(), Some(""));
+    }
+}
