@@ -5,6 +5,7 @@
 #   bench/profile/run.sh callgrind ours  OUT_DIR [rates] [rooms] [members]
 #   bench/profile/run.sh strace    floor OUT_DIR [rates] [rooms] [members]
 #   bench/profile/summarize.py OUT_DIR
+#   bench/profile/diff.py   OFF_DIR ON_DIR STEP   (function-level difference of two callgrind runs)
 #
 # The server (chat-server or the floor) runs under callgrind with instrumentation switched on
 # only during the measured steps (hook.sh zeroes and dumps the counters around each), or is
