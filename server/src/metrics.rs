@@ -4,9 +4,10 @@
 //! The registry is per process, as Prometheus scrapes a process: [`install`] builds it once and
 //! [`get`] hands out the handles. Until it is installed (metrics off, or a test that does not
 //! ask for them) every handle is a no-op and the hot paths skip their clock reads. Counters are
-//! the exporter's (an `Arc` around an atomic); the histograms on hot paths (delivery latency,
-//! bus lag, store calls) are our own fixed-bucket ones ([`histogram`]: a bucket search and two
-//! relaxed atomic adds), because the exporter's cost about 200 instructions per sample. Per
+//! the exporter's (an `Arc` around an atomic), except `chat_deliveries_total`; the histograms on
+//! hot paths (delivery latency, bus lag, store calls) are our own fixed-bucket ones
+//! ([`histogram`]: a bucket search and two relaxed atomic adds), because the exporter's cost
+//! about 200 instructions per sample. Both are rendered after the exporter's text. Per
 //! delivery that leaves one clock read per batch a socket writes and, per batch, one counter
 //! add and one histogram add per run of events with the same latency ([`LiveTally`]); the
 //! event's time is read once per event where the hub takes it off the bus. No lookup and no

@@ -561,6 +561,7 @@ impl Connection {
                 Outbound::Probe { room, last_seq } => Box::pin(self.fill(room, last_seq)).await?,
             }
         }
+        // Counted before the flush: a client that has the frames finds them counted.
         drop(tally);
         self.socket.flush().await.map_err(|_| FillError::Socket)
     }
