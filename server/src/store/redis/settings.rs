@@ -82,7 +82,6 @@ return 'ok ' .. seq
 /// the user is not a member.
 static SET_NOTIFY: LazyLock<Script> = LazyLock::new(|| {
     super::bus_script(concat!(
-        lua_keys!(),
         r#"
 if redis.call('HEXISTS', room_keys(ARGV[2]).m, ARGV[1]) == 0 then return 0 end
 local key = 'user:' .. ARGV[1] .. ':notify'
