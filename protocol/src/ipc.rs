@@ -198,6 +198,29 @@ pub enum Command {
     /// `{bytes}` → [`BlobCacheView`]: sets the file cache's size (least recently used files
     /// leave first).
     SetBlobCacheLimit { bytes: u64 },
+    /// → [`UpdateStatus`]: this app's version and the update ready to install, if any.
+    UpdateStatus,
+    /// → `()`, but on success the app restarts as the new version instead of answering:
+    /// installs the update [`Command::UpdateStatus`] announced. Fails with `update_failed`
+    /// (nothing changed) when there is none or it cannot be installed.
+    InstallUpdate,
+}
+
+/// The app's version and its pending update ([`Command::UpdateStatus`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateStatus {
+    /// The running app's version.
+    pub current: String,
+    /// A newer version, downloaded and its signature checked, waiting for a restart.
+    pub ready: Option<UpdateView>,
+}
+
+/// A newer app version from the user's chat server, ready to install.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateView {
+    pub version: String,
+    /// Release notes from the server (plain text).
+    pub notes: Option<String>,
 }
 
 /// The Tauri command that returns an attachment's bytes (raw, not JSON: images can be
@@ -448,6 +471,11 @@ pub enum AppEvent {
         sent: u64,
         total: u64,
     },
+    /// A newer app version is downloaded and its signature checked: offer "Restart to update"
+    /// ([`Command::InstallUpdate`]).
+    UpdateReady {
+        update: UpdateView,
+    },
 }
 
 /// Why a command failed: a stable code and a message for people.
@@ -497,6 +525,8 @@ pub enum AppErrorCode {
     Keychain,
     /// Bad arguments from the UI.
     Invalid,
+    /// No update to install, or installing it failed (the app is unchanged).
+    UpdateFailed,
 }
 
 impl std::fmt::Display for AppError {

@@ -12,15 +12,23 @@
 use crate::backend::Backend;
 use crate::error::Error;
 use protocol::ipc::Command;
-use tauri::State;
+use tauri::{AppHandle, State};
 
 /// Runs one IPC command: `invoke("execute", {command: {cmd: "messages", room: 3, ...}})`.
+/// The app update commands go to [`crate::updater`] (installing one replaces this program,
+/// which takes Tauri); every other command to the backend.
 #[tauri::command]
 pub async fn execute(
+    app: AppHandle,
     backend: State<'_, Backend>,
     command: Command,
 ) -> Result<serde_json::Value, Error> {
-    backend.execute(command).await
+    match command {
+        Command::UpdateStatus | Command::InstallUpdate => {
+            crate::updater::execute(&app, command).await
+        }
+        command => backend.execute(command).await,
+    }
 }
 
 /// An attachment's bytes (its thumbnail with `thumbnail`) as an `ArrayBuffer`:

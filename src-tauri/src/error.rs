@@ -46,6 +46,9 @@ pub enum Error {
     /// The UI passed arguments that cannot be right.
     #[error("{0}")]
     Invalid(String),
+    /// No app update to install, or it could not be installed (see [`crate::updater`]).
+    #[error("{0}")]
+    Update(String),
 }
 
 /// Results of this crate.
@@ -110,6 +113,7 @@ impl Error {
                 )
             }
             Error::Invalid(_) => (AppErrorCode::Invalid, self.to_string()),
+            Error::Update(_) => (AppErrorCode::UpdateFailed, self.to_string()),
         };
         AppError {
             code,

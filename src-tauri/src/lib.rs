@@ -5,7 +5,8 @@
 //! [`outbox`] makes sends survive disconnects and restarts; [`backend`] ties them together and
 //! implements the IPC contract of [`protocol::ipc`] without knowing about Tauri; [`commands`]
 //! (the one Tauri command, dispatching a [`protocol::ipc::Command`]) and [`run`] put it in a
-//! window with a tray icon. Imports point down: the backend uses the outbox, the connection,
+//! window with a tray icon; [`updater`] installs new versions from the user's server. Imports
+//! point down: the backend uses the outbox, the connection,
 //! the cache; none of those uses the backend.
 
 pub mod api;
@@ -18,6 +19,7 @@ pub mod credentials;
 pub mod error;
 pub mod outbox;
 pub mod tls;
+pub mod updater;
 
 pub use backend::{Backend, EventSink, Options};
 pub use error::{Error, Result};
@@ -55,6 +57,14 @@ struct TauriSink {
 
 impl EventSink for TauriSink {
     fn emit(&self, event: AppEvent) {
+        if matches!(
+            event,
+            AppEvent::Connection {
+                state: protocol::ipc::ConnectionState::Online
+            }
+        ) {
+            updater::on_online(&self.app);
+        }
         if let Err(e) = self.app.emit(EVENT, event) {
             tracing::warn!(error = %e, "cannot emit an event to the UI");
         }
@@ -147,6 +157,9 @@ fn build_tray(app: &tauri::App) -> tauri::Result<()> {
 fn setup(app: &mut tauri::App) -> Result<(), Box<dyn std::error::Error>> {
     let dir = app.path().app_data_dir()?;
     std::fs::create_dir_all(&dir)?;
+    app.manage(updater::Updates::new(
+        app.path().app_cache_dir()?.join("updates"),
+    ));
     let options = Options::new(dir.join("cache.sqlite3"));
     let sink = Arc::new(TauriSink {
         app: app.handle().clone(),
@@ -169,7 +182,14 @@ fn setup(app: &mut tauri::App) -> Result<(), Box<dyn std::error::Error>> {
         backend.throttle_uploads(Some(rate));
     }
     let start_minimized = backend.settings().start_minimized;
+    let online = backend.snapshot().connection == protocol::ipc::ConnectionState::Online;
     app.manage(backend);
+    // App updates from the signed-in server, checked when the socket comes online: if it
+    // already did (before the backend was managed), now.
+    if online {
+        updater::on_online(app.handle());
+    }
+    updater::spawn_periodic_checks(app.handle());
     build_tray(app)?;
     // The window is created hidden (tauri.conf.json) so "start minimized" never flashes it.
     if !start_minimized {
@@ -202,6 +222,8 @@ pub fn run() {
         )
         // The file picker and save dialog of attachments (the web view may only open them).
         .plugin(tauri_plugin_dialog::init())
+        // App updates (crate::updater drives it from Rust; the web view gets no permission).
+        .plugin(tauri_plugin_updater::Builder::new().build())
         .plugin(
             tauri_plugin_window_state::Builder::default()
                 .with_state_flags(window_state_flags())

@@ -114,7 +114,10 @@ impl Error {
                 _ => None,
             },
             // The backend says why and what the operator should do.
-            Some(AppErrorCode::Invalid | AppErrorCode::InsecureUrl) | None => None,
+            Some(
+                AppErrorCode::Invalid | AppErrorCode::InsecureUrl | AppErrorCode::UpdateFailed,
+            )
+            | None => None,
         };
         match (fixed, self) {
             (Some(text), _) => text.to_string(),
@@ -463,6 +466,17 @@ pub async fn blob_cache() -> Result<BlobCacheView> {
 
 pub async fn set_blob_cache_limit(bytes: u64) -> Result<BlobCacheView> {
     call(Command::SetBlobCacheLimit { bytes }).await
+}
+
+/// This app's version and the update ready to install, if any.
+pub async fn update_status() -> Result<protocol::ipc::UpdateStatus> {
+    call(Command::UpdateStatus).await
+}
+
+/// Installs the ready update; on success the app restarts as the new version (this call then
+/// never answers).
+pub async fn install_update() -> Result<()> {
+    call_unit(Command::InstallUpdate).await
 }
 
 /// An attachment's bytes (its thumbnail with `thumbnail`) as an object URL (`blob:`) for an

@@ -18,7 +18,15 @@ pub mod search;
 pub mod shortcodes;
 pub mod state;
 
-/// Mounts the app on the page's `<body>`.
+/// Mounts the app on the page's `<body>`, in place of the loading screen that `index.html`
+/// draws before the wasm is compiled (the same markup as [`state::Screen::Loading`]'s, so the
+/// window shows the app's frame at once and nothing jumps when the app takes over).
 pub fn run() {
+    if let Some(boot) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id("boot"))
+    {
+        boot.remove();
+    }
     yew::Renderer::<components::app::App>::new().render();
 }

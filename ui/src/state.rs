@@ -231,6 +231,8 @@ pub struct AppState {
     pub removal: Option<Removal>,
     /// Uploads in progress: client id of the pending message → (bytes sent, total).
     pub uploads: HashMap<String, (u64, u64)>,
+    /// A newer app version, downloaded and verified: "Restart to update".
+    pub update: Option<protocol::ipc::UpdateView>,
 }
 
 impl Default for AppState {
@@ -263,6 +265,7 @@ impl Default for AppState {
             blocked: None,
             removal: None,
             uploads: HashMap::new(),
+            update: None,
         }
     }
 }
@@ -343,6 +346,8 @@ pub enum Action {
     Toast(String),
     DismissToast(u32),
     WindowFocus(bool),
+    /// A newer app version is ready to install.
+    UpdateReady(protocol::ipc::UpdateView),
     /// `mark_read` sent: clear the badge now instead of waiting for `rooms`.
     MarkedRead {
         room: RoomId,
@@ -458,6 +463,7 @@ impl AppState {
                 self.connection = state;
             }
             Action::Limits(limits) => self.limits = limits,
+            Action::UpdateReady(update) => self.update = Some(update),
             Action::Rooms(rooms) => {
                 self.rooms = rooms;
                 self.rooms_loaded = true;

@@ -268,6 +268,12 @@ impl Backend {
         }
     }
 
+    /// The server and the session token, while signed in: the app shell asks this server for
+    /// app updates (`crate::updater`), as this user.
+    pub fn server_session(&self) -> Option<(Api, String)> {
+        self.inner.authed().ok()
+    }
+
     /// The cache (for tests and diagnostics).
     pub fn cache(&self) -> &Cache {
         &self.inner.cache
@@ -389,6 +395,11 @@ impl Backend {
             ),
             Command::BlobCache => json(self.blob_cache().await),
             Command::SetBlobCacheLimit { bytes } => json(self.set_blob_cache_limit(bytes).await?),
+            // App updates replace the running program, which takes Tauri: the shell answers
+            // them (`crate::commands::execute`, `crate::updater`) before they reach here.
+            Command::UpdateStatus | Command::InstallUpdate => Err(Error::Update(
+                "app updates are handled by the app shell".into(),
+            )),
         }
     }
 }

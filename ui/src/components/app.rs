@@ -85,6 +85,7 @@ fn on_event(d: &Dispatcher, event: AppEvent) {
             sent,
             total,
         }),
+        AppEvent::UpdateReady { update } => d.dispatch(Action::UpdateReady(update)),
     }
 }
 

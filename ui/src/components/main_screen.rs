@@ -13,6 +13,7 @@ use super::member_panel::MemberPanel;
 use super::new_dm_dialog::NewDmDialog;
 use super::settings_dialog::SettingsDialog;
 use super::sidebar::Sidebar;
+use super::update_banner::UpdateBanner;
 use crate::effects;
 use crate::state::{Action, AppContext, Dialog};
 use yew::prelude::*;
@@ -71,6 +72,7 @@ pub fn MainScreen() -> Html {
             <div class="scrim" onclick={close_sidebar} aria-hidden="true"></div>
             <main class="chat-column">
                 <ConnectionBanner state={state.connection.clone()} reconnect_at_ms={state.reconnect_at_ms} />
+                <UpdateBanner />
                 <ChatView />
             </main>
             if members_open {

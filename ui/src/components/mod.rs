@@ -40,4 +40,5 @@ pub mod settings_dialog;
 pub mod sidebar;
 pub mod toasts;
 pub mod typing_indicator;
+pub mod update_banner;
 pub mod user_card;

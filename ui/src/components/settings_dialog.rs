@@ -117,6 +117,30 @@ pub fn SettingsDialog(props: &SettingsDialogProps) -> Html {
         let confirm = confirm.clone();
         Callback::from(move |_: MouseEvent| confirm.set(None))
     };
+    // This app's version and a ready update (issue 16).
+    let version = use_state(|| None::<String>);
+    let installing = use_state(|| false);
+    {
+        let version = version.clone();
+        let d = state.dispatcher();
+        use_effect_with((), move |_| {
+            spawn_local(async move {
+                if let Ok(status) = ipc::update_status().await {
+                    version.set(Some(status.current));
+                    if let Some(update) = status.ready {
+                        d.dispatch(Action::UpdateReady(update));
+                    }
+                }
+            });
+        });
+    }
+    let restart = {
+        let installing = installing.clone();
+        let d = state.dispatcher();
+        Callback::from(move |_: MouseEvent| {
+            super::update_banner::install(installing.clone(), d.clone())
+        })
+    };
     let display_name = use_state(|| {
         state
             .user
@@ -240,6 +264,24 @@ pub fn SettingsDialog(props: &SettingsDialogProps) -> Html {
                 </div>
             }
             <super::attachment_cache::AttachmentCacheSetting />
+            <section class="settings-section app-version">
+                <span>
+                    <strong id="app-version">{ format!("Chat {}", (*version).clone().unwrap_or_default()) }</strong>
+                    <span class="muted">{
+                        match &state.update {
+                            Some(u) if *installing => format!("Installing {}…", u.version),
+                            Some(u) => format!("Version {} is ready to install.", u.version),
+                            None => "Updates come from your server when it offers them.".to_owned(),
+                        }
+                    }</span>
+                </span>
+                if state.update.is_some() {
+                    <button type="button" class="button" id="settings-restart-to-update"
+                        disabled={*installing} onclick={restart}>
+                        { "Restart to update" }
+                    </button>
+                }
+            </section>
         </Modal>
     }
 }
