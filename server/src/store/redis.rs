@@ -592,7 +592,7 @@ return 'ok ' .. seq
 /// user's entry in its member hash becomes `blocked` (their sends there are refused by
 /// APPEND_MESSAGE, at no extra cost) or back to `member`.
 static SET_BLOCK: LazyLock<Script> = LazyLock::new(|| {
-    bus_script(concat!(
+    bus_script(
         r#"
 local user, other = ARGV[1], ARGV[2]
 if ARGV[3] == '1' then
@@ -607,8 +607,8 @@ if dm and redis.call('HEXISTS', room_keys(dm).m, other) == 1 then
   redis.call('HSET', room_keys(dm).m, other, ARGV[3] == '1' and 'blocked' or 'member')
 end
 return 1
-"#
-    ))
+"#,
+    )
 });
 
 /// ARGV: user, room, seq, read_marker frame. Returns the marker after the call.
@@ -703,7 +703,7 @@ return ARGV[1]
 /// becomes `<data set>:<generation>` (same data, lost writes: every node tells its sockets).
 /// Returns how many rooms were raised, or -1 if the store holds another data set (wiped).
 static RAISE_SEQS: LazyLock<Script> = LazyLock::new(|| {
-    bus_script(concat!(
+    bus_script(
         r#"
 local e = redis.call('GET', 'store:epoch')
 if not e or string.sub(e, 1, #ARGV[1] + 1) ~= ARGV[1] .. ':' then return -1 end
@@ -720,8 +720,8 @@ for i = 3, #ARGV, 2 do
 end
 if raised > 0 then redis.call('SET', 'store:epoch', ARGV[1] .. ':' .. ARGV[2]) end
 return raised
-"#
-    ))
+"#,
+    )
 });
 
 /// ARGV: node, now. This node leaves: its users go offline unless online elsewhere.
