@@ -302,7 +302,12 @@ pub async fn execute<R: Runtime>(
             .map_err(|e| Error::Update(format!("the installer stopped: {e}")))?;
             match installed {
                 (_, Ok(())) => {
-                    tracing::info!(%version, "app update installed; restarting");
+                    tracing::info!(
+                        %version,
+                        display = ?std::env::var_os("DISPLAY"),
+                        wayland = ?std::env::var_os("WAYLAND_DISPLAY"),
+                        "app update installed; restarting"
+                    );
                     app.restart()
                 }
                 (ready, Err(e)) => {

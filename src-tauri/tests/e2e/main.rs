@@ -47,6 +47,7 @@ mod room_lifecycle;
 mod room_settings;
 mod shots;
 mod support;
+mod update;
 mod window;
 mod x11;
 
@@ -62,6 +63,7 @@ use room_lifecycle::*;
 use room_settings::*;
 use shots::*;
 use support::*;
+use update::*;
 use window::*;
 use x11::*;
 
@@ -128,6 +130,21 @@ async fn installed() {
         return;
     }
     rerun_in_private_session("installed");
+}
+
+/// The installed app (CHAT_E2E_APP=/usr/bin/chat-desktop, version N) updates itself from its
+/// server to N+1 and restarts with its cache, outbox and token. Run by scripts/update-check.sh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs version N installed and N+1 signed in CHAT_E2E_UPDATES: run scripts/update-check.sh"]
+async fn update() {
+    let app = app_binary();
+    if std::env::var_os(INNER_ENV).is_some() {
+        tokio::time::timeout(RUN_TIMEOUT, update_scenario(&app))
+            .await
+            .unwrap_or_else(|_| panic!("the update scenario took longer than {RUN_TIMEOUT:?}"));
+        return;
+    }
+    rerun_in_private_session("update");
 }
 
 /// The app binary from `CHAT_E2E_APP`, or a failure that says how to run the test.

@@ -266,7 +266,7 @@ pub fn SettingsDialog(props: &SettingsDialogProps) -> Html {
             <super::attachment_cache::AttachmentCacheSetting />
             <section class="settings-section app-version">
                 <span>
-                    <strong id="app-version">{ format!("Chat {}", (*version).clone().unwrap_or_default()) }</strong>
+                    <strong id="app-version">{ (*version).as_ref().map_or_else(|| "Chat".to_owned(), |v| format!("Chat {v}")) }</strong>
                     <span class="muted">{
                         match &state.update {
                             Some(u) if *installing => format!("Installing {}…", u.version),
