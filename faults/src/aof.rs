@@ -231,7 +231,7 @@ fn units(data: &[u8]) -> Vec<Unit> {
 }
 
 /// `HSET room:{id} … seq N …` gives `(id, N)` as a seq; `ZADD room:{id}:log N frame` gives
-/// `(id, N)` as logged.
+/// `(id, N)` as logged (either key layout).
 fn event_parts(args: &[Vec<u8>]) -> (Vec<Event>, Vec<Event>) {
     let text = |i: usize| args.get(i).map(|a| String::from_utf8_lossy(a).into_owned());
     let (Some(name), Some(key)) = (text(0), text(1)) else {
@@ -240,6 +240,11 @@ fn event_parts(args: &[Vec<u8>]) -> (Vec<Event>, Vec<Event>) {
     let name = name.to_ascii_uppercase();
     let Some(rest) = key.strip_prefix("room:") else {
         return (Vec::new(), Vec::new());
+    };
+    // Partitioned names (`room:{<tag>}:<id>`, see `server/src/store/redis/keys.rs`).
+    let rest = match rest.strip_prefix('{') {
+        Some(tagged) => tagged.split_once("}:").map_or(tagged, |(_, id)| id),
+        None => rest,
     };
     let num = |s: &str| s.parse::<u64>().ok();
     let mut seqs = Vec::new();
@@ -314,10 +319,11 @@ mod tests {
         s
     }
 
-    /// An event as the server's scripts leave it in the AOF.
+    /// An event as the server's scripts leave it in the AOF (partitioned key names; the
+    /// tests with bare `room:<id>` keys cover the layout before).
     fn event(room: u64, seq: u64) -> String {
-        let key = format!("room:{room}");
-        let log = format!("room:{room}:log");
+        let key = format!("room:{{{room}.9}}:{room}");
+        let log = format!("{key}:log");
         let (seq, frame) = (seq.to_string(), format!("{{\"seq\":{seq}}}"));
         [
             resp(&["MULTI"]),

@@ -97,7 +97,8 @@ async fn a_partition_script_publishes_on_its_shard() {
     let parts = Partitions::default();
     let room = 5;
     let p = parts.of_room(room);
-    let key = format!("room:{{{}}}:{room}", parts.tag(p));
+    let key = chat_server::store::redis::keys::room(room);
+    assert!(key.contains(parts.tag(p)), "{key}");
     let channel = parts.channel(p);
     let owner = cluster.owner_of(&key).await;
     assert_eq!(

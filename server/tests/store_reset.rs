@@ -26,9 +26,9 @@ async fn roll_back(redis: &RedisServer, room: protocol::RoomId, keep: u64) {
 
 /// The store loses a room's events after `keep`; the nodes' connections stay up.
 async fn lose_writes(redis: &RedisServer, room: protocol::RoomId, keep: u64) {
-    let key = format!("room:{room}");
+    let key = chat_server::store::redis::keys::room(room);
     redis.cmd(&["HSET", &key, "seq", &keep.to_string()]).await;
-    let log = format!("{key}:log");
+    let log = chat_server::store::redis::keys::log(room);
     redis
         .cmd(&["ZREMRANGEBYSCORE", &log, &(keep + 1).to_string(), "+inf"])
         .await;

@@ -53,24 +53,25 @@ async fn store_rollback_drops_cached_history_and_keeps_the_outbox() {
 
     // The store loses its last writes: "three", "four" and the second room (as Redis can
     // with appendfsync everysec after a machine crash), and tells the nodes by a new epoch.
-    let key = format!("room:{}", room.id);
+    use chat_server::store::redis::keys;
+    let key = keys::room(room.id);
     let kept = seqs[1].to_string();
     assert_eq!(redis.cmd(&["HSET", &key, "seq", &kept]).await, ":0");
     let lost_from = seqs[2].to_string();
     assert_eq!(
         redis
-            .cmd(&[
-                "ZREMRANGEBYSCORE",
-                &format!("{key}:log"),
-                &lost_from,
-                "+inf"
-            ])
+            .cmd(&["ZREMRANGEBYSCORE", &keys::log(room.id), &lost_from, "+inf"])
             .await,
         ":2"
     );
-    let gone = format!("room:{}", doomed.id);
+    let gone = doomed.id;
     redis
-        .cmd(&["DEL", &gone, &format!("{gone}:m"), &format!("{gone}:log")])
+        .cmd(&[
+            "DEL",
+            &keys::room(gone),
+            &keys::members(gone),
+            &keys::log(gone),
+        ])
         .await;
     let doomed_id = doomed.id.to_string();
     for set in [

@@ -5,7 +5,9 @@
 //! room equals its seq order. History is a sorted set per room scored by seq (see
 //! `docs/protocol.md`, "Storage"): pages in both directions are one `ZRANGE ... BYSCORE`, count
 //! retention is one `ZREMRANGEBYRANK`, and a message's entry can be rewritten in place when it is
-//! edited or deleted. Keys (no prefix; give the server its own Redis database):
+//! edited or deleted. Keys (no prefix; give the server its own Redis database). A room's keys
+//! and its dedupe keys carry the hash tag of the room's partition, `{t}` below (see
+//! `redis/keys.rs`, `redis/partition.rs` and `docs/CLUSTER.md`):
 //!
 //! | key | type | holds |
 //! |---|---|---|
@@ -17,25 +19,26 @@
 //! | `unames` | zset | `{lowercase name}:{id}`, score 0, for prefix search |
 //! | `sess:{sha256 of token}` | hash | `id`, `user`, `device`, `created`, `used`; expires |
 //! | `user:{id}:sess` | hash | session id → token hash |
-//! | `room:{id}` | hash | `name`, `kind`, `vis`, `owner`, `seq`, `ts`, `a`, `b`, `topic` |
-//! | `room:{id}:m` | hash | member id → `owner` / `member` / `blocked` (a DM member the other blocked: may read, not send) |
-//! | `room:{id}:log` | zset | event frames scored by seq |
-//! | `room:{id}:edits` | hash | message seq → seqs of its edit events (space-separated), until deleted |
+//! | `room:{t}:{id}` | hash | `name`, `kind`, `vis`, `owner`, `seq`, `ts`, `a`, `b`, `topic` |
+//! | `room:{t}:{id}:m` | hash | member id → `owner` / `member` / `blocked` (a DM member the other blocked: may read, not send) |
+//! | `room:{t}:{id}:log` | zset | event frames scored by seq |
+//! | `room:{t}:{id}:edits` | hash | message seq → seqs of its edit events (space-separated), until deleted |
 //! | `user:{id}:rooms` | set | room ids |
-//! | `room:{id}:bans` | set | user ids banned from the room |
+//! | `room:{t}:{id}:bans` | set | user ids banned from the room |
 //! | `user:{id}:blocks` | set | user ids this user blocked |
 //! | `rooms:public` | set | public room ids |
 //! | `dm:{a}:{b}` | string | direct room of users a < b |
-//! | `dd:{room}:{user}:{client id}` | string | `seq ts` of a sent message; expires (dedupe window) |
+//! | `dd:{t}:{room}:{user}:{client id}` | string | `seq ts` of a sent message; expires (dedupe window) |
 //! | `user:{id}:read` | hash | room id → read seq |
 //! | `user:{id}:notify` | hash | room id → notification level (see `redis/settings.rs`) |
 //! | `pres:nodes` | zset | node id scored by heartbeat expiry (ms) |
 //! | `pres:node:{node}` | set | users with a connection on that node |
 //! | `pres:seen` | hash | user id → last seen (ms) |
 //! | `store:epoch` | string | random id of this data set; missing after a wipe |
+//! | `store:layout` | string | `2`: room keys carry partition tags (`redis/migrate.rs` renames older data sets once) |
 //! | `invite:{sha256 of code}` | hash | `left` (uses), `expires` (ms), `by`, `created`; expires |
 //! | `invites` | set | invite code hashes (for export; expired ones are skipped) |
-//! | `upl:*`, `room:{id}:upl`, `user:{id}:upl_bytes` | | uploads: see `redis/attachments.rs` |
+//! | `upl:*`, `room:{t}:{id}:upl`, `user:{id}:upl_bytes` | | uploads: see `redis/attachments.rs` |
 //!
 //! The bus is one sharded pub/sub channel per partition, `bus{<tag>}` (see `redis/partition.rs`
 //! and `docs/CLUSTER.md`): a room's events and typing go out on its partition's channel, a
@@ -45,8 +48,9 @@
 //! reader task, which routes it to the hub right there (see [`subscribe`]).
 
 #[macro_use]
-mod keys;
+pub mod keys;
 mod admin;
+mod migrate;
 pub mod partition;
 #[macro_use]
 mod attachments;
@@ -68,20 +72,16 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// The one pub/sub channel of the versions before partitions. Nodes still `SUBSCRIBE` to it so
-/// that during a rolling upgrade they hear the nodes not yet upgraded; nothing publishes on it
-/// any more. (Remove once no deployment can run a version older than partitions.)
-pub const LEGACY_BUS_CHANNEL: &str = "chat:bus";
-
 /// The partitions of the data set: which bus channel carries a room's or a user's messages.
 /// Fixed for now (see `docs/CLUSTER.md`: the count becomes a property of the data set when
 /// the key layout depends on it).
 static PARTITIONS: LazyLock<partition::Partitions> = LazyLock::new(partition::Partitions::default);
 
-/// A script that may publish: it gets `room_channel(id)` and `user_channel(id)` (see
-/// [`partition::Partitions::lua`]), so Lua and Rust map ids to channels from one table.
+/// A script with the store's Lua prelude: `room_channel(id)` and `user_channel(id)` (see
+/// [`partition::Partitions::lua`]) and `room_keys(id)` (see [`keys::lua`]), so Lua and Rust map
+/// ids to channels and key names from one table.
 fn bus_script(src: &str) -> Script {
-    Script::new(&format!("{}{src}", PARTITIONS.lua()))
+    Script::new(&format!("{}{}{src}", PARTITIONS.lua(), keys::lua()))
 }
 
 /// A call of a script that acts on one room, with the room's keys declared (`KEYS[1..6]`, see
@@ -592,8 +592,7 @@ return 'ok ' .. seq
 /// user's entry in its member hash becomes `blocked` (their sends there are refused by
 /// APPEND_MESSAGE, at no extra cost) or back to `member`.
 static SET_BLOCK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        lua_keys!(),
+    bus_script(
         r#"
 local user, other = ARGV[1], ARGV[2]
 if ARGV[3] == '1' then
@@ -608,8 +607,8 @@ if dm and redis.call('HEXISTS', room_keys(dm).m, other) == 1 then
   redis.call('HSET', room_keys(dm).m, other, ARGV[3] == '1' and 'blocked' or 'member')
 end
 return 1
-"#
-    ))
+"#,
+    )
 });
 
 /// ARGV: user, room, seq, read_marker frame. Returns the marker after the call.
@@ -704,8 +703,7 @@ return ARGV[1]
 /// becomes `<data set>:<generation>` (same data, lost writes: every node tells its sockets).
 /// Returns how many rooms were raised, or -1 if the store holds another data set (wiped).
 static RAISE_SEQS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        lua_keys!(),
+    bus_script(
         r#"
 local e = redis.call('GET', 'store:epoch')
 if not e or string.sub(e, 1, #ARGV[1] + 1) ~= ARGV[1] .. ':' then return -1 end
@@ -722,8 +720,8 @@ for i = 3, #ARGV, 2 do
 end
 if raised > 0 then redis.call('SET', 'store:epoch', ARGV[1] .. ':' .. ARGV[2]) end
 return raised
-"#
-    ))
+"#,
+    )
 });
 
 /// ARGV: node, now. This node leaves: its users go offline unless online elsewhere.
@@ -818,6 +816,10 @@ impl RedisStore {
             .set_max_delay(Duration::from_millis(500));
         let con = ConnectionManager::new_with_config(client.clone(), config).await?;
         let node = format!("{:016x}", rand::random::<u64>());
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        migrate::run(&mut con.clone(), &node, now_ms).await?;
         let feed = bus::Feed::default();
         let watch = Arc::new(Watch {
             epoch: Mutex::default(),
@@ -1221,7 +1223,7 @@ impl RedisStore {
     ) -> StoreResult<SendAck> {
         self.writable()?;
         let reply: String = room_script(&APPEND_MESSAGE, msg.room.0)
-            .key(keys::dedupe(msg.room, msg.sender, msg.client_id))
+            .key(keys::dedupe(msg.room, msg.sender.0, msg.client_id))
             .arg(msg.room.0)
             .arg(msg.sender.0)
             .arg(msg.client_id)
@@ -1612,8 +1614,7 @@ struct Subscription {
     lost: Arc<tokio::sync::Notify>,
 }
 
-/// Subscribes to the bus (every partition's channel, and the legacy one) on a new RESP3
-/// connection. redis-rs calls the push handler on the
+/// Subscribes to the bus (every partition's channel) on a new RESP3 connection. redis-rs calls the push handler on the
 /// connection's reader task for every message, in the order Redis sent them; the handler
 /// notes what it saw for the lost-write check ([`Watch`]) and hands the message to the hub
 /// through `feed`, so the message is routed where it was read. (The RESP2 `PubSub` passed each
@@ -1662,7 +1663,6 @@ async fn subscribe(
     let mut con = client
         .get_multiplexed_async_connection_with_config(&config)
         .await?;
-    con.subscribe(LEGACY_BUS_CHANNEL).await?;
     // One channel per command: on a cluster each may live on another shard, and redis-rs then
     // takes the single confirmation push as the command's reply.
     for channel in PARTITIONS.channels() {

@@ -437,18 +437,14 @@ impl RedisStore {
                 let (Some(value), true) = (value, expires > now) else {
                     continue;
                 };
-                let mut parts = key.splitn(4, ':').skip(1);
-                let (Some(room), Some(sender), Some(client_id)) =
-                    (parts.next(), parts.next(), parts.next())
-                else {
-                    return Err(corrupt("dedupe key"));
-                };
+                let (room, sender, client_id) =
+                    keys::parse_dedupe(key).ok_or_else(|| corrupt("dedupe key"))?;
                 let (seq, ts) = value
                     .split_once(' ')
                     .ok_or_else(|| corrupt("dedupe value"))?;
                 data.dedupe.push(DedupeRecord {
-                    room: RoomId(room.parse().map_err(|_| corrupt("dedupe room"))?),
-                    sender: UserId(sender.parse().map_err(|_| corrupt("dedupe sender"))?),
+                    room: RoomId(room),
+                    sender: UserId(sender),
                     client_id: client_id.to_owned(),
                     seq: seq.parse().map_err(|_| corrupt("dedupe seq"))?,
                     ts: ts.parse().map_err(|_| corrupt("dedupe ts"))?,
@@ -700,7 +696,7 @@ impl RedisStore {
             let mut pipe = redis::pipe();
             for d in chunk {
                 pipe.cmd("SET")
-                    .arg(keys::dedupe(d.room, d.sender, &d.client_id))
+                    .arg(keys::dedupe(d.room, d.sender.0, &d.client_id))
                     .arg(format!("{} {}", d.seq, d.ts))
                     .arg("PXAT")
                     .arg(d.expires_ts)

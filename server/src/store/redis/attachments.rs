@@ -5,7 +5,7 @@
 //! | `upl:{id}` | hash | `owner`, `room`, `name`, `size`, `type`, `w`, `h` (0: not an image), `thumb` (`1`/`0`), `created` (ms), `seq` once attached |
 //! | `upl:pending` | zset | ids of uploads not attached yet, scored by `created` |
 //! | `upl:dead` | set | ids whose files the collector is to delete |
-//! | `room:{id}:upl` | zset | ids attached to the room's messages, scored by the message's seq |
+//! | `room:{t}:{id}:upl` (see `keys.rs`) | zset | ids attached to the room's messages, scored by the message's seq |
 //! | `upl:rooms` | set | rooms with attached uploads (the collector checks their retention) |
 //! | `user:{id}:upl_bytes` | string | bytes the user stores |
 //!
@@ -78,8 +78,7 @@ return 1
 /// ARGV: pending_until (ms). Condemns pending uploads created at or before it, and attached ones
 /// below the first seq their room's log still keeps.
 static CONDEMN: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        lua_keys!(),
+    super::bus_script(
         r#"
 for _, id in ipairs(redis.call('ZRANGE', 'upl:pending', '-inf', ARGV[1], 'BYSCORE')) do
   redis.call('ZREM', 'upl:pending', id)
@@ -98,14 +97,13 @@ for _, room in ipairs(redis.call('SMEMBERS', 'upl:rooms')) do
   if redis.call('EXISTS', ukey) == 0 then redis.call('SREM', 'upl:rooms', room) end
 end
 return 1
-"#
-    ))
+"#,
+    )
 });
 
 /// ARGV: id. Removes a dead upload's record and frees its bytes.
 static FORGET: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        lua_keys!(),
+    super::bus_script(
         r#"
 local id = ARGV[1]
 if redis.call('SREM', 'upl:dead', id) == 0 then return 0 end
@@ -118,8 +116,8 @@ end
 redis.call('ZREM', 'upl:pending', id)
 redis.call('DEL', 'upl:' .. id)
 return 1
-"#
-    ))
+"#,
+    )
 });
 
 fn record(id: &str, f: &HashMap<String, String>, dead: bool) -> StoreResult<UploadRecord> {

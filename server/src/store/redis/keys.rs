@@ -1,32 +1,62 @@
 //! The names of a room's keys (see the key table in `redis.rs`), built in one place.
 //!
-//! Scripts that act on one room get these as declared `KEYS`, in [`RoomKeys`] order, and read
-//! them with the Lua `declared_room` (see [`LUA`]); scripts that learn a room id inside Redis
-//! (a new room, a member's rooms) build them with the Lua `room_keys`, which must say the same
-//! as [`RoomKeys::of`]. The move to partition tags (`docs/CLUSTER.md`) changes the names here
-//! and in `lua_keys!` only. (The export in `admin.rs` also parses dedupe key names.)
+//! A room's keys carry its partition's hash tag (`docs/CLUSTER.md`): `room:{<tag>}:<id>` and
+//! that with `:m`, `:log`, `:edits`, `:bans`, `:upl`, and the dedupe keys
+//! `dd:{<tag>}:<room>:<user>:<client id>`, so that in a cluster they share one slot with each
+//! other and with the partition's bus channel. (Before partitions they were `room:<id>…` and
+//! `dd:<room>:…`; `redis/migrate.rs` renames a data set of that layout once.)
+//!
+//! Scripts that act on one room get the names as declared `KEYS`, in [`RoomKeys`] order, and
+//! read them with the Lua `declared_room` (`lua_keys!`); scripts that learn a room id inside
+//! Redis (a new room, a member's rooms) build them with the Lua `room_keys` of [`lua`], which
+//! says the same as [`RoomKeys::of`].
 
-use std::fmt::Display;
+use super::partition::Partitions;
+use super::PARTITIONS;
+use protocol::RoomId;
+
+/// A room id as the key builders take it (a number or a [`RoomId`], by value or reference).
+pub trait RoomRef {
+    fn room_id(&self) -> u64;
+}
+
+impl RoomRef for u64 {
+    fn room_id(&self) -> u64 {
+        *self
+    }
+}
+
+impl RoomRef for RoomId {
+    fn room_id(&self) -> u64 {
+        self.0
+    }
+}
+
+impl<T: RoomRef> RoomRef for &T {
+    fn room_id(&self) -> u64 {
+        (*self).room_id()
+    }
+}
 
 /// Every key of one room, in the order scripts declare them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct RoomKeys {
-    /// `room:{id}`: the room's hash.
+    /// The room's hash.
     pub room: String,
-    /// `room:{id}:m`: members.
+    /// Members.
     pub members: String,
-    /// `room:{id}:log`: events by seq.
+    /// Events by seq.
     pub log: String,
-    /// `room:{id}:edits`: a message's edit events.
+    /// A message's edit events.
     pub edits: String,
-    /// `room:{id}:bans`: banned users.
+    /// Banned users.
     pub bans: String,
-    /// `room:{id}:upl`: uploads attached to messages.
+    /// Uploads attached to messages.
     pub uploads: String,
 }
 
 impl RoomKeys {
-    pub fn of(id: impl Display) -> Self {
+    pub fn of(id: impl RoomRef) -> Self {
         let room = room(id);
         Self {
             members: format!("{room}:m"),
@@ -50,50 +80,81 @@ impl RoomKeys {
     }
 }
 
+/// `{<tag>}` of a room's partition.
+fn tag(parts: &Partitions, id: u64) -> String {
+    format!("{{{}}}", parts.tag(parts.of_room(id)))
+}
+
 /// A room's hash.
-pub(super) fn room(id: impl Display) -> String {
-    format!("room:{id}")
+pub fn room(id: impl RoomRef) -> String {
+    let id = id.room_id();
+    format!("room:{}:{id}", tag(&PARTITIONS, id))
 }
 
 /// A room's members.
-pub(super) fn members(id: impl Display) -> String {
-    format!("room:{id}:m")
+pub fn members(id: impl RoomRef) -> String {
+    let id = id.room_id();
+    format!("{}:m", room(id))
 }
 
 /// A room's events by seq.
-pub(super) fn log(id: impl Display) -> String {
-    format!("room:{id}:log")
+pub fn log(id: impl RoomRef) -> String {
+    let id = id.room_id();
+    format!("{}:log", room(id))
 }
 
 /// A message's edit events.
-pub(super) fn edits(id: impl Display) -> String {
-    format!("room:{id}:edits")
+pub(super) fn edits(id: impl RoomRef) -> String {
+    let id = id.room_id();
+    format!("{}:edits", room(id))
 }
 
 /// Users banned from a room.
-pub(super) fn bans(id: impl Display) -> String {
-    format!("room:{id}:bans")
+pub(super) fn bans(id: impl RoomRef) -> String {
+    let id = id.room_id();
+    format!("{}:bans", room(id))
 }
 
 /// Uploads attached to a room's messages.
-pub(super) fn uploads(id: impl Display) -> String {
-    format!("room:{id}:upl")
+pub(super) fn uploads(id: impl RoomRef) -> String {
+    let id = id.room_id();
+    format!("{}:upl", room(id))
 }
 
 /// The dedupe key of a sent message.
-pub(super) fn dedupe(room: impl Display, sender: impl Display, client_id: &str) -> String {
-    format!("dd:{room}:{sender}:{client_id}")
+pub(super) fn dedupe(room: impl RoomRef, sender: u64, client_id: &str) -> String {
+    let room = room.room_id();
+    format!("dd:{}:{room}:{sender}:{client_id}", tag(&PARTITIONS, room))
 }
 
-/// The Lua side: `room_keys(id)` builds a room's key table, `declared_room(id)` takes it from
-/// `KEYS[1..6]` (fields `id`, `room`, `m`, `log`, `edits`, `bans`, `upl`).
+/// Room, sender and client id of a dedupe key (either layout).
+pub(super) fn parse_dedupe(key: &str) -> Option<(u64, u64, &str)> {
+    let rest = key.strip_prefix("dd:")?;
+    let rest = match rest.strip_prefix('{') {
+        Some(tagged) => tagged.split_once("}:")?.1,
+        None => rest,
+    };
+    let mut parts = rest.splitn(3, ':');
+    let room = parts.next()?.parse().ok()?;
+    let sender = parts.next()?.parse().ok()?;
+    Some((room, sender, parts.next()?))
+}
+
+/// The Lua `room_keys(id)`: a room's key table (fields `id`, `room`, `m`, `log`, `edits`,
+/// `bans`, `upl`). Needs `BUS_TAGS` ([`Partitions::lua`]) before it.
+pub(super) fn lua() -> &'static str {
+    r#"
+local function room_keys(id)
+  local r = 'room:{' .. BUS_TAGS[tonumber(id) % #BUS_TAGS + 1] .. '}:' .. id
+  return {id = id, room = r, m = r .. ':m', log = r .. ':log', edits = r .. ':edits', bans = r .. ':bans', upl = r .. ':upl'}
+end
+"#
+}
+
+/// The Lua `declared_room(id)`: the key table of a script's declared room (`KEYS[1..6]`).
 macro_rules! lua_keys {
     () => {
         r#"
-local function room_keys(id)
-  local r = 'room:' .. id
-  return {id = id, room = r, m = r .. ':m', log = r .. ':log', edits = r .. ':edits', bans = r .. ':bans', upl = r .. ':upl'}
-end
 local function declared_room(id)
   return {id = id, room = KEYS[1], m = KEYS[2], log = KEYS[3], edits = KEYS[4], bans = KEYS[5], upl = KEYS[6]}
 end
@@ -106,12 +167,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_match_the_key_table() {
+    fn names_carry_the_partition_tag() {
         let keys = RoomKeys::of(7);
-        assert_eq!(keys.room, "room:7");
-        assert_eq!(keys.members, "room:7:m");
-        assert_eq!(keys.log, "room:7:log");
-        assert_eq!(keys.uploads, "room:7:upl");
+        let tag = PARTITIONS.tag(7);
+        assert_eq!(keys.room, format!("room:{{{tag}}}:7"));
+        assert_eq!(keys.members, format!("room:{{{tag}}}:7:m"));
+        assert_eq!(keys.uploads, format!("room:{{{tag}}}:7:upl"));
         assert_eq!(
             keys,
             RoomKeys {
@@ -123,6 +184,23 @@ mod tests {
                 uploads: uploads(7)
             }
         );
-        assert_eq!(dedupe(7, 3, "abc"), "dd:7:3:abc");
+        // Same slot as each other and as the partition's bus channel.
+        let slot = super::super::partition::key_slot;
+        assert_eq!(
+            slot(keys.log.as_bytes()),
+            slot(PARTITIONS.room_channel(7).as_bytes())
+        );
+        assert_eq!(
+            slot(dedupe(7, 3, "a:b").as_bytes()),
+            slot(keys.room.as_bytes())
+        );
+    }
+
+    #[test]
+    fn dedupe_keys_parse_in_both_layouts() {
+        assert_eq!(parse_dedupe(&dedupe(7, 3, "a:b")), Some((7, 3, "a:b")));
+        assert_eq!(parse_dedupe("dd:7:3:abc"), Some((7, 3, "abc")));
+        assert_eq!(parse_dedupe("dd:x:3:abc"), None);
+        assert_eq!(parse_dedupe("room:7"), None);
     }
 }

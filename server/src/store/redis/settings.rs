@@ -81,16 +81,15 @@ return 'ok ' .. seq
 /// ARGV: user, room, level ('all' removes the entry), notify_level frame. Returns 1, or 0 when
 /// the user is not a member.
 static SET_NOTIFY: LazyLock<Script> = LazyLock::new(|| {
-    super::bus_script(concat!(
-        lua_keys!(),
+    super::bus_script(
         r#"
 if redis.call('HEXISTS', room_keys(ARGV[2]).m, ARGV[1]) == 0 then return 0 end
 local key = 'user:' .. ARGV[1] .. ':notify'
 if ARGV[3] == 'all' then redis.call('HDEL', key, ARGV[2]) else redis.call('HSET', key, ARGV[2], ARGV[3]) end
 redis.call('SPUBLISH', user_channel(ARGV[1]), 'U ' .. ARGV[1] .. '\n' .. ARGV[4])
 return 1
-"#
-    ))
+"#,
+    )
 });
 
 /// ARGV: user, display name ('' removes). Returns 0 when there is no such user.
