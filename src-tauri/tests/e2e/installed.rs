@@ -42,43 +42,7 @@ pub(crate) async fn installed_scenario(app: &Path) {
     let room_name = format!("installed-{tag}");
     let mut bob = Bob::register(&server, &format!("bob_{tag}")).await;
 
-    window
-        .wait("the first-run server screen", UI_WAIT, |d| {
-            d.server_input.then_some(())
-        })
-        .await;
-    window.type_into("#server-url", &server.url()).await;
-    window.click("form button[type=submit]").await;
-    window
-        .wait("the login screen", UI_WAIT, |d| {
-            d.username_input.then_some(())
-        })
-        .await;
-    window
-        .click_xpath("//button[@role='tab' and normalize-space()='Create account']")
-        .await;
-    window.type_into("#username", &alice).await;
-    window.type_into("#password", PASSWORD).await;
-    window.click("form button[type=submit]").await;
-    window
-        .wait("the main screen, online", UI_WAIT, |d| {
-            (d.me.as_deref() == Some(alice.as_str()) && d.status.as_deref() == Some("Online"))
-                .then_some(())
-        })
-        .await;
-    window.click("button[aria-label='Create a room']").await;
-    window
-        .type_into(".modal input[type=text]", &room_name)
-        .await;
-    window.click(".modal button[type=submit]").await;
-    window
-        .wait("the new room, open", UI_WAIT, |d| {
-            (d.chat_title.as_deref() == Some(room_name.as_str()) && d.composer).then_some(())
-        })
-        .await;
-    let room = bob.find_public_room(&room_name).await;
-    bob.join(room).await;
-    bob.connect(&server).await;
+    let room = first_run_room(&window, &server, &alice, &room_name, &mut bob).await;
     let text = "Sent from the installed package.";
     window.type_into("#composer", text).await;
     window.type_into("#composer", &Key::Enter.to_string()).await;
@@ -97,4 +61,50 @@ pub(crate) async fn installed_scenario(app: &Path) {
     drop(driver);
     drop(xvfb);
     note("ok: the installed app signed up and sent a message");
+}
+
+/// A first run in `window` against `server`: `alice` signs up, creates the public room
+/// `room_name` and sees it open; `bob` joins it and connects. Returns the room.
+pub(crate) async fn first_run_room(
+    window: &Window,
+    server: &Server,
+    alice: &str,
+    room_name: &str,
+    bob: &mut Bob,
+) -> RoomId {
+    window
+        .wait("the first-run server screen", UI_WAIT, |d| {
+            d.server_input.then_some(())
+        })
+        .await;
+    window.type_into("#server-url", &server.url()).await;
+    window.click("form button[type=submit]").await;
+    window
+        .wait("the login screen", UI_WAIT, |d| {
+            d.username_input.then_some(())
+        })
+        .await;
+    window
+        .click_xpath("//button[@role='tab' and normalize-space()='Create account']")
+        .await;
+    window.type_into("#username", alice).await;
+    window.type_into("#password", PASSWORD).await;
+    window.click("form button[type=submit]").await;
+    window
+        .wait("the main screen, online", UI_WAIT, |d| {
+            (d.me.as_deref() == Some(alice) && d.status.as_deref() == Some("Online")).then_some(())
+        })
+        .await;
+    window.click("button[aria-label='Create a room']").await;
+    window.type_into(".modal input[type=text]", room_name).await;
+    window.click(".modal button[type=submit]").await;
+    window
+        .wait("the new room, open", UI_WAIT, |d| {
+            (d.chat_title.as_deref() == Some(room_name) && d.composer).then_some(())
+        })
+        .await;
+    let room = bob.find_public_room(room_name).await;
+    bob.join(room).await;
+    bob.connect(server).await;
+    room
 }

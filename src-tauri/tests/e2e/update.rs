@@ -116,43 +116,7 @@ pub(crate) async fn update_scenario(app: &Path) {
     let alice = format!("alice_{tag}");
     let room_name = format!("update-{tag}");
     let mut bob = Bob::register(&server, &format!("bob_{tag}")).await;
-    window
-        .wait("the first-run server screen", UI_WAIT, |d| {
-            d.server_input.then_some(())
-        })
-        .await;
-    window.type_into("#server-url", &server.url()).await;
-    window.click("form button[type=submit]").await;
-    window
-        .wait("the login screen", UI_WAIT, |d| {
-            d.username_input.then_some(())
-        })
-        .await;
-    window
-        .click_xpath("//button[@role='tab' and normalize-space()='Create account']")
-        .await;
-    window.type_into("#username", &alice).await;
-    window.type_into("#password", PASSWORD).await;
-    window.click("form button[type=submit]").await;
-    window
-        .wait("the main screen, online", UI_WAIT, |d| {
-            (d.me.as_deref() == Some(alice.as_str()) && d.status.as_deref() == Some("Online"))
-                .then_some(())
-        })
-        .await;
-    window.click("button[aria-label='Create a room']").await;
-    window
-        .type_into(".modal input[type=text]", &room_name)
-        .await;
-    window.click(".modal button[type=submit]").await;
-    window
-        .wait("the new room, open", UI_WAIT, |d| {
-            (d.chat_title.as_deref() == Some(room_name.as_str()) && d.composer).then_some(())
-        })
-        .await;
-    let room = bob.find_public_room(&room_name).await;
-    bob.join(room).await;
-    bob.connect(&server).await;
+    let room = first_run_room(&window, &server, &alice, &room_name, &mut bob).await;
     let before = "Sent before the update.";
     window.type_into("#composer", before).await;
     window.type_into("#composer", &Key::Enter.to_string()).await;

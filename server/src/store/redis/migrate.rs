@@ -89,19 +89,31 @@ pub(super) async fn run(
     }
 }
 
+/// Key patterns of the layout before partitions.
+const LEGACY_PATTERNS: [&str; 2] = ["room:[0-9]*", "dd:[0-9]*"];
+
+/// One `SCAN` step over keys matching `pattern`: the next cursor (0 at the end) and a batch.
+async fn scan(
+    con: &mut ConnectionManager,
+    cursor: u64,
+    pattern: &str,
+) -> redis::RedisResult<(u64, Vec<String>)> {
+    redis::cmd("SCAN")
+        .arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(1000)
+        .query_async(con)
+        .await
+}
+
 /// Whether any key of the layout before partitions is left.
 async fn has_legacy_keys(con: &mut ConnectionManager) -> redis::RedisResult<bool> {
-    for pattern in ["room:[0-9]*", "dd:[0-9]*"] {
+    for pattern in LEGACY_PATTERNS {
         let mut cursor = 0u64;
         loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(con)
-                .await?;
+            let (next, batch) = scan(con, cursor, pattern).await?;
             if !batch.is_empty() {
                 return Ok(true);
             }
@@ -132,17 +144,10 @@ async fn migrate(con: &mut ConnectionManager, node: &str, now_ms: i64) -> redis:
     }
     tracing::warn!("moving the data set to the partitioned key layout (once)");
     let mut renamed = 0;
-    for pattern in ["room:[0-9]*", "dd:[0-9]*"] {
+    for pattern in LEGACY_PATTERNS {
         let mut cursor = 0u64;
         loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(con)
-                .await?;
+            let (next, batch) = scan(con, cursor, pattern).await?;
             let pairs: Vec<(String, String)> = batch
                 .into_iter()
                 .filter_map(|old| new_name(&old).map(|new| (old, new)))
