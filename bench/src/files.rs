@@ -17,6 +17,8 @@ use crate::procs::{self, CpuSnapshot};
 use crate::setup::{provision, Provisioned};
 use crate::{Deployment, Error, Result, Target};
 use futures_util::future::try_join_all;
+use protocol::rest::SendMessage;
+use protocol::RoomId;
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -303,33 +305,27 @@ struct Uploaded {
     size: u64,
 }
 
-/// The REST routes of either target.
+/// The REST routes of either target: ours through the typed client, the peers' by hand.
 struct Routes {
     http: reqwest::Client,
     base: String,
     target: Target,
+    ours: chat_client::Client,
 }
 
 impl Routes {
-    fn upload(&self, room: u64) -> String {
-        match self.target {
-            Target::Ours => format!("{}/api/v1/rooms/{room}/attachments", self.base),
-            _ => format!("{}/api/rooms/{room}/attachments", self.base),
-        }
-    }
-
-    fn message(&self, room: u64) -> String {
-        match self.target {
-            Target::Ours => format!("{}/api/v1/rooms/{room}/messages", self.base),
-            _ => format!("{}/api/rooms/{room}/messages", self.base),
-        }
-    }
-
-    fn download(&self, id: &str) -> String {
-        match self.target {
-            Target::Ours => format!("{}/api/v1/attachments/{id}", self.base),
-            _ => format!("{}/api/attachments/{id}", self.base),
-        }
+    fn new(target: Target, addr: std::net::SocketAddr) -> Result<Routes> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(600))
+            .build()?;
+        let base = format!("http://{addr}");
+        let url = reqwest::Url::parse(&base).map_err(|e| Error::Setup(format!("{base}: {e}")))?;
+        Ok(Routes {
+            ours: chat_client::Client::with_http(http.clone(), url)?,
+            http,
+            base,
+            target,
+        })
     }
 
     async fn check(resp: reqwest::Response, what: &str) -> Result<reqwest::Response> {
@@ -362,18 +358,31 @@ impl Routes {
                 Some((Ok::<_, std::io::Error>(buf), (pattern, left)))
             },
         );
+        let body = reqwest::Body::wrap_stream(body);
+        let name = format!("bench-{i}.bin");
         let started = Instant::now();
-        let resp = self
-            .http
-            .post(self.upload(room))
-            .query(&[("name", format!("bench-{i}.bin"))])
-            .bearer_auth(token)
-            .header(reqwest::header::CONTENT_LENGTH, size)
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(reqwest::Body::wrap_stream(body))
-            .send()
-            .await?;
-        let up: Uploaded = Self::check(resp, "upload").await?.json().await?;
+        let up = if self.target == Target::Ours {
+            let ours = self.ours.with_token(token);
+            let att = ours
+                .upload(RoomId(room), &name, body, Some(size), None)
+                .await?;
+            Uploaded {
+                id: att.id,
+                size: att.size,
+            }
+        } else {
+            let resp = self
+                .http
+                .post(format!("{}/api/rooms/{room}/attachments", self.base))
+                .query(&[("name", name)])
+                .bearer_auth(token)
+                .header(reqwest::header::CONTENT_LENGTH, size)
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(body)
+                .send()
+                .await?;
+            Self::check(resp, "upload").await?.json().await?
+        };
         let took = started.elapsed();
         if up.size != size {
             return Err(Error::Protocol(format!(
@@ -385,16 +394,24 @@ impl Routes {
     }
 
     async fn send(&self, token: &str, room: u64, i: usize, id: &str) -> Result<()> {
-        let body = serde_json::json!({
-            "id": format!("bench-file-{i}"),
-            "body": "",
-            "attachments": [id],
-        });
+        let message = SendMessage {
+            id: format!("bench-file-{i}"),
+            body: String::new(),
+            reply_to: None,
+            mentions: Vec::new(),
+            mention_room: false,
+            attachments: vec![id.to_owned()],
+        };
+        if self.target == Target::Ours {
+            let ours = self.ours.with_token(token);
+            ours.send_message(RoomId(room), &message).await?;
+            return Ok(());
+        }
         let resp = self
             .http
-            .post(self.message(room))
+            .post(format!("{}/api/rooms/{room}/messages", self.base))
             .bearer_auth(token)
-            .json(&body)
+            .json(&message)
             .send()
             .await?;
         Self::check(resp, "message with an attachment").await?;
@@ -405,8 +422,16 @@ impl Routes {
     async fn download_one(&self, token: &str, id: &str, i: usize, size: u64) -> Result<Duration> {
         let what = format!("download of file {i}");
         let started = Instant::now();
-        let resp = self.http.get(self.download(id)).bearer_auth(token).send();
-        let mut resp = Self::check(resp.await?, &what).await?;
+        let mut resp = if self.target == Target::Ours {
+            self.ours
+                .with_token(token)
+                .download(id, false, None)
+                .await?
+        } else {
+            let url = format!("{}/api/attachments/{id}", self.base);
+            let resp = self.http.get(url).bearer_auth(token).send();
+            Self::check(resp.await?, &what).await?
+        };
         let mut checker = Checker::new(seed(size, i));
         while let Some(chunk) = resp.chunk().await? {
             checker.check(&chunk, &what)?;
@@ -427,13 +452,7 @@ pub async fn files(dep: &Deployment, p: &FilesParams, size: u64) -> Result<Files
     let uploads = p.uploads.max(1);
     let prov: Provisioned = provision(dep, 1, uploads).await?;
     let room = prov.rooms[0].0;
-    let routes = Arc::new(Routes {
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(600))
-            .build()?,
-        base: format!("http://{}", dep.nodes[0]),
-        target: dep.target,
-    });
+    let routes = Arc::new(Routes::new(dep.target, dep.nodes[0])?);
     let period = Duration::from_millis(p.sample_ms.max(1));
     // Let the registrations' allocations settle before the baseline.
     tokio::time::sleep(Duration::from_millis(500)).await;

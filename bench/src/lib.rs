@@ -36,6 +36,8 @@ pub enum Error {
     Ws(#[from] tokio_tungstenite::tungstenite::Error),
     #[error("http: {0}")]
     Http(#[from] reqwest::Error),
+    #[error("rest: {0}")]
+    Rest(#[from] chat_client::Error),
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
     #[error("{what} timed out")]

@@ -7,9 +7,9 @@
 
 use crate::{Deployment, Error, Result, Target};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-use protocol::rest::{AuthResponse, CreateRoom, Credentials, Room, Visibility};
+use protocol::rest::{CreateRoom, Credentials, Visibility};
 use protocol::RoomId;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -51,11 +51,13 @@ struct PeerRoom {
     id: RoomId,
 }
 
-/// A REST client for one node of either target.
+/// A REST client for one node of either target: ours through the typed client, the peers'
+/// (their own small API) by hand.
 struct Api {
     http: reqwest::Client,
     base: String,
     target: Target,
+    ours: chat_client::Client,
 }
 
 impl Api {
@@ -63,9 +65,12 @@ impl Api {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()?;
+        let base = format!("http://{addr}");
+        let url = reqwest::Url::parse(&base).map_err(|e| Error::Setup(format!("{base}: {e}")))?;
         Ok(Api {
+            ours: chat_client::Client::with_http(http.clone(), url)?,
             http,
-            base: format!("http://{addr}"),
+            base,
             target,
         })
     }
@@ -79,61 +84,65 @@ impl Api {
         Err(Error::Setup(format!("{what}: {status} {body:.200}")))
     }
 
+    /// A peer's `POST /api/{path}` with `token` and a JSON body.
+    async fn peer_post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &impl Serialize,
+        what: &str,
+    ) -> Result<reqwest::Response> {
+        let mut request = self
+            .http
+            .post(format!("{}/api/{path}", self.base))
+            .json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        Self::check(request.send().await?, what).await
+    }
+
     async fn register(&self, username: &str) -> Result<String> {
+        if self.target == Target::Ours {
+            let auth = self
+                .ours
+                .register(username, PASSWORD, Some("chat-bench"))
+                .await?;
+            return Ok(auth.token);
+        }
         let creds = Credentials {
             username: username.to_owned(),
             password: PASSWORD.to_owned(),
             device: Some("chat-bench".into()),
             invite: None,
         };
-        let path = match self.target {
-            Target::Ours => "/api/v1/register",
-            Target::Socketio | Target::Floor => "/api/register",
-        };
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(&creds)
-            .send()
-            .await?;
-        let resp = Self::check(resp, "register").await?;
-        Ok(match self.target {
-            Target::Ours => resp.json::<AuthResponse>().await?.token,
-            Target::Socketio | Target::Floor => resp.json::<PeerAuth>().await?.token,
-        })
+        let resp = self.peer_post("register", None, &creds, "register").await?;
+        Ok(resp.json::<PeerAuth>().await?.token)
     }
 
     async fn create_room(&self, token: &str, name: &str) -> Result<RoomId> {
+        if self.target == Target::Ours {
+            let ours = self.ours.with_token(token);
+            return Ok(ours.create_room(name, Visibility::Public).await?.id);
+        }
         let body = CreateRoom {
             name: name.to_owned(),
             visibility: Visibility::Public,
         };
-        let path = match self.target {
-            Target::Ours => "/api/v1/rooms",
-            Target::Socketio | Target::Floor => "/api/rooms",
-        };
         let resp = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
+            .peer_post("rooms", Some(token), &body, "create room")
             .await?;
-        let resp = Self::check(resp, "create room").await?;
-        Ok(match self.target {
-            Target::Ours => resp.json::<Room>().await?.id,
-            Target::Socketio | Target::Floor => resp.json::<PeerRoom>().await?.id,
-        })
+        Ok(resp.json::<PeerRoom>().await?.id)
     }
 
     async fn join(&self, token: &str, room: RoomId) -> Result<()> {
-        let path = match self.target {
-            Target::Ours => format!("/api/v1/rooms/{room}/join"),
-            Target::Socketio | Target::Floor => format!("/api/rooms/{room}/join"),
-        };
+        if self.target == Target::Ours {
+            self.ours.with_token(token).join(room).await?;
+            return Ok(());
+        }
         let resp = self
             .http
-            .post(format!("{}{path}", self.base))
+            .post(format!("{}/api/rooms/{room}/join", self.base))
             .bearer_auth(token)
             .header("content-type", "application/json")
             .send()

@@ -360,29 +360,24 @@ impl Client {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
-            let url = format!("http://{addr}/api/v1/rooms/{room}/attachments?name={name}");
-            let sent = self
-                .http
-                .post(url)
-                .bearer_auth(&self.spec.token)
-                .body(bytes.to_vec())
-                .send()
-                .await;
-            let outcome = match sent {
-                Err(e) => Err((false, format!("upload: {e}"))),
-                Ok(resp) => {
-                    let status = resp.status();
-                    let text = resp.text().await.unwrap_or_default();
-                    if status.as_u16() == 201 {
-                        serde_json::from_str::<Attachment>(&text)
-                            .map_err(|e| (true, format!("upload answer {text}: {e}")))
-                    } else {
-                        // Server trouble is retried; a refusal is final.
-                        let retry = status.is_server_error() || status.as_u16() == 429;
-                        Err((!retry, format!("upload: {status} {text}")))
-                    }
-                }
+            let api = match reqwest::Url::parse(&format!("http://{addr}")) {
+                Ok(base) => chat_client::Client::with_http(self.http.clone(), base),
+                Err(e) => Err(chat_client::Error::BadBase(e.to_string())),
             };
+            let sent = match api {
+                Ok(api) => {
+                    let len = bytes.len() as u64;
+                    api.with_token(&self.spec.token)
+                        .upload(room, &name, bytes.to_vec(), Some(len), None)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            let outcome = sent.map_err(|e| {
+                // The server unreachable or in trouble is retried; a refusal is final.
+                let retry = e.is_transport() || e.status().is_some_and(|s| s >= 500 || s == 429);
+                (!retry, format!("upload: {e}"))
+            });
             if self.uploaded(index, outcome, &name, bytes.len()) {
                 self.kick();
                 return;

@@ -1,137 +1,83 @@
-//! A small typed REST client for setting a run up and fetching the canonical history.
+//! The run's REST calls (setting a run up, fetching the canonical history) through the typed
+//! client (crate `chat-client`), as a member token and an error message each.
 
-use protocol::rest::{AuthResponse, HistoryPage, Room};
+use chat_client::Client;
+use protocol::rest::{AuthResponse, Room, Visibility};
 use protocol::{RoomEvent, RoomId, UserId};
-use serde::de::DeserializeOwned;
-use serde_json::json;
 use std::time::Duration;
 
 pub const PASSWORD: &str = "fault run password";
 
 #[derive(Clone)]
 pub struct Rest {
-    http: reqwest::Client,
-    pub base: String,
+    client: Client,
 }
 
 impl Rest {
-    pub fn new(base: String) -> Rest {
+    /// A client of the node (or proxy) at `base`, `http://host:port`.
+    pub fn new(base: String) -> Result<Rest, String> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
-            .unwrap_or_default();
-        Rest { http, base }
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        let base = reqwest::Url::parse(&base).map_err(|e| format!("{base}: {e}"))?;
+        let client = Client::with_http(http, base).map_err(|e| e.to_string())?;
+        Ok(Rest { client })
     }
 
-    async fn call<T: DeserializeOwned>(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<serde_json::Value>,
-    ) -> Result<T, String> {
-        let mut req = self
-            .http
-            .request(method, format!("{}/api/v1{path}", self.base));
-        if let Some(token) = token {
-            req = req.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req.send().await.map_err(|e| format!("{path}: {e}"))?;
-        let status = resp.status();
-        let text = resp.text().await.map_err(|e| format!("{path}: {e}"))?;
-        if !status.is_success() {
-            return Err(format!("{path}: {status} {text}"));
-        }
-        let text = if text.is_empty() { "null" } else { &text };
-        serde_json::from_str(text).map_err(|e| format!("{path}: {e}"))
+    /// The client as the session of `token`.
+    fn as_user(&self, token: &str) -> Client {
+        self.client.with_token(token)
     }
 
     pub async fn register(&self, username: &str) -> Result<AuthResponse, String> {
-        self.call(
-            reqwest::Method::POST,
-            "/register",
-            None,
-            Some(json!({"username": username, "password": PASSWORD})),
-        )
-        .await
+        let auth = self.client.register(username, PASSWORD, None).await;
+        auth.map_err(|e| e.to_string())
     }
 
     pub async fn create_room(&self, token: &str, name: &str, public: bool) -> Result<Room, String> {
-        let vis = if public { "public" } else { "private" };
-        self.call(
-            reqwest::Method::POST,
-            "/rooms",
-            Some(token),
-            Some(json!({"name": name, "visibility": vis})),
-        )
-        .await
+        let visibility = if public {
+            Visibility::Public
+        } else {
+            Visibility::Private
+        };
+        let room = self.as_user(token).create_room(name, visibility).await;
+        room.map_err(|e| e.to_string())
     }
 
     pub async fn join(&self, token: &str, room: RoomId) -> Result<Room, String> {
-        self.call(
-            reqwest::Method::POST,
-            &format!("/rooms/{room}/join"),
-            Some(token),
-            None,
-        )
-        .await
+        self.as_user(token)
+            .join(room)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     pub async fn invite(&self, token: &str, room: RoomId, user: UserId) -> Result<(), String> {
-        self.call::<serde_json::Value>(
-            reqwest::Method::POST,
-            &format!("/rooms/{room}/members"),
-            Some(token),
-            Some(json!({ "user": user })),
-        )
-        .await
-        .map(|_| ())
+        self.as_user(token)
+            .invite(room, user)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     pub async fn dm(&self, token: &str, user: UserId) -> Result<Room, String> {
-        self.call(
-            reqwest::Method::POST,
-            "/dms",
-            Some(token),
-            Some(json!({ "user": user })),
-        )
-        .await
+        self.as_user(token)
+            .open_dm(user)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     pub async fn room(&self, token: &str, room: RoomId) -> Result<Room, String> {
-        self.call(
-            reqwest::Method::GET,
-            &format!("/rooms/{room}"),
-            Some(token),
-            None,
-        )
-        .await
+        self.as_user(token)
+            .get_room(room)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// The room's whole history, paging forward.
     pub async fn history(&self, token: &str, room: RoomId) -> Result<Vec<RoomEvent>, String> {
-        let mut out: Vec<RoomEvent> = Vec::new();
-        let mut after = 0;
-        loop {
-            let page: HistoryPage = self
-                .call(
-                    reqwest::Method::GET,
-                    &format!("/rooms/{room}/events?after={after}&limit=100"),
-                    Some(token),
-                    None,
-                )
-                .await?;
-            let Some(last) = page.events.last() else {
-                return Ok(out);
-            };
-            after = last.seq;
-            out.extend(page.events);
-            if !page.has_more {
-                return Ok(out);
-            }
-        }
+        self.as_user(token)
+            .all_events(room)
+            .await
+            .map_err(|e| e.to_string())
     }
 }

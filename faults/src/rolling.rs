@@ -176,7 +176,7 @@ async fn execute(
     let nginx_dir = dir.join("nginx");
     std::fs::create_dir_all(&nginx_dir).map_err(|e| format!("nginx dir: {e}"))?;
     let mut nginx = testkit::proxy::nginx(&nginx_dir, None, &addrs).await?;
-    let rest = Rest::new(format!("http://{}", nginx.addr));
+    let rest = Rest::new(format!("http://{}", nginx.addr))?;
 
     // Everyone in one public room; pairs in direct rooms.
     let mut users = Vec::new();

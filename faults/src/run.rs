@@ -423,7 +423,7 @@ async fn setup(plan: &Plan, exe: &Path, dir: &Path) -> Result<World, String> {
         nodes.push(Node::start_with(exe, i, url, log, env.clone()).await?);
         proxies.push(proxy);
     }
-    let rest = Rest::new(nodes[0].url());
+    let rest = Rest::new(nodes[0].url())?;
     let n_clients = plan.nodes * plan.clients_per_node;
     let tag = format!("{:x}", plan.seed % 0xffff_ffff);
     let mut users: Vec<(String, UserId, String)> = Vec::new();
@@ -1179,16 +1179,19 @@ async fn fetch(
     token: &str,
     id: &str,
 ) -> Fetched {
+    let api = reqwest::Url::parse(&format!("http://{addr}"))
+        .map_err(|e| e.to_string())
+        .and_then(|base| {
+            chat_client::Client::with_http(http.clone(), base).map_err(|e| e.to_string())
+        });
+    let api = match api {
+        Ok(api) => api.with_token(token),
+        Err(e) => return Fetched::Failed(e),
+    };
     let mut last = Fetched::Failed("not tried".into());
     for _ in 0..5 {
-        let sent = http
-            .get(format!("http://{addr}/api/v1/attachments/{id}"))
-            .bearer_auth(token)
-            .send()
-            .await;
-        last = match sent {
-            Err(e) => Fetched::Failed(e.to_string()),
-            Ok(resp) if resp.status().is_success() => match resp.bytes().await {
+        last = match api.download(id, false, None).await {
+            Ok(resp) => match resp.bytes().await {
                 Ok(body) => {
                     return Fetched::Bytes {
                         len: body.len() as u64,
@@ -1197,8 +1200,11 @@ async fn fetch(
                 }
                 Err(e) => Fetched::Failed(e.to_string()),
             },
-            Ok(resp) if resp.status().is_server_error() => Fetched::Status(resp.status().as_u16()),
-            Ok(resp) => return Fetched::Status(resp.status().as_u16()),
+            Err(e) => match e.status() {
+                Some(status) if status >= 500 => Fetched::Status(status),
+                Some(status) => return Fetched::Status(status),
+                None => Fetched::Failed(e.to_string()),
+            },
         };
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -7,8 +7,6 @@ mod common;
 use common::*;
 use protocol::rest::SessionInfo;
 use protocol::{close, ErrorCode};
-use reqwest::Method;
-use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -21,17 +19,11 @@ common::backend_tests!(
 );
 
 async fn change_password(api: &Api, current: &str, new: &str) -> ApiResult<()> {
-    api.call_empty(
-        Method::POST,
-        "/api/v1/password",
-        Some(json!({"current": current, "new": new})),
-    )
-    .await
+    api.change_password(current, new).await
 }
 
 async fn logout_all(api: &Api) -> ApiResult<()> {
-    api.call_empty(Method::POST, "/api/v1/logout/all", None)
-        .await
+    api.logout_all().await
 }
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
@@ -142,7 +134,7 @@ async fn sessions_end_at_their_absolute_lifetime_even_while_used(backend: Backen
     loop {
         match alice.api.me().await {
             Ok(_) => {}
-            Err(e) if e.code == Some(ErrorCode::Unauthorized) => break,
+            Err(e) if e.code() == Some(ErrorCode::Unauthorized) => break,
             Err(e) => panic!("unexpected error: {e}"),
         }
         assert!(

@@ -117,7 +117,7 @@ async fn invalid_usernames_and_passwords(backend: Backend) {
             .register(bad, PASSWORD, None)
             .await
             .expect_code(ErrorCode::InvalidUsername);
-        assert!(!err.body.is_empty());
+        assert!(err.body().is_some_and(|b| !b.message.is_empty()), "{err}");
     }
 
     let name = unique_name("pw");
@@ -386,7 +386,7 @@ async fn login_attempts_are_rate_limited() {
     for _ in 0..30 {
         match api.login(&alice.name, "wrong password", None).await {
             Ok(auth) => panic!("wrong password accepted: {auth:?}"),
-            Err(e) if e.code == Some(ErrorCode::InvalidCredentials) => continue,
+            Err(e) if e.code() == Some(ErrorCode::InvalidCredentials) => continue,
             Err(e) => {
                 limited = Some(e);
                 break;
@@ -395,11 +395,11 @@ async fn login_attempts_are_rate_limited() {
     }
     let err = limited.expect("30 quick wrong logins are never rate limited");
     assert_eq!(
-        (err.status, err.code),
-        (429, Some(ErrorCode::RateLimited)),
+        (err.status(), err.code()),
+        (Some(429), Some(ErrorCode::RateLimited)),
         "{err}"
     );
-    let body: protocol::ErrorBody = serde_json::from_str(&err.body).unwrap();
+    let body = err.body().expect("an error body");
     assert!(body.retry_after_ms.is_some_and(|ms| ms > 0), "{body:?}");
     // Existing sessions are unaffected.
     alice.api.me().await.expect("signed-in user unaffected");

@@ -5,7 +5,10 @@
 mod common;
 
 use common::*;
-use protocol::rest::{AdminUser, InviteCode, User};
+use protocol::rest::{
+    AdminUser, AdminUsersQuery, CreateUser, Credentials, InviteCode, NewInviteCode, UpdateUser,
+    User,
+};
 use protocol::{close, ErrorCode, UserId};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -23,23 +26,24 @@ common::backend_tests!(
 );
 
 async fn admin_users(api: &Api) -> ApiResult<Vec<AdminUser>> {
-    api.call(Method::GET, "/api/v1/admin/users", None, 200)
-        .await
+    api.admin_users(&AdminUsersQuery::default()).await
 }
 
 async fn patch_user(api: &Api, user: UserId, body: Value) -> ApiResult<AdminUser> {
-    api.call(
-        Method::PATCH,
-        &format!("/api/v1/admin/users/{user}"),
-        Some(body),
-        200,
-    )
-    .await
+    let update: UpdateUser = serde_json::from_value(body).expect("an UpdateUser");
+    api.update_user(user, &update).await
 }
 
-async fn create_invite(api: &Api, body: Value) -> ApiResult<InviteCode> {
-    api.call(Method::POST, "/api/v1/admin/invites", Some(body), 201)
-        .await
+async fn create_invite(
+    api: &Api,
+    uses: Option<u32>,
+    expires_in_secs: Option<u64>,
+) -> ApiResult<InviteCode> {
+    api.create_invite(&NewInviteCode {
+        uses,
+        expires_in_secs,
+    })
+    .await
 }
 
 async fn register_with(
@@ -49,12 +53,12 @@ async fn register_with(
 ) -> ApiResult<protocol::rest::AuthResponse> {
     server
         .api()
-        .call(
-            Method::POST,
-            "/api/v1/register",
-            Some(json!({"username": name, "password": PASSWORD, "invite": invite})),
-            201,
-        )
+        .register_with(&Credentials {
+            username: name.to_owned(),
+            password: PASSWORD.to_owned(),
+            device: None,
+            invite: invite.map(str::to_owned),
+        })
         .await
 }
 
@@ -68,7 +72,7 @@ async fn first_account_is_admin_and_admin_routes_work(backend: Backend) {
 
     // Bob is refused every admin route.
     admin_users(&bob.api).await.expect_code(ErrorCode::NotAdmin);
-    create_invite(&bob.api, json!({}))
+    create_invite(&bob.api, None, None)
         .await
         .expect_code(ErrorCode::NotAdmin);
     patch_user(&bob.api, bob.id, json!({"admin": true}))
@@ -88,26 +92,24 @@ async fn first_account_is_admin_and_admin_routes_work(backend: Backend) {
     );
     let page: Vec<AdminUser> = alice
         .api
-        .call(
-            Method::GET,
-            &format!("/api/v1/admin/users?after={}&limit=1", alice.id),
-            None,
-            200,
-        )
+        .admin_users(&AdminUsersQuery {
+            after: Some(alice.id.0),
+            limit: Some(1),
+        })
         .await
         .expect("second page");
     assert_eq!(page.iter().map(|u| u.id).collect::<Vec<_>>(), vec![bob.id]);
 
     // Create an account, with the registration rules.
     let carol_name = unique_name("carol");
+    let create = |username: &str| CreateUser {
+        username: username.to_owned(),
+        password: PASSWORD.to_owned(),
+        admin: false,
+    };
     let carol: AdminUser = alice
         .api
-        .call(
-            Method::POST,
-            "/api/v1/admin/users",
-            Some(json!({"username": carol_name, "password": PASSWORD})),
-            201,
-        )
+        .create_user(&create(&carol_name))
         .await
         .expect("create user");
     assert!(!carol.admin && !carol.disabled);
@@ -118,22 +120,12 @@ async fn first_account_is_admin_and_admin_routes_work(backend: Backend) {
         .expect("carol logs in");
     alice
         .api
-        .call::<AdminUser>(
-            Method::POST,
-            "/api/v1/admin/users",
-            Some(json!({"username": "x y", "password": PASSWORD})),
-            201,
-        )
+        .create_user(&create("x y"))
         .await
         .expect_code(ErrorCode::InvalidUsername);
     alice
         .api
-        .call::<AdminUser>(
-            Method::POST,
-            "/api/v1/admin/users",
-            Some(json!({"username": carol_name, "password": PASSWORD})),
-            201,
-        )
+        .create_user(&create(&carol_name))
         .await
         .expect_code(ErrorCode::UsernameTaken);
 
@@ -152,16 +144,22 @@ async fn first_account_is_admin_and_admin_routes_work(backend: Backend) {
     patch_user(&alice.api, UserId(9_999_999), json!({"admin": true}))
         .await
         .expect_code(ErrorCode::UserNotFound);
-    create_invite(&alice.api, json!({"uses": 0}))
+    create_invite(&alice.api, Some(0), None)
         .await
         .expect_code(ErrorCode::BadRequest);
-    create_invite(&alice.api, json!({"expires_in_secs": 10}))
+    create_invite(&alice.api, None, Some(10))
         .await
         .expect_code(ErrorCode::BadRequest);
     // serde would take an array for a struct; the body must be an object.
-    create_invite(&alice.api, json!([null, null]))
-        .await
-        .expect_code(ErrorCode::BadRequest);
+    let (status, text) = alice
+        .api
+        .raw(
+            Method::POST,
+            "/api/v1/admin/invites",
+            Some(RawBody::Json(json!([null, null]))),
+        )
+        .await;
+    assert_refused(status, &text, ErrorCode::BadRequest);
 
     // The export is JSON lines starting with the format header.
     let (status, body) = alice
@@ -215,28 +213,19 @@ async fn reset_password_revokes_every_session(backend: Backend) {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let mut ws_bob = server.ws(&bob).await;
-    let path = format!("/api/v1/admin/users/{}/password", bob.id);
 
     bob.api
-        .call_empty(
-            Method::PUT,
-            &format!("/api/v1/admin/users/{}/password", alice.id),
-            Some(json!({"password": "taken over account"})),
-        )
+        .reset_password(alice.id, "taken over account")
         .await
         .expect_code(ErrorCode::NotAdmin);
     alice
         .api
-        .call_empty(Method::PUT, &path, Some(json!({"password": "short"})))
+        .reset_password(bob.id, "short")
         .await
         .expect_code(ErrorCode::InvalidPassword);
     alice
         .api
-        .call_empty(
-            Method::PUT,
-            &path,
-            Some(json!({"password": "reset by admin"})),
-        )
+        .reset_password(bob.id, "reset by admin")
         .await
         .expect("reset");
     ws_bob.expect_close_code(close::UNAUTHORIZED).await;
@@ -270,7 +259,7 @@ async fn invite_only_registration(backend: Backend) {
         .await
         .expect_code(ErrorCode::InvalidInvite);
 
-    let invite = create_invite(&admin.api, json!({"uses": 2}))
+    let invite = create_invite(&admin.api, Some(2), None)
         .await
         .expect("invite");
     assert_eq!(invite.uses, 2);
@@ -285,7 +274,7 @@ async fn invite_only_registration(backend: Backend) {
         .expect_code(ErrorCode::InvalidInvite);
 
     // A taken name does not use up a code.
-    let single = create_invite(&admin.api, json!({})).await.unwrap();
+    let single = create_invite(&admin.api, None, None).await.unwrap();
     assert_eq!(single.uses, 1);
     register_with(&server, &admin.name, Some(&single.code))
         .await
@@ -322,7 +311,7 @@ async fn invite_codes_are_consumed_atomically(backend: Backend) {
     })
     .await;
     let admin = server.user("admin").await;
-    let invite = create_invite(&admin.api, json!({"uses": 2})).await.unwrap();
+    let invite = create_invite(&admin.api, Some(2), None).await.unwrap();
     let server = Arc::new(server);
     let mut tasks = Vec::new();
     for _ in 0..6 {
@@ -336,7 +325,7 @@ async fn invite_codes_are_consumed_atomically(backend: Backend) {
     for task in tasks {
         match task.await.unwrap() {
             Ok(_) => ok += 1,
-            Err(e) => assert_eq!(e.code, Some(ErrorCode::InvalidInvite), "{e}"),
+            Err(e) => assert_eq!(e.code(), Some(ErrorCode::InvalidInvite), "{e}"),
         }
     }
     assert_eq!(ok, 2, "a 2-use code let {ok} accounts in");
@@ -359,12 +348,11 @@ async fn closed_registration(backend: Backend) {
     let name = unique_name("bob");
     admin
         .api
-        .call::<AdminUser>(
-            Method::POST,
-            "/api/v1/admin/users",
-            Some(json!({"username": name, "password": PASSWORD})),
-            201,
-        )
+        .create_user(&CreateUser {
+            username: name.clone(),
+            password: PASSWORD.to_owned(),
+            admin: false,
+        })
         .await
         .expect("admin creates bob");
     server

@@ -326,15 +326,18 @@ async fn send_rest(
     body: &str,
     ids: &[&str],
 ) -> Result<protocol::rest::SendAck, Option<ErrorCode>> {
+    let message = protocol::rest::SendMessage {
+        id: client_id.to_owned(),
+        body: body.to_owned(),
+        reply_to: None,
+        mentions: Vec::new(),
+        mention_room: false,
+        attachments: ids.iter().map(|id| id.to_string()).collect(),
+    };
     user.api
-        .call(
-            reqwest::Method::POST,
-            &format!("/api/v1/rooms/{room}/messages"),
-            Some(serde_json::json!({"id": client_id, "body": body, "attachments": ids})),
-            200,
-        )
+        .send_message(room, &message)
         .await
-        .map_err(|e| e.code)
+        .map_err(|e| e.code())
 }
 
 fn attachments_of(ev: &RoomEvent) -> &[Attachment] {
@@ -732,11 +735,7 @@ async fn deleting_the_message_deletes_its_files(backend: Backend, storage: Stora
     // Deleting the room deletes the rest.
     alice
         .api
-        .call_empty(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/rooms/{}", room.id),
-            None,
-        )
+        .delete_room(room.id)
         .await
         .expect("delete the room");
     chat_server::attachments::collect(server.state())

@@ -65,15 +65,15 @@ async fn attach_file(server: &TestServer, user: &TestUser, room: RoomId, name: &
         .expect("upload");
     assert_eq!(resp.status().as_u16(), 201);
     let att: protocol::Attachment = resp.json().await.expect("upload answer");
-    user.api
-        .call::<protocol::rest::SendAck>(
-            Method::POST,
-            &format!("/api/v1/rooms/{room}/messages"),
-            Some(json!({"id": unique_id(), "body": "a file", "attachments": [att.id]})),
-            200,
-        )
-        .await
-        .expect("attach");
+    let message = protocol::rest::SendMessage {
+        id: unique_id(),
+        body: "a file".into(),
+        reply_to: None,
+        mentions: Vec::new(),
+        mention_room: false,
+        attachments: vec![att.id.clone()],
+    };
+    user.api.send_message(room, &message).await.expect("attach");
     att.id
 }
 
@@ -1059,7 +1059,7 @@ async fn account_routes_touch_only_the_callers_sessions(backend: Backend) {
     .await;
     w.eve
         .api
-        .call_empty(Method::POST, "/api/v1/logout/all", None)
+        .logout_all()
         .await
         .expect("eve signs out everywhere");
     w.eve.api.me().await.expect_code(ErrorCode::Unauthorized);

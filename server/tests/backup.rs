@@ -66,85 +66,52 @@ async fn world(server: &TestServer) -> World {
     bob.api.say(direct, "direct words").await;
     bob.api.mark_read(public, first.seq).await.unwrap();
     alice.api.mark_read(direct, 1).await.unwrap();
-    bob.api
-        .call_empty(
-            reqwest::Method::PUT,
-            &format!(
-                "/api/v1/rooms/{public}/messages/{}/reactions/%F0%9F%91%8D",
-                first.seq
-            ),
-            None,
-        )
-        .await
-        .unwrap();
+    bob.api.react(public, first.seq, "👍", true).await.unwrap();
     // Profiles and room settings: a display name, a topic, a notification level.
     alice
         .api
-        .call::<protocol::rest::User>(
-            reqwest::Method::PATCH,
-            "/api/v1/me",
-            Some(serde_json::json!({"display_name": "Alice Liddell"})),
-            200,
-        )
+        .update_profile(&protocol::rest::UpdateProfile {
+            display_name: Some("Alice Liddell".into()),
+        })
         .await
         .unwrap();
     alice
         .api
-        .call::<protocol::rest::Room>(
-            reqwest::Method::PATCH,
-            &format!("/api/v1/rooms/{public}"),
-            Some(serde_json::json!({"topic": "hikes and \"quotes\""})),
-            200,
+        .update_room(
+            public,
+            &protocol::rest::UpdateRoom {
+                topic: Some("hikes and \"quotes\"".into()),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
     bob.api
-        .call_empty(
-            reqwest::Method::PUT,
-            &format!("/api/v1/rooms/{public}/notify"),
-            Some(serde_json::json!({"level": "mentions"})),
-        )
+        .set_notify(public, protocol::rest::NotifyLevel::Mentions)
         .await
         .unwrap();
     let carol_dm = carol.api.open_dm(alice.id).await.unwrap().id;
     // carol blocks alice, leaves (a member_left event), is banned from it, and is disabled.
-    carol
-        .api
-        .call_empty(
-            reqwest::Method::PUT,
-            &format!("/api/v1/blocks/{}", alice.id),
-            None,
-        )
-        .await
-        .unwrap();
+    carol.api.set_block(alice.id, true).await.unwrap();
     carol.api.leave(public).await.unwrap();
+    alice.api.set_ban(public, carol.id, true).await.unwrap();
     alice
         .api
-        .call_empty(
-            reqwest::Method::PUT,
-            &format!("/api/v1/rooms/{public}/bans/{}", carol.id),
-            None,
+        .update_user(
+            carol.id,
+            &protocol::rest::UpdateUser {
+                disabled: Some(true),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
     alice
         .api
-        .call::<protocol::rest::AdminUser>(
-            reqwest::Method::PATCH,
-            &format!("/api/v1/admin/users/{}", carol.id),
-            Some(serde_json::json!({"disabled": true})),
-            200,
-        )
-        .await
-        .unwrap();
-    alice
-        .api
-        .call::<protocol::rest::InviteCode>(
-            reqwest::Method::POST,
-            "/api/v1/admin/invites",
-            Some(serde_json::json!({"uses": 3})),
-            201,
-        )
+        .create_invite(&protocol::rest::NewInviteCode {
+            uses: Some(3),
+            ..Default::default()
+        })
         .await
         .unwrap();
     // Bob saw everything up to now; two more public events come after his cursors.
@@ -192,7 +159,7 @@ async fn moderation_and_erasure_moved(server: &TestServer, w: &World) {
         .await
         .unwrap_err();
     assert_eq!(
-        refused.code,
+        refused.code(),
         Some(protocol::ErrorCode::Blocked),
         "alice wrote in the DM of the user who blocked her: {refused:?}"
     );

@@ -113,6 +113,18 @@ fn apply_reactions(events: &[RoomEvent], seq: u64) -> Vec<(String, Vec<u64>)> {
 }
 
 /// The percent-encoded path of a reaction.
+/// A REST message with a fresh id replying to `original`.
+fn reply_message(original: u64) -> protocol::rest::SendMessage {
+    protocol::rest::SendMessage {
+        id: unique_id(),
+        body: "x".into(),
+        reply_to: Some(original),
+        mentions: Vec::new(),
+        mention_room: false,
+        attachments: Vec::new(),
+    }
+}
+
 fn reaction_path(room: RoomId, seq: u64, emoji: &str) -> String {
     let encoded: String = emoji.bytes().map(|b| format!("%{b:02X}")).collect();
     format!("/api/v1/rooms/{room}/messages/{seq}/reactions/{encoded}")
@@ -317,16 +329,12 @@ async fn replies_are_validated(backend: Backend) {
     }
     let err = bob
         .api
-        .call_empty(
-            Method::POST,
-            &format!("/api/v1/rooms/{quiet}/messages"),
-            Some(json!({"id": unique_id(), "body": "x", "reply_to": original})),
-        )
+        .send_message(quiet, &reply_message(original))
         .await
         .unwrap_err();
     assert_eq!(
-        (err.status, err.code),
-        (404, Some(ErrorCode::MessageNotFound))
+        (err.status(), err.code()),
+        (Some(404), Some(ErrorCode::MessageNotFound))
     );
     assert_eq!(
         last_seq(&alice.api, quiet).await,
@@ -342,16 +350,12 @@ async fn replies_are_validated(backend: Backend) {
     assert_eq!(err.code, ErrorCode::MessageDeleted, "{err:?}");
     let err = bob
         .api
-        .call_empty(
-            Method::POST,
-            &format!("/api/v1/rooms/{busy}/messages"),
-            Some(json!({"id": unique_id(), "body": "x", "reply_to": original})),
-        )
+        .send_message(busy, &reply_message(original))
         .await
         .unwrap_err();
     assert_eq!(
-        (err.status, err.code),
-        (409, Some(ErrorCode::MessageDeleted))
+        (err.status(), err.code()),
+        (Some(409), Some(ErrorCode::MessageDeleted))
     );
     b1.send_frame(&ClientFrame::Send {
         room: busy,
@@ -517,12 +521,11 @@ async fn reactions_are_validated_and_bounded(backend: Backend) {
         let err = react(&mut a1, room, msg, bad, false).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidEmoji, "{bad:?}: {err:?}");
     }
-    let err = alice
+    alice
         .api
-        .call_empty(Method::PUT, &reaction_path(room, msg, "ok"), None)
+        .react(room, msg, "ok", true)
         .await
-        .unwrap_err();
-    assert_eq!((err.status, err.code), (400, Some(ErrorCode::InvalidEmoji)));
+        .expect_code(ErrorCode::InvalidEmoji);
     for target in [1, 9_999, 0] {
         let err = react(&mut a1, room, target, "👍", false).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::MessageNotFound, "{target}");
@@ -530,12 +533,10 @@ async fn reactions_are_validated_and_bounded(backend: Backend) {
     // Not a member: the same answer as for every other room operation.
     let err = react(&mut e1, room, msg, "👍", false).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::NotAMember);
-    let err = eve
-        .api
-        .call_empty(Method::PUT, &reaction_path(room, msg, "👍"), None)
+    eve.api
+        .react(room, msg, "👍", true)
         .await
-        .unwrap_err();
-    assert_eq!((err.status, err.code), (403, Some(ErrorCode::NotAMember)));
+        .expect_code(ErrorCode::NotAMember);
     assert_eq!(last_seq(&alice.api, room).await, start, "nothing appended");
 
     // Caps: per user, then per message.

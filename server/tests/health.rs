@@ -109,7 +109,7 @@ async fn store_down_is_reported_fast_and_recovers() {
 
         let started = Instant::now();
         let e = alice.api.me().await.expect_err("me with the store down");
-        assert_eq!(e.code, Some(ErrorCode::StoreUnavailable), "{e}");
+        assert_eq!(e.code(), Some(ErrorCode::StoreUnavailable), "{e}");
         assert!(
             started.elapsed() < FAST,
             "GET /api/v1/me took {:?} with the store down",

@@ -44,7 +44,7 @@ async fn send_retrying(
     loop {
         match user.api.send(room, body, body).await {
             Ok(ack) => return ack,
-            Err(e) if e.code == Some(protocol::ErrorCode::StoreUnavailable) => {
+            Err(e) if e.code() == Some(protocol::ErrorCode::StoreUnavailable) => {
                 assert!(tokio::time::Instant::now() < deadline, "still refused: {e}");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }

@@ -9,13 +9,10 @@ use chat_server::Config;
 use futures_util::{SinkExt, StreamExt};
 use protocol::event::EventBody;
 use protocol::limits::Limits;
-use protocol::rest::{
-    AuthResponse, HistoryPage, Member, Room, SendAck, SessionInfo, User, UserPublic, Visibility,
-};
+use protocol::rest::{AuthResponse, Room, SendAck, User, Visibility};
 use protocol::ws::Cursor;
 use protocol::{ClientFrame, ErrorBody, ErrorCode, RoomEvent, RoomId, ServerFrame, UserId};
-use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
@@ -312,20 +309,15 @@ impl TestServer {
 
     /// An HTTP client without a token.
     pub fn api(&self) -> Api {
-        Api {
-            http: self.http.clone(),
-            base: self.base.clone(),
-            token: None,
-        }
+        let base = reqwest::Url::parse(&self.base).expect("server URL");
+        Api::with_http(self.http.clone(), base)
+            .expect("server URL is a base")
+            .strict()
     }
 
     /// An HTTP client with `token`.
     pub fn api_with(&self, token: &str) -> Api {
-        Api {
-            http: self.http.clone(),
-            base: self.base.clone(),
-            token: Some(token.to_string()),
-        }
+        self.api().with_token(token)
     }
 
     /// Registers a new user with a unique name starting with `prefix` (device "test").
@@ -437,25 +429,12 @@ impl TestUser {
 // HTTP
 // ---------------------------------------------------------------------------------------------
 
-/// A failed HTTP call: the status and, when the body is a protocol `ErrorBody`, its code.
-#[derive(Debug, Clone)]
-pub struct ApiError {
-    pub method: String,
-    pub path: String,
-    pub status: u16,
-    pub code: Option<ErrorCode>,
-    pub body: String,
-}
+/// The typed REST client (crate `chat-client`); the test servers hand out strict ones, so a
+/// success with another status than the documented one fails the call too.
+pub use chat_client::Client as Api;
 
-impl fmt::Display for ApiError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} -> {} {:?}: {}",
-            self.method, self.path, self.status, self.code, self.body
-        )
-    }
-}
+/// A failed call: `status()`, `code()` and `body()` say how the server refused.
+pub type ApiError = chat_client::Error;
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -473,10 +452,10 @@ impl<T: fmt::Debug> ExpectCode for ApiResult<T> {
                 code.http_status()
             ),
             Err(e) => {
-                assert_eq!(e.code, Some(code), "wrong error code: {e}");
+                assert_eq!(e.code(), Some(code), "wrong error code: {e}");
                 assert_eq!(
-                    e.status,
-                    code.http_status(),
+                    e.status(),
+                    Some(code.http_status()),
                     "wrong HTTP status for {code}: {e}"
                 );
                 e
@@ -485,42 +464,34 @@ impl<T: fmt::Debug> ExpectCode for ApiResult<T> {
     }
 }
 
-/// Typed client for `/api/v1`.
-#[derive(Clone)]
-pub struct Api {
-    http: reqwest::Client,
-    pub base: String,
-    pub token: Option<String>,
+/// What the tests add to the client: requests no well-behaved client sends, and shorthands
+/// that panic on failure.
+#[allow(async_fn_in_trait)] // used only here, on one runtime
+pub trait ApiExt {
+    /// Sends a request as it is; returns status and body text. Panics only on transport
+    /// errors.
+    async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<RawBody>,
+    ) -> (u16, String);
+
+    /// Sends `body` with a fresh client id.
+    async fn say(&self, room: RoomId, body: &str) -> SendAck;
+
+    /// The caller's entry for `room` in `GET /api/v1/rooms`.
+    async fn my_room(&self, room: RoomId) -> Room;
 }
 
-impl Api {
-    pub fn with_token(&self, token: &str) -> Api {
-        Api {
-            token: Some(token.to_string()),
-            ..self.clone()
-        }
-    }
-
-    pub fn without_token(&self) -> Api {
-        Api {
-            token: None,
-            ..self.clone()
-        }
-    }
-
-    /// Sends a request; returns status and body text. Panics only on transport errors.
-    pub async fn raw(
+impl ApiExt for Api {
+    async fn raw(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<RawBody>,
     ) -> (u16, String) {
-        let mut req = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base));
-        if let Some(token) = &self.token {
-            req = req.header("authorization", format!("Bearer {token}"));
-        }
+        let mut req = self.request(method.clone(), path);
         match body {
             Some(RawBody::Json(v)) => req = req.json(&v),
             Some(RawBody::Text(t)) => req = req.header("content-type", "application/json").body(t),
@@ -538,305 +509,13 @@ impl Api {
         (status, text)
     }
 
-    async fn call_raw(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-        expect: u16,
-    ) -> ApiResult<String> {
-        let (status, text) = self
-            .raw(method.clone(), path, body.map(RawBody::Json))
-            .await;
-        if (200..300).contains(&status) {
-            assert_eq!(
-                status, expect,
-                "{method} {path}: unexpected success status; body: {text}"
-            );
-            Ok(text)
-        } else {
-            let code = serde_json::from_str::<ErrorBody>(&text)
-                .ok()
-                .map(|b| b.code);
-            Err(ApiError {
-                method: method.to_string(),
-                path: path.to_string(),
-                status,
-                code,
-                body: text,
-            })
-        }
-    }
-
-    /// A call answering JSON `T` with status `expect`.
-    pub async fn call<T: DeserializeOwned>(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-        expect: u16,
-    ) -> ApiResult<T> {
-        let text = self.call_raw(method.clone(), path, body, expect).await?;
-        Ok(serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{method} {path}: body does not parse: {e}; body: {text}")))
-    }
-
-    /// A call answering 204 No Content.
-    pub async fn call_empty(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> ApiResult<()> {
-        self.call_raw(method, path, body, 204).await.map(|_| ())
-    }
-
-    // --- accounts ---
-
-    pub async fn register(
-        &self,
-        username: &str,
-        password: &str,
-        device: Option<&str>,
-    ) -> ApiResult<AuthResponse> {
-        let body = json!({"username": username, "password": password, "device": device});
-        self.call(reqwest::Method::POST, "/api/v1/register", Some(body), 201)
-            .await
-    }
-
-    pub async fn login(
-        &self,
-        username: &str,
-        password: &str,
-        device: Option<&str>,
-    ) -> ApiResult<AuthResponse> {
-        let body = json!({"username": username, "password": password, "device": device});
-        self.call(reqwest::Method::POST, "/api/v1/login", Some(body), 200)
-            .await
-    }
-
-    pub async fn logout(&self) -> ApiResult<()> {
-        self.call_empty(reqwest::Method::POST, "/api/v1/logout", None)
-            .await
-    }
-
-    pub async fn me(&self) -> ApiResult<User> {
-        self.call(reqwest::Method::GET, "/api/v1/me", None, 200)
-            .await
-    }
-
-    pub async fn sessions(&self) -> ApiResult<Vec<SessionInfo>> {
-        self.call(reqwest::Method::GET, "/api/v1/sessions", None, 200)
-            .await
-    }
-
-    pub async fn delete_session(&self, id: &str) -> ApiResult<()> {
-        self.call_empty(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/sessions/{id}"),
-            None,
-        )
-        .await
-    }
-
-    pub async fn search_users(&self, q: &str) -> ApiResult<Vec<UserPublic>> {
-        self.call(
-            reqwest::Method::GET,
-            &format!("/api/v1/users?q={q}"),
-            None,
-            200,
-        )
-        .await
-    }
-
-    pub async fn get_user(&self, id: UserId) -> ApiResult<UserPublic> {
-        self.call(
-            reqwest::Method::GET,
-            &format!("/api/v1/users/{id}"),
-            None,
-            200,
-        )
-        .await
-    }
-
-    // --- rooms ---
-
-    pub async fn my_rooms(&self) -> ApiResult<Vec<Room>> {
-        self.call(reqwest::Method::GET, "/api/v1/rooms", None, 200)
-            .await
-    }
-
-    pub async fn public_rooms(&self) -> ApiResult<Vec<Room>> {
-        self.call(reqwest::Method::GET, "/api/v1/rooms/public", None, 200)
-            .await
-    }
-
-    pub async fn create_room(&self, name: &str, visibility: Visibility) -> ApiResult<Room> {
-        let body = json!({"name": name, "visibility": visibility});
-        self.call(reqwest::Method::POST, "/api/v1/rooms", Some(body), 201)
-            .await
-    }
-
-    pub async fn get_room(&self, room: RoomId) -> ApiResult<Room> {
-        self.call(
-            reqwest::Method::GET,
-            &format!("/api/v1/rooms/{room}"),
-            None,
-            200,
-        )
-        .await
-    }
-
-    pub async fn join(&self, room: RoomId) -> ApiResult<Room> {
-        self.call(
-            reqwest::Method::POST,
-            &format!("/api/v1/rooms/{room}/join"),
-            None,
-            200,
-        )
-        .await
-    }
-
-    pub async fn leave(&self, room: RoomId) -> ApiResult<()> {
-        self.call_empty(
-            reqwest::Method::POST,
-            &format!("/api/v1/rooms/{room}/leave"),
-            None,
-        )
-        .await
-    }
-
-    pub async fn members(&self, room: RoomId) -> ApiResult<Vec<Member>> {
-        self.call(
-            reqwest::Method::GET,
-            &format!("/api/v1/rooms/{room}/members"),
-            None,
-            200,
-        )
-        .await
-    }
-
-    pub async fn invite(&self, room: RoomId, user: UserId) -> ApiResult<()> {
-        self.call_empty(
-            reqwest::Method::POST,
-            &format!("/api/v1/rooms/{room}/members"),
-            Some(json!({"user": user})),
-        )
-        .await
-    }
-
-    pub async fn remove_member(&self, room: RoomId, user: UserId) -> ApiResult<()> {
-        self.call_empty(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/rooms/{room}/members/{user}"),
-            None,
-        )
-        .await
-    }
-
-    pub async fn open_dm(&self, user: UserId) -> ApiResult<Room> {
-        self.call(
-            reqwest::Method::POST,
-            "/api/v1/dms",
-            Some(json!({"user": user})),
-            200,
-        )
-        .await
-    }
-
-    // --- messages ---
-
-    pub async fn history(
-        &self,
-        room: RoomId,
-        before: Option<u64>,
-        after: Option<u64>,
-        limit: Option<usize>,
-    ) -> ApiResult<HistoryPage> {
-        let mut query = Vec::new();
-        if let Some(b) = before {
-            query.push(format!("before={b}"));
-        }
-        if let Some(a) = after {
-            query.push(format!("after={a}"));
-        }
-        if let Some(l) = limit {
-            query.push(format!("limit={l}"));
-        }
-        let q = if query.is_empty() {
-            String::new()
-        } else {
-            format!("?{}", query.join("&"))
-        };
-        self.call(
-            reqwest::Method::GET,
-            &format!("/api/v1/rooms/{room}/events{q}"),
-            None,
-            200,
-        )
-        .await
-    }
-
-    /// Every event of the room, following `after` pages from the start.
-    pub async fn all_events(&self, room: RoomId) -> ApiResult<Vec<RoomEvent>> {
-        let mut events: Vec<RoomEvent> = Vec::new();
-        loop {
-            let after = events.last().map(|e| e.seq).unwrap_or(0);
-            let page = self.history(room, None, Some(after), Some(100)).await?;
-            let done = !page.has_more || page.events.is_empty();
-            events.extend(page.events);
-            if done {
-                return Ok(events);
-            }
-        }
-    }
-
-    pub async fn send(&self, room: RoomId, id: &str, body: &str) -> ApiResult<SendAck> {
-        self.call(
-            reqwest::Method::POST,
-            &format!("/api/v1/rooms/{room}/messages"),
-            Some(json!({"id": id, "body": body})),
-            200,
-        )
-        .await
-    }
-
-    /// Sends `body` with a fresh client id.
-    pub async fn say(&self, room: RoomId, body: &str) -> SendAck {
+    async fn say(&self, room: RoomId, body: &str) -> SendAck {
         self.send(room, &unique_id(), body)
             .await
             .unwrap_or_else(|e| panic!("sending {body:?}: {e}"))
     }
 
-    pub async fn edit(&self, room: RoomId, seq: u64, body: &str) -> ApiResult<()> {
-        self.call_empty(
-            reqwest::Method::PATCH,
-            &format!("/api/v1/rooms/{room}/messages/{seq}"),
-            Some(json!({"body": body})),
-        )
-        .await
-    }
-
-    pub async fn delete_message(&self, room: RoomId, seq: u64) -> ApiResult<()> {
-        self.call_empty(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/rooms/{room}/messages/{seq}"),
-            None,
-        )
-        .await
-    }
-
-    pub async fn mark_read(&self, room: RoomId, seq: u64) -> ApiResult<()> {
-        self.call_empty(
-            reqwest::Method::PUT,
-            &format!("/api/v1/rooms/{room}/read"),
-            Some(json!({"seq": seq})),
-        )
-        .await
-    }
-
-    /// The caller's entry for `room` in `GET /api/v1/rooms`.
-    pub async fn my_room(&self, room: RoomId) -> Room {
+    async fn my_room(&self, room: RoomId) -> Room {
         let rooms = self
             .my_rooms()
             .await
@@ -849,7 +528,19 @@ impl Api {
     }
 }
 
-/// A request body for [`Api::raw`].
+/// Asserts a raw answer is the refusal `code`: its status and its error body.
+#[track_caller]
+pub fn assert_refused(status: u16, text: &str, code: ErrorCode) {
+    let body: ErrorBody = serde_json::from_str(text)
+        .unwrap_or_else(|e| panic!("HTTP {status}: not an error body ({e}): {text}"));
+    assert_eq!(
+        (status, body.code),
+        (code.http_status(), code),
+        "wrong refusal: {text}"
+    );
+}
+
+/// A request body for [`ApiExt::raw`].
 pub enum RawBody {
     Json(Value),
     /// Sent verbatim with `content-type: application/json` (for malformed bodies).
