@@ -1,17 +1,18 @@
-//! The REST client (`/api/v1/...`): typed requests over reqwest (rustls), with the server's
-//! error bodies ([`ErrorBody`]) turned into [`Error::Server`] and transport failures into
-//! [`Error::Unreachable`].
+//! The REST client (`/api/v1/...`): the typed client of crate `chat-client` over this app's
+//! reqwest (rustls, [`crate::tls`]'s trust), with its errors turned into this crate's: the
+//! server's error bodies into [`Error::Server`], transport failures into
+//! [`Error::Unreachable`] (or the certificate refusal behind them), anything else that breaks
+//! the protocol into [`Error::Protocol`].
 
 use crate::error::{Error, Result};
 use crate::tls::{Fingerprint, Refusal, Tls};
+use chat_client::Client;
 use protocol::rest::{
-    AuthResponse, ChangePassword, CreateRoom, Credentials, HistoryPage, Member, OpenDm, Room,
-    SessionInfo, User, UserPublic, UserRef, Visibility,
+    AuthResponse, Credentials, HistoryPage, Member, Room, SessionInfo, User, UserPublic, UserRef,
+    Visibility,
 };
-use protocol::{ErrorBody, ErrorCode, RoomId, UserId};
-use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use protocol::{ErrorCode, RoomId, UserId};
+use reqwest::{Response, StatusCode, Url};
 use std::time::Duration;
 
 /// Password hashing on a busy server can take a while; nothing else should.
@@ -21,7 +22,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client for one server. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Api {
-    http: reqwest::Client,
+    client: Client,
     base: Url,
     /// For https: the trust shared with the socket.
     tls: Option<Tls>,
@@ -97,8 +98,10 @@ impl Api {
         let http = builder
             .build()
             .map_err(|e| Error::Unreachable(format!("cannot set up HTTP: {e}")))?;
+        let client = Client::with_http(http, base.clone())
+            .map_err(|_| Error::BadUrl("the server URL cannot have a path".into()))?;
         Ok(Api {
-            http,
+            client,
             base,
             tls,
             pin,
@@ -130,7 +133,7 @@ impl Api {
 
     /// The socket URL: `ws(s)://host[:port][/prefix]/ws`.
     pub fn ws_url(&self) -> Result<Url> {
-        let mut url = self.url("ws")?;
+        let mut url = self.client.url(["ws"]);
         let scheme = if self.base.scheme() == "https" {
             "wss"
         } else {
@@ -141,114 +144,102 @@ impl Api {
         Ok(url)
     }
 
-    fn url(&self, path: &str) -> Result<Url> {
-        let base = self.base.as_str().trim_end_matches('/');
-        Url::parse(&format!("{base}/{path}"))
-            .map_err(|e| Error::BadUrl(format!("bad request URL: {e}")))
-    }
-
-    fn request(&self, method: Method, path: &str, token: Option<&str>) -> Result<RequestBuilder> {
-        Ok(self.request_url(method, self.url(path)?, token))
-    }
-
-    fn request_url(&self, method: Method, url: Url, token: Option<&str>) -> RequestBuilder {
-        let builder = self.http.request(method, url);
-        match token {
-            Some(token) => builder.bearer_auth(token),
-            None => builder,
-        }
+    /// The client as the session of `token`.
+    fn session(&self, token: &str) -> Client {
+        self.client.with_token(token)
     }
 
     /// Checks that a chat server answers at the base URL: an unauthenticated `GET /api/v1/me`
     /// must be refused with the protocol's `unauthorized` error body.
     pub async fn probe(&self) -> Result<()> {
-        let response = send(self.request(Method::GET, "api/v1/me", None)?)
-            .await
-            .map_err(|e| self.certificate_error(e))?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(transport)?;
-        match serde_json::from_slice::<ErrorBody>(&body) {
-            Ok(e) if status == StatusCode::UNAUTHORIZED && e.code == ErrorCode::Unauthorized => {
+        match self.client.me().await {
+            Err(chat_client::Error::Server { status, body, .. })
+                if status == StatusCode::UNAUTHORIZED.as_u16()
+                    && body.code == ErrorCode::Unauthorized =>
+            {
                 Ok(())
             }
-            _ => Err(Error::Unreachable(format!(
-                "{} does not look like a chat server (HTTP {status})",
-                display_url(&self.base)
+            Err(e @ chat_client::Error::Transport { .. }) => {
+                Err(self.certificate_error(from_client(e)))
+            }
+            Err(e) => {
+                let status = e.status().and_then(|s| StatusCode::from_u16(s).ok());
+                let status = status.map_or_else(|| "?".to_owned(), |s| s.to_string());
+                Err(Error::Unreachable(format!(
+                    "{} does not look like a chat server (HTTP {status})",
+                    display_url(&self.base)
+                )))
+            }
+            Ok(_) => Err(Error::Unreachable(format!(
+                "{} does not look like a chat server (HTTP {})",
+                display_url(&self.base),
+                StatusCode::OK
             ))),
         }
     }
 
     pub async fn register(&self, creds: &Credentials) -> Result<AuthResponse> {
-        json(
-            self.request(Method::POST, "api/v1/register", None)?
-                .json(creds),
-        )
-        .await
+        self.client.register_with(creds).await.map_err(from_client)
     }
 
     pub async fn login(&self, creds: &Credentials) -> Result<AuthResponse> {
-        json(
-            self.request(Method::POST, "api/v1/login", None)?
-                .json(creds),
-        )
-        .await
+        self.client.login_with(creds).await.map_err(from_client)
     }
 
     /// Revokes the session of `token`.
     pub async fn logout(&self, token: &str) -> Result<()> {
-        empty(self.request(Method::POST, "api/v1/logout", Some(token))?).await
+        self.session(token).logout().await.map_err(from_client)
     }
 
     /// Revokes every session of the account, this one included.
     pub async fn logout_all(&self, token: &str) -> Result<()> {
-        empty(self.request(Method::POST, "api/v1/logout/all", Some(token))?).await
+        self.session(token).logout_all().await.map_err(from_client)
     }
 
     /// The account's live sessions, oldest first.
     pub async fn sessions(&self, token: &str) -> Result<Vec<SessionInfo>> {
-        json(self.request(Method::GET, "api/v1/sessions", Some(token))?).await
+        self.session(token).sessions().await.map_err(from_client)
     }
 
     /// Revokes one session of the account.
     pub async fn revoke_session(&self, token: &str, id: &str) -> Result<()> {
-        let mut url = self.url("api/v1/sessions")?;
-        url.path_segments_mut()
-            .map_err(|()| Error::BadUrl("the server URL cannot have a path".into()))?
-            .push(id);
-        empty(self.request_url(Method::DELETE, url, Some(token))).await
+        let revoked = self.session(token).delete_session(id).await;
+        revoked.map_err(from_client)
     }
 
     /// Changes the password (`current` must be right); the server revokes every other session.
     pub async fn change_password(&self, token: &str, current: &str, new: &str) -> Result<()> {
-        let body = ChangePassword {
-            current: current.to_owned(),
-            new: new.to_owned(),
-        };
-        empty(
-            self.request(Method::POST, "api/v1/password", Some(token))?
-                .json(&body),
-        )
-        .await
+        let changed = self.session(token).change_password(current, new).await;
+        changed.map_err(from_client)
     }
 
     pub async fn me(&self, token: &str) -> Result<User> {
-        json(self.request(Method::GET, "api/v1/me", Some(token))?).await
+        self.session(token).me().await.map_err(from_client)
     }
 
     pub async fn user(&self, token: &str, user: UserId) -> Result<UserPublic> {
-        json(self.request(Method::GET, &format!("api/v1/users/{user}"), Some(token))?).await
+        self.session(token)
+            .get_user(user)
+            .await
+            .map_err(from_client)
     }
 
     pub async fn rooms(&self, token: &str) -> Result<Vec<Room>> {
-        json(self.request(Method::GET, "api/v1/rooms", Some(token))?).await
+        self.session(token).my_rooms().await.map_err(from_client)
     }
 
     pub async fn room(&self, token: &str, room: RoomId) -> Result<Room> {
-        json(self.request(Method::GET, &format!("api/v1/rooms/{room}"), Some(token))?).await
+        self.session(token)
+            .get_room(room)
+            .await
+            .map_err(from_client)
     }
 
     pub async fn public_rooms(&self, token: &str) -> Result<Vec<Room>> {
-        json(self.request(Method::GET, "api/v1/rooms/public", Some(token))?).await
+        self.session(token)
+            .public_rooms()
+            .await
+            .map_err(from_client)
     }
 
     pub async fn create_room(
@@ -257,58 +248,29 @@ impl Api {
         name: &str,
         visibility: Visibility,
     ) -> Result<Room> {
-        let body = CreateRoom {
-            name: name.to_owned(),
-            visibility,
-        };
-        json(
-            self.request(Method::POST, "api/v1/rooms", Some(token))?
-                .json(&body),
-        )
-        .await
+        let room = self.session(token).create_room(name, visibility).await;
+        room.map_err(from_client)
     }
 
     pub async fn join(&self, token: &str, room: RoomId) -> Result<Room> {
-        json(self.request(
-            Method::POST,
-            &format!("api/v1/rooms/{room}/join"),
-            Some(token),
-        )?)
-        .await
+        self.session(token).join(room).await.map_err(from_client)
     }
 
     pub async fn leave(&self, token: &str, room: RoomId) -> Result<()> {
-        empty(self.request(
-            Method::POST,
-            &format!("api/v1/rooms/{room}/leave"),
-            Some(token),
-        )?)
-        .await
+        self.session(token).leave(room).await.map_err(from_client)
     }
 
     pub async fn members(&self, token: &str, room: RoomId) -> Result<Vec<Member>> {
-        json(self.request(
-            Method::GET,
-            &format!("api/v1/rooms/{room}/members"),
-            Some(token),
-        )?)
-        .await
+        self.session(token).members(room).await.map_err(from_client)
     }
 
     pub async fn search_users(&self, token: &str, query: &str) -> Result<Vec<UserPublic>> {
-        json(
-            self.request(Method::GET, "api/v1/users", Some(token))?
-                .query(&[("q", query)]),
-        )
-        .await
+        let found = self.session(token).search_users(query).await;
+        found.map_err(from_client)
     }
 
     pub async fn open_dm(&self, token: &str, user: UserId) -> Result<Room> {
-        json(
-            self.request(Method::POST, "api/v1/dms", Some(token))?
-                .json(&OpenDm { user }),
-        )
-        .await
+        self.session(token).open_dm(user).await.map_err(from_client)
     }
 
     /// One page of a room's events: `before` pages back (newest page when both are `None`),
@@ -321,47 +283,21 @@ impl Api {
         after: Option<u64>,
         limit: usize,
     ) -> Result<HistoryPage> {
-        let mut query: Vec<(&str, String)> = vec![("limit", limit.to_string())];
-        if let Some(before) = before {
-            query.push(("before", before.to_string()));
-        }
-        if let Some(after) = after {
-            query.push(("after", after.to_string()));
-        }
-        json(
-            self.request(
-                Method::GET,
-                &format!("api/v1/rooms/{room}/events"),
-                Some(token),
-            )?
-            .query(&query),
-        )
-        .await
+        let page = self
+            .session(token)
+            .history(room, before, after, Some(limit))
+            .await;
+        page.map_err(from_client)
     }
 
     pub async fn edit(&self, token: &str, room: RoomId, seq: u64, body: &str) -> Result<()> {
-        #[derive(Serialize)]
-        struct Edit<'a> {
-            body: &'a str,
-        }
-        empty(
-            self.request(
-                Method::PATCH,
-                &format!("api/v1/rooms/{room}/messages/{seq}"),
-                Some(token),
-            )?
-            .json(&Edit { body }),
-        )
-        .await
+        let edited = self.session(token).edit(room, seq, body).await;
+        edited.map_err(from_client)
     }
 
     pub async fn delete(&self, token: &str, room: RoomId, seq: u64) -> Result<()> {
-        empty(self.request(
-            Method::DELETE,
-            &format!("api/v1/rooms/{room}/messages/{seq}"),
-            Some(token),
-        )?)
-        .await
+        let deleted = self.session(token).delete_message(room, seq).await;
+        deleted.map_err(from_client)
     }
 
     /// The owner renames the room and/or sets its topic (issue 13).
@@ -371,16 +307,16 @@ impl Api {
         room: RoomId,
         update: &protocol::rest::UpdateRoom,
     ) -> Result<Room> {
-        json(
-            self.request(Method::PATCH, &format!("api/v1/rooms/{room}"), Some(token))?
-                .json(update),
-        )
-        .await
+        let updated = self.session(token).update_room(room, update).await;
+        updated.map_err(from_client)
     }
 
     /// The owner deletes the room.
     pub async fn delete_room(&self, token: &str, room: RoomId) -> Result<()> {
-        empty(self.request(Method::DELETE, &format!("api/v1/rooms/{room}"), Some(token))?).await
+        self.session(token)
+            .delete_room(room)
+            .await
+            .map_err(from_client)
     }
 
     /// The user's notification level for a room.
@@ -390,15 +326,8 @@ impl Api {
         room: RoomId,
         level: protocol::rest::NotifyLevel,
     ) -> Result<()> {
-        empty(
-            self.request(
-                Method::PUT,
-                &format!("api/v1/rooms/{room}/notify"),
-                Some(token),
-            )?
-            .json(&protocol::rest::SetNotify { level }),
-        )
-        .await
+        let set = self.session(token).set_notify(room, level).await;
+        set.map_err(from_client)
     }
 
     /// Changes the user's profile (display name).
@@ -407,23 +336,13 @@ impl Api {
         token: &str,
         update: &protocol::rest::UpdateProfile,
     ) -> Result<User> {
-        json(
-            self.request(Method::PATCH, "api/v1/me", Some(token))?
-                .json(update),
-        )
-        .await
+        let updated = self.session(token).update_profile(update).await;
+        updated.map_err(from_client)
     }
 
     pub async fn set_read(&self, token: &str, room: RoomId, seq: u64) -> Result<()> {
-        empty(
-            self.request(
-                Method::PUT,
-                &format!("api/v1/rooms/{room}/read"),
-                Some(token),
-            )?
-            .json(&protocol::rest::ReadMarker { seq }),
-        )
-        .await
+        let set = self.session(token).mark_read(room, seq).await;
+        set.map_err(from_client)
     }
 }
 
@@ -431,24 +350,22 @@ impl Api {
 impl Api {
     /// Bans (`true`) or unbans `user` from `room`.
     pub async fn set_ban(&self, token: &str, room: RoomId, user: UserId, ban: bool) -> Result<()> {
-        let method = if ban { Method::PUT } else { Method::DELETE };
-        let path = format!("api/v1/rooms/{room}/bans/{user}");
-        empty(self.request(method, &path, Some(token))?).await
+        let set = self.session(token).set_ban(room, user, ban).await;
+        set.map_err(from_client)
     }
 
     pub async fn bans(&self, token: &str, room: RoomId) -> Result<Vec<UserRef>> {
-        let path = format!("api/v1/rooms/{room}/bans");
-        json(self.request(Method::GET, &path, Some(token))?).await
+        self.session(token).bans(room).await.map_err(from_client)
     }
 
     /// Blocks (`true`) or unblocks `user`.
     pub async fn set_block(&self, token: &str, user: UserId, block: bool) -> Result<()> {
-        let method = if block { Method::PUT } else { Method::DELETE };
-        empty(self.request(method, &format!("api/v1/blocks/{user}"), Some(token))?).await
+        let set = self.session(token).set_block(user, block).await;
+        set.map_err(from_client)
     }
 
     pub async fn blocks(&self, token: &str) -> Result<Vec<UserRef>> {
-        json(self.request(Method::GET, "api/v1/blocks", Some(token))?).await
+        self.session(token).blocks().await.map_err(from_client)
     }
 }
 
@@ -465,36 +382,20 @@ impl Api {
         len: u64,
         body: reqwest::Body,
     ) -> Result<protocol::Attachment> {
-        let path = format!("api/v1/rooms/{room}/attachments");
-        json(
-            self.request(Method::POST, &path, Some(token))?
-                .query(&[("name", name)])
-                .header(reqwest::header::CONTENT_LENGTH, len)
-                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-                .timeout(transfer_timeout(len))
-                .body(body),
-        )
-        .await
+        let timeout = Some(transfer_timeout(len));
+        let uploaded = self
+            .session(token)
+            .upload(room, name, body, Some(len), timeout)
+            .await;
+        uploaded.map_err(from_client)
     }
 
     /// Starts downloading attachment `id` (its thumbnail with `thumbnail`); read the body
     /// with [`Response::chunk`]. Refusals (`attachment_not_found`) are [`Error::Server`].
     pub async fn download(&self, token: &str, id: &str, thumbnail: bool) -> Result<Response> {
-        let mut url = self.url("api/v1/attachments")?;
-        {
-            let mut segments = url
-                .path_segments_mut()
-                .map_err(|()| Error::BadUrl("the server URL cannot have a path".into()))?;
-            segments.push(id);
-            if thumbnail {
-                segments.push("thumbnail");
-            }
-        }
-        checked(
-            self.request_url(Method::GET, url, Some(token))
-                .timeout(transfer_timeout(MAX_DOWNLOAD_GUESS)),
-        )
-        .await
+        let timeout = Some(transfer_timeout(MAX_DOWNLOAD_GUESS));
+        let response = self.session(token).download(id, thumbnail, timeout).await;
+        response.map_err(from_client)
     }
 }
 
@@ -509,40 +410,23 @@ fn transfer_timeout(len: u64) -> Duration {
 
 /// The next chunk of a download's body.
 pub async fn next_chunk(response: &mut Response) -> Result<Option<impl AsRef<[u8]>>> {
-    response.chunk().await.map_err(transport)
+    chat_client::next_chunk(response).await.map_err(from_client)
 }
 
-fn transport(e: reqwest::Error) -> Error {
-    Error::Unreachable(e.to_string())
-}
-
-async fn send(request: RequestBuilder) -> Result<Response> {
-    request.send().await.map_err(transport)
-}
-
-/// Sends; a non-success status becomes the server's error (or a protocol error when the body
-/// is not an [`ErrorBody`]).
-async fn checked(request: RequestBuilder) -> Result<Response> {
-    let response = send(request).await?;
-    let status = response.status();
-    if status.is_success() {
-        return Ok(response);
+/// The client's error as this app reports it (the same words as before the client was shared).
+fn from_client(e: chat_client::Error) -> Error {
+    match e {
+        chat_client::Error::Server { body, .. } => Error::Server(body),
+        chat_client::Error::Transport { source, .. } => Error::Unreachable(source.to_string()),
+        chat_client::Error::Status { status, .. }
+        | chat_client::Error::UnexpectedStatus { status, .. } => {
+            let status =
+                StatusCode::from_u16(status).map_or_else(|_| status.to_string(), |s| s.to_string());
+            Error::Protocol(format!("HTTP {status} without an error body"))
+        }
+        chat_client::Error::Decode { source, .. } => Error::Protocol(source.to_string()),
+        chat_client::Error::BadBase(url) => Error::BadUrl(format!("bad request URL: {url}")),
     }
-    let body = response.bytes().await.map_err(transport)?;
-    Err(match serde_json::from_slice::<ErrorBody>(&body) {
-        Ok(body) => Error::Server(body),
-        Err(_) => Error::Protocol(format!("HTTP {status} without an error body")),
-    })
-}
-
-async fn json<T: DeserializeOwned>(request: RequestBuilder) -> Result<T> {
-    let response = checked(request).await?;
-    let body = response.bytes().await.map_err(transport)?;
-    serde_json::from_slice(&body).map_err(|e| Error::Protocol(e.to_string()))
-}
-
-async fn empty(request: RequestBuilder) -> Result<()> {
-    checked(request).await.map(drop)
 }
 
 #[cfg(test)]

@@ -12,18 +12,10 @@ use protocol::ErrorCode;
 const NEW_PASSWORD: &str = "a brand new passphrase 42";
 
 async fn login_status(server: &Server, username: &str, password: &str) -> u16 {
-    within(
-        "login",
-        server
-            .client()
-            .post(format!("{}/api/v1/login", server.url()))
-            .json(&serde_json::json!({"username": username, "password": password}))
-            .send(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("login request: {e}"))
-    .status()
-    .as_u16()
+    match within("login", server.api().login(username, password, None)).await {
+        Ok(_) => 200,
+        Err(e) => e.status().unwrap_or_else(|| panic!("login request: {e}")),
+    }
 }
 
 /// The list shows both devices, this one marked; ending the other signs it out at once;

@@ -65,44 +65,13 @@ fn entries(dir: &Path) -> Vec<String> {
 }
 
 /// `peer` uploads `bytes` as `name` to `room`.
-async fn upload_as(
-    server: &Server,
-    peer: &Peer,
-    room: RoomId,
-    name: &str,
-    bytes: Vec<u8>,
-) -> Attachment {
-    let response = within(
-        "upload",
-        server
-            .client()
-            .post(format!("{}/api/v1/rooms/{room}/attachments", server.url()))
-            .query(&[("name", name)])
-            .bearer_auth(&peer.token)
-            .body(bytes)
-            .send(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("upload: {e}"));
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    assert_eq!(status.as_u16(), 201, "upload: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("upload answer {text}: {e}"))
+async fn upload_as(peer: &Peer, room: RoomId, name: &str, bytes: Vec<u8>) -> Attachment {
+    ok(peer.api.upload(room, name, bytes, None, None)).await
 }
 
 /// `peer` downloads attachment `id` (asserting success).
-async fn download_as(server: &Server, peer: &Peer, id: &str) -> Vec<u8> {
-    let response = within(
-        "download",
-        server
-            .client()
-            .get(format!("{}/api/v1/attachments/{id}", server.url()))
-            .bearer_auth(&peer.token)
-            .send(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("download: {e}"));
-    assert_eq!(response.status().as_u16(), 200, "download of {id}");
+async fn download_as(peer: &Peer, id: &str) -> Vec<u8> {
+    let response = ok(peer.api.download(id, false, None)).await;
     within("download body", response.bytes())
         .await
         .unwrap_or_else(|e| panic!("download body: {e}"))
@@ -206,14 +175,14 @@ async fn files_travel_both_ways_byte_identical() {
     let messages = server_messages(&bob, room.id).await;
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].1, sent.attachments);
-    assert_eq!(download_as(&server, &bob, &image.id).await, picture);
-    assert_eq!(download_as(&server, &bob, &file.id).await, data);
+    assert_eq!(download_as(&bob, &image.id).await, picture);
+    assert_eq!(download_as(&bob, &file.id).await, data);
 
     // Bob sends a picture and a file; the app shows them and gets their bytes.
     let bobs_picture = png(800, 400);
     let bobs_file = noise(70_000, 11);
-    let a = upload_as(&server, &bob, room.id, "wide.png", bobs_picture.clone()).await;
-    let b = upload_as(&server, &bob, room.id, "notes.txt", bobs_file.clone()).await;
+    let a = upload_as(&bob, room.id, "wide.png", bobs_picture.clone()).await;
+    let b = upload_as(&bob, room.id, "notes.txt", bobs_file.clone()).await;
     bob.send_with(room.id, "", json!({"attachments": [a.id, b.id]}))
         .await;
     let shown = ui
@@ -297,10 +266,7 @@ async fn an_upload_written_offline_is_delivered_once_after_reconnect() {
     let messages = server_messages(&bob, room.id).await;
     assert_eq!(messages.len(), 1, "exactly one message: {messages:?}");
     assert_eq!(messages[0].1, sent.attachments);
-    assert_eq!(
-        download_as(&server, &bob, &sent.attachments[0].id).await,
-        data
-    );
+    assert_eq!(download_as(&bob, &sent.attachments[0].id).await, data);
     backend.shutdown().await;
 }
 
@@ -333,7 +299,7 @@ async fn an_upload_cut_by_an_app_restart_is_sent_once_by_the_next_start() {
     let messages = server_messages(&bob, room.id).await;
     assert_eq!(messages.len(), 1, "exactly one message: {messages:?}");
     assert_eq!(messages[0].1.len(), 1);
-    assert_eq!(download_as(&server, &bob, &messages[0].1[0].id).await, data);
+    assert_eq!(download_as(&bob, &messages[0].1[0].id).await, data);
     assert_eq!(entries(&home.path().join("staging")), Vec::<String>::new());
 
     // Another start sends nothing again.
@@ -517,14 +483,7 @@ async fn the_file_cache_is_bounded_and_cleared_at_logout() {
 
     let mut ids = Vec::new();
     for i in 0..3u64 {
-        let a = upload_as(
-            &server,
-            &bob,
-            room.id,
-            &format!("{i}.bin"),
-            noise(40_000, i + 20),
-        )
-        .await;
+        let a = upload_as(&bob, room.id, &format!("{i}.bin"), noise(40_000, i + 20)).await;
         bob.send_with(room.id, "", json!({"attachments": [a.id]}))
             .await;
         ids.push(a.id);

@@ -7,30 +7,9 @@ mod common;
 
 use common::*;
 use protocol::ipc::{AppErrorCode, AppEvent, Command, RoomView, UserView};
-use protocol::rest::{NotifyLevel, Visibility};
+use protocol::rest::{NotifyLevel, UpdateProfile, UpdateRoom, Visibility};
 use protocol::{ErrorCode, RoomId};
-use serde_json::{json, Value};
-
-/// A REST call as `token` (another device, or another user); panics unless it succeeds.
-async fn call(server: &Server, token: &str, method: reqwest::Method, path: &str, body: Value) {
-    let response = within(
-        path,
-        server
-            .client()
-            .request(method, format!("{}{path}", server.url()))
-            .bearer_auth(token)
-            .json(&body)
-            .send(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{path}: {e}"));
-    let status = response.status();
-    assert!(
-        status.is_success(),
-        "{path}: HTTP {status}: {}",
-        response.text().await.unwrap_or_default()
-    );
-}
+use serde_json::json;
 
 /// Waits until the cached room list satisfies `done` (checked after each `rooms_changed`).
 async fn rooms_until(
@@ -83,15 +62,11 @@ async fn rename_topic_and_delete_reach_the_cache() {
     ui.wait_message("bob's message", |m| m.body == "hello ann")
         .await;
 
-    let path = format!("/api/v1/rooms/{}", room.id);
-    call(
-        &server,
-        &bob.token,
-        reqwest::Method::PATCH,
-        &path,
-        json!({"name": "after", "topic": "what we ship"}),
-    )
-    .await;
+    let update = UpdateRoom {
+        name: Some("after".into()),
+        topic: Some("what we ship".into()),
+    };
+    ok(bob.api.update_room(room.id, &update)).await;
     let rooms = rooms_until(&backend, &mut ui, "the rename", |rooms| {
         find(rooms, room.id).is_some_and(|r| r.room.name == "after")
     })
@@ -112,14 +87,7 @@ async fn rename_topic_and_delete_reach_the_cache() {
         AppErrorCode::Server(ErrorCode::NotOwner)
     );
 
-    call(
-        &server,
-        &bob.token,
-        reqwest::Method::DELETE,
-        &path,
-        json!({}),
-    )
-    .await;
+    ok(bob.api.delete_room(room.id)).await;
     rooms_until(&backend, &mut ui, "the deletion", |rooms| {
         find(rooms, room.id).is_none()
     })
@@ -139,14 +107,7 @@ async fn rename_topic_and_delete_reach_the_cache() {
     let other = bob.create_room("away", Visibility::Public).await;
     within("join", backend.join_room(other.id)).await.unwrap();
     backend.shutdown().await;
-    call(
-        &server,
-        &bob.token,
-        reqwest::Method::DELETE,
-        &format!("/api/v1/rooms/{}", other.id),
-        json!({}),
-    )
-    .await;
+    ok(bob.api.delete_room(other.id)).await;
     let (backend, mut ui) = home.open().await;
     ui.wait_online().await;
     rooms_until(&backend, &mut ui, "the room deleted while away", |rooms| {
@@ -167,31 +128,16 @@ async fn notify_level_is_synced_and_decides_notifications() {
     let (backend, mut ui, me) = signed_up(&home, &server, "ann").await;
     let phone = Peer::login(&server, &me.username).await;
     let (bob, room) = in_peers_room(&backend, &server, "noisy").await;
-    let notify_path = format!("/api/v1/rooms/{}/notify", room.id);
     let say = |body: &'static str, mention: bool| {
         let mentions = if mention { vec![me.id] } else { vec![] };
-        let path = format!("/api/v1/rooms/{}/messages", room.id);
-        let (server, token) = (&server, &bob.token);
+        let bob = &bob;
         async move {
-            call(
-                server,
-                token,
-                reqwest::Method::POST,
-                &path,
-                json!({"id": unique_name("m"), "body": body, "mentions": mentions}),
-            )
-            .await
+            bob.send_with(room.id, body, json!({ "mentions": mentions }))
+                .await;
         }
     };
 
-    call(
-        &server,
-        &phone.token,
-        reqwest::Method::PUT,
-        &notify_path,
-        json!({"level": "none"}),
-    )
-    .await;
+    ok(phone.api.set_notify(room.id, NotifyLevel::None)).await;
     rooms_until(&backend, &mut ui, "the level from the phone", |rooms| {
         find(rooms, room.id).is_some_and(|r| r.room.notify == NotifyLevel::None)
     })
@@ -201,14 +147,7 @@ async fn notify_level_is_synced_and_decides_notifications() {
     ui.wait_message("muted mention", |m| m.body == "muted mention")
         .await;
 
-    call(
-        &server,
-        &phone.token,
-        reqwest::Method::PUT,
-        &notify_path,
-        json!({"level": "mentions"}),
-    )
-    .await;
+    ok(phone.api.set_notify(room.id, NotifyLevel::Mentions)).await;
     rooms_until(&backend, &mut ui, "mentions only", |rooms| {
         find(rooms, room.id).is_some_and(|r| r.room.notify == NotifyLevel::Mentions)
     })
@@ -276,14 +215,10 @@ async fn display_names_and_user_cards() {
         Some("Ann Smith".into())
     );
 
-    call(
-        &server,
-        &bob.token,
-        reqwest::Method::PATCH,
-        "/api/v1/me",
-        json!({"display_name": "Bob the Builder"}),
-    )
-    .await;
+    let profile = UpdateProfile {
+        display_name: Some("Bob the Builder".into()),
+    };
+    ok(bob.api.update_profile(&profile)).await;
     ui.wait_for("bob's new name", |s| {
         matches!(s, Seen::Event(AppEvent::UserUpdated { user, display_name: Some(n) })
             if *user == bob.id && n == "Bob the Builder")

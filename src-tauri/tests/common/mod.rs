@@ -11,7 +11,7 @@ use chat_desktop::connection::{Backoff, Timing};
 use chat_desktop::credentials::{MemoryTokens, TokenStore};
 use chat_desktop::Backend;
 use protocol::ipc::{AppEvent, ConnectionState, MessageStatus, MessageView};
-use protocol::rest::{AuthResponse, HistoryPage, Room, SendAck, Visibility};
+use protocol::rest::{AuthResponse, HistoryPage, Room, SendAck, SendMessage, Visibility};
 use protocol::{RoomId, UserId};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -143,6 +143,13 @@ impl Server {
         self.http.clone()
     }
 
+    /// The typed REST client for this server, without a session (trusts its CA).
+    pub fn api(&self) -> chat_client::Client {
+        let base = reqwest::Url::parse(&self.url()).unwrap_or_else(|e| panic!("server URL: {e}"));
+        chat_client::Client::with_http(self.http.clone(), base)
+            .unwrap_or_else(|e| panic!("server URL: {e}"))
+    }
+
     /// Starts (again) at the same address.
     pub async fn up(&mut self) {
         assert!(self.running.is_none(), "already running");
@@ -183,8 +190,8 @@ fn tracing_note(msg: &str) {
 
 /// Another user talking to the server directly.
 pub struct Peer {
-    http: reqwest::Client,
-    base: String,
+    /// The typed REST client, as this peer's session.
+    pub api: chat_client::Client,
     pub token: String,
     pub id: UserId,
     pub username: String,
@@ -192,33 +199,22 @@ pub struct Peer {
 
 impl Peer {
     pub async fn register(server: &Server, prefix: &str) -> Peer {
-        let http = server.client();
         let username = unique_name(prefix);
-        let auth: AuthResponse = ok_json(
-            http.post(format!("{}/api/v1/register", server.url()))
-                .json(&json!({"username": username, "password": PASSWORD})),
-        )
-        .await;
-        Peer {
-            http,
-            base: server.url(),
-            token: auth.token,
-            id: auth.user.id,
-            username: auth.user.username,
-        }
+        let anon = server.api();
+        let auth = ok(anon.register(&username, PASSWORD, None)).await;
+        Peer::of(&anon, auth)
     }
 
     /// Logs in to an existing account (another device of that user).
     pub async fn login(server: &Server, username: &str) -> Peer {
-        let http = server.client();
-        let auth: AuthResponse = ok_json(
-            http.post(format!("{}/api/v1/login", server.url()))
-                .json(&json!({"username": username, "password": PASSWORD})),
-        )
-        .await;
+        let anon = server.api();
+        let auth = ok(anon.login(username, PASSWORD, None)).await;
+        Peer::of(&anon, auth)
+    }
+
+    fn of(anon: &chat_client::Client, auth: AuthResponse) -> Peer {
         Peer {
-            http,
-            base: server.url(),
+            api: anon.with_token(&auth.token),
             token: auth.token,
             id: auth.user.id,
             username: auth.user.username,
@@ -228,86 +224,31 @@ impl Peer {
     /// The HTTP status of `GET /api/v1/me` with this peer's token: 200 while its session
     /// lives, 401 once it was revoked.
     pub async fn me_status(&self) -> u16 {
-        tokio::time::timeout(
-            TIMEOUT,
-            self.http
-                .get(format!("{}/api/v1/me", self.base))
-                .bearer_auth(&self.token)
-                .send(),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("GET /me took longer than {TIMEOUT:?}"))
-        .unwrap_or_else(|e| panic!("GET /me failed: {e}"))
-        .status()
-        .as_u16()
+        match within("GET /me", self.api.me()).await {
+            Ok(_) => 200,
+            Err(e) => e.status().unwrap_or_else(|| panic!("GET /me failed: {e}")),
+        }
     }
 
     /// Revokes every session of this user except the one of this peer.
     pub async fn revoke_other_sessions(&self) {
-        let sessions: Vec<protocol::rest::SessionInfo> = ok_json(
-            self.http
-                .get(format!("{}/api/v1/sessions", self.base))
-                .bearer_auth(&self.token),
-        )
-        .await;
+        let sessions = ok(self.api.sessions()).await;
         for session in sessions.into_iter().filter(|s| !s.current) {
-            let response = tokio::time::timeout(
-                TIMEOUT,
-                self.http
-                    .delete(format!("{}/api/v1/sessions/{}", self.base, session.id))
-                    .bearer_auth(&self.token)
-                    .send(),
-            )
-            .await
-            .unwrap_or_else(|_| panic!("revoke took longer than {TIMEOUT:?}"))
-            .unwrap_or_else(|e| panic!("revoke failed: {e}"));
-            assert!(
-                response.status().is_success(),
-                "revoke: HTTP {}",
-                response.status()
-            );
+            ok(self.api.delete_session(&session.id)).await;
         }
     }
 
     pub async fn create_room(&self, name: &str, visibility: Visibility) -> Room {
-        ok_json(
-            self.http
-                .post(format!("{}/api/v1/rooms", self.base))
-                .bearer_auth(&self.token)
-                .json(&json!({"name": name, "visibility": visibility})),
-        )
-        .await
+        ok(self.api.create_room(name, visibility)).await
     }
 
     /// Invites `user` to a room this peer owns.
     pub async fn invite(&self, room: RoomId, user: UserId) {
-        let response = tokio::time::timeout(
-            TIMEOUT,
-            self.http
-                .post(format!("{}/api/v1/rooms/{room}/members", self.base))
-                .bearer_auth(&self.token)
-                .json(&json!({"user": user}))
-                .send(),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("invite took longer than {TIMEOUT:?}"))
-        .unwrap_or_else(|e| panic!("invite failed: {e}"));
-        assert!(
-            response.status().is_success(),
-            "invite: HTTP {}",
-            response.status()
-        );
+        ok(self.api.invite(room, user)).await
     }
 
     pub async fn send(&self, room: RoomId, body: &str) -> SendAck {
-        let id = unique_name("m");
-        ok_json(
-            self.http
-                .post(format!("{}/api/v1/rooms/{room}/messages", self.base))
-                .bearer_auth(&self.token)
-                .json(&json!({"id": id, "body": body})),
-        )
-        .await
+        ok(self.api.send(room, &unique_name("m"), body)).await
     }
 
     /// Sends a message with extra fields (`reply_to`, `mentions`, ...).
@@ -316,67 +257,24 @@ impl Peer {
         if let (Some(request), Value::Object(extra)) = (request.as_object_mut(), extra) {
             request.extend(extra);
         }
-        ok_json(
-            self.http
-                .post(format!("{}/api/v1/rooms/{room}/messages", self.base))
-                .bearer_auth(&self.token)
-                .json(&request),
-        )
-        .await
+        let message: SendMessage =
+            serde_json::from_value(request).unwrap_or_else(|e| panic!("not a message: {e}"));
+        ok(self.api.send_message(room, &message)).await
     }
 
     /// Adds (`PUT`) or takes back (`DELETE`) this peer's reaction; asserts success.
     pub async fn react(&self, room: RoomId, seq: u64, emoji: &str, add: bool) {
-        let url = format!(
-            "{}/api/v1/rooms/{room}/messages/{seq}/reactions/{emoji}",
-            self.base
-        );
-        let request = if add {
-            self.http.put(url)
-        } else {
-            self.http.delete(url)
-        };
-        let response = tokio::time::timeout(TIMEOUT, request.bearer_auth(&self.token).send())
-            .await
-            .unwrap_or_else(|_| panic!("react took longer than {TIMEOUT:?}"))
-            .unwrap_or_else(|e| panic!("react failed: {e}"));
-        assert!(
-            response.status().is_success(),
-            "react: HTTP {}",
-            response.status()
-        );
+        ok(self.api.react(room, seq, emoji, add)).await
     }
 
     /// Deletes one of this peer's messages; asserts success.
     pub async fn delete(&self, room: RoomId, seq: u64) {
-        let response = tokio::time::timeout(
-            TIMEOUT,
-            self.http
-                .delete(format!("{}/api/v1/rooms/{room}/messages/{seq}", self.base))
-                .bearer_auth(&self.token)
-                .send(),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("delete took longer than {TIMEOUT:?}"))
-        .unwrap_or_else(|e| panic!("delete failed: {e}"));
-        assert!(
-            response.status().is_success(),
-            "delete: HTTP {}",
-            response.status()
-        );
+        ok(self.api.delete_message(room, seq)).await
     }
 
     /// The whole history of a room (up to 100 events), as the server has it.
     pub async fn history(&self, room: RoomId) -> HistoryPage {
-        ok_json(
-            self.http
-                .get(format!(
-                    "{}/api/v1/rooms/{room}/events?limit=100",
-                    self.base
-                ))
-                .bearer_auth(&self.token),
-        )
-        .await
+        ok(self.api.history(room, None, None, Some(100))).await
     }
 
     /// Message bodies of a room, in order.
@@ -393,15 +291,12 @@ impl Peer {
     }
 }
 
-async fn ok_json<T: serde::de::DeserializeOwned>(request: reqwest::RequestBuilder) -> T {
-    let response = tokio::time::timeout(TIMEOUT, request.send())
+/// The answer of a REST call that must succeed within [`TIMEOUT`].
+pub async fn ok<T>(call: impl std::future::Future<Output = chat_client::Result<T>>) -> T {
+    tokio::time::timeout(TIMEOUT, call)
         .await
         .unwrap_or_else(|_| panic!("HTTP request took longer than {TIMEOUT:?}"))
-        .unwrap_or_else(|e| panic!("HTTP request failed: {e}"));
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    assert!(status.is_success(), "HTTP {status}: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON ({e}): {text}"))
+        .unwrap_or_else(|e| panic!("HTTP request failed: {e}"))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -128,14 +128,7 @@ async fn server_files(bob: &Bob, room: RoomId) -> Vec<(String, Vec<protocol::Att
 }
 
 async fn bob_download(bob: &Bob, id: &str) -> Vec<u8> {
-    let response = bob
-        .http
-        .get(format!("{}/api/v1/attachments/{id}", bob.base))
-        .bearer_auth(&bob.token)
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .unwrap_or_else(|e| panic!("bob's download of {id}: {e}"));
+    let response = rest(bob.api.download(id, false, None)).await;
     response
         .bytes()
         .await
@@ -150,27 +143,17 @@ async fn bob_sends_file(
     name: &str,
     bytes: Vec<u8>,
 ) -> protocol::Attachment {
-    let attachment: protocol::Attachment = bob
-        .http
-        .post(format!("{}/api/v1/rooms/{room}/attachments", bob.base))
-        .query(&[("name", name)])
-        .bearer_auth(&bob.token)
-        .body(bytes)
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .unwrap_or_else(|e| panic!("bob's upload: {e}"))
-        .json()
-        .await
-        .unwrap_or_else(|e| panic!("bob's upload answer: {e}"));
-    bob.http
-        .post(format!("{}/api/v1/rooms/{room}/messages", bob.base))
-        .bearer_auth(&bob.token)
-        .json(&json!({"id": format!("file-{}", short_tag()), "body": "", "attachments": [attachment.id]}))
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .unwrap_or_else(|e| panic!("bob's message with a file: {e}"));
+    let attachment: protocol::Attachment =
+        rest(bob.api.upload(room, name, bytes, None, None)).await;
+    let message = SendMessage {
+        id: format!("file-{}", short_tag()),
+        body: String::new(),
+        reply_to: None,
+        mentions: Vec::new(),
+        mention_room: false,
+        attachments: vec![attachment.id.clone()],
+    };
+    rest(bob.api.send_message(room, &message)).await;
     attachment
 }
 

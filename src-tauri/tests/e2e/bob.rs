@@ -4,8 +4,8 @@ use super::*;
 
 /// The other user: a REST client and one WebSocket at a time, with everything received kept.
 pub(crate) struct Bob {
-    pub(crate) http: reqwest::Client,
-    pub(crate) base: String,
+    /// The typed REST client, as bob's session.
+    pub(crate) api: chat_client::Client,
     pub(crate) token: String,
     pub(crate) username: String,
     pub(crate) socket: Option<Socket>,
@@ -39,16 +39,10 @@ impl Drop for Typing {
 
 impl Bob {
     pub(crate) async fn register(server: &Server, username: &str) -> Bob {
-        let http = reqwest::Client::new();
-        let base = server.url();
-        let auth: AuthResponse = rest(
-            http.post(format!("{base}/api/v1/register"))
-                .json(&json!({"username": username, "password": PASSWORD})),
-        )
-        .await;
+        let anon = server.api();
+        let auth: AuthResponse = rest(anon.register(username, PASSWORD, None)).await;
         Bob {
-            http,
-            base,
+            api: anon.with_token(&auth.token),
             token: auth.token,
             username: auth.user.username,
             socket: None,
@@ -58,12 +52,7 @@ impl Bob {
     }
 
     pub(crate) async fn find_public_room(&self, name: &str) -> RoomId {
-        let rooms: Vec<Room> = rest(
-            self.http
-                .get(format!("{}/api/v1/rooms/public", self.base))
-                .bearer_auth(&self.token),
-        )
-        .await;
+        let rooms: Vec<Room> = rest(self.api.public_rooms()).await;
         rooms
             .iter()
             .find(|r| r.name == name)
@@ -72,21 +61,11 @@ impl Bob {
     }
 
     pub(crate) async fn join(&self, room: RoomId) {
-        let _: Room = rest(
-            self.http
-                .post(format!("{}/api/v1/rooms/{room}/join", self.base))
-                .bearer_auth(&self.token),
-        )
-        .await;
+        let _: Room = rest(self.api.join(room)).await;
     }
 
     pub(crate) async fn member_id(&self, room: RoomId, username: &str) -> UserId {
-        let members: Vec<Member> = rest(
-            self.http
-                .get(format!("{}/api/v1/rooms/{room}/members", self.base))
-                .bearer_auth(&self.token),
-        )
-        .await;
+        let members: Vec<Member> = rest(self.api.members(room)).await;
         members
             .iter()
             .find(|m| m.user.username == username)
@@ -95,27 +74,26 @@ impl Bob {
     }
 
     pub(crate) async fn open_dm(&self, user: UserId) -> RoomId {
-        let room: Room = rest(
-            self.http
-                .post(format!("{}/api/v1/dms", self.base))
-                .bearer_auth(&self.token)
-                .json(&json!({ "user": user })),
-        )
-        .await;
+        let room: Room = rest(self.api.open_dm(user)).await;
         assert_eq!(room.kind, RoomKind::Direct);
         room.id
     }
 
     pub(crate) async fn history(&self, room: RoomId) -> HistoryPage {
-        rest(
-            self.http
-                .get(format!(
-                    "{}/api/v1/rooms/{room}/events?limit=100",
-                    self.base
-                ))
-                .bearer_auth(&self.token),
-        )
-        .await
+        rest(self.api.history(room, None, None, Some(100))).await
+    }
+
+    /// Bob's message to `room` over REST, with every field of [`SendMessage`] at hand.
+    pub(crate) async fn post(&self, room: RoomId, id: String, body: String, mentions: Vec<UserId>) {
+        let message = SendMessage {
+            id,
+            body,
+            reply_to: None,
+            mentions,
+            mention_room: false,
+            attachments: Vec::new(),
+        };
+        rest(self.api.send_message(room, &message)).await;
     }
 
     /// Message bodies of a room's history, in order.
@@ -348,13 +326,10 @@ impl Bob {
     }
 }
 
-pub(crate) async fn rest<T: serde::de::DeserializeOwned>(request: reqwest::RequestBuilder) -> T {
-    let response = tokio::time::timeout(UI_WAIT, request.send())
+/// The answer of bob's REST call, which must succeed within [`UI_WAIT`].
+pub(crate) async fn rest<T>(call: impl std::future::Future<Output = chat_client::Result<T>>) -> T {
+    tokio::time::timeout(UI_WAIT, call)
         .await
         .unwrap_or_else(|_| panic!("HTTP request took longer than {UI_WAIT:?}"))
-        .unwrap_or_else(|e| panic!("HTTP request failed: {e}"));
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    assert!(status.is_success(), "HTTP {status}: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON ({e}): {text}"))
+        .unwrap_or_else(|e| panic!("HTTP request failed: {e}"))
 }

@@ -76,38 +76,15 @@ fn text(i: usize) -> String {
 pub(crate) async fn long_history(window: &Window, bob: &Bob, alice: UserId, tag: &str) {
     let name = format!("archive-{tag}");
     let room: protocol::rest::Room = rest(
-        bob.http
-            .post(format!("{}/api/v1/rooms", bob.base))
-            .bearer_auth(&bob.token)
-            .json(&json!({ "name": name, "visibility": "private" })),
+        bob.api
+            .create_room(&name, protocol::rest::Visibility::Private),
     )
     .await;
     // Before alice is in the room: nothing of this notifies her.
     for i in 0..MESSAGES {
-        let _: serde_json::Value = rest(
-            bob.http
-                .post(format!("{}/api/v1/rooms/{}/messages", bob.base, room.id))
-                .bearer_auth(&bob.token)
-                .json(&json!({ "id": format!("archive-{i}"), "body": text(i) })),
-        )
-        .await;
+        rest(bob.api.send(room.id, &format!("archive-{i}"), &text(i))).await;
     }
-    let invited = tokio::time::timeout(
-        UI_WAIT,
-        bob.http
-            .post(format!("{}/api/v1/rooms/{}/members", bob.base, room.id))
-            .bearer_auth(&bob.token)
-            .json(&json!({ "user": alice }))
-            .send(),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("inviting alice took longer than {UI_WAIT:?}"))
-    .unwrap_or_else(|e| panic!("inviting alice failed: {e}"));
-    assert!(
-        invited.status().is_success(),
-        "inviting alice: HTTP {}",
-        invited.status()
-    );
+    rest(bob.api.invite(room.id, alice)).await;
     let item = format!(".room-item[aria-label='{name}']");
     window
         .wait("the archive room in the list", UI_WAIT, |d| {

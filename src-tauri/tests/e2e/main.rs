@@ -71,7 +71,7 @@ use common::{Redis, Server, TestCa, PASSWORD};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::{SinkExt, StreamExt};
-use protocol::rest::{AuthResponse, HistoryPage, Member, Room, RoomKind};
+use protocol::rest::{AuthResponse, HistoryPage, Member, Room, RoomKind, SendMessage, Visibility};
 use protocol::ws::Cursor;
 use protocol::{ClientFrame, EventBody, RoomId, ServerFrame, UserId};
 use serde::Deserialize;

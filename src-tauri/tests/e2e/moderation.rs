@@ -98,31 +98,6 @@ fn display_shot(display: &str, name: &str) {
     note(&format!("screenshot {}", path.display()));
 }
 
-/// Bob's REST calls this part needs.
-pub(crate) async fn bob_call(
-    bob: &Bob,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<serde_json::Value>,
-) {
-    let mut request = bob
-        .http
-        .request(method.clone(), format!("{}{path}", bob.base))
-        .bearer_auth(&bob.token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = tokio::time::timeout(UI_WAIT, request.send())
-        .await
-        .unwrap_or_else(|_| panic!("{method} {path} took longer than {UI_WAIT:?}"))
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-    assert!(
-        response.status().is_success(),
-        "{method} {path}: HTTP {}",
-        response.status()
-    );
-}
-
 pub(crate) fn room_item(name: &str) -> String {
     format!(
         "//button[contains(@class,'room-item')][.//*[contains(@class,'room-name') and normalize-space()='{name}']]"
@@ -144,20 +119,8 @@ pub(crate) async fn moderation_views(
 ) -> Dunst {
     // Bob's room, with alice invited: it shows up in her list.
     let den_name = format!("bobs-den-{tag}");
-    let den: Room = rest(
-        bob.http
-            .post(format!("{}/api/v1/rooms", bob.base))
-            .bearer_auth(&bob.token)
-            .json(&json!({"name": den_name, "visibility": "public"})),
-    )
-    .await;
-    bob_call(
-        bob,
-        reqwest::Method::POST,
-        &format!("/api/v1/rooms/{}/members", den.id),
-        Some(json!({ "user": alice_id })),
-    )
-    .await;
+    let den: Room = rest(bob.api.create_room(&den_name, Visibility::Public)).await;
+    rest(bob.api.invite(den.id, alice_id)).await;
     window
         .wait("bob's room in alice's list", UI_WAIT, |d| {
             d.rooms.iter().any(|r| r.name == den_name).then_some(())
@@ -224,13 +187,7 @@ pub(crate) async fn moderation_views(
             .then_some(())
         })
         .await;
-    bob_call(
-        bob,
-        reqwest::Method::PUT,
-        &format!("/api/v1/rooms/{}/bans/{alice_id}", den.id),
-        None,
-    )
-    .await;
+    rest(bob.api.set_ban(den.id, alice_id, true)).await;
     let notice = window
         .wait("the banned notice", UI_WAIT, |d| {
             d.welcome

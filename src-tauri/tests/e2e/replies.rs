@@ -318,34 +318,11 @@ pub(crate) async fn replies_reactions_mentions(
 
     // A mention in a room alice is not looking at: a mention badge beside the unread one.
     let other_name = format!("snacks-{tag}");
-    let other: Room = rest(
-        bob.http
-            .post(format!("{}/api/v1/rooms", bob.base))
-            .bearer_auth(&bob.token)
-            .json(&json!({"name": other_name, "visibility": "private"})),
-    )
-    .await;
-    let invited = bob
-        .http
-        .post(format!("{}/api/v1/rooms/{}/members", bob.base, other.id))
-        .bearer_auth(&bob.token)
-        .json(&json!({"user": alice_id}))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("invite failed: {e}"));
-    assert!(
-        invited.status().is_success(),
-        "invite: {}",
-        invited.status()
-    );
+    let other: Room = rest(bob.api.create_room(&other_name, Visibility::Private)).await;
+    rest(bob.api.invite(other.id, alice_id)).await;
     let mention = format!("@{alice} can you bring cups?");
-    let _: serde_json::Value = rest(
-        bob.http
-            .post(format!("{}/api/v1/rooms/{}/messages", bob.base, other.id))
-            .bearer_auth(&bob.token)
-            .json(&json!({"id": format!("m-{tag}-cups"), "body": mention, "mentions": [alice_id]})),
-    )
-    .await;
+    bob.post(other.id, format!("m-{tag}-cups"), mention, vec![alice_id])
+        .await;
     wait_for(window, "the mention badge apart from unread", |p| {
         p.badges
             .iter()

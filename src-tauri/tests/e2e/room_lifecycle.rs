@@ -69,23 +69,13 @@ async fn open_room(window: &Window, name: &str) {
 
 /// Rooms as bob gets them from the server.
 async fn bobs_rooms(bob: &Bob) -> Vec<Room> {
-    rest(
-        bob.http
-            .get(format!("{}/api/v1/rooms", bob.base))
-            .bearer_auth(&bob.token),
-    )
-    .await
+    rest(bob.api.my_rooms()).await
 }
 
 /// Bob sends `body` to `room` over REST, mentioning `mentions`.
 async fn bob_writes(bob: &Bob, room: RoomId, id: &str, body: &str, mentions: &[UserId]) {
-    bob_call(
-        bob,
-        reqwest::Method::POST,
-        &format!("/api/v1/rooms/{room}/messages"),
-        Some(json!({ "id": id, "body": body, "mentions": mentions })),
-    )
-    .await;
+    bob.post(room, id.to_owned(), body.to_owned(), mentions.to_vec())
+        .await;
 }
 
 /// The summaries and bodies of the notifications dunst showed, newest first (`dunstctl history`
@@ -249,20 +239,8 @@ pub(crate) async fn room_lifecycle(
 
     // d) A member leaves a room of bob's: it goes from her list, and from its member list.
     let porch_name = format!("porch-{tag}");
-    let porch: Room = rest(
-        bob.http
-            .post(format!("{}/api/v1/rooms", bob.base))
-            .bearer_auth(&bob.token)
-            .json(&json!({"name": porch_name, "visibility": "public"})),
-    )
-    .await;
-    bob_call(
-        bob,
-        reqwest::Method::POST,
-        &format!("/api/v1/rooms/{}/members", porch.id),
-        Some(json!({ "user": alice_id })),
-    )
-    .await;
+    let porch: Room = rest(bob.api.create_room(&porch_name, Visibility::Public)).await;
+    rest(bob.api.invite(porch.id, alice_id)).await;
     window
         .wait("bob's room in alice's list", UI_WAIT, |d| {
             d.rooms.iter().any(|r| r.name == porch_name).then_some(())
@@ -284,12 +262,7 @@ pub(crate) async fn room_lifecycle(
             (d.dialog.is_none() && !d.rooms.iter().any(|r| r.name == porch_name)).then_some(())
         })
         .await;
-    let members: Vec<Member> = rest(
-        bob.http
-            .get(format!("{}/api/v1/rooms/{}/members", bob.base, porch.id))
-            .bearer_auth(&bob.token),
-    )
-    .await;
+    let members: Vec<Member> = rest(bob.api.members(porch.id)).await;
     assert!(
         !members.iter().any(|m| m.user.id == alice_id),
         "alice must be gone from the room's members: {members:?}"

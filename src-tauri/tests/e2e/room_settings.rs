@@ -52,12 +52,7 @@ async fn wait_for<T>(window: &Window, what: &str, pick: impl FnMut(&Page) -> Opt
 
 /// The room's topic as another member (bob) gets it from the server.
 async fn topic_seen_by(bob: &Bob, room: RoomId) -> String {
-    let rooms: Vec<protocol::rest::Room> = rest(
-        bob.http
-            .get(format!("{}/api/v1/rooms", bob.base))
-            .bearer_auth(&bob.token),
-    )
-    .await;
+    let rooms: Vec<protocol::rest::Room> = rest(bob.api.my_rooms()).await;
     rooms
         .into_iter()
         .find(|r| r.id == room)
@@ -67,13 +62,10 @@ async fn topic_seen_by(bob: &Bob, room: RoomId) -> String {
 
 /// Bob's display name, set (or removed with `""`) the way his own client would.
 async fn set_display_name(bob: &Bob, name: &str) {
-    let _: serde_json::Value = rest(
-        bob.http
-            .patch(format!("{}/api/v1/me", bob.base))
-            .bearer_auth(&bob.token)
-            .json(&json!({ "display_name": name })),
-    )
-    .await;
+    let profile = protocol::rest::UpdateProfile {
+        display_name: Some(name.to_owned()),
+    };
+    rest(bob.api.update_profile(&profile)).await;
 }
 
 /// The room is open in the window, alice owns it and bob (online) has written in it. Leaves

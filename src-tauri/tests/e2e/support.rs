@@ -4,28 +4,9 @@ use super::*;
 
 /// Logs `username` in from another device named `device`; returns that session's id.
 pub(crate) async fn login_from(server: &Server, username: &str, device: &str) -> String {
-    let http = server.client();
-    let auth: serde_json::Value = http
-        .post(format!("{}/api/v1/login", server.url()))
-        .json(&serde_json::json!({"username": username, "password": PASSWORD, "device": device}))
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .unwrap_or_else(|e| panic!("login from {device}: {e}"))
-        .json()
-        .await
-        .unwrap_or_else(|e| panic!("login answer: {e}"));
-    let token = auth["token"].as_str().unwrap_or_default().to_owned();
-    let sessions: Vec<protocol::rest::SessionInfo> = http
-        .get(format!("{}/api/v1/sessions", server.url()))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .unwrap_or_else(|e| panic!("sessions: {e}"))
-        .json()
-        .await
-        .unwrap_or_else(|e| panic!("sessions answer: {e}"));
+    let api = server.api();
+    let auth = rest(api.login(username, PASSWORD, Some(device))).await;
+    let sessions = rest(api.with_token(&auth.token).sessions()).await;
     sessions
         .into_iter()
         .find(|s| s.current)
