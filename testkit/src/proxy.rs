@@ -82,6 +82,24 @@ impl Drop for Proxy {
     }
 }
 
+/// Starts a proxy with `start(port)` on a free port and waits until it listens. A port taken
+/// between picking and binding (the proxies bind `:port`, which any socket's ephemeral port on
+/// the host can hold, e.g. another test's connection) makes it try another port, three times.
+async fn on_free_port(
+    name: &str,
+    mut start: impl FnMut(u16) -> Result<Proxy, String>,
+) -> Result<Proxy, String> {
+    let mut last_error = String::new();
+    for _attempt in 0..3 {
+        match start(crate::free_port())?.wait_listening(name).await {
+            Ok(proxy) => return Ok(proxy),
+            Err(e) if e.to_ascii_lowercase().contains("address already in use") => last_error = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_error)
+}
+
 /// A certificate chain and key (PEM files) for a proxy that terminates TLS.
 #[derive(Debug, Clone, Copy)]
 pub struct TlsFiles<'a> {
@@ -149,38 +167,40 @@ pub async fn nginx(
     for d in ["body", "proxy", "fastcgi", "uwsgi", "scgi"] {
         std::fs::create_dir_all(dir.join(d)).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
-    let port = crate::free_port();
-    std::fs::write(dir.join("chat.conf"), nginx_site(port, tls, nodes))
-        .map_err(|e| format!("chat.conf: {e}"))?;
-    // The main file Debian's /etc/nginx/nginx.conf would be, reduced to what the site needs.
-    // As root, the workers stay root so they can read the test's files.
-    let main = format!(
-        "{user}worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
-         events {{ worker_connections 1024; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
-         fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-         include {d}/chat.conf;\n}}\n",
-        user = if is_root() { "user root;\n" } else { "" },
-        d = dir.display(),
-    );
-    std::fs::write(dir.join("nginx.conf"), main).map_err(|e| format!("nginx.conf: {e}"))?;
-    let child = Command::new(NGINX)
-        .arg("-p")
-        .arg(dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .args(["-g", "daemon off;"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot run {NGINX} (scripts/setup.sh installs nginx): {e}"))?;
-    Proxy {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        log: dir.join("error.log"),
-    }
-    .wait_listening("nginx")
+    on_free_port("nginx", |port| {
+        // A failed attempt's "[emerg] bind() … failed" is not this run's.
+        let _ = std::fs::remove_file(dir.join("error.log"));
+        std::fs::write(dir.join("chat.conf"), nginx_site(port, tls, nodes))
+            .map_err(|e| format!("chat.conf: {e}"))?;
+        // The main file Debian's /etc/nginx/nginx.conf would be, reduced to what the site needs.
+        // As root, the workers stay root so they can read the test's files.
+        let main = format!(
+            "{user}worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+             fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+             include {d}/chat.conf;\n}}\n",
+            user = if is_root() { "user root;\n" } else { "" },
+            d = dir.display(),
+        );
+        std::fs::write(dir.join("nginx.conf"), main).map_err(|e| format!("nginx.conf: {e}"))?;
+        let child = Command::new(NGINX)
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .args(["-g", "daemon off;"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run {NGINX} (scripts/setup.sh installs nginx): {e}"))?;
+        Ok(Proxy {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            log: dir.join("error.log"),
+        })
+    })
     .await
 }
 
@@ -189,30 +209,30 @@ pub async fn nginx(
 /// certificate to obtain), the upstream `nodes`, the admin endpoint off (no fixed port shared
 /// with other tests). Caddy's data and config directories are in `dir`.
 pub async fn caddy(dir: &Path, nodes: &[SocketAddr]) -> Result<Proxy, String> {
-    let port = crate::free_port();
     let nodes: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
     let log = dir.join("caddy.log");
-    let out = std::fs::File::create(&log).map_err(|e| format!("caddy.log: {e}"))?;
-    let err = out.try_clone().map_err(|e| format!("caddy.log: {e}"))?;
-    let child = Command::new(CADDY)
-        .args(["run", "--adapter", "caddyfile", "--config"])
-        .arg(deploy_dir().join("Caddyfile"))
-        .env("CHAT_SITE", format!("http://127.0.0.1:{port}"))
-        .env("CHAT_NODES", nodes.join(" "))
-        .env("CHAT_CADDY_ADMIN", "off")
-        .env("XDG_DATA_HOME", dir.join("data"))
-        .env("XDG_CONFIG_HOME", dir.join("config"))
-        .env("HOME", dir)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| format!("cannot run {CADDY} (scripts/setup.sh installs caddy): {e}"))?;
-    Proxy {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        log,
-    }
-    .wait_listening("caddy")
+    on_free_port("caddy", |port| {
+        let out = std::fs::File::create(&log).map_err(|e| format!("caddy.log: {e}"))?;
+        let err = out.try_clone().map_err(|e| format!("caddy.log: {e}"))?;
+        let child = Command::new(CADDY)
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(deploy_dir().join("Caddyfile"))
+            .env("CHAT_SITE", format!("http://127.0.0.1:{port}"))
+            .env("CHAT_NODES", nodes.join(" "))
+            .env("CHAT_CADDY_ADMIN", "off")
+            .env("XDG_DATA_HOME", dir.join("data"))
+            .env("XDG_CONFIG_HOME", dir.join("config"))
+            .env("HOME", dir)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("cannot run {CADDY} (scripts/setup.sh installs caddy): {e}"))?;
+        Ok(Proxy {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            log: log.clone(),
+        })
+    })
     .await
 }
