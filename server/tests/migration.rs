@@ -291,13 +291,16 @@ async fn download(node: &TestServer, user: &TestUser, id: &str) -> (u16, Vec<u8>
 
 async fn send_with(user: &TestUser, api: &Api, room: protocol::RoomId, ids: &[&str]) -> u64 {
     let _ = user;
-    let ack: protocol::rest::SendAck = api
-        .call(
-            reqwest::Method::POST,
-            &format!("/api/v1/rooms/{room}/messages"),
-            Some(serde_json::json!({"id": unique_id(), "body": "files", "attachments": ids})),
-            200,
-        )
+    let message = protocol::rest::SendMessage {
+        id: unique_id(),
+        body: "files".into(),
+        reply_to: None,
+        mentions: Vec::new(),
+        mention_room: false,
+        attachments: ids.iter().map(|id| id.to_string()).collect(),
+    };
+    let ack = api
+        .send_message(room, &message)
         .await
         .expect("send with attachments");
     ack.seq
