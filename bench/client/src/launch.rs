@@ -287,10 +287,12 @@ async fn idle_cpu(pid: u32, over: Duration) -> f64 {
 pub enum Expect {
     /// The floor: its heading.
     Heading,
-    /// The chat app: `rooms` room items, then a click on room `open` shows `newest` as its
-    /// last message (or, `None`, the room's beginning: no messages).
+    /// The chat app: `rooms` room items and, with `reopened`, the room last used opened again
+    /// with that as its last message; then a click on room `open` shows `newest` as its last
+    /// message (or, `None`, the room's beginning: no messages).
     Chat {
         rooms: usize,
+        reopened: Option<String>,
         open: String,
         newest: Option<String>,
     },
@@ -308,6 +310,10 @@ pub struct Driven {
     /// found it, this is an upper bound ([`Driven::shown_at_first_look`]).
     pub shown_s: f64,
     pub shown_at_first_look: bool,
+    /// The room the app had open when last used, reopened at start: its newest message in the
+    /// page (an upper bound by the time of one look, a few ms).
+    #[serde(default)]
+    pub reopened_newest_s: Option<f64>,
     /// Click on the most recent room → its newest message in the page (page clock).
     pub click_to_newest_s: Option<f64>,
     /// Messages drawn in the list then.
@@ -377,6 +383,10 @@ return {
   fcp: paint ? paint.startTime : null,
   rooms: document.querySelectorAll('.room-item').length,
   heading: !!document.querySelector('h1'),
+  last: (() => {
+    const msgs = document.querySelectorAll('.messages li.message .body');
+    return msgs.length ? msgs[msgs.length - 1].textContent.trim() : null;
+  })(),
 };
 "#;
 
@@ -410,6 +420,7 @@ struct PageLook {
     fcp: Option<f64>,
     rooms: usize,
     heading: bool,
+    last: Option<String>,
 }
 
 /// Starts `bin` through WebDriver and measures it (see [`Driven`]).
@@ -485,9 +496,28 @@ pub async fn driven(
         first_paint_s: look.fcp.map(|f| page_start + f / 1000.0 - spawn_epoch),
         shown_s: page_start + look.now / 1000.0 - spawn_epoch,
         shown_at_first_look: first_look,
+        reopened_newest_s: None,
         click_to_newest_s: None,
         drawn: None,
     };
+    if let Expect::Chat {
+        reopened: Some(reopened),
+        ..
+    } = expect
+    {
+        let mut look = look;
+        while look.last.as_deref() != Some(reopened.as_str()) {
+            if started.elapsed() > START_WAIT + PAGE_WAIT {
+                return Err(Error::WebDriver(format!(
+                    "the room last used was not opened again; last look: {look:?}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let value = client.execute(LOOK_SCRIPT, vec![]).await.map_err(wd_err)?;
+            look = serde_json::from_value(value).map_err(wd_err)?;
+        }
+        result.reopened_newest_s = Some(look.origin / 1000.0 + look.now / 1000.0 - spawn_epoch);
+    }
     if let Expect::Chat { open, newest, .. } = expect {
         let args = vec![json!(open), json!(newest)];
         let answer = tokio::time::timeout(PAGE_WAIT, client.execute_async(OPEN_SCRIPT, args))
