@@ -47,7 +47,7 @@ pub fn ConnectionBanner(props: &ConnectionBannerProps) -> Html {
             let at = *at;
             wait.set(wait_at(at, now_ms()));
             let timer = at.map(|_| {
-                gloo::timers::callback::Interval::new(250, move || wait.set(wait_at(at, now_ms())))
+                gloo::timers::callback::Interval::new(500, move || wait.set(wait_at(at, now_ms())))
             });
             move || drop(timer)
         });
