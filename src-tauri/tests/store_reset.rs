@@ -75,8 +75,8 @@ async fn store_rollback_drops_cached_history_and_keeps_the_outbox() {
         .await;
     let doomed_id = doomed.id.to_string();
     for set in [
-        format!("user:{}:rooms", me.id),
-        format!("user:{}:rooms", bob.id),
+        keys::user_rooms(me.id),
+        keys::user_rooms(bob.id),
         "rooms:public".to_owned(),
     ] {
         redis.cmd(&["SREM", &set, &doomed_id]).await;

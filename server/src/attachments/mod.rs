@@ -170,8 +170,14 @@ fn check_name(name: &str) -> ApiResult<()> {
     Ok(())
 }
 
-fn new_id() -> String {
-    format!("{:032x}", rand::random::<u128>())
+/// 112 random bits, then the room's id mod 65536: the Redis store keeps an upload in its
+/// room's partition and finds it by the id (`store/redis/keys.rs`, `upload_partition`).
+fn new_id(room: RoomId) -> String {
+    format!(
+        "{:028x}{:04x}",
+        rand::random::<u128>() >> 16,
+        room.0 & 0xffff
+    )
 }
 
 /// Stores an upload of `user` for `room` from `body` (at most `max_upload_bytes`; `declared`
@@ -200,7 +206,7 @@ where
     if over_quota(declared.unwrap_or(0)) {
         return Err(crate::store::quota_exceeded());
     }
-    let id = new_id();
+    let id = new_id(room);
     let path = blob_path(&id, Which::Original);
     let mut writer = WriteMultipart::new_with_chunk_size(
         blobs.put_multipart(&path).await.map_err(storage_error)?,

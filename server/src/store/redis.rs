@@ -5,40 +5,39 @@
 //! room equals its seq order. History is a sorted set per room scored by seq (see
 //! `docs/protocol.md`, "Storage"): pages in both directions are one `ZRANGE ... BYSCORE`, count
 //! retention is one `ZREMRANGEBYRANK`, and a message's entry can be rewritten in place when it is
-//! edited or deleted. Keys (no prefix; give the server its own Redis database). A room's keys
-//! and its dedupe keys carry the hash tag of the room's partition, `{t}` below (see
-//! `redis/keys.rs`, `redis/partition.rs` and `docs/CLUSTER.md`):
+//! edited or deleted. Keys (no prefix; give the server its own Redis database). A room's keys,
+//! its dedupe keys and its uploads carry the hash tag of the room's partition, a user's keys
+//! and presence the tag of the user's, `{t}` below (see `redis/keys.rs`,
+//! `redis/partition.rs` and `docs/CLUSTER.md`); the rest are single global keys:
 //!
 //! | key | type | holds |
 //! |---|---|---|
 //! | `ids:user`, `ids:room` | string | last id handed out |
-//! | `user:{id}` | hash | `name`, `pw` (argon2 PHC string), `created`, `admin` and `off` (disabled): `1` when set, `dname` (display name) |
+//! | `user:{t}:{id}` | hash | `name`, `pw` (argon2 PHC string), `created`, `admin` and `off` (disabled): `1` when set, `dname` (display name) |
 //! | `uname:{lowercase name}` | string | user id |
 //! | `uskel:{skeleton}` | string | user id, by `store::name_skeleton` (confusable names) |
 //! | `migr:uskel` | string | `1` once every account is in `uskel:` (set at start or by an import) |
 //! | `unames` | zset | `{lowercase name}:{id}`, score 0, for prefix search |
 //! | `sess:{sha256 of token}` | hash | `id`, `user`, `device`, `created`, `used`; expires |
-//! | `user:{id}:sess` | hash | session id → token hash |
+//! | `user:{t}:{id}:sess` | hash | session id → token hash |
 //! | `room:{t}:{id}` | hash | `name`, `kind`, `vis`, `owner`, `seq`, `ts`, `a`, `b`, `topic` |
 //! | `room:{t}:{id}:m` | hash | member id → `owner` / `member` / `blocked` (a DM member the other blocked: may read, not send) |
 //! | `room:{t}:{id}:log` | zset | event frames scored by seq |
 //! | `room:{t}:{id}:edits` | hash | message seq → seqs of its edit events (space-separated), until deleted |
-//! | `user:{id}:rooms` | set | room ids |
+//! | `user:{t}:{id}:rooms` | set | room ids |
 //! | `room:{t}:{id}:bans` | set | user ids banned from the room |
-//! | `user:{id}:blocks` | set | user ids this user blocked |
+//! | `user:{t}:{id}:blocks` | set | user ids this user blocked |
 //! | `rooms:public` | set | public room ids |
 //! | `dm:{a}:{b}` | string | direct room of users a < b |
 //! | `dd:{t}:{room}:{user}:{client id}` | string | `seq ts` of a sent message; expires (dedupe window) |
-//! | `user:{id}:read` | hash | room id → read seq |
-//! | `user:{id}:notify` | hash | room id → notification level (see `redis/settings.rs`) |
-//! | `pres:nodes` | zset | node id scored by heartbeat expiry (ms) |
-//! | `pres:node:{node}` | set | users with a connection on that node |
-//! | `pres:seen` | hash | user id → last seen (ms) |
+//! | `user:{t}:{id}:read` | hash | room id → read seq |
+//! | `user:{t}:{id}:notify` | hash | room id → notification level (see `redis/settings.rs`) |
+//! | `pres:nodes`, `pres:{t}`, `pres:seen:{t}` | | presence: see `redis/presence.rs` |
 //! | `store:epoch` | string | random id of this data set; missing after a wipe |
-//! | `store:layout` | string | `2`: room keys carry partition tags (`redis/migrate.rs` renames older data sets once) |
+//! | `store:layout` | string | `3`: every key of a room, user, upload or presence carries its partition's tag (`redis/migrate.rs` moves older data sets once) |
 //! | `invite:{sha256 of code}` | hash | `left` (uses), `expires` (ms), `by`, `created`; expires |
 //! | `invites` | set | invite code hashes (for export; expired ones are skipped) |
-//! | `upl:*`, `room:{t}:{id}:upl`, `user:{id}:upl_bytes` | | uploads: see `redis/attachments.rs` |
+//! | `upl:{t}:*`, `room:{t}:{id}:upl`, `user:{t}:{id}:upl_bytes`, `upl:legacy` | | uploads: see `redis/attachments.rs` |
 //!
 //! The bus is one sharded pub/sub channel per partition, `bus{<tag>}` (see `redis/partition.rs`
 //! and `docs/CLUSTER.md`): a room's events and typing go out on its partition's channel, a
@@ -52,12 +51,15 @@ pub mod keys;
 mod admin;
 mod migrate;
 pub mod partition;
+mod presence;
+#[cfg(test)]
+mod steps;
 #[macro_use]
 mod attachments;
 
 use super::bus;
 use super::{
-    Change, LogPage, MemberChange, NewMessage, Presence, Range, Retention, RoomMeta, SessionRecord,
+    Change, LogPage, MemberChange, NewMessage, Range, Retention, RoomMeta, SessionRecord,
     UserRecord,
 };
 use crate::error::{ApiError, StoreError, StoreResult};
@@ -112,6 +114,20 @@ pub struct RedisStore {
     feed: bus::Feed,
     watch: Arc<Watch>,
     health: Arc<super::health::Health>,
+    /// A test's failpoint: the step after which the store fails once (see [`Step`]).
+    #[cfg(test)]
+    fail_after: Mutex<Option<Step>>,
+}
+
+/// The points between the single-slot steps of an operation that spans slots (see
+/// `docs/CLUSTER.md`, "Scripts, one slot each"). Tests make the store fail at one, as a crash
+/// there would, and show that the retry leaves nothing a client can see wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// `create_upload`: the record is written, its bytes not counted yet.
+    UploadRecorded,
+    /// `forget_upload`: its bytes are uncounted, the record not removed yet.
+    UploadUncounted,
 }
 
 /// What the bus subscriber learns and the write path needs, to notice a store that lost data.
@@ -199,23 +215,6 @@ local function append(K, event_json, route_suffix)
   store_event(K, seq, ts, event_json, route_suffix)
   return seq, ts
 end
-local function online_elsewhere(node, user, now)
-  local nodes = redis.call('ZRANGE', 'pres:nodes', now, '+inf', 'BYSCORE')
-  for _, n in ipairs(nodes) do
-    if n ~= node and redis.call('SISMEMBER', 'pres:node:' .. n, user) == 1 then return true end
-  end
-  return false
-end
-local function announce(user, online, seen)
-  local rooms = redis.call('SMEMBERS', 'user:' .. user .. ':rooms')
-  local frame
-  if online then
-    frame = '{"type":"presence","user":' .. user .. ',"online":true}'
-  else
-    frame = '{"type":"presence","user":' .. user .. ',"online":false,"last_seen":' .. seen .. '}'
-  end
-  redis.call('SPUBLISH', user_channel(user), 'P ' .. user .. ' ' .. table.concat(rooms, ',') .. '\n' .. frame)
-end
 "#
         )
     };
@@ -230,7 +229,7 @@ mod settings;
 /// the store is an admin. ARGV[7]: the name's skeleton (`store::name_skeleton`): 0 too
 /// when a confusable name is taken.
 static CREATE_USER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    bus_script(
         r#"
 if redis.call('EXISTS', 'uname:' .. ARGV[1]) == 1 then return 0 end
 if redis.call('EXISTS', 'uskel:' .. ARGV[7]) == 1 then return 0 end
@@ -251,7 +250,7 @@ local id = redis.call('INCR', 'ids:user')
 redis.call('SET', 'uskel:' .. ARGV[7], id)
 local admin = '0'
 if id == 1 then admin = '1' end
-redis.call('HSET', 'user:' .. id, 'name', ARGV[2], 'pw', ARGV[3], 'created', ARGV[4], 'admin', admin, 'off', '0')
+redis.call('HSET', user_key(id), 'name', ARGV[2], 'pw', ARGV[3], 'created', ARGV[4], 'admin', admin, 'off', '0')
 redis.call('SET', 'uname:' .. ARGV[1], id)
 redis.call('ZADD', 'unames', 0, ARGV[1] .. ':' .. id)
 return id
@@ -263,14 +262,14 @@ return id
 /// for a session older than the max age or of a disabled account: then it is deleted). The
 /// expiry slides to `ttl`, never past the max age.
 static TOUCH_SESSION: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    bus_script(
         r#"
 local key = 'sess:' .. ARGV[1]
 local f = redis.call('HMGET', key, 'user', 'created')
 if not f[1] then return false end
 local now = tonumber(ARGV[2])
 local deadline = (tonumber(f[2]) or 0) + tonumber(ARGV[4])
-if deadline <= now or redis.call('HGET', 'user:' .. f[1], 'off') == '1' then
+if deadline <= now or redis.call('HGET', user_key(f[1]), 'off') == '1' then
   redis.call('DEL', key)
   return false
 end
@@ -287,9 +286,9 @@ return redis.call('HGETALL', key)
 static REVOKE_SESSION: LazyLock<Script> = LazyLock::new(|| {
     bus_script(
         r#"
-local hash = redis.call('HGET', 'user:' .. ARGV[1] .. ':sess', ARGV[2])
+local hash = redis.call('HGET', user_key(ARGV[1]) .. ':sess', ARGV[2])
 if not hash then return 0 end
-redis.call('HDEL', 'user:' .. ARGV[1] .. ':sess', ARGV[2])
+redis.call('HDEL', user_key(ARGV[1]) .. ':sess', ARGV[2])
 local existed = redis.call('DEL', 'sess:' .. hash)
 redis.call('SPUBLISH', user_channel(ARGV[1]), 'S ' .. ARGV[1] .. ' ' .. ARGV[2] .. '\n')
 return existed
@@ -307,7 +306,7 @@ local K = room_keys(id)
 redis.call('HSET', K.room, 'name', ARGV[2], 'kind', 'group', 'vis', ARGV[3], 'owner', ARGV[1], 'seq', 0)
 if ARGV[3] == 'public' then redis.call('SADD', 'rooms:public', id) end
 redis.call('HSET', K.m, ARGV[1], 'owner')
-redis.call('SADD', 'user:' .. ARGV[1] .. ':rooms', id)
+redis.call('SADD', user_key(ARGV[1]) .. ':rooms', id)
 append(K, ARGV[4], ' J ' .. ARGV[1])
 return id
 "#
@@ -329,9 +328,9 @@ redis.call('SET', key, id)
 for i = 1, 2 do
   -- A member the other blocked may read the room but not send (see SET_BLOCK).
   local role = 'member'
-  if redis.call('SISMEMBER', 'user:' .. ARGV[3 - i] .. ':blocks', ARGV[i]) == 1 then role = 'blocked' end
+  if redis.call('SISMEMBER', user_key(ARGV[3 - i]) .. ':blocks', ARGV[i]) == 1 then role = 'blocked' end
   redis.call('HSET', K.m, ARGV[i], role)
-  redis.call('SADD', 'user:' .. ARGV[i] .. ':rooms', id)
+  redis.call('SADD', user_key(ARGV[i]) .. ':rooms', id)
   append(K, ARGV[i + 2], ' J ' .. ARGV[i])
 end
 return id
@@ -356,7 +355,7 @@ if role ~= '' then
   if current then return 0 end
   if redis.call('SISMEMBER', K.bans, user) == 1 then return -3 end
   redis.call('HSET', K.m, user, role)
-  redis.call('SADD', 'user:' .. user .. ':rooms', room)
+  redis.call('SADD', user_key(user) .. ':rooms', room)
   if role == 'owner' then redis.call('HSET', rkey, 'owner', user) end
   local seq = append(K, ARGV[4], ' J ' .. user)
   -- A group room whose last member left has no owner: the next to join takes it over.
@@ -369,7 +368,7 @@ if role ~= '' then
 end
 if not current then return 0 end
 redis.call('HDEL', K.m, user)
-redis.call('SREM', 'user:' .. user .. ':rooms', room)
+redis.call('SREM', user_key(user) .. ':rooms', room)
 local seq = append(K, ARGV[4], ' L ' .. user)
 if current == 'owner' then
   redis.call('HDEL', rkey, 'owner')
@@ -388,7 +387,8 @@ return seq
     ))
 });
 
-/// KEYS: the room's (`redis/keys.rs`), then the dedupe key. ARGV: room, sender, client id, event, dedupe ttl, max events, max age ms, floor (see
+/// KEYS: the room's (`redis/keys.rs`), then the dedupe key, the partition's pending uploads and
+/// rooms with uploads, and each attached upload's record (see `redis/attachments.rs`). ARGV: room, sender, client id, event, dedupe ttl, max events, max age ms, floor (see
 /// `behind`), the seq the message replies to ('' for none), upload ids to attach (space-separated,
 /// see `redis/attachments.rs`). Returns "ok seq ts", "dup seq ts",
 /// "behind" or an error code ("not_a_member", "blocked", "message_not_found",
@@ -458,7 +458,8 @@ return 'ok ' .. seq .. ' ' .. ts
     ))
 });
 
-/// KEYS: the room's (`redis/keys.rs`). ARGV: room, target seq, sender, new body ('' with ARGV[5]=='delete' deletes), mode, event,
+/// KEYS: the room's (`redis/keys.rs`), then the partition's dead uploads. ARGV: room, target
+/// seq, sender, new body ('' with ARGV[5]=='delete' deletes), mode, event,
 /// floor (see `behind`), '1' when the sender moderates the room (may delete others' messages).
 /// Returns "ok seq", an error code or "behind".
 ///
@@ -596,9 +597,9 @@ static SET_BLOCK: LazyLock<Script> = LazyLock::new(|| {
         r#"
 local user, other = ARGV[1], ARGV[2]
 if ARGV[3] == '1' then
-  redis.call('SADD', 'user:' .. user .. ':blocks', other)
+  redis.call('SADD', user_key(user) .. ':blocks', other)
 else
-  redis.call('SREM', 'user:' .. user .. ':blocks', other)
+  redis.call('SREM', user_key(user) .. ':blocks', other)
 end
 local a, b = user, other
 if tonumber(a) > tonumber(b) then a, b = b, a end
@@ -615,7 +616,7 @@ return 1
 static SET_READ: LazyLock<Script> = LazyLock::new(|| {
     bus_script(
         r#"
-local key = 'user:' .. ARGV[1] .. ':read'
+local key = user_key(ARGV[1]) .. ':read'
 local current = tonumber(redis.call('HGET', key, ARGV[2]) or '0')
 local seq = tonumber(ARGV[3])
 if seq <= current then return current end
@@ -624,66 +625,6 @@ redis.call('SPUBLISH', user_channel(ARGV[1]), 'U ' .. ARGV[1] .. '\n' .. ARGV[4]
 return seq
 "#,
     )
-});
-
-/// ARGV: node, user, now, 'up' | 'down'.
-static PRESENCE_CHANGE: LazyLock<Script> = LazyLock::new(|| {
-    bus_script(concat!(
-        lua_common!(),
-        r#"
-local node, user, now, dir = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-if dir == 'up' then
-  redis.call('SADD', 'pres:node:' .. node, user)
-  if not online_elsewhere(node, user, now) then announce(user, true, nil) end
-else
-  redis.call('SREM', 'pres:node:' .. node, user)
-  if not online_elsewhere(node, user, now) then
-    redis.call('HSET', 'pres:seen', user, now)
-    announce(user, false, now)
-  end
-end
-return 1
-"#
-    ))
-});
-
-/// ARGV: now, users... Returns per user: online (0/1), last seen ('' when never).
-static PRESENCE_OF: LazyLock<Script> = LazyLock::new(|| {
-    bus_script(concat!(
-        lua_common!(),
-        r#"
-local out = {}
-for i = 2, #ARGV do
-  local online = online_elsewhere('', ARGV[i], ARGV[1])
-  out[#out + 1] = online and 1 or 0
-  out[#out + 1] = redis.call('HGET', 'pres:seen', ARGV[i]) or ''
-end
-return out
-"#
-    ))
-});
-
-/// ARGV: node, now, ttl ms. Refreshes this node; users of expired nodes go offline.
-static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
-    bus_script(concat!(
-        lua_common!(),
-        r#"
-local node, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local added = redis.call('ZADD', 'pres:nodes', now + ttl, node)
-for _, dead in ipairs(redis.call('ZRANGE', 'pres:nodes', '-inf', '(' .. now, 'BYSCORE')) do
-  local seen = redis.call('ZSCORE', 'pres:nodes', dead)
-  redis.call('ZREM', 'pres:nodes', dead)
-  for _, user in ipairs(redis.call('SMEMBERS', 'pres:node:' .. dead)) do
-    if not online_elsewhere(dead, user, now) then
-      redis.call('HSET', 'pres:seen', user, seen)
-      announce(user, false, seen)
-    end
-  end
-  redis.call('DEL', 'pres:node:' .. dead)
-end
-return added
-"#
-    ))
 });
 
 /// ARGV: a fresh epoch. Returns the store's epoch, setting it to ARGV[1] when missing.
@@ -722,25 +663,6 @@ if raised > 0 then redis.call('SET', 'store:epoch', ARGV[1] .. ':' .. ARGV[2]) e
 return raised
 "#,
     )
-});
-
-/// ARGV: node, now. This node leaves: its users go offline unless online elsewhere.
-static NODE_DOWN: LazyLock<Script> = LazyLock::new(|| {
-    bus_script(concat!(
-        lua_common!(),
-        r#"
-local node, now = ARGV[1], ARGV[2]
-redis.call('ZREM', 'pres:nodes', node)
-for _, user in ipairs(redis.call('SMEMBERS', 'pres:node:' .. node)) do
-  if not online_elsewhere(node, user, now) then
-    redis.call('HSET', 'pres:seen', user, now)
-    announce(user, false, now)
-  end
-end
-redis.call('DEL', 'pres:node:' .. node)
-return 1
-"#
-    ))
 });
 
 fn role_name(role: Role) -> &'static str {
@@ -851,6 +773,8 @@ impl RedisStore {
             feed,
             watch,
             health,
+            #[cfg(test)]
+            fail_after: Mutex::default(),
         })
     }
 
@@ -925,6 +849,28 @@ impl RedisStore {
         self.con.clone()
     }
 
+    /// Called after each step of an operation that spans slots: fails where a test armed it.
+    fn hook(&self, step: Step) -> StoreResult<()> {
+        #[cfg(test)]
+        {
+            let mut armed = self.fail_after.lock().unwrap_or_else(|e| e.into_inner());
+            if *armed == Some(step) {
+                *armed = None;
+                return Err(StoreError::Unavailable(format!(
+                    "test failpoint after {step:?}"
+                )));
+            }
+        }
+        let _ = step;
+        Ok(())
+    }
+
+    /// Makes the store fail once, right after `step` (tests).
+    #[cfg(test)]
+    fn fail_after(&self, step: Step) {
+        *self.fail_after.lock().unwrap_or_else(|e| e.into_inner()) = Some(step);
+    }
+
     pub async fn ping(&self) -> StoreResult<()> {
         let _: String = redis::cmd("PING").query_async(&mut self.con()).await?;
         Ok(())
@@ -946,7 +892,7 @@ impl RedisStore {
             .get(format!("uname:{}", username.to_lowercase()))
             .await?;
         let Some(id) = id else { return Ok(None) };
-        let fields: HashMap<String, String> = con.hgetall(format!("user:{id}")).await?;
+        let fields: HashMap<String, String> = con.hgetall(keys::user(id)).await?;
         user_from_fields(id, &fields).map(Some)
     }
 
@@ -956,7 +902,7 @@ impl RedisStore {
         }
         let mut pipe = redis::pipe();
         for id in ids {
-            pipe.hget(format!("user:{id}"), "name");
+            pipe.hget(keys::user(id), "name");
         }
         let names: Vec<Option<String>> = pipe.query_async(&mut self.con()).await?;
         Ok(ids
@@ -1014,7 +960,7 @@ impl RedisStore {
             .expire(&key, ttl_secs as i64)
             .ignore()
             .hset(
-                format!("user:{}:sess", session.user),
+                keys::user_sessions(session.user),
                 &session.id,
                 &session.token_hash,
             )
@@ -1044,7 +990,7 @@ impl RedisStore {
 
     pub async fn sessions(&self, user: UserId) -> StoreResult<Vec<SessionRecord>> {
         let mut con = self.con();
-        let index: HashMap<String, String> = con.hgetall(format!("user:{user}:sess")).await?;
+        let index: HashMap<String, String> = con.hgetall(keys::user_sessions(user)).await?;
         let mut pipe = redis::pipe();
         let entries: Vec<(String, String)> = index.into_iter().collect();
         for (_, hash) in &entries {
@@ -1055,7 +1001,7 @@ impl RedisStore {
         for ((id, hash), fields) in entries.iter().zip(all) {
             if fields.is_empty() {
                 // Expired: drop it from the index.
-                let _: i64 = con.hdel(format!("user:{user}:sess"), id).await?;
+                let _: i64 = con.hdel(keys::user_sessions(user), id).await?;
                 continue;
             }
             out.push(session_from_fields(hash, &fields)?);
@@ -1167,7 +1113,7 @@ impl RedisStore {
     }
 
     pub async fn user_rooms(&self, user: UserId) -> StoreResult<Vec<RoomId>> {
-        let ids: Vec<u64> = self.con().smembers(format!("user:{user}:rooms")).await?;
+        let ids: Vec<u64> = self.con().smembers(keys::user_rooms(user)).await?;
         let mut ids: Vec<RoomId> = ids.into_iter().map(RoomId).collect();
         ids.sort();
         Ok(ids)
@@ -1222,8 +1168,24 @@ impl RedisStore {
         retention: Retention,
     ) -> StoreResult<SendAck> {
         self.writable()?;
-        let reply: String = room_script(&APPEND_MESSAGE, msg.room.0)
+        // Upload ids are hex (`attachments::new_id`); anything else names no upload.
+        if msg
+            .attachments
+            .iter()
+            .any(|id| id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(super::not_attachable().into());
+        }
+        let p = PARTITIONS.of_room(msg.room.0);
+        let mut invocation = room_script(&APPEND_MESSAGE, msg.room.0);
+        invocation
             .key(keys::dedupe(msg.room, msg.sender.0, msg.client_id))
+            .key(keys::uploads_pending(p))
+            .key(keys::uploads_rooms(p));
+        for id in msg.attachments {
+            invocation.key(keys::upload(p, id));
+        }
+        let reply: String = invocation
             .arg(msg.room.0)
             .arg(msg.sender.0)
             .arg(msg.client_id)
@@ -1265,6 +1227,7 @@ impl RedisStore {
     pub async fn change_message(&self, change: Change<'_>, _now: i64) -> StoreResult<u64> {
         self.writable()?;
         let reply: String = room_script(&CHANGE_MESSAGE, change.room.0)
+            .key(keys::uploads_dead(PARTITIONS.of_room(change.room.0)))
             .arg(change.room.0)
             .arg(change.target)
             .arg(change.sender.0)
@@ -1345,7 +1308,7 @@ impl RedisStore {
         }
         let fields: Vec<u64> = rooms.iter().map(|r| r.0).collect();
         let values: Vec<Option<u64>> = redis::cmd("HMGET")
-            .arg(format!("user:{user}:read"))
+            .arg(keys::user_read(user))
             .arg(fields)
             .query_async(&mut self.con())
             .await?;
@@ -1358,62 +1321,6 @@ impl RedisStore {
             .arg(channel)
             .arg(msg)
             .query_async(&mut self.con())
-            .await?;
-        Ok(())
-    }
-
-    pub async fn presence_up(&self, user: UserId, now: i64) -> StoreResult<()> {
-        self.presence_change(user, now, "up").await
-    }
-
-    pub async fn presence_down(&self, user: UserId, now: i64) -> StoreResult<()> {
-        self.presence_change(user, now, "down").await
-    }
-
-    async fn presence_change(&self, user: UserId, now: i64, dir: &str) -> StoreResult<()> {
-        let _: i64 = PRESENCE_CHANGE
-            .arg(&self.node)
-            .arg(user.0)
-            .arg(now)
-            .arg(dir)
-            .invoke_async(&mut self.con())
-            .await?;
-        Ok(())
-    }
-
-    pub async fn presence(&self, users: &[UserId], now: i64) -> StoreResult<Vec<Presence>> {
-        if users.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut invocation = PRESENCE_OF.arg(now);
-        for user in users {
-            invocation.arg(user.0);
-        }
-        let flat: Vec<String> = invocation.invoke_async(&mut self.con()).await?;
-        Ok(flat
-            .chunks(2)
-            .map(|pair| Presence {
-                online: pair[0] == "1",
-                last_seen: pair.get(1).and_then(|s| s.parse().ok()),
-            })
-            .collect())
-    }
-
-    pub async fn presence_heartbeat(&self, now: i64, ttl_ms: i64) -> StoreResult<bool> {
-        let added: i64 = HEARTBEAT
-            .arg(&self.node)
-            .arg(now)
-            .arg(ttl_ms)
-            .invoke_async(&mut self.con())
-            .await?;
-        Ok(added == 1)
-    }
-
-    pub async fn presence_node_down(&self, now: i64) -> StoreResult<()> {
-        let _: i64 = NODE_DOWN
-            .arg(&self.node)
-            .arg(now)
-            .invoke_async(&mut self.con())
             .await?;
         Ok(())
     }
@@ -1477,8 +1384,8 @@ impl RedisStore {
         for other in others {
             pipe.cmd("SINTERCARD")
                 .arg(2)
-                .arg(format!("user:{user}:rooms"))
-                .arg(format!("user:{other}:rooms"))
+                .arg(keys::user_rooms(user))
+                .arg(keys::user_rooms(other))
                 .arg("LIMIT")
                 .arg(1);
         }
@@ -1514,14 +1421,11 @@ impl RedisStore {
     }
 
     pub async fn blocked(&self, by: UserId, whom: UserId) -> StoreResult<bool> {
-        Ok(self
-            .con()
-            .sismember(format!("user:{by}:blocks"), whom.0)
-            .await?)
+        Ok(self.con().sismember(keys::user_blocks(by), whom.0).await?)
     }
 
     pub async fn blocks(&self, user: UserId) -> StoreResult<Vec<UserId>> {
-        let ids: Vec<u64> = self.con().smembers(format!("user:{user}:blocks")).await?;
+        let ids: Vec<u64> = self.con().smembers(keys::user_blocks(user)).await?;
         let mut ids: Vec<UserId> = ids.into_iter().map(UserId).collect();
         ids.sort();
         Ok(ids)
@@ -1561,7 +1465,7 @@ impl RedisStore {
     }
 
     pub async fn room_count(&self, user: UserId) -> StoreResult<u64> {
-        Ok(self.con().scard(format!("user:{user}:rooms")).await?)
+        Ok(self.con().scard(keys::user_rooms(user)).await?)
     }
 }
 

@@ -45,7 +45,7 @@ pub(super) async fn index_skeletons(con: &mut ConnectionManager) -> redis::Redis
             .collect();
         let mut pipe = redis::pipe();
         for id in &ids {
-            pipe.hget(format!("user:{id}"), "name");
+            pipe.hget(keys::user(id), "name");
         }
         let names: Vec<Option<String>> = pipe.query_async(con).await?;
         let mut pipe = redis::pipe();
@@ -77,7 +77,7 @@ macro_rules! lua_revoke_all {
 -- Revokes every session of `user` except `keep` ('' keeps none); each revoked session's
 -- sockets are closed on every node. Returns how many were revoked.
 local function revoke_all(user, keep)
-  local idx = 'user:' .. user .. ':sess'
+  local idx = user_key(user) .. ':sess'
   local all = redis.call('HGETALL', idx)
   local n = 0
   for i = 1, #all, 2 do
@@ -99,7 +99,7 @@ static SET_PASSWORD: LazyLock<Script> = LazyLock::new(|| {
     super::bus_script(concat!(
         lua_revoke_all!(),
         r#"
-local ukey = 'user:' .. ARGV[1]
+local ukey = user_key(ARGV[1])
 if redis.call('EXISTS', ukey) == 0 then return -1 end
 redis.call('HSET', ukey, 'pw', ARGV[2])
 return revoke_all(ARGV[1], ARGV[3])
@@ -123,7 +123,7 @@ static SET_FLAG: LazyLock<Script> = LazyLock::new(|| {
     super::bus_script(concat!(
         lua_revoke_all!(),
         r#"
-local ukey = 'user:' .. ARGV[1]
+local ukey = user_key(ARGV[1])
 if redis.call('EXISTS', ukey) == 0 then return 0 end
 redis.call('HSET', ukey, ARGV[2], ARGV[3])
 if ARGV[2] == 'off' and ARGV[3] == '1' then revoke_all(ARGV[1], '') end
@@ -146,7 +146,7 @@ fn num<T: std::str::FromStr>(fields: &HashMap<String, String>, key: &str) -> Opt
 
 impl RedisStore {
     pub async fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
-        let fields: HashMap<String, String> = self.con().hgetall(format!("user:{id}")).await?;
+        let fields: HashMap<String, String> = self.con().hgetall(keys::user(id)).await?;
         if fields.is_empty() {
             return Ok(None);
         }
@@ -164,7 +164,7 @@ impl RedisStore {
             next = ids.last().map_or(last, |l| l + 1);
             let mut pipe = redis::pipe();
             for id in &ids {
-                pipe.hgetall(format!("user:{id}"));
+                pipe.hgetall(keys::user(id));
             }
             let all: Vec<HashMap<String, String>> = pipe.query_async(&mut con).await?;
             for (id, fields) in ids.into_iter().zip(all) {
@@ -281,9 +281,9 @@ impl RedisStore {
         for ids in user_ids.chunks(BATCH) {
             let mut pipe = redis::pipe();
             for id in ids {
-                pipe.hgetall(format!("user:{id}"))
-                    .hgetall(format!("user:{id}:sess"))
-                    .hgetall(format!("user:{id}:read"));
+                pipe.hgetall(keys::user(id))
+                    .hgetall(keys::user_sessions(id))
+                    .hgetall(keys::user_read(id));
             }
             let all: Vec<HashMap<String, String>> = pipe.query_async(&mut con).await?;
             let mut tokens = Vec::new();
@@ -455,9 +455,9 @@ impl RedisStore {
         for ids in user_ids.chunks(BATCH) {
             let mut pipe = redis::pipe();
             for id in ids {
-                pipe.smembers(format!("user:{id}:blocks"))
-                    .hget(format!("user:{id}"), "dname")
-                    .hgetall(format!("user:{id}:notify"));
+                pipe.smembers(keys::user_blocks(id))
+                    .hget(keys::user(id), "dname")
+                    .hgetall(keys::user_notify(id));
             }
             let all: Vec<redis::Value> = pipe.query_async(&mut con).await?;
             for (id, three) in ids.iter().zip(all.chunks(3)) {
@@ -518,7 +518,7 @@ impl RedisStore {
             for u in chunk {
                 let lower = u.username.to_lowercase();
                 pipe.hset_multiple(
-                    format!("user:{}", u.id),
+                    keys::user(u.id),
                     &[
                         ("name", u.username.clone()),
                         ("pw", u.password_hash.clone()),
@@ -595,7 +595,7 @@ impl RedisStore {
             for (room, user, role) in chunk {
                 pipe.hset(keys::members(room), user.0, role_name(*role))
                     .ignore()
-                    .sadd(format!("user:{user}:rooms"), room.0)
+                    .sadd(keys::user_rooms(user), room.0)
                     .ignore();
             }
             let () = pipe.query_async(&mut con).await?;
@@ -636,7 +636,7 @@ impl RedisStore {
         for chunk in data.reads.chunks(BATCH) {
             let mut pipe = redis::pipe();
             for (user, room, seq) in chunk {
-                pipe.hset(format!("user:{user}:read"), room.0, seq).ignore();
+                pipe.hset(keys::user_read(user), room.0, seq).ignore();
             }
             let () = pipe.query_async(&mut con).await?;
         }
@@ -664,7 +664,7 @@ impl RedisStore {
         for chunk in data.blocks.chunks(BATCH) {
             let mut pipe = redis::pipe();
             for (user, blocked) in chunk {
-                pipe.sadd(format!("user:{user}:blocks"), blocked.0).ignore();
+                pipe.sadd(keys::user_blocks(user), blocked.0).ignore();
                 let pair = ((*user).min(*blocked), (*user).max(*blocked));
                 if let Some(dm) = dms.get(&pair) {
                     pipe.hset(keys::members(dm), blocked.0, "blocked").ignore();
@@ -675,7 +675,7 @@ impl RedisStore {
         for chunk in data.display_names.chunks(BATCH) {
             let mut pipe = redis::pipe();
             for (user, name) in chunk {
-                pipe.hset(format!("user:{user}"), "dname", name).ignore();
+                pipe.hset(keys::user(user), "dname", name).ignore();
             }
             let () = pipe.query_async(&mut con).await?;
         }
@@ -683,7 +683,7 @@ impl RedisStore {
             let mut pipe = redis::pipe();
             for (user, room, level) in chunk {
                 pipe.hset(
-                    format!("user:{user}:notify"),
+                    keys::user_notify(user),
                     room.0,
                     super::settings::level_name(*level),
                 )
@@ -733,7 +733,7 @@ fn add_session(pipe: &mut redis::Pipeline, s: &SessionRecord, expires: i64) {
     .arg(&key)
     .arg(expires)
     .ignore()
-    .hset(format!("user:{}:sess", s.user), &s.id, &s.token_hash)
+    .hset(keys::user_sessions(s.user), &s.id, &s.token_hash)
     .ignore();
 }
 

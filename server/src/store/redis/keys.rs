@@ -1,4 +1,5 @@
-//! The names of a room's keys (see the key table in `redis.rs`), built in one place.
+//! The names of the store's partitioned keys (see the key table in `redis.rs`), built in one
+//! place: a room's, a user's, the uploads' and presence.
 //!
 //! A room's keys carry its partition's hash tag (`docs/CLUSTER.md`): `room:{<tag>}:<id>` and
 //! that with `:m`, `:log`, `:edits`, `:bans`, `:upl`, and the dedupe keys
@@ -13,7 +14,7 @@
 
 use super::partition::Partitions;
 use super::PARTITIONS;
-use protocol::RoomId;
+use protocol::{RoomId, UserId};
 
 /// A room id as the key builders take it (a number or a [`RoomId`], by value or reference).
 pub trait RoomRef {
@@ -35,6 +36,29 @@ impl RoomRef for RoomId {
 impl<T: RoomRef> RoomRef for &T {
     fn room_id(&self) -> u64 {
         (*self).room_id()
+    }
+}
+
+/// A user id as the key builders take it (a number or a [`UserId`], by value or reference).
+pub trait UserRef {
+    fn user_id(&self) -> u64;
+}
+
+impl UserRef for u64 {
+    fn user_id(&self) -> u64 {
+        *self
+    }
+}
+
+impl UserRef for UserId {
+    fn user_id(&self) -> u64 {
+        self.0
+    }
+}
+
+impl<T: UserRef> UserRef for &T {
+    fn user_id(&self) -> u64 {
+        (*self).user_id()
     }
 }
 
@@ -140,13 +164,105 @@ pub(super) fn parse_dedupe(key: &str) -> Option<(u64, u64, &str)> {
     Some((room, sender, parts.next()?))
 }
 
+/// `{<tag>}` of partition `p`.
+fn part_tag(p: u16) -> String {
+    format!("{{{}}}", PARTITIONS.tag(p))
+}
+
+/// A user's hash (`name`, `pw`, `created`, `admin`, `off`, `dname`).
+pub fn user(id: impl UserRef) -> String {
+    let id = id.user_id();
+    format!("user:{}:{id}", part_tag(PARTITIONS.of_user(id)))
+}
+
+/// A user's sessions: session id → token hash.
+pub fn user_sessions(id: impl UserRef) -> String {
+    format!("{}:sess", user(id))
+}
+
+/// The rooms a user is in (a hint: readers check the room's members, see `docs/CLUSTER.md`).
+pub fn user_rooms(id: impl UserRef) -> String {
+    format!("{}:rooms", user(id))
+}
+
+/// The users a user blocked.
+pub fn user_blocks(id: impl UserRef) -> String {
+    format!("{}:blocks", user(id))
+}
+
+/// A user's read markers: room → seq.
+pub fn user_read(id: impl UserRef) -> String {
+    format!("{}:read", user(id))
+}
+
+/// A user's notification levels: room → level.
+pub fn user_notify(id: impl UserRef) -> String {
+    format!("{}:notify", user(id))
+}
+
+/// Bytes a user's uploads take.
+pub fn user_upload_bytes(id: impl UserRef) -> String {
+    format!("{}:upl_bytes", user(id))
+}
+
+/// Presence of a partition's users: user → the nodes it is online on (space-separated).
+pub fn presence(p: u16) -> String {
+    format!("pres:{}", part_tag(p))
+}
+
+/// When a partition's users were last seen: user → ms.
+pub fn last_seen(p: u16) -> String {
+    format!("pres:seen:{}", part_tag(p))
+}
+
+/// The partition of an upload id, whose last four hex digits are its room's id mod 65536
+/// (`attachments::new_id`; the partition count divides 65536). `None` for an id that is not
+/// hex. Ids from before the partitioned uploads are found through `upl:legacy`.
+pub fn upload_partition(id: &str) -> Option<u16> {
+    let tail = id.get(id.len().checked_sub(4)?..)?;
+    let low = u64::from_str_radix(tail, 16).ok()?;
+    Some(PARTITIONS.of_room(low))
+}
+
+/// An upload's record, in its room's partition `p`.
+pub fn upload(p: u16, id: &str) -> String {
+    format!("upl:{}:{id}", part_tag(p))
+}
+
+/// A partition's uploads not attached yet, scored by creation (ms).
+pub fn uploads_pending(p: u16) -> String {
+    format!("upl:pending:{}", part_tag(p))
+}
+
+/// A partition's uploads whose files the collector is to delete.
+pub fn uploads_dead(p: u16) -> String {
+    format!("upl:dead:{}", part_tag(p))
+}
+
+/// A partition's rooms with attached uploads.
+pub fn uploads_rooms(p: u16) -> String {
+    format!("upl:rooms:{}", part_tag(p))
+}
+
+/// Upload ids from before partitioned uploads (not carrying their room's partition): id →
+/// room. Written by the migration, read when an id is not found where it points.
+pub const UPLOADS_LEGACY: &str = "upl:legacy";
+
 /// The Lua `room_keys(id)`: a room's key table (fields `id`, `room`, `m`, `log`, `edits`,
-/// `bans`, `upl`). Needs `BUS_TAGS` ([`Partitions::lua`]) before it.
+/// `bans`, `upl`), `tag_of(id)` and `user_key(id)` (as [`user`]). Needs `BUS_TAGS` ([`Partitions::lua`]) before it.
 pub(super) fn lua() -> &'static str {
     r#"
 local function room_keys(id)
   local r = 'room:{' .. BUS_TAGS[tonumber(id) % #BUS_TAGS + 1] .. '}:' .. id
   return {id = id, room = r, m = r .. ':m', log = r .. ':log', edits = r .. ':edits', bans = r .. ':bans', upl = r .. ':upl'}
+end
+-- `{<tag>}` of the partition of a room or user id.
+local function tag_of(id)
+  return '{' .. BUS_TAGS[tonumber(id) % #BUS_TAGS + 1] .. '}'
+end
+-- A user's hash; its other keys append `:sess`, `:rooms`, `:blocks`, `:read`, `:notify`, `:upl_bytes`.
+local function user_key(id)
+  return 'user:' .. tag_of(id) .. ':' .. id
 end
 "#
 }
@@ -194,6 +310,46 @@ mod tests {
             slot(dedupe(7, 3, "a:b").as_bytes()),
             slot(keys.room.as_bytes())
         );
+    }
+
+    #[test]
+    fn user_keys_share_the_user_partition() {
+        let slot = super::super::partition::key_slot;
+        let channel = slot(PARTITIONS.user_channel(70).as_bytes());
+        for key in [
+            user(70),
+            user_sessions(70),
+            user_rooms(70),
+            user_blocks(70),
+            user_read(70),
+            user_notify(70),
+            user_upload_bytes(70),
+            presence(PARTITIONS.of_user(70)),
+            last_seen(PARTITIONS.of_user(70)),
+        ] {
+            assert_eq!(slot(key.as_bytes()), channel, "{key}");
+        }
+        assert_eq!(user(70), format!("user:{{{}}}:70", PARTITIONS.tag(6)));
+        assert_eq!(user_rooms(UserId(70)), format!("{}:rooms", user(70)));
+    }
+
+    #[test]
+    fn an_upload_id_names_its_room_partition() {
+        assert_eq!(65536 % u32::from(PARTITIONS.count()), 0);
+        let id = format!("{:028x}{:04x}", 0xabcu32, 70_000u64 & 0xffff);
+        let p = upload_partition(&id).expect("hex");
+        assert_eq!(p, PARTITIONS.of_room(70_000));
+        let slot = super::super::partition::key_slot;
+        assert_eq!(
+            slot(upload(p, &id).as_bytes()),
+            slot(room(70_000).as_bytes())
+        );
+        assert_eq!(
+            slot(uploads_pending(p).as_bytes()),
+            slot(room(70_000).as_bytes())
+        );
+        assert_eq!(upload_partition("xyz"), None);
+        assert_eq!(upload_partition("zzzz"), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! | `user:{id}` | hash | field `dname`: the display name (absent when none) |
 //! | `user:{id}:notify` | hash | room id → `mentions` / `none` (absent: `all`) |
 
-use super::{corrupt, script_error, RedisStore};
+use super::{corrupt, keys, script_error, RedisStore};
 use crate::error::StoreResult;
 use crate::store::RoomUpdate;
 use protocol::rest::NotifyLevel;
@@ -67,9 +67,9 @@ if refusal then return refusal end
 if behind(K, ARGV[4]) then return 'behind' end
 local seq = append(K, ARGV[3], ' D')
 for _, user in ipairs(redis.call('HKEYS', K.m)) do
-  redis.call('SREM', 'user:' .. user .. ':rooms', room)
-  redis.call('HDEL', 'user:' .. user .. ':read', room)
-  redis.call('HDEL', 'user:' .. user .. ':notify', room)
+  redis.call('SREM', user_key(user) .. ':rooms', room)
+  redis.call('HDEL', user_key(user) .. ':read', room)
+  redis.call('HDEL', user_key(user) .. ':notify', room)
 end
 redis.call('DEL', K.room, K.m, K.log, K.edits, K.bans)
 redis.call('SREM', 'rooms:public', room)
@@ -84,7 +84,7 @@ static SET_NOTIFY: LazyLock<Script> = LazyLock::new(|| {
     super::bus_script(
         r#"
 if redis.call('HEXISTS', room_keys(ARGV[2]).m, ARGV[1]) == 0 then return 0 end
-local key = 'user:' .. ARGV[1] .. ':notify'
+local key = user_key(ARGV[1]) .. ':notify'
 if ARGV[3] == 'all' then redis.call('HDEL', key, ARGV[2]) else redis.call('HSET', key, ARGV[2], ARGV[3]) end
 redis.call('SPUBLISH', user_channel(ARGV[1]), 'U ' .. ARGV[1] .. '\n' .. ARGV[4])
 return 1
@@ -94,9 +94,9 @@ return 1
 
 /// ARGV: user, display name ('' removes). Returns 0 when there is no such user.
 static SET_DISPLAY_NAME: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    super::bus_script(
         r#"
-local key = 'user:' .. ARGV[1]
+local key = user_key(ARGV[1])
 if redis.call('EXISTS', key) == 0 then return 0 end
 if ARGV[2] == '' then redis.call('HDEL', key, 'dname') else redis.call('HSET', key, 'dname', ARGV[2]) end
 return 1
@@ -205,7 +205,7 @@ impl RedisStore {
         }
         let ids: Vec<u64> = rooms.iter().map(|r| r.0).collect();
         let levels: Vec<Option<String>> = redis::cmd("HMGET")
-            .arg(format!("user:{user}:notify"))
+            .arg(keys::user_notify(user))
             .arg(&ids)
             .query_async(&mut self.con())
             .await?;
@@ -227,7 +227,7 @@ impl RedisStore {
         }
         let mut pipe = redis::pipe();
         for user in users {
-            pipe.hget(format!("user:{user}"), "dname");
+            pipe.hget(keys::user(user), "dname");
         }
         Ok(pipe.query_async(&mut self.con()).await?)
     }
