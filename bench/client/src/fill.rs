@@ -189,13 +189,16 @@ fn event(
 /// The text of the newest message of the room that was active last (the one the app had open
 /// when it was last used, and opens again at start), and that room's number; `None` without
 /// messages.
-pub fn newest(fill: &Fill) -> Option<(u32, String)> {
+pub fn newest(fill: &Fill) -> Option<Newest> {
     newest_two(fill).0
 }
 
+/// A room's number and the text of its newest message.
+pub type Newest = (u32, String);
+
 /// [`newest`], and the same for the room active just before it (the one the benchmark clicks
 /// on; `None` with fewer than two rooms or messages).
-pub fn newest_two(fill: &Fill) -> (Option<(u32, String)>, Option<(u32, String)>) {
+pub fn newest_two(fill: &Fill) -> (Option<Newest>, Option<Newest>) {
     let (mut last, mut before) = (None, None);
     for (_, e) in fill_events(fill) {
         if last.as_ref().is_some_and(|l: &RoomEvent| l.room != e.room) {
