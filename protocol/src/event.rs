@@ -123,6 +123,63 @@ pub enum EventBody {
     Unknown,
 }
 
+/// The `message` event of a new message, borrowing its text: what [`EventBody::Message`]
+/// serializes to while nothing is edited, deleted or reacted yet, written without first
+/// copying the id, the sender's name and the body into an owned `EventBody` (the server builds
+/// one per send). Serialize-only; readers get an `EventBody`. The fields are those of
+/// `EventBody::Message` in the same order, and a test holds the two to the same bytes.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(tag = "kind", rename = "message")]
+pub struct SentMessage<'a> {
+    pub id: &'a str,
+    pub sender: UserId,
+    pub sender_name: &'a str,
+    pub body: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<u64>,
+    #[serde(skip_serializing_if = "<[UserId]>::is_empty")]
+    pub mentions: &'a [UserId],
+    #[serde(skip_serializing_if = "is_false")]
+    pub mention_room: bool,
+    #[serde(skip_serializing_if = "<[crate::Attachment]>::is_empty")]
+    pub attachments: &'a [crate::Attachment],
+}
+
+impl SentMessage<'_> {
+    /// The same event, owned.
+    pub fn to_event(&self) -> EventBody {
+        EventBody::Message {
+            id: self.id.to_owned(),
+            sender: self.sender,
+            sender_name: self.sender_name.to_owned(),
+            body: self.body.to_owned(),
+            edited_ts: None,
+            deleted: false,
+            reply_to: self.reply_to,
+            reactions: Vec::new(),
+            mentions: self.mentions.to_vec(),
+            mention_room: self.mention_room,
+            attachments: self.attachments.to_vec(),
+        }
+    }
+
+    /// Its JSON, written once into a buffer sized for it (no growing on the way).
+    pub fn to_json(&self) -> serde_json::Result<String> {
+        // The fixed part (keys, the kind, numbers) is under 160 bytes; each mention and
+        // attachment adds its own.
+        let capacity = 160
+            + self.id.len()
+            + self.sender_name.len()
+            + self.body.len()
+            + 24 * self.mentions.len()
+            + 256 * self.attachments.len();
+        let mut json = Vec::with_capacity(capacity);
+        serde_json::to_writer(&mut json, self)?;
+        // serde_json writes UTF-8; the check is one fast pass over mostly ASCII.
+        String::from_utf8(json).map_err(serde::ser::Error::custom)
+    }
+}
+
 /// One emoji on a message and who reacted with it (the count is `users.len()`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -213,6 +270,58 @@ impl RoomEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sent_message_writes_what_the_owned_event_writes() {
+        let attachment = crate::Attachment {
+            id: "a1".into(),
+            name: "cat \"1\".png".into(),
+            size: 3,
+            content_type: "image/png".into(),
+            width: Some(2),
+            height: None,
+            thumbnail: true,
+        };
+        let mentions = [UserId(4), UserId(5)];
+        let attachments = [attachment];
+        let plain = SentMessage {
+            id: "0b7c1e2a-1f4e",
+            sender: UserId(7),
+            sender_name: "zoë",
+            body: "hi \"there\"\n\t\u{202E}\\ 😀",
+            reply_to: None,
+            mentions: &[],
+            mention_room: false,
+            attachments: &[],
+        };
+        let full = SentMessage {
+            reply_to: Some(3),
+            mentions: &mentions,
+            mention_room: true,
+            attachments: &attachments,
+            ..plain
+        };
+        let long = "x".repeat(5000);
+        let long = SentMessage {
+            body: &long,
+            ..plain
+        };
+        for sent in [plain, full, long] {
+            let json = sent.to_json().unwrap();
+            assert_eq!(json, serde_json::to_string(&sent.to_event()).unwrap());
+            let back: EventBody = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, sent.to_event());
+        }
+        assert_eq!(
+            plain.to_json().unwrap(),
+            concat!(
+                r#"{"kind":"message","id":"0b7c1e2a-1f4e","sender":7,"sender_name":"zoë","#,
+                r#""body":"hi \"there\"\n\t"#,
+                "\u{202E}",
+                r#"\\ 😀"}"#
+            )
+        );
+    }
 
     #[test]
     fn reaction_changes_are_set_operations() {

@@ -188,6 +188,12 @@ pub fn client_id(id: &str) -> Result<(), RuleError> {
 
 /// Message text: not blank, at most `max_bytes` bytes, no control characters other than
 /// newline and tab.
+///
+/// On the hot path of every send, so it looks at bytes, eight at a time, never decoding
+/// characters: in UTF-8 every control character (`char::is_control`, general category Cc) is
+/// one byte below 0x20, the byte 0x7F, or the C1 range U+0080..U+009F, which is 0xC2 followed
+/// by 0x80..=0x9F. The decisions are those of `str::trim` and `char::is_control` (a test
+/// checks them against that char-by-char form).
 pub fn message_body(body: &str, max_bytes: usize) -> Result<(), RuleError> {
     if body.len() > max_bytes {
         return fail(
@@ -195,25 +201,69 @@ pub fn message_body(body: &str, max_bytes: usize) -> Result<(), RuleError> {
             "message is larger than the server's limit",
         );
     }
-    if body.trim().is_empty() {
+    if is_blank(body) {
         return fail(ErrorCode::InvalidMessage, "message must not be empty");
     }
-    // Bytes for ASCII text (the common case, and on the hot path of every send); chars
-    // otherwise, for the C1 controls U+0080..U+009F.
-    let control = if body.is_ascii() {
-        body.bytes()
-            .any(|b| (b < 0x20 || b == 0x7f) && b != b'\n' && b != b'\t')
-    } else {
-        body.chars()
-            .any(|c| c.is_control() && c != '\n' && c != '\t')
-    };
-    if control {
+    if has_control(body.as_bytes()) {
         return fail(
             ErrorCode::InvalidMessage,
             "message must not contain control characters",
         );
     }
     Ok(())
+}
+
+/// Whether `text` is empty or only white space (what `str::trim` removes, Unicode's
+/// White_Space). ASCII white space is skipped a byte at a time; the first other ASCII byte
+/// settles it; from a non-ASCII character on (a char boundary: everything before is ASCII)
+/// the rest is decoded.
+fn is_blank(text: &str) -> bool {
+    // U+0009..U+000D and U+0020, as `char::is_whitespace` has them (`u8::is_ascii_whitespace`
+    // leaves out U+000B).
+    match text
+        .bytes()
+        .position(|b| !matches!(b, b'\t'..=b'\r' | b' '))
+    {
+        None => true,
+        Some(i) if text.as_bytes()[i].is_ascii() => false,
+        Some(i) => text[i..].chars().all(char::is_whitespace),
+    }
+}
+
+/// Whether UTF-8 `bytes` hold a control character other than newline and tab.
+fn has_control(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Any byte of `v` below `n` (n <= 0x80), exactly: a borrow only starts at such a byte.
+    let has_less = |v: u64, n: u8| v.wrapping_sub(ONES * u64::from(n)) & !v & HIGH != 0;
+    let has_byte = |v: u64, b: u8| has_less(v ^ (ONES * u64::from(b)), 1);
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in chunks.by_ref() {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_ne_bytes(word);
+        // A word with a byte that may start a control character (tab and newline included)
+        // is looked at byte by byte.
+        if (has_less(w, 0x20) || has_byte(w, 0x7F) || has_byte(w, 0xC2))
+            && (at..at + 8).any(|i| control_at(bytes, i))
+        {
+            return true;
+        }
+        at += 8;
+    }
+    (at..bytes.len()).any(|i| control_at(bytes, i))
+}
+
+/// Whether a control character other than newline and tab starts at `bytes[i]` (valid UTF-8).
+fn control_at(bytes: &[u8], i: usize) -> bool {
+    match bytes[i] {
+        b'\t' | b'\n' => false,
+        0x00..=0x1F | 0x7F => true,
+        // 0xC2 only ever leads a two-byte character; U+0080..U+009F are C1 controls.
+        0xC2 => bytes.get(i + 1).is_some_and(|next| *next <= 0x9F),
+        _ => false,
+    }
 }
 
 /// A reaction: exactly one Unicode emoji (any the `emojis` crate knows, with or without its
@@ -337,6 +387,183 @@ mod tests {
             message_body("12345678901", 10).unwrap_err().code,
             ErrorCode::PayloadTooLarge
         );
+    }
+
+    /// `message_body` as it was before the bytewise scan: `str::trim` and `char::is_control`,
+    /// character by character. The new form must decide exactly as this one does.
+    fn message_body_by_chars(body: &str, max_bytes: usize) -> Result<(), RuleError> {
+        if body.len() > max_bytes {
+            return fail(
+                ErrorCode::PayloadTooLarge,
+                "message is larger than the server's limit",
+            );
+        }
+        if body.trim().is_empty() {
+            return fail(ErrorCode::InvalidMessage, "message must not be empty");
+        }
+        if body
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return fail(
+                ErrorCode::InvalidMessage,
+                "message must not contain control characters",
+            );
+        }
+        Ok(())
+    }
+
+    fn same_as_by_chars(body: &str, max_bytes: usize) {
+        assert_eq!(
+            message_body(body, max_bytes),
+            message_body_by_chars(body, max_bytes),
+            "{body:?} with max {max_bytes}"
+        );
+    }
+
+    /// Characters at the edges of the rules: C0 and C1 controls and their neighbours, every
+    /// kind of white space, bidi controls, zero-width and combining characters, 0xC2-led
+    /// characters that are not controls, the widest characters.
+    const EDGES: &[char] = &[
+        '\0',
+        '\u{1}',
+        '\t',
+        '\n',
+        '\u{B}',
+        '\u{C}',
+        '\r',
+        '\u{1F}',
+        ' ',
+        '!',
+        'a',
+        '~',
+        '\u{7F}',
+        '\u{80}',
+        '\u{85}',
+        '\u{9F}',
+        '\u{A0}',
+        '\u{A9}',
+        '\u{BF}',
+        '\u{C0}',
+        'é',
+        '\u{300}',
+        '\u{34F}',
+        '\u{61C}',
+        '\u{1680}',
+        '\u{180E}',
+        '\u{2000}',
+        '\u{200A}',
+        '\u{200B}',
+        '\u{200D}',
+        '\u{200E}',
+        '\u{2028}',
+        '\u{2029}',
+        '\u{202A}',
+        '\u{202E}',
+        '\u{202F}',
+        '\u{205F}',
+        '\u{2066}',
+        '\u{2069}',
+        '\u{3000}',
+        '\u{D7FF}',
+        '\u{E000}',
+        '\u{FE0F}',
+        '\u{FEFF}',
+        '\u{FFFD}',
+        '\u{FFFF}',
+        '😀',
+        '\u{1F3FD}',
+        '\u{E0001}',
+        '\u{10FFFF}',
+    ];
+
+    #[test]
+    fn message_body_table() {
+        let long_ascii = "x".repeat(100);
+        let long_wide = "😀".repeat(25); // 100 bytes, 25 characters
+        let cases: &[(&str, usize)] = &[
+            ("", 10),
+            (" ", 10),
+            ("\t\n\u{B}\u{C}\r ", 10),
+            ("\u{85}", 10),         // NEL: white space and a C1 control; blank wins
+            ("\u{A0}\u{3000}", 10), // white space only, not ASCII
+            ("\u{200B}", 10),       // zero-width space is not white space
+            ("\u{202E}abc", 10),    // bidi override: allowed in message text
+            ("e\u{301}", 10),       // combining mark
+            ("a\u{80}", 10),
+            ("a\u{9F}", 10),
+            ("a\u{A0}", 10),
+            ("a\u{7F}", 10),
+            ("a\r\nb", 10),
+            ("a\n\tb", 10),
+            (" \u{1}", 10),
+            ("\u{1} ", 10),
+            ("1234567\u{80}", 10), // C1 control across an 8-byte word
+            ("12345678\u{0}", 20),
+            ("1234567\u{A9}x", 20),
+            (&long_ascii, 100),
+            (&long_ascii, 99),
+            (&long_wide, 100),
+            (&long_wide, 99),
+        ];
+        for (body, max) in cases {
+            same_as_by_chars(body, *max);
+        }
+        assert_eq!(
+            message_body(&long_wide, 99).unwrap_err().code,
+            ErrorCode::PayloadTooLarge
+        );
+        assert_eq!(
+            message_body("\u{85}", 10).unwrap_err().message,
+            "message must not be empty"
+        );
+        assert_eq!(
+            message_body("a\u{9F}", 10).unwrap_err().message,
+            "message must not contain control characters"
+        );
+        assert!(message_body("a\u{A0}", 10).is_ok());
+    }
+
+    #[test]
+    fn message_body_every_character_at_every_word_offset() {
+        // Each Unicode scalar value alone, and after 0..8 ASCII bytes so that it sits at every
+        // position of an 8-byte word (and straddles two), with text after it and without.
+        let mut body = String::new();
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            for pad in [0, 1, 7, 9] {
+                for tail in ["", "z"] {
+                    body.clear();
+                    body.extend(std::iter::repeat_n('p', pad));
+                    body.push(c);
+                    body.push_str(tail);
+                    let (new, old) = (message_body(&body, 64), message_body_by_chars(&body, 64));
+                    assert_eq!(new, old, "{body:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn message_body_random_edge_strings() {
+        // A fixed-seed xorshift over the edge characters: lengths 0..40, limits around the
+        // length.
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut body = String::new();
+        for _ in 0..50_000 {
+            body.clear();
+            let len = next() % 40;
+            for _ in 0..len {
+                body.push(EDGES[(next() % EDGES.len() as u64) as usize]);
+            }
+            let max = body.len().saturating_sub(2) + (next() % 5) as usize;
+            same_as_by_chars(&body, max);
+        }
     }
 
     #[test]

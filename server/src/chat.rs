@@ -7,7 +7,7 @@ use crate::store::{
     self, Change, MemberChange, NewMessage, Range, Retention, RoomMeta, SessionRecord, UserRecord,
 };
 use crate::AppState;
-use protocol::event::{EventBody, Role};
+use protocol::event::{EventBody, Role, SentMessage};
 use protocol::rest::{
     AuthResponse, Credentials, HistoryPage, Member, NotifyLevel, Room, RoomKind, SendAck,
     SessionInfo, User, UserPublic, Visibility,
@@ -737,25 +737,29 @@ pub async fn send(
     }
     let attachments = crate::attachments::for_message(state, user, room, upload_ids).await?;
     let mentions = check_mentions(state, user, room, mentions, mention_room).await?;
+    let looked_up;
     let sender_name = match sender_name {
-        Some(name) => name.to_owned(),
-        None => username_of(state, user).await?,
+        Some(name) => name,
+        None => {
+            looked_up = username_of(state, user).await?;
+            &looked_up
+        }
     };
-    let event = EventBody::Message {
-        id: client_id.to_owned(),
+    // Written once, from the borrowed text: the frame's id and body and the socket's name are
+    // not copied into an owned event first.
+    let event = SentMessage {
+        id: client_id,
         sender: user,
         sender_name,
-        body: body.to_owned(),
-        edited_ts: None,
-        deleted: false,
+        body,
         reply_to,
-        reactions: Vec::new(),
-        mentions,
+        mentions: &mentions,
         mention_room,
-        attachments,
+        attachments: &attachments,
     };
-    let event_json =
-        serde_json::to_string(&event).map_err(|e| ApiError::from(StoreError::from(e)))?;
+    let event_json = event
+        .to_json()
+        .map_err(|e| ApiError::from(StoreError::from(e)))?;
     let retention = Retention {
         max_events: state.config.retention_events,
         max_age_ms: (state.config.retention_secs as i64).saturating_mul(1000),

@@ -20,7 +20,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use futures_util::SinkExt;
-use protocol::ws::{ClientFrame, Cursor, GapReason, ServerFrame};
+use protocol::ws::{ClientFrame, Cursor, GapReason, SendFrame, ServerFrame};
 use protocol::{close, ErrorCode, RoomEvent, RoomId, UserId};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -82,10 +82,27 @@ pub async fn upgrade(
 /// Why a connection ended, for the close frame.
 struct Closing(u16, &'static str);
 
+/// A server frame as a text message, in one allocation of its exact length: serialized into a
+/// per-thread buffer and copied out. (`Utf8Bytes` takes a `String` whose length is its capacity
+/// as it is; serde_json's own buffer would cost a second allocation for the bytes' header.)
 fn text(frame: &ServerFrame) -> Message {
-    Message::Text(Utf8Bytes::from(
-        serde_json::to_string(frame).unwrap_or_default(),
-    ))
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with_borrow_mut(|buf| {
+        buf.clear();
+        let json = match serde_json::to_writer(&mut *buf, frame) {
+            Ok(()) => std::str::from_utf8(buf)
+                .map(str::to_owned)
+                .unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        // A welcome can be megabytes; do not keep that much per thread.
+        if buf.capacity() > 64 * 1024 {
+            *buf = Vec::new();
+        }
+        Message::Text(Utf8Bytes::from(json))
+    })
 }
 
 fn error_frame(
@@ -672,10 +689,35 @@ impl Connection {
         Ok(())
     }
 
+    /// A `send`: its `ack`, or an `error` with its room and id.
+    async fn on_send(&mut self, room: RoomId, draft: chat::Draft<'_>) -> ServerFrame {
+        let state = &self.state;
+        let result = match state.limits.message(self.user) {
+            Ok(()) => chat::send(state, self.user, Some(&self.username), room, draft).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(ack) => ServerFrame::Ack(ack),
+            Err(e) => error_frame(&e, None, Some(room), Some(draft.id.to_owned())),
+        }
+    }
+
     /// Handles one client frame; returns the reply, if any.
     async fn on_text(&mut self, text: &str) -> Option<ServerFrame> {
         if let Err(e) = self.check_rate() {
             return Some(error_frame(&e, None, None, None));
+        }
+        // The hot path: a `send` read in place, its id and body borrowed from the frame.
+        if let Some(send) = SendFrame::parse(text) {
+            let draft = chat::Draft {
+                id: &send.id,
+                body: &send.body,
+                reply_to: send.reply_to,
+                mentions: &send.mentions,
+                mention_room: send.mention_room,
+                attachments: &send.attachments,
+            };
+            return Some(self.on_send(send.room, draft).await);
         }
         let frame = match parse(text) {
             Ok(frame) => frame,
@@ -710,14 +752,7 @@ impl Connection {
                     mention_room,
                     attachments: &attachments,
                 };
-                let result = match state.limits.message(user) {
-                    Ok(()) => chat::send(&state, user, Some(&self.username), room, draft).await,
-                    Err(e) => Err(e),
-                };
-                Some(match result {
-                    Ok(ack) => ServerFrame::Ack(ack),
-                    Err(e) => error_frame(&e, None, Some(room), Some(id)),
-                })
+                Some(self.on_send(room, draft).await)
             }
             ClientFrame::Edit {
                 room,
