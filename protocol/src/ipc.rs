@@ -240,6 +240,9 @@ pub struct Snapshot {
     pub connection: ConnectionState,
     /// The server's limits (from its last `welcome`; the server defaults until one came).
     pub limits: Limits,
+    /// The room that was open when the app was last used: opened again at start.
+    #[serde(default)]
+    pub last_room: Option<RoomId>,
 }
 
 /// The socket's state, shown as a banner.

@@ -143,8 +143,8 @@ async fn search_finds_cached_messages() {
     backend.shutdown().await;
 }
 
-/// Drafts, settings and the login survive a restart of the core (same SQLite file and token
-/// store).
+/// Drafts, settings, the room last opened and the login survive a restart of the core (same
+/// SQLite file and token store).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drafts_settings_and_session_survive_restart() {
     let redis = Redis::start().await;
@@ -165,6 +165,14 @@ async fn drafts_settings_and_session_survive_restart() {
     within("settings", backend.set_settings(settings.clone()))
         .await
         .unwrap_or_else(|e| panic!("set_settings: {e}"));
+    assert_eq!(backend.snapshot().last_room, None, "no room opened yet");
+    within("focus", backend.set_focus(Some(room.id)))
+        .await
+        .unwrap_or_else(|e| panic!("set_focus: {e}"));
+    // Closing the room (no room in view) does not forget which one it was.
+    within("unfocus", backend.set_focus(None))
+        .await
+        .unwrap_or_else(|e| panic!("set_focus: {e}"));
     backend.shutdown().await;
 
     let (backend, mut ui) = home.open().await;
@@ -172,6 +180,7 @@ async fn drafts_settings_and_session_survive_restart() {
     let snapshot = backend.snapshot();
     assert_eq!(snapshot.user.as_ref().map(|u| u.id), Some(me.id));
     assert_eq!(snapshot.server_url, Some(server.url()));
+    assert_eq!(snapshot.last_room, Some(room.id), "the app opens it again");
     assert_eq!(backend.get_settings(), settings);
     let draft = within("draft", backend.get_draft(room.id))
         .await
@@ -185,6 +194,7 @@ async fn drafts_settings_and_session_survive_restart() {
         .await
         .unwrap_or_else(|e| panic!("logout: {e}"));
     assert_eq!(backend.snapshot().user, None);
+    assert_eq!(backend.snapshot().last_room, None);
     assert!(within("rooms", backend.rooms())
         .await
         .unwrap_or_default()

@@ -68,7 +68,7 @@ async fn reconnects_after_server_restart() {
         (bob.username.as_str(), "after the restart")
     );
     // Looking at it (window focused): none.
-    backend.set_focus(Some(room.id));
+    backend.set_focus(Some(room.id)).await.unwrap();
     bob.send(room.id, "seen live").await;
     ui.wait_message("seen live", |m| m.body == "seen live")
         .await;

@@ -55,6 +55,17 @@ pub fn time_of_day(ts: i64) -> String {
     format!("{:02}:{:02}", d.get_hours(), d.get_minutes())
 }
 
+/// "14:05:09".
+pub fn time_of_day_seconds(ts: i64) -> String {
+    let d = date(ts);
+    format!(
+        "{:02}:{:02}:{:02}",
+        d.get_hours(),
+        d.get_minutes(),
+        d.get_seconds()
+    )
+}
+
 /// "Today", "Yesterday", "Monday, Mar 3", or "Mar 3, 2024" for other years.
 pub fn day_label(ts: i64, now: i64) -> String {
     let d = date(ts);

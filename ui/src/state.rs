@@ -206,6 +206,8 @@ pub struct AppState {
     pub rooms: Vec<RoomView>,
     pub rooms_loaded: bool,
     pub current: Option<RoomId>,
+    /// The room open when the app was last used, opened again once the room list shows it.
+    pub reopen: Option<RoomId>,
     /// The current room's read marker when it was opened: the "new messages" line sits after
     /// it and stays put while the room is open, even though reading moves the real marker.
     pub divider_after: Option<u64>,
@@ -249,6 +251,7 @@ impl Default for AppState {
             rooms: Vec::new(),
             rooms_loaded: false,
             current: None,
+            reopen: None,
             divider_after: None,
             jump_to: None,
             timelines: HashMap::new(),
@@ -416,6 +419,7 @@ impl AppState {
                     Screen::Server
                 };
                 self.user = snap.user;
+                self.reopen = snap.last_room;
             }
             Action::ServerChosen(url) => {
                 self.server_url = Some(url);
@@ -467,6 +471,15 @@ impl AppState {
             Action::Rooms(rooms) => {
                 self.rooms = rooms;
                 self.rooms_loaded = true;
+                // The first list (the cache's, at start) opens the room last read, if the user
+                // has not opened one yet and it is still theirs.
+                if !self.rooms.is_empty() {
+                    if let Some(room) = self.reopen.take() {
+                        if self.current.is_none() && self.rooms.iter().any(|r| r.room.id == room) {
+                            self.apply(Action::Select(Some(room)));
+                        }
+                    }
+                }
                 if let Some(current) = self.current {
                     if !self.rooms.iter().any(|r| r.room.id == current) {
                         self.current = None;
@@ -935,6 +948,57 @@ mod tests {
         assert_eq!(seqs(&t), vec![(Some(7), "p".into())]);
     }
 
+    fn started_with_last_room(last_room: Option<u64>) -> AppState {
+        let mut s = AppState::default();
+        s.apply(Action::Snapshot(Snapshot {
+            server_url: Some("http://x".into()),
+            username: Some("ann".into()),
+            user: None,
+            connection: ConnectionState::Connecting,
+            limits: Limits::default(),
+            last_room: last_room.map(RoomId),
+        }));
+        s
+    }
+
+    #[test]
+    fn the_room_last_read_opens_again_at_start() {
+        let mut s = started_with_last_room(Some(2));
+        s.apply(Action::Rooms(vec![]));
+        assert_eq!(s.current, None, "nothing to open before the list has rooms");
+        s.apply(Action::Rooms(vec![
+            room(1, RoomKind::Group),
+            room(2, RoomKind::Group),
+        ]));
+        assert_eq!(s.current, Some(RoomId(2)));
+        // Later lists (the server's) leave the user's choice alone.
+        s.apply(Action::Select(Some(RoomId(1))));
+        s.apply(Action::Rooms(vec![
+            room(1, RoomKind::Group),
+            room(2, RoomKind::Group),
+        ]));
+        assert_eq!(s.current, Some(RoomId(1)));
+
+        // A room the user left meanwhile is not opened, nor later when it comes back.
+        let mut s = started_with_last_room(Some(3));
+        s.apply(Action::Rooms(vec![room(1, RoomKind::Group)]));
+        assert_eq!(s.current, None);
+        s.apply(Action::Rooms(vec![
+            room(1, RoomKind::Group),
+            room(3, RoomKind::Group),
+        ]));
+        assert_eq!(s.current, None);
+
+        // A room the user opened before the list came stays open.
+        let mut s = started_with_last_room(Some(2));
+        s.apply(Action::Select(Some(RoomId(1))));
+        s.apply(Action::Rooms(vec![
+            room(1, RoomKind::Group),
+            room(2, RoomKind::Group),
+        ]));
+        assert_eq!(s.current, Some(RoomId(1)));
+    }
+
     #[test]
     fn snapshot_picks_the_screen() {
         let s = Rc::new(AppState::default());
@@ -947,6 +1011,7 @@ mod tests {
                 max_message_bytes: 100,
                 ..Limits::default()
             },
+            last_room: None,
         }));
         assert_eq!(
             s.limits.max_message_bytes, 100,

@@ -84,6 +84,7 @@ mod key {
     pub const USERNAME: &str = "username";
     pub const USER: &str = "user";
     pub const ACCOUNT: &str = "account";
+    pub const LAST_ROOM: &str = "last_room";
 }
 
 /// Writes the session of `account` into `cache` (not its token: see [`save_token`]).
@@ -185,14 +186,34 @@ fn event(
     }
 }
 
-/// The text of the newest message of the room that was active last (the one the benchmark
-/// opens), and that room's number; `None` without messages.
-pub fn newest(fill: &Fill) -> Option<(u32, String)> {
-    let (_, last) = fill_events(fill).last()?;
-    let EventBody::Message { body, .. } = last.event else {
-        return None;
+/// The text of the newest message of the room that was active last (the one the app had open
+/// when it was last used, and opens again at start), and that room's number; `None` without
+/// messages.
+pub fn newest(fill: &Fill) -> Option<Newest> {
+    newest_two(fill).0
+}
+
+/// A room's number and the text of its newest message.
+pub type Newest = (u32, String);
+
+/// [`newest`], and the same for the room active just before it (the one the benchmark clicks
+/// on; `None` with fewer than two rooms or messages).
+pub fn newest_two(fill: &Fill) -> (Option<Newest>, Option<Newest>) {
+    let (mut last, mut before) = (None, None);
+    for (_, e) in fill_events(fill) {
+        if last.as_ref().is_some_and(|l: &RoomEvent| l.room != e.room) {
+            before = last.take();
+        }
+        last = Some(e);
+    }
+    let pick = |e: Option<RoomEvent>| {
+        let e = e?;
+        let EventBody::Message { body, .. } = e.event else {
+            return None;
+        };
+        Some((u32::try_from(e.room.0).ok()?, body))
     };
-    Some((u32::try_from(last.room.0).ok()?, body))
+    (pick(last), pick(before))
 }
 
 /// Every message of `fill` in time order, with its room's message count so far.
@@ -292,6 +313,12 @@ pub async fn create(
         sign_in(&cache, account).await?;
     }
     let written = fill_cache(&cache, fill).await?;
+    if let Some((room, _)) = newest(fill) {
+        // The app was last used in the room active last.
+        cache
+            .set_json_setting(key::LAST_ROOM, &RoomId(u64::from(room)))
+            .await?;
+    }
     // Leave a plain file behind (no WAL to replay at the app's start).
     cache.scrub().await;
     cache.close().await;

@@ -176,7 +176,15 @@ pub struct Direct {
     pub first_frame_s: f64,
     pub pss_mib: f64,
     pub processes: Vec<Proc>,
-    /// Share of one core while idle with the window shown (0.01 = 1 %).
+    /// CPU-seconds the app's processes used from start until they went quiet (the start-up
+    /// work: loading, WebKit compiling the page's wasm in tiers), and when that was, seconds
+    /// after the first frame. Measured with the idle figures.
+    #[serde(default)]
+    pub startup_cpu_s: Option<f64>,
+    #[serde(default)]
+    pub quiet_after_s: Option<f64>,
+    /// Share of one core while idle with the window shown (0.01 = 1 %), from when the app went
+    /// quiet.
     pub idle_visible: Option<f64>,
     /// The same with the window hidden to the tray.
     pub idle_hidden: Option<f64>,
@@ -246,13 +254,18 @@ pub async fn direct(
     let started = Instant::now();
     let mut app = Group::spawn(&bin.display().to_string(), command)?;
     let first_frame_s = first_frame(x, started, || app.check_alive()).await?;
+    let framed = Instant::now();
     tokio::time::sleep(opts.settle).await;
     app.check_alive()?;
     let processes = procs::pss_tree(app.pid());
     let pss_mib = total_mib(&processes);
     let mut idle_visible = None;
     let mut idle_hidden = None;
+    let (mut startup_cpu_s, mut quiet_after_s) = (None, None);
     if !opts.idle.is_zero() {
+        wait_quiet(app.pid()).await;
+        quiet_after_s = Some(framed.elapsed().as_secs_f64());
+        startup_cpu_s = Some(procs::cpu_seconds(&procs::cpu_tree(app.pid())));
         idle_visible = Some(idle_cpu(app.pid(), opts.idle).await);
         if opts.has_tray {
             x.close_windows()?;
@@ -269,9 +282,25 @@ pub async fn direct(
         first_frame_s,
         pss_mib,
         processes,
+        startup_cpu_s,
+        quiet_after_s,
         idle_visible,
         idle_hidden,
     })
+}
+
+/// A start is over once the app's processes use under this share of a core over
+/// [`QUIET_WINDOW`]; waited for at most [`QUIET_WAIT`].
+pub const QUIET_SHARE: f64 = 0.05;
+pub const QUIET_WINDOW: Duration = Duration::from_secs(5);
+const QUIET_WAIT: Duration = Duration::from_secs(90);
+
+/// Waits until the app has finished starting: after loading, WebKit goes on compiling the
+/// page's wasm in optimising tiers for tens of seconds on a busy 2-core machine, which is
+/// start-up work, not idling (reported as [`Direct::startup_cpu_s`]).
+async fn wait_quiet(pid: u32) {
+    let t = Instant::now();
+    while t.elapsed() < QUIET_WAIT && idle_cpu(pid, QUIET_WINDOW).await >= QUIET_SHARE {}
 }
 
 async fn idle_cpu(pid: u32, over: Duration) -> f64 {
@@ -287,10 +316,12 @@ async fn idle_cpu(pid: u32, over: Duration) -> f64 {
 pub enum Expect {
     /// The floor: its heading.
     Heading,
-    /// The chat app: `rooms` room items, then a click on room `open` shows `newest` as its
-    /// last message (or, `None`, the room's beginning: no messages).
+    /// The chat app: `rooms` room items and, with `reopened`, the room last used opened again
+    /// with that as its last message; then a click on room `open` shows `newest` as its last
+    /// message (or, `None`, the room's beginning: no messages).
     Chat {
         rooms: usize,
+        reopened: Option<String>,
         open: String,
         newest: Option<String>,
     },
@@ -308,6 +339,10 @@ pub struct Driven {
     /// found it, this is an upper bound ([`Driven::shown_at_first_look`]).
     pub shown_s: f64,
     pub shown_at_first_look: bool,
+    /// The room the app had open when last used, reopened at start: its newest message in the
+    /// page (an upper bound by the time of one look, a few ms).
+    #[serde(default)]
+    pub reopened_newest_s: Option<f64>,
     /// Click on the most recent room → its newest message in the page (page clock).
     pub click_to_newest_s: Option<f64>,
     /// Messages drawn in the list then.
@@ -377,6 +412,10 @@ return {
   fcp: paint ? paint.startTime : null,
   rooms: document.querySelectorAll('.room-item').length,
   heading: !!document.querySelector('h1'),
+  last: (() => {
+    const msgs = document.querySelectorAll('.messages li.message .body');
+    return msgs.length ? msgs[msgs.length - 1].textContent.trim() : null;
+  })(),
 };
 "#;
 
@@ -410,6 +449,7 @@ struct PageLook {
     fcp: Option<f64>,
     rooms: usize,
     heading: bool,
+    last: Option<String>,
 }
 
 /// Starts `bin` through WebDriver and measures it (see [`Driven`]).
@@ -485,9 +525,28 @@ pub async fn driven(
         first_paint_s: look.fcp.map(|f| page_start + f / 1000.0 - spawn_epoch),
         shown_s: page_start + look.now / 1000.0 - spawn_epoch,
         shown_at_first_look: first_look,
+        reopened_newest_s: None,
         click_to_newest_s: None,
         drawn: None,
     };
+    if let Expect::Chat {
+        reopened: Some(reopened),
+        ..
+    } = expect
+    {
+        let mut look = look;
+        while look.last.as_deref() != Some(reopened.as_str()) {
+            if started.elapsed() > START_WAIT + PAGE_WAIT {
+                return Err(Error::WebDriver(format!(
+                    "the room last used was not opened again; last look: {look:?}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let value = client.execute(LOOK_SCRIPT, vec![]).await.map_err(wd_err)?;
+            look = serde_json::from_value(value).map_err(wd_err)?;
+        }
+        result.reopened_newest_s = Some(look.origin / 1000.0 + look.now / 1000.0 - spawn_epoch);
+    }
     if let Expect::Chat { open, newest, .. } = expect {
         let args = vec![json!(open), json!(newest)];
         let answer = tokio::time::timeout(PAGE_WAIT, client.execute_async(OPEN_SCRIPT, args))

@@ -29,7 +29,6 @@ struct Cli {
 enum Cmd {
     /// Everything: windows (floor, then the app at each size) and search; writes the report.
     Run(RunArgs),
-    /// Local search only (no window): fills caches of the given sizes and measures queries.
     /// The IPC commands a click on a room makes, timed in-process (no window), offline.
     Ipc {
         #[arg(long, value_delimiter = ',', default_value = "0,10000,100000")]
@@ -39,6 +38,7 @@ enum Cmd {
         #[arg(long, default_value_t = 20)]
         runs: usize,
     },
+    /// Local search only (no window): fills caches of the given sizes and measures queries.
     Search {
         #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
         sizes: Vec<u64>,
@@ -338,12 +338,15 @@ async fn run(args: &RunArgs) -> Result<()> {
             "{label}: cache of {written} messages written in {:.1} s",
             t.elapsed().as_secs_f64()
         ));
-        let (open, newest) = match fill::newest(&f) {
+        // The app reopens the room active last; the click goes to the one active before it.
+        let (reopened, before) = fill::newest_two(&f);
+        let (open, newest) = match before {
             Some((room, body)) => (fill::room_name(room), Some(body)),
             None => (fill::room_name(args.rooms), None),
         };
         let expect = Expect::Chat {
             rooms: args.rooms as usize,
+            reopened: reopened.map(|(_, body)| body),
             open,
             newest,
         };

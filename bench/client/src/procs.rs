@@ -130,6 +130,11 @@ pub fn cpu_tree(root: u32) -> HashMap<u32, u64> {
         .collect()
 }
 
+/// CPU-seconds in a [`cpu_tree`] snapshot (since each process started).
+pub fn cpu_seconds(snapshot: &HashMap<u32, u64>) -> f64 {
+    snapshot.values().sum::<u64>() as f64 / ticks_per_s()
+}
+
 /// CPU used by the tree between two [`cpu_tree`] snapshots, as a share of one core over
 /// `over` (0.01 = 1 %).
 pub fn cpu_share(before: &HashMap<u32, u64>, after: &HashMap<u32, u64>, over: Duration) -> f64 {

@@ -48,6 +48,17 @@ async fn a_filled_cache_opens_signed_in_with_the_newest_room_first() {
         fill::room_name(room),
         "most recent first"
     );
+    assert_eq!(
+        backend.snapshot().last_room,
+        Some(rooms[0].room.id),
+        "the app opens the room active last again"
+    );
+    let (_, before) = fill::newest_two(&f);
+    assert_eq!(
+        before.map(|(r, _)| fill::room_name(r)),
+        Some(rooms[1].room.name.clone()),
+        "the benchmark clicks on the room active before it"
+    );
     assert!(rooms.iter().all(|r| r.room.unread == 0), "all read");
     let page = backend
         .messages(rooms[0].room.id, None, Some(50))

@@ -126,6 +126,24 @@ pub struct RedisStore {
 pub(crate) enum Step {
     /// `create_upload`: the record is written, its bytes not counted yet.
     UploadRecorded,
+    /// `change_member`: the room changed, the user's `:rooms` not yet.
+    MemberChanged,
+    /// `create_room`: the room is made, the owner's `:rooms` and `rooms:public` not yet.
+    RoomMade,
+    /// `open_dm`: the pair's `dm:` key holds the id, the room is not made yet.
+    DmClaimed,
+    /// `open_dm`: the room is made, the users' `:rooms` not yet.
+    DmMade,
+    /// `set_block`: the block is set, the direct room's role not yet.
+    BlockSet,
+    /// `delete_room`: the room is gone, its members' keys not cleaned yet.
+    RoomDeleted,
+    /// `register_user`: the name and skeleton are reserved (and the invite taken).
+    UserReserved,
+    /// `register_user`: the user's hash is written, the name not pointing at it yet.
+    UserWritten,
+    /// `revoke_session`: the session is deleted, the index and sockets not yet.
+    SessionDeleted,
     /// `forget_upload`: its bytes are uncounted, the record not removed yet.
     UploadUncounted,
 }
@@ -223,58 +241,42 @@ end
 // After `lua_common!`, which it uses.
 mod settings;
 
-/// ARGV: lowercase name, name, password hash, now, invite code hash ('' for none), '1' to
-/// admit only the store's first account. Returns the new id, 0 if the name is taken, -1 if the
-/// invite is unknown, used up or expired, -2 if not the first account. The first account of
-/// the store is an admin. ARGV[7]: the name's skeleton (`store::name_skeleton`): 0 too
-/// when a confusable name is taken.
-static CREATE_USER: LazyLock<Script> = LazyLock::new(|| {
-    bus_script(
+/// KEYS: an invite. ARGV: now. Takes one use of the invite: 1, 2 when that was its last (the
+/// invite is gone: its entry in `invites` goes next), 0 if unknown, used up or expired.
+static CLAIM_INVITE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
         r#"
-if redis.call('EXISTS', 'uname:' .. ARGV[1]) == 1 then return 0 end
-if redis.call('EXISTS', 'uskel:' .. ARGV[7]) == 1 then return 0 end
-if ARGV[6] == '1' and redis.call('EXISTS', 'ids:user') == 1 then return -2 end
-if ARGV[5] ~= '' then
-  local ikey = 'invite:' .. ARGV[5]
-  local inv = redis.call('HMGET', ikey, 'left', 'expires')
-  local left, expires = tonumber(inv[1] or '0'), tonumber(inv[2] or '0')
-  if left < 1 or expires <= tonumber(ARGV[4]) then return -1 end
-  if left == 1 then
-    redis.call('DEL', ikey)
-    redis.call('SREM', 'invites', ARGV[5])
-  else
-    redis.call('HSET', ikey, 'left', left - 1)
-  end
+local inv = redis.call('HMGET', KEYS[1], 'left', 'expires')
+local left, expires = tonumber(inv[1] or '0'), tonumber(inv[2] or '0')
+if left < 1 or expires <= tonumber(ARGV[1]) then return 0 end
+if left == 1 then
+  redis.call('DEL', KEYS[1])
+  return 2
 end
-local id = redis.call('INCR', 'ids:user')
-redis.call('SET', 'uskel:' .. ARGV[7], id)
-local admin = '0'
-if id == 1 then admin = '1' end
-redis.call('HSET', user_key(id), 'name', ARGV[2], 'pw', ARGV[3], 'created', ARGV[4], 'admin', admin, 'off', '0')
-redis.call('SET', 'uname:' .. ARGV[1], id)
-redis.call('ZADD', 'unames', 0, ARGV[1] .. ':' .. id)
-return id
+redis.call('HSET', KEYS[1], 'left', left - 1)
+return 1
 "#,
     )
 });
 
-/// ARGV: token hash, now, ttl secs, max age ms. Returns the session hash fields, or nil (also
-/// for a session older than the max age or of a disabled account: then it is deleted). The
-/// expiry slides to `ttl`, never past the max age.
+/// KEYS: the session. ARGV: now, ttl secs, max age ms. Returns the session hash fields, or nil
+/// (also for a session older than the max age: then it is deleted). The expiry slides to
+/// `ttl`, never past the max age. (Whether its account is disabled is read next, in the
+/// user's slot: see [`RedisStore::touch_session`].)
 static TOUCH_SESSION: LazyLock<Script> = LazyLock::new(|| {
-    bus_script(
+    Script::new(
         r#"
-local key = 'sess:' .. ARGV[1]
+local key = KEYS[1]
 local f = redis.call('HMGET', key, 'user', 'created')
 if not f[1] then return false end
-local now = tonumber(ARGV[2])
-local deadline = (tonumber(f[2]) or 0) + tonumber(ARGV[4])
-if deadline <= now or redis.call('HGET', user_key(f[1]), 'off') == '1' then
+local now = tonumber(ARGV[1])
+local deadline = (tonumber(f[2]) or 0) + tonumber(ARGV[3])
+if deadline <= now then
   redis.call('DEL', key)
   return false
 end
-redis.call('HSET', key, 'used', ARGV[2])
-local ttl = tonumber(ARGV[3]) * 1000
+redis.call('HSET', key, 'used', ARGV[1])
+local ttl = tonumber(ARGV[2]) * 1000
 if deadline - now < ttl then ttl = deadline - now end
 redis.call('PEXPIRE', key, ttl)
 return redis.call('HGETALL', key)
@@ -282,65 +284,59 @@ return redis.call('HGETALL', key)
     )
 });
 
-/// ARGV: user, session id. Returns 1 if revoked.
-static REVOKE_SESSION: LazyLock<Script> = LazyLock::new(|| {
+/// KEYS: the user's sessions. ARGV: user, session ids... Drops them from the index and closes
+/// their sockets on every node (the sessions themselves were deleted just before).
+static UNLIST_SESSIONS: LazyLock<Script> = LazyLock::new(|| {
     bus_script(
         r#"
-local hash = redis.call('HGET', user_key(ARGV[1]) .. ':sess', ARGV[2])
-if not hash then return 0 end
-redis.call('HDEL', user_key(ARGV[1]) .. ':sess', ARGV[2])
-local existed = redis.call('DEL', 'sess:' .. hash)
-redis.call('SPUBLISH', user_channel(ARGV[1]), 'S ' .. ARGV[1] .. ' ' .. ARGV[2] .. '\n')
-return existed
+for i = 2, #ARGV do
+  redis.call('HDEL', KEYS[1], ARGV[i])
+  redis.call('SPUBLISH', user_channel(ARGV[1]), 'S ' .. ARGV[1] .. ' ' .. ARGV[i] .. '\n')
+end
+return 1
 "#,
     )
 });
 
-/// ARGV: owner, name, visibility, member_joined event. Returns the room id.
+/// KEYS: the new room's (`redis/keys.rs`). ARGV: room, owner, name, visibility, member_joined
+/// event. Makes the room with its owner, unless it exists (then 0).
 static CREATE_ROOM: LazyLock<Script> = LazyLock::new(|| {
     bus_script(concat!(
         lua_common!(),
         r#"
-local id = redis.call('INCR', 'ids:room')
-local K = room_keys(id)
-redis.call('HSET', K.room, 'name', ARGV[2], 'kind', 'group', 'vis', ARGV[3], 'owner', ARGV[1], 'seq', 0)
-if ARGV[3] == 'public' then redis.call('SADD', 'rooms:public', id) end
-redis.call('HSET', K.m, ARGV[1], 'owner')
-redis.call('SADD', user_key(ARGV[1]) .. ':rooms', id)
-append(K, ARGV[4], ' J ' .. ARGV[1])
-return id
+local K = declared_room(ARGV[1])
+if redis.call('EXISTS', K.room) == 1 then return 0 end
+redis.call('HSET', K.room, 'name', ARGV[3], 'kind', 'group', 'vis', ARGV[4], 'owner', ARGV[2], 'seq', 0)
+redis.call('HSET', K.m, ARGV[2], 'owner')
+append(K, ARGV[5], ' J ' .. ARGV[2])
+return 1
 "#
     ))
 });
 
-/// ARGV: a, b (a < b), joined event of a, joined event of b. Returns the room id.
+/// KEYS: the direct room's (`redis/keys.rs`). ARGV: room, a, b (a < b), role of a, role of b
+/// (`member`, or `blocked` when the other blocked them: see SET_BLOCK), joined event of a,
+/// joined event of b. Makes the room with both members, unless it exists (then 0).
 static OPEN_DM: LazyLock<Script> = LazyLock::new(|| {
     bus_script(concat!(
         lua_common!(),
         r#"
-local key = 'dm:' .. ARGV[1] .. ':' .. ARGV[2]
-local existing = redis.call('GET', key)
-if existing then return tonumber(existing) end
-local id = redis.call('INCR', 'ids:room')
-local K = room_keys(id)
-redis.call('HSET', K.room, 'name', '', 'kind', 'direct', 'vis', 'private', 'seq', 0, 'a', ARGV[1], 'b', ARGV[2])
-redis.call('SET', key, id)
+local K = declared_room(ARGV[1])
+if redis.call('EXISTS', K.room) == 1 then return 0 end
+redis.call('HSET', K.room, 'name', '', 'kind', 'direct', 'vis', 'private', 'seq', 0, 'a', ARGV[2], 'b', ARGV[3])
 for i = 1, 2 do
-  -- A member the other blocked may read the room but not send (see SET_BLOCK).
-  local role = 'member'
-  if redis.call('SISMEMBER', user_key(ARGV[3 - i]) .. ':blocks', ARGV[i]) == 1 then role = 'blocked' end
-  redis.call('HSET', K.m, ARGV[i], role)
-  redis.call('SADD', user_key(ARGV[i]) .. ':rooms', id)
-  append(K, ARGV[i + 2], ' J ' .. ARGV[i])
+  redis.call('HSET', K.m, ARGV[i + 1], ARGV[i + 3])
+  append(K, ARGV[i + 5], ' J ' .. ARGV[i + 1])
 end
-return id
+return 1
 "#
     ))
 });
 
-/// KEYS: the room's (`redis/keys.rs`). ARGV: room, user, role ('' removes), event, floor (see `behind`). Returns the seq, 0 if
-/// nothing changed, -1 if no room, -2 if the store is behind this node, -3 if the user is
-/// banned from the room (joins and invites only).
+/// KEYS: the room's (`redis/keys.rs`). ARGV: room, user, role ('' removes), event, floor (see
+/// `behind`). Returns the seq, 0 if nothing changed, -1 if no room, -2 if the store is behind
+/// this node, -3 if the user is banned from the room (joins and invites only). The user's
+/// `:rooms` follows in the user's slot ([`RedisStore::change_member`]).
 static CHANGE_MEMBER: LazyLock<Script> = LazyLock::new(|| {
     bus_script(concat!(
         lua_common!(),
@@ -355,7 +351,6 @@ if role ~= '' then
   if current then return 0 end
   if redis.call('SISMEMBER', K.bans, user) == 1 then return -3 end
   redis.call('HSET', K.m, user, role)
-  redis.call('SADD', user_key(user) .. ':rooms', room)
   if role == 'owner' then redis.call('HSET', rkey, 'owner', user) end
   local seq = append(K, ARGV[4], ' J ' .. user)
   -- A group room whose last member left has no owner: the next to join takes it over.
@@ -368,7 +363,6 @@ if role ~= '' then
 end
 if not current then return 0 end
 redis.call('HDEL', K.m, user)
-redis.call('SREM', user_key(user) .. ':rooms', room)
 local seq = append(K, ARGV[4], ' L ' .. user)
 if current == 'owner' then
   redis.call('HDEL', rkey, 'owner')
@@ -589,34 +583,25 @@ return 'ok ' .. seq
     ))
 });
 
-/// ARGV: user, other, '1' to block / '0' to unblock. When the two have a direct room, the other
-/// user's entry in its member hash becomes `blocked` (their sends there are refused by
-/// APPEND_MESSAGE, at no extra cost) or back to `member`.
+/// KEYS: the direct room's (`redis/keys.rs`). ARGV: member, role (`blocked` or `member`).
+/// Sets the member's role if they are (still) a member. A blocked DM member's sends there are
+/// refused by APPEND_MESSAGE at no extra cost. The block itself is in the blocking user's
+/// `:blocks`, written just before ([`RedisStore::set_block`]).
 static SET_BLOCK: LazyLock<Script> = LazyLock::new(|| {
-    bus_script(
+    Script::new(
         r#"
-local user, other = ARGV[1], ARGV[2]
-if ARGV[3] == '1' then
-  redis.call('SADD', user_key(user) .. ':blocks', other)
-else
-  redis.call('SREM', user_key(user) .. ':blocks', other)
-end
-local a, b = user, other
-if tonumber(a) > tonumber(b) then a, b = b, a end
-local dm = redis.call('GET', 'dm:' .. a .. ':' .. b)
-if dm and redis.call('HEXISTS', room_keys(dm).m, other) == 1 then
-  redis.call('HSET', room_keys(dm).m, other, ARGV[3] == '1' and 'blocked' or 'member')
-end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end
 return 1
 "#,
     )
 });
 
-/// ARGV: user, room, seq, read_marker frame. Returns the marker after the call.
+/// KEYS: the user's read markers. ARGV: user, room, seq, read_marker frame. Returns the marker
+/// after the call.
 static SET_READ: LazyLock<Script> = LazyLock::new(|| {
     bus_script(
         r#"
-local key = user_key(ARGV[1]) .. ':read'
+local key = KEYS[1]
 local current = tonumber(redis.call('HGET', key, ARGV[2]) or '0')
 local seq = tonumber(ARGV[3])
 if seq <= current then return current end
@@ -631,35 +616,43 @@ return seq
 static EPOCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-local e = redis.call('GET', 'store:epoch')
+local e = redis.call('GET', KEYS[1])
 if e then return e end
-redis.call('SET', 'store:epoch', ARGV[1])
+redis.call('SET', KEYS[1], ARGV[1])
 return ARGV[1]
 "#,
     )
 });
 
-/// ARGV: data set id (the epoch up to its `:`), a fresh generation, then pairs of room, seq.
-/// Raises each existing room's seq to at least the given one; if any was raised, the epoch
-/// becomes `<data set>:<generation>` (same data, lost writes: every node tells its sockets).
-/// Returns how many rooms were raised, or -1 if the store holds another data set (wiped).
-static RAISE_SEQS: LazyLock<Script> = LazyLock::new(|| {
-    bus_script(
+/// KEYS: `store:epoch`. ARGV: data set id (the epoch up to its `:`), a fresh generation. The
+/// epoch becomes `<data set>:<generation>` (same data, lost writes: every node tells its
+/// sockets). Returns 1, or -1 if the store holds another data set (wiped).
+static NEW_GENERATION: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
         r#"
-local e = redis.call('GET', 'store:epoch')
+local e = redis.call('GET', KEYS[1])
 if not e or string.sub(e, 1, #ARGV[1] + 1) ~= ARGV[1] .. ':' then return -1 end
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2])
+return 1
+"#,
+    )
+});
+
+/// KEYS: room hashes of one partition. ARGV: the seq each is to have at least, in order.
+/// Raises each existing room's seq to it. Returns how many were raised.
+static RAISE_SEQS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
 local raised = 0
-for i = 3, #ARGV, 2 do
-  local rkey = room_keys(ARGV[i]).room
-  if redis.call('EXISTS', rkey) == 1 then
-    local seq = tonumber(redis.call('HGET', rkey, 'seq') or '0')
-    if seq < tonumber(ARGV[i + 1]) then
-      redis.call('HSET', rkey, 'seq', ARGV[i + 1])
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    local seq = tonumber(redis.call('HGET', KEYS[i], 'seq') or '0')
+    if seq < tonumber(ARGV[i]) then
+      redis.call('HSET', KEYS[i], 'seq', ARGV[i])
       raised = raised + 1
     end
   end
 end
-if raised > 0 then redis.call('SET', 'store:epoch', ARGV[1] .. ':' .. ARGV[2]) end
 return raised
 "#,
     )
@@ -752,6 +745,7 @@ impl RedisStore {
         // Subscribe before serving so no event published after start is missed.
         let subscription = subscribe(&client, &feed, &watch).await?;
         let epoch: String = EPOCH
+            .key(EPOCH_KEY)
             .arg(fresh_epoch())
             .invoke_async(&mut con.clone())
             .await?;
@@ -788,6 +782,7 @@ impl RedisStore {
 
     pub async fn same_epoch(&self) -> StoreResult<bool> {
         let current: String = EPOCH
+            .key(EPOCH_KEY)
             .arg(fresh_epoch())
             .invoke_async(&mut self.con())
             .await?;
@@ -888,11 +883,17 @@ impl RedisStore {
 
     pub async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
         let mut con = self.con();
-        let id: Option<u64> = con
+        let id: Option<String> = con
             .get(format!("uname:{}", username.to_lowercase()))
             .await?;
-        let Some(id) = id else { return Ok(None) };
+        // Reserved by a registration under way (or one that stopped): not a user (yet).
+        let Some(id) = id.and_then(|id| id.parse::<u64>().ok()) else {
+            return Ok(None);
+        };
         let fields: HashMap<String, String> = con.hgetall(keys::user(id)).await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
         user_from_fields(id, &fields).map(Some)
     }
 
@@ -943,6 +944,17 @@ impl RedisStore {
     }
 
     pub async fn create_session(&self, session: &SessionRecord, ttl_secs: u64) -> StoreResult<()> {
+        // The user's index first, then the session (one slot each): a failure between leaves an
+        // index entry without a session, which listing drops; never a session that revoking
+        // every session of the user would miss.
+        let _: i64 = self
+            .con()
+            .hset(
+                keys::user_sessions(session.user),
+                &session.id,
+                &session.token_hash,
+            )
+            .await?;
         let key = format!("sess:{}", session.token_hash);
         let mut pipe = redis::pipe();
         pipe.atomic()
@@ -958,12 +970,6 @@ impl RedisStore {
             )
             .ignore()
             .expire(&key, ttl_secs as i64)
-            .ignore()
-            .hset(
-                keys::user_sessions(session.user),
-                &session.id,
-                &session.token_hash,
-            )
             .ignore();
         let () = pipe.query_async(&mut self.con()).await?;
         Ok(())
@@ -976,16 +982,26 @@ impl RedisStore {
         ttl_secs: u64,
         max_age_secs: u64,
     ) -> StoreResult<Option<SessionRecord>> {
+        let key = format!("sess:{token_hash}");
+        // The session touched in its slot, then its account's `off` read in the user's: a
+        // session of a disabled account is deleted and refused.
         let fields: Option<HashMap<String, String>> = TOUCH_SESSION
-            .arg(token_hash)
+            .key(&key)
             .arg(now)
             .arg(ttl_secs)
             .arg(max_age_secs.saturating_mul(1000))
             .invoke_async(&mut self.con())
             .await?;
-        fields
-            .map(|f| session_from_fields(token_hash, &f))
-            .transpose()
+        let Some(fields) = fields else {
+            return Ok(None);
+        };
+        let session = session_from_fields(token_hash, &fields)?;
+        let off: Option<String> = self.con().hget(keys::user(session.user), "off").await?;
+        if off.as_deref() == Some("1") {
+            let _: i64 = self.con().del(&key).await?;
+            return Ok(None);
+        }
+        Ok(Some(session))
     }
 
     pub async fn sessions(&self, user: UserId) -> StoreResult<Vec<SessionRecord>> {
@@ -1010,12 +1026,30 @@ impl RedisStore {
     }
 
     pub async fn revoke_session(&self, user: UserId, session_id: &str) -> StoreResult<bool> {
-        let revoked: i64 = REVOKE_SESSION
-            .arg(user.0)
-            .arg(session_id)
-            .invoke_async(&mut self.con())
+        let hash: Option<String> = self
+            .con()
+            .hget(keys::user_sessions(user), session_id)
             .await?;
-        Ok(revoked == 1)
+        let Some(hash) = hash else { return Ok(false) };
+        // The token is dead from here on; the index entry and the sockets follow.
+        let _: i64 = self.con().del(format!("sess:{hash}")).await?;
+        self.hook(Step::SessionDeleted)?;
+        self.unlist_sessions(user, &[session_id]).await?;
+        Ok(true)
+    }
+
+    /// Drops sessions (deleted already) from a user's index and closes their sockets.
+    pub(super) async fn unlist_sessions(&self, user: UserId, ids: &[&str]) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = UNLIST_SESSIONS.key(keys::user_sessions(user));
+        invocation.arg(user.0);
+        for id in ids {
+            invocation.arg(*id);
+        }
+        let _: i64 = invocation.invoke_async(&mut self.con()).await?;
+        Ok(())
     }
 
     pub async fn create_room(
@@ -1027,18 +1061,23 @@ impl RedisStore {
         _now: i64,
     ) -> StoreResult<RoomId> {
         self.writable()?;
-        let vis = if visibility == Visibility::Public {
-            "public"
-        } else {
-            "private"
-        };
-        let id: u64 = CREATE_ROOM
+        let public = visibility == Visibility::Public;
+        // An id (unused if a later step fails: harmless), the room, the owner's list, the
+        // public list: readers skip what a failed attempt left behind.
+        let id: u64 = self.con().incr("ids:room", 1).await?;
+        let _: i64 = room_script(&CREATE_ROOM, id)
+            .arg(id)
             .arg(owner.0)
             .arg(name)
-            .arg(vis)
+            .arg(if public { "public" } else { "private" })
             .arg(event_json)
             .invoke_async(&mut self.con())
             .await?;
+        self.hook(Step::RoomMade)?;
+        let _: i64 = self.con().sadd(keys::user_rooms(owner), id).await?;
+        if public {
+            let _: i64 = self.con().sadd("rooms:public", id).await?;
+        }
         Ok(RoomId(id))
     }
 
@@ -1050,12 +1089,48 @@ impl RedisStore {
     ) -> StoreResult<RoomId> {
         self.writable()?;
         let (a, b) = if a.0 <= b.0 { (a, b) } else { (b, a) };
-        let id: u64 = OPEN_DM
+        // The pair's room id first (authoritative: the loser of a race takes the winner's),
+        // then the room, then both users' lists. Each step is a no-op when done, so opening
+        // it again finishes what a failed attempt began.
+        let key = format!("dm:{}:{}", a.0, b.0);
+        let existing: Option<u64> = self.con().get(&key).await?;
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                let new: u64 = self.con().incr("ids:room", 1).await?;
+                let _: Option<String> = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(new)
+                    .arg("NX")
+                    .query_async(&mut self.con())
+                    .await?;
+                let id: Option<u64> = self.con().get(&key).await?;
+                id.ok_or_else(|| corrupt("direct room id"))?
+            }
+        };
+        self.hook(Step::DmClaimed)?;
+        // A member the other blocked may read the room but not send (see SET_BLOCK).
+        let (b_blocks_a, a_blocks_b): (bool, bool) = redis::pipe()
+            .sismember(keys::user_blocks(b.0), a.0 .0)
+            .sismember(keys::user_blocks(a.0), b.0 .0)
+            .query_async(&mut self.con())
+            .await?;
+        let role = |blocked: bool| if blocked { "blocked" } else { "member" };
+        let _: i64 = room_script(&OPEN_DM, id)
+            .arg(id)
             .arg(a.0 .0)
             .arg(b.0 .0)
+            .arg(role(b_blocks_a))
+            .arg(role(a_blocks_b))
             .arg(super::member_joined_json(a.0, a.1, Role::Member, None))
             .arg(super::member_joined_json(b.0, b.1, Role::Member, None))
             .invoke_async(&mut self.con())
+            .await?;
+        self.hook(Step::DmMade)?;
+        let _: (i64, i64) = redis::pipe()
+            .sadd(keys::user_rooms(a.0), id)
+            .sadd(keys::user_rooms(b.0), id)
+            .query_async(&mut self.con())
             .await?;
         Ok(RoomId(id))
     }
@@ -1114,9 +1189,25 @@ impl RedisStore {
 
     pub async fn user_rooms(&self, user: UserId) -> StoreResult<Vec<RoomId>> {
         let ids: Vec<u64> = self.con().smembers(keys::user_rooms(user)).await?;
-        let mut ids: Vec<RoomId> = ids.into_iter().map(RoomId).collect();
-        ids.sort();
-        Ok(ids)
+        // The list is a hint (written after the room's members, in another slot): only rooms
+        // whose members have the user count.
+        let mut kept = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(512) {
+            let mut pipe = redis::pipe();
+            for room in chunk {
+                pipe.hexists(keys::members(room), user.0);
+            }
+            let member: Vec<bool> = pipe.query_async(&mut self.con()).await?;
+            kept.extend(
+                chunk
+                    .iter()
+                    .zip(member)
+                    .filter(|(_, m)| *m)
+                    .map(|(r, _)| RoomId(*r)),
+            );
+        }
+        kept.sort();
+        Ok(kept)
     }
 
     pub async fn role(&self, room: RoomId, user: UserId) -> StoreResult<Option<Role>> {
@@ -1148,16 +1239,26 @@ impl RedisStore {
             .arg(self.watch.floor(change.room.0))
             .invoke_async(&mut self.con())
             .await?;
-        match seq {
-            -1 => Err(ApiError::room_not_found().into()),
-            -2 => Err(self.behind()),
-            -3 => Err(super::banned_error().into()),
-            0 => Ok(None),
+        let changed = match seq {
+            -1 => return Err(ApiError::room_not_found().into()),
+            -2 => return Err(self.behind()),
+            -3 => return Err(super::banned_error().into()),
+            0 => None,
             seq => {
                 self.watch.note(change.room.0, seq as u64);
-                Ok(Some(seq as u64))
+                Some(seq as u64)
             }
-        }
+        };
+        self.hook(Step::MemberChanged)?;
+        // The user's list follows, also when the room changed nothing: a retry after a failure
+        // between the steps finishes it.
+        let list = keys::user_rooms(change.user);
+        let _: i64 = if change.role.is_some() {
+            self.con().sadd(list, change.room.0).await?
+        } else {
+            self.con().srem(list, change.room.0).await?
+        };
+        Ok(changed)
     }
 
     pub async fn append_message(
@@ -1293,6 +1394,7 @@ impl RedisStore {
 
     pub async fn set_read(&self, user: UserId, room: RoomId, seq: u64) -> StoreResult<u64> {
         let marker: u64 = SET_READ
+            .key(keys::user_read(user))
             .arg(user.0)
             .arg(room.0)
             .arg(seq)
@@ -1411,12 +1513,28 @@ impl RedisStore {
     }
 
     pub async fn set_block(&self, user: UserId, other: UserId, blocked: bool) -> StoreResult<()> {
-        let _: i64 = SET_BLOCK
-            .arg(user.0)
-            .arg(other.0)
-            .arg(if blocked { "1" } else { "0" })
-            .invoke_async(&mut self.con())
-            .await?;
+        // The block (the user's slot), then the other's role in their direct room if there is
+        // one (the room's): each step idempotent, a retry redoes both.
+        let blocks = keys::user_blocks(user);
+        let _: i64 = if blocked {
+            self.con().sadd(blocks, other.0).await?
+        } else {
+            self.con().srem(blocks, other.0).await?
+        };
+        self.hook(Step::BlockSet)?;
+        let (a, b) = if user.0 <= other.0 {
+            (user, other)
+        } else {
+            (other, user)
+        };
+        let dm: Option<u64> = self.con().get(format!("dm:{}:{}", a.0, b.0)).await?;
+        if let Some(dm) = dm {
+            let _: i64 = room_script(&SET_BLOCK, dm)
+                .arg(other.0)
+                .arg(if blocked { "blocked" } else { "member" })
+                .invoke_async(&mut self.con())
+                .await?;
+        }
         Ok(())
     }
 
@@ -1582,6 +1700,9 @@ async fn subscribe(
     })
 }
 
+/// The data set's epoch: `<data set>:<generation>`.
+const EPOCH_KEY: &str = "store:epoch";
+
 /// A new `store:epoch`: `<data set>:<generation>`, both random.
 fn fresh_epoch() -> String {
     format!(
@@ -1619,26 +1740,63 @@ async fn check_rollback(client: &redis::Client, watch: &Watch) -> redis::RedisRe
         return Ok(());
     }
     let mut con = client.get_multiplexed_async_connection().await?;
-    let mut raised = 0;
-    for chunk in seen.chunks(256) {
-        let mut invocation = RAISE_SEQS.arg(&data);
-        invocation.arg(format!("{:08x}", rand::random::<u32>()));
-        for (room, seq) in chunk {
-            invocation.arg(room).arg(seq);
-        }
-        let n: i64 = invocation.invoke_async(&mut con).await?;
-        if n < 0 {
-            // Another data set (wiped): the epoch check closes the sockets.
-            return Ok(());
-        }
-        raised += n;
+    let epoch: Option<String> = con.get(EPOCH_KEY).await?;
+    if epoch.as_deref().map(data_set) != Some(data.as_str()) {
+        // Another data set (wiped): the epoch check closes the sockets.
+        return Ok(());
     }
-    if raised > 0 {
-        tracing::error!(
-            rooms = raised,
-            "the store came back with fewer events than were published (writes lost); seqs raised past them, new store epoch: every node closes its sockets with 4010"
+    // Which rooms went back (a room that is gone has no seq and is skipped).
+    let mut behind: Vec<(u64, u64)> = Vec::new();
+    for chunk in seen.chunks(256) {
+        let mut pipe = redis::pipe();
+        for (room, _) in chunk {
+            pipe.hget(keys::room(room), "seq");
+        }
+        let seqs: Vec<Option<u64>> = pipe.query_async(&mut con).await?;
+        behind.extend(
+            chunk
+                .iter()
+                .zip(seqs)
+                .filter(|((_, seen), seq)| seq.is_some_and(|seq| seq < *seen))
+                .map(|(pair, _)| *pair),
         );
     }
+    if behind.is_empty() {
+        return Ok(());
+    }
+    // Told first, raised after, each partition in its own slot: a crash between leaves clients
+    // told (they drop what they hold) and the rooms checked again by the next check.
+    let told: i64 = NEW_GENERATION
+        .key(EPOCH_KEY)
+        .arg(&data)
+        .arg(format!("{:08x}", rand::random::<u32>()))
+        .invoke_async(&mut con)
+        .await?;
+    if told < 0 {
+        return Ok(());
+    }
+    let mut by_partition: HashMap<u16, Vec<(u64, u64)>> = HashMap::new();
+    for (room, seq) in behind {
+        by_partition
+            .entry(PARTITIONS.of_room(room))
+            .or_default()
+            .push((room, seq));
+    }
+    let mut raised = 0;
+    for rooms in by_partition.values() {
+        for chunk in rooms.chunks(256) {
+            let mut invocation = RAISE_SEQS.prepare_invoke();
+            for (room, seq) in chunk {
+                invocation.key(keys::room(room)).arg(seq);
+            }
+            let n: i64 = invocation.invoke_async(&mut con).await?;
+            raised += n;
+        }
+    }
+    tracing::error!(
+        rooms = raised,
+        "the store came back with fewer events than were published (writes lost); new store epoch: every node closes its sockets with 4010; seqs raised past them"
+    );
     Ok(())
 }
 

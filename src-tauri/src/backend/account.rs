@@ -20,6 +20,7 @@ impl Backend {
             user: state.session.as_ref().map(|s| s.user.clone()),
             connection: state.connection_state.clone(),
             limits: state.limits.clone(),
+            last_room: state.last_room,
         }
     }
 
@@ -132,8 +133,7 @@ impl Backend {
             }
             None => Ok(()),
         };
-        self.inner.cache.clear_account().await?;
-        self.inner.clear_files().await;
+        self.inner.forget_account().await?;
         self.inner.cache.delete_setting(key::USER).await?;
         self.inner.cache.delete_setting(key::ACCOUNT).await?;
         self.inner.set_connection_state(ConnectionState::Offline);
@@ -156,6 +156,15 @@ impl Inner {
             .api
             .clone()
             .ok_or(Error::NotLoggedIn("choose a server first"))
+    }
+
+    /// Forgets what the cache and the files hold of the account, and the room last opened.
+    async fn forget_account(&self) -> Result<()> {
+        self.cache.clear_account().await?;
+        self.clear_files().await;
+        self.cache.delete_setting(key::LAST_ROOM).await?;
+        self.lock().last_room = None;
+        Ok(())
     }
 
     fn credentials(&self, username: &str, password: &str) -> Credentials {
@@ -187,8 +196,7 @@ impl Inner {
         // The creation time tells a wiped server's reused user id from the cached account.
         let owner = format!("{server}|{}|{}", user.id, user.created_ts);
         if self.cache.setting(key::ACCOUNT).await?.as_deref() != Some(owner.as_str()) {
-            self.cache.clear_account().await?;
-            self.clear_files().await;
+            self.forget_account().await?;
             self.cache.set_setting(key::ACCOUNT, &owner).await?;
         }
         self.cache

@@ -101,6 +101,8 @@ mod key {
     pub const LIMITS: &str = "limits";
     /// Bytes the downloaded-file cache may take (JSON number).
     pub const BLOB_CACHE_LIMIT: &str = "blob_cache_limit";
+    /// The room last opened (JSON room id): opened again at the next start.
+    pub const LAST_ROOM: &str = "last_room";
 
     /// The SHA-256 (`AB:CD:…`) of the certificate the user trusted for the server at `url`
     /// (as [`crate::api::display_url`] writes it): pins are kept per server.
@@ -137,6 +139,8 @@ struct State {
     limits: Limits,
     settings: Settings,
     focus: Option<RoomId>,
+    /// The room last opened, as stored under [`key::LAST_ROOM`].
+    last_room: Option<RoomId>,
     window_focused: bool,
     typing_sent: HashMap<RoomId, Instant>,
     /// The server's store lost data: the next `hello` sends no resume cursors (until a
@@ -200,6 +204,7 @@ impl Backend {
         };
         let last_username = cache.setting(key::USERNAME).await?;
         let user = cache.json_setting::<User>(key::USER).await?;
+        let last_room = cache.json_setting::<RoomId>(key::LAST_ROOM).await?;
         let link = Link::default();
         let outbox = Outbox::new(cache.clone(), link.clone());
         let blob_limit = cache
@@ -227,6 +232,7 @@ impl Backend {
                 limits,
                 settings,
                 focus: None,
+                last_room,
                 window_focused: true,
                 typing_sent: HashMap::new(),
                 resume_blocked: false,
@@ -349,10 +355,7 @@ impl Backend {
             Command::Search { query } => json(self.search(&query).await?),
             Command::GetDraft { room } => json(self.get_draft(room).await?),
             Command::SetDraft { room, text } => json(self.set_draft(room, &text).await?),
-            Command::SetFocus { room } => {
-                self.set_focus(room);
-                Ok(Value::Null)
-            }
+            Command::SetFocus { room } => json(self.set_focus(room).await?),
             Command::GetSettings => json(self.get_settings()),
             Command::SetSettings { settings } => json(self.set_settings(settings).await?),
             Command::Sessions => json(self.sessions().await?),

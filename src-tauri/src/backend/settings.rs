@@ -14,8 +14,25 @@ impl Backend {
         self.inner.cache.set_draft(room, text).await
     }
 
-    pub fn set_focus(&self, room: Option<RoomId>) {
-        self.inner.lock().focus = room;
+    /// The room in view (none: no room open). An opened room is also remembered, so the next
+    /// start opens it again.
+    pub async fn set_focus(&self, room: Option<RoomId>) -> Result<()> {
+        let remember = {
+            let mut state = self.inner.lock();
+            state.focus = room;
+            let changed = room.is_some() && room != state.last_room;
+            if changed {
+                state.last_room = room;
+            }
+            room.filter(|_| changed)
+        };
+        if let Some(room) = remember {
+            self.inner
+                .cache
+                .set_json_setting(key::LAST_ROOM, &room)
+                .await?;
+        }
+        Ok(())
     }
 
     pub fn get_settings(&self) -> Settings {

@@ -2,7 +2,9 @@
 //! flags, invite codes, and the whole data set in and out (export/import). Keys: see the table
 //! in `redis.rs`.
 
-use super::{corrupt, keys, parse_role, role_name, user_from_fields, RedisStore, CREATE_USER};
+use super::{
+    corrupt, keys, parse_role, role_name, user_from_fields, RedisStore, Step, CLAIM_INVITE,
+};
 use crate::error::{ApiError, StoreError, StoreResult};
 use crate::store::dump::{DataSet, DedupeRecord, RoomRecord};
 use crate::store::{Admission, InviteRecord, SessionRecord, UserFlag, UserRecord};
@@ -71,66 +73,23 @@ pub(super) async fn index_skeletons(con: &mut ConnectionManager) -> redis::Redis
     Ok(())
 }
 
-macro_rules! lua_revoke_all {
-    () => {
+/// KEYS: a user's hash. ARGV: field, value. Sets it if the user exists: 1, else 0.
+static SET_FIELD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
         r#"
--- Revokes every session of `user` except `keep` ('' keeps none); each revoked session's
--- sockets are closed on every node. Returns how many were revoked.
-local function revoke_all(user, keep)
-  local idx = user_key(user) .. ':sess'
-  local all = redis.call('HGETALL', idx)
-  local n = 0
-  for i = 1, #all, 2 do
-    if all[i] ~= keep then
-      redis.call('HDEL', idx, all[i])
-      n = n + redis.call('DEL', 'sess:' .. all[i + 1])
-      redis.call('SPUBLISH', user_channel(user), 'S ' .. user .. ' ' .. all[i] .. '\n')
-    end
-  end
-  return n
-end
-"#
-    };
-}
-
-/// ARGV: user, password hash, session to keep ('' for none). Returns -1 if no such user, else
-/// how many sessions were revoked.
-static SET_PASSWORD: LazyLock<Script> = LazyLock::new(|| {
-    super::bus_script(concat!(
-        lua_revoke_all!(),
-        r#"
-local ukey = user_key(ARGV[1])
-if redis.call('EXISTS', ukey) == 0 then return -1 end
-redis.call('HSET', ukey, 'pw', ARGV[2])
-return revoke_all(ARGV[1], ARGV[3])
-"#
-    ))
-});
-
-/// ARGV: user, session to keep ('' for none). Returns how many sessions were revoked.
-static REVOKE_ALL: LazyLock<Script> = LazyLock::new(|| {
-    super::bus_script(concat!(
-        lua_revoke_all!(),
-        r#"
-return revoke_all(ARGV[1], ARGV[2])
-"#
-    ))
-});
-
-/// ARGV: user, field (`admin` or `off`), '1' or '0'. Disabling revokes every session too.
-/// Returns 0 if no such user.
-static SET_FLAG: LazyLock<Script> = LazyLock::new(|| {
-    super::bus_script(concat!(
-        lua_revoke_all!(),
-        r#"
-local ukey = user_key(ARGV[1])
-if redis.call('EXISTS', ukey) == 0 then return 0 end
-redis.call('HSET', ukey, ARGV[2], ARGV[3])
-if ARGV[2] == 'off' and ARGV[3] == '1' then revoke_all(ARGV[1], '') end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
-"#
-    ))
+"#,
+    )
 });
+
+/// How long a registration holds its name and skeleton before it completes (a registration
+/// that failed half-way frees them when this passes).
+#[cfg(not(test))]
+pub(super) const RESERVE_SECS: u64 = 60;
+#[cfg(test)]
+pub(super) const RESERVE_SECS: u64 = 1;
 
 fn store_not_empty() -> StoreError {
     ApiError::new(
@@ -183,38 +142,91 @@ impl RedisStore {
         now: i64,
         admission: Admission<'_>,
     ) -> StoreResult<UserRecord> {
-        let (invite, first_only) = match admission {
-            Admission::Open => ("", "0"),
-            Admission::Invite(code) => (code, "0"),
-            Admission::FirstAccount => ("", "1"),
-        };
-        let id: i64 = CREATE_USER
-            .arg(username.to_lowercase())
-            .arg(username)
-            .arg(password_hash)
-            .arg(now)
-            .arg(invite)
-            .arg(first_only)
-            .arg(crate::store::name_skeleton(username))
-            .invoke_async(&mut self.con())
-            .await?;
-        match id {
-            -2 => Err(crate::store::registration_closed()),
-            0 => Err(ApiError::new(ErrorCode::UsernameTaken, "that username is taken").into()),
-            -1 => Err(ApiError::new(
-                ErrorCode::InvalidInvite,
-                "the invite code is unknown, used up or expired",
-            )
-            .into()),
-            id => Ok(UserRecord {
-                id: UserId(id as u64),
-                username: username.to_owned(),
-                password_hash: password_hash.to_owned(),
-                created_ts: now,
-                admin: id == 1,
-                disabled: false,
-            }),
+        let lower = username.to_lowercase();
+        let name_key = format!("uname:{lower}");
+        let skel_key = format!("uskel:{}", crate::store::name_skeleton(username));
+        let taken = || ApiError::new(ErrorCode::UsernameTaken, "that username is taken").into();
+        if let Admission::FirstAccount = admission {
+            // Accounts that completed (an attempt that failed half-way leaves none).
+            let accounts: u64 = self.con().zcard("unames").await?;
+            if accounts > 0 {
+                return Err(crate::store::registration_closed());
+            }
         }
+        // Steps, each in one slot: reserve the name and its skeleton (they expire unless the
+        // account completes), take the invite, an id, the user's hash, then the name and
+        // skeleton point at it. Until then the name is no user (`user_by_name`), and a failure
+        // half-way frees it when the reservation passes.
+        let reserve = |key: &str| {
+            redis::cmd("SET")
+                .arg(key)
+                .arg("")
+                .arg("NX")
+                .arg("EX")
+                .arg(RESERVE_SECS)
+                .to_owned()
+        };
+        let got: Option<String> = reserve(&name_key).query_async(&mut self.con()).await?;
+        if got.is_none() {
+            return Err(taken());
+        }
+        let got: Option<String> = reserve(&skel_key).query_async(&mut self.con()).await?;
+        if got.is_none() {
+            let _: i64 = self.con().del(&name_key).await?;
+            return Err(taken());
+        }
+        if let Admission::Invite(code) = admission {
+            let claimed: i64 = CLAIM_INVITE
+                .key(format!("invite:{code}"))
+                .arg(now)
+                .invoke_async(&mut self.con())
+                .await?;
+            if claimed == 2 {
+                let _: i64 = self.con().srem("invites", code).await?;
+            }
+            if claimed == 0 {
+                let _: i64 = self.con().del(&[&name_key, &skel_key]).await?;
+                return Err(ApiError::new(
+                    ErrorCode::InvalidInvite,
+                    "the invite code is unknown, used up or expired",
+                )
+                .into());
+            }
+        }
+        self.hook(Step::UserReserved)?;
+        let id: u64 = self.con().incr("ids:user", 1).await?;
+        let admin = id == 1;
+        let () = self
+            .con()
+            .hset_multiple(
+                keys::user(id),
+                &[
+                    ("name", username),
+                    ("pw", password_hash),
+                    ("created", &now.to_string()),
+                    ("admin", if admin { "1" } else { "0" }),
+                    ("off", "0"),
+                ],
+            )
+            .await?;
+        self.hook(Step::UserWritten)?;
+        let () = redis::pipe()
+            .set(&name_key, id)
+            .ignore()
+            .set(&skel_key, id)
+            .ignore()
+            .zadd("unames", format!("{lower}:{id}"), 0)
+            .ignore()
+            .query_async(&mut self.con())
+            .await?;
+        Ok(UserRecord {
+            id: UserId(id),
+            username: username.to_owned(),
+            password_hash: password_hash.to_owned(),
+            created_ts: now,
+            admin,
+            disabled: false,
+        })
     }
 
     pub async fn set_password(
@@ -223,22 +235,40 @@ impl RedisStore {
         password_hash: &str,
         keep: Option<&str>,
     ) -> StoreResult<bool> {
-        let n: i64 = SET_PASSWORD
-            .arg(user.0)
+        let found: i64 = SET_FIELD
+            .key(keys::user(user))
+            .arg("pw")
             .arg(password_hash)
-            .arg(keep.unwrap_or_default())
             .invoke_async(&mut self.con())
             .await?;
-        Ok(n >= 0)
+        if found == 0 {
+            return Ok(false);
+        }
+        self.revoke_sessions(user, keep).await?;
+        Ok(true)
     }
 
+    /// Every session but `keep`: the sessions deleted (their tokens are dead from here on),
+    /// then dropped from the index with their sockets closed. A failure between the steps
+    /// leaves index entries without sessions, which listing drops; a retry finishes it.
     pub async fn revoke_sessions(&self, user: UserId, keep: Option<&str>) -> StoreResult<u64> {
-        let n: u64 = REVOKE_ALL
-            .arg(user.0)
-            .arg(keep.unwrap_or_default())
-            .invoke_async(&mut self.con())
-            .await?;
-        Ok(n)
+        let index: HashMap<String, String> = self.con().hgetall(keys::user_sessions(user)).await?;
+        let doomed: Vec<(&String, &String)> = index
+            .iter()
+            .filter(|(id, _)| Some(id.as_str()) != keep)
+            .collect();
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        let tokens: Vec<String> = doomed.iter().map(|(_, h)| format!("sess:{h}")).collect();
+        let mut revoked = 0;
+        for token in &tokens {
+            let n: u64 = self.con().del(token).await?;
+            revoked += n;
+        }
+        let ids: Vec<&str> = doomed.iter().map(|(id, _)| id.as_str()).collect();
+        self.unlist_sessions(user, &ids).await?;
+        Ok(revoked)
     }
 
     pub async fn set_user_flag(&self, user: UserId, flag: UserFlag, on: bool) -> StoreResult<bool> {
@@ -246,13 +276,21 @@ impl RedisStore {
             UserFlag::Admin => "admin",
             UserFlag::Disabled => "off",
         };
-        let found: i64 = SET_FLAG
-            .arg(user.0)
+        // The flag first: a disabled account's sessions are refused from here on (see
+        // `touch_session`), then they go.
+        let found: i64 = SET_FIELD
+            .key(keys::user(user))
             .arg(field)
             .arg(if on { "1" } else { "0" })
             .invoke_async(&mut self.con())
             .await?;
-        Ok(found == 1)
+        if found == 0 {
+            return Ok(false);
+        }
+        if matches!(flag, UserFlag::Disabled) && on {
+            self.revoke_sessions(user, None).await?;
+        }
+        Ok(true)
     }
 
     pub async fn create_invite(&self, invite: &InviteRecord) -> StoreResult<()> {

@@ -113,14 +113,14 @@ return 1
     ))
 });
 
-/// ARGV: node, now, ttl ms. Refreshes this node; returns 1 if it was not listed, then the
+/// KEYS: `pres:nodes`. ARGV: node, now, ttl ms. Refreshes this node; returns 1 if it was not listed, then the
 /// stopped nodes (expired) with their expiry, as pairs.
 static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-local added = redis.call('ZADD', 'pres:nodes', tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[1])
+local added = redis.call('ZADD', KEYS[1], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[1])
 local out = {tostring(added)}
-for _, v in ipairs(redis.call('ZRANGE', 'pres:nodes', '-inf', '(' .. ARGV[2], 'BYSCORE', 'WITHSCORES')) do
+for _, v in ipairs(redis.call('ZRANGE', KEYS[1], '-inf', '(' .. ARGV[2], 'BYSCORE', 'WITHSCORES')) do
   out[#out + 1] = v
 end
 return out
@@ -128,14 +128,14 @@ return out
     )
 });
 
-/// ARGV: pairs of node, expiry. Removes each node still listed with that expiry (a node that
+/// KEYS: `pres:nodes`. ARGV: pairs of node, expiry. Removes each node still listed with that expiry (a node that
 /// came back since has a newer one and stays).
 static FORGET_NODES: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 for i = 1, #ARGV, 2 do
-  local score = redis.call('ZSCORE', 'pres:nodes', ARGV[i])
-  if score and tonumber(score) == tonumber(ARGV[i + 1]) then redis.call('ZREM', 'pres:nodes', ARGV[i]) end
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if score and tonumber(score) == tonumber(ARGV[i + 1]) then redis.call('ZREM', KEYS[1], ARGV[i]) end
 end
 return 1
 "#,
@@ -206,6 +206,7 @@ impl RedisStore {
 
     pub async fn presence_heartbeat(&self, now: i64, ttl_ms: i64) -> StoreResult<bool> {
         let reply: Vec<String> = HEARTBEAT
+            .key(NODES)
             .arg(&self.node)
             .arg(now)
             .arg(ttl_ms)
@@ -265,7 +266,7 @@ impl RedisStore {
     }
 
     async fn forget_nodes(&self, stopped: &[(String, i64)]) -> StoreResult<()> {
-        let mut invocation = FORGET_NODES.prepare_invoke();
+        let mut invocation = FORGET_NODES.key(NODES);
         for (node, expiry) in stopped {
             invocation.arg(node).arg(expiry);
         }

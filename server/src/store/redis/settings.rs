@@ -52,9 +52,10 @@ return 'ok ' .. seq
     ))
 });
 
-/// KEYS: the room's (`redis/keys.rs`). ARGV: room, by, event, floor (see `behind`). Appends the event (route ` D`), then deletes
-/// every key of the room and its entries in the members' sets and hashes. Returns "ok seq",
-/// "behind" or an error code.
+/// KEYS: the room's (`redis/keys.rs`). ARGV: room, by, event, floor (see `behind`). Appends the
+/// event (route ` D`), then deletes every key of the room. Returns "ok seq", "behind" or an
+/// error code. The members' entries and `rooms:public` follow in their slots
+/// ([`RedisStore::delete_room`]).
 static DELETE_ROOM: LazyLock<Script> = LazyLock::new(|| {
     super::bus_script(concat!(
         lua_common!(),
@@ -66,25 +67,18 @@ local refusal = owner_refusal(K, ARGV[2])
 if refusal then return refusal end
 if behind(K, ARGV[4]) then return 'behind' end
 local seq = append(K, ARGV[3], ' D')
-for _, user in ipairs(redis.call('HKEYS', K.m)) do
-  redis.call('SREM', user_key(user) .. ':rooms', room)
-  redis.call('HDEL', user_key(user) .. ':read', room)
-  redis.call('HDEL', user_key(user) .. ':notify', room)
-end
 redis.call('DEL', K.room, K.m, K.log, K.edits, K.bans)
-redis.call('SREM', 'rooms:public', room)
 return 'ok ' .. seq
 "#
     ))
 });
 
-/// ARGV: user, room, level ('all' removes the entry), notify_level frame. Returns 1, or 0 when
-/// the user is not a member.
+/// KEYS: the user's notification levels. ARGV: user, room, level ('all' removes the entry),
+/// notify_level frame. (Membership is checked just before, in the room's slot.)
 static SET_NOTIFY: LazyLock<Script> = LazyLock::new(|| {
     super::bus_script(
         r#"
-if redis.call('HEXISTS', room_keys(ARGV[2]).m, ARGV[1]) == 0 then return 0 end
-local key = user_key(ARGV[1]) .. ':notify'
+local key = KEYS[1]
 if ARGV[3] == 'all' then redis.call('HDEL', key, ARGV[2]) else redis.call('HSET', key, ARGV[2], ARGV[3]) end
 redis.call('SPUBLISH', user_channel(ARGV[1]), 'U ' .. ARGV[1] .. '\n' .. ARGV[4])
 return 1
@@ -92,11 +86,12 @@ return 1
     )
 });
 
-/// ARGV: user, display name ('' removes). Returns 0 when there is no such user.
+/// KEYS: the user's hash. ARGV: user, display name ('' removes). Returns 0 when there is no
+/// such user.
 static SET_DISPLAY_NAME: LazyLock<Script> = LazyLock::new(|| {
-    super::bus_script(
+    Script::new(
         r#"
-local key = user_key(ARGV[1])
+local key = KEYS[1]
 if redis.call('EXISTS', key) == 0 then return 0 end
 if ARGV[2] == '' then redis.call('HDEL', key, 'dname') else redis.call('HSET', key, 'dname', ARGV[2]) end
 return 1
@@ -164,6 +159,13 @@ impl RedisStore {
         _now: i64,
     ) -> StoreResult<u64> {
         self.writable()?;
+        // The members as the room step finds them (the room's slot), the room deleted, then
+        // each member's entries and the public list: readers skip a room that is gone, so a
+        // failure before those only leaves entries nobody reads.
+        let members: Vec<u64> = redis::cmd("HKEYS")
+            .arg(keys::members(room))
+            .query_async(&mut self.con())
+            .await?;
         let reply: String = super::room_script(&DELETE_ROOM, room.0)
             .arg(room.0)
             .arg(by.0)
@@ -171,7 +173,25 @@ impl RedisStore {
             .arg(self.watch.floor(room.0))
             .invoke_async(&mut self.con())
             .await?;
-        seq_reply(self, room, &reply)
+        let seq = seq_reply(self, room, &reply)?;
+        self.hook(super::Step::RoomDeleted)?;
+        for user in members {
+            let () = redis::pipe()
+                .srem(keys::user_rooms(user), room.0)
+                .ignore()
+                .hdel(keys::user_read(user), room.0)
+                .ignore()
+                .hdel(keys::user_notify(user), room.0)
+                .ignore()
+                .query_async(&mut self.con())
+                .await?;
+        }
+        let _: i64 = redis::cmd("SREM")
+            .arg("rooms:public")
+            .arg(room.0)
+            .query_async(&mut self.con())
+            .await?;
+        Ok(seq)
     }
 
     pub async fn set_notify(
@@ -181,18 +201,23 @@ impl RedisStore {
         level: NotifyLevel,
         frame: &str,
     ) -> StoreResult<()> {
-        let done: i64 = SET_NOTIFY
+        let member: bool = redis::cmd("HEXISTS")
+            .arg(keys::members(room))
+            .arg(user.0)
+            .query_async(&mut self.con())
+            .await?;
+        if !member {
+            return Err(crate::error::ApiError::not_a_member().into());
+        }
+        let _: i64 = SET_NOTIFY
+            .key(keys::user_notify(user))
             .arg(user.0)
             .arg(room.0)
             .arg(level_name(level))
             .arg(frame)
             .invoke_async(&mut self.con())
             .await?;
-        if done == 1 {
-            Ok(())
-        } else {
-            Err(crate::error::ApiError::not_a_member().into())
-        }
+        Ok(())
     }
 
     pub async fn notify_levels(
@@ -214,6 +239,7 @@ impl RedisStore {
 
     pub async fn set_display_name(&self, user: UserId, name: Option<&str>) -> StoreResult<bool> {
         let done: i64 = SET_DISPLAY_NAME
+            .key(keys::user(user))
             .arg(user.0)
             .arg(name.unwrap_or(""))
             .invoke_async(&mut self.con())
