@@ -67,7 +67,7 @@ async fn owner_bob_and_room() -> (RedisServer, RedisStore, UserId, UserId, RoomI
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_join_that_failed_half_way_is_finished_by_its_retry() {
-    let (_redis, store, owner, bob, room) = owner_bob_and_room().await;
+    let (_redis, store, _owner, bob, room) = owner_bob_and_room().await;
     let event = joined(bob, "bob");
     let change = |role| MemberChange {
         room,
