@@ -53,13 +53,10 @@ impl RedisCluster {
             dir,
         };
         let total = masters * (1 + replicas);
-        for _ in 0..total {
-            let node = cluster.spawn_node();
-            cluster.nodes.push(node);
-        }
         let deadline = Instant::now() + FORM_TIMEOUT;
-        for i in 0..total {
-            cluster.wait_ping(i, deadline).await;
+        for _ in 0..total {
+            let node = cluster.start_node(deadline).await;
+            cluster.nodes.push(node);
         }
         cluster.create(replicas, deadline).await;
         for i in 0..total {
@@ -102,16 +99,38 @@ impl RedisCluster {
         }
     }
 
-    async fn wait_ping(&mut self, i: usize, deadline: Instant) {
+    /// Starts a node and waits until it answers `PING`. A node that exits at once (its port or
+    /// bus port was taken between picking and binding, e.g. by another test's outgoing
+    /// connection) is started again on other ports, three times at most.
+    async fn start_node(&self, deadline: Instant) -> ClusterNode {
+        let mut last_error = String::new();
+        for _attempt in 0..3 {
+            let mut node = self.spawn_node();
+            match Self::wait_ping(&mut node, deadline).await {
+                Ok(()) => return node,
+                Err(e) => {
+                    last_error = e;
+                    let _ = node.child.kill();
+                    let _ = node.child.wait();
+                }
+            }
+        }
+        panic!("{last_error}");
+    }
+
+    /// Waits until `node` answers `PING`; an error if it exited first.
+    async fn wait_ping(node: &mut ClusterNode, deadline: Instant) -> Result<(), String> {
         loop {
-            let port = self.nodes[i].port;
-            if let Ok(Some(status)) = self.nodes[i].child.try_wait() {
-                panic!("cluster node on port {port} exited early with {status}");
+            let port = node.port;
+            if let Ok(Some(status)) = node.child.try_wait() {
+                return Err(format!(
+                    "cluster node on port {port} exited early with {status}"
+                ));
             }
             let ping = tokio::time::timeout(Duration::from_millis(500), query(port, &["PING"]));
             if let Ok(Ok(reply)) = ping.await {
                 if reply == "PONG" {
-                    return;
+                    return Ok(());
                 }
             }
             assert!(

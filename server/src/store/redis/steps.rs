@@ -52,8 +52,8 @@ async fn kinds(store: &RedisStore, room: RoomId) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_join_that_failed_half_way_is_finished_by_its_retry() {
+/// A store on its own redis-server, users `owner` and `bob`, and a public room of the owner's.
+async fn owner_bob_and_room() -> (RedisServer, RedisStore, UserId, UserId, RoomId) {
     let redis = RedisServer::start().await;
     let store = store(&redis).await;
     let owner = user(&store, "owner").await;
@@ -62,6 +62,12 @@ async fn a_join_that_failed_half_way_is_finished_by_its_retry() {
         .create_room(owner, "r", Visibility::Public, &joined(owner, "owner"), 0)
         .await
         .expect("room");
+    (redis, store, owner, bob, room)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_that_failed_half_way_is_finished_by_its_retry() {
+    let (_redis, store, _owner, bob, room) = owner_bob_and_room().await;
     let event = joined(bob, "bob");
     let change = |role| MemberChange {
         room,
@@ -159,14 +165,7 @@ async fn a_dm_is_whole_after_a_retry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_room_is_gone_for_every_member() {
-    let redis = RedisServer::start().await;
-    let store = store(&redis).await;
-    let owner = user(&store, "owner").await;
-    let bob = user(&store, "bob").await;
-    let room = store
-        .create_room(owner, "r", Visibility::Public, &joined(owner, "owner"), 0)
-        .await
-        .expect("room");
+    let (_redis, store, owner, bob, room) = owner_bob_and_room().await;
     let event = joined(bob, "bob");
     store
         .change_member(
