@@ -315,16 +315,12 @@ struct Routes {
 
 impl Routes {
     fn new(target: Target, addr: std::net::SocketAddr) -> Result<Routes> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(600))
-            .build()?;
-        let base = format!("http://{addr}");
-        let url = reqwest::Url::parse(&base).map_err(|e| Error::Setup(format!("{base}: {e}")))?;
+        let (http, base, ours) = crate::setup::node_clients(addr, Duration::from_secs(600))?;
         Ok(Routes {
-            ours: chat_client::Client::with_http(http.clone(), url)?,
             http,
             base,
             target,
+            ours,
         })
     }
 

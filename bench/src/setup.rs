@@ -51,6 +51,19 @@ struct PeerRoom {
     id: RoomId,
 }
 
+/// For one node at `addr`: a plain HTTP client with `timeout` (the peers' API), its base URL,
+/// and our typed client over the same connection pool.
+pub(crate) fn node_clients(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<(reqwest::Client, String, chat_client::Client)> {
+    let http = reqwest::Client::builder().timeout(timeout).build()?;
+    let base = format!("http://{addr}");
+    let url = reqwest::Url::parse(&base).map_err(|e| Error::Setup(format!("{base}: {e}")))?;
+    let ours = chat_client::Client::with_http(http.clone(), url)?;
+    Ok((http, base, ours))
+}
+
 /// A REST client for one node of either target: ours through the typed client, the peers'
 /// (their own small API) by hand.
 struct Api {
@@ -62,16 +75,12 @@ struct Api {
 
 impl Api {
     fn new(target: Target, addr: SocketAddr) -> Result<Api> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()?;
-        let base = format!("http://{addr}");
-        let url = reqwest::Url::parse(&base).map_err(|e| Error::Setup(format!("{base}: {e}")))?;
+        let (http, base, ours) = node_clients(addr, Duration::from_secs(60))?;
         Ok(Api {
-            ours: chat_client::Client::with_http(http.clone(), url)?,
             http,
             base,
             target,
+            ours,
         })
     }
 
