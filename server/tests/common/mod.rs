@@ -1026,6 +1026,33 @@ impl Ws {
     }
 
     /// Waits for the ack (or error) answering the send of `id` to `room`.
+    /// Sends a message and waits for its ack, sending it again with the same id while the
+    /// store answers `store_unavailable` (as a client does across a store outage, a failover
+    /// or a slot move), for at most [`HTTP_TIMEOUT`].
+    pub async fn send_retrying(&mut self, room: RoomId, id: &str, body: &str) -> SendAck {
+        let deadline = Instant::now() + HTTP_TIMEOUT;
+        loop {
+            self.send_frame(&ClientFrame::Send {
+                room,
+                id: id.to_string(),
+                body: body.to_string(),
+                reply_to: None,
+                mentions: vec![],
+                mention_room: false,
+                attachments: Vec::new(),
+            })
+            .await;
+            match self.await_ack(room, id).await {
+                Ok(ack) => return ack,
+                Err(e) if e.code == ErrorCode::StoreUnavailable && Instant::now() < deadline => {
+                    // The client's retry interval, not a settle sleep.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("[{}] sending {id} to room {room}: {e:?}", self.label),
+            }
+        }
+    }
+
     pub async fn await_ack(&mut self, room: RoomId, id: &str) -> Result<SendAck, WsError> {
         let what = format!("ack for {id}");
         let frame = self
