@@ -286,3 +286,45 @@ async fn a_dropped_subscription_is_made_again_and_nothing_is_lost() {
     let events = listener.events_until(room, last).await;
     assert_consecutive(&events, first);
 }
+
+/// The master holding a room loses its last writes (as after a failover to a replica that
+/// lagged) and the node's subscriptions drop: the open socket is told (4010), and the seqs the
+/// client holds for the lost events are never handed out again. (Lost-write detection is still
+/// for the whole data set: one `store:epoch`, so every socket is told; per shard is next.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_losing_writes_is_told_and_never_reuses_seqs() {
+    let server = TestServer::start(Backend::Cluster).await;
+    let cluster = server.cluster.clone().expect("cluster");
+    let alice = server.user("alice").await;
+    let room = alice
+        .api
+        .create_room(&unique_name("lossy"), Visibility::Private)
+        .await
+        .expect("room")
+        .id;
+    let mut ws = server.ws(&alice).await;
+    for body in ["two", "three", "four"] {
+        ws.say(room, body).await;
+    }
+    let events = ws.events_until(room, 4).await;
+    assert_eq!(events.last().map(|e| e.seq), Some(4));
+
+    let key = chat_server::store::redis::keys::room(room);
+    let log = chat_server::store::redis::keys::log(room);
+    let owner = cluster.owner_of(&key).await;
+    assert_eq!(cluster.cmd(owner, &["HSET", &key, "seq", "2"]).await, ":0");
+    assert_eq!(
+        cluster
+            .cmd(owner, &["ZREMRANGEBYSCORE", &log, "3", "+inf"])
+            .await,
+        ":2"
+    );
+    for i in 0..3 {
+        cluster.cmd(i, &["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+    }
+    ws.expect_close_code(protocol::close::STORE_RESET).await;
+
+    let mut again = server.ws(&alice).await;
+    let ack = again.send_retrying(room, &unique_id(), "five").await;
+    assert_eq!(ack.seq, 5, "a seq the client holds was handed out again");
+}
