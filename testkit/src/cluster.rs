@@ -181,7 +181,8 @@ impl RedisCluster {
     }
 
     /// Sends one command to node `i` and returns its reply: the text of a simple or bulk
-    /// string, `:n` for an integer, `-ERR …`/`-MOVED …` for an error (arrays are not decoded).
+    /// string, `:n` for an integer, `-ERR …`/`-MOVED …` for an error, an array's elements
+    /// joined by `\n`.
     pub async fn cmd(&self, i: usize, args: &[&str]) -> String {
         tokio::time::timeout(COMMAND_TIMEOUT, query(self.nodes[i].port, args))
             .await
@@ -204,6 +205,53 @@ impl RedisCluster {
             .iter()
             .position(|n| n.port == port)
             .unwrap_or_else(|| panic!("MOVED to an unknown node: {reply:?}"))
+    }
+}
+
+impl RedisCluster {
+    /// Moves `slot` (its keys, then its ownership) from master `from` to master `to` the way
+    /// `redis-cli --cluster reshard` does: `IMPORTING`/`MIGRATING`, `MIGRATE` in batches,
+    /// then `SETSLOT … NODE` on the target, the source and every other node. Clients meanwhile
+    /// get `ASK`/`TRYAGAIN` and then `MOVED`; shard channel subscribers of the slot on `from`
+    /// are dropped by the server (`sunsubscribe`). Panics on an unexpected reply.
+    pub async fn move_slot(&self, slot: u16, from: usize, to: usize) {
+        let slot = slot.to_string();
+        let from_id = self.cmd(from, &["CLUSTER", "MYID"]).await;
+        let to_id = self.cmd(to, &["CLUSTER", "MYID"]).await;
+        let ok = |reply: String, what: &str| {
+            assert_eq!(reply, "OK", "{what}");
+        };
+        ok(
+            self.cmd(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id])
+                .await,
+            "SETSLOT IMPORTING",
+        );
+        ok(
+            self.cmd(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id])
+                .await,
+            "SETSLOT MIGRATING",
+        );
+        let port = self.nodes[to].port.to_string();
+        loop {
+            let keys = self
+                .cmd(from, &["CLUSTER", "GETKEYSINSLOT", &slot, "100"])
+                .await;
+            if keys.is_empty() {
+                break;
+            }
+            let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+            args.extend(keys.split('\n'));
+            let reply = self.cmd(from, &args).await;
+            assert!(reply == "OK" || reply == "NOKEY", "MIGRATE: {reply}");
+        }
+        let mut order = vec![to, from];
+        order.extend((0..self.nodes.len()).filter(|i| *i != to && *i != from));
+        for i in order {
+            let reply = self
+                .cmd(i, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id])
+                .await;
+            assert_eq!(reply, "OK", "SETSLOT NODE on node {i}");
+        }
     }
 }
 
@@ -241,19 +289,42 @@ async fn query(port: u16, args: &[&str]) -> std::io::Result<String> {
 
 /// A complete reply in `buf`, or `None` while more bytes are needed.
 fn decode(buf: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(buf);
-    let (line, rest) = text.split_once("\r\n")?;
+    decode_at(buf).map(|(reply, _)| reply)
+}
+
+/// The reply at the start of `buf` and its length in bytes. An array's elements are joined by
+/// `\n` (each decoded the same way).
+fn decode_at(buf: &[u8]) -> Option<(String, usize)> {
+    let end = buf.windows(2).position(|w| w == b"\r\n")?;
+    let line = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let rest = end + 2;
     match line.as_bytes().first()? {
-        b'+' => Some(line[1..].to_owned()),
+        b'+' => Some((line[1..].to_owned(), rest)),
         b'$' => {
             let len: i64 = line[1..].parse().ok()?;
             if len < 0 {
-                return Some(String::new());
+                return Some((String::new(), rest));
             }
             let len = len as usize;
-            (rest.len() >= len + 2).then(|| rest[..len].to_owned())
+            (buf.len() >= rest + len + 2).then(|| {
+                (
+                    String::from_utf8_lossy(&buf[rest..rest + len]).into_owned(),
+                    rest + len + 2,
+                )
+            })
         }
-        _ => Some(line.to_owned()),
+        b'*' => {
+            let n: i64 = line[1..].parse().ok()?;
+            let mut at = rest;
+            let mut items = Vec::new();
+            for _ in 0..n.max(0) {
+                let (item, used) = decode_at(&buf[at..])?;
+                items.push(item);
+                at += used;
+            }
+            Some((items.join("\n"), at))
+        }
+        _ => Some((line, rest)),
     }
 }
 
@@ -272,5 +343,11 @@ mod tests {
             Some("-MOVED 1 127.0.0.1:7")
         );
         assert_eq!(decode(b"$-1\r\n").as_deref(), Some(""));
+        assert_eq!(
+            decode(b"*2\r\n$1\r\na\r\n$2\r\nbc\r\n").as_deref(),
+            Some("a\nbc")
+        );
+        assert_eq!(decode(b"*2\r\n$1\r\na\r\n$2\r\nb").as_deref(), None);
+        assert_eq!(decode(b"*0\r\n").as_deref(), Some(""));
     }
 }
