@@ -367,3 +367,26 @@ async fn a_master_failing_over_to_its_replica_loses_nothing() {
     let events = listener.events_until(room, last).await;
     assert_consecutive(&events, first);
 }
+
+/// A data set of the layout before partitions cannot be moved on a cluster (the renames cross
+/// slots): the server refuses to start there and says where to run the move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_set_of_an_older_layout_is_refused_on_a_cluster() {
+    let cluster = RedisCluster::start(3, 0).await;
+    let owner = cluster.owner_of("room:7").await;
+    assert_eq!(
+        cluster
+            .cmd(owner, &["HSET", "room:7", "name", "old", "seq", "1"])
+            .await,
+        ":2"
+    );
+    let mut config = test_config();
+    config.redis_cluster = cluster.urls();
+    let refused = tokio::time::timeout(HTTP_TIMEOUT, chat_server::start(config))
+        .await
+        .expect("start answers in time")
+        .err()
+        .expect("the server refuses to start");
+    let message = refused.to_string();
+    assert!(message.contains("standalone Redis"), "{message}");
+}
