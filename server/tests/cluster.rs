@@ -328,3 +328,65 @@ async fn a_master_losing_writes_is_told_and_never_reuses_seqs() {
     let ack = again.send_retrying(room, &unique_id(), "five").await;
     assert_eq!(ack.seq, 5, "a seq the client holds was handed out again");
 }
+
+/// The master holding a room dies and its replica (which had every write) takes over, while
+/// the room's members talk: sends are retried while the store is unavailable, and the member
+/// who stayed connected receives every message once and in order, with no 4010.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_failing_over_to_its_replica_loses_nothing() {
+    let cluster = std::sync::Arc::new(RedisCluster::start(3, 1).await);
+    let server = TestServer::start_on_cluster(&cluster, |_| {}).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let room = shared_room(&alice, &[&bob]).await.id;
+    let mut listener = server.ws(&bob).await;
+    let mut sender = server.ws(&alice).await;
+    let first = last_seq(&alice.api, room).await + 1;
+    for i in 0..5 {
+        sender
+            .send_retrying(room, &unique_id(), &format!("before {i}"))
+            .await;
+    }
+    let key = chat_server::store::redis::keys::room(room.0);
+    let owner = cluster.owner_of(&key).await;
+    cluster.wait_replicated(owner).await;
+    cluster.kill(owner);
+    for i in 0..10 {
+        sender
+            .send_retrying(room, &unique_id(), &format!("after {i}"))
+            .await;
+    }
+    let alive = (owner + 1) % 3;
+    assert_ne!(
+        cluster.owner_of_via(alive, &key).await,
+        owner,
+        "a replica took over"
+    );
+    let last = last_seq(&alice.api, room).await;
+    assert_eq!(last, first + 14, "15 messages, each stored once");
+    let events = listener.events_until(room, last).await;
+    assert_consecutive(&events, first);
+}
+
+/// A data set of the layout before partitions cannot be moved on a cluster (the renames cross
+/// slots): the server refuses to start there and says where to run the move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_set_of_an_older_layout_is_refused_on_a_cluster() {
+    let cluster = RedisCluster::start(3, 0).await;
+    let owner = cluster.owner_of("room:7").await;
+    assert_eq!(
+        cluster
+            .cmd(owner, &["HSET", "room:7", "name", "old", "seq", "1"])
+            .await,
+        ":2"
+    );
+    let mut config = test_config();
+    config.redis_cluster = cluster.urls();
+    let refused = tokio::time::timeout(HTTP_TIMEOUT, chat_server::start(config))
+        .await
+        .expect("start answers in time")
+        .err()
+        .expect("the server refuses to start");
+    let message = refused.to_string();
+    assert!(message.contains("standalone Redis"), "{message}");
+}

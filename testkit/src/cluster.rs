@@ -192,9 +192,14 @@ impl RedisCluster {
 
     /// The index of the node that serves `key` (follows one `MOVED` from node 0).
     pub async fn owner_of(&self, key: &str) -> usize {
-        let reply = self.cmd(0, &["EXISTS", key]).await;
+        self.owner_of_via(0, key).await
+    }
+
+    /// The index of the node that serves `key`, asking node `via` (one that is alive).
+    pub async fn owner_of_via(&self, via: usize, key: &str) -> usize {
+        let reply = self.cmd(via, &["EXISTS", key]).await;
         let Some(moved) = reply.strip_prefix("-MOVED ") else {
-            return 0;
+            return via;
         };
         let port: u16 = moved
             .rsplit(':')
@@ -251,6 +256,50 @@ impl RedisCluster {
                 .cmd(i, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id])
                 .await;
             assert_eq!(reply, "OK", "SETSLOT NODE on node {i}");
+        }
+    }
+}
+
+impl RedisCluster {
+    /// Kills node `i` at once (`SIGKILL`, as a machine that died); it stays dead.
+    pub fn kill(&self, i: usize) {
+        let pid = self.nodes[i].child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run kill: {e}"));
+        assert!(status.success(), "kill -KILL {pid}: {status}");
+    }
+
+    /// Waits (at most [`COMMAND_TIMEOUT`]) until every replica of master `i` has every write
+    /// the master has (its `INFO replication` shows each replica's offset at the master's).
+    pub async fn wait_replicated(&self, i: usize) {
+        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        loop {
+            let info = self.cmd(i, &["INFO", "replication"]).await;
+            let field = |line: &str, name: &str| -> Option<String> {
+                line.split(',')
+                    .find_map(|kv| kv.strip_prefix(name).map(str::to_owned))
+            };
+            let master = info.lines().find_map(|l| {
+                l.trim()
+                    .strip_prefix("master_repl_offset:")
+                    .map(str::to_owned)
+            });
+            let replicas: Vec<Option<String>> = info
+                .lines()
+                .filter(|l| l.starts_with("slave") && l.contains("state=online"))
+                .map(|l| field(l.trim(), "offset="))
+                .collect();
+            if !replicas.is_empty() && replicas.iter().all(|o| o.is_some() && *o == master) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replicas of node {i} did not catch up:\n{info}"
+            );
+            // Polling interval while the replicas catch up (not a "settle" sleep).
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }

@@ -29,9 +29,15 @@ use std::time::Duration;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long one reply may take.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a cluster command may take with its retries (a failover takes the cluster's
-/// `cluster-node-timeout` and an election).
-const CLUSTER_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a cluster command may take with its retries. A failover takes the cluster's
+/// `cluster-node-timeout` and an election (seconds): a call it catches fails with
+/// `store_unavailable` after this, and the client sends again (sends are idempotent), rather
+/// than waiting without an answer.
+const CLUSTER_REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
+/// Retries of a cluster command (a `MOVED`, a node down), and the least and most wait between
+/// two, in ms.
+const CLUSTER_RETRIES: u32 = 40;
+const CLUSTER_RETRY_WAIT_MS: (u64, u64) = (50, 500);
 /// How long connecting the store may take as a whole (a cluster: every master).
 pub(super) const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -79,6 +85,12 @@ impl Target {
             .connection_timeout(CONNECT_TIMEOUT)
             .response_timeout(RESPONSE_TIMEOUT)
             .overall_response_timeout(Some(CLUSTER_REQUEST_TIMEOUT))
+            // redis-rs waits at least 1.28 s between retries by default: a command caught by a
+            // failover would answer seconds after the replica took over. Retry soon and often
+            // instead, within the request timeout.
+            .retries(CLUSTER_RETRIES)
+            .min_retry_wait(CLUSTER_RETRY_WAIT_MS.0)
+            .max_retry_wait(CLUSTER_RETRY_WAIT_MS.1)
     }
 
     /// The command connection.
