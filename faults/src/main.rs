@@ -200,11 +200,12 @@ async fn rolling(args: &Args) -> Result<ExitCode, String> {
 fn line(r: &run::Report) -> String {
     let faults: Vec<String> = r.faults.iter().map(|(k, n)| format!("{k}×{n}")).collect();
     format!(
-        "seed {:>20} {} {:>5.1}s nodes={} {:?} {:?}{} faults=[{}] sent={} files={} reactions={} 4008={} lost={} dup={} reord={} corrupt={}{}{}",
+        "seed {:>20} {} {:>5.1}s nodes={} {:?} {:?} {:?}{} faults=[{}] sent={} files={} reactions={} 4008={} lost={} dup={} reord={} corrupt={}{}{}",
         r.seed,
         if r.ok { "ok  " } else { "FAIL" },
         r.secs,
         r.plan.nodes,
+        r.plan.deployment,
         r.plan.persistence,
         r.plan.storage,
         if r.plan.desktop { " +desktop" } else { "" },
@@ -349,7 +350,12 @@ fn write_out(
         .map_err(|e| format!("{out}: {e}"))?;
     }
     if let Some(doc) = args.value("--doc") {
-        write_results(doc, table)?;
+        let section = if args.draw()?.cluster {
+            "faults:cluster-results"
+        } else {
+            "faults:results"
+        };
+        write_results(doc, section, table)?;
     }
     Ok(())
 }
@@ -361,6 +367,7 @@ fn compact(r: &run::Report) -> serde_json::Value {
         "ok": r.ok,
         "secs": (r.secs * 10.0).round() / 10.0,
         "nodes": r.plan.nodes,
+        "deployment": r.plan.deployment,
         "persistence": r.plan.persistence,
         "desktop": r.plan.desktop,
         "faults": r.faults,
@@ -395,13 +402,15 @@ fn compact(r: &run::Report) -> serde_json::Value {
 }
 
 /// Replaces what lies between the results markers of the doc with `table`.
-fn write_results(path: &str, table: &str) -> Result<(), String> {
-    const BEGIN: &str = "<!-- faults:results:begin -->";
-    const END: &str = "<!-- faults:results:end -->";
+/// Puts `table` between the `<!-- {section}:begin -->` and `:end` markers of `path` (a
+/// single-Redis campaign's results and a cluster campaign's have a section each).
+fn write_results(path: &str, section: &str, table: &str) -> Result<(), String> {
+    let begin = format!("<!-- {section}:begin -->");
+    let end = format!("<!-- {section}:end -->");
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    let (Some(b), Some(e)) = (text.find(BEGIN), text.find(END)) else {
-        return Err(format!("{path} has no {BEGIN} … {END} markers"));
+    let (Some(b), Some(e)) = (text.find(&begin), text.find(&end)) else {
+        return Err(format!("{path} has no {begin} … {end} markers"));
     };
-    let new = format!("{}{BEGIN}\n{table}{}", &text[..b], &text[e..]);
+    let new = format!("{}{begin}\n{table}{}", &text[..b], &text[e..]);
     std::fs::write(path, new).map_err(|e| format!("{path}: {e}"))
 }

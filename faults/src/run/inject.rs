@@ -259,14 +259,23 @@ async fn shard_failover(world: &mut World, target: usize, pause: Duration) -> Re
     let Some(&master) = masters.get(target % masters.len().max(1)) else {
         return Err("the cluster has no master".into());
     };
-    // `ROLE` of a master: "master", its offset, then host, port, offset of each replica.
-    let role = cluster.cmd(master, &["ROLE"]).await;
-    let replica_port: Option<u16> = role.lines().nth(3).and_then(|p| p.parse().ok());
-    let replica = cluster
-        .nodes
-        .iter()
-        .position(|n| Some(n.port) == replica_port)
-        .ok_or_else(|| format!("master {master} has no replica to fail over to ({role:?})"))?;
+    // `ROLE` of a master: "master", its offset, then host, port, offset of each replica that
+    // is connected (right after the cluster formed, or a node rejoined, it may not be yet).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let replica = loop {
+        let role = cluster.cmd(master, &["ROLE"]).await;
+        let port: Option<u16> = role.lines().nth(3).and_then(|p| p.parse().ok());
+        if let Some(i) = cluster.nodes.iter().position(|n| Some(n.port) == port) {
+            break i;
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "master {master} has no replica to fail over to ({role:?})"
+            ));
+        }
+        // Polling interval while the replica connects.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     cluster.kill(master);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !cluster.is_master(replica).await {
