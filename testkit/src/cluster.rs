@@ -223,7 +223,7 @@ impl RedisCluster {
 impl RedisCluster {
     /// Moves `slot` (its keys, then its ownership) from master `from` to master `to` the way
     /// `redis-cli --cluster reshard` does: `IMPORTING`/`MIGRATING`, `MIGRATE` in batches,
-    /// then `SETSLOT … NODE` on the target, the source and every other node. Clients meanwhile
+    /// then `SETSLOT … NODE` on the target, the source and every other master. Clients meanwhile
     /// get `ASK`/`TRYAGAIN` and then `MOVED`; shard channel subscribers of the slot on `from`
     /// are dropped by the server (`sunsubscribe`). Panics on an unexpected reply.
     pub async fn move_slot(&self, slot: u16, from: usize, to: usize) {
@@ -256,8 +256,14 @@ impl RedisCluster {
             let reply = self.cmd(from, &args).await;
             assert!(reply == "OK" || reply == "NOKEY", "MIGRATE: {reply}");
         }
+        // The new owner, the old one, then every other master (replicas take it from their
+        // masters; `SETSLOT` is refused on a replica).
         let mut order = vec![to, from];
-        order.extend((0..self.nodes.len()).filter(|i| *i != to && *i != from));
+        for i in 0..self.nodes.len() {
+            if i != to && i != from && self.is_master(i).await {
+                order.push(i);
+            }
+        }
         for i in order {
             let reply = self
                 .cmd(i, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id])

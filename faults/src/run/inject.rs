@@ -293,15 +293,13 @@ async fn shard_failover(world: &mut World, target: usize, pause: Duration) -> Re
 }
 
 /// Moves the slot of a room's partition (the `target`-th room the harness reads) to another
-/// master under traffic, the way `redis-cli --cluster reshard` does: `IMPORTING`/`MIGRATING`,
-/// `MIGRATE` in batches, then `SETSLOT … NODE` on every master.
+/// master under traffic, the way `redis-cli --cluster reshard` does.
 async fn slot_move(world: &mut World, target: usize) -> Result<(), String> {
     use chat_server::store::redis::partition::{key_slot, Partitions, DEFAULT_PARTITIONS};
     let rooms: Vec<RoomId> = world.readers.keys().copied().collect();
     let room = rooms[target % rooms.len().max(1)];
     let partitions = Partitions::new(DEFAULT_PARTITIONS);
     let channel = partitions.channel(partitions.of_room(room.0));
-    let slot = key_slot(channel.as_bytes()).to_string();
     let cluster = world.cluster()?;
     let mut masters = Vec::new();
     for i in 0..cluster.nodes.len() {
@@ -314,51 +312,8 @@ async fn slot_move(world: &mut World, target: usize) -> Result<(), String> {
         .iter()
         .find(|m| **m != from)
         .ok_or("the cluster has one master")?;
-    let from_id = cluster.cmd(from, &["CLUSTER", "MYID"]).await;
-    let to_id = cluster.cmd(to, &["CLUSTER", "MYID"]).await;
-    let expect_ok = |reply: String, what: &str| {
-        if reply == "OK" {
-            Ok(())
-        } else {
-            Err(format!("{what}: {reply}"))
-        }
-    };
-    expect_ok(
-        cluster
-            .cmd(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id])
-            .await,
-        "SETSLOT IMPORTING",
-    )?;
-    expect_ok(
-        cluster
-            .cmd(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id])
-            .await,
-        "SETSLOT MIGRATING",
-    )?;
-    let port = cluster.nodes[to].port.to_string();
-    loop {
-        let keys = cluster
-            .cmd(from, &["CLUSTER", "GETKEYSINSLOT", &slot, "20"])
-            .await;
-        if keys.is_empty() {
-            break;
-        }
-        let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
-        args.extend(keys.split('\n'));
-        let reply = cluster.cmd(from, &args).await;
-        if reply != "OK" && reply != "NOKEY" {
-            return Err(format!("MIGRATE: {reply}"));
-        }
-    }
-    let mut order = vec![to, from];
-    order.extend(masters.iter().filter(|m| **m != to && **m != from));
-    for i in order {
-        expect_ok(
-            cluster
-                .cmd(i, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id])
-                .await,
-            "SETSLOT NODE",
-        )?;
-    }
+    cluster
+        .move_slot(key_slot(channel.as_bytes()), from, to)
+        .await;
     Ok(())
 }
