@@ -51,6 +51,7 @@
 #[macro_use]
 pub mod keys;
 mod admin;
+mod call;
 pub mod conn;
 mod migrate;
 pub mod partition;
@@ -93,7 +94,7 @@ fn bus_script(src: &str) -> Script {
 /// `redis/keys.rs`); further keys and the arguments follow.
 fn room_script(script: &Script, room: u64) -> redis::ScriptInvocation<'_> {
     let mut invocation = script.prepare_invoke();
-    keys::RoomKeys::of(room).declare(&mut invocation);
+    invocation.key(keys::RoomKeys::of(room));
     invocation
 }
 
@@ -1189,27 +1190,35 @@ impl RedisStore {
             return Err(super::not_attachable().into());
         }
         let p = PARTITIONS.of_room(msg.room.0);
-        let mut invocation = room_script(&APPEND_MESSAGE, msg.room.0);
-        invocation
-            .key(keys::dedupe(msg.room, msg.sender.0, msg.client_id))
-            .key(keys::uploads_pending(p))
-            .key(keys::uploads_rooms(p));
+        // Keys and arguments go straight into one command (`redis/call.rs`): this runs for
+        // every message.
+        let bytes = 320 + msg.event_json.len() + 2 * msg.client_id.len();
+        let mut call = call::ScriptCall::new(&APPEND_MESSAGE, 9 + msg.attachments.len(), bytes);
+        call.key(keys::RoomKeys::of(msg.room))
+            .key(keys::DedupeKey::new(msg.room, msg.sender.0, msg.client_id))
+            .key(keys::uploads_pending_key(p))
+            .key(keys::uploads_rooms_key(p));
         for id in msg.attachments {
-            invocation.key(keys::upload(p, id));
+            call.key(keys::upload(p, id));
         }
-        let reply: String = invocation
-            .arg(msg.room.0)
+        call.arg(msg.room.0)
             .arg(msg.sender.0)
             .arg(msg.client_id)
             .arg(msg.event_json)
             .arg(dedupe_ttl_secs)
             .arg(retention.max_events)
             .arg(retention.max_age_ms)
-            .arg(self.watch.floor(msg.room.0))
-            .arg(msg.reply_to.map(|seq| seq.to_string()).unwrap_or_default())
-            .arg(msg.attachments.join(" "))
-            .invoke_async(&mut self.con())
-            .await?;
+            .arg(self.watch.floor(msg.room.0));
+        match msg.reply_to {
+            Some(seq) => call.arg(seq),
+            None => call.arg(""),
+        };
+        if msg.attachments.is_empty() {
+            call.arg("");
+        } else {
+            call.arg(msg.attachments.join(" "));
+        }
+        let reply: String = call.invoke(&mut self.con()).await?;
         let mut parts = reply.split(' ');
         let status = parts.next().unwrap_or_default();
         let duplicate = match status {
