@@ -22,6 +22,8 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct ClusterNode {
     child: Child,
     pub port: u16,
+    /// Its cluster bus port.
+    bus: u16,
     /// `redis://127.0.0.1:<port>/`
     pub url: String,
 }
@@ -71,8 +73,12 @@ impl RedisCluster {
     }
 
     fn spawn_node(&self) -> ClusterNode {
-        let port = free_port();
-        let bus = free_port();
+        self.spawn_node_on(free_port(), free_port())
+    }
+
+    /// A node on `port` and bus port `bus`, with the `nodes.conf` of that port (so a node
+    /// started again on its ports is the same cluster node).
+    fn spawn_node_on(&self, port: u16, bus: u16) -> ClusterNode {
         let conf = self.dir.join(format!("nodes-{port}.conf"));
         let child = Command::new(crate::RedisServer::BINARY)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
@@ -95,6 +101,7 @@ impl RedisCluster {
         ClusterNode {
             child,
             port,
+            bus,
             url: format!("redis://127.0.0.1:{port}/"),
         }
     }
@@ -216,7 +223,7 @@ impl RedisCluster {
 impl RedisCluster {
     /// Moves `slot` (its keys, then its ownership) from master `from` to master `to` the way
     /// `redis-cli --cluster reshard` does: `IMPORTING`/`MIGRATING`, `MIGRATE` in batches,
-    /// then `SETSLOT … NODE` on the target, the source and every other node. Clients meanwhile
+    /// then `SETSLOT … NODE` on the target, the source and every other master. Clients meanwhile
     /// get `ASK`/`TRYAGAIN` and then `MOVED`; shard channel subscribers of the slot on `from`
     /// are dropped by the server (`sunsubscribe`). Panics on an unexpected reply.
     pub async fn move_slot(&self, slot: u16, from: usize, to: usize) {
@@ -249,8 +256,14 @@ impl RedisCluster {
             let reply = self.cmd(from, &args).await;
             assert!(reply == "OK" || reply == "NOKEY", "MIGRATE: {reply}");
         }
+        // The new owner, the old one, then every other master (replicas take it from their
+        // masters; `SETSLOT` is refused on a replica).
         let mut order = vec![to, from];
-        order.extend((0..self.nodes.len()).filter(|i| *i != to && *i != from));
+        for i in 0..self.nodes.len() {
+            if i != to && i != from && self.is_master(i).await {
+                order.push(i);
+            }
+        }
         for i in order {
             let reply = self
                 .cmd(i, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id])
@@ -300,6 +313,48 @@ impl RedisCluster {
             );
             // Polling interval while the replicas catch up (not a "settle" sleep).
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl RedisCluster {
+    /// Starts node `i` again after [`RedisCluster::kill`], on its ports and with its
+    /// `nodes.conf`: without persistence it comes back empty and rejoins the cluster (as a
+    /// replica when its master was failed over). Waits until it answers `PING` and reports
+    /// `cluster_state:ok`.
+    pub async fn restart(&mut self, i: usize) {
+        let deadline = Instant::now() + FORM_TIMEOUT;
+        let _ = self.nodes[i].child.wait();
+        let (port, bus) = (self.nodes[i].port, self.nodes[i].bus);
+        let mut node = self.spawn_node_on(port, bus);
+        if let Err(e) = Self::wait_ping(&mut node, deadline).await {
+            panic!("{e}");
+        }
+        self.nodes[i] = node;
+        let total = self.nodes.len();
+        self.wait_ok(i, total, deadline).await;
+    }
+
+    /// Whether node `i` is a master now (`ROLE`).
+    pub async fn is_master(&self, i: usize) -> bool {
+        self.cmd(i, &["ROLE"]).await.starts_with("master")
+    }
+
+    /// Waits (at most a minute) until node `i` (a live one) reports `cluster_state:ok`, e.g.
+    /// once a failed master's replica has taken over.
+    pub async fn wait_state_ok(&self, i: usize) {
+        let deadline = Instant::now() + FORM_TIMEOUT;
+        loop {
+            let info = self.cmd(i, &["CLUSTER", "INFO"]).await;
+            if info.contains("cluster_state:ok") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cluster node {i} not ok within {FORM_TIMEOUT:?}:\n{info}"
+            );
+            // Polling interval while the cluster fails over (not a "settle" sleep).
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }

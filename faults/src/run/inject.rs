@@ -72,35 +72,39 @@ pub(super) async fn inject(world: &mut World, fault: &Fault) -> Result<(), Strin
             world.set_live();
         }
         FaultKind::RedisKill => {
-            world.redis.kill9().await;
+            world.redis()?.kill9().await;
             tokio::time::sleep(pause).await;
-            world.redis.up().await?;
+            world.redis()?.up().await?;
         }
         FaultKind::RedisRollback => {
-            world.redis.kill9().await;
+            world.redis()?.kill9().await;
             // Only traffic is lost, never the accounts and rooms set up before it (the checker
             // reads history with those).
             let floor = world
                 .aof_after_setup
                 .clone()
                 .ok_or("redis_rollback in a run without AOF")?;
-            let cut = world.redis.cut_aof_tail(2048 + fault.for_ms * 6, &floor)?;
+            let cut = world
+                .redis()?
+                .cut_aof_tail(2048 + fault.for_ms * 6, &floor)?;
             world.aof_cuts.push(cut);
             tokio::time::sleep(pause).await;
-            world.redis.up().await?;
+            world.redis()?.up().await?;
         }
         FaultKind::RedisRestart => {
-            world.redis.shutdown().await;
+            world.redis()?.shutdown().await;
             tokio::time::sleep(pause).await;
-            world.redis.up().await?;
+            world.redis()?.up().await?;
         }
         FaultKind::RedisWipe => {
             for c in &world.clients {
                 c.lock().expect_wipe = true;
             }
-            world.redis.kill9().await;
-            world.redis.up().await?;
+            world.redis()?.kill9().await;
+            world.redis()?.up().await?;
         }
+        FaultKind::ShardFailover => shard_failover(world, fault.target, pause).await?,
+        FaultKind::SlotMove => slot_move(world, fault.target).await?,
         FaultKind::LinkReset | FaultKind::LinkBlackhole => {
             let proxy = &world.proxies[fault.target % world.proxies.len()];
             proxy.cut(if fault.kind == FaultKind::LinkReset {
@@ -158,8 +162,10 @@ pub(super) async fn inject(world: &mut World, fault: &Fault) -> Result<(), Strin
 
 /// Every process up, every link restored, every client online and reading.
 pub(super) async fn heal(world: &mut World) -> Result<(), String> {
-    if !world.redis.running() {
-        world.redis.up().await?;
+    if let Some(redis) = &mut world.redis {
+        if !redis.running() {
+            redis.up().await?;
+        }
     }
     for p in &world.proxies {
         p.restore();
@@ -237,4 +243,77 @@ pub(super) async fn cut_upload(
         .await
         .map_err(|e| e.to_string())?;
     Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+/// `kill -9` of one of the cluster's masters (the `target`-th of those that are masters now);
+/// waits until its replica has taken over, then, after `pause`, starts it again (empty: it
+/// rejoins as that replica's replica).
+async fn shard_failover(world: &mut World, target: usize, pause: Duration) -> Result<(), String> {
+    let cluster = world.cluster()?;
+    let mut masters = Vec::new();
+    for i in 0..cluster.nodes.len() {
+        if cluster.is_master(i).await {
+            masters.push(i);
+        }
+    }
+    let Some(&master) = masters.get(target % masters.len().max(1)) else {
+        return Err("the cluster has no master".into());
+    };
+    // `ROLE` of a master: "master", its offset, then host, port, offset of each replica that
+    // is connected (right after the cluster formed, or a node rejoined, it may not be yet).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let replica = loop {
+        let role = cluster.cmd(master, &["ROLE"]).await;
+        let port: Option<u16> = role.lines().nth(3).and_then(|p| p.parse().ok());
+        if let Some(i) = cluster.nodes.iter().position(|n| Some(n.port) == port) {
+            break i;
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "master {master} has no replica to fail over to ({role:?})"
+            ));
+        }
+        // Polling interval while the replica connects.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    cluster.kill(master);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cluster.is_master(replica).await {
+        if Instant::now() > deadline {
+            return Err(format!("replica {replica} did not take over within 30 s"));
+        }
+        // Polling interval while the cluster notices the failure and votes.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster.wait_state_ok(replica).await;
+    tokio::time::sleep(pause).await;
+    let cluster = world.cluster.as_mut().ok_or("no cluster")?;
+    cluster.restart(master).await;
+    Ok(())
+}
+
+/// Moves the slot of a room's partition (the `target`-th room the harness reads) to another
+/// master under traffic, the way `redis-cli --cluster reshard` does.
+async fn slot_move(world: &mut World, target: usize) -> Result<(), String> {
+    use chat_server::store::redis::partition::{key_slot, Partitions, DEFAULT_PARTITIONS};
+    let rooms: Vec<RoomId> = world.readers.keys().copied().collect();
+    let room = rooms[target % rooms.len().max(1)];
+    let partitions = Partitions::new(DEFAULT_PARTITIONS);
+    let channel = partitions.channel(partitions.of_room(room.0));
+    let cluster = world.cluster()?;
+    let mut masters = Vec::new();
+    for i in 0..cluster.nodes.len() {
+        if cluster.is_master(i).await {
+            masters.push(i);
+        }
+    }
+    let from = cluster.owner_of_via(masters[0], &channel).await;
+    let to = *masters
+        .iter()
+        .find(|m| **m != from)
+        .ok_or("the cluster has one master")?;
+    cluster
+        .move_slot(key_slot(channel.as_bytes()), from, to)
+        .await;
+    Ok(())
 }

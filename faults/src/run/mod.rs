@@ -7,7 +7,7 @@ use crate::checker::{
 use crate::client::{Client, ClientSpec, LiveNodes};
 use crate::desktop::{Desktop, Write};
 use crate::files;
-use crate::procs::{Node, Persistence, Redis, S3};
+use crate::procs::{Node, NodeStore, Persistence, Redis, S3};
 use crate::proxy::{Link, Proxy};
 use crate::rest::{Rest, PASSWORD};
 use protocol::{RoomId, UserId};
@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use testkit::cluster::RedisCluster;
 use tokio::time::Instant;
 
 mod inject;
@@ -25,10 +26,13 @@ mod plan;
 
 use inject::{heal, inject};
 use observe::{desktop_obs, finish_wipe, observe_files, settle};
-pub use plan::{Fault, FaultKind, Plan, Report, Storage};
+pub use plan::{Deployment, Draw, Fault, FaultKind, Plan, Report, Storage};
 
 struct World {
-    redis: Redis,
+    /// The one Redis of a single-Redis run.
+    redis: Option<Redis>,
+    /// The Redis Cluster of a cluster run.
+    cluster: Option<RedisCluster>,
     proxies: Vec<Proxy>,
     nodes: Vec<Node>,
     live: LiveNodes,
@@ -52,6 +56,19 @@ struct World {
 }
 
 impl World {
+    /// The one Redis (an error in a cluster run, whose plans have no single-Redis faults).
+    fn redis(&mut self) -> Result<&mut Redis, String> {
+        self.redis
+            .as_mut()
+            .ok_or_else(|| "a single-Redis fault in a cluster run".to_owned())
+    }
+
+    fn cluster(&self) -> Result<&RedisCluster, String> {
+        self.cluster
+            .as_ref()
+            .ok_or_else(|| "a cluster fault in a single-Redis run".to_owned())
+    }
+
     fn set_live(&self) {
         let live: Vec<(usize, std::net::SocketAddr)> = self
             .nodes
@@ -67,8 +84,8 @@ impl World {
 }
 
 /// Runs the plan of `seed` in `dir` (a fresh temp dir) with node processes from `exe`.
-pub async fn run(seed: u64, only: Option<FaultKind>, exe: &Path, dir: &Path) -> Report {
-    let plan = Plan::new(seed, only);
+pub async fn run(seed: u64, draw: Draw, exe: &Path, dir: &Path) -> Report {
+    let plan = Plan::new(seed, draw);
     let started = Instant::now();
     let mut report = Report {
         seed,
@@ -109,7 +126,10 @@ pub async fn run(seed: u64, only: Option<FaultKind>, exe: &Path, dir: &Path) -> 
 }
 
 async fn setup(plan: &Plan, exe: &Path, dir: &Path) -> Result<World, String> {
-    let redis = Redis::start(dir, plan.persistence).await?;
+    let (redis, cluster) = match plan.deployment {
+        Deployment::Single => (Some(Redis::start(dir, plan.persistence).await?), None),
+        Deployment::Cluster => (None, Some(RedisCluster::start(3, 1).await)),
+    };
     // Attachments: a shared directory or bucket; the collector runs every second (so files of
     // deleted messages go during the run) with an hour of grace (no upload expires in a run).
     let mut env: Vec<(String, String)> = [
@@ -138,13 +158,20 @@ async fn setup(plan: &Plan, exe: &Path, dir: &Path) -> Result<World, String> {
     let mut proxies = Vec::new();
     let mut nodes = Vec::new();
     for i in 0..plan.nodes {
-        let proxy = Proxy::start(vec![redis.addr])
-            .await
-            .map_err(|e| e.to_string())?;
-        let url = format!("redis://{}/", proxy.addr);
         let log = dir.join(format!("node{i}.log"));
-        nodes.push(Node::start_with(exe, i, url, log, env.clone()).await?);
-        proxies.push(proxy);
+        let store = match (&redis, &cluster) {
+            (Some(redis), _) => {
+                let proxy = Proxy::start(vec![redis.addr])
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let url = format!("redis://{}/", proxy.addr);
+                proxies.push(proxy);
+                NodeStore::Redis(url)
+            }
+            (None, Some(cluster)) => NodeStore::Cluster(cluster.urls()),
+            (None, None) => unreachable!("setup starts one or the other"),
+        };
+        nodes.push(Node::start_with(exe, i, store, log, env.clone()).await?);
     }
     let rest = Rest::new(nodes[0].url())?;
     let n_clients = plan.nodes * plan.clients_per_node;
@@ -213,8 +240,9 @@ async fn setup(plan: &Plan, exe: &Path, dir: &Path) -> Result<World, String> {
             live.clone(),
         ));
     }
-    let world = World {
+    let mut world = World {
         redis,
+        cluster,
         proxies,
         nodes,
         live,
@@ -251,7 +279,7 @@ async fn setup(plan: &Plan, exe: &Path, dir: &Path) -> Result<World, String> {
         }
     }
     let aof_after_setup = match plan.persistence {
-        Persistence::Aof => Some(world.redis.aof_mark()?),
+        Persistence::Aof => Some(world.redis()?.aof_mark()?),
         Persistence::None => None,
     };
     Ok(World {
@@ -345,7 +373,11 @@ async fn execute(plan: &Plan, exe: &Path, dir: &Path, report: &mut Report) -> Re
         .any(|f| f.kind == FaultKind::RedisRollback);
     // `kill -9` of Redis with AOF everysec can lose its last writes too: when an fsync is slow
     // Redis postpones writing the AOF (up to 2 s) but still answers clients.
-    let killed = plan.faults.iter().any(|f| f.kind == FaultKind::RedisKill);
+    // A master killed before its replica had its last writes loses them with the failover.
+    let killed = plan
+        .faults
+        .iter()
+        .any(|f| matches!(f.kind, FaultKind::RedisKill | FaultKind::ShardFailover));
     let store_lost = !findings.lost.is_empty() || !findings.gapped.is_empty();
     if cut || (killed && store_lost) {
         report.store_lost_writes = true;
@@ -379,7 +411,11 @@ async fn shutdown(mut world: World) {
     for n in &mut world.nodes {
         n.kill9().await;
     }
-    world.redis.kill9().await;
+    if let Some(redis) = &mut world.redis {
+        redis.kill9().await;
+    }
+    // A cluster's processes are killed when it is dropped.
+    world.cluster.take();
     if let Some(s3) = &mut world.s3 {
         s3.stop().await;
     }

@@ -37,10 +37,17 @@ pub enum FaultKind {
     /// `kill -9` of a node while a large upload to it is half-way (its half-written file seen
     /// on the storage); the client then uploads the file again to a live node and sends it.
     UploadKill,
+    /// Redis Cluster: `kill -9` of a master under traffic; the cluster promotes its replica
+    /// (which may lack the master's last acknowledged writes: every client holding one must be
+    /// told). The killed node comes back empty and rejoins as a replica.
+    ShardFailover,
+    /// Redis Cluster: the slot of a room's partition moves to another master under traffic
+    /// (`redis-cli --cluster reshard`'s steps), its subscribers dropped by Redis.
+    SlotMove,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 13] = [
+    pub const ALL: [FaultKind; 15] = [
         FaultKind::NodeKill,
         FaultKind::NodeRestart,
         FaultKind::RedisKill,
@@ -54,7 +61,14 @@ impl FaultKind {
         FaultKind::DesktopOffline,
         FaultKind::DesktopReopen,
         FaultKind::UploadKill,
+        FaultKind::ShardFailover,
+        FaultKind::SlotMove,
     ];
+
+    /// Kinds that exist only on a Redis Cluster (a run with one is a cluster run).
+    pub fn needs_cluster(self) -> bool {
+        matches!(self, FaultKind::ShardFailover | FaultKind::SlotMove)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -71,6 +85,8 @@ impl FaultKind {
             FaultKind::DesktopReopen => "desktop_reopen",
             FaultKind::RedisRollback => "redis_rollback",
             FaultKind::UploadKill => "upload_kill",
+            FaultKind::ShardFailover => "shard_failover",
+            FaultKind::SlotMove => "slot_move",
         }
     }
 
@@ -88,6 +104,49 @@ pub struct Fault {
     pub for_ms: u64,
     /// Node or client index, where it applies.
     pub target: usize,
+}
+
+/// What a run's plan is drawn from besides its seed: every fault of one kind (the CI subset),
+/// and the Redis deployment. A seed's plan is the same as before clusters came in unless the
+/// draw says cluster.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Draw {
+    pub only: Option<FaultKind>,
+    pub cluster: bool,
+}
+
+impl Draw {
+    /// Every fault of `kind` (a cluster kind makes a cluster run).
+    pub fn only(kind: FaultKind) -> Draw {
+        Draw {
+            only: Some(kind),
+            cluster: kind.needs_cluster(),
+        }
+    }
+
+    /// The `faults run` arguments that draw the same plan.
+    pub fn args(self) -> Vec<&'static str> {
+        let mut args = Vec::new();
+        if let Some(kind) = self.only {
+            args.extend(["--only", kind.name()]);
+        }
+        if self.cluster {
+            args.push("--cluster");
+        }
+        args
+    }
+}
+
+/// The Redis the nodes share.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Deployment {
+    /// One `redis-server` (AOF or none), behind one proxy per node.
+    #[default]
+    Single,
+    /// A Redis Cluster of 3 masters with a replica each (no persistence), the nodes connected
+    /// to it directly (`redis_cluster`).
+    Cluster,
 }
 
 /// Where the nodes keep attachments.
@@ -109,6 +168,8 @@ pub struct Plan {
     pub clients_per_node: usize,
     pub persistence: Persistence,
     #[serde(default)]
+    pub deployment: Deployment,
+    #[serde(default)]
     pub storage: Storage,
     pub desktop: bool,
     pub traffic_ms: u64,
@@ -117,8 +178,10 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan of `seed`. With `only`, every fault is of that kind (the CI subset).
-    pub fn new(seed: u64, only: Option<FaultKind>) -> Plan {
+    /// The plan of `seed` under `draw`.
+    pub fn new(seed: u64, draw: Draw) -> Plan {
+        let only = draw.only;
+        let cluster = draw.cluster || only.is_some_and(FaultKind::needs_cluster);
         let mut rng = StdRng::seed_from_u64(seed);
         let nodes = rng.random_range(2..=3);
         let clients_per_node = 2;
@@ -135,6 +198,13 @@ impl Plan {
             Persistence::None
         } else {
             Persistence::Aof
+        };
+        // A cluster's nodes keep no files (their replicas are the copy): no wipe, no rollback
+        // of an AOF; the cluster's own faults instead.
+        let (wipe, rollback, persistence) = if cluster {
+            (false, false, Persistence::None)
+        } else {
+            (wipe, rollback, persistence)
         };
         let desktop_kinds = [FaultKind::DesktopOffline, FaultKind::DesktopReopen];
         let desktop = match only {
@@ -153,6 +223,11 @@ impl Plan {
         ];
         if persistence == Persistence::Aof {
             kinds.extend([FaultKind::RedisKill, FaultKind::RedisRestart]);
+        }
+        if cluster {
+            // The node↔Redis proxies are a single-Redis deployment's.
+            kinds.retain(|k| !matches!(k, FaultKind::LinkReset | FaultKind::LinkBlackhole));
+            kinds.extend([FaultKind::ShardFailover, FaultKind::SlotMove]);
         }
         if desktop {
             kinds.extend(desktop_kinds);
@@ -217,6 +292,11 @@ impl Plan {
             nodes,
             clients_per_node,
             persistence,
+            deployment: if cluster {
+                Deployment::Cluster
+            } else {
+                Deployment::Single
+            },
             storage,
             desktop,
             traffic_ms,
