@@ -17,9 +17,7 @@
 
 use crate::error::{Error, Result};
 use protocol::event::{apply_reaction, EventBody, Reaction, Role};
-use protocol::ipc::{
-    MemberView, MessageStatus, MessageView, Quote, UploadView, UserView,
-};
+use protocol::ipc::{MemberView, MessageStatus, MessageView, Quote, UploadView, UserView};
 use protocol::rest::{Member, Room, SendAck, User};
 use protocol::ws::Cursor;
 use protocol::{Attachment, ErrorCode, RoomEvent, RoomId, UserId};
@@ -1807,15 +1805,23 @@ async fn upsert_user(conn: &mut SqliteConnection, user: UserId, username: &str) 
     Ok(())
 }
 
-/// A new message's id: its `ts` in milliseconds, or when another message has that id already,
-/// the first free id after it. Ids follow time, so the FTS index (ordered by id) lists matches
-/// newest first and a search stops at its limit instead of sorting every match; being
-/// milliseconds and not finer, the gaps between a word's messages stay small, and so does the
-/// index (migration 0007, which numbers older caches the same way).
+/// Message ids count down from here as time goes on: a message's id is `ID_BASE - ts` (ts in
+/// milliseconds, year 6429 at most), migration 0007 numbers older caches the same way.
+pub(crate) const ID_BASE: i64 = 1 << 47;
+
+/// A new message's id: `ID_BASE - ts`, or when another message has that id already, the first
+/// free id below it (a later arrival of the same millisecond counts as newer). Ids follow time
+/// backwards, so the FTS index, ordered by id, lists matches newest first and a search reads
+/// its first hits and stops (`ORDER BY rowid` needs no sort). Backwards because FTS5 skips
+/// ahead in a long list of matches (its doclist index) only when it reads the list forwards:
+/// "a rare word AND a common word" jumps from one rare match to the next instead of stepping
+/// through every message of the common word. Milliseconds, not finer: FTS5 stores the gaps
+/// between a word's ids as varints, and small gaps keep the index small.
 const NEXT_ID: &str =
     "(SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM messages WHERE id = ?1) THEN ?1 \
-     ELSE (SELECT a.id + 1 FROM messages a WHERE a.id >= ?1 \
-     AND NOT EXISTS (SELECT 1 FROM messages b WHERE b.id = a.id + 1) ORDER BY a.id LIMIT 1) END)";
+     ELSE (SELECT a.id - 1 FROM messages a WHERE a.id <= ?1 \
+     AND NOT EXISTS (SELECT 1 FROM messages b WHERE b.id = a.id - 1) ORDER BY a.id DESC LIMIT 1) \
+     END)";
 
 /// Inserts or updates a message; `true` when the row is new or its content changed.
 async fn upsert_message(conn: &mut SqliteConnection, m: &NewMessage) -> Result<bool> {
@@ -1837,7 +1843,7 @@ async fn upsert_message(conn: &mut SqliteConnection, m: &NewMessage) -> Result<b
          OR messages.reactions IS NOT excluded.reactions \
          OR messages.attachments IS NOT excluded.attachments"
     ))
-    .bind(m.ts.max(0))
+    .bind(ID_BASE - m.ts.clamp(0, ID_BASE - 1))
     .bind(m.room)
     .bind(m.seq)
     .bind(&m.client_id)

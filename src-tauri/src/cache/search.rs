@@ -2,8 +2,8 @@
 //! the query over it.
 //!
 //! A search reads its hits newest first straight from the index and stops at its limit: the
-//! index lists rows by id, and message ids follow time (`NEXT_ID` in `cache.rs`, migrations
-//! 0006 and 0007). Every word typed is a prefix; prefix indexes of 1 to 8 characters let FTS5
+//! index lists rows by id, and message ids follow time backwards (`NEXT_ID` in `cache.rs`,
+//! migration 0007). Every word typed is a prefix; prefix indexes of 1 to 8 characters let FTS5
 //! read a prefix like a word instead of merging the lists of every word it matches, which is
 //! what kept a search of a common word in the milliseconds at a million messages
 //! (docs/BENCHMARKS.md, client section; bench/analysis.md).
@@ -24,7 +24,7 @@ impl Cache {
         let rows: Vec<(i64, String, i64, String, String, i64)> = sqlx::query_as(
             "SELECT m.room, r.name, m.seq, m.sender_name, m.plain, m.ts \
              FROM messages_fts f JOIN messages m ON m.id = f.rowid JOIN rooms r ON r.id = m.room \
-             WHERE messages_fts MATCH ? AND m.deleted = 0 ORDER BY f.rowid DESC LIMIT ?",
+             WHERE messages_fts MATCH ? AND m.deleted = 0 ORDER BY f.rowid LIMIT ?",
         )
         .bind(expr)
         .bind(i64::from(limit))
@@ -94,8 +94,10 @@ mod tests {
         pool
     }
 
+    /// `(ts the id stands for, seq)`, oldest first.
     async fn ids(cache: &Cache) -> Vec<(i64, i64)> {
-        sqlx::query_as("SELECT id, seq FROM messages ORDER BY id")
+        sqlx::query_as("SELECT ? - id, seq FROM messages ORDER BY id DESC")
+            .bind(crate::cache::ID_BASE)
             .fetch_all(&cache.pool)
             .await
             .unwrap_or_else(|e| panic!("ids: {e}"))
@@ -193,8 +195,8 @@ mod tests {
         );
     }
 
-    /// A cache written with ids `ts << 20` (migration 0006) is renumbered to milliseconds when
-    /// opened, in time order, and searched as before: long prefixes (served by the new prefix
+    /// A cache written with ids `ts << 20` (migration 0006) is renumbered to milliseconds,
+    /// counting down, when opened, in time order, and searched as before: long prefixes (served by the new prefix
     /// indexes), case and diacritics folded, newest first.
     #[tokio::test]
     async fn a_cache_with_ids_of_migration_6_is_renumbered_to_milliseconds() {
@@ -238,7 +240,7 @@ mod tests {
         let cache = Cache::open(&path, 100)
             .await
             .unwrap_or_else(|e| panic!("open: {e}"));
-        // Milliseconds, in (ts, room, seq) order; a taken id moves to the next free one.
+        // Milliseconds, in (ts, room, seq) order; a taken one moves to the next free one.
         assert_eq!(
             ids(&cache).await,
             [
