@@ -13,6 +13,12 @@ use crate::error::Result;
 use protocol::ipc::SearchHit;
 use protocol::RoomId;
 
+/// The search: hits newest first, read from the index in its order (ascending ids are falling
+/// times), joined to their message and room one by one, up to the limit.
+const SEARCH: &str = "SELECT m.room, r.name, m.seq, m.sender_name, m.plain, m.ts \
+     FROM messages_fts f JOIN messages m ON m.id = f.rowid JOIN rooms r ON r.id = m.room \
+     WHERE messages_fts MATCH ? AND m.deleted = 0 ORDER BY f.rowid LIMIT ?";
+
 impl Cache {
     /// Full-text search over cached message bodies, newest first. Every word of `query` must
     /// match (as a word prefix); FTS syntax in the query is treated as plain text. The words
@@ -21,15 +27,11 @@ impl Cache {
         let Some(expr) = fts_query(query) else {
             return Ok(Vec::new());
         };
-        let rows: Vec<(i64, String, i64, String, String, i64)> = sqlx::query_as(
-            "SELECT m.room, r.name, m.seq, m.sender_name, m.plain, m.ts \
-             FROM messages_fts f JOIN messages m ON m.id = f.rowid JOIN rooms r ON r.id = m.room \
-             WHERE messages_fts MATCH ? AND m.deleted = 0 ORDER BY f.rowid LIMIT ?",
-        )
-        .bind(expr)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(i64, String, i64, String, String, i64)> = sqlx::query_as(SEARCH)
+            .bind(expr)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(room, room_name, seq, sender_name, body, ts)| SearchHit {
@@ -314,6 +316,31 @@ mod tests {
         want.push((2, 1));
         assert_eq!(found, want);
         assert!(hits.windows(2).all(|w| w[0].ts >= w[1].ts));
+    }
+
+    /// The plan SQLite picks: the FTS5 table drives, in its order, with nothing sorted after
+    /// (a sort would read every match before the first hit), and each hit is looked up once.
+    #[tokio::test]
+    async fn the_search_reads_the_index_in_order_and_sorts_nothing() {
+        let (_dir, cache) = open(100).await;
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {SEARCH}"))
+                .bind("\"word\"*")
+                .bind(100)
+                .fetch_all(&cache.pool)
+                .await
+                .unwrap_or_else(|e| panic!("plan: {e}"));
+        let steps: Vec<&str> = plan.iter().map(|(_, _, _, s)| s.as_str()).collect();
+        assert_eq!(steps.len(), 3, "{steps:?}");
+        assert!(steps[0].starts_with("SCAN f VIRTUAL TABLE"), "{steps:?}");
+        assert!(
+            steps[1].starts_with("SEARCH m USING INTEGER PRIMARY KEY"),
+            "{steps:?}"
+        );
+        assert!(
+            steps[2].starts_with("SEARCH r USING INTEGER PRIMARY KEY"),
+            "{steps:?}"
+        );
     }
 
     #[test]
