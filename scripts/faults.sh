@@ -5,7 +5,10 @@
 # Prints one line per run (its seed replays it: `faults run --seed N`), writes
 # docs/faults-results.json and the results table into docs/RELIABILITY.md.
 #
-#   scripts/faults.sh [RUNS] [--jobs J] [--seed FIRST] [--only KIND]
+#   scripts/faults.sh [RUNS] [--jobs J] [--seed FIRST] [--only KIND] [--cluster]
+#
+# --cluster: the runs use a Redis Cluster (3 masters with a replica each) and its faults; the
+# results go to docs/faults-cluster-results.json and RELIABILITY.md's cluster section.
 #
 # FAULTS_JOBS (default 3) runs at a time (--jobs J wins). FAULTS_BIN: a faults binary already
 # built (e.g. by `cargo test --workspace ... --test fault_runs`) instead of building one.
@@ -30,7 +33,11 @@ BIN_DIR=$(mktemp -d)
 trap 'rm -rf "$BIN_DIR"' EXIT
 cp "$FAULTS_BIN" "$BIN_DIR/faults"
 
+OUT=docs/faults-results.json
+for a in "$@"; do
+  if [[ $a == --cluster ]]; then OUT=docs/faults-cluster-results.json; fi
+done
 # The caller's options first: the first of a repeated option counts.
 "$BIN_DIR/faults" campaign --runs "$RUNS" "$@" --jobs "${FAULTS_JOBS:-3}" \
   --date "$(date -u '+%Y-%m-%d %H:%M UTC')" \
-  --out docs/faults-results.json --doc docs/RELIABILITY.md
+  --out "$OUT" --doc docs/RELIABILITY.md

@@ -2,7 +2,7 @@
 //! crashes cannot poison the others), at most `jobs` at a time. The summary adds up faults by
 //! kind, messages and findings, and renders the results table for `docs/RELIABILITY.md`.
 
-use crate::run::{FaultKind, Report};
+use crate::run::{Draw, FaultKind, Report};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
@@ -219,12 +219,10 @@ impl Summary {
 }
 
 /// Runs one seed as a child process and reads its report.
-pub async fn run_child(exe: &Path, seed: u64, only: Option<FaultKind>) -> Report {
+pub async fn run_child(exe: &Path, seed: u64, draw: Draw) -> Report {
     let mut cmd = Command::new(exe);
     cmd.args(["run", "--json", "--seed", &seed.to_string()]);
-    if let Some(kind) = only {
-        cmd.args(["--only", kind.name()]);
-    }
+    cmd.args(draw.args());
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -233,7 +231,7 @@ pub async fn run_child(exe: &Path, seed: u64, only: Option<FaultKind>) -> Report
     let failed = |why: String| Report {
         seed,
         ok: false,
-        plan: crate::run::Plan::new(seed, only),
+        plan: crate::run::Plan::new(seed, draw),
         faults: BTreeMap::new(),
         volume: Default::default(),
         wiped_acked: 0,

@@ -1,8 +1,9 @@
 //! `faults`: randomized fault runs against real chat-server nodes on a real Redis.
 //!
 //! ```text
-//! faults run --seed N [--only KIND] [--json] [--keep]   one run; replays exactly from its seed
-//! faults campaign [--runs N] [--jobs J] [--seed S] [--only KIND] [--out FILE] [--doc FILE]
+//! faults run --seed N [--only KIND] [--cluster] [--json] [--keep]
+//!                                                       one run; replays exactly from its seed
+//! faults campaign [--runs N] [--jobs J] [--seed S] [--only KIND] [--cluster] [--out FILE] [--doc FILE]
 //! faults node                                           a chat-server node (used by the runs)
 //! faults rolling [--nodes N] [--clients C] [--rounds R] [--between-ms MS] [--send-every-ms MS]
 //!                [--reconnect-bound-ms MS] [--json] [--keep]
@@ -10,9 +11,11 @@
 //! ```
 //!
 //! `KIND` is one of the fault kinds (`node_kill`, `redis_wipe`, ... see `faults::run::FaultKind`).
+//! `--cluster` runs on a Redis Cluster (3 masters, a replica each) instead of one Redis; the
+//! cluster's own kinds (`shard_failover`, `slot_move`) imply it.
 
 use faults::campaign::{self, Summary};
-use faults::run::{self, FaultKind};
+use faults::run::{self, Draw, FaultKind};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -32,10 +35,16 @@ impl Args {
             .map(|v| v.parse().map_err(|_| format!("{name} takes a number")))
             .transpose()
     }
-    fn only(&self) -> Result<Option<FaultKind>, String> {
-        self.value("--only")
+    /// `--only KIND` and `--cluster`.
+    fn draw(&self) -> Result<Draw, String> {
+        let only = self
+            .value("--only")
             .map(|v| FaultKind::parse(v).ok_or_else(|| format!("unknown fault kind {v}")))
-            .transpose()
+            .transpose()?;
+        Ok(Draw {
+            only,
+            cluster: self.flag("--cluster") || only.is_some_and(FaultKind::needs_cluster),
+        })
     }
 }
 
@@ -101,10 +110,10 @@ fn exe() -> Result<PathBuf, String> {
 
 async fn one(args: &Args) -> Result<ExitCode, String> {
     let seed = args.num("--seed")?.ok_or("run needs --seed N")?;
-    let only = args.only()?;
+    let draw = args.draw()?;
     let base = run::default_base();
     let dir = run::run_dir(&base, seed).map_err(|e| e.to_string())?;
-    let report = run::run(seed, only, &exe()?, dir.path()).await;
+    let report = run::run(seed, draw, &exe()?, dir.path()).await;
     if args.flag("--keep") || !report.ok {
         let kept = dir.keep();
         eprintln!("run directory (node logs): {}", kept.display());
@@ -191,11 +200,12 @@ async fn rolling(args: &Args) -> Result<ExitCode, String> {
 fn line(r: &run::Report) -> String {
     let faults: Vec<String> = r.faults.iter().map(|(k, n)| format!("{k}×{n}")).collect();
     format!(
-        "seed {:>20} {} {:>5.1}s nodes={} {:?} {:?}{} faults=[{}] sent={} files={} reactions={} 4008={} lost={} dup={} reord={} corrupt={}{}{}",
+        "seed {:>20} {} {:>5.1}s nodes={} {:?} {:?} {:?}{} faults=[{}] sent={} files={} reactions={} 4008={} lost={} dup={} reord={} corrupt={}{}{}",
         r.seed,
         if r.ok { "ok  " } else { "FAIL" },
         r.secs,
         r.plan.nodes,
+        r.plan.deployment,
         r.plan.persistence,
         r.plan.storage,
         if r.plan.desktop { " +desktop" } else { "" },
@@ -254,12 +264,14 @@ async fn many(args: &Args) -> Result<ExitCode, String> {
             .map(|d| d.as_secs() * 1000)
             .unwrap_or(1),
     };
-    let only = args.only()?;
+    let draw = args.draw()?;
     let exe = exe()?;
     let command = format!(
         "scripts/faults.sh {runs} --seed {first}{}",
-        only.map(|k| format!(" --only {}", k.name()))
-            .unwrap_or_default()
+        draw.args()
+            .iter()
+            .map(|a| format!(" {a}"))
+            .collect::<String>()
     );
     let when = args.value("--date").unwrap_or("this run").to_owned();
     println!("campaign: {runs} runs from seed {first}, {jobs} at a time");
@@ -272,7 +284,7 @@ async fn many(args: &Args) -> Result<ExitCode, String> {
         while next < runs && set.len() < jobs {
             let seed = first + next;
             let exe = exe.clone();
-            set.spawn(async move { campaign::run_child(&exe, seed, only).await });
+            set.spawn(async move { campaign::run_child(&exe, seed, draw).await });
             next += 1;
         }
         if let Some(Ok(report)) = set.join_next().await {
@@ -338,7 +350,12 @@ fn write_out(
         .map_err(|e| format!("{out}: {e}"))?;
     }
     if let Some(doc) = args.value("--doc") {
-        write_results(doc, table)?;
+        let section = if args.draw()?.cluster {
+            "faults:cluster-results"
+        } else {
+            "faults:results"
+        };
+        write_results(doc, section, table)?;
     }
     Ok(())
 }
@@ -350,6 +367,7 @@ fn compact(r: &run::Report) -> serde_json::Value {
         "ok": r.ok,
         "secs": (r.secs * 10.0).round() / 10.0,
         "nodes": r.plan.nodes,
+        "deployment": r.plan.deployment,
         "persistence": r.plan.persistence,
         "desktop": r.plan.desktop,
         "faults": r.faults,
@@ -384,13 +402,15 @@ fn compact(r: &run::Report) -> serde_json::Value {
 }
 
 /// Replaces what lies between the results markers of the doc with `table`.
-fn write_results(path: &str, table: &str) -> Result<(), String> {
-    const BEGIN: &str = "<!-- faults:results:begin -->";
-    const END: &str = "<!-- faults:results:end -->";
+/// Puts `table` between the `<!-- {section}:begin -->` and `:end` markers of `path` (a
+/// single-Redis campaign's results and a cluster campaign's have a section each).
+fn write_results(path: &str, section: &str, table: &str) -> Result<(), String> {
+    let begin = format!("<!-- {section}:begin -->");
+    let end = format!("<!-- {section}:end -->");
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    let (Some(b), Some(e)) = (text.find(BEGIN), text.find(END)) else {
-        return Err(format!("{path} has no {BEGIN} … {END} markers"));
+    let (Some(b), Some(e)) = (text.find(&begin), text.find(&end)) else {
+        return Err(format!("{path} has no {begin} … {end} markers"));
     };
-    let new = format!("{}{BEGIN}\n{table}{}", &text[..b], &text[e..]);
+    let new = format!("{}{begin}\n{table}{}", &text[..b], &text[e..]);
     std::fs::write(path, new).map_err(|e| format!("{path}: {e}"))
 }

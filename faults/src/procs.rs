@@ -170,12 +170,40 @@ pub async fn command(addr: SocketAddr, args: &[&str]) -> Result<String> {
     }
 }
 
+/// The Redis a node is configured with.
+#[derive(Debug, Clone)]
+pub enum NodeStore {
+    /// One Redis (`redis_url`).
+    Redis(String),
+    /// A Redis Cluster's nodes (`redis_cluster`).
+    Cluster(Vec<String>),
+}
+
+impl From<String> for NodeStore {
+    fn from(url: String) -> NodeStore {
+        NodeStore::Redis(url)
+    }
+}
+
+impl NodeStore {
+    /// The `CHAT_*` variable that says it.
+    fn env(&self) -> (&'static str, String) {
+        match self {
+            NodeStore::Redis(url) => ("CHAT_REDIS_URL", url.clone()),
+            NodeStore::Cluster(urls) => (
+                "CHAT_REDIS_CLUSTER",
+                serde_json::to_string(urls).unwrap_or_default(),
+            ),
+        }
+    }
+}
+
 /// One chat-server node: `faults node` (the same calls as `chat-server`'s main) as its own
 /// process, on a fixed port so it restarts at the same address.
 pub struct Node {
     pub index: usize,
     pub addr: SocketAddr,
-    redis_url: String,
+    store: NodeStore,
     exe: PathBuf,
     log: PathBuf,
     /// Settings (`CHAT_*` variables) over the harness's defaults.
@@ -185,7 +213,7 @@ pub struct Node {
 
 impl Node {
     pub async fn start(exe: &Path, index: usize, redis_url: String, log: PathBuf) -> Result<Node> {
-        Node::start_with(exe, index, redis_url, log, Vec::new()).await
+        Node::start_with(exe, index, redis_url.into(), log, Vec::new()).await
     }
 
     /// As [`Node::start`], with `env` (`CHAT_*` settings) over the harness's defaults, on
@@ -193,7 +221,7 @@ impl Node {
     pub async fn start_with(
         exe: &Path,
         index: usize,
-        redis_url: String,
+        store: NodeStore,
         log: PathBuf,
         env: Vec<(String, String)>,
     ) -> Result<Node> {
@@ -201,7 +229,7 @@ impl Node {
         let mut node = Node {
             index,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            redis_url,
+            store,
             exe: exe.to_owned(),
             log,
             env,
@@ -221,6 +249,7 @@ impl Node {
 
     /// Starts (again) at the same address and waits until `/readyz` answers.
     pub async fn up(&mut self) -> Result<()> {
+        let (store_var, store_value) = self.store.env();
         let deadline = Instant::now() + Duration::from_secs(30);
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
@@ -235,7 +264,7 @@ impl Node {
             let mut child = Command::new(&self.exe)
                 .arg("node")
                 .env("CHAT_LISTEN", self.addr.to_string())
-                .env("CHAT_REDIS_URL", &self.redis_url)
+                .env(store_var, &store_value)
                 .env("CHAT_SHUTDOWN_GRACE_SECS", "2")
                 .env("CHAT_LOGINS_PER_MIN", "100000")
                 .env("CHAT_MSGS_PER_SEC", "100000")

@@ -170,7 +170,7 @@ async fn execute(
             ("CHAT_OUTBOUND_QUEUE".to_owned(), "1024".to_owned()),
             ("CHAT_SHUTDOWN_GRACE_SECS".to_owned(), "5".to_owned()),
         ];
-        nodes.push(Node::start_with(exe, i, url, log, env).await?);
+        nodes.push(Node::start_with(exe, i, url.into(), log, env).await?);
     }
     let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
     let nginx_dir = dir.join("nginx");

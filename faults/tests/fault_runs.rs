@@ -7,24 +7,35 @@
 //! from every node. The long campaign is `scripts/faults.sh`.
 
 use faults::campaign::{run_child, Summary};
-use faults::run::FaultKind;
+use faults::run::{Draw, FaultKind};
 use std::path::Path;
 
 /// Fixed seeds: a failure here replays with `faults run --seed N --only KIND`.
 const SEEDS_PER_KIND: [u64; 2] = [11, 12];
 const MIXED_SEEDS: [u64; 4] = [21, 22, 23, 24];
+/// Mixed runs on a Redis Cluster.
+const CLUSTER_MIXED_SEEDS: [u64; 2] = [31, 32];
 const JOBS: usize = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fault_kind_loses_duplicates_and_reorders_nothing() {
     let exe = Path::new(env!("CARGO_BIN_EXE_faults")).to_owned();
-    let mut plan: Vec<(u64, Option<FaultKind>)> = Vec::new();
+    let mut plan: Vec<(u64, Draw)> = Vec::new();
     for kind in FaultKind::ALL {
         for seed in SEEDS_PER_KIND {
-            plan.push((seed, Some(kind)));
+            plan.push((seed, Draw::only(kind)));
         }
     }
-    plan.extend(MIXED_SEEDS.iter().map(|s| (*s, None)));
+    plan.extend(MIXED_SEEDS.iter().map(|s| (*s, Draw::default())));
+    plan.extend(CLUSTER_MIXED_SEEDS.iter().map(|s| {
+        (
+            *s,
+            Draw {
+                only: None,
+                cluster: true,
+            },
+        )
+    }));
 
     let mut summary = Summary::default();
     let mut failures = Vec::new();
@@ -32,21 +43,23 @@ async fn every_fault_kind_loses_duplicates_and_reorders_nothing() {
     let mut next = plan.into_iter();
     loop {
         while set.len() < JOBS {
-            let Some((seed, only)) = next.next() else {
+            let Some((seed, draw)) = next.next() else {
                 break;
             };
             let exe = exe.clone();
-            set.spawn(async move { (only, run_child(&exe, seed, only).await) });
+            set.spawn(async move { (draw, run_child(&exe, seed, draw).await) });
         }
         let Some(joined) = set.join_next().await else {
             break;
         };
-        let (only, report) = joined.expect("run task panicked");
+        let (draw, report) = joined.expect("run task panicked");
         let replay = format!(
             "faults run --seed {}{}",
             report.seed,
-            only.map(|k| format!(" --only {}", k.name()))
-                .unwrap_or_default()
+            draw.args()
+                .iter()
+                .map(|a| format!(" {a}"))
+                .collect::<String>()
         );
         eprintln!(
             "{} {replay} ({:.1}s, {} sent)",

@@ -129,17 +129,21 @@ pub async fn main(config_file: Option<&Path>, command: AdminCommand) -> ExitCode
 
 async fn run(config_file: Option<&Path>, command: AdminCommand) -> Result<(), CliError> {
     let config = Config::load(config_file)?;
-    let Some(url) = &config.redis_url else {
-        return Err(CliError::Usage(
-            "no redis_url configured: the embedded store lives inside the running server. \
-             Use the admin REST routes there (GET /api/v1/admin/export with an admin's token \
-             for a backup), or configure redis_url (CHAT_REDIS_URL)"
-                .into(),
-        ));
+    use crate::store::redis::{conn::Target, RedisStore};
+    let target = match &config.redis_url {
+        Some(url) => Target::Single(redis::Client::open(url.as_str())?),
+        None if !config.redis_cluster.is_empty() => Target::cluster(&config.redis_cluster)?,
+        None => {
+            return Err(CliError::Usage(
+                "no redis_url configured: the embedded store lives inside the running server. \
+                 Use the admin REST routes there (GET /api/v1/admin/export with an admin's token \
+                 for a backup), or configure redis_url (CHAT_REDIS_URL) or redis_cluster"
+                    .into(),
+            ))
+        }
     };
     let shutdown = CancellationToken::new();
-    let store =
-        Store::Redis(crate::store::redis::RedisStore::connect(url, shutdown.clone()).await?);
+    let store = Store::Redis(RedisStore::connect_to(target, shutdown.clone()).await?);
     store.ping().await?;
     let result = command_on(&store, command).await;
     shutdown.cancel();

@@ -14,9 +14,13 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// Redis URL (`redis://host:port/db`). Unset: the embedded in-process store (one node only,
-    /// nothing survives a restart).
+    /// Redis URL (`redis://host:port/db`). Unset (and no `redis_cluster`): the embedded
+    /// in-process store (one node only, nothing survives a restart).
     pub redis_url: Option<String>,
+    /// Redis Cluster seed nodes (`["redis://10.0.0.1:6379", …]`), instead of `redis_url`: the
+    /// store then spreads over the cluster's masters (see `docs/CLUSTER.md`). Any reachable
+    /// seed is enough to find the rest; list a few.
+    pub redis_cluster: Vec<String>,
     /// Browser Origins allowed to open `/ws` (e.g. `https://chat.example.org`). Requests without
     /// an Origin header (native clients) are always allowed.
     pub allowed_origins: Vec<String>,
@@ -125,6 +129,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             redis_url: None,
+            redis_cluster: Vec::new(),
             allowed_origins: Vec::new(),
             limits: Limits::default(),
             session_ttl_secs: 30 * 24 * 3600,
@@ -171,6 +176,8 @@ pub enum ConfigError {
     Load(#[from] Box<figment::Error>),
     #[error("invalid configuration: {0}")]
     Invalid(String),
+    #[error("invalid configuration: redis_url and redis_cluster are both set; use one (a single Redis, or the nodes of a cluster)")]
+    RedisUrlAndCluster,
 }
 
 impl Config {
@@ -255,6 +262,16 @@ impl Config {
                 return bad("redis_url must start with redis://, rediss:// or unix://");
             }
         }
+        if self.redis_url.is_some() && !self.redis_cluster.is_empty() {
+            return Err(ConfigError::RedisUrlAndCluster);
+        }
+        if self
+            .redis_cluster
+            .iter()
+            .any(|url| !(url.starts_with("redis://") || url.starts_with("rediss://")))
+        {
+            return bad("redis_cluster entries must start with redis:// or rediss://");
+        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return bad("tls_cert and tls_key go together: set both for built-in TLS, or neither");
         }
@@ -330,6 +347,38 @@ mod tests {
             ..Config::default()
         };
         assert!(matches!(config.validate(), Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
+    fn redis_cluster_from_file_and_env_and_not_with_redis_url() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "redis_cluster = [\"redis://10.0.0.1:7000\", \"redis://10.0.0.2:7000\"]\n",
+            )?;
+            let config = Config::load(Some(Path::new("c.toml"))).unwrap();
+            assert_eq!(config.redis_cluster.len(), 2);
+            assert_eq!(config.redis_url, None);
+            jail.set_env("CHAT_REDIS_CLUSTER", "[\"redis://10.0.0.3:7000\"]");
+            let config = Config::load(Some(Path::new("c.toml"))).unwrap();
+            assert_eq!(
+                config.redis_cluster,
+                vec!["redis://10.0.0.3:7000".to_owned()]
+            );
+            jail.set_env("CHAT_REDIS_CLUSTER", "[\"10.0.0.3:7000\"]");
+            assert!(matches!(
+                Config::load(Some(Path::new("c.toml"))),
+                Err(ConfigError::Invalid(_))
+            ));
+            jail.set_env("CHAT_REDIS_CLUSTER", "[\"redis://10.0.0.3:7000\"]");
+            jail.set_env("CHAT_REDIS_URL", "redis://127.0.0.1:6379");
+            assert!(matches!(
+                Config::load(Some(Path::new("c.toml"))),
+                Err(ConfigError::RedisUrlAndCluster)
+            ));
+            Ok(())
+        });
     }
 
     #[test]

@@ -149,6 +149,12 @@ pub async fn start(config: Config) -> Result<Running, Error> {
                 store::redis::RedisStore::connect_with(client, shutdown.clone()).await?,
             )
         }
+        None if !config.redis_cluster.is_empty() => {
+            let target = store::redis::conn::Target::cluster(&config.redis_cluster)?;
+            store::Store::Redis(
+                store::redis::RedisStore::connect_to(target, shutdown.clone()).await?,
+            )
+        }
         None => store::Store::Memory(Box::default()),
     };
     store.ping().await?;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 common::backend_tests!(
+    cluster;
     password_change_revokes_other_sessions_and_their_sockets,
     password_change_checks_the_current_password_and_the_rules,
     sign_out_everywhere_ends_every_session_and_socket,

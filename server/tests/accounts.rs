@@ -6,6 +6,7 @@ use common::*;
 use protocol::ErrorCode;
 
 common::backend_tests!(
+    cluster;
     register_login_and_me,
     usernames_are_unique_case_insensitively,
     invalid_usernames_and_passwords,

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 
 common::backend_tests!(
+    cluster;
     first_account_is_admin_and_admin_routes_work,
     disabled_accounts_lose_their_sessions_and_cannot_log_in,
     reset_password_revokes_every_session,

@@ -56,6 +56,7 @@ impl ServerProcess {
         let redis = match backend {
             Backend::Memory => None,
             Backend::Redis => Some(RedisServer::start().await),
+            Backend::Cluster => unreachable!("the attack runs on the embedded store or one Redis"),
         };
         for _attempt in 0..3 {
             let port = free_port();

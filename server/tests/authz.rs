@@ -15,6 +15,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 common::backend_tests!(
+    cluster;
     rest_matrix_for_non_members,
     rest_matrix_for_members_who_are_not_author_or_owner,
     rest_without_a_token,

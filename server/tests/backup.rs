@@ -16,7 +16,7 @@ use protocol::{RoomId, ServerFrame};
 use std::process::Stdio;
 use std::sync::Arc;
 
-common::backend_tests!(round_trip_is_byte_identical_and_clients_resume);
+common::backend_tests!(cluster; round_trip_is_byte_identical_and_clients_resume);
 
 /// A small but complete data set, and bob's view of it at a point in time.
 struct World {
@@ -263,11 +263,22 @@ async fn bob_resumes(server: &TestServer, w: &World) {
 
 /// `chat-server admin <args>` against `redis`.
 async fn admin(redis: &RedisServer, args: &[&str]) -> String {
+    admin_on(("CHAT_REDIS_URL", redis.url.clone()), args).await
+}
+
+/// The setting that points `chat-server admin` at `cluster`.
+fn cluster_env(cluster: &RedisCluster) -> (&'static str, String) {
+    let urls: Vec<String> = cluster.urls().iter().map(|u| format!("{u:?}")).collect();
+    ("CHAT_REDIS_CLUSTER", format!("[{}]", urls.join(", ")))
+}
+
+/// `chat-server admin args…` with the store setting `store` (name, value).
+async fn admin_on(store: (&str, String), args: &[&str]) -> String {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
         .arg("admin")
         .args(args)
         .env_clear()
-        .env("CHAT_REDIS_URL", &redis.url)
+        .env(store.0, store.1)
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
@@ -338,6 +349,23 @@ async fn round_trip_is_byte_identical_and_clients_resume(backend: Backend) {
             assert!(
                 missing.is_empty(),
                 "key families the import did not recreate: {missing:?}"
+            );
+            (first, target)
+        }
+        Backend::Cluster => {
+            // The same commands on a cluster: the export reads every master, the import
+            // writes each key on the master of its slot.
+            let source_cluster = source.cluster.as_ref().unwrap();
+            let first = admin_on(cluster_env(source_cluster), &["export"]).await;
+            let file = temp_file(&first);
+            let empty = Arc::new(RedisCluster::start(3, 0).await);
+            admin_on(cluster_env(&empty), &["import", file.to_str().unwrap()]).await;
+            let _ = std::fs::remove_file(&file);
+            let target = TestServer::start_on_cluster(&empty, |_| {}).await;
+            let again = admin_on(cluster_env(&empty), &["export"]).await;
+            assert!(
+                again == first,
+                "export after import differs:\n{first}\n---\n{again}"
             );
             (first, target)
         }

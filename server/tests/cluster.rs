@@ -211,3 +211,182 @@ async fn messages_go_out_on_their_partitions_channel() {
         "{payload}"
     );
 }
+
+/// A room's slot moves to another master while its members talk: the old master drops the
+/// server's subscription to the room's channel (`sunsubscribe`), the server subscribes again and
+/// resyncs, and a member who stayed connected receives every message once and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_moving_to_another_master_loses_nothing() {
+    let server = TestServer::start(Backend::Cluster).await;
+    let cluster = server.cluster.clone().expect("cluster");
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let room = shared_room(&alice, &[&bob]).await.id;
+    let mut listener = server.ws(&bob).await;
+    let mut sender = server.ws(&alice).await;
+    let first = last_seq(&alice.api, room).await + 1;
+    for i in 0..5 {
+        sender
+            .send_retrying(room, &unique_id(), &format!("before {i}"))
+            .await;
+    }
+    let key = chat_server::store::redis::keys::room(room.0);
+    let from = cluster.owner_of(&key).await;
+    let to = (from + 1) % 3;
+    let talk = tokio::spawn(async move {
+        for i in 0..20 {
+            sender
+                .send_retrying(room, &unique_id(), &format!("during {i}"))
+                .await;
+        }
+        sender
+    });
+    cluster.move_slot(key_slot(key.as_bytes()), from, to).await;
+    let mut sender = talk.await.expect("sender task");
+    assert_eq!(cluster.owner_of(&key).await, to, "the room's slot moved");
+    for i in 0..5 {
+        sender
+            .send_retrying(room, &unique_id(), &format!("after {i}"))
+            .await;
+    }
+    let last = last_seq(&alice.api, room).await;
+    assert_eq!(last, first + 29, "30 messages, each stored once");
+    let events = listener.events_until(room, last).await;
+    assert_consecutive(&events, first);
+    let bodies: Vec<&str> = events.iter().map(|e| message_of(e).1).collect();
+    assert_eq!(bodies.first(), Some(&"before 0"));
+    assert_eq!(bodies.last(), Some(&"after 4"));
+}
+
+/// Every subscriber connection of the cluster is killed (`CLIENT KILL TYPE pubsub` on each
+/// master): the server notices, subscribes again and resyncs; messages sent meanwhile reach
+/// the member who stayed connected, once and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_subscription_is_made_again_and_nothing_is_lost() {
+    let server = TestServer::start(Backend::Cluster).await;
+    let cluster = server.cluster.clone().expect("cluster");
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let room = shared_room(&alice, &[&bob]).await.id;
+    let mut listener = server.ws(&bob).await;
+    let mut sender = server.ws(&alice).await;
+    let first = last_seq(&alice.api, room).await + 1;
+    sender.send_retrying(room, &unique_id(), "before").await;
+    for i in 0..3 {
+        let killed = cluster.cmd(i, &["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+        assert!(killed.starts_with(':'), "CLIENT KILL on node {i}: {killed}");
+    }
+    for i in 0..10 {
+        sender
+            .send_retrying(room, &unique_id(), &format!("after {i}"))
+            .await;
+    }
+    let last = last_seq(&alice.api, room).await;
+    assert_eq!(last, first + 10);
+    let events = listener.events_until(room, last).await;
+    assert_consecutive(&events, first);
+}
+
+/// The master holding a room loses its last writes (as after a failover to a replica that
+/// lagged) and the node's subscriptions drop: the open socket is told (4010), and the seqs the
+/// client holds for the lost events are never handed out again. (Lost-write detection is still
+/// for the whole data set: one `store:epoch`, so every socket is told; per shard is next.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_losing_writes_is_told_and_never_reuses_seqs() {
+    let server = TestServer::start(Backend::Cluster).await;
+    let cluster = server.cluster.clone().expect("cluster");
+    let alice = server.user("alice").await;
+    let room = alice
+        .api
+        .create_room(&unique_name("lossy"), Visibility::Private)
+        .await
+        .expect("room")
+        .id;
+    let mut ws = server.ws(&alice).await;
+    for body in ["two", "three", "four"] {
+        ws.say(room, body).await;
+    }
+    let events = ws.events_until(room, 4).await;
+    assert_eq!(events.last().map(|e| e.seq), Some(4));
+
+    let key = chat_server::store::redis::keys::room(room);
+    let log = chat_server::store::redis::keys::log(room);
+    let owner = cluster.owner_of(&key).await;
+    assert_eq!(cluster.cmd(owner, &["HSET", &key, "seq", "2"]).await, ":0");
+    assert_eq!(
+        cluster
+            .cmd(owner, &["ZREMRANGEBYSCORE", &log, "3", "+inf"])
+            .await,
+        ":2"
+    );
+    for i in 0..3 {
+        cluster.cmd(i, &["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+    }
+    ws.expect_close_code(protocol::close::STORE_RESET).await;
+
+    let mut again = server.ws(&alice).await;
+    let ack = again.send_retrying(room, &unique_id(), "five").await;
+    assert_eq!(ack.seq, 5, "a seq the client holds was handed out again");
+}
+
+/// The master holding a room dies and its replica (which had every write) takes over, while
+/// the room's members talk: sends are retried while the store is unavailable, and the member
+/// who stayed connected receives every message once and in order, with no 4010.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_failing_over_to_its_replica_loses_nothing() {
+    let cluster = std::sync::Arc::new(RedisCluster::start(3, 1).await);
+    let server = TestServer::start_on_cluster(&cluster, |_| {}).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let room = shared_room(&alice, &[&bob]).await.id;
+    let mut listener = server.ws(&bob).await;
+    let mut sender = server.ws(&alice).await;
+    let first = last_seq(&alice.api, room).await + 1;
+    for i in 0..5 {
+        sender
+            .send_retrying(room, &unique_id(), &format!("before {i}"))
+            .await;
+    }
+    let key = chat_server::store::redis::keys::room(room.0);
+    let owner = cluster.owner_of(&key).await;
+    cluster.wait_replicated(owner).await;
+    cluster.kill(owner);
+    for i in 0..10 {
+        sender
+            .send_retrying(room, &unique_id(), &format!("after {i}"))
+            .await;
+    }
+    let alive = (owner + 1) % 3;
+    assert_ne!(
+        cluster.owner_of_via(alive, &key).await,
+        owner,
+        "a replica took over"
+    );
+    let last = last_seq(&alice.api, room).await;
+    assert_eq!(last, first + 14, "15 messages, each stored once");
+    let events = listener.events_until(room, last).await;
+    assert_consecutive(&events, first);
+}
+
+/// A data set of the layout before partitions cannot be moved on a cluster (the renames cross
+/// slots): the server refuses to start there and says where to run the move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_set_of_an_older_layout_is_refused_on_a_cluster() {
+    let cluster = RedisCluster::start(3, 0).await;
+    let owner = cluster.owner_of("room:7").await;
+    assert_eq!(
+        cluster
+            .cmd(owner, &["HSET", "room:7", "name", "old", "seq", "1"])
+            .await,
+        ":2"
+    );
+    let mut config = test_config();
+    config.redis_cluster = cluster.urls();
+    let refused = tokio::time::timeout(HTTP_TIMEOUT, chat_server::start(config))
+        .await
+        .expect("start answers in time")
+        .err()
+        .expect("the server refuses to start");
+    let message = refused.to_string();
+    assert!(message.contains("standalone Redis"), "{message}");
+}

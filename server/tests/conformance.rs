@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 common::backend_tests!(
+    cluster;
     close_from_the_client_is_answered,
     close_before_hello_is_answered
 );

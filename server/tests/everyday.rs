@@ -12,6 +12,7 @@ use serde_json::json;
 use std::sync::Arc;
 
 common::backend_tests!(
+    cluster;
     replies_live_in_history_and_on_resume,
     replies_are_validated,
     reactions_live_idempotent_in_history_and_on_resume,

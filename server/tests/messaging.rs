@@ -8,6 +8,7 @@ use protocol::event::EventBody;
 use protocol::{ClientFrame, ErrorCode, RoomEvent, ServerFrame};
 
 common::backend_tests!(
+    cluster;
     live_delivery_to_every_connection,
     rooms_joined_while_connected_are_live,
     fifty_messages_keep_their_order,

@@ -53,6 +53,7 @@ impl ModerationApi for Api {
 }
 
 backend_tests!(
+    cluster;
     owner_deletes_others_messages_members_cannot,
     server_admin_moderates_rooms_they_do_not_own,
     ban_removes_and_keeps_out_until_unbanned,

@@ -13,6 +13,7 @@ use protocol::{RoomEvent, ServerFrame};
 use std::sync::Arc;
 
 backend_tests!(
+    cluster;
     rest_presence_only_for_people_sharing_a_room,
     delete_erases_every_edit_from_history,
     connect_during_removal_does_not_stay_subscribed,

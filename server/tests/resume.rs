@@ -8,6 +8,7 @@ use protocol::{RoomEvent, ServerFrame};
 use std::time::Duration;
 
 common::backend_tests!(
+    cluster;
     resume_replays_exactly_the_missed_events,
     resume_with_nothing_missed,
     resume_while_messages_keep_coming,

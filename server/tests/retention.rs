@@ -9,6 +9,7 @@ use protocol::ServerFrame;
 use std::time::Duration;
 
 common::backend_tests!(
+    cluster;
     history_keeps_the_newest_events_by_count,
     resume_from_before_retention_reports_a_gap,
     history_drops_events_older_than_the_age_limit,

@@ -14,6 +14,7 @@ use serde_json::json;
 use std::sync::Arc;
 
 common::backend_tests!(
+    cluster;
     rename_and_topic_live_in_history_and_on_resume,
     room_settings_are_for_the_owner_and_validated,
     notify_level_syncs_across_devices,

@@ -9,6 +9,7 @@ use protocol::rest::{RoomKind, Visibility};
 use protocol::{ErrorCode, RoomId, UserId};
 
 common::backend_tests!(
+    cluster;
     create_and_list_rooms,
     join_public_but_not_private,
     invite_to_private_room,

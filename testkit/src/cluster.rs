@@ -22,6 +22,8 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct ClusterNode {
     child: Child,
     pub port: u16,
+    /// Its cluster bus port.
+    bus: u16,
     /// `redis://127.0.0.1:<port>/`
     pub url: String,
 }
@@ -71,8 +73,12 @@ impl RedisCluster {
     }
 
     fn spawn_node(&self) -> ClusterNode {
-        let port = free_port();
-        let bus = free_port();
+        self.spawn_node_on(free_port(), free_port())
+    }
+
+    /// A node on `port` and bus port `bus`, with the `nodes.conf` of that port (so a node
+    /// started again on its ports is the same cluster node).
+    fn spawn_node_on(&self, port: u16, bus: u16) -> ClusterNode {
         let conf = self.dir.join(format!("nodes-{port}.conf"));
         let child = Command::new(crate::RedisServer::BINARY)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
@@ -95,6 +101,7 @@ impl RedisCluster {
         ClusterNode {
             child,
             port,
+            bus,
             url: format!("redis://127.0.0.1:{port}/"),
         }
     }
@@ -181,7 +188,8 @@ impl RedisCluster {
     }
 
     /// Sends one command to node `i` and returns its reply: the text of a simple or bulk
-    /// string, `:n` for an integer, `-ERR …`/`-MOVED …` for an error (arrays are not decoded).
+    /// string, `:n` for an integer, `-ERR …`/`-MOVED …` for an error, an array's elements
+    /// joined by `\n`.
     pub async fn cmd(&self, i: usize, args: &[&str]) -> String {
         tokio::time::timeout(COMMAND_TIMEOUT, query(self.nodes[i].port, args))
             .await
@@ -191,9 +199,14 @@ impl RedisCluster {
 
     /// The index of the node that serves `key` (follows one `MOVED` from node 0).
     pub async fn owner_of(&self, key: &str) -> usize {
-        let reply = self.cmd(0, &["EXISTS", key]).await;
+        self.owner_of_via(0, key).await
+    }
+
+    /// The index of the node that serves `key`, asking node `via` (one that is alive).
+    pub async fn owner_of_via(&self, via: usize, key: &str) -> usize {
+        let reply = self.cmd(via, &["EXISTS", key]).await;
         let Some(moved) = reply.strip_prefix("-MOVED ") else {
-            return 0;
+            return via;
         };
         let port: u16 = moved
             .rsplit(':')
@@ -204,6 +217,145 @@ impl RedisCluster {
             .iter()
             .position(|n| n.port == port)
             .unwrap_or_else(|| panic!("MOVED to an unknown node: {reply:?}"))
+    }
+}
+
+impl RedisCluster {
+    /// Moves `slot` (its keys, then its ownership) from master `from` to master `to` the way
+    /// `redis-cli --cluster reshard` does: `IMPORTING`/`MIGRATING`, `MIGRATE` in batches,
+    /// then `SETSLOT … NODE` on the target, the source and every other master. Clients meanwhile
+    /// get `ASK`/`TRYAGAIN` and then `MOVED`; shard channel subscribers of the slot on `from`
+    /// are dropped by the server (`sunsubscribe`). Panics on an unexpected reply.
+    pub async fn move_slot(&self, slot: u16, from: usize, to: usize) {
+        let slot = slot.to_string();
+        let from_id = self.cmd(from, &["CLUSTER", "MYID"]).await;
+        let to_id = self.cmd(to, &["CLUSTER", "MYID"]).await;
+        let ok = |reply: String, what: &str| {
+            assert_eq!(reply, "OK", "{what}");
+        };
+        ok(
+            self.cmd(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id])
+                .await,
+            "SETSLOT IMPORTING",
+        );
+        ok(
+            self.cmd(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id])
+                .await,
+            "SETSLOT MIGRATING",
+        );
+        let port = self.nodes[to].port.to_string();
+        loop {
+            let keys = self
+                .cmd(from, &["CLUSTER", "GETKEYSINSLOT", &slot, "100"])
+                .await;
+            if keys.is_empty() {
+                break;
+            }
+            let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+            args.extend(keys.split('\n'));
+            let reply = self.cmd(from, &args).await;
+            assert!(reply == "OK" || reply == "NOKEY", "MIGRATE: {reply}");
+        }
+        // The new owner, the old one, then every other master (replicas take it from their
+        // masters; `SETSLOT` is refused on a replica).
+        let mut order = vec![to, from];
+        for i in 0..self.nodes.len() {
+            if i != to && i != from && self.is_master(i).await {
+                order.push(i);
+            }
+        }
+        for i in order {
+            let reply = self
+                .cmd(i, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id])
+                .await;
+            assert_eq!(reply, "OK", "SETSLOT NODE on node {i}");
+        }
+    }
+}
+
+impl RedisCluster {
+    /// Kills node `i` at once (`SIGKILL`, as a machine that died); it stays dead.
+    pub fn kill(&self, i: usize) {
+        let pid = self.nodes[i].child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run kill: {e}"));
+        assert!(status.success(), "kill -KILL {pid}: {status}");
+    }
+
+    /// Waits (at most [`COMMAND_TIMEOUT`]) until every replica of master `i` has every write
+    /// the master has (its `INFO replication` shows each replica's offset at the master's).
+    pub async fn wait_replicated(&self, i: usize) {
+        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        loop {
+            let info = self.cmd(i, &["INFO", "replication"]).await;
+            let field = |line: &str, name: &str| -> Option<String> {
+                line.split(',')
+                    .find_map(|kv| kv.strip_prefix(name).map(str::to_owned))
+            };
+            let master = info.lines().find_map(|l| {
+                l.trim()
+                    .strip_prefix("master_repl_offset:")
+                    .map(str::to_owned)
+            });
+            let replicas: Vec<Option<String>> = info
+                .lines()
+                .filter(|l| l.starts_with("slave") && l.contains("state=online"))
+                .map(|l| field(l.trim(), "offset="))
+                .collect();
+            if !replicas.is_empty() && replicas.iter().all(|o| o.is_some() && *o == master) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replicas of node {i} did not catch up:\n{info}"
+            );
+            // Polling interval while the replicas catch up (not a "settle" sleep).
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl RedisCluster {
+    /// Starts node `i` again after [`RedisCluster::kill`], on its ports and with its
+    /// `nodes.conf`: without persistence it comes back empty and rejoins the cluster (as a
+    /// replica when its master was failed over). Waits until it answers `PING` and reports
+    /// `cluster_state:ok`.
+    pub async fn restart(&mut self, i: usize) {
+        let deadline = Instant::now() + FORM_TIMEOUT;
+        let _ = self.nodes[i].child.wait();
+        let (port, bus) = (self.nodes[i].port, self.nodes[i].bus);
+        let mut node = self.spawn_node_on(port, bus);
+        if let Err(e) = Self::wait_ping(&mut node, deadline).await {
+            panic!("{e}");
+        }
+        self.nodes[i] = node;
+        let total = self.nodes.len();
+        self.wait_ok(i, total, deadline).await;
+    }
+
+    /// Whether node `i` is a master now (`ROLE`).
+    pub async fn is_master(&self, i: usize) -> bool {
+        self.cmd(i, &["ROLE"]).await.starts_with("master")
+    }
+
+    /// Waits (at most a minute) until node `i` (a live one) reports `cluster_state:ok`, e.g.
+    /// once a failed master's replica has taken over.
+    pub async fn wait_state_ok(&self, i: usize) {
+        let deadline = Instant::now() + FORM_TIMEOUT;
+        loop {
+            let info = self.cmd(i, &["CLUSTER", "INFO"]).await;
+            if info.contains("cluster_state:ok") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cluster node {i} not ok within {FORM_TIMEOUT:?}:\n{info}"
+            );
+            // Polling interval while the cluster fails over (not a "settle" sleep).
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
@@ -241,19 +393,42 @@ async fn query(port: u16, args: &[&str]) -> std::io::Result<String> {
 
 /// A complete reply in `buf`, or `None` while more bytes are needed.
 fn decode(buf: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(buf);
-    let (line, rest) = text.split_once("\r\n")?;
+    decode_at(buf).map(|(reply, _)| reply)
+}
+
+/// The reply at the start of `buf` and its length in bytes. An array's elements are joined by
+/// `\n` (each decoded the same way).
+fn decode_at(buf: &[u8]) -> Option<(String, usize)> {
+    let end = buf.windows(2).position(|w| w == b"\r\n")?;
+    let line = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let rest = end + 2;
     match line.as_bytes().first()? {
-        b'+' => Some(line[1..].to_owned()),
+        b'+' => Some((line[1..].to_owned(), rest)),
         b'$' => {
             let len: i64 = line[1..].parse().ok()?;
             if len < 0 {
-                return Some(String::new());
+                return Some((String::new(), rest));
             }
             let len = len as usize;
-            (rest.len() >= len + 2).then(|| rest[..len].to_owned())
+            (buf.len() >= rest + len + 2).then(|| {
+                (
+                    String::from_utf8_lossy(&buf[rest..rest + len]).into_owned(),
+                    rest + len + 2,
+                )
+            })
         }
-        _ => Some(line.to_owned()),
+        b'*' => {
+            let n: i64 = line[1..].parse().ok()?;
+            let mut at = rest;
+            let mut items = Vec::new();
+            for _ in 0..n.max(0) {
+                let (item, used) = decode_at(&buf[at..])?;
+                items.push(item);
+                at += used;
+            }
+            Some((items.join("\n"), at))
+        }
+        _ => Some((line, rest)),
     }
 }
 
@@ -272,5 +447,11 @@ mod tests {
             Some("-MOVED 1 127.0.0.1:7")
         );
         assert_eq!(decode(b"$-1\r\n").as_deref(), Some(""));
+        assert_eq!(
+            decode(b"*2\r\n$1\r\na\r\n$2\r\nbc\r\n").as_deref(),
+            Some("a\nbc")
+        );
+        assert_eq!(decode(b"*2\r\n$1\r\na\r\n$2\r\nb").as_deref(), None);
+        assert_eq!(decode(b"*0\r\n").as_deref(), Some(""));
     }
 }

@@ -5,8 +5,10 @@
 //! The store is marked down by the first call that fails for a connection reason, or by the
 //! bus subscriber when its subscription drops and a fresh connection fails too (Redis stopped). While it is down,
 //! every store call fails immediately; one probe task tries a fresh connection and a `PING`
-//! every [`PROBE_EVERY`] and marks it up as soon as one answers.
+//! every [`PROBE_EVERY`] and marks it up as soon as one answers (a cluster: once a fresh
+//! cluster connection comes up and a node answers).
 
+use super::redis::conn::Target;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Time between probes while the store is down.
 pub const PROBE_EVERY: Duration = Duration::from_millis(200);
-/// How long one probe (connect and `PING`) may take.
+/// How long one probe (connect and `PING`) may take (each step; twice that in all).
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Shared between the store's callers, its bus subscriber and the probe task.
@@ -40,8 +42,8 @@ impl Health {
     }
 
     /// Probes once now; marks the store down if it does not answer.
-    pub async fn check_now(&self, client: &redis::Client) {
-        if !probe(client).await {
+    pub async fn check_now(&self, target: &Target) {
+        if !target.probe(PROBE_TIMEOUT).await {
             self.mark_down();
         }
     }
@@ -53,7 +55,7 @@ impl Health {
     }
 
     /// Probes while the store is down, until `shutdown`.
-    pub async fn run_probe(self: Arc<Self>, client: redis::Client, shutdown: CancellationToken) {
+    pub async fn run_probe(self: Arc<Self>, target: Target, shutdown: CancellationToken) {
         loop {
             if !self.is_down() {
                 tokio::select! {
@@ -65,27 +67,11 @@ impl Health {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(PROBE_EVERY) => {}
             }
-            if probe(&client).await {
+            if target.probe(PROBE_TIMEOUT).await {
                 self.mark_up();
             }
         }
     }
-}
-
-async fn probe(client: &redis::Client) -> bool {
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(PROBE_TIMEOUT))
-        .set_response_timeout(Some(PROBE_TIMEOUT));
-    let attempt = async {
-        let mut con = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        redis::cmd("PING").query_async::<String>(&mut con).await
-    };
-    matches!(
-        tokio::time::timeout(PROBE_TIMEOUT * 2, attempt).await,
-        Ok(Ok(_))
-    )
 }
 
 /// Whether a Redis error means the server could not be reached (as opposed to an answer the

@@ -42,18 +42,23 @@
 //! The bus is one sharded pub/sub channel per partition, `bus{<tag>}` (see `redis/partition.rs`
 //! and `docs/CLUSTER.md`): a room's events and typing go out on its partition's channel, a
 //! user's messages on the user's. Scripts `SPUBLISH`, so a room's publish order is still its seq
-//! order. Each node holds one subscriber connection, `SSUBSCRIBE`d to every channel. It speaks
-//! RESP3 so that redis-rs hands each message to our push handler on the connection's own
-//! reader task, which routes it to the hub right there (see [`subscribe`]).
+//! order. Each node holds one subscriber connection, `SSUBSCRIBE`d to every channel (see
+//! `redis/subscriber.rs`).
+//!
+//! The store runs on one Redis (`redis_url`) or a Redis Cluster (`redis_cluster`): every
+//! call goes through `redis/conn.rs`'s [`conn::Conn`], which routes by slot in a cluster.
 
 #[macro_use]
 pub mod keys;
 mod admin;
+mod call;
+pub mod conn;
 mod migrate;
 pub mod partition;
 mod presence;
 #[cfg(test)]
 mod steps;
+mod subscriber;
 #[macro_use]
 mod attachments;
 
@@ -66,12 +71,11 @@ use crate::error::{ApiError, StoreError, StoreResult};
 use protocol::event::Role;
 use protocol::rest::{RoomKind, SendAck, Visibility};
 use protocol::{ErrorCode, RoomId, UserId};
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Duration;
+use subscriber::{data_set, fresh_epoch, Watch, EPOCH, EPOCH_KEY};
 use tokio_util::sync::CancellationToken;
 
 /// The partitions of the data set: which bus channel carries a room's or a user's messages.
@@ -90,7 +94,7 @@ fn bus_script(src: &str) -> Script {
 /// `redis/keys.rs`); further keys and the arguments follow.
 fn room_script(script: &Script, room: u64) -> redis::ScriptInvocation<'_> {
     let mut invocation = script.prepare_invoke();
-    keys::RoomKeys::of(room).declare(&mut invocation);
+    invocation.key(keys::RoomKeys::of(room));
     invocation
 }
 
@@ -109,7 +113,7 @@ fn bus_channel(msg: &str) -> Option<String> {
 }
 
 pub struct RedisStore {
-    con: ConnectionManager,
+    con: conn::Conn,
     node: String,
     feed: bus::Feed,
     watch: Arc<Watch>,
@@ -146,54 +150,6 @@ pub(crate) enum Step {
     SessionDeleted,
     /// `forget_upload`: its bytes are uncounted, the record not removed yet.
     UploadUncounted,
-}
-
-/// What the bus subscriber learns and the write path needs, to notice a store that lost data.
-#[derive(Default)]
-struct Watch {
-    /// The `store:epoch` this node works with. A Redis that comes back empty has none (or
-    /// another node already set a new one): its sessions, rooms and seqs are gone.
-    epoch: Mutex<String>,
-    /// Per room: the highest seq this node has seen published. A Redis that comes back with a
-    /// lower seq lost writes (AOF `everysec` after a machine crash, failover to a lagging
-    /// replica); its next appends would hand out seqs that clients already hold.
-    seen: Mutex<HashMap<u64, u64>>,
-    /// False from the moment the bus subscription is lost until it is back and the rooms were
-    /// checked against `seen`: appends wait, so no seq is handed out twice.
-    checked: AtomicBool,
-    /// An append found the store behind `seen` before the bus noticed anything (the command
-    /// connection came back to a restarted Redis first): the subscriber starts over and checks.
-    recheck: tokio::sync::Notify,
-}
-
-impl Watch {
-    fn saw(&self, payload: &str) {
-        let head = payload.split('\n').next().unwrap_or_default();
-        let mut parts = head.split(' ');
-        if parts.next() != Some("R") {
-            return;
-        }
-        let (Some(Ok(room)), Some(Ok(seq))) = (
-            parts.next().map(str::parse::<u64>),
-            parts.next().map(str::parse::<u64>),
-        ) else {
-            return;
-        };
-        self.note(room, seq);
-    }
-
-    /// `seq` of `room` was handed out (published, or acknowledged to this node).
-    fn note(&self, room: u64, seq: u64) {
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        let max = seen.entry(room).or_default();
-        *max = (*max).max(seq);
-    }
-
-    /// The lowest seq the store may hold for `room`: appends below it are refused.
-    fn floor(&self, room: u64) -> u64 {
-        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        seen.get(&room).copied().unwrap_or(0)
-    }
 }
 
 macro_rules! lua_common {
@@ -612,52 +568,6 @@ return seq
     )
 });
 
-/// ARGV: a fresh epoch. Returns the store's epoch, setting it to ARGV[1] when missing.
-static EPOCH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local e = redis.call('GET', KEYS[1])
-if e then return e end
-redis.call('SET', KEYS[1], ARGV[1])
-return ARGV[1]
-"#,
-    )
-});
-
-/// KEYS: `store:epoch`. ARGV: data set id (the epoch up to its `:`), a fresh generation. The
-/// epoch becomes `<data set>:<generation>` (same data, lost writes: every node tells its
-/// sockets). Returns 1, or -1 if the store holds another data set (wiped).
-static NEW_GENERATION: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local e = redis.call('GET', KEYS[1])
-if not e or string.sub(e, 1, #ARGV[1] + 1) ~= ARGV[1] .. ':' then return -1 end
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2])
-return 1
-"#,
-    )
-});
-
-/// KEYS: room hashes of one partition. ARGV: the seq each is to have at least, in order.
-/// Raises each existing room's seq to it. Returns how many were raised.
-static RAISE_SEQS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local raised = 0
-for i = 1, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    local seq = tonumber(redis.call('HGET', KEYS[i], 'seq') or '0')
-    if seq < tonumber(ARGV[i]) then
-      redis.call('HSET', KEYS[i], 'seq', ARGV[i])
-      raised = raised + 1
-    end
-  end
-end
-return raised
-"#,
-    )
-});
-
 fn role_name(role: Role) -> &'static str {
     match role {
         Role::Owner => "owner",
@@ -723,13 +633,15 @@ impl RedisStore {
         client: redis::Client,
         shutdown: CancellationToken,
     ) -> Result<Self, redis::RedisError> {
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(3)))
-            .set_response_timeout(Some(Duration::from_secs(5)))
-            // Reconnect attempts at most this far apart: calls wait for the manager's current
-            // attempt once the store is back (see `health` for calls while it is down).
-            .set_max_delay(Duration::from_millis(500));
-        let con = ConnectionManager::new_with_config(client.clone(), config).await?;
+        Self::connect_to(conn::Target::Single(client), shutdown).await
+    }
+
+    /// Connects to one Redis or a cluster (see [`conn::Target`]).
+    pub async fn connect_to(
+        target: conn::Target,
+        shutdown: CancellationToken,
+    ) -> Result<Self, redis::RedisError> {
+        let con = target.connect().await?;
         let node = format!("{:016x}", rand::random::<u64>());
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -743,7 +655,7 @@ impl RedisStore {
             recheck: tokio::sync::Notify::new(),
         });
         // Subscribe before serving so no event published after start is missed.
-        let subscription = subscribe(&client, &feed, &watch).await?;
+        let subscription = subscriber::subscribe(&target, &feed, &watch).await?;
         let epoch: String = EPOCH
             .key(EPOCH_KEY)
             .arg(fresh_epoch())
@@ -752,9 +664,9 @@ impl RedisStore {
         admin::index_skeletons(&mut con.clone()).await?;
         *watch.epoch.lock().unwrap_or_else(|e| e.into_inner()) = epoch;
         let health = Arc::new(super::health::Health::default());
-        tokio::spawn(health.clone().run_probe(client.clone(), shutdown.clone()));
-        tokio::spawn(run_subscriber(
-            client,
+        tokio::spawn(health.clone().run_probe(target.clone(), shutdown.clone()));
+        tokio::spawn(subscriber::run_subscriber(
+            target,
             subscription,
             feed.clone(),
             shutdown,
@@ -840,7 +752,7 @@ impl RedisStore {
         self.feed.attach(sink)
     }
 
-    fn con(&self) -> ConnectionManager {
+    fn con(&self) -> conn::Conn {
         self.con.clone()
     }
 
@@ -1278,27 +1190,35 @@ impl RedisStore {
             return Err(super::not_attachable().into());
         }
         let p = PARTITIONS.of_room(msg.room.0);
-        let mut invocation = room_script(&APPEND_MESSAGE, msg.room.0);
-        invocation
-            .key(keys::dedupe(msg.room, msg.sender.0, msg.client_id))
-            .key(keys::uploads_pending(p))
-            .key(keys::uploads_rooms(p));
+        // Keys and arguments go straight into one command (`redis/call.rs`): this runs for
+        // every message.
+        let bytes = 320 + msg.event_json.len() + 2 * msg.client_id.len();
+        let mut call = call::ScriptCall::new(&APPEND_MESSAGE, 9 + msg.attachments.len(), bytes);
+        call.key(keys::RoomKeys::of(msg.room))
+            .key(keys::DedupeKey::new(msg.room, msg.sender.0, msg.client_id))
+            .key(keys::uploads_pending_key(p))
+            .key(keys::uploads_rooms_key(p));
         for id in msg.attachments {
-            invocation.key(keys::upload(p, id));
+            call.key(keys::upload(p, id));
         }
-        let reply: String = invocation
-            .arg(msg.room.0)
+        call.arg(msg.room.0)
             .arg(msg.sender.0)
             .arg(msg.client_id)
             .arg(msg.event_json)
             .arg(dedupe_ttl_secs)
             .arg(retention.max_events)
             .arg(retention.max_age_ms)
-            .arg(self.watch.floor(msg.room.0))
-            .arg(msg.reply_to.map(|seq| seq.to_string()).unwrap_or_default())
-            .arg(msg.attachments.join(" "))
-            .invoke_async(&mut self.con())
-            .await?;
+            .arg(self.watch.floor(msg.room.0));
+        match msg.reply_to {
+            Some(seq) => call.arg(seq),
+            None => call.arg(""),
+        };
+        if msg.attachments.is_empty() {
+            call.arg("");
+        } else {
+            call.arg(msg.attachments.join(" "));
+        }
+        let reply: String = call.invoke(&mut self.con()).await?;
         let mut parts = reply.split(' ');
         let status = parts.next().unwrap_or_default();
         let duplicate = match status {
@@ -1478,21 +1398,25 @@ impl RedisStore {
 
 // Privacy and moderation (issue 11).
 impl RedisStore {
+    /// Per other user: whether they share a room with `user`. The two users' `:rooms` sets
+    /// are in their own partitions (slots), so `user`'s rooms are read once and looked up in
+    /// each other's set.
     pub async fn shares_room(&self, user: UserId, others: &[UserId]) -> StoreResult<Vec<bool>> {
         if others.is_empty() {
             return Ok(Vec::new());
         }
+        let mine: Vec<u64> = self.con().smembers(keys::user_rooms(user)).await?;
+        if mine.is_empty() {
+            return Ok(vec![false; others.len()]);
+        }
         let mut pipe = redis::pipe();
         for other in others {
-            pipe.cmd("SINTERCARD")
-                .arg(2)
-                .arg(keys::user_rooms(user))
-                .arg(keys::user_rooms(other))
-                .arg("LIMIT")
-                .arg(1);
+            pipe.cmd("SMISMEMBER")
+                .arg(keys::user_rooms(*other))
+                .arg(&mine);
         }
-        let counts: Vec<u64> = pipe.query_async(&mut self.con()).await?;
-        Ok(counts.into_iter().map(|n| n > 0).collect())
+        let found: Vec<Vec<bool>> = pipe.query_async(&mut self.con()).await?;
+        Ok(found.into_iter().map(|f| f.contains(&true)).collect())
     }
 
     pub async fn set_ban(&self, room: RoomId, user: UserId, banned: bool) -> StoreResult<bool> {
@@ -1624,239 +1548,4 @@ fn session_from_fields(
         created_ts: num("created")?,
         last_used_ts: num("used")?,
     })
-}
-
-/// A live bus subscription. Dropping it closes the connection (its reader task ends with it).
-struct Subscription {
-    _con: redis::aio::MultiplexedConnection,
-    /// Cleared when the subscription is given up: anything its connection still reads is
-    /// ignored, so only one subscription feeds the hub.
-    live: Arc<AtomicBool>,
-    /// Notified when the connection is lost.
-    lost: Arc<tokio::sync::Notify>,
-}
-
-/// Subscribes to the bus (every partition's channel) on a new RESP3 connection. redis-rs calls the push handler on the
-/// connection's reader task for every message, in the order Redis sent them; the handler
-/// notes what it saw for the lost-write check ([`Watch`]) and hands the message to the hub
-/// through `feed`, so the message is routed where it was read. (The RESP2 `PubSub` passed each
-/// message through a channel to another task, and ours through one more to the hub's.)
-async fn subscribe(
-    client: &redis::Client,
-    feed: &bus::Feed,
-    watch: &Arc<Watch>,
-) -> redis::RedisResult<Subscription> {
-    let live = Arc::new(AtomicBool::new(true));
-    let lost = Arc::new(tokio::sync::Notify::new());
-    let on_push = {
-        let (live, lost, feed, watch) = (live.clone(), lost.clone(), feed.clone(), watch.clone());
-        move |push: redis::PushInfo| -> Result<(), std::convert::Infallible> {
-            if !live.load(Ordering::Acquire) {
-                return Ok(());
-            }
-            match push.kind {
-                // `data` is the channel, then the payload.
-                redis::PushKind::Message | redis::PushKind::SMessage => match push.data.get(1) {
-                    Some(redis::Value::BulkString(bytes)) => match std::str::from_utf8(bytes) {
-                        Ok(payload) => {
-                            watch.saw(payload);
-                            feed.message(payload);
-                        }
-                        Err(_) => tracing::warn!(len = bytes.len(), "bus message is not UTF-8"),
-                    },
-                    _ => tracing::warn!("bus message without a payload"),
-                },
-                redis::PushKind::Disconnection => lost.notify_one(),
-                _ => {}
-            }
-            Ok(())
-        }
-    };
-    let info = client.get_connection_info().clone();
-    let resp3 = info
-        .redis_settings()
-        .clone()
-        .set_protocol(redis::ProtocolVersion::RESP3);
-    let client = redis::Client::open(info.set_redis_settings(resp3))?;
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(3)))
-        .set_response_timeout(Some(Duration::from_secs(5)))
-        .set_push_sender(on_push);
-    let mut con = client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await?;
-    // One channel per command: on a cluster each may live on another shard, and redis-rs then
-    // takes the single confirmation push as the command's reply.
-    for channel in PARTITIONS.channels() {
-        let _: redis::Value = redis::cmd("SSUBSCRIBE")
-            .arg(channel)
-            .query_async(&mut con)
-            .await?;
-    }
-    Ok(Subscription {
-        _con: con,
-        live,
-        lost,
-    })
-}
-
-/// The data set's epoch: `<data set>:<generation>`.
-const EPOCH_KEY: &str = "store:epoch";
-
-/// A new `store:epoch`: `<data set>:<generation>`, both random.
-fn fresh_epoch() -> String {
-    format!(
-        "{:016x}:{:08x}",
-        rand::random::<u64>(),
-        rand::random::<u32>()
-    )
-}
-
-/// The data set part of an epoch (what a wipe changes; lost writes keep it).
-fn data_set(epoch: &str) -> &str {
-    epoch.split(':').next().unwrap_or(epoch)
-}
-
-/// Longest wait between attempts to resubscribe: every node is back within this of Redis.
-const RESUBSCRIBE_MAX: Duration = Duration::from_millis(500);
-/// After the bus is back and checked, appends wait this much longer so that every node has
-/// come back and raised what it saw (see [`check_rollback`]).
-const SETTLE: Duration = Duration::from_secs(1);
-
-/// After the bus came back: compares every room this node saw published with the store. Rooms
-/// whose seq went backwards (the store lost writes) get their seq raised past what was
-/// published, so no seq is handed out twice, and the store gets a new epoch, so every node
-/// closes its sockets with 4010 and clients drop what the store no longer has.
-async fn check_rollback(client: &redis::Client, watch: &Watch) -> redis::RedisResult<()> {
-    let data = data_set(&watch.epoch.lock().unwrap_or_else(|e| e.into_inner())).to_owned();
-    let seen: Vec<(u64, u64)> = watch
-        .seen
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .map(|(r, s)| (*r, *s))
-        .collect();
-    if seen.is_empty() {
-        return Ok(());
-    }
-    let mut con = client.get_multiplexed_async_connection().await?;
-    let epoch: Option<String> = con.get(EPOCH_KEY).await?;
-    if epoch.as_deref().map(data_set) != Some(data.as_str()) {
-        // Another data set (wiped): the epoch check closes the sockets.
-        return Ok(());
-    }
-    // Which rooms went back (a room that is gone has no seq and is skipped).
-    let mut behind: Vec<(u64, u64)> = Vec::new();
-    for chunk in seen.chunks(256) {
-        let mut pipe = redis::pipe();
-        for (room, _) in chunk {
-            pipe.hget(keys::room(room), "seq");
-        }
-        let seqs: Vec<Option<u64>> = pipe.query_async(&mut con).await?;
-        behind.extend(
-            chunk
-                .iter()
-                .zip(seqs)
-                .filter(|((_, seen), seq)| seq.is_some_and(|seq| seq < *seen))
-                .map(|(pair, _)| *pair),
-        );
-    }
-    if behind.is_empty() {
-        return Ok(());
-    }
-    // Told first, raised after, each partition in its own slot: a crash between leaves clients
-    // told (they drop what they hold) and the rooms checked again by the next check.
-    let told: i64 = NEW_GENERATION
-        .key(EPOCH_KEY)
-        .arg(&data)
-        .arg(format!("{:08x}", rand::random::<u32>()))
-        .invoke_async(&mut con)
-        .await?;
-    if told < 0 {
-        return Ok(());
-    }
-    let mut by_partition: HashMap<u16, Vec<(u64, u64)>> = HashMap::new();
-    for (room, seq) in behind {
-        by_partition
-            .entry(PARTITIONS.of_room(room))
-            .or_default()
-            .push((room, seq));
-    }
-    let mut raised = 0;
-    for rooms in by_partition.values() {
-        for chunk in rooms.chunks(256) {
-            let mut invocation = RAISE_SEQS.prepare_invoke();
-            for (room, seq) in chunk {
-                invocation.key(keys::room(room)).arg(seq);
-            }
-            let n: i64 = invocation.invoke_async(&mut con).await?;
-            raised += n;
-        }
-    }
-    tracing::error!(
-        rooms = raised,
-        "the store came back with fewer events than were published (writes lost); new store epoch: every node closes its sockets with 4010; seqs raised past them"
-    );
-    Ok(())
-}
-
-/// Keeps the bus subscribed: on a lost subscription (or a recheck after lost writes),
-/// reconnects with backoff, checks the store against what this node saw, and has the hub
-/// re-check every room for missed events (`resync`). The messages themselves never pass here:
-/// the subscription's push handler routes them (see [`subscribe`]).
-async fn run_subscriber(
-    client: redis::Client,
-    mut subscription: Subscription,
-    feed: bus::Feed,
-    shutdown: CancellationToken,
-    watch: Arc<Watch>,
-    health: Arc<super::health::Health>,
-) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = watch.recheck.notified() => {}
-            _ = subscription.lost.notified() => {
-                // Usually Redis stopped: if it cannot be reached, calls fail fast from
-                // now on instead of each waiting for the reconnect.
-                health.check_now(&client).await;
-            }
-        }
-        subscription.live.store(false, Ordering::Release);
-        drop(subscription);
-        watch.checked.store(false, Ordering::Release);
-        tracing::warn!("bus subscription lost; reconnecting");
-        let mut delay = Duration::from_millis(100);
-        subscription = loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {}
-            }
-            match subscribe(&client, &feed, &watch).await {
-                Ok(s) => break s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "bus resubscribe failed");
-                    delay = (delay * 2).min(RESUBSCRIBE_MAX);
-                }
-            }
-        };
-        let mut delay = Duration::from_millis(100);
-        while let Err(e) = check_rollback(&client, &watch).await {
-            tracing::warn!(error = %e, "cannot compare the store with the events seen; retrying");
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(RESUBSCRIBE_MAX);
-        }
-        // Other nodes may have seen events this one missed (published just before Redis went
-        // down); give them time to come back and raise their rooms before appending here.
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(SETTLE) => {}
-        }
-        watch.checked.store(true, Ordering::Release);
-        tracing::info!("bus subscription restored");
-        feed.resync();
-    }
 }

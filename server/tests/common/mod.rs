@@ -38,8 +38,20 @@ pub const PASSWORD: &str = "correct horse battery staple";
 // ---------------------------------------------------------------------------------------------
 
 /// Generates `mod memory { #[tokio::test] fn name() }` and `mod redis { ... }` for each listed
-/// `async fn name(backend: Backend)` of the calling file.
+/// `async fn name(backend: Backend)` of the calling file; with `cluster;` first, also
+/// `mod cluster { ... }` (each test on a Redis Cluster of its own, see [`Backend::Cluster`]).
 macro_rules! backend_tests {
+    (cluster; $($name:ident),+ $(,)?) => {
+        $crate::common::backend_tests!($($name),+);
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Cluster).await
+                }
+            )+
+        }
+    };
     ($($name:ident),+ $(,)?) => {
         mod memory {
             $(
@@ -120,6 +132,7 @@ pub fn unique_id() -> String {
 // Redis
 // ---------------------------------------------------------------------------------------------
 
+pub use testkit::cluster::RedisCluster;
 pub use testkit::RedisServer;
 
 // ---------------------------------------------------------------------------------------------
@@ -130,6 +143,8 @@ pub use testkit::RedisServer;
 pub enum Backend {
     Memory,
     Redis,
+    /// A Redis Cluster of 3 masters (no replicas) started for the test (`redis_cluster`).
+    Cluster,
 }
 
 impl fmt::Display for Backend {
@@ -137,6 +152,7 @@ impl fmt::Display for Backend {
         f.write_str(match self {
             Backend::Memory => "memory",
             Backend::Redis => "redis",
+            Backend::Cluster => "cluster",
         })
     }
 }
@@ -170,6 +186,8 @@ pub struct TestServer {
     pub limits: Limits,
     pub backend: Backend,
     pub redis: Option<Arc<RedisServer>>,
+    /// The cluster of a [`Backend::Cluster`] server.
+    pub cluster: Option<Arc<RedisCluster>>,
     http: reqwest::Client,
     /// Client TLS settings when the server serves TLS (see [`TestServer::start_tls`]).
     pub tls: Option<Arc<rustls::ClientConfig>>,
@@ -185,10 +203,28 @@ impl TestServer {
     /// [`Backend::Redis`] a fresh redis-server is started for it.
     pub async fn start_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestServer {
         let redis = match backend {
-            Backend::Memory => None,
+            Backend::Memory | Backend::Cluster => None,
             Backend::Redis => Some(Arc::new(RedisServer::start().await)),
         };
+        if backend == Backend::Cluster {
+            let cluster = Arc::new(RedisCluster::start(3, 0).await);
+            return Self::start_on_cluster(&cluster, configure).await;
+        }
         Self::start_config(backend, redis, configure).await
+    }
+
+    /// Starts a server on an existing Redis Cluster (several nodes share it).
+    pub async fn start_on_cluster(
+        cluster: &Arc<RedisCluster>,
+        configure: impl FnOnce(&mut Config),
+    ) -> TestServer {
+        let mut server = Self::start_config(Backend::Cluster, None, |c| {
+            c.redis_cluster = cluster.urls();
+            configure(c);
+        })
+        .await;
+        server.cluster = Some(cluster.clone());
+        server
     }
 
     /// Starts a server on an existing Redis (several nodes, or a restart).
@@ -273,6 +309,7 @@ impl TestServer {
             limits,
             backend,
             redis,
+            cluster: None,
             http,
             tls: None,
         }
@@ -989,6 +1026,33 @@ impl Ws {
     }
 
     /// Waits for the ack (or error) answering the send of `id` to `room`.
+    /// Sends a message and waits for its ack, sending it again with the same id while the
+    /// store answers `store_unavailable` (as a client does across a store outage, a failover
+    /// or a slot move), for at most [`HTTP_TIMEOUT`].
+    pub async fn send_retrying(&mut self, room: RoomId, id: &str, body: &str) -> SendAck {
+        let deadline = Instant::now() + HTTP_TIMEOUT;
+        loop {
+            self.send_frame(&ClientFrame::Send {
+                room,
+                id: id.to_string(),
+                body: body.to_string(),
+                reply_to: None,
+                mentions: vec![],
+                mention_room: false,
+                attachments: Vec::new(),
+            })
+            .await;
+            match self.await_ack(room, id).await {
+                Ok(ack) => return ack,
+                Err(e) if e.code == ErrorCode::StoreUnavailable && Instant::now() < deadline => {
+                    // The client's retry interval, not a settle sleep.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("[{}] sending {id} to room {room}: {e:?}", self.label),
+            }
+        }
+    }
+
     pub async fn await_ack(&mut self, room: RoomId, id: &str) -> Result<SendAck, WsError> {
         let what = format!("ack for {id}");
         let frame = self

@@ -2,6 +2,7 @@
 //! flags, invite codes, and the whole data set in and out (export/import). Keys: see the table
 //! in `redis.rs`.
 
+use super::conn::Conn;
 use super::{
     corrupt, keys, parse_role, role_name, user_from_fields, RedisStore, Step, CLAIM_INVITE,
 };
@@ -11,7 +12,6 @@ use crate::store::{Admission, InviteRecord, SessionRecord, UserFlag, UserRecord}
 use protocol::event::EventBody;
 use protocol::rest::{NotifyLevel, RoomKind, Visibility};
 use protocol::{ErrorCode, RoomEvent, RoomId, UserId};
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -27,7 +27,7 @@ const SKELETONS_INDEXED: &str = "migr:uskel";
 /// that did not build it, would otherwise let a confusable name be registered beside them.
 /// Safe to run from several nodes at once (`SET NX`; the first account of a skeleton keeps it,
 /// in name order). Registrations meanwhile index themselves.
-pub(super) async fn index_skeletons(con: &mut ConnectionManager) -> redis::RedisResult<()> {
+pub(super) async fn index_skeletons(con: &mut Conn) -> redis::RedisResult<()> {
     if con.exists(SKELETONS_INDEXED).await? {
         return Ok(());
     }
@@ -446,23 +446,8 @@ impl RedisStore {
                 data.invites.push(invite);
             }
         }
-        let mut keys = Vec::new();
-        let mut cursor = 0u64;
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg("dd:*")
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut con)
-                .await?;
-            keys.extend(batch);
-            cursor = next;
-            if cursor == 0 {
-                break;
-            }
-        }
+        // Every master's in a cluster.
+        let keys = con.keys_matching("dd:*").await?;
         for chunk in keys.chunks(BATCH) {
             let mut pipe = redis::pipe();
             for key in chunk {

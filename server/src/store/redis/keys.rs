@@ -12,7 +12,6 @@
 //! Redis (a new room, a member's rooms) build them with the Lua `room_keys` of [`lua`], which
 //! says the same as [`RoomKeys::of`].
 
-use super::partition::Partitions;
 use super::PARTITIONS;
 use protocol::{RoomId, UserId};
 
@@ -62,93 +61,288 @@ impl<T: UserRef> UserRef for &T {
     }
 }
 
-/// Every key of one room, in the order scripts declare them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Every key of one room, in the order scripts declare them (`KEYS[1]` to `KEYS[6]`): the
+/// room's hash `room:{<tag>}:<id>`, then that name with `:m` (members), `:log` (events by seq),
+/// `:edits` (a message's edit events), `:bans` (banned users) and `:upl` (uploads attached to
+/// messages).
+///
+/// Nothing is built until a name is asked for: a script call writes the six names straight
+/// into its command ([`redis::ToRedisArgs`]), so the append path neither formats nor allocates
+/// them (seven `format!`s per message were ~1,100 instructions and 2.5 allocations per delivery,
+/// bench/analysis.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct RoomKeys {
-    /// The room's hash.
-    pub room: String,
-    /// Members.
-    pub members: String,
-    /// Events by seq.
-    pub log: String,
-    /// A message's edit events.
-    pub edits: String,
-    /// Banned users.
-    pub bans: String,
-    /// Uploads attached to messages.
-    pub uploads: String,
+    id: u64,
+    /// The partition's tag, without braces.
+    tag: &'static str,
 }
+
+/// What follows a room's hash name in each of its keys, in [`RoomKeys`] order.
+const ROOM_SUFFIXES: [&str; 6] = ["", ":m", ":log", ":edits", ":bans", ":upl"];
 
 impl RoomKeys {
     pub fn of(id: impl RoomRef) -> Self {
-        let room = room(id);
+        let id = id.room_id();
         Self {
-            members: format!("{room}:m"),
-            log: format!("{room}:log"),
-            edits: format!("{room}:edits"),
-            bans: format!("{room}:bans"),
-            uploads: format!("{room}:upl"),
-            room,
+            id,
+            tag: PARTITIONS.tag(PARTITIONS.of_room(id)),
         }
     }
 
-    /// Declares the keys (`KEYS[1]` to `KEYS[6]`) on a script call.
-    pub fn declare(&self, invocation: &mut redis::ScriptInvocation<'_>) {
-        invocation
-            .key(&self.room)
-            .key(&self.members)
-            .key(&self.log)
-            .key(&self.edits)
-            .key(&self.bans)
-            .key(&self.uploads);
+    /// The room's hash.
+    pub fn room(&self) -> String {
+        self.name("")
+    }
+
+    /// The key of the room's hash name followed by `suffix`.
+    fn name(&self, suffix: &str) -> String {
+        let mut name = String::with_capacity(32);
+        self.write(suffix, &mut name);
+        name
+    }
+
+    fn write(&self, suffix: &str, out: &mut impl Put) {
+        out.put("room:{");
+        out.put(self.tag);
+        out.put("}:");
+        out.put_id(self.id);
+        out.put(suffix);
     }
 }
 
-/// `{<tag>}` of a room's partition.
-fn tag(parts: &Partitions, id: u64) -> String {
-    format!("{{{}}}", parts.tag(parts.of_room(id)))
+/// The six names, each one argument (declared as keys: `invocation.key(RoomKeys::of(id))`).
+/// The room's hash name is assembled once; each key is it and a suffix.
+impl redis::ToRedisArgs for RoomKeys {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        let mut name = Name::new();
+        self.write("", &mut name);
+        let room = name.len();
+        for suffix in ROOM_SUFFIXES {
+            name.truncate(room);
+            name.put(suffix);
+            out.write_arg(name.as_bytes());
+        }
+    }
+
+    fn num_of_args(&self) -> usize {
+        ROOM_SUFFIXES.len()
+    }
+}
+
+/// The dedupe key of a sent message, `dd:{<tag>}:<room>:<sender>:<client id>`, written where it
+/// is needed (see [`dedupe`] for it as a `String`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct DedupeKey<'a> {
+    room: u64,
+    sender: u64,
+    client_id: &'a str,
+}
+
+impl<'a> DedupeKey<'a> {
+    pub fn new(room: impl RoomRef, sender: u64, client_id: &'a str) -> Self {
+        Self {
+            room: room.room_id(),
+            sender,
+            client_id,
+        }
+    }
+
+    fn write(&self, out: &mut impl Put) {
+        out.put("dd:{");
+        out.put(PARTITIONS.tag(PARTITIONS.of_room(self.room)));
+        out.put("}:");
+        out.put_id(self.room);
+        out.put(":");
+        out.put_id(self.sender);
+        out.put(":");
+        out.put(self.client_id);
+    }
+}
+
+impl redis::ToRedisArgs for DedupeKey<'_> {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        let mut name = Name::new();
+        self.write(&mut name);
+        out.write_arg(name.as_bytes());
+    }
+}
+
+/// A partition's key: a fixed head, then the partition's tag in braces (`upl:pending:{<tag>}`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PartitionKey {
+    head: &'static str,
+    tag: &'static str,
+}
+
+impl PartitionKey {
+    fn new(head: &'static str, p: u16) -> Self {
+        Self {
+            head,
+            tag: PARTITIONS.tag(p),
+        }
+    }
+
+    fn name(&self) -> String {
+        let mut name = String::with_capacity(self.head.len() + self.tag.len() + 2);
+        self.write(&mut name);
+        name
+    }
+
+    fn write(&self, out: &mut impl Put) {
+        out.put(self.head);
+        out.put("{");
+        out.put(self.tag);
+        out.put("}");
+    }
+}
+
+impl redis::ToRedisArgs for PartitionKey {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        let mut name = Name::new();
+        self.write(&mut name);
+        out.write_arg(name.as_bytes());
+    }
+}
+
+/// Where a key name is written, piece by piece: a `String`, or a [`Name`] on the stack.
+trait Put {
+    fn put(&mut self, piece: &str);
+    /// An id in decimal.
+    fn put_id(&mut self, id: u64);
+}
+
+impl Put for String {
+    fn put(&mut self, piece: &str) {
+        self.push_str(piece);
+    }
+
+    fn put_id(&mut self, id: u64) {
+        self.extend(Decimal::new(id).bytes().iter().copied().map(char::from));
+    }
+}
+
+/// A key name assembled on the stack, then handed to a command whole (one copy per name;
+/// writing the pieces into the command one by one cost ~130 instructions each). A name longer
+/// than the buffer (a dedupe key with an unusually long client id) moves to the heap.
+struct Name {
+    buf: [u8; 128],
+    len: usize,
+    /// The whole name once it outgrew `buf`.
+    spill: Vec<u8>,
+}
+
+impl Name {
+    fn new() -> Self {
+        Self {
+            buf: [0; 128],
+            len: 0,
+            spill: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+        self.spill.truncate(len);
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        if self.spill.is_empty() {
+            &self.buf[..self.len]
+        } else {
+            &self.spill
+        }
+    }
+
+    fn push(&mut self, piece: &[u8]) {
+        let end = self.len + piece.len();
+        if self.spill.is_empty() && end <= self.buf.len() {
+            self.buf[self.len..end].copy_from_slice(piece);
+        } else {
+            if self.spill.is_empty() {
+                self.spill.extend_from_slice(&self.buf[..self.len]);
+            }
+            self.spill.extend_from_slice(piece);
+        }
+        self.len = end;
+    }
+}
+
+impl Put for Name {
+    fn put(&mut self, piece: &str) {
+        self.push(piece.as_bytes());
+    }
+
+    fn put_id(&mut self, id: u64) {
+        self.push(Decimal::new(id).bytes());
+    }
+}
+
+/// An id in decimal, on the stack.
+struct Decimal {
+    digits: [u8; 20],
+    start: usize,
+}
+
+impl Decimal {
+    fn new(mut n: u64) -> Self {
+        let mut digits = [b'0'; 20];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        Self { digits, start }
+    }
+
+    /// ASCII digits.
+    fn bytes(&self) -> &[u8] {
+        &self.digits[self.start..]
+    }
 }
 
 /// A room's hash.
 pub fn room(id: impl RoomRef) -> String {
-    let id = id.room_id();
-    format!("room:{}:{id}", tag(&PARTITIONS, id))
+    RoomKeys::of(id).room()
 }
 
 /// A room's members.
 pub fn members(id: impl RoomRef) -> String {
-    let id = id.room_id();
-    format!("{}:m", room(id))
+    RoomKeys::of(id).name(":m")
 }
 
 /// A room's events by seq.
 pub fn log(id: impl RoomRef) -> String {
-    let id = id.room_id();
-    format!("{}:log", room(id))
+    RoomKeys::of(id).name(":log")
 }
 
 /// A message's edit events.
 pub(super) fn edits(id: impl RoomRef) -> String {
-    let id = id.room_id();
-    format!("{}:edits", room(id))
+    RoomKeys::of(id).name(":edits")
 }
 
 /// Users banned from a room.
 pub(super) fn bans(id: impl RoomRef) -> String {
-    let id = id.room_id();
-    format!("{}:bans", room(id))
+    RoomKeys::of(id).name(":bans")
 }
 
 /// Uploads attached to a room's messages.
 pub(super) fn uploads(id: impl RoomRef) -> String {
-    let id = id.room_id();
-    format!("{}:upl", room(id))
+    RoomKeys::of(id).name(":upl")
 }
 
 /// The dedupe key of a sent message.
 pub(super) fn dedupe(room: impl RoomRef, sender: u64, client_id: &str) -> String {
-    let room = room.room_id();
-    format!("dd:{}:{room}:{sender}:{client_id}", tag(&PARTITIONS, room))
+    let mut name = String::with_capacity(32 + client_id.len());
+    DedupeKey::new(room, sender, client_id).write(&mut name);
+    name
 }
 
 /// Room, sender and client id of a dedupe key (either layout).
@@ -231,7 +425,12 @@ pub fn upload(p: u16, id: &str) -> String {
 
 /// A partition's uploads not attached yet, scored by creation (ms).
 pub fn uploads_pending(p: u16) -> String {
-    format!("upl:pending:{}", part_tag(p))
+    uploads_pending_key(p).name()
+}
+
+/// [`uploads_pending`], written where it is needed.
+pub(super) fn uploads_pending_key(p: u16) -> PartitionKey {
+    PartitionKey::new("upl:pending:", p)
 }
 
 /// A partition's uploads whose files the collector is to delete.
@@ -241,7 +440,12 @@ pub fn uploads_dead(p: u16) -> String {
 
 /// A partition's rooms with attached uploads.
 pub fn uploads_rooms(p: u16) -> String {
-    format!("upl:rooms:{}", part_tag(p))
+    uploads_rooms_key(p).name()
+}
+
+/// [`uploads_rooms`], written where it is needed.
+pub(super) fn uploads_rooms_key(p: u16) -> PartitionKey {
+    PartitionKey::new("upl:rooms:", p)
 }
 
 /// Upload ids from before partitioned uploads (not carrying their room's partition): id →
@@ -282,34 +486,65 @@ end
 mod tests {
     use super::*;
 
+    /// The names as a script call gets them, one argument each.
+    fn args(value: impl redis::ToRedisArgs) -> Vec<String> {
+        value
+            .to_redis_args()
+            .into_iter()
+            .map(|arg| String::from_utf8(arg).expect("UTF-8"))
+            .collect()
+    }
+
     #[test]
     fn names_carry_the_partition_tag() {
         let keys = RoomKeys::of(7);
         let tag = PARTITIONS.tag(7);
-        assert_eq!(keys.room, format!("room:{{{tag}}}:7"));
-        assert_eq!(keys.members, format!("room:{{{tag}}}:7:m"));
-        assert_eq!(keys.uploads, format!("room:{{{tag}}}:7:upl"));
+        assert_eq!(keys.room(), format!("room:{{{tag}}}:7"));
+        assert_eq!(members(7), format!("room:{{{tag}}}:7:m"));
+        assert_eq!(uploads(7), format!("room:{{{tag}}}:7:upl"));
         assert_eq!(
-            keys,
-            RoomKeys {
-                room: room(7),
-                members: members(7),
-                log: log(7),
-                edits: edits(7),
-                bans: bans(7),
-                uploads: uploads(7)
-            }
+            args(keys),
+            [room(7), members(7), log(7), edits(7), bans(7), uploads(7)]
         );
         // Same slot as each other and as the partition's bus channel.
         let slot = super::super::partition::key_slot;
         assert_eq!(
-            slot(keys.log.as_bytes()),
+            slot(log(7).as_bytes()),
             slot(PARTITIONS.room_channel(7).as_bytes())
         );
         assert_eq!(
             slot(dedupe(7, 3, "a:b").as_bytes()),
-            slot(keys.room.as_bytes())
+            slot(keys.room().as_bytes())
         );
+    }
+
+    /// The names written in pieces are byte for byte the layout's (`store:layout` 3, which
+    /// `migrate.rs` and every node's scripts share), as `format!` wrote them before.
+    #[test]
+    fn written_names_are_the_layout() {
+        for id in [0, 1, 7, 9, 10, 63, 64, 65, 1_000_003, u64::MAX] {
+            let tag = PARTITIONS.tag(PARTITIONS.of_room(id));
+            let room = format!("room:{{{tag}}}:{id}");
+            assert_eq!(
+                args(RoomKeys::of(id)),
+                ["", ":m", ":log", ":edits", ":bans", ":upl"].map(|s| format!("{room}{s}"))
+            );
+            assert_eq!(super::room(RoomId(id)), room);
+            // The last one is longer than a name's stack buffer.
+            let long = "x".repeat(200);
+            for (sender, client_id) in [(0, ""), (3, "a:b"), (u64::MAX, "é-1"), (9, &*long)] {
+                let name = format!("dd:{{{tag}}}:{id}:{sender}:{client_id}");
+                assert_eq!(dedupe(id, sender, client_id), name);
+                assert_eq!(args(DedupeKey::new(id, sender, client_id)), [name]);
+            }
+        }
+        for p in [0, 5, 63] {
+            let tag = PARTITIONS.tag(p);
+            assert_eq!(uploads_pending(p), format!("upl:pending:{{{tag}}}"));
+            assert_eq!(uploads_rooms(p), format!("upl:rooms:{{{tag}}}"));
+            assert_eq!(args(uploads_pending_key(p)), [uploads_pending(p)]);
+            assert_eq!(args(uploads_rooms_key(p)), [uploads_rooms(p)]);
+        }
     }
 
     #[test]

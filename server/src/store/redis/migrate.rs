@@ -18,8 +18,8 @@
 //! to start while one of them is alive (a fresh heartbeat in `pres:nodes`): the upgrade to this
 //! version stops every node first (see `docs/OPERATIONS.md`).
 
+use super::conn::{Conn, ScanNode};
 use super::{keys, PARTITIONS};
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -128,11 +128,7 @@ fn refused(detail: String) -> redis::RedisError {
 }
 
 /// Brings the store to the partitioned layout (see the module doc); returns once it is there.
-pub(super) async fn run(
-    con: &mut ConnectionManager,
-    node: &str,
-    now_ms: i64,
-) -> redis::RedisResult<()> {
+pub(super) async fn run(con: &mut Conn, node: &str, now_ms: i64) -> redis::RedisResult<()> {
     loop {
         let layout: Option<String> = con.get(LAYOUT_KEY).await?;
         if layout.as_deref() == Some(LAYOUT) {
@@ -141,6 +137,12 @@ pub(super) async fn run(
         if !has_legacy_keys(con).await? {
             let () = con.set(LAYOUT_KEY, LAYOUT).await?;
             return Ok(());
+        }
+        if matches!(con, Conn::Cluster(_)) {
+            // The renames cross slots: a cluster refuses them.
+            return Err(refused(
+                "the data set holds keys of an older layout; start this version once on a standalone Redis with that data (it moves them), then move the data to the cluster (docs/CLUSTER.md)".into(),
+            ));
         }
         let locked: bool = redis::cmd("SET")
             .arg(LOCK_KEY)
@@ -171,45 +173,41 @@ const LEGACY_PATTERNS: [&str; 2] = ["room:[0-9]*", "dd:[0-9]*"];
 const LAYOUT2_PATTERNS: [&str; 3] = ["user:[0-9]*", "upl:[0-9a-f]*", "pres:node:*"];
 const LAYOUT2_KEYS: [&str; 4] = ["upl:pending", "upl:dead", "upl:rooms", "pres:seen"];
 
-/// One `SCAN` step over keys matching `pattern`: the next cursor (0 at the end) and a batch.
+/// One `SCAN` step over keys matching `pattern` (on the one Redis the migration runs on): the
+/// next cursor (0 at the end) and a batch.
 async fn scan(
-    con: &mut ConnectionManager,
+    con: &mut Conn,
     cursor: u64,
     pattern: &str,
 ) -> redis::RedisResult<(u64, Vec<String>)> {
-    redis::cmd("SCAN")
-        .arg(cursor)
-        .arg("MATCH")
-        .arg(pattern)
-        .arg("COUNT")
-        .arg(1000)
-        .query_async(con)
-        .await
+    con.scan(&ScanNode::Single, cursor, pattern, 1000).await
 }
 
-/// Whether any key of the layouts before is left.
-async fn has_legacy_keys(con: &mut ConnectionManager) -> redis::RedisResult<bool> {
+/// Whether any key of the layouts before is left (on every master of a cluster).
+async fn has_legacy_keys(con: &mut Conn) -> redis::RedisResult<bool> {
     let singles: i64 = con.exists(&LAYOUT2_KEYS[..]).await?;
     if singles > 0 {
         return Ok(true);
     }
-    for pattern in LEGACY_PATTERNS.into_iter().chain(LAYOUT2_PATTERNS) {
-        let mut cursor = 0u64;
-        loop {
-            let (next, batch) = scan(con, cursor, pattern).await?;
-            if batch.iter().any(|key| is_legacy(key)) {
-                return Ok(true);
-            }
-            cursor = next;
-            if cursor == 0 {
-                break;
+    for node in con.scan_nodes().await? {
+        for pattern in LEGACY_PATTERNS.into_iter().chain(LAYOUT2_PATTERNS) {
+            let mut cursor = 0u64;
+            loop {
+                let (next, batch) = con.scan(&node, cursor, pattern, 1000).await?;
+                if batch.iter().any(|key| is_legacy(key)) {
+                    return Ok(true);
+                }
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
             }
         }
     }
     Ok(false)
 }
 
-async fn migrate(con: &mut ConnectionManager, node: &str, now_ms: i64) -> redis::RedisResult<()> {
+async fn migrate(con: &mut Conn, node: &str, now_ms: i64) -> redis::RedisResult<()> {
     // Under the lock, and the marker still missing: no node of this version serves yet, so a
     // live heartbeat is a node of the version before.
     let live: Vec<String> = redis::cmd("ZRANGE")
@@ -298,7 +296,7 @@ fn old_user(key: &str) -> Option<(u64, &str)> {
 }
 
 /// Every key matching `pattern` (one `SCAN`; the keys are moved after it, so none is missed).
-async fn scan_all(con: &mut ConnectionManager, pattern: &str) -> redis::RedisResult<Vec<String>> {
+async fn scan_all(con: &mut Conn, pattern: &str) -> redis::RedisResult<Vec<String>> {
     let mut all = Vec::new();
     let mut cursor = 0u64;
     loop {
@@ -312,12 +310,12 @@ async fn scan_all(con: &mut ConnectionManager, pattern: &str) -> redis::RedisRes
 }
 
 /// The room of a layout-2 upload record (`None` without one).
-async fn old_upload_room(con: &mut ConnectionManager, id: &str) -> redis::RedisResult<Option<u64>> {
+async fn old_upload_room(con: &mut Conn, id: &str) -> redis::RedisResult<Option<u64>> {
     con.hget(format!("upl:{id}"), "room").await
 }
 
 /// `upl:pending`, `upl:dead` and `upl:rooms` split into their partitions' sets.
-async fn split_upload_sets(con: &mut ConnectionManager) -> redis::RedisResult<i64> {
+async fn split_upload_sets(con: &mut Conn) -> redis::RedisResult<i64> {
     let mut moved = 0;
     // Pending and dead: a member's partition is its record's room's (or, for a dead id whose
     // record is gone, the one its id names: forgetting finds it there).
@@ -364,7 +362,7 @@ async fn split_upload_sets(con: &mut ConnectionManager) -> redis::RedisResult<i6
 }
 
 /// Upload records renamed into their room's partition, their bytes counted for their owner.
-async fn move_upload_records(con: &mut ConnectionManager) -> redis::RedisResult<i64> {
+async fn move_upload_records(con: &mut Conn) -> redis::RedisResult<i64> {
     let mut moved = 0;
     let ids: Vec<String> = scan_all(con, "upl:[0-9a-f]*")
         .await?
@@ -404,7 +402,7 @@ async fn move_upload_records(con: &mut ConnectionManager) -> redis::RedisResult<
 
 /// A user's keys renamed into the user's partition; the byte counter of layout 2 goes (the
 /// records counted their bytes per upload).
-async fn move_users(con: &mut ConnectionManager) -> redis::RedisResult<i64> {
+async fn move_users(con: &mut Conn) -> redis::RedisResult<i64> {
     let mut moved = 0;
     let old: Vec<(String, String)> = scan_all(con, "user:[0-9]*")
         .await?
@@ -434,7 +432,7 @@ async fn move_users(con: &mut ConnectionManager) -> redis::RedisResult<i64> {
 }
 
 /// `pres:node:<node>` sets and `pres:seen` into the users' partitions.
-async fn move_presence(con: &mut ConnectionManager) -> redis::RedisResult<i64> {
+async fn move_presence(con: &mut Conn) -> redis::RedisResult<i64> {
     let mut moved = 0;
     for key in scan_all(con, "pres:node:*").await? {
         let Some(node) = key.strip_prefix("pres:node:") else {

@@ -1,6 +1,7 @@
 //! Operations that span slots, failed between their steps (a test failpoint, as a crash
 //! there would), then retried: what a client reads afterwards is right (`docs/CLUSTER.md`,
-//! "Scripts, one slot each"). On a real redis-server started for each test.
+//! "Scripts, one slot each"). Each test runs twice: on a redis-server and on a Redis Cluster of
+//! 3 masters, both started for the test.
 
 use super::{RedisStore, Step};
 use crate::error::StoreError;
@@ -9,11 +10,67 @@ use protocol::event::Role;
 use protocol::rest::Visibility;
 use protocol::{RoomId, UserId};
 use std::time::Duration;
+use testkit::cluster::RedisCluster;
 use testkit::RedisServer;
 use tokio_util::sync::CancellationToken;
 
-async fn store(redis: &RedisServer) -> RedisStore {
-    RedisStore::connect(&redis.url, CancellationToken::new())
+/// Generates `mod single { #[tokio::test] fn name() }` and `mod cluster { … }` for each listed
+/// `async fn name(cluster: bool)`.
+macro_rules! on_both {
+    ($($name:ident),+ $(,)?) => {
+        mod single {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(false).await
+                }
+            )+
+        }
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(true).await
+                }
+            )+
+        }
+    };
+}
+
+on_both!(
+    a_join_that_failed_half_way_is_finished_by_its_retry,
+    a_room_made_half_way_is_never_seen,
+    a_dm_is_whole_after_a_retry,
+    a_deleted_room_is_gone_for_every_member,
+    a_name_is_free_again_or_names_a_whole_user,
+    a_revoked_session_is_dead_after_the_first_step,
+    upload_bytes_are_counted_once,
+);
+
+/// The Redis of one test, stopped when dropped.
+enum Backing {
+    Single(RedisServer),
+    Cluster(RedisCluster),
+}
+
+impl Backing {
+    async fn start(cluster: bool) -> Backing {
+        if cluster {
+            Backing::Cluster(RedisCluster::start(3, 0).await)
+        } else {
+            Backing::Single(RedisServer::start().await)
+        }
+    }
+}
+
+async fn store(redis: &Backing) -> RedisStore {
+    let target = match redis {
+        Backing::Single(r) => {
+            super::conn::Target::Single(redis::Client::open(r.url.as_str()).expect("url"))
+        }
+        Backing::Cluster(c) => super::conn::Target::cluster(&c.urls()).expect("urls"),
+    };
+    RedisStore::connect_to(target, CancellationToken::new())
         .await
         .expect("connect")
 }
@@ -53,8 +110,8 @@ async fn kinds(store: &RedisStore, room: RoomId) -> Vec<String> {
 }
 
 /// A store on its own redis-server, users `owner` and `bob`, and a public room of the owner's.
-async fn owner_bob_and_room() -> (RedisServer, RedisStore, UserId, UserId, RoomId) {
-    let redis = RedisServer::start().await;
+async fn owner_bob_and_room(cluster: bool) -> (Backing, RedisStore, UserId, UserId, RoomId) {
+    let redis = Backing::start(cluster).await;
     let store = store(&redis).await;
     let owner = user(&store, "owner").await;
     let bob = user(&store, "bob").await;
@@ -65,9 +122,8 @@ async fn owner_bob_and_room() -> (RedisServer, RedisStore, UserId, UserId, RoomI
     (redis, store, owner, bob, room)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_join_that_failed_half_way_is_finished_by_its_retry() {
-    let (_redis, store, _owner, bob, room) = owner_bob_and_room().await;
+async fn a_join_that_failed_half_way_is_finished_by_its_retry(cluster: bool) {
+    let (_redis, store, _owner, bob, room) = owner_bob_and_room(cluster).await;
     let event = joined(bob, "bob");
     let change = |role| MemberChange {
         room,
@@ -95,9 +151,8 @@ async fn a_join_that_failed_half_way_is_finished_by_its_retry() {
     assert_eq!(store.user_rooms(bob).await.expect("rooms"), vec![]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_room_made_half_way_is_never_seen() {
-    let redis = RedisServer::start().await;
+async fn a_room_made_half_way_is_never_seen(cluster: bool) {
+    let redis = Backing::start(cluster).await;
     let store = store(&redis).await;
     let owner = user(&store, "owner").await;
     store.fail_after(Step::RoomMade);
@@ -117,9 +172,8 @@ async fn a_room_made_half_way_is_never_seen() {
     assert_eq!(store.public_rooms().await.expect("public"), vec![room]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dm_is_whole_after_a_retry() {
-    let redis = RedisServer::start().await;
+async fn a_dm_is_whole_after_a_retry(cluster: bool) {
+    let redis = Backing::start(cluster).await;
     let store = store(&redis).await;
     let a = user(&store, "ann").await;
     let b = user(&store, "ben").await;
@@ -163,9 +217,8 @@ async fn a_dm_is_whole_after_a_retry() {
     assert_eq!(raw_role(&store).await.as_deref(), Some("member"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_room_is_gone_for_every_member() {
-    let (_redis, store, owner, bob, room) = owner_bob_and_room().await;
+async fn a_deleted_room_is_gone_for_every_member(cluster: bool) {
+    let (_redis, store, owner, bob, room) = owner_bob_and_room(cluster).await;
     let event = joined(bob, "bob");
     store
         .change_member(
@@ -200,9 +253,8 @@ async fn a_deleted_room_is_gone_for_every_member() {
     assert_eq!(store.room(room).await.expect("room"), None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_name_is_free_again_or_names_a_whole_user() {
-    let redis = RedisServer::start().await;
+async fn a_name_is_free_again_or_names_a_whole_user(cluster: bool) {
+    let redis = Backing::start(cluster).await;
     let store = store(&redis).await;
     for step in [Step::UserReserved, Step::UserWritten] {
         store.fail_after(step);
@@ -241,9 +293,8 @@ async fn a_name_is_free_again_or_names_a_whole_user() {
         .is_err());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revoked_session_is_dead_after_the_first_step() {
-    let redis = RedisServer::start().await;
+async fn a_revoked_session_is_dead_after_the_first_step(cluster: bool) {
+    let redis = Backing::start(cluster).await;
     let store = store(&redis).await;
     let dave = user(&store, "dave").await;
     let session = SessionRecord {
@@ -286,9 +337,8 @@ fn upload(id: &str, owner: UserId, room: RoomId, size: u64) -> UploadRecord {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upload_bytes_are_counted_once() {
-    let redis = RedisServer::start().await;
+async fn upload_bytes_are_counted_once(cluster: bool) {
+    let redis = Backing::start(cluster).await;
     let store = store(&redis).await;
     let erin = user(&store, "erin").await;
     let room = store
