@@ -175,7 +175,7 @@ async fn measure(cache: &Cache, per_kind: usize, slowest: usize) -> Result<Measu
     if times.is_empty() {
         return Err(Error::Invalid("no queries measured".into()));
     }
-    each.sort_by(|a, b| b.0.cmp(&a.0));
+    each.sort_by_key(|e| std::cmp::Reverse(e.0));
     for (d, kind, q, n) in each.iter().take(slowest) {
         eprintln!(
             "slow: {:8.2} ms  {kind:<9}  {q:?}  {n} hits",
