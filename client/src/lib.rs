@@ -25,6 +25,12 @@ use std::time::Duration;
 
 pub use reqwest;
 
+mod accounts;
+mod admin;
+mod attachments;
+
+pub use attachments::next_chunk;
+
 /// The time limit of a [`Client::new`] client's requests (password hashing on a busy server
 /// can take a while).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -343,119 +349,6 @@ async fn refusal(call: Call, status: StatusCode, response: Response) -> Error {
     }
 }
 
-// Accounts and sessions (docs/protocol.md §2.3, §2.4).
-impl Client {
-    /// `POST /api/v1/register` (a device label, no invite).
-    pub async fn register(
-        &self,
-        username: &str,
-        password: &str,
-        device: Option<&str>,
-    ) -> Result<AuthResponse> {
-        self.register_with(&credentials(username, password, device))
-            .await
-    }
-
-    /// `POST /api/v1/register` with every field (an invite code).
-    pub async fn register_with(&self, credentials: &Credentials) -> Result<AuthResponse> {
-        self.api(Method::POST, &["register"])
-            .json(credentials)
-            .json_answer(201)
-            .await
-    }
-
-    /// `POST /api/v1/login`.
-    pub async fn login(
-        &self,
-        username: &str,
-        password: &str,
-        device: Option<&str>,
-    ) -> Result<AuthResponse> {
-        self.login_with(&credentials(username, password, device))
-            .await
-    }
-
-    /// `POST /api/v1/login` with every field.
-    pub async fn login_with(&self, credentials: &Credentials) -> Result<AuthResponse> {
-        self.api(Method::POST, &["login"])
-            .json(credentials)
-            .json_answer(200)
-            .await
-    }
-
-    /// Revokes this session.
-    pub async fn logout(&self) -> Result<()> {
-        self.api(Method::POST, &["logout"]).empty_answer().await
-    }
-
-    /// Revokes every session of the account, this one included.
-    pub async fn logout_all(&self) -> Result<()> {
-        self.api(Method::POST, &["logout", "all"])
-            .empty_answer()
-            .await
-    }
-
-    /// Changes the password (`current` must be right); the server revokes every other session.
-    pub async fn change_password(&self, current: &str, new: &str) -> Result<()> {
-        let body = ChangePassword {
-            current: current.to_owned(),
-            new: new.to_owned(),
-        };
-        self.api(Method::POST, &["password"])
-            .json(&body)
-            .empty_answer()
-            .await
-    }
-
-    pub async fn me(&self) -> Result<User> {
-        self.api(Method::GET, &["me"]).json_answer(200).await
-    }
-
-    /// Changes the profile (display name).
-    pub async fn update_profile(&self, update: &UpdateProfile) -> Result<User> {
-        self.api(Method::PATCH, &["me"])
-            .json(update)
-            .json_answer(200)
-            .await
-    }
-
-    /// The account's live sessions, oldest first.
-    pub async fn sessions(&self) -> Result<Vec<SessionInfo>> {
-        self.api(Method::GET, &["sessions"]).json_answer(200).await
-    }
-
-    /// Revokes one session of the account.
-    pub async fn delete_session(&self, id: &str) -> Result<()> {
-        self.api(Method::DELETE, &["sessions", id])
-            .empty_answer()
-            .await
-    }
-
-    /// Users by exact name or name prefix.
-    pub async fn search_users(&self, q: &str) -> Result<Vec<UserPublic>> {
-        self.api(Method::GET, &["users"])
-            .query(&[("q", q)])
-            .json_answer(200)
-            .await
-    }
-
-    pub async fn get_user(&self, user: UserId) -> Result<UserPublic> {
-        self.api(Method::GET, &["users", &user.to_string()])
-            .json_answer(200)
-            .await
-    }
-}
-
-/// Credentials without an invite.
-fn credentials(username: &str, password: &str, device: Option<&str>) -> Credentials {
-    Credentials {
-        username: username.to_owned(),
-        password: password.to_owned(),
-        device: device.map(str::to_owned),
-        invite: None,
-    }
-}
-
 // Rooms and membership (docs/protocol.md §2.5).
 impl Client {
     /// The rooms of this user.
@@ -683,119 +576,6 @@ impl Client {
         let method = if block { Method::PUT } else { Method::DELETE };
         self.api(method, &["blocks", &user.to_string()])
             .empty_answer()
-            .await
-    }
-}
-
-// Attachments (docs/protocol.md §2.10).
-impl Client {
-    /// Uploads a file to `room` under `name` from `body` (`len` bytes when known: a streamed
-    /// body needs it), within `timeout` (the client's own limit when `None`).
-    pub async fn upload(
-        &self,
-        room: RoomId,
-        name: &str,
-        body: impl Into<reqwest::Body>,
-        len: Option<u64>,
-        timeout: Option<Duration>,
-    ) -> Result<Attachment> {
-        let body = body.into();
-        self.api(Method::POST, &["rooms", &room.to_string(), "attachments"])
-            .query(&[("name", name)])
-            .map(|mut b| {
-                if let Some(len) = len {
-                    b = b.header(reqwest::header::CONTENT_LENGTH, len);
-                }
-                if let Some(timeout) = timeout {
-                    b = b.timeout(timeout);
-                }
-                b.header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-                    .body(body)
-            })
-            .json_answer(201)
-            .await
-    }
-
-    /// Starts downloading attachment `id` (its thumbnail with `thumbnail`) within `timeout`
-    /// (the client's own limit when `None`); read the body with [`Response::chunk`] or
-    /// [`Response::bytes`]. A refusal (`attachment_not_found`) is [`Error::Server`].
-    pub async fn download(
-        &self,
-        id: &str,
-        thumbnail: bool,
-        timeout: Option<Duration>,
-    ) -> Result<Response> {
-        let segments: &[&str] = if thumbnail {
-            &["attachments", id, "thumbnail"]
-        } else {
-            &["attachments", id]
-        };
-        let req = self.api(Method::GET, segments).map(|b| match timeout {
-            Some(timeout) => b.timeout(timeout),
-            None => b,
-        });
-        let (response, _) = req.send(200).await?;
-        Ok(response)
-    }
-}
-
-/// Reads the next chunk of a download's body.
-pub async fn next_chunk(response: &mut Response) -> Result<Option<impl AsRef<[u8]>>> {
-    let url = response.url().path().to_owned();
-    response.chunk().await.map_err(|source| Error::Transport {
-        call: Call {
-            method: Method::GET,
-            path: url,
-        },
-        source,
-    })
-}
-
-// Administration (docs/protocol.md §2.8), for admins only.
-impl Client {
-    /// One page of accounts, by ascending id.
-    pub async fn admin_users(&self, query: &AdminUsersQuery) -> Result<Vec<AdminUser>> {
-        self.api(Method::GET, &["admin", "users"])
-            .query(query)
-            .json_answer(200)
-            .await
-    }
-
-    /// Creates an account, whatever the registration mode.
-    pub async fn create_user(&self, user: &CreateUser) -> Result<AdminUser> {
-        self.api(Method::POST, &["admin", "users"])
-            .json(user)
-            .json_answer(201)
-            .await
-    }
-
-    /// Grants or revokes admin, disables or enables an account.
-    pub async fn update_user(&self, user: UserId, update: &UpdateUser) -> Result<AdminUser> {
-        self.api(Method::PATCH, &["admin", "users", &user.to_string()])
-            .json(update)
-            .json_answer(200)
-            .await
-    }
-
-    /// Sets a new password for `user` (all their sessions are revoked).
-    pub async fn reset_password(&self, user: UserId, password: &str) -> Result<()> {
-        let body = ResetPassword {
-            password: password.to_owned(),
-        };
-        self.api(
-            Method::PUT,
-            &["admin", "users", &user.to_string(), "password"],
-        )
-        .json(&body)
-        .empty_answer()
-        .await
-    }
-
-    /// A registration invite code (shown once).
-    pub async fn create_invite(&self, invite: &NewInviteCode) -> Result<InviteCode> {
-        self.api(Method::POST, &["admin", "invites"])
-            .json(invite)
-            .json_answer(201)
             .await
     }
 }
