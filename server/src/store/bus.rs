@@ -91,6 +91,65 @@ pub enum MemberRoute {
 
 /// Splits a bus message into its route and frame. `None` for anything malformed.
 pub fn parse(msg: &str) -> Option<(Route, &str)> {
+    // Almost every message is a room event without a membership change: read bytewise.
+    if let Some((room, seq, rest)) = room_head(msg) {
+        match rest.as_bytes().first() {
+            None => return Some((room_route(room, seq), "")),
+            Some(b'\n') => return Some((room_route(room, seq), rest.get(1..)?)),
+            // A membership suffix, or something malformed: the general reading decides.
+            Some(_) => {}
+        }
+    }
+    parse_general(msg)
+}
+
+/// Room and seq of a room event, for the store's lost-write check; `None` for other messages
+/// (without reading them further) and for anything malformed.
+pub fn room_seq(msg: &str) -> Option<(u64, u64)> {
+    if !msg.starts_with("R ") {
+        return None;
+    }
+    match parse(msg)?.0 {
+        Route::Room { room, seq, .. } => Some((room.0, seq)),
+        _ => None,
+    }
+}
+
+fn room_route(room: u64, seq: u64) -> Route {
+    Route::Room {
+        room: RoomId(room),
+        seq,
+        member: None,
+    }
+}
+
+/// `R <room> <seq>` at the start of `msg`, read byte by byte, and what follows it; `None`
+/// when the message does not start so in canonical form (digits only, no overflow): the
+/// general reading ([`parse_general`]) takes it then. `str::split` searched for each separator
+/// with memchr, ~120 instructions a word, and the bus is read once per event per node.
+fn room_head(msg: &str) -> Option<(u64, u64, &str)> {
+    let rest = msg.strip_prefix("R ")?;
+    let (room, rest) = leading_number(rest)?;
+    let (seq, rest) = leading_number(rest.strip_prefix(' ')?)?;
+    Some((room, seq, rest))
+}
+
+/// The decimal number that `s` starts with (at least one digit, at most `u64::MAX`) and the
+/// rest.
+fn leading_number(s: &str) -> Option<(u64, &str)> {
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for b in &s.as_bytes()[..digits] {
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some((n, s.get(digits..)?))
+}
+
+/// [`parse`] of any message, word by word.
+fn parse_general(msg: &str) -> Option<(Route, &str)> {
     let (head, frame) = msg.split_once('\n').unwrap_or((msg, ""));
     let mut parts = head.split(' ');
     let kind = parts.next()?;
@@ -249,6 +308,48 @@ mod tests {
                 session: "abc".into()
             }
         );
+    }
+
+    /// The bytewise reading of a room event's head agrees with the general one, word for word,
+    /// on canonical and odd heads alike.
+    #[test]
+    fn the_fast_room_reading_agrees_with_the_general_one() {
+        let frame = "{\"type\":\"event\"}\nsecond line";
+        for head in [
+            "R 1 2",
+            "R 0 0",
+            "R 18446744073709551615 18446744073709551615",
+            "R 18446744073709551616 1",
+            "R 1 18446744073709551616",
+            "R 12 345 J 7",
+            "R 12 345 L 7",
+            "R 12 345 D",
+            "R 12 345 Q",
+            "R 12 345 ",
+            "R 12 345x",
+            "R 12 x",
+            "R 12",
+            "R 12 ",
+            "R  12 3",
+            "R +12 3",
+            "R 12 +3",
+            "R -1 3",
+            "R",
+            "R ",
+            "T 1 2",
+            "U 1",
+        ] {
+            for msg in [head.to_owned(), format!("{head}\n{frame}")] {
+                assert_eq!(parse(&msg), parse_general(&msg), "{msg:?}");
+                let expected = match parse_general(&msg) {
+                    Some((Route::Room { room, seq, .. }, _)) => Some((room.0, seq)),
+                    _ => None,
+                };
+                assert_eq!(room_seq(&msg), expected, "{msg:?}");
+            }
+        }
+        let msg = format!("R 3 9\n{frame}");
+        assert_eq!(parse(&msg).map(|(_, f)| f), Some(frame));
     }
 
     #[test]

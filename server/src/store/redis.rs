@@ -1219,7 +1219,7 @@ impl RedisStore {
             call.arg(msg.attachments.join(" "));
         }
         let reply: String = call.invoke(&mut self.con()).await?;
-        let mut parts = reply.split(' ');
+        let mut parts = call::words(&reply);
         let status = parts.next().unwrap_or_default();
         let duplicate = match status {
             "ok" => false,

@@ -73,6 +73,26 @@ impl<'a> ScriptCall<'a> {
     }
 }
 
+/// The words of a script's reply (`ok 12 1700000000000`), as `reply.split(' ')` gives them,
+/// found byte by byte (`split` searches for each space with memchr, costly on a short string).
+pub(super) fn words(reply: &str) -> impl Iterator<Item = &str> {
+    let mut start = Some(0);
+    std::iter::from_fn(move || {
+        let from = start?;
+        let rest = reply.get(from..)?;
+        match rest.bytes().position(|b| b == b' ') {
+            Some(i) => {
+                start = Some(from + i + 1);
+                rest.get(..i)
+            }
+            None => {
+                start = None;
+                Some(rest)
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +167,24 @@ mod tests {
         // Known now: one command.
         let _: String = call.invoke(&mut con).await.expect("reply");
         assert_eq!(con.sent.len(), 4);
+    }
+
+    #[test]
+    fn words_are_split_as_str_split_does() {
+        for reply in [
+            "ok 12 1700000000000",
+            "",
+            " ",
+            "ok",
+            "a  b ",
+            " x",
+            "dup 1 2 3",
+            "é é",
+        ] {
+            let ours: Vec<&str> = words(reply).collect();
+            let split: Vec<&str> = reply.split(' ').collect();
+            assert_eq!(ours, split, "{reply:?}");
+        }
     }
 
     #[tokio::test]

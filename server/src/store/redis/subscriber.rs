@@ -43,18 +43,9 @@ pub(super) struct Watch {
 
 impl Watch {
     fn saw(&self, payload: &str) {
-        let head = payload.split('\n').next().unwrap_or_default();
-        let mut parts = head.split(' ');
-        if parts.next() != Some("R") {
-            return;
+        if let Some((room, seq)) = bus::room_seq(payload) {
+            self.note(room, seq);
         }
-        let (Some(Ok(room)), Some(Ok(seq))) = (
-            parts.next().map(str::parse::<u64>),
-            parts.next().map(str::parse::<u64>),
-        ) else {
-            return;
-        };
-        self.note(room, seq);
     }
 
     /// `seq` of `room` was handed out (published, or acknowledged to this node).
