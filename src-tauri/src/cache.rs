@@ -17,9 +17,7 @@
 
 use crate::error::{Error, Result};
 use protocol::event::{apply_reaction, EventBody, Reaction, Role};
-use protocol::ipc::{
-    MemberView, MessageStatus, MessageView, Quote, SearchHit, UploadView, UserView,
-};
+use protocol::ipc::{MemberView, MessageStatus, MessageView, Quote, UploadView, UserView};
 use protocol::rest::{Member, Room, SendAck, User};
 use protocol::ws::Cursor;
 use protocol::{Attachment, ErrorCode, RoomEvent, RoomId, UserId};
@@ -33,6 +31,7 @@ pub const STORE_EPOCH: &str = "store_epoch";
 use std::path::Path;
 use std::time::Duration;
 
+mod search;
 mod settings;
 
 /// Messages kept per room unless configured otherwise.
@@ -1130,35 +1129,6 @@ impl Cache {
         Ok(to_u64(n))
     }
 
-    /// Full-text search over cached message bodies, newest first. Every word of `query` must
-    /// match (as a word prefix); FTS syntax in the query is treated as plain text. The words
-    /// are those a reader sees (`markup::plain_text`), and a hit's `body` is that text.
-    pub async fn search(&self, query: &str, limit: u32) -> Result<Vec<SearchHit>> {
-        let Some(expr) = fts_query(query) else {
-            return Ok(Vec::new());
-        };
-        let rows: Vec<(i64, String, i64, String, String, i64)> = sqlx::query_as(
-            "SELECT m.room, r.name, m.seq, m.sender_name, m.plain, m.ts \
-             FROM messages_fts f JOIN messages m ON m.id = f.rowid JOIN rooms r ON r.id = m.room \
-             WHERE messages_fts MATCH ? AND m.deleted = 0 ORDER BY f.rowid DESC LIMIT ?",
-        )
-        .bind(expr)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(room, room_name, seq, sender_name, body, ts)| SearchHit {
-                room: RoomId(to_u64(room)),
-                room_name,
-                seq: to_u64(seq),
-                sender_name,
-                body,
-                ts,
-            })
-            .collect())
-    }
-
     // -----------------------------------------------------------------------------------------
     // Outbox
     // -----------------------------------------------------------------------------------------
@@ -1835,21 +1805,30 @@ async fn upsert_user(conn: &mut SqliteConnection, user: UserId, username: &str) 
     Ok(())
 }
 
-/// Message ids follow time: a new row's id is `ts << ID_TS_SHIFT` plus its place among the rows
-/// of that millisecond, so the FTS index (ordered by id) lists matches newest first and a
-/// search stops at its limit instead of sorting every match (migration 0006).
-const ID_TS_SHIFT: u32 = 20;
-/// The largest `ts` whose ids fit in an `i64` (year 2248); later ones are clamped.
-const ID_TS_MAX: i64 = (1 << (63 - ID_TS_SHIFT)) - 1;
+/// Message ids count down from here as time goes on: a message's id is `ID_BASE - ts` (ts in
+/// milliseconds, year 6429 at most), migration 0007 numbers older caches the same way.
+pub(crate) const ID_BASE: i64 = 1 << 47;
+
+/// A new message's id: `ID_BASE - ts`, or when another message has that id already, the first
+/// free id below it (a later arrival of the same millisecond counts as newer). Ids follow time
+/// backwards, so the FTS index, ordered by id, lists matches newest first and a search reads
+/// its first hits and stops (`ORDER BY rowid` needs no sort). Backwards because FTS5 skips
+/// ahead in a long list of matches (its doclist index) only when it reads the list forwards:
+/// "a rare word AND a common word" jumps from one rare match to the next instead of stepping
+/// through every message of the common word. Milliseconds, not finer: FTS5 stores the gaps
+/// between a word's ids as varints, and small gaps keep the index small.
+const NEXT_ID: &str =
+    "(SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM messages WHERE id = ?1) THEN ?1 \
+     ELSE (SELECT a.id - 1 FROM messages a WHERE a.id <= ?1 \
+     AND NOT EXISTS (SELECT 1 FROM messages b WHERE b.id = a.id - 1) ORDER BY a.id DESC LIMIT 1) \
+     END)";
 
 /// Inserts or updates a message; `true` when the row is new or its content changed.
 async fn upsert_message(conn: &mut SqliteConnection, m: &NewMessage) -> Result<bool> {
-    let first_id = m.ts.clamp(0, ID_TS_MAX) << ID_TS_SHIFT;
-    let done = sqlx::query(
+    let done = sqlx::query(&format!(
         "INSERT INTO messages (id, room, seq, client_id, sender, sender_name, body, plain, ts, \
          edited, deleted, reply_to, mentions, mention_room, reactions, attachments) \
-         VALUES ((SELECT coalesce(max(id) + 1, ?) FROM messages WHERE id >= ? AND id < ?), \
-         ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         VALUES ({NEXT_ID}, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
          ON CONFLICT (room, seq) DO UPDATE SET client_id = excluded.client_id, \
          sender = excluded.sender, sender_name = excluded.sender_name, body = excluded.body, \
          plain = excluded.plain, \
@@ -1862,11 +1841,9 @@ async fn upsert_message(conn: &mut SqliteConnection, m: &NewMessage) -> Result<b
          OR messages.reply_to IS NOT excluded.reply_to OR messages.mentions IS NOT excluded.mentions \
          OR messages.mention_room IS NOT excluded.mention_room \
          OR messages.reactions IS NOT excluded.reactions \
-         OR messages.attachments IS NOT excluded.attachments",
-    )
-    .bind(first_id)
-    .bind(first_id)
-    .bind(first_id + (1 << ID_TS_SHIFT))
+         OR messages.attachments IS NOT excluded.attachments"
+    ))
+    .bind(ID_BASE - m.ts.clamp(0, ID_BASE - 1))
     .bind(m.room)
     .bind(m.seq)
     .bind(&m.client_id)
@@ -1938,24 +1915,12 @@ async fn message_in(
     )
 }
 
-/// Turns what the user typed into an FTS5 expression: every word quoted (so `AND`, `*`, `"`
-/// and column filters are plain text) and matched as a prefix. `None` when nothing is left.
-fn fts_query(query: &str) -> Option<String> {
-    let terms: Vec<String> = query
-        .split_whitespace()
-        .map(|w| w.replace('"', ""))
-        .filter(|w| w.chars().any(char::is_alphanumeric))
-        .map(|w| format!("\"{w}\"*"))
-        .collect();
-    (!terms.is_empty()).then(|| terms.join(" "))
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use protocol::rest::{RoomKind, Visibility};
 
-    fn room(id: u64, last_seq: u64) -> Room {
+    pub(crate) fn room(id: u64, last_seq: u64) -> Room {
         Room {
             id: RoomId(id),
             name: format!("room {id}"),
@@ -1974,7 +1939,7 @@ mod tests {
         }
     }
 
-    fn message(room: u64, seq: u64, sender: u64, body: &str) -> RoomEvent {
+    pub(crate) fn message(room: u64, seq: u64, sender: u64, body: &str) -> RoomEvent {
         RoomEvent {
             room: RoomId(room),
             seq,
@@ -1995,7 +1960,7 @@ mod tests {
         }
     }
 
-    async fn open(keep: u32) -> (tempfile::TempDir, Cache) {
+    pub(crate) async fn open(keep: u32) -> (tempfile::TempDir, Cache) {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
         let cache = Cache::open(&dir.path().join("c.sqlite3"), keep)
             .await
@@ -2134,131 +2099,5 @@ mod tests {
         assert_eq!(ids, [RoomId(1)]);
         assert_eq!(cache.message_count(RoomId(2)).await.ok(), Some(0));
         assert!(cache.search("bye", 10).await.unwrap_or_default().is_empty());
-    }
-
-    fn seqs(hits: &[SearchHit]) -> Vec<u64> {
-        hits.iter().map(|h| h.seq).collect()
-    }
-
-    /// History paged in after newer messages (older pages, fetched on scroll-back) is still
-    /// searched newest first, and the limit keeps the newest matches.
-    #[tokio::test]
-    async fn search_lists_the_newest_matches_first_whatever_came_first() {
-        let (_dir, cache) = open(100).await;
-        cache.sync_rooms(&[room(7, 0)]).await.unwrap_or_default();
-        let page = |seqs: std::ops::RangeInclusive<u64>| -> Vec<RoomEvent> {
-            seqs.map(|seq| message(7, seq, 2, &format!("standup note {seq}")))
-                .collect()
-        };
-        for range in [21..=30, 1..=10, 11..=20] {
-            cache
-                .store_page(RoomId(7), &page(range), None)
-                .await
-                .unwrap_or_else(|e| panic!("store_page: {e}"));
-        }
-        let hits = cache.search("stand", 5).await.unwrap_or_default();
-        assert_eq!(seqs(&hits), [30, 29, 28, 27, 26]);
-        let all = cache.search("note", 100).await.unwrap_or_default();
-        assert_eq!(seqs(&all), (1..=30).rev().collect::<Vec<_>>());
-    }
-
-    /// A cache written before message ids followed time (migration 0006) is renumbered and
-    /// reindexed when opened: search finds its messages, newest first, by any prefix.
-    #[tokio::test]
-    async fn a_cache_from_before_time_ordered_ids_is_searched_newest_first() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
-        let path = dir.path().join("c.sqlite3");
-        {
-            let pool = SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect_with(
-                    SqliteConnectOptions::new()
-                        .filename(&path)
-                        .create_if_missing(true),
-                )
-                .await
-                .unwrap_or_else(|e| panic!("connect: {e}"));
-            let all = sqlx::migrate!("src-tauri/migrations");
-            let before = sqlx::migrate::Migrator {
-                migrations: all
-                    .migrations
-                    .iter()
-                    .filter(|m| m.version < 6)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .into(),
-                ..sqlx::migrate!("src-tauri/migrations")
-            };
-            before
-                .run(&pool)
-                .await
-                .unwrap_or_else(|e| panic!("0001-0005: {e}"));
-            sqlx::query(
-                "INSERT INTO rooms (id, name, kind, visibility, member_count, last_seq) \
-                 VALUES (7, 'r', 'group', 'public', 2, 4)",
-            )
-            .execute(&pool)
-            .await
-            .unwrap_or_else(|e| panic!("room: {e}"));
-            // Ids in arrival order: the newest message first, then older history; two share
-            // a millisecond.
-            for (id, seq, ts, text) in [
-                (1, 3, 3000, "release party"),
-                (2, 1, 1000, "release plan"),
-                (3, 2, 2000, "released build"),
-                (4, 4, 3000, "relentless"),
-            ] {
-                sqlx::query(
-                    "INSERT INTO messages (id, room, seq, client_id, sender, sender_name, body, plain, ts) \
-                     VALUES (?, 7, ?, '', 2, 'bob', ?, ?, ?)",
-                )
-                .bind(id)
-                .bind(seq)
-                .bind(text)
-                .bind(text)
-                .bind(ts)
-                .execute(&pool)
-                .await
-                .unwrap_or_else(|e| panic!("message: {e}"));
-            }
-            pool.close().await;
-        }
-        let cache = Cache::open(&path, 100)
-            .await
-            .unwrap_or_else(|e| panic!("open: {e}"));
-        assert_eq!(
-            seqs(&cache.search("rel", 10).await.unwrap_or_default()),
-            [4, 3, 2, 1]
-        );
-        assert_eq!(
-            seqs(&cache.search("release", 10).await.unwrap_or_default()),
-            [3, 2, 1]
-        );
-        assert_eq!(
-            seqs(&cache.search("released b", 10).await.unwrap_or_default()),
-            [2]
-        );
-        // New messages take ids after the renumbered ones.
-        cache
-            .store_page(RoomId(7), &[message(7, 5, 2, "relay")], None)
-            .await
-            .unwrap_or_else(|e| panic!("store_page: {e}"));
-        let ts_of_5 = message(7, 5, 2, "").ts;
-        assert!(ts_of_5 < 3000, "the helper's ts is {ts_of_5}");
-        assert_eq!(
-            seqs(&cache.search("rel", 10).await.unwrap_or_default()),
-            [4, 3, 2, 5, 1]
-        );
-    }
-
-    #[test]
-    fn fts_query_quotes_words() {
-        assert_eq!(fts_query("  "), None);
-        assert_eq!(fts_query("hello"), Some("\"hello\"*".into()));
-        assert_eq!(
-            fts_query("a\"b OR c*"),
-            Some("\"ab\"* \"OR\"* \"c*\"*".into())
-        );
-        assert_eq!(fts_query("-- ()"), None);
     }
 }

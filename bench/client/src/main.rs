@@ -47,6 +47,12 @@ enum Cmd {
         /// Queries of each kind.
         #[arg(long, default_value_t = 100)]
         queries: usize,
+        /// Keep the caches in this directory (`search-N.sqlite3`) and reuse them when there.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+        /// Print this many of the slowest queries of each size to stderr.
+        #[arg(long, default_value_t = 0)]
+        slowest: usize,
     },
 }
 
@@ -100,7 +106,9 @@ async fn main() {
             sizes,
             rooms,
             queries,
-        } => search_only(&sizes, rooms, queries).await,
+            keep,
+            slowest,
+        } => search_only(&sizes, rooms, queries, keep.as_deref(), slowest).await,
         Cmd::Ipc { sizes, rooms, runs } => ipc_only(&sizes, rooms, runs).await,
     };
     if let Err(e) = result {
@@ -113,10 +121,27 @@ fn note(text: &str) {
     eprintln!("[client-bench] {text}");
 }
 
-async fn search_only(sizes: &[u64], rooms: u32, queries: usize) -> Result<()> {
-    let dir = tempfile::tempdir()?;
+async fn search_only(
+    sizes: &[u64],
+    rooms: u32,
+    queries: usize,
+    keep: Option<&Path>,
+    slowest: usize,
+) -> Result<()> {
+    let temp = tempfile::tempdir()?;
+    let dir = match keep {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            dir
+        }
+        None => temp.path(),
+    };
+    let opts = search::Options {
+        keep: keep.is_some(),
+        slowest,
+    };
     for &n in sizes {
-        let r = search::run(dir.path(), rooms, n, queries).await?;
+        let r = search::run(dir, rooms, n, queries, opts).await?;
         println!(
             "{}",
             serde_json::to_string(&r).map_err(|e| Error::Invalid(e.to_string()))?
@@ -374,7 +399,15 @@ async fn run(args: &RunArgs) -> Result<()> {
 
     for &n in &args.search_sizes {
         note(&format!("search: filling {n} messages"));
-        match search::run(work.path(), args.rooms, n, args.queries).await {
+        match search::run(
+            work.path(),
+            args.rooms,
+            n,
+            args.queries,
+            search::Options::default(),
+        )
+        .await
+        {
             Ok(r) => {
                 note(&format!(
                     "search at {}: p50 {:.2} ms, p99 {:.2} ms ({:.0} messages/s fill)",

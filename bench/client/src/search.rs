@@ -80,9 +80,25 @@ pub fn queries(count: usize, seed: u64) -> Vec<(&'static str, String)> {
     out
 }
 
+/// How a search size is run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Keep the cache file (`dir/search-N.sqlite3`) and reuse it when it is already there,
+    /// so a change to the query can be measured again without filling again.
+    pub keep: bool,
+    /// Print this many of the slowest queries (kind, text, time, hits) to stderr.
+    pub slowest: usize,
+}
+
 /// Fills a cache of `messages` over `rooms` in `dir` and measures `per_kind` queries of each
-/// kind against it.
-pub async fn run(dir: &Path, rooms: u32, messages: u64, per_kind: usize) -> Result<SearchResult> {
+/// kind against it. A reused cache ([`Options::keep`]) reports a fill time of 0.
+pub async fn run(
+    dir: &Path,
+    rooms: u32,
+    messages: u64,
+    per_kind: usize,
+    opts: Options,
+) -> Result<SearchResult> {
     let path = dir.join(format!("search-{messages}.sqlite3"));
     let fill = Fill {
         rooms,
@@ -90,20 +106,40 @@ pub async fn run(dir: &Path, rooms: u32, messages: u64, per_kind: usize) -> Resu
         seed: 7,
     };
     let started = Instant::now();
-    // Keep everything: the app's default retention (5,000 per room) would cap 1M at 250k.
-    let written = fill::create(&path, u32::MAX, &fill, None).await?;
-    let fill_s = started.elapsed().as_secs_f64();
-    let db_bytes = std::fs::metadata(&path)?.len();
+    let (written, fill_s) = if opts.keep && path.exists() {
+        (messages, 0.0)
+    } else {
+        // Keep everything: the app's default retention (5,000 per room) would cap 1M at 250k.
+        let written = fill::create(&path, u32::MAX, &fill, None).await?;
+        (written, started.elapsed().as_secs_f64())
+    };
+    // Opening runs the cache's migrations (a kept cache may come from an older version).
+    let opened = Instant::now();
     let cache = Cache::open(&path, u32::MAX).await?;
-    let result = measure(&cache, per_kind).await;
+    if opts.keep {
+        eprintln!(
+            "{}: opened in {:.2} s",
+            path.display(),
+            opened.elapsed().as_secs_f64()
+        );
+    }
+    let result = measure(&cache, per_kind, opts.slowest).await;
+    cache.scrub().await;
     cache.close().await;
+    let db_bytes = std::fs::metadata(&path)?.len();
     let (times, kinds, hits) = result?;
-    let _ = std::fs::remove_file(&path);
+    if !opts.keep {
+        let _ = std::fs::remove_file(&path);
+    }
     Ok(SearchResult {
         messages: written,
         rooms,
         fill_s,
-        fill_per_s: written as f64 / fill_s.max(1e-9),
+        fill_per_s: if fill_s > 0.0 {
+            written as f64 / fill_s
+        } else {
+            0.0
+        },
         db_bytes,
         queries: times.len(),
         all: percentiles(&times),
@@ -114,7 +150,7 @@ pub async fn run(dir: &Path, rooms: u32, messages: u64, per_kind: usize) -> Resu
 
 type Measured = (Vec<Duration>, Vec<(String, Percentiles)>, u64);
 
-async fn measure(cache: &Cache, per_kind: usize) -> Result<Measured> {
+async fn measure(cache: &Cache, per_kind: usize, slowest: usize) -> Result<Measured> {
     let qs = queries(per_kind + WARMUP, 11);
     let (warmup, measured) = qs.split_at((WARMUP * 3).min(qs.len()));
     for (_, q) in warmup {
@@ -123,12 +159,14 @@ async fn measure(cache: &Cache, per_kind: usize) -> Result<Measured> {
     let mut times = Vec::new();
     let mut by_kind: Vec<(String, Vec<Duration>)> = Vec::new();
     let mut hits = 0u64;
+    let mut each = Vec::new();
     for (kind, q) in measured {
         let t = Instant::now();
         let found = cache.search(q, HITS).await?;
         let d = t.elapsed();
         hits += found.len() as u64;
         times.push(d);
+        each.push((d, *kind, q, found.len()));
         match by_kind.iter_mut().find(|(k, _)| k == kind) {
             Some((_, v)) => v.push(d),
             None => by_kind.push(((*kind).to_owned(), vec![d])),
@@ -136,6 +174,13 @@ async fn measure(cache: &Cache, per_kind: usize) -> Result<Measured> {
     }
     if times.is_empty() {
         return Err(Error::Invalid("no queries measured".into()));
+    }
+    each.sort_by_key(|e| std::cmp::Reverse(e.0));
+    for (d, kind, q, n) in each.iter().take(slowest) {
+        eprintln!(
+            "slow: {:8.2} ms  {kind:<9}  {q:?}  {n} hits",
+            d.as_secs_f64() * 1000.0
+        );
     }
     let kinds = by_kind
         .into_iter()

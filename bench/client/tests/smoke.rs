@@ -80,7 +80,7 @@ async fn a_filled_cache_opens_signed_in_with_the_newest_room_first() {
 #[tokio::test]
 async fn search_is_measured_at_a_tiny_size() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let r = search::run(dir.path(), 3, 600, 5)
+    let r = search::run(dir.path(), 3, 600, 5, search::Options::default())
         .await
         .expect("search run");
     assert_eq!(r.messages, 600);
