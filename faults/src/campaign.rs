@@ -229,25 +229,8 @@ pub async fn run_child(exe: &Path, seed: u64, draw: Draw) -> Report {
         .kill_on_drop(true);
     let output = tokio::time::timeout(Duration::from_secs(200), cmd.output()).await;
     let failed = |why: String| Report {
-        seed,
-        ok: false,
-        plan: crate::run::Plan::new(seed, draw),
-        faults: BTreeMap::new(),
-        volume: Default::default(),
-        wiped_acked: 0,
-        lost_detected: 0,
-        rollback_affected: 0,
-        rollback_untold: 0,
-        untold: Vec::new(),
-        aof_cuts: Vec::new(),
-        store_lost_writes: false,
-        slow_closes: 0,
-        closes: BTreeMap::new(),
-        cut_uploads: 0,
-        partial_files: 0,
-        findings: Default::default(),
         error: Some(why),
-        secs: 0.0,
+        ..Report::empty(seed, crate::run::Plan::new(seed, draw))
     };
     match output {
         Err(_) => failed("the run process took longer than 200 s".into()),

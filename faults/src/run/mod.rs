@@ -87,27 +87,7 @@ impl World {
 pub async fn run(seed: u64, draw: Draw, exe: &Path, dir: &Path) -> Report {
     let plan = Plan::new(seed, draw);
     let started = Instant::now();
-    let mut report = Report {
-        seed,
-        ok: false,
-        plan: plan.clone(),
-        faults: BTreeMap::new(),
-        volume: Volume::default(),
-        wiped_acked: 0,
-        lost_detected: 0,
-        rollback_affected: 0,
-        rollback_untold: 0,
-        untold: Vec::new(),
-        aof_cuts: Vec::new(),
-        store_lost_writes: false,
-        slow_closes: 0,
-        closes: BTreeMap::new(),
-        cut_uploads: 0,
-        partial_files: 0,
-        findings: Findings::default(),
-        error: None,
-        secs: 0.0,
-    };
+    let mut report = Report::empty(seed, plan.clone());
     match tokio::time::timeout(
         Duration::from_secs(150),
         execute(&plan, exe, dir, &mut report),

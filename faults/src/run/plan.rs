@@ -353,6 +353,31 @@ pub struct Report {
 }
 
 impl Report {
+    /// A report of `plan` with nothing found yet (not ok until the run says so).
+    pub fn empty(seed: u64, plan: Plan) -> Report {
+        Report {
+            seed,
+            ok: false,
+            plan,
+            faults: BTreeMap::new(),
+            volume: Volume::default(),
+            wiped_acked: 0,
+            lost_detected: 0,
+            rollback_affected: 0,
+            rollback_untold: 0,
+            untold: Vec::new(),
+            aof_cuts: Vec::new(),
+            store_lost_writes: false,
+            slow_closes: 0,
+            closes: BTreeMap::new(),
+            cut_uploads: 0,
+            partial_files: 0,
+            findings: Findings::default(),
+            error: None,
+            secs: 0.0,
+        }
+    }
+
     pub fn lost(&self) -> usize {
         self.findings.lost.len()
     }
