@@ -210,8 +210,14 @@ impl Summary {
         ));
         if !self.failed_seeds.is_empty() || !self.errored_seeds.is_empty() {
             s.push_str(&format!(
-                "\nFailed seeds: {:?}; could not run: {:?}. Replay one with `faults run --seed N`.\n",
-                self.failed_seeds, self.errored_seeds
+                "\nFailed seeds: {:?}; could not run: {:?}. Replay one with `faults run --seed N{}`.\n",
+                self.failed_seeds,
+                self.errored_seeds,
+                if command.contains("--cluster") {
+                    " --cluster"
+                } else {
+                    ""
+                }
             ));
         }
         s

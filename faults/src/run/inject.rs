@@ -262,11 +262,20 @@ async fn shard_failover(world: &mut World, target: usize, pause: Duration) -> Re
     // `ROLE` of a master: "master", its offset, then host, port, offset of each replica that
     // is connected (right after the cluster formed, or a node rejoined, it may not be yet).
     let deadline = Instant::now() + Duration::from_secs(30);
+    // Its replica must also have finished its first sync (`state=online` in the master's
+    // `INFO replication`): one still loading the master's snapshot would take over empty.
     let replica = loop {
         let role = cluster.cmd(master, &["ROLE"]).await;
         let port: Option<u16> = role.lines().nth(3).and_then(|p| p.parse().ok());
+        let info = cluster.cmd(master, &["INFO", "replication"]).await;
+        let online = port.is_some_and(|p| {
+            info.lines()
+                .any(|l| l.contains(&format!("port={p},")) && l.contains("state=online"))
+        });
         if let Some(i) = cluster.nodes.iter().position(|n| Some(n.port) == port) {
-            break i;
+            if online {
+                break i;
+            }
         }
         if Instant::now() > deadline {
             return Err(format!(
