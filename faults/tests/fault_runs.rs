@@ -74,7 +74,7 @@ async fn every_fault_kind_loses_duplicates_and_reorders_nothing() {
         failures.join("\n")
     );
     // The subset really exercised what it claims.
-    for kind in FaultKind::ALL {
+    for kind in FaultKind::ALL.into_iter().filter(|k| !k.needs_cluster()) {
         assert!(
             summary.faults.get(kind.name()).copied().unwrap_or(0) >= 2,
             "fault kind {} was injected fewer than twice: {:?}",
