@@ -3,6 +3,7 @@
 //! which room is in view) and picks the screen.
 
 use super::auth_screen::AuthScreen;
+use super::cache_upgrade::CacheUpgrade;
 use super::main_screen::MainScreen;
 use super::server_screen::ServerScreen;
 use super::toasts::Toasts;
@@ -86,6 +87,7 @@ fn on_event(d: &Dispatcher, event: AppEvent) {
             total,
         }),
         AppEvent::UpdateReady { update } => d.dispatch(Action::UpdateReady(update)),
+        AppEvent::CacheUpgrade { percent } => d.dispatch(Action::CacheUpgrade(percent)),
     }
 }
 
@@ -270,10 +272,13 @@ pub fn App() -> Html {
         }
     } else {
         match state.screen {
-            Screen::Loading => html! {
-                <main class="center-screen" aria-busy="true">
-                    <div class="spinner large" role="status" aria-label="Loading"></div>
-                </main>
+            Screen::Loading => match state.cache_upgrade {
+                Some(percent) => html! { <CacheUpgrade {percent} /> },
+                None => html! {
+                    <main class="center-screen" aria-busy="true">
+                        <div class="spinner large" role="status" aria-label="Loading"></div>
+                    </main>
+                },
             },
             Screen::Server => html! { <ServerScreen /> },
             Screen::Auth => html! { <AuthScreen /> },

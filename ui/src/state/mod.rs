@@ -164,6 +164,8 @@ pub struct AppState {
     pub uploads: HashMap<String, (u64, u64)>,
     /// A newer app version, downloaded and verified: "Restart to update".
     pub update: Option<protocol::ipc::UpdateView>,
+    /// While the app starts: the local cache is being upgraded, this percent of it done.
+    pub cache_upgrade: Option<u8>,
 }
 
 impl Default for AppState {
@@ -198,6 +200,7 @@ impl Default for AppState {
             removal: None,
             uploads: HashMap::new(),
             update: None,
+            cache_upgrade: None,
         }
     }
 }
