@@ -326,12 +326,18 @@ async fn the_first_start_after_the_update_upgrades_the_cache_and_keeps_everythin
         .await
         .unwrap_or_else(|e| panic!("messages: {e}"));
     assert_eq!(after, before, "the same history, the unsent message last");
-    assert_eq!(after.messages.last().map(|m| &m.status), Some(&MessageStatus::Pending));
+    assert_eq!(
+        after.messages.last().map(|m| &m.status),
+        Some(&MessageStatus::Pending)
+    );
     let hits = within("search", backend.search("releas not"))
         .await
         .unwrap_or_else(|e| panic!("search: {e}"));
     assert_eq!(hits.len(), 30);
-    assert_eq!(hits.first().map(|h| h.body.as_str()), Some("release note 30"));
+    assert_eq!(
+        hits.first().map(|h| h.body.as_str()),
+        Some("release note 30")
+    );
 
     server.up().await;
     ui.wait_message("the unsent message, sent", |m| {

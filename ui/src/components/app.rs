@@ -165,13 +165,23 @@ pub fn App() -> Html {
                     },
                 )
             };
-            let tick = {
-                let d = d.clone();
-                gloo::timers::callback::Interval::new(1_000, move || {
+            move || drop((events, focus, blur, keys))
+        });
+    }
+
+    // A typing indicator expires: one timer, for the first to expire, and none while nobody
+    // types (a timer every second woke the web view for nothing; idle CPU, issue 16).
+    {
+        let d = state.dispatcher();
+        let next = state.next_expiry_ms();
+        use_effect_with(next, move |next| {
+            let timer = next.map(|at| {
+                let wait = u32::try_from((at - now_ms()).clamp(0, 1 << 30)).unwrap_or(0);
+                gloo::timers::callback::Timeout::new(wait + 20, move || {
                     d.dispatch(Action::Tick { now_ms: now_ms() })
                 })
-            };
-            move || drop((events, focus, blur, keys, tick))
+            });
+            move || drop(timer)
         });
     }
 

@@ -271,6 +271,12 @@ impl AppState {
         })
     }
 
+    /// When the first typing indicator expires (ms since epoch): the UI wakes then to drop it
+    /// ([`Action::Tick`]), and not at all while nobody types.
+    pub fn next_expiry_ms(&self) -> Option<i64> {
+        self.typing.values().flatten().map(|t| t.until_ms).min()
+    }
+
     /// Names of the people typing in a room.
     pub fn typing_names(&self, room: RoomId) -> Vec<String> {
         self.typing
