@@ -143,16 +143,21 @@ pub(super) async fn subscribe(
             }
             match push.kind {
                 // `data` is the channel, then the payload.
-                redis::PushKind::Message | redis::PushKind::SMessage => match push.data.get(1) {
-                    Some(redis::Value::BulkString(bytes)) => match std::str::from_utf8(bytes) {
-                        Ok(payload) => {
-                            watch.saw(payload);
-                            feed.message(payload);
-                        }
-                        Err(_) => tracing::warn!(len = bytes.len(), "bus message is not UTF-8"),
-                    },
-                    _ => tracing::warn!("bus message without a payload"),
-                },
+                // The payload is handed on as it was read (its frame is sent from that buffer).
+                redis::PushKind::Message | redis::PushKind::SMessage => {
+                    match push.data.into_iter().nth(1) {
+                        Some(redis::Value::BulkString(bytes)) => match String::from_utf8(bytes) {
+                            Ok(payload) => {
+                                watch.saw(&payload);
+                                feed.message(payload);
+                            }
+                            Err(e) => {
+                                tracing::warn!(len = e.as_bytes().len(), "bus message is not UTF-8")
+                            }
+                        },
+                        _ => tracing::warn!("bus message without a payload"),
+                    }
+                }
                 // A node's link dropped, or a node dropped a channel we never left (its slot
                 // moved to another master): messages may be missed from here on.
                 redis::PushKind::Disconnection | redis::PushKind::SUnsubscribe => lost.notify_one(),
