@@ -512,6 +512,9 @@ impl Connection {
         if member == Some(MemberRoute::Left(self.user)) || member == Some(MemberRoute::RoomDeleted)
         {
             self.cursors.remove(&room);
+        } else if let Some(cursor) = self.cursors.get_mut(&room) {
+            // The usual case, once per delivery: a lookup, not an insert that replaces.
+            *cursor = seq;
         } else {
             self.cursors.insert(room, seq);
         }

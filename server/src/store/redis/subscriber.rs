@@ -31,8 +31,10 @@ pub(super) struct Watch {
     pub(super) epoch: Mutex<String>,
     /// Per room: the highest seq this node has seen published. A Redis that comes back with a
     /// lower seq lost writes (AOF `everysec` after a machine crash, failover to a lagging
-    /// replica); its next appends would hand out seqs that clients already hold.
-    pub(super) seen: Mutex<HashMap<u64, u64>>,
+    /// replica); its next appends would hand out seqs that clients already hold. Read and
+    /// written three times per message, so hashed as the hub's maps are (room ids are the
+    /// server's, not a client's choice).
+    pub(super) seen: Mutex<crate::hub::IdMap<u64, u64>>,
     /// False from the moment the bus subscription is lost until it is back and the rooms were
     /// checked against `seen`: appends wait, so no seq is handed out twice.
     pub(super) checked: AtomicBool,
