@@ -2,7 +2,7 @@
 //! without AOF) and chat-server nodes, each a separate process so it can be killed with
 //! SIGKILL or stopped with SIGTERM. Every process is killed on drop; every wait has a deadline.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -12,12 +12,11 @@ use tokio::time::Instant;
 
 pub type Result<T, E = String> = std::result::Result<T, E>;
 
-/// A free TCP port on 127.0.0.1 (bound, read, released).
+/// A free TCP port on 127.0.0.1, below the kernel's ephemeral range ([`testkit::free_port`]):
+/// a process restarted at its port finds it free, where a port of that range may meanwhile be
+/// the local port of some outgoing connection.
 pub fn free_port() -> Result<u16> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free port: {e}"))
+    Ok(testkit::free_port())
 }
 
 /// Sends SIGTERM (graceful stop) to a process.

@@ -2,12 +2,15 @@
 //! `redis-server` on free loopback ports, joined by `redis-cli --cluster create`, ready once
 //! every node reports `cluster_state:ok`. Killed, and its files removed, on drop.
 //!
-//! Each node gets two free ports, its client port and its cluster bus port (`cluster-port`,
-//! Redis 7), so no port `+ 10000` needs to be free; no persistence, its `nodes.conf` in a
-//! private directory.
+//! Each node gets two free ports ([`free_port`]: below the ephemeral range, never the same one
+//! twice), its client port and its cluster bus port (`cluster-port`, Redis 7), so no port
+//! `+ 10000` needs to be free; no persistence, its `nodes.conf` and its log (`node-<port>.log`)
+//! in a private directory. A node that does not come up is named in the panic with the end of
+//! its log.
 
-use crate::free_port;
-use std::path::PathBuf;
+use crate::ports::log_tail;
+use crate::{free_port, LOG_TAIL_LINES};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,6 +20,8 @@ use tokio::time::Instant;
 const FORM_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one command to a node may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
+/// How many pairs of ports [`RedisCluster::start`] tries for one node before it gives up.
+const NODE_ATTEMPTS: usize = 5;
 
 /// One `redis-server` of the cluster.
 pub struct ClusterNode {
@@ -26,6 +31,8 @@ pub struct ClusterNode {
     bus: u16,
     /// `redis://127.0.0.1:<port>/`
     pub url: String,
+    /// Its stdout and stderr (Redis logs to stdout; a restart appends).
+    log: PathBuf,
 }
 
 /// A running Redis Cluster; see the module doc.
@@ -44,11 +51,7 @@ impl RedisCluster {
     /// started) if that does not happen.
     pub async fn start(masters: usize, replicas: usize) -> RedisCluster {
         assert!(masters >= 3, "Redis Cluster needs at least 3 masters");
-        let dir = std::env::temp_dir().join(format!(
-            "chat-redis-cluster-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
+        let dir = crate::temp_path("redis-cluster");
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
         let mut cluster = RedisCluster {
             nodes: Vec::new(),
@@ -80,6 +83,8 @@ impl RedisCluster {
     /// started again on its ports is the same cluster node).
     fn spawn_node_on(&self, port: u16, bus: u16) -> ClusterNode {
         let conf = self.dir.join(format!("nodes-{port}.conf"));
+        let log = self.dir.join(format!("node-{port}.log"));
+        let (stdout, stderr) = append_log(&log);
         let child = Command::new(crate::RedisServer::BINARY)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args([
@@ -92,10 +97,11 @@ impl RedisCluster {
             .args(["--cluster-node-timeout", "2000"])
             .args(["--dir", &self.dir.to_string_lossy()])
             .args(["--save", "", "--appendonly", "no"])
-            .args(["--protected-mode", "no", "--loglevel", "warning"])
+            // `notice`: a node's startup, links and failovers, a few dozen lines a test.
+            .args(["--protected-mode", "no", "--loglevel", "notice"])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", crate::RedisServer::BINARY));
         ClusterNode {
@@ -103,35 +109,44 @@ impl RedisCluster {
             port,
             bus,
             url: format!("redis://127.0.0.1:{port}/"),
+            log,
         }
     }
 
     /// Starts a node and waits until it answers `PING`. A node that exits at once (its port or
-    /// bus port was taken between picking and binding, e.g. by another test's outgoing
-    /// connection) is started again on other ports, three times at most.
+    /// bus port was taken between picking and binding, by a process outside this one) is
+    /// started again on other ports, [`NODE_ATTEMPTS`] times at most; the panic quotes the end
+    /// of each attempt's log.
     async fn start_node(&self, deadline: Instant) -> ClusterNode {
-        let mut last_error = String::new();
-        for _attempt in 0..3 {
+        let mut errors = Vec::new();
+        for _attempt in 0..NODE_ATTEMPTS {
             let mut node = self.spawn_node();
             match Self::wait_ping(&mut node, deadline).await {
                 Ok(()) => return node,
                 Err(e) => {
-                    last_error = e;
                     let _ = node.child.kill();
                     let _ = node.child.wait();
+                    errors.push(e);
                 }
             }
         }
-        panic!("{last_error}");
+        panic!(
+            "no cluster node started in {NODE_ATTEMPTS} attempts:\n{}",
+            errors.join("\n")
+        );
     }
 
-    /// Waits until `node` answers `PING`; an error if it exited first.
+    /// Waits until `node` answers `PING`; an error (with the end of its log) if it exited
+    /// first.
     async fn wait_ping(node: &mut ClusterNode, deadline: Instant) -> Result<(), String> {
         loop {
             let port = node.port;
             if let Ok(Some(status)) = node.child.try_wait() {
                 return Err(format!(
-                    "cluster node on port {port} exited early with {status}"
+                    "cluster node on port {port} (bus port {}) exited early with {status}; \
+                     its log:\n{}",
+                    node.bus,
+                    log_tail(&node.log, LOG_TAIL_LINES)
                 ));
             }
             let ping = tokio::time::timeout(Duration::from_millis(500), query(port, &["PING"]));
@@ -142,7 +157,8 @@ impl RedisCluster {
             }
             assert!(
                 Instant::now() < deadline,
-                "cluster node on port {port} did not answer PING"
+                "cluster node on port {port} did not answer PING; its log:\n{}",
+                log_tail(&node.log, LOG_TAIL_LINES)
             );
             // Polling interval while the process starts up (not a "settle" sleep).
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -165,9 +181,10 @@ impl RedisCluster {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success() && stdout.contains("[OK] All 16384 slots covered"),
-            "redis-cli --cluster create failed ({}):\n{stdout}\n{}",
+            "redis-cli --cluster create failed ({}):\n{stdout}\n{}\n{}",
             out.status,
-            String::from_utf8_lossy(&out.stderr)
+            String::from_utf8_lossy(&out.stderr),
+            self.logs()
         );
     }
 
@@ -180,7 +197,8 @@ impl RedisCluster {
             }
             assert!(
                 Instant::now() < deadline,
-                "cluster node {i} not ready within {FORM_TIMEOUT:?}:\n{info}"
+                "cluster node {i} not ready within {FORM_TIMEOUT:?}:\n{info}\n{}",
+                self.logs()
             );
             // Polling interval while the nodes gossip (not a "settle" sleep).
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -335,6 +353,22 @@ impl RedisCluster {
         self.wait_ok(i, total, deadline).await;
     }
 
+    /// The end of every node's log, for a panic message.
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| {
+                format!(
+                    "--- node on port {} (bus {}):\n{}",
+                    n.port,
+                    n.bus,
+                    log_tail(&n.log, LOG_TAIL_LINES)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// Whether node `i` is a master now (`ROLE`).
     pub async fn is_master(&self, i: usize) -> bool {
         self.cmd(i, &["ROLE"]).await.starts_with("master")
@@ -367,6 +401,19 @@ impl Drop for RedisCluster {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Opens `path` to append a child's stdout and stderr.
+fn append_log(path: &Path) -> (Stdio, Stdio) {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let err = out
+        .try_clone()
+        .unwrap_or_else(|e| panic!("clone {}: {e}", path.display()));
+    (out.into(), err.into())
 }
 
 /// One command on a fresh connection; the reply decoded as [`RedisCluster::cmd`] says.

@@ -11,12 +11,15 @@
 //! processes: they restart them at the same port, with persistence, and kill them mid-run.
 
 pub mod cluster;
+pub mod ports;
 pub mod proxy;
 pub mod tls;
 
-use std::net::TcpListener;
-use std::path::Path;
+pub use ports::free_port;
+
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
@@ -24,51 +27,85 @@ use tokio::time::Instant;
 /// How long one command to Redis may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How many ports [`RedisServer::start`] tries before it gives up.
+const START_ATTEMPTS: usize = 5;
+/// How many lines of a Redis log a panic message quotes.
+pub(crate) const LOG_TAIL_LINES: usize = 20;
+
+/// Distinguishes the temporary files of the processes one test binary starts.
+static SERIAL: AtomicU64 = AtomicU64::new(0);
+
+/// A path in the temporary directory unique to this process and call: `chat-<what>-<pid>-<n>`.
+pub(crate) fn temp_path(what: &str) -> PathBuf {
+    let n = SERIAL.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("chat-{what}-{}-{n}", std::process::id()))
+}
+
 /// A private `redis-server` on a free port, without persistence; killed on drop.
 pub struct RedisServer {
     child: Child,
     pub port: u16,
     /// `redis://127.0.0.1:<port>/`
     pub url: String,
+    /// Its stdout and stderr (Redis logs to stdout), quoted when it does not start; removed on
+    /// drop.
+    log: PathBuf,
 }
 
-/// A port that was free a moment ago (the caller binds it soon after).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("cannot find a free port: {e}"))
+/// Opens `path` for a child's stdout and stderr.
+fn log_file(path: &Path) -> (Stdio, Stdio) {
+    let open =
+        || std::fs::File::create(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    let out = open();
+    let err = out
+        .try_clone()
+        .unwrap_or_else(|e| panic!("clone {}: {e}", path.display()));
+    (out.into(), err.into())
 }
 
 impl RedisServer {
     pub const BINARY: &'static str = "/usr/bin/redis-server";
 
     /// Starts redis and waits (at most 10 s) until it answers `PING`. Retries on another port
-    /// if the chosen one got taken between picking and binding.
+    /// if it exits first (its port got taken between picking and binding); the panic after the
+    /// last attempt quotes the end of each attempt's log.
     pub async fn start() -> RedisServer {
-        let mut last_error = String::new();
-        for _attempt in 0..3 {
+        let mut errors = Vec::new();
+        for _attempt in 0..START_ATTEMPTS {
             let port = free_port();
+            let log = temp_path("redis-log");
+            let (stdout, stderr) = log_file(&log);
             let child = Command::new(Self::BINARY)
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no"])
                 .args(["--protected-mode", "no", "--loglevel", "warning"])
                 .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stdout(stdout)
+                .stderr(stderr)
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", Self::BINARY));
             let mut server = RedisServer {
                 child,
                 port,
                 url: format!("redis://127.0.0.1:{port}/"),
+                log,
             };
             match server.wait_ready(Duration::from_secs(10)).await {
                 Ok(()) => return server,
-                Err(e) => last_error = e, // dropped here: killed
+                Err(e) => {
+                    let _ = server.child.kill();
+                    let _ = server.child.wait();
+                    errors.push(format!(
+                        "{e}; its log:\n{}",
+                        ports::log_tail(&server.log, LOG_TAIL_LINES)
+                    ));
+                } // dropped here: log removed
             }
         }
-        panic!("redis-server did not start: {last_error}");
+        panic!(
+            "redis-server did not start in {START_ATTEMPTS} attempts:\n{}",
+            errors.join("\n")
+        );
     }
 
     /// Starts a redis that speaks only TLS (`--port 0`, `--tls-port`), with a certificate from
@@ -87,6 +124,8 @@ impl RedisServer {
         std::fs::write(&ca_file, ca.pem()).expect("write redis-ca.pem");
         let path = |p: &Path| p.to_str().expect("UTF-8 temp path").to_owned();
         let port = free_port();
+        let log = temp_path("redis-tls-log");
+        let (stdout, stderr) = log_file(&log);
         let child = Command::new(Self::BINARY)
             .args([
                 "--port",
@@ -120,19 +159,23 @@ impl RedisServer {
                 "+@all",
             ])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", Self::BINARY));
         let mut server = RedisServer {
             child,
             port,
             url: format!("rediss://{user}:{password}@127.0.0.1:{port}/"),
+            log,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("TLS redis-server on port {port} exited early with {status}");
+                panic!(
+                    "TLS redis-server on port {port} exited early with {status}; its log:\n{}",
+                    ports::log_tail(&server.log, LOG_TAIL_LINES)
+                );
             }
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
@@ -202,5 +245,6 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
