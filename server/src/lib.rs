@@ -244,9 +244,10 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         )));
     }
     tracing::info!(%addr, store = state.store.kind(), tls = tls.is_some(), "chat server listening");
-    if state.config.redis_url.is_none() {
+    if state.config.redis_url.is_none() && state.config.redis_cluster.is_empty() {
         tracing::warn!(
-            "no redis_url configured: using the embedded store (single node, data is lost on exit)"
+            "no redis_url or redis_cluster configured: using the embedded store (single node, \
+             data is lost on exit)"
         );
     }
     let app = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();

@@ -26,6 +26,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod alarm;
+
 /// Consecutive rate-limited frames after which the socket is closed.
 const MAX_STRIKES: u32 = 100;
 /// Events fetched per store read when filling a gap.
@@ -510,6 +512,9 @@ impl Connection {
         if member == Some(MemberRoute::Left(self.user)) || member == Some(MemberRoute::RoomDeleted)
         {
             self.cursors.remove(&room);
+        } else if let Some(cursor) = self.cursors.get_mut(&room) {
+            // The usual case, once per delivery: a lookup, not an insert that replaces.
+            *cursor = seq;
         } else {
             self.cursors.insert(room, seq);
         }
@@ -594,10 +599,10 @@ impl Connection {
         let max_age_ms = (self.state.config.session_max_age_secs as i64).saturating_mul(1000);
         let too_old_at = created_ts.saturating_add(max_age_ms);
         let mut timers = Timers::new(refresh_every, until_ms(too_old_at));
-        // One timer for the keepalive, the session refresh and the session's end: the loop
-        // polls everything it waits on each time it wakes, which is once per delivery.
-        let timer = tokio::time::sleep_until(timers.next());
-        tokio::pin!(timer);
+        // One timer for the keepalive, the session refresh and the session's end. The loop
+        // polls everything it waits on each time it wakes, which is once per delivery: an
+        // `Alarm` costs an atomic load per poll until its deadline passes.
+        let mut timer = alarm::Alarm::new(timers.next());
         loop {
             tokio::select! {
                 biased;
@@ -638,7 +643,7 @@ impl Connection {
                             Err(e) => tracing::warn!(error = %e, "session refresh failed"),
                         }
                     }
-                    timer.as_mut().reset(timers.next());
+                    timer.reset(timers.next());
                 }
                 msg = self.socket.recv() => {
                     let msg = match msg {

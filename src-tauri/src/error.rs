@@ -73,6 +73,26 @@ impl Error {
         }
     }
 
+    /// A failure that passes by itself: the server did not answer (or not as a chat server: a
+    /// proxy's error page), or refused for now (rate limit, busy, store unavailable).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Unreachable(_) | Error::Protocol(_) => true,
+            Error::Server(body) => crate::outbox::is_transient(body.code),
+            _ => false,
+        }
+    }
+
+    /// How long the server asked us to wait before trying again (zero when it did not say).
+    pub fn retry_after(&self) -> std::time::Duration {
+        match self {
+            Error::Server(body) => {
+                std::time::Duration::from_millis(body.retry_after_ms.unwrap_or(0))
+            }
+            _ => std::time::Duration::ZERO,
+        }
+    }
+
     /// The IPC form: stable code, and a message fit for the user (internal details are logged
     /// instead).
     pub fn to_app_error(&self) -> AppError {

@@ -294,6 +294,67 @@ async fn slow_gap_fill_keeps_the_socket_up_and_sending() {
     backend.shutdown().await;
 }
 
+/// A gap fill whose history requests fail for a passing reason (the node restarting: 503
+/// `store_unavailable`) asks again while the socket is up, and the cache ends up complete.
+/// (It used to skip the gap at the first failure: the cache kept a hole that only scrolling
+/// back filled, and offline the messages were missing.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_gap_fill_is_asked_again_and_the_cache_ends_complete() {
+    let redis = Redis::start().await;
+    let server = Server::start_with(&redis, |c| c.limits.max_replay = 3).await;
+    let proxy = SlowHistory::start(server.addr).await;
+    proxy.release();
+    let home = Home::new();
+    let (backend, mut ui) = home.open().await;
+    within("set_server", backend.set_server(&proxy.url()))
+        .await
+        .unwrap_or_else(|e| panic!("set_server: {e}"));
+    within("register", backend.register(&unique_name("ann"), PASSWORD))
+        .await
+        .unwrap_or_else(|e| panic!("register: {e}"));
+    ui.wait_online().await;
+    let (bob, room) = in_peers_room(&backend, &server, "flaky").await;
+    bob.send(room.id, "before").await;
+    ui.wait_message("before", |m| m.body == "before").await;
+    backend.shutdown().await;
+    for i in 1..=12 {
+        bob.send(room.id, &format!("gap {i}")).await;
+    }
+
+    proxy.fail_next(2);
+    let (backend, mut ui) = home.open().await;
+    ui.wait_online().await;
+    assert_eq!(proxy.failed(), 2, "the fill's first two pages were refused");
+    // The fill happens before `ready`: the cache holds every message, without a hole.
+    let cached = backend
+        .cache()
+        .message_count(room.id)
+        .await
+        .unwrap_or_default();
+    assert_eq!(
+        cached, 13,
+        "the cache holds the 12 missed messages and the one before"
+    );
+    let complete_from = backend
+        .cache()
+        .room(room.id)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|r| r.complete_from);
+    assert!(
+        complete_from.is_some_and(|c| c <= 2),
+        "the cache is complete back to the first message: {complete_from:?}"
+    );
+    let page = within("messages", backend.messages(room.id, None, Some(50)))
+        .await
+        .unwrap_or_else(|e| panic!("messages: {e}"));
+    let mut want = vec!["before".to_owned()];
+    want.extend((1..=12).map(|i| format!("gap {i}")));
+    assert_eq!(bodies(&page.messages), want);
+    backend.shutdown().await;
+}
+
 /// The session revoked from another device: the server closes with 4001, the backend reports
 /// `session_ended`, forgets the token and stays offline (no reconnect loop).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,8 +25,8 @@ use std::sync::{Arc, OnceLock};
 /// This node's receiver of the bus (the hub). Called in publish order on the store's task,
 /// so it must not block or await.
 pub trait Sink: Send + Sync {
-    /// One bus message (the format above).
-    fn message(&self, msg: &str);
+    /// One bus message (the format above), handed over whole: the frame is its tail.
+    fn message(&self, msg: String);
     /// The subscription was lost and is back: events may have been missed, check every room.
     fn resync(&self);
 }
@@ -42,7 +42,7 @@ impl Feed {
         self.0.set(sink).is_ok()
     }
 
-    pub fn message(&self, msg: &str) {
+    pub fn message(&self, msg: String) {
         if let Some(sink) = self.0.get() {
             sink.message(msg);
         }

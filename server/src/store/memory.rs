@@ -603,7 +603,7 @@ impl State {
     }
 
     fn send(&self, msg: String) {
-        self.bus.message(&msg);
+        self.bus.message(msg);
     }
 
     fn announce(&self, user: UserId, online: bool, last_seen: Option<i64>) {

@@ -341,8 +341,9 @@ return seq
     ))
 });
 
-/// KEYS: the room's (`redis/keys.rs`), then the dedupe key, the partition's pending uploads and
-/// rooms with uploads, and each attached upload's record (see `redis/attachments.rs`). ARGV: room, sender, client id, event, dedupe ttl, max events, max age ms, floor (see
+/// KEYS: the room's (`redis/keys.rs`), then the dedupe key; with uploads to attach, also the
+/// partition's pending uploads and rooms with uploads, and each attached upload's record (see
+/// `redis/attachments.rs`; read only when ARGV[10] names uploads). ARGV: room, sender, client id, event, dedupe ttl, max events, max age ms, floor (see
 /// `behind`), the seq the message replies to ('' for none), upload ids to attach (space-separated,
 /// see `redis/attachments.rs`). Returns "ok seq ts", "dup seq ts",
 /// "behind" or an error code ("not_a_member", "blocked", "message_not_found",

@@ -7,12 +7,14 @@
 
 use super::{Backend, Inner};
 use crate::api::Api;
-use crate::connection::Handled;
+use crate::connection::{Backoff, Handled};
 use crate::error::{Error, Result};
 use protocol::event::EventBody;
 use protocol::ipc::{MessagePage, MessageView};
 use protocol::ws::GapReason;
 use protocol::{RoomEvent, RoomId};
+use std::time::Duration;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Messages per page unless the UI asks otherwise, and the most it may ask for.
@@ -27,6 +29,14 @@ const MAX_QUOTE_FETCHES: usize = 10;
 /// the size of that page (the preview line, and the first screen when the room opens).
 const PREVIEW_ROOMS: usize = 200;
 const PREVIEW_PAGE: u32 = 20;
+/// How long a gap fill keeps asking for a page the server did not give for a passing reason,
+/// and how it paces the attempts. Past that the gap is skipped (the missing messages page in
+/// when the user scrolls back) so that the events after it are not held up forever.
+const FILL_RETRY_FOR: Duration = Duration::from_secs(60);
+const FILL_BACKOFF: Backoff = Backoff {
+    base: Duration::from_millis(200),
+    cap: Duration::from_secs(5),
+};
 
 impl Backend {
     /// A page of messages ending before `before` (the newest page when `None`, followed by the
@@ -326,14 +336,33 @@ impl Inner {
         let page_size = self.lock().limits.max_history_page.clamp(1, 100);
         let (api, token) = self.authed()?;
         while cursor < until {
-            let page = tokio::select! {
-                _ = stop.cancelled() => return Ok(Handled::Interrupted),
-                page = api.history(&token, room, None, Some(cursor), page_size) => page,
+            // A page the server did not give for a passing reason (no answer while a node
+            // restarts, busy, store unavailable) is asked for again while the socket is up:
+            // skipping it would leave the cache with a hole that only scrolling back fills.
+            let retry_until = Instant::now() + FILL_RETRY_FOR;
+            let mut attempt = 0;
+            let page = loop {
+                let page = tokio::select! {
+                    _ = stop.cancelled() => return Ok(Handled::Interrupted),
+                    page = api.history(&token, room, None, Some(cursor), page_size) => page,
+                };
+                match page {
+                    Err(e) if e.is_transient() && Instant::now() < retry_until => {
+                        attempt += 1;
+                        let wait = FILL_BACKOFF.delay(attempt).max(e.retry_after());
+                        tracing::info!(error = %e, %room, ?wait, "gap fill page failed; retrying");
+                        tokio::select! {
+                            _ = stop.cancelled() => return Ok(Handled::Interrupted),
+                            _ = tokio::time::sleep(wait) => {}
+                        }
+                    }
+                    page => break page,
+                }
             };
             let page = match page {
                 Ok(page) => page,
                 Err(e) => {
-                    tracing::warn!(error = %e, %room, "gap fill failed; history will page in later");
+                    tracing::warn!(error = %e, %room, "gap fill failed; the rest pages in when scrolled to");
                     break;
                 }
             };

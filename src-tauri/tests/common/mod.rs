@@ -531,11 +531,14 @@ pub fn bodies(messages: &[MessageView]) -> Vec<String> {
 /// A TCP proxy in front of the server that holds history requests (`GET …/rooms/{r}/events`)
 /// until [`SlowHistory::release`]: a server whose history route is slow. Everything else
 /// passes through at once, the app's WebSocket included (after the upgrade its bytes are
-/// masked frames, never a request line).
+/// masked frames, never a request line). It can also refuse the next history requests with a
+/// 503 `store_unavailable` ([`SlowHistory::fail_next`]): a node that restarts under the app.
 pub struct SlowHistory {
     pub addr: SocketAddr,
     open: tokio::sync::watch::Sender<bool>,
     held: Arc<AtomicU64>,
+    /// History requests still to refuse, and how many were refused.
+    fail: Arc<(AtomicU64, AtomicU64)>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -550,12 +553,19 @@ impl SlowHistory {
             .unwrap_or_else(|e| panic!("proxy addr: {e}"));
         let (open, _) = tokio::sync::watch::channel(false);
         let held = Arc::new(AtomicU64::new(0));
+        let fail = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
         let task = {
             let open = open.clone();
             let held = held.clone();
+            let fail = fail.clone();
             tokio::spawn(async move {
                 while let Ok((client, _)) = listener.accept().await {
-                    tokio::spawn(proxy_one(client, upstream, open.subscribe(), held.clone()));
+                    let hold = Hold {
+                        open: open.subscribe(),
+                        held: held.clone(),
+                        fail: fail.clone(),
+                    };
+                    tokio::spawn(proxy_one(client, upstream, hold));
                 }
             })
         };
@@ -563,6 +573,7 @@ impl SlowHistory {
             addr,
             open,
             held,
+            fail,
             task,
         }
     }
@@ -588,11 +599,33 @@ impl SlowHistory {
         }
     }
 
-    /// Lets held and later history requests through.
+    /// Lets held and later history requests through (also when none is held yet).
     pub fn release(&self) {
-        let _ = self.open.send(true);
+        self.open.send_replace(true);
+    }
+
+    /// Refuses the next `n` history requests with a 503 `store_unavailable`.
+    pub fn fail_next(&self, n: u64) {
+        self.fail.0.store(n, Ordering::SeqCst);
+    }
+
+    /// History requests refused so far.
+    pub fn failed(&self) -> u64 {
+        self.fail.1.load(Ordering::SeqCst)
     }
 }
+
+/// What one proxied connection does with history requests.
+struct Hold {
+    open: tokio::sync::watch::Receiver<bool>,
+    held: Arc<AtomicU64>,
+    fail: Arc<(AtomicU64, AtomicU64)>,
+}
+
+/// The answer to a refused history request: the protocol's error body.
+const UNAVAILABLE: &str = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+    content-length: 65\r\nconnection: close\r\n\r\n\
+    {\"code\":\"store_unavailable\",\"message\":\"the store is unavailable\"}";
 
 impl Drop for SlowHistory {
     fn drop(&mut self) {
@@ -600,18 +633,20 @@ impl Drop for SlowHistory {
     }
 }
 
-async fn proxy_one(
-    mut client: tokio::net::TcpStream,
-    upstream: SocketAddr,
-    mut open: tokio::sync::watch::Receiver<bool>,
-    held: Arc<AtomicU64>,
-) {
+async fn proxy_one(mut client: tokio::net::TcpStream, upstream: SocketAddr, hold: Hold) {
+    let Hold {
+        mut open,
+        held,
+        fail,
+    } = hold;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
         return;
     };
     let (mut from_client, mut to_client) = client.split();
     let (mut from_server, mut to_server) = server.split();
+    let (refuse, refused) = tokio::sync::oneshot::channel::<()>();
+    let mut refuse = Some(refuse);
     let up = async {
         let mut buf = vec![0u8; 16 * 1024];
         loop {
@@ -624,6 +659,18 @@ async fn proxy_one(
             let line = &chunk[..line_end];
             let history =
                 line.starts_with(b"GET /api/v1/rooms/") && line.windows(7).any(|w| w == b"/events");
+            if history
+                && fail
+                    .0
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+            {
+                fail.1.fetch_add(1, Ordering::SeqCst);
+                if let Some(refuse) = refuse.take() {
+                    let _ = refuse.send(());
+                }
+                break;
+            }
             if history && !*open.borrow() {
                 held.fetch_add(1, Ordering::SeqCst);
                 while !*open.borrow_and_update() {
@@ -639,7 +686,14 @@ async fn proxy_one(
         let _ = to_server.shutdown().await;
     };
     let down = async {
-        let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+        tokio::select! {
+            biased;
+            // The request before has had its whole answer (no pipelining): answer this one.
+            Ok(()) = refused => {
+                let _ = to_client.write_all(UNAVAILABLE.as_bytes()).await;
+            }
+            _ = tokio::io::copy(&mut from_server, &mut to_client) => {}
+        }
         let _ = to_client.shutdown().await;
     };
     tokio::join!(up, down);

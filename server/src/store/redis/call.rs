@@ -8,7 +8,10 @@
 //! that Redis answers with `NOSCRIPT` (a restarted or flushed Redis) loads the script and is
 //! sent once more.
 
-use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, Script, ToRedisArgs};
+use super::conn::Conn;
+use redis::aio::ConnectionLike;
+use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, Script, ToRedisArgs, Value};
+use std::future::Future;
 
 /// One `EVALSHA` of a script: its keys first, then its arguments.
 pub(super) struct ScriptCall<'a> {
@@ -53,22 +56,40 @@ impl<'a> ScriptCall<'a> {
     }
 
     /// Sends the call (and loads the script first if Redis does not know it).
-    pub async fn invoke<T: FromRedisValue>(
-        &self,
-        con: &mut impl redis::aio::ConnectionLike,
-    ) -> RedisResult<T> {
+    pub async fn invoke<T: FromRedisValue>(&self, con: &mut impl Send1) -> RedisResult<T> {
         if self.misordered || self.written != self.keys {
             return Err(RedisError::from((
                 ErrorKind::Client,
                 "script call: keys and arguments do not match the declared key count",
             )));
         }
-        match self.cmd.query_async(con).await {
+        let reply = match con.send1(&self.cmd).await.and_then(Value::extract_error) {
             Err(e) if e.kind() == ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
                 self.script.load_async(con).await?;
-                self.cmd.query_async(con).await
+                con.send1(&self.cmd).await?.extract_error()?
             }
-            result => result,
+            reply => reply?,
+        };
+        Ok(redis::from_redis_value(reply)?)
+    }
+}
+
+/// A connection a [`ScriptCall`] is sent on: one command, one reply.
+pub(super) trait Send1: ConnectionLike + Send {
+    fn send1<'a>(
+        &'a mut self,
+        cmd: &'a Cmd,
+    ) -> impl Future<Output = RedisResult<Value>> + Send + 'a;
+}
+
+/// On one Redis the connection manager's own future, awaited in place: `ConnectionLike` boxes
+/// it (one allocation per append, and a call through a pointer). A cluster connection routes
+/// the command by its first key, as before.
+impl Send1 for Conn {
+    async fn send1(&mut self, cmd: &Cmd) -> RedisResult<Value> {
+        match self {
+            Conn::Single(con) => con.send_packed_command(cmd).await,
+            Conn::Cluster(con) => con.req_packed_command(cmd).await,
         }
     }
 }
@@ -106,6 +127,12 @@ mod tests {
         /// The hash `SCRIPT LOAD` answers.
         hash: String,
         loaded: bool,
+    }
+
+    impl Send1 for Fake {
+        async fn send1(&mut self, cmd: &Cmd) -> RedisResult<Value> {
+            self.req_packed_command(cmd).await
+        }
     }
 
     impl redis::aio::ConnectionLike for Fake {

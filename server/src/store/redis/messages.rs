@@ -20,17 +20,26 @@ impl RedisStore {
         {
             return Err(crate::store::not_attachable().into());
         }
-        let p = PARTITIONS.of_room(msg.room.0);
         // Keys and arguments go straight into one command (`redis/call.rs`): this runs for
         // every message.
         let bytes = 320 + msg.event_json.len() + 2 * msg.client_id.len();
-        let mut call = call::ScriptCall::new(&APPEND_MESSAGE, 9 + msg.attachments.len(), bytes);
+        // The partition's upload keys only when the message has files: the script reads them
+        // only then (`attach_uploads` returns at once on no ids), so a plain message declares
+        // the room's six keys and its dedupe key, all in the room's slot.
+        let declared = match msg.attachments.len() {
+            0 => 7,
+            n => 9 + n,
+        };
+        let mut call = call::ScriptCall::new(&APPEND_MESSAGE, declared, bytes);
         call.key(keys::RoomKeys::of(msg.room))
-            .key(keys::DedupeKey::new(msg.room, msg.sender.0, msg.client_id))
-            .key(keys::uploads_pending_key(p))
-            .key(keys::uploads_rooms_key(p));
-        for id in msg.attachments {
-            call.key(keys::upload(p, id));
+            .key(keys::DedupeKey::new(msg.room, msg.sender.0, msg.client_id));
+        if !msg.attachments.is_empty() {
+            let p = PARTITIONS.of_room(msg.room.0);
+            call.key(keys::uploads_pending_key(p))
+                .key(keys::uploads_rooms_key(p));
+            for id in msg.attachments {
+                call.key(keys::upload(p, id));
+            }
         }
         call.arg(msg.room.0)
             .arg(msg.sender.0)

@@ -40,8 +40,10 @@ pub(super) struct Watch {
     pub(super) epoch: Mutex<String>,
     /// Per room: the highest seq this node has seen published. A Redis that comes back with a
     /// lower seq lost writes (AOF `everysec` after a machine crash, failover to a lagging
-    /// replica); its next appends would hand out seqs that clients already hold.
-    pub(super) seen: Mutex<HashMap<u64, u64>>,
+    /// replica); its next appends would hand out seqs that clients already hold. Read and
+    /// written three times per message, so hashed as the hub's maps are (room ids are the
+    /// server's, not a client's choice).
+    pub(super) seen: Mutex<crate::hub::IdMap<u64, u64>>,
     /// False from the moment the bus subscription is lost until it is back and the rooms were
     /// checked against `seen`: appends wait, so no seq is handed out twice.
     pub(super) checked: AtomicBool,
@@ -263,21 +265,28 @@ pub(super) async fn subscribe(
             }
             match push.kind {
                 // `data` is the channel, then the payload.
-                redis::PushKind::Message | redis::PushKind::SMessage => match push.data.get(1) {
-                    Some(redis::Value::BulkString(bytes)) => match std::str::from_utf8(bytes) {
-                        Ok(payload) if payload.starts_with(CANARY_PREFIX) => {
-                            if let Some(redis::Value::BulkString(channel)) = push.data.first() {
-                                canaries.hear(channel, payload);
+                // The payload is handed on as it was read (its frame is sent from that buffer).
+                redis::PushKind::Message | redis::PushKind::SMessage => {
+                    let mut data = push.data.into_iter();
+                    let channel = data.next();
+                    match data.next() {
+                        Some(redis::Value::BulkString(bytes)) => match String::from_utf8(bytes) {
+                            Ok(payload) if payload.starts_with(CANARY_PREFIX) => {
+                                if let Some(redis::Value::BulkString(channel)) = channel {
+                                    canaries.hear(&channel, &payload);
+                                }
                             }
-                        }
-                        Ok(payload) => {
-                            watch.saw(payload);
-                            feed.message(payload);
-                        }
-                        Err(_) => tracing::warn!(len = bytes.len(), "bus message is not UTF-8"),
-                    },
-                    _ => tracing::warn!("bus message without a payload"),
-                },
+                            Ok(payload) => {
+                                watch.saw(&payload);
+                                feed.message(payload);
+                            }
+                            Err(e) => {
+                                tracing::warn!(len = e.as_bytes().len(), "bus message is not UTF-8")
+                            }
+                        },
+                        _ => tracing::warn!("bus message without a payload"),
+                    }
+                }
                 // A node's link dropped, or a node dropped a channel we never left (its slot
                 // moved to another master): messages may be missed from here on.
                 redis::PushKind::Disconnection | redis::PushKind::SUnsubscribe => lost.notify_one(),
