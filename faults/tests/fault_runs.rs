@@ -19,10 +19,7 @@ const JOBS: usize = 3;
 async fn every_fault_kind_loses_duplicates_and_reorders_nothing() {
     let exe = Path::new(env!("CARGO_BIN_EXE_faults")).to_owned();
     let mut plan: Vec<(u64, Draw)> = Vec::new();
-    // Not yet the cluster kinds: under CI's load they still find lost writes and lost
-    // deliveries (docs/RELIABILITY.md, "On a Redis Cluster"); run them with
-    // `faults run --seed N --cluster` / `scripts/faults.sh N --cluster` until fixed.
-    for kind in FaultKind::ALL.into_iter().filter(|k| !k.needs_cluster()) {
+    for kind in FaultKind::ALL.into_iter().filter(in_ci) {
         for seed in SEEDS_PER_KIND {
             plan.push((seed, Draw::only(kind)));
         }
@@ -74,7 +71,7 @@ async fn every_fault_kind_loses_duplicates_and_reorders_nothing() {
         failures.join("\n")
     );
     // The subset really exercised what it claims.
-    for kind in FaultKind::ALL.into_iter().filter(|k| !k.needs_cluster()) {
+    for kind in FaultKind::ALL.into_iter().filter(in_ci) {
         assert!(
             summary.faults.get(kind.name()).copied().unwrap_or(0) >= 2,
             "fault kind {} was injected fewer than twice: {:?}",
@@ -105,4 +102,12 @@ async fn every_fault_kind_loses_duplicates_and_reorders_nothing() {
         ),
         (0, 0, 0, 0)
     );
+}
+
+/// The kinds CI runs: all but `shard_failover`, which under CI's load still loses setup writes
+/// of a shard without telling clients (docs/RELIABILITY.md, "On a Redis Cluster"); run it with
+/// `faults run --seed N --only shard_failover` / `scripts/faults.sh N --cluster` until fixed.
+/// `slot_move` runs on a cluster (its two seeded runs add some 20 s).
+fn in_ci(kind: &FaultKind) -> bool {
+    *kind != FaultKind::ShardFailover
 }

@@ -443,17 +443,26 @@ impl Hub {
     }
 
     /// After a lost bus subscription: tell every connection each room's newest seq so it
-    /// fetches anything the bus dropped.
+    /// fetches anything the bus dropped. Retried while the store refuses the read (a cluster
+    /// right after a slot move or a failover): a room whose traffic stopped meanwhile gets no
+    /// next event to catch up on.
     async fn resync(&self, store: &Store) {
+        let mut delay = std::time::Duration::from_millis(100);
+        for _attempt in 0..RESYNC_ATTEMPTS {
+            match self.probe_rooms(store).await {
+                Ok(()) => return,
+                Err(e) => tracing::warn!(error = %e, "resync: cannot read rooms; retrying"),
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(std::time::Duration::from_secs(2));
+        }
+        tracing::error!("resync: gave up; connections catch up on their rooms' next events");
+    }
+
+    async fn probe_rooms(&self, store: &Store) -> crate::error::StoreResult<()> {
         let rooms = self.active_rooms();
         for chunk in rooms.chunks(256) {
-            let metas = match store.rooms(chunk).await {
-                Ok(metas) => metas,
-                Err(e) => {
-                    tracing::warn!(error = %e, "resync: cannot read rooms; connections will catch up on the next event");
-                    return;
-                }
-            };
+            let metas = store.rooms(chunk).await?;
             let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
             for meta in metas {
                 for conn in routes.rooms.get(&meta.id).into_iter().flatten() {
@@ -464,8 +473,12 @@ impl Hub {
                 }
             }
         }
+        Ok(())
     }
 }
+
+/// How often [`Hub::resync`] reads the rooms before it gives up (about a minute in all).
+const RESYNC_ATTEMPTS: usize = 35;
 
 /// The hub's end of the bus ([`bus::Sink`]): routes each message on the store's task that
 /// received it (the Redis subscriber connection's reader, or the embedded store's append). A

@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use protocol::ipc::{AppErrorCode, AppEvent, ConnectionState, RoomView};
-use protocol::rest::Visibility;
+use protocol::rest::{Room, Visibility};
 use protocol::ErrorCode;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -196,6 +196,33 @@ async fn gap_is_filled_from_history() {
     backend.shutdown().await;
 }
 
+/// Ann (the app, through `proxy`) and Bob share room `name`; Ann sees "before", closes the
+/// app, and Bob sends "gap 1" ..= "gap 12": more than the server replays (`max_replay` 3), so
+/// the next start gets a `gap` to fill over REST.
+async fn away_during_a_gap(
+    home: &Home,
+    server: &Server,
+    proxy: &SlowHistory,
+    name: &str,
+) -> (Peer, Room) {
+    let (backend, mut ui) = home.open().await;
+    within("set_server", backend.set_server(&proxy.url()))
+        .await
+        .unwrap_or_else(|e| panic!("set_server: {e}"));
+    within("register", backend.register(&unique_name("ann"), PASSWORD))
+        .await
+        .unwrap_or_else(|e| panic!("register: {e}"));
+    ui.wait_online().await;
+    let (bob, room) = in_peers_room(&backend, server, name).await;
+    bob.send(room.id, "before").await;
+    ui.wait_message("before", |m| m.body == "before").await;
+    backend.shutdown().await;
+    for i in 1..=12 {
+        bob.send(room.id, &format!("gap {i}")).await;
+    }
+    (bob, room)
+}
+
 /// A gap fill whose history request hangs (a slow server) does not stall the socket: while it
 /// waits, a message written in the app still reaches the server and the socket stays up past
 /// several ping deadlines; when the history comes, the filled messages reach the UI once, in
@@ -209,21 +236,7 @@ async fn slow_gap_fill_keeps_the_socket_up_and_sending() {
     let mut home = Home::new();
     // A server silent for 1.5 pings (300 ms) counts as gone.
     home.timing.ping_every = Duration::from_millis(200);
-    let (backend, mut ui) = home.open().await;
-    within("set_server", backend.set_server(&slow.url()))
-        .await
-        .unwrap_or_else(|e| panic!("set_server: {e}"));
-    within("register", backend.register(&unique_name("ann"), PASSWORD))
-        .await
-        .unwrap_or_else(|e| panic!("register: {e}"));
-    ui.wait_online().await;
-    let (bob, room) = in_peers_room(&backend, &server, "slow").await;
-    bob.send(room.id, "before").await;
-    ui.wait_message("before", |m| m.body == "before").await;
-    backend.shutdown().await;
-    for i in 1..=12 {
-        bob.send(room.id, &format!("gap {i}")).await;
-    }
+    let (bob, room) = away_during_a_gap(&home, &server, &slow, "slow").await;
 
     let (backend, mut ui) = home.open().await;
     slow.wait_held().await;
@@ -305,21 +318,7 @@ async fn a_failed_gap_fill_is_asked_again_and_the_cache_ends_complete() {
     let proxy = SlowHistory::start(server.addr).await;
     proxy.release();
     let home = Home::new();
-    let (backend, mut ui) = home.open().await;
-    within("set_server", backend.set_server(&proxy.url()))
-        .await
-        .unwrap_or_else(|e| panic!("set_server: {e}"));
-    within("register", backend.register(&unique_name("ann"), PASSWORD))
-        .await
-        .unwrap_or_else(|e| panic!("register: {e}"));
-    ui.wait_online().await;
-    let (bob, room) = in_peers_room(&backend, &server, "flaky").await;
-    bob.send(room.id, "before").await;
-    ui.wait_message("before", |m| m.body == "before").await;
-    backend.shutdown().await;
-    for i in 1..=12 {
-        bob.send(room.id, &format!("gap {i}")).await;
-    }
+    let (_bob, room) = away_during_a_gap(&home, &server, &proxy, "flaky").await;
 
     proxy.fail_next(2);
     let (backend, mut ui) = home.open().await;

@@ -13,12 +13,21 @@
 //! ([`check_rollback`]) and the hub resyncs every room, so nothing published meanwhile is
 //! lost silently. (In a cluster only the lost shard's partitions would need it; this first
 //! version resyncs all.)
+//!
+//! A subscription can also go quiet without either push (a `sunsubscribe` that raced the
+//! connection's own slot refresh, a channel subscribed on a master that lost the slot a moment
+//! later). So a subscription is only trusted once every channel has carried a **canary** back
+//! to it: the node `SPUBLISH`es `K <token> <round>` on every channel and waits until the push
+//! handler has seen each (the `token` is the subscription's own). That runs after every
+//! (re)subscribe, before the resync, and every [`CANARY_EVERY`]; a channel that stays silent
+//! counts as a lost subscription. Events published on a channel after its canary came back
+//! reach this node; the ones before are what the resync fetches.
 
 use super::conn::Target;
 use super::{bus, keys, PARTITIONS};
 use redis::{AsyncCommands, Script};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -118,6 +127,105 @@ pub(super) struct Subscription {
     live: Arc<AtomicBool>,
     /// Notified when the subscription is lost (a connection dropped, a channel dropped).
     lost: Arc<tokio::sync::Notify>,
+    /// The canaries this subscription has carried back (see the module doc).
+    canaries: Arc<Canaries>,
+}
+
+/// The bus message that proves a channel delivers: `K <token> <round>` (no other bus message
+/// starts with `K`; every node drops every canary before the hub sees it).
+const CANARY_PREFIX: &str = "K ";
+/// How often a live subscription is proved again.
+const CANARY_EVERY: Duration = Duration::from_secs(5);
+/// How long every channel's canary may take to come back.
+const CANARY_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Per subscription: which round of canaries each channel has carried back.
+struct Canaries {
+    /// Random per subscription, so that another node's canaries (or an older subscription's)
+    /// never count.
+    token: u64,
+    /// The last round sent.
+    round: AtomicU64,
+    /// Channel → the highest round heard on it.
+    heard: Mutex<HashMap<String, u64>>,
+    /// Woken when a canary is heard.
+    wake: tokio::sync::Notify,
+}
+
+impl Canaries {
+    /// Notes a canary `payload` heard on `channel` (anyone's; only ours count).
+    fn hear(&self, channel: &[u8], payload: &str) {
+        let mut fields = payload[CANARY_PREFIX.len()..].split(' ');
+        let (Some(token), Some(round)) = (fields.next(), fields.next()) else {
+            return;
+        };
+        if token.parse() != Ok(self.token) {
+            return;
+        }
+        let Ok(round) = round.parse::<u64>() else {
+            return;
+        };
+        let channel = String::from_utf8_lossy(channel).into_owned();
+        let mut heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        let at = heard.entry(channel).or_default();
+        *at = (*at).max(round);
+        drop(heard);
+        self.wake.notify_waiters();
+    }
+
+    /// How many channels have not carried `round` back yet.
+    fn missing(&self, round: u64) -> usize {
+        let heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        PARTITIONS
+            .channels()
+            .iter()
+            .filter(|c| heard.get(*c).is_none_or(|r| *r < round))
+            .count()
+    }
+}
+
+/// Proves that `subscription` delivers on every channel (see the module doc): a canary on
+/// each, all heard within [`CANARY_DEADLINE`]. An error names how many stayed silent.
+/// `publisher` is the command connection kept for that (made when missing, dropped on error).
+async fn prove(
+    target: &Target,
+    publisher: &mut Option<super::conn::Conn>,
+    subscription: &Subscription,
+) -> Result<(), String> {
+    let canaries = &subscription.canaries;
+    let round = canaries.round.fetch_add(1, Ordering::Relaxed) + 1;
+    let payload = format!("{CANARY_PREFIX}{} {round}", canaries.token);
+    let send = async {
+        let con = match publisher {
+            Some(con) => con,
+            None => publisher.insert(target.connect().await?),
+        };
+        let mut pipe = redis::pipe();
+        for channel in PARTITIONS.channels() {
+            pipe.cmd("SPUBLISH").arg(channel).arg(&payload).ignore();
+        }
+        pipe.query_async::<()>(con).await
+    };
+    let sent = match tokio::time::timeout(CANARY_DEADLINE, send).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("canaries not sent: {e}")),
+        Err(_) => Err("canaries not sent in time".to_owned()),
+    };
+    if sent.is_err() {
+        *publisher = None;
+    }
+    sent?;
+    let deadline = tokio::time::Instant::now() + CANARY_DEADLINE;
+    loop {
+        let woken = canaries.wake.notified();
+        let missing = canaries.missing(round);
+        if missing == 0 {
+            return Ok(());
+        }
+        if tokio::time::timeout_at(deadline, woken).await.is_err() {
+            return Err(format!("{missing} bus channels did not deliver a canary"));
+        }
+    }
 }
 
 /// The subscriber's connection, held only to keep it open.
@@ -137,8 +245,20 @@ pub(super) async fn subscribe(
 ) -> redis::RedisResult<Subscription> {
     let live = Arc::new(AtomicBool::new(true));
     let lost = Arc::new(tokio::sync::Notify::new());
+    let canaries = Arc::new(Canaries {
+        token: rand::random(),
+        round: AtomicU64::new(0),
+        heard: Mutex::default(),
+        wake: tokio::sync::Notify::new(),
+    });
     let on_push = {
-        let (live, lost, feed, watch) = (live.clone(), lost.clone(), feed.clone(), watch.clone());
+        let (live, lost, feed, watch, canaries) = (
+            live.clone(),
+            lost.clone(),
+            feed.clone(),
+            watch.clone(),
+            canaries.clone(),
+        );
         move |push: redis::PushInfo| -> Result<(), std::convert::Infallible> {
             if !live.load(Ordering::Acquire) {
                 return Ok(());
@@ -147,8 +267,15 @@ pub(super) async fn subscribe(
                 // `data` is the channel, then the payload.
                 // The payload is handed on as it was read (its frame is sent from that buffer).
                 redis::PushKind::Message | redis::PushKind::SMessage => {
-                    match push.data.into_iter().nth(1) {
+                    let mut data = push.data.into_iter();
+                    let channel = data.next();
+                    match data.next() {
                         Some(redis::Value::BulkString(bytes)) => match String::from_utf8(bytes) {
+                            Ok(payload) if payload.starts_with(CANARY_PREFIX) => {
+                                if let Some(redis::Value::BulkString(channel)) = channel {
+                                    canaries.hear(&channel, &payload);
+                                }
+                            }
                             Ok(payload) => {
                                 watch.saw(&payload);
                                 feed.message(payload);
@@ -208,6 +335,7 @@ pub(super) async fn subscribe(
         _con: con,
         live,
         lost,
+        canaries,
     })
 }
 
@@ -323,6 +451,7 @@ pub(super) async fn run_subscriber(
     watch: Arc<Watch>,
     health: Arc<crate::store::health::Health>,
 ) {
+    let mut publisher = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -331,6 +460,12 @@ pub(super) async fn run_subscriber(
                 // Usually Redis stopped: if it cannot be reached, calls fail fast from
                 // now on instead of each waiting for the reconnect.
                 health.check_now(&target).await;
+            }
+            _ = tokio::time::sleep(CANARY_EVERY) => {
+                match prove(&target, &mut publisher, &subscription).await {
+                    Ok(()) => continue,
+                    Err(e) => tracing::warn!(error = %e, "bus subscription went quiet"),
+                }
             }
         }
         subscription.live.store(false, Ordering::Release);
@@ -343,7 +478,17 @@ pub(super) async fn run_subscriber(
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(delay) => {}
             }
-            match subscribe(&target, &feed, &watch).await {
+            let proved = match subscribe(&target, &feed, &watch).await {
+                Ok(s) => match prove(&target, &mut publisher, &s).await {
+                    Ok(()) => Ok(s),
+                    Err(e) => {
+                        s.live.store(false, Ordering::Release);
+                        Err(e)
+                    }
+                },
+                Err(e) => Err(e.to_string()),
+            };
+            match proved {
                 Ok(s) => break s,
                 Err(e) => {
                     tracing::warn!(error = %e, "bus resubscribe failed");
@@ -369,5 +514,43 @@ pub(super) async fn run_subscriber(
         watch.checked.store(true, Ordering::Release);
         tracing::info!("bus subscription restored");
         feed.resync();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::redis::partition::key_slot;
+    use testkit::cluster::RedisCluster;
+
+    /// A channel whose slot moved stops delivering to the subscription made before; the
+    /// canaries say so (the `sunsubscribe` push is ignored here, as if it had been missed), and
+    /// a fresh subscription delivers on every channel again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn canaries_find_a_channel_that_went_quiet() {
+        let cluster = RedisCluster::start(3, 0).await;
+        let target = Target::cluster(&cluster.urls()).expect("urls");
+        let (feed, watch) = (bus::Feed::default(), Arc::new(Watch::default()));
+        let mut publisher = None;
+        let old = subscribe(&target, &feed, &watch).await.expect("subscribe");
+        prove(&target, &mut publisher, &old)
+            .await
+            .expect("a fresh subscription delivers on every channel");
+
+        let channel = PARTITIONS.channels()[0].clone();
+        let from = cluster.owner_of(&channel).await;
+        let to = (from + 1) % 3;
+        cluster
+            .move_slot(key_slot(channel.as_bytes()), from, to)
+            .await;
+        let quiet = prove(&target, &mut publisher, &old)
+            .await
+            .expect_err("the moved channel no longer delivers to the old subscription");
+        assert!(quiet.starts_with("1 bus channels"), "{quiet}");
+
+        let new = subscribe(&target, &feed, &watch).await.expect("subscribe");
+        prove(&target, &mut publisher, &new)
+            .await
+            .expect("the new subscription delivers on every channel, the moved one too");
     }
 }
