@@ -190,6 +190,13 @@ fn setup(app: &mut tauri::App) -> Result<(), Box<dyn std::error::Error>> {
             prepare(backend).await;
         }
         if let Some(backend) = opened.finish(opening) {
+            // Focus changes before now found no backend to tell.
+            if let Some(focused) = handle
+                .get_webview_window(MAIN_WINDOW)
+                .and_then(|w| w.is_focused().ok())
+            {
+                backend.set_window_focused(focused);
+            }
             // App updates from the signed-in server, checked when the socket comes online:
             // if it already did (before the backend was ready), now.
             if backend.snapshot().connection == protocol::ipc::ConnectionState::Online {
