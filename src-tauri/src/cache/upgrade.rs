@@ -26,6 +26,11 @@
 //! Nothing else writes to the cache while this runs: [`super::Cache::open`] finishes it before
 //! it returns, and the app opens its backend only after it (`crate::startup`), showing the
 //! progress meanwhile. A cache created new passes through it in a moment (no messages).
+//!
+//! Migration version 7 stays taken: caches of the builds between hold it in `_sqlx_migrations`
+//! (the migrator ignores its missing file), so the next migration is `0008_*.sql`. A future
+//! migration runs before this upgrade on a cache of the older layout; it must not touch the
+//! FTS table or message ids.
 
 use super::{Cache, ID_BASE};
 use crate::error::Result;
