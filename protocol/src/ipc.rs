@@ -479,6 +479,12 @@ pub enum AppEvent {
     UpdateReady {
         update: UpdateView,
     },
+    /// The first start after an update is upgrading the local cache (once; minutes at a
+    /// million cached messages): `percent` of it is done. Every command waits until it is
+    /// over; show "Updating local history… N%" meanwhile. Sent as it moves, the last with 100.
+    CacheUpgrade {
+        percent: u8,
+    },
 }
 
 /// Why a command failed: a stable code and a message for people.

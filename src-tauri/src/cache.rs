@@ -33,6 +33,9 @@ use std::time::Duration;
 
 mod search;
 mod settings;
+mod upgrade;
+
+pub use upgrade::Progress;
 
 /// Messages kept per room unless configured otherwise.
 pub const DEFAULT_KEEP_PER_ROOM: u32 = 5000;
@@ -459,8 +462,21 @@ async fn set_busy_timeout(conn: &mut SqliteConnection, wait: Duration) -> sqlx::
 }
 
 impl Cache {
-    /// Opens (creating if needed) the cache at `path` and brings its schema up to date.
+    /// Opens (creating if needed) the cache at `path` and brings its schema up to date,
+    /// including the long [`upgrade`] (without reporting its progress).
     pub async fn open(path: &Path, keep_per_room: u32) -> Result<Cache> {
+        let cache = Cache::connect(path, keep_per_room).await?;
+        cache.upgrade(|_| {}).await?;
+        Ok(cache)
+    }
+
+    /// Opens (creating if needed) the cache at `path` and runs its migrations, which are
+    /// quick; [`Cache::upgrade`] must run before anything else is read or written (the app
+    /// shows its progress meanwhile).
+    ///
+    /// Migration 0007 of earlier builds did the upgrade's work in one step; a cache that had
+    /// it is of the current layout already, so the migrator does not ask for its file.
+    pub async fn connect(path: &Path, keep_per_room: u32) -> Result<Cache> {
         owner_only(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -477,7 +493,9 @@ impl Cache {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("src-tauri/migrations").run(&pool).await?;
+        let mut migrator = sqlx::migrate!("src-tauri/migrations");
+        migrator.set_ignore_missing(true);
+        migrator.run(&pool).await?;
         // A persistent FTS5 option (SQLite 3.42+): deletes remove the tokens from the index.
         sqlx::query("INSERT INTO messages_fts (messages_fts, rank) VALUES ('secure-delete', 1)")
             .execute(&pool)
@@ -1806,7 +1824,7 @@ async fn upsert_user(conn: &mut SqliteConnection, user: UserId, username: &str) 
 }
 
 /// Message ids count down from here as time goes on: a message's id is `ID_BASE - ts` (ts in
-/// milliseconds, year 6429 at most), migration 0007 numbers older caches the same way.
+/// milliseconds, year 6429 at most); [`Cache::upgrade`] numbers older caches the same way.
 pub(crate) const ID_BASE: i64 = 1 << 47;
 
 /// A new message's id: `ID_BASE - ts`, or when another message has that id already, the first

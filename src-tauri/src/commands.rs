@@ -1,5 +1,7 @@
 //! The one Tauri command, `execute`: it takes a [`protocol::ipc::Command`] (serde-tagged by
-//! `cmd`) as its `command` argument and hands it to [`Backend::execute`], which dispatches it.
+//! `cmd`) as its `command` argument and hands it to [`crate::Backend::execute`], which
+//! dispatches it, once the backend is open ([`Startup`]: commands sent while the app starts
+//! wait).
 //! The IPC surface is written once, as that enum; the UI builds its calls from the same enum
 //! (`ui/src/ipc.rs`).
 //!
@@ -9,8 +11,8 @@
 //! One exception: [`attachment_bytes`] returns raw bytes (an image is megabytes; as JSON it
 //! would be a list of numbers four times its size).
 
-use crate::backend::Backend;
 use crate::error::Error;
+use crate::startup::Startup;
 use protocol::ipc::Command;
 use tauri::{AppHandle, State};
 
@@ -20,14 +22,14 @@ use tauri::{AppHandle, State};
 #[tauri::command]
 pub async fn execute(
     app: AppHandle,
-    backend: State<'_, Backend>,
+    startup: State<'_, Startup>,
     command: Command,
 ) -> Result<serde_json::Value, Error> {
     match command {
         Command::UpdateStatus | Command::InstallUpdate => {
             crate::updater::execute(&app, command).await
         }
-        command => backend.execute(command).await,
+        command => startup.backend().await?.execute(command).await,
     }
 }
 
@@ -35,11 +37,15 @@ pub async fn execute(
 /// `invoke("attachment_bytes", {id, thumbnail})` ([`protocol::ipc::ATTACHMENT_BYTES`]).
 #[tauri::command]
 pub async fn attachment_bytes(
-    backend: State<'_, Backend>,
+    startup: State<'_, Startup>,
     id: String,
     thumbnail: bool,
 ) -> Result<tauri::ipc::Response, Error> {
-    let bytes = backend.attachment_bytes(&id, thumbnail).await?;
+    let bytes = startup
+        .backend()
+        .await?
+        .attachment_bytes(&id, thumbnail)
+        .await?;
     Ok(tauri::ipc::Response::new(bytes))
 }
 

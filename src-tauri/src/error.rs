@@ -49,6 +49,10 @@ pub enum Error {
     /// No app update to install, or it could not be installed (see [`crate::updater`]).
     #[error("{0}")]
     Update(String),
+    /// The backend could not be opened at start (see [`crate::startup`]): every command gets
+    /// the error it failed with, as it was first reported.
+    #[error("{}", .0.message)]
+    Start(AppError),
 }
 
 /// Results of this crate.
@@ -134,6 +138,7 @@ impl Error {
             }
             Error::Invalid(_) => (AppErrorCode::Invalid, self.to_string()),
             Error::Update(_) => (AppErrorCode::UpdateFailed, self.to_string()),
+            Error::Start(error) => return error.clone(),
         };
         AppError {
             code,

@@ -5,7 +5,8 @@
 //! [`outbox`] makes sends survive disconnects and restarts; [`backend`] ties them together and
 //! implements the IPC contract of [`protocol::ipc`] without knowing about Tauri; [`commands`]
 //! (the one Tauri command, dispatching a [`protocol::ipc::Command`]) and [`run`] put it in a
-//! window with a tray icon; [`updater`] installs new versions from the user's server. Imports
+//! window with a tray icon, with [`startup`] opening the backend while the window already
+//! shows; [`updater`] installs new versions from the user's server. Imports
 //! point down: the backend uses the outbox, the connection,
 //! the cache; none of those uses the backend.
 
@@ -18,6 +19,7 @@ pub mod connection;
 pub mod credentials;
 pub mod error;
 pub mod outbox;
+pub mod startup;
 pub mod tls;
 pub mod updater;
 
@@ -161,15 +163,50 @@ fn setup(app: &mut tauri::App) -> Result<(), Box<dyn std::error::Error>> {
         app.path().app_cache_dir()?.join("updates"),
     ));
     let options = Options::new(dir.join("cache.sqlite3"));
-    let sink = Arc::new(TauriSink {
-        app: app.handle().clone(),
+    // Only the quick part here (the file and its migrations, the settings): the window shows
+    // now, and the rest — the cache's upgrade after an update, the keychain, the connection —
+    // runs on a task the commands wait for (`startup`).
+    let cache = tauri::async_runtime::block_on(cache::Cache::connect(
+        &options.cache_path,
+        options.keep_per_room,
+    ))?;
+    let start_minimized =
+        tauri::async_runtime::block_on(Backend::stored_settings(&cache))?.start_minimized;
+    let (startup, opened) = startup::Startup::new();
+    app.manage(startup);
+    build_tray(app)?;
+    // The window is created hidden (tauri.conf.json) so "start minimized" never flashes it.
+    if !start_minimized {
+        show_main_window(app.handle());
+    }
+    let handle = app.handle().clone();
+    tauri::async_runtime::spawn(async move {
+        let sink = Arc::new(TauriSink {
+            app: handle.clone(),
+        });
+        let tokens = Arc::new(credentials::Keychain::default());
+        let opening = Backend::start(cache, options, tokens, sink).await;
+        if let Ok(backend) = &opening {
+            prepare(backend).await;
+        }
+        if let Some(backend) = opened.finish(opening) {
+            // App updates from the signed-in server, checked when the socket comes online:
+            // if it already did (before the backend was ready), now.
+            if backend.snapshot().connection == protocol::ipc::ConnectionState::Online {
+                updater::on_online(&handle);
+            }
+            updater::spawn_periodic_checks(&handle);
+        }
     });
-    let tokens = Arc::new(credentials::Keychain::default());
-    let backend = tauri::async_runtime::block_on(Backend::open(options, tokens, sink))?;
+    Ok(())
+}
+
+/// What the environment asks of a backend just opened, before any command reaches it.
+async fn prepare(backend: &Backend) {
     // CHAT_SERVER_URL preselects the server on first run (scripts/run-desktop.sh uses it).
     if backend.snapshot().server_url.is_none() {
         if let Ok(url) = std::env::var("CHAT_SERVER_URL") {
-            if let Err(e) = tauri::async_runtime::block_on(backend.set_server(&url)) {
+            if let Err(e) = backend.set_server(&url).await {
                 tracing::warn!(error = %e, "CHAT_SERVER_URL not usable; asking the user");
             }
         }
@@ -181,21 +218,6 @@ fn setup(app: &mut tauri::App) -> Result<(), Box<dyn std::error::Error>> {
     {
         backend.throttle_uploads(Some(rate));
     }
-    let start_minimized = backend.settings().start_minimized;
-    let online = backend.snapshot().connection == protocol::ipc::ConnectionState::Online;
-    app.manage(backend);
-    // App updates from the signed-in server, checked when the socket comes online: if it
-    // already did (before the backend was managed), now.
-    if online {
-        updater::on_online(app.handle());
-    }
-    updater::spawn_periodic_checks(app.handle());
-    build_tray(app)?;
-    // The window is created hidden (tauri.conf.json) so "start minimized" never flashes it.
-    if !start_minimized {
-        show_main_window(app.handle());
-    }
-    Ok(())
 }
 
 /// Builds and runs the app until it quits.
@@ -244,7 +266,8 @@ pub fn run() {
                 let _ = window.hide();
             }
             WindowEvent::Focused(focused) => {
-                if let Some(backend) = window.try_state::<Backend>() {
+                if let Some(backend) = window.try_state::<startup::Startup>().and_then(|s| s.get())
+                {
                     backend.set_window_focused(*focused);
                 }
             }

@@ -18,7 +18,6 @@
 //! file may have changed on disk since) and restarts the app as the new version. Failures are
 //! logged and retried at the next check; the user is never bothered with them.
 
-use crate::backend::Backend;
 use crate::error::{Error, Result};
 use protocol::ipc::{AppEvent, Command, UpdateStatus, UpdateView, EVENT};
 use std::path::{Path, PathBuf};
@@ -182,8 +181,11 @@ impl Updates {
 /// The socket came online: check for an update unless one was checked within
 /// [`CHECK_EVERY`], one is being checked, or one is ready.
 pub fn on_online<R: Runtime>(app: &AppHandle<R>) {
-    let (Some(updates), Some(backend)) = (app.try_state::<Updates>(), app.try_state::<Backend>())
-    else {
+    let (Some(updates), Some(backend)) = (
+        app.try_state::<Updates>(),
+        app.try_state::<crate::startup::Startup>()
+            .and_then(|s| s.get()),
+    ) else {
         return;
     };
     // Signed out: nothing to ask (signing in brings the socket online again).

@@ -257,3 +257,98 @@ async fn search_matches_the_text_not_the_markup() {
     );
     backend.shutdown().await;
 }
+
+/// The first start after the update that changed the cache's layout (`cache/upgrade.rs`) on a
+/// cache the app really wrote: the app reports the upgrade's progress to the UI, then opens as
+/// it was — signed in with the token it had, the cached history shown and searched, the
+/// message written offline still waiting — and that message is delivered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_start_after_the_update_upgrades_the_cache_and_keeps_everything() {
+    use protocol::ipc::{AppEvent, ConnectionState, MessageStatus};
+    use sqlx::Connection;
+
+    let redis = Redis::start().await;
+    let mut server = Server::start(&redis).await;
+    let home = Home::new();
+    let (backend, mut ui, me) = signed_up(&home, &server, "ann").await;
+    let (bob, room) = in_peers_room(&backend, &server, "upgrade").await;
+    for i in 1..=30 {
+        bob.send(room.id, &format!("release note {i}")).await;
+    }
+    ui.wait_message("release note 30", |m| m.body == "release note 30")
+        .await;
+    server.down().await;
+    ui.wait_state("Reconnecting", |s| {
+        matches!(s, ConnectionState::Reconnecting { .. })
+    })
+    .await;
+    let pending = within("send", backend.send(room.id, "written offline"))
+        .await
+        .unwrap_or_else(|e| panic!("send: {e}"));
+    let before = within("messages", backend.messages(room.id, None, None))
+        .await
+        .unwrap_or_else(|e| panic!("messages: {e}"));
+    within("shutdown", backend.shutdown()).await;
+
+    // As the build before the update left the file.
+    {
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(home.cache_path());
+        let mut conn = within("connect", sqlx::SqliteConnection::connect_with(&options))
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"));
+        within(
+            "the old layout",
+            sqlx::raw_sql(include_str!("data/to_layout_6.sql")).execute(&mut conn),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("the old layout: {e}"));
+        within("close", conn.close())
+            .await
+            .unwrap_or_else(|e| panic!("close: {e}"));
+    }
+
+    let (backend, mut ui) = home.open().await;
+    let percents: Vec<u8> = ui
+        .drain()
+        .into_iter()
+        .filter_map(|seen| match seen {
+            Seen::Event(AppEvent::CacheUpgrade { percent }) => Some(percent),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(percents.first(), Some(&0), "{percents:?}");
+    assert_eq!(percents.last(), Some(&100), "{percents:?}");
+    assert!(percents.windows(2).all(|w| w[0] < w[1]), "{percents:?}");
+
+    let snapshot = backend.snapshot();
+    assert_eq!(snapshot.user.map(|u| u.id), Some(me.id), "still signed in");
+    let after = within("messages", backend.messages(room.id, None, None))
+        .await
+        .unwrap_or_else(|e| panic!("messages: {e}"));
+    assert_eq!(after, before, "the same history, the unsent message last");
+    assert_eq!(
+        after.messages.last().map(|m| &m.status),
+        Some(&MessageStatus::Pending)
+    );
+    let hits = within("search", backend.search("releas not"))
+        .await
+        .unwrap_or_else(|e| panic!("search: {e}"));
+    assert_eq!(hits.len(), 30);
+    assert_eq!(
+        hits.first().map(|h| h.body.as_str()),
+        Some("release note 30")
+    );
+
+    server.up().await;
+    ui.wait_message("the unsent message, sent", |m| {
+        m.client_id == pending.client_id && is_sent(m)
+    })
+    .await;
+    let on_server = bob.bodies(room.id).await;
+    assert_eq!(
+        on_server.iter().filter(|b| *b == "written offline").count(),
+        1,
+        "{on_server:?}"
+    );
+    within("shutdown", backend.shutdown()).await;
+}

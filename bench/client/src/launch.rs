@@ -183,9 +183,13 @@ pub struct Direct {
     pub startup_cpu_s: Option<f64>,
     #[serde(default)]
     pub quiet_after_s: Option<f64>,
-    /// Share of one core while idle with the window shown (0.01 = 1 %), from when the app went
-    /// quiet.
+    /// Share of one core while idle with the window shown but not focused (0.01 = 1 %), from
+    /// when the app went quiet: the user works in another app.
     pub idle_visible: Option<f64>,
+    /// The same with the window focused: the user looks at it. In the chat app the composer
+    /// then holds the text caret, which WebKitGTK animates at the display's rate.
+    #[serde(default)]
+    pub idle_focused: Option<f64>,
     /// The same with the window hidden to the tray.
     pub idle_hidden: Option<f64>,
 }
@@ -260,13 +264,19 @@ pub async fn direct(
     let processes = procs::pss_tree(app.pid());
     let pss_mib = total_mib(&processes);
     let mut idle_visible = None;
+    let mut idle_focused = None;
     let mut idle_hidden = None;
     let (mut startup_cpu_s, mut quiet_after_s) = (None, None);
     if !opts.idle.is_zero() {
         wait_quiet(app.pid()).await;
         quiet_after_s = Some(framed.elapsed().as_secs_f64());
         startup_cpu_s = Some(procs::cpu_seconds(&procs::cpu_tree(app.pid())));
+        x.set_focused(false)?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
         idle_visible = Some(idle_cpu(app.pid(), opts.idle).await);
+        x.set_focused(true)?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        idle_focused = Some(idle_cpu(app.pid(), opts.idle).await);
         if opts.has_tray {
             x.close_windows()?;
             wait_no_window(x).await?;
@@ -285,6 +295,7 @@ pub async fn direct(
         startup_cpu_s,
         quiet_after_s,
         idle_visible,
+        idle_focused,
         idle_hidden,
     })
 }

@@ -13,6 +13,7 @@ pub mod launch;
 pub mod procs;
 pub mod report;
 pub mod search;
+pub mod upgrade;
 pub mod x11;
 
 /// What can stop a benchmark run.

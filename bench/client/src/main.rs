@@ -54,6 +54,14 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         slowest: usize,
     },
+    /// The cache's one-time upgrade after an update, against the one-step migration it
+    /// replaced (no window): prints one JSON line per size.
+    Upgrade {
+        #[arg(long, value_delimiter = ',', default_value = "100000")]
+        sizes: Vec<u64>,
+        #[arg(long, default_value_t = 50)]
+        rooms: u32,
+    },
 }
 
 #[derive(Parser, Clone)]
@@ -110,6 +118,7 @@ async fn main() {
             slowest,
         } => search_only(&sizes, rooms, queries, keep.as_deref(), slowest).await,
         Cmd::Ipc { sizes, rooms, runs } => ipc_only(&sizes, rooms, runs).await,
+        Cmd::Upgrade { sizes, rooms } => upgrade_only(&sizes, rooms).await,
     };
     if let Err(e) = result {
         eprintln!("chat-client-bench: {e}");
@@ -119,6 +128,19 @@ async fn main() {
 
 fn note(text: &str) {
     eprintln!("[client-bench] {text}");
+}
+
+async fn upgrade_only(sizes: &[u64], rooms: u32) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    for &n in sizes {
+        note(&format!("upgrade: {n} messages"));
+        let result = chat_client_bench::upgrade::run(dir.path(), n, rooms).await?;
+        println!(
+            "{}",
+            serde_json::to_string(&result).map_err(|e| Error::Invalid(e.to_string()))?
+        );
+    }
+    Ok(())
 }
 
 async fn search_only(
@@ -223,7 +245,10 @@ async fn measure_app(
         Ok(d) => {
             note(&format!(
                 "{label} cold: first frame {:.2} s, PSS {:.1} MiB, idle {:?}/{:?}",
-                d.first_frame_s, d.pss_mib, d.idle_visible, d.idle_hidden
+                d.first_frame_s,
+                d.pss_mib,
+                (d.idle_visible, d.idle_focused),
+                d.idle_hidden
             ));
             run.cold = Some(d);
         }

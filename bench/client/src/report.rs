@@ -221,6 +221,7 @@ pub fn markdown(d: &RunData) -> String {
             .map(|c| (r.messages, c))
     });
     let idle_chat = chat_cold.and_then(|(n, c)| Some((n, c.idle_visible?, c.idle_hidden)));
+    let focused = |c: Option<&Direct>| pct(c.and_then(|c| c.idle_focused));
     if idle_floor.is_some() || idle_chat.is_some() {
         let startup =
             |c: Option<&Direct>| match c.and_then(|c| c.startup_cpu_s.zip(c.quiet_after_s)) {
@@ -232,8 +233,12 @@ pub fn markdown(d: &RunData) -> String {
         let _ = writeln!(
             w,
             "Idle CPU over {:.0} s (all processes of the app, share of one core), counted once the \
-             start is over (under {:.0} % of a core over {} s): floor {}; chat-desktop{} visible {}, \
-             hidden to the tray {}. The start until then: floor {}; chat-desktop {}.\n",
+             start is over (under {:.0} % of a core over {} s): floor {}; chat-desktop{} visible \
+             behind another app's window (keyboard focus elsewhere) {}, hidden to the tray {}. \
+             With the window focused (the user looking at it): floor {}, chat-desktop {} — the \
+             composer then holds the text caret, which WebKitGTK animates at the display's rate \
+             (in software here); any focused text field does the same. The start until then: \
+             floor {}; chat-desktop {}.\n",
             d.idle_s,
             crate::launch::QUIET_SHARE * 100.0,
             crate::launch::QUIET_WINDOW.as_secs(),
@@ -241,6 +246,8 @@ pub fn markdown(d: &RunData) -> String {
             idle_chat.map_or(String::new(), |(n, ..)| format!(" ({n} messages)")),
             pct(idle_chat.map(|c| c.1)),
             pct(idle_chat.and_then(|c| c.2)),
+            focused(floor_cold),
+            focused(chat_cold.map(|(_, c)| c)),
             startup(floor_cold),
             startup(chat_cold.map(|(_, c)| c)),
         );
@@ -291,7 +298,7 @@ pub fn markdown(d: &RunData) -> String {
     );
     let _ = writeln!(
         w,
-        "| idle CPU ≤ 0.5 % of a core | {} (worst of visible and hidden) | {} |",
+        "| idle CPU ≤ 0.5 % of a core | {} (worst of visible behind another window and hidden; focused: see above) | {} |",
         pct(idle),
         verdict(idle.map(|v| v <= 0.005))
     );

@@ -117,6 +117,26 @@ impl X {
         self.conn.flush().map_err(x_err)
     }
 
+    /// Keyboard focus: to nothing (`false`), as when the user works in another app and the
+    /// window stays visible behind it; or back to where the pointer is (`true`, X's default
+    /// without a window manager: the window under the pointer, i.e. the app's).
+    pub fn set_focused(&self, focused: bool) -> Result<()> {
+        use x11rb::protocol::xproto::InputFocus;
+        let (revert, to) = if focused {
+            (
+                InputFocus::POINTER_ROOT,
+                u32::from(InputFocus::POINTER_ROOT),
+            )
+        } else {
+            (InputFocus::NONE, x11rb::NONE)
+        };
+        self.conn
+            .set_input_focus(revert, to, x11rb::CURRENT_TIME)
+            .map_err(x_err)?
+            .check()
+            .map_err(x_err)
+    }
+
     /// Whether any viewable top-level window is left.
     pub fn any_window(&self) -> bool {
         self.windows().is_ok_and(|w| !w.is_empty())

@@ -176,11 +176,39 @@ impl Backend {
         tokens: Arc<dyn TokenStore>,
         sink: Arc<dyn EventSink>,
     ) -> Result<Backend> {
-        let cache = Cache::open(&options.cache_path, options.keep_per_room).await?;
-        let settings = cache
+        let cache = Cache::connect(&options.cache_path, options.keep_per_room).await?;
+        Backend::start(cache, options, tokens, sink).await
+    }
+
+    /// The app settings stored in `cache`, readable as soon as it is connected (before its
+    /// upgrade): the app needs "start minimized" before it shows its window.
+    pub async fn stored_settings(cache: &Cache) -> Result<Settings> {
+        Ok(cache
             .json_setting::<Settings>(key::SETTINGS)
             .await?
-            .unwrap_or_else(default_settings);
+            .unwrap_or_else(default_settings))
+    }
+
+    /// [`Backend::open`] on a cache already connected ([`Cache::connect`]): upgrades it first
+    /// when this is the first start after an update that changed its layout, telling the UI
+    /// how far it is ([`AppEvent::CacheUpgrade`], each whole percent once).
+    pub async fn start(
+        cache: Cache,
+        options: Options,
+        tokens: Arc<dyn TokenStore>,
+        sink: Arc<dyn EventSink>,
+    ) -> Result<Backend> {
+        let mut shown = None;
+        cache
+            .upgrade(|progress| {
+                let percent = progress.percent();
+                if shown != Some(percent) {
+                    shown = Some(percent);
+                    sink.emit(AppEvent::CacheUpgrade { percent });
+                }
+            })
+            .await?;
+        let settings = Backend::stored_settings(&cache).await?;
         let limits = cache
             .json_setting::<Limits>(key::LIMITS)
             .await?

@@ -3,7 +3,7 @@
 //!
 //! A search reads its hits newest first straight from the index and stops at its limit: the
 //! index lists rows by id, and message ids follow time backwards (`NEXT_ID` in `cache.rs`,
-//! migration 0007). Every word typed is a prefix; prefix indexes of 1 to 8 characters let FTS5
+//! `upgrade.rs`). Every word typed is a prefix; prefix indexes of 1 to 8 characters let FTS5
 //! read a prefix like a word instead of merging the lists of every word it matches, which is
 //! what kept a search of a common word in the milliseconds at a million messages
 //! (docs/BENCHMARKS.md, client section; bench/analysis.md).
@@ -59,7 +59,7 @@ fn fts_query(query: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::cache::tests::{message, open, room};
     use protocol::RoomEvent;
@@ -68,7 +68,7 @@ mod tests {
     use std::path::Path;
 
     /// A cache file as a version before migration `version` wrote it (its schema, no rows).
-    async fn migrated_before(path: &Path, version: i64) -> SqlitePool {
+    pub(crate) async fn migrated_before(path: &Path, version: i64) -> SqlitePool {
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(

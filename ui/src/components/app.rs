@@ -3,6 +3,7 @@
 //! which room is in view) and picks the screen.
 
 use super::auth_screen::AuthScreen;
+use super::cache_upgrade::CacheUpgrade;
 use super::main_screen::MainScreen;
 use super::server_screen::ServerScreen;
 use super::toasts::Toasts;
@@ -86,6 +87,7 @@ fn on_event(d: &Dispatcher, event: AppEvent) {
             total,
         }),
         AppEvent::UpdateReady { update } => d.dispatch(Action::UpdateReady(update)),
+        AppEvent::CacheUpgrade { percent } => d.dispatch(Action::CacheUpgrade(percent)),
     }
 }
 
@@ -163,13 +165,23 @@ pub fn App() -> Html {
                     },
                 )
             };
-            let tick = {
-                let d = d.clone();
-                gloo::timers::callback::Interval::new(1_000, move || {
+            move || drop((events, focus, blur, keys))
+        });
+    }
+
+    // A typing indicator expires: one timer, for the first to expire, and none while nobody
+    // types (a timer every second woke the web view for nothing; idle CPU, issue 16).
+    {
+        let d = state.dispatcher();
+        let next = state.next_expiry_ms();
+        use_effect_with(next, move |next| {
+            let timer = next.map(|at| {
+                let wait = u32::try_from((at - now_ms()).clamp(0, 1 << 30)).unwrap_or(0);
+                gloo::timers::callback::Timeout::new(wait + 20, move || {
                     d.dispatch(Action::Tick { now_ms: now_ms() })
                 })
-            };
-            move || drop((events, focus, blur, keys, tick))
+            });
+            move || drop(timer)
         });
     }
 
@@ -270,10 +282,13 @@ pub fn App() -> Html {
         }
     } else {
         match state.screen {
-            Screen::Loading => html! {
-                <main class="center-screen" aria-busy="true">
-                    <div class="spinner large" role="status" aria-label="Loading"></div>
-                </main>
+            Screen::Loading => match state.cache_upgrade {
+                Some(percent) => html! { <CacheUpgrade {percent} /> },
+                None => html! {
+                    <main class="center-screen" aria-busy="true">
+                        <div class="spinner large" role="status" aria-label="Loading"></div>
+                    </main>
+                },
             },
             Screen::Server => html! { <ServerScreen /> },
             Screen::Auth => html! { <AuthScreen /> },

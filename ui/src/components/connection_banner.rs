@@ -37,17 +37,37 @@ fn wait_at(reconnect_at_ms: Option<i64>, now: i64) -> Wait {
     }
 }
 
+/// How long until [`wait_at`] says something else (ms), `None` when it never will: the banner
+/// wakes only then (a timer every half second woke the web view for nothing between attempts).
+fn next_change_in(reconnect_at_ms: Option<i64>, now: i64) -> Option<i64> {
+    let left = reconnect_at_ms? - now;
+    if left <= 0 {
+        return None;
+    }
+    let seconds = (left + 999) / 1000;
+    // To the start of the countdown, else to the next whole second; a little after, so the
+    // new value is there when the timer fires.
+    let next = if seconds > COUNTDOWN_S {
+        left - COUNTDOWN_S * 1000
+    } else {
+        left - (seconds - 1) * 1000
+    };
+    Some(next + 5)
+}
+
 #[function_component]
 pub fn ConnectionBanner(props: &ConnectionBannerProps) -> Html {
-    // Re-rendered only when what it says changes: each second of the last ten, not before.
+    // Re-rendered only when what it says changes: each second of the last ten, not before;
+    // and woken only then.
     let wait = use_state_eq(|| wait_at(props.reconnect_at_ms, now_ms()));
     {
         let wait = wait.clone();
-        use_effect_with(props.reconnect_at_ms, move |at| {
+        use_effect_with((props.reconnect_at_ms, *wait), move |(at, _)| {
             let at = *at;
             wait.set(wait_at(at, now_ms()));
-            let timer = at.map(|_| {
-                gloo::timers::callback::Interval::new(500, move || wait.set(wait_at(at, now_ms())))
+            let timer = next_change_in(at, now_ms()).map(|ms| {
+                let ms = u32::try_from(ms.clamp(1, 1 << 30)).unwrap_or(1);
+                gloo::timers::callback::Timeout::new(ms, move || wait.set(wait_at(at, now_ms())))
             });
             move || drop(timer)
         });
@@ -103,5 +123,33 @@ pub fn ConnectionBanner(props: &ConnectionBannerProps) -> Html {
                 </button>
             }
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The banner wakes when the countdown starts and then once a second, each time to a new
+    /// text, and not at all when there is nothing to count.
+    #[test]
+    fn the_banner_wakes_only_when_its_text_changes() {
+        let at = 100_000;
+        assert_eq!(next_change_in(None, 0), None);
+        assert_eq!(next_change_in(Some(at), at), None);
+        // A minute away: "at 12:34:56" until ten seconds are left.
+        let now = at - 60_000;
+        let wake = now + next_change_in(Some(at), now).unwrap_or(0);
+        assert_eq!(wait_at(Some(at), wake - 10), Wait::Later);
+        assert_eq!(wait_at(Some(at), wake), Wait::Seconds(10));
+        // Then every second, each time one less.
+        let mut now = wake;
+        for left in (1..=10).rev() {
+            assert_eq!(wait_at(Some(at), now), Wait::Seconds(left));
+            now += next_change_in(Some(at), now).unwrap_or(0);
+            assert!(now - wake <= 10_000 + 100, "{now}");
+        }
+        assert_eq!(wait_at(Some(at), now), Wait::None);
+        assert_eq!(next_change_in(Some(at), now), None);
     }
 }

@@ -14,6 +14,7 @@ pub mod banned_list;
 pub mod block_dialog;
 pub mod blocked_users;
 pub mod browse_rooms_dialog;
+pub mod cache_upgrade;
 pub mod chat_view;
 pub mod composer;
 pub mod connection_banner;

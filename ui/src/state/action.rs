@@ -11,6 +11,8 @@ use protocol::{RoomId, UserId};
 pub enum Action {
     /// The first answer of `snapshot`: picks the screen.
     Snapshot(Snapshot),
+    /// The backend is upgrading the local cache (first start after an update): percent done.
+    CacheUpgrade(u8),
     /// `set_server` succeeded.
     ServerChosen(String),
     /// Back to the server screen.

@@ -5,7 +5,14 @@ use super::*;
 impl AppState {
     pub(super) fn apply(&mut self, action: Action) {
         match action {
+            Action::CacheUpgrade(percent) => {
+                // Only while starting: a late event must not cover a screen already shown.
+                if self.screen == Screen::Loading {
+                    self.cache_upgrade = Some(percent);
+                }
+            }
             Action::Snapshot(snap) => {
+                self.cache_upgrade = None;
                 self.server_url = snap.server_url;
                 self.username_hint = snap.username;
                 self.connection = snap.connection;

@@ -164,6 +164,8 @@ pub struct AppState {
     pub uploads: HashMap<String, (u64, u64)>,
     /// A newer app version, downloaded and verified: "Restart to update".
     pub update: Option<protocol::ipc::UpdateView>,
+    /// While the app starts: the local cache is being upgraded, this percent of it done.
+    pub cache_upgrade: Option<u8>,
 }
 
 impl Default for AppState {
@@ -198,6 +200,7 @@ impl Default for AppState {
             removal: None,
             uploads: HashMap::new(),
             update: None,
+            cache_upgrade: None,
         }
     }
 }
@@ -266,6 +269,12 @@ impl AppState {
             None if listed => Status::Online,
             None => Status::Offline,
         })
+    }
+
+    /// When the first typing indicator expires (ms since epoch): the UI wakes then to drop it
+    /// ([`Action::Tick`]), and not at all while nobody types.
+    pub fn next_expiry_ms(&self) -> Option<i64> {
+        self.typing.values().flatten().map(|t| t.until_ms).min()
     }
 
     /// Names of the people typing in a room.

@@ -211,8 +211,14 @@ fn typing_expires_and_stops_on_message() {
     let s = Rc::new(s);
     let same = s.clone().reduce(Action::Tick { now_ms: 50 });
     assert!(Rc::ptr_eq(&s, &same), "nothing expired: no re-render");
+    assert_eq!(
+        s.next_expiry_ms(),
+        Some(100),
+        "the UI wakes when bo's expires"
+    );
     let s = s.reduce(Action::Tick { now_ms: 150 });
     assert_eq!(s.typing_names(RoomId(1)), vec!["cy"]);
+    assert!(s.next_expiry_ms().is_some_and(|at| at > 150));
     let s = s.reduce(Action::Message(msg(1, Some(1), "m", 3, "hi")));
     assert!(s.typing_names(RoomId(1)).is_empty());
 }
