@@ -44,13 +44,6 @@ struct ServerProcess {
     _redis: Option<RedisServer>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 impl ServerProcess {
     async fn start(backend: Backend, settings: &[(&str, &str)]) -> ServerProcess {
         let redis = match backend {
@@ -59,7 +52,8 @@ impl ServerProcess {
             Backend::Cluster => unreachable!("the attack runs on the embedded store or one Redis"),
         };
         for _attempt in 0..3 {
-            let port = free_port();
+            // Below the ephemeral range, so no outgoing connection holds it (see testkit).
+            let port = testkit::free_port();
             // CHAT_SERVER_BIN: measure another build (e.g. release) than this test's.
             let bin = std::env::var("CHAT_SERVER_BIN")
                 .unwrap_or_else(|_| env!("CARGO_BIN_EXE_chat-server").to_string());
